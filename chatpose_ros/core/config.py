@@ -1,0 +1,118 @@
+"""One configuration schema: frozen dataclasses whose fields carry help text.
+
+ROS parameters (with descriptions) and `config/default.yaml` derive from these classes;
+tests/test_config_yaml.py keeps the YAML and the dataclass defaults equal.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+
+def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Which model answers, and how it runs."""
+
+    profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package) "
+                      "or 'chatpose' (LLaVA-style ChatPose checkpoint, GPU recommended).", ("default", "chatpose"))
+    weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
+    checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
+                         "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
+    lora_adapter: str = _f("", "ChatPose profile: optional PEFT LoRA adapter folder merged into the LLM at load.")
+    device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'.")
+    dtype: str = _f("auto", "Weights dtype: 'auto' (float16 on CUDA, float32 on CPU), 'float32', 'float16', 'bfloat16'.",
+                    ("auto", "float32", "float16", "bfloat16"))
+    vision_backend: str = _f("torch", "ChatPose profile vision encoder backend: 'torch', 'onnx' (ONNX Runtime) or "
+                             "'tensorrt' (fp16 engine, falls back to torch without TensorRT/CUDA).",
+                             ("torch", "onnx", "tensorrt"))
+    engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
+    force_pose_token: bool = _f(True, "When a pose is asked for and the model ends its answer without a pose "
+                                "token, append one so that a pose is always returned.")
+    max_new_tokens: int = _f(32, "Maximum number of tokens generated per answer.")
+    smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
+                              "body mesh; without it joints come from forward kinematics.")
+    max_people: int = _f(5, "Maximum number of people detected per image.")
+    max_query_chars: int = _f(500, "Queries longer than this many characters are refused.")
+    max_image_pixels: int = _f(16_000_000, "Images with more pixels than this are refused.")
+    seed: int = _f(0, "Random seed for sampling-free decoding ties and any stochastic step.")
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
+        if self.max_new_tokens < 1:
+            raise ConfigError("max_new_tokens must be >= 1")
+        if self.max_people < 1:
+            raise ConfigError("max_people must be >= 1")
+        if self.max_query_chars < 1 or self.max_image_pixels < 1:
+            raise ConfigError("max_query_chars and max_image_pixels must be >= 1")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Topics, QoS and behaviour of the ROS node (plain data: no ROS import here)."""
+
+    image_topic: str = _f("/camera/image_raw", "sensor_msgs/Image topic to read frames from.")
+    compressed_image_topic: str = _f("", "Optional sensor_msgs/CompressedImage topic (JPEG/PNG); empty = off.")
+    query_topic: str = _f("~/query", "std_msgs/String topic of natural-language queries (e.g. from speech-to-text).")
+    image_qos: str = _f("sensor_data", "QoS of the image subscriptions: 'sensor_data' (best effort, depth 1) or "
+                        "'reliable' (depth image_qos_depth). Must match the camera driver.", ("sensor_data", "reliable"))
+    image_qos_depth: int = _f(1, "History depth of the image subscriptions.")
+    output_qos: str = _f("reliable", "QoS of the pose, marker, answer and status publishers.", ("reliable", "best_effort"))
+    output_qos_depth: int = _f(10, "History depth of the output publishers.")
+    query_queue_size: int = _f(4, "Queries waiting for the model; when full the oldest is dropped and reported.")
+    max_image_age_s: float = _f(5.0, "Queries are refused when the latest image is older than this (s); 0 = no limit.")
+    track_after_query: bool = _f(True, "After a query chooses a person, keep publishing that person's pose on "
+                                 "every frame until a new query or until the person is lost.")
+    tracking_rate_hz: float = _f(15.0, "Highest rate of tracking updates (Hz).")
+    frame_id: str = _f("camera_optical_frame", "Frame id used when an image arrives without one.")
+    marker_lifetime_s: float = _f(1.0, "Lifetime of RViz markers (s); 0 = forever.")
+    marker_joint_radius_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")
+    default_depth_m: float = _f(3.0, "Distance in front of the camera where a person without known translation "
+                                "is drawn in RViz (m).")
+    diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
+    latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
+
+    def __post_init__(self) -> None:
+        validate_choices(self)
+        if self.query_queue_size < 1 or self.image_qos_depth < 1 or self.output_qos_depth < 1:
+            raise ConfigError("queue sizes and QoS depths must be >= 1")
+        if self.tracking_rate_hz <= 0 or self.diagnostics_period_s <= 0:
+            raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
+
+
+def validate_choices(cfg: Any) -> None:
+    """Raise ConfigError when a field with `choices` metadata holds another value."""
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise ConfigError(f"{type(cfg).__name__}.{f.name}={getattr(cfg, f.name)!r}: expected one of {choices}")
+
+
+def field_help(cls: type, name: str) -> str:
+    """The help text of field `name` of config dataclass `cls`."""
+    return next(f.metadata.get("help", "") for f in dataclasses.fields(cls) if f.name == name)
+
+
+def from_mapping(cls: type, values: dict[str, Any]) -> Any:
+    """Build config dataclass `cls` from a mapping, refusing unknown keys and wrong types."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+    kwargs = {}
+    for k, v in values.items():
+        default = names[k].default
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise ConfigError(f"{cls.__name__}.{k} must be a bool, got {v!r}")
+        if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        if type(default) is not type(v):
+            raise ConfigError(f"{cls.__name__}.{k} must be {type(default).__name__}, got {v!r}")
+        kwargs[k] = v
+    return cls(**kwargs)

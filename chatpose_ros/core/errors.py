@@ -1,0 +1,51 @@
+"""Typed errors for everything a user can cause. Each carries a stable machine-readable `code`
+that the ROS layer copies into `PipelineStatus.code`."""
+from __future__ import annotations
+
+
+class ChatPoseError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    code = "error"
+
+
+class ConfigError(ChatPoseError, ValueError):
+    """A configuration value is unknown or out of range."""
+
+    code = "invalid_config"
+
+
+class InvalidImageError(ChatPoseError, ValueError):
+    """An image cannot be decoded: unknown encoding, wrong size, truncated or huge data."""
+
+    code = "invalid_image"
+
+
+class InvalidQueryError(ChatPoseError, ValueError):
+    """A query is empty, not text, or longer than allowed."""
+
+    code = "invalid_query"
+
+
+class ModelLoadError(ChatPoseError, RuntimeError):
+    """A model file is missing, unreadable or does not match the expected layout."""
+
+    code = "model_load_failed"
+
+
+class CheckpointError(ModelLoadError):
+    """A checkpoint is malformed or mismatched (missing keys, wrong shapes, wrong layout)."""
+
+    code = "invalid_checkpoint"
+
+
+class BackendUnavailableError(ChatPoseError, RuntimeError):
+    """An optional backend (TensorRT, CUDA, ONNX Runtime, SMPL files) is not available."""
+
+    code = "backend_unavailable"
+
+
+class InferenceError(ChatPoseError, RuntimeError):
+    """Inference failed on an input that passed validation."""
+
+    code = "inference_failed"

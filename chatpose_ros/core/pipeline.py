@@ -1,0 +1,97 @@
+"""The pipeline seam: the one small interface between the node (or CLI) and a model.
+
+    result = pipeline.estimate(image, query)   # a question about an image (or text only)
+    people = pipeline.observe(image)           # every person in a frame, for tracking
+
+`build_pipeline(config)` picks the implementation from `config.profile`.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .config import PipelineConfig
+from .errors import ConfigError, InvalidImageError, InvalidQueryError
+from .types import PersonPose, PoseResult
+
+
+@runtime_checkable
+class PosePipeline(Protocol):
+    """What every model profile provides."""
+
+    model_id: str
+
+    def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
+        """Answer `query` about `image`.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, or None for text-only questions.
+            query: the natural-language question (validated by `validate_query`).
+        Raises:
+            InvalidImageError, InvalidQueryError, InferenceError.
+        """
+        ...
+
+    def observe(self, image: np.ndarray) -> list[PersonPose]:
+        """Every person found in `image` ((H, W, 3) uint8 RGB) with box, pose and appearance,
+        for tracking; an empty list when the profile cannot localise people."""
+        ...
+
+    def close(self) -> None:
+        """Release the model (GPU memory, threads)."""
+        ...
+
+
+def validate_query(query: object, max_chars: int) -> str:
+    """Return the cleaned query (control characters removed, whitespace collapsed).
+
+    Raises InvalidQueryError when it is not text, not valid UTF-8, empty, or too long.
+    """
+    if isinstance(query, bytes):
+        try:
+            query = query.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidQueryError(f"query is not valid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    if not isinstance(query, str):
+        raise InvalidQueryError(f"query must be text, got {type(query).__name__}")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in query):
+        raise InvalidQueryError("query is not valid UTF-8 (contains surrogate code points)")
+    if len(query) > max_chars:
+        raise InvalidQueryError(f"query has {len(query)} characters, more than max_query_chars={max_chars}")
+    cleaned = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in query)
+    cleaned = " ".join(cleaned.split())
+    if not cleaned:
+        raise InvalidQueryError("query is empty (or only whitespace and control characters)")
+    return cleaned
+
+
+def validate_image(image: object, max_pixels: int) -> np.ndarray:
+    """Check an RGB image: (H, W, 3) uint8 with 0 < H*W <= max_pixels. Returns it unchanged."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InvalidImageError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    h, w = image.shape[:2]
+    if h == 0 or w == 0:
+        raise InvalidImageError(f"image is empty ({w}x{h})")
+    if h * w > max_pixels:
+        raise InvalidImageError(f"image has {w}x{h}={w * h} pixels, more than max_image_pixels={max_pixels}")
+    return image
+
+
+def build_pipeline(config: PipelineConfig) -> PosePipeline:
+    """Build the pipeline that `config.profile` names.
+
+    Raises ConfigError for an unknown profile, ModelLoadError when weights are missing or bad.
+    """
+    if config.profile == "default":
+        from chatpose_ros.models.default.pipeline import DefaultPipeline
+
+        return DefaultPipeline.from_config(config)
+    if config.profile == "chatpose":
+        from chatpose_ros.models.chatpose.pipeline import ChatPosePipeline
+
+        return ChatPosePipeline.from_config(config)
+    raise ConfigError(f"unknown profile {config.profile!r}: expected 'default' or 'chatpose'")
