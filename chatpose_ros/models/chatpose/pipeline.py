@@ -1,0 +1,118 @@
+"""`ChatPosePipeline`: the PosePipeline of the 'chatpose' profile (LLaVA-style ChatPose model)."""
+from __future__ import annotations
+
+import gc
+import logging
+import time
+
+import numpy as np
+import torch
+
+from chatpose_ros.core.body import SmplBody
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.errors import CheckpointError, InferenceError, ModelLoadError
+from chatpose_ros.core.pipeline import validate_image, validate_query
+from chatpose_ros.core.types import PersonPose, PoseResult
+
+from .checkpoints import checkpoint_fingerprint, load_checkpoint
+from .model import ChatPoseModel
+from .vision_backends import VisionBackend, create_vision_backend
+
+log = logging.getLogger(__name__)
+
+ESTIMATOR = "chatpose"
+
+
+class ChatPosePipeline:
+    """Answers questions with ChatPose; every pose token in the answer gives one SMPL pose.
+
+    ChatPose predicts no translation, box or shape: people carry theta, mean-shape joints by
+    forward kinematics (or the SMPL mesh when a SMPL file is configured), box/translation None.
+    """
+
+    def __init__(self, config: PipelineConfig, model: ChatPoseModel, backend: VisionBackend, body: SmplBody,
+                 model_id: str) -> None:
+        self.config = config
+        self.model = model
+        self.backend = backend
+        self.body = body
+        self.model_id = model_id
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> ChatPosePipeline:
+        """Load the checkpoint (+ LoRA adapter) named in `config`.
+
+        Raises CheckpointError / ModelLoadError on missing or malformed checkpoints.
+        """
+        if not config.checkpoint:
+            raise ModelLoadError("profile 'chatpose' needs PipelineConfig.checkpoint (a folder in our layout; "
+                                 "convert CHATPOSE-V0 with chatpose-convert)")
+        torch.manual_seed(config.seed)
+        model = load_checkpoint(config.checkpoint, device=config.device, dtype=config.dtype,
+                                lora_adapter=config.lora_adapter or None)
+        model_id = "chatpose:" + checkpoint_fingerprint(config.checkpoint, config.lora_adapter or None)
+        backend = create_vision_backend(config, model, model_id)
+        body = SmplBody(config.smpl_model_path or None)
+        log.info("ChatPose pipeline ready: %s, device %s, dtype %s, vision backend %s", model_id, model.device,
+                 model.dtype, backend.name)
+        return cls(config, model, backend, body, model_id)
+
+    def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
+        """(H, W, 3) uint8 RGB image or None, query -> PoseResult (one person per pose token)."""
+        query = validate_query(query, self.config.max_query_chars)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        features = None
+        size = None
+        try:
+            if image is not None:
+                validate_image(image, self.config.max_image_pixels)
+                size = (int(image.shape[1]), int(image.shape[0]))
+                pixels = self.model.preprocessor(image)
+                timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+                t1 = time.perf_counter()
+                features = self.backend.encode(pixels)
+                timings["vision"] = (time.perf_counter() - t1) * 1e3
+            t2 = time.perf_counter()
+            gen = self.model.generate(features, query, max_new_tokens=self.config.max_new_tokens,
+                                      force_pose_token=self.config.force_pose_token)
+            timings["generate"] = (time.perf_counter() - t2) * 1e3
+            t3 = time.perf_counter()
+            with torch.no_grad():
+                rotmats = self.model.pose_rotmats(gen.pose_hidden)  # (P, 24, 3, 3)
+                theta = self.model.rotmats_to_theta(rotmats)  # (P, 72)
+                people = []
+                if rotmats.shape[0]:
+                    out = self.body(rotmats.cpu())
+                    for i in range(rotmats.shape[0]):
+                        people.append(PersonPose(
+                            theta=theta[i].cpu().numpy().astype(np.float32),
+                            joints=out.joints[i].cpu().numpy().astype(np.float32),
+                            vertices=None if out.vertices is None else out.vertices[i].cpu().numpy().astype(np.float32),
+                            faces=out.faces, confidence=1.0, estimator=ESTIMATOR))
+            timings["pose"] = (time.perf_counter() - t3) * 1e3
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            if isinstance(exc, (ModelLoadError, InferenceError)):
+                raise
+            raise InferenceError(f"ChatPose inference failed: {exc}") from exc
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        if gen.forced_pose:
+            log.info("answer had no pose token; one was appended (force_pose_token)")
+        return PoseResult(query=query, answer=gen.text, people=tuple(people), selected=0 if people else -1,
+                          model_id=self.model_id, image_size=size, timings_ms=timings)
+
+    def observe(self, image: np.ndarray) -> list[PersonPose]:
+        """ChatPose cannot localise people: always an empty list."""
+        return []
+
+    def close(self) -> None:
+        """Drop the model and free (GPU) memory."""
+        on_cuda = self.model is not None and self.model.device.type == "cuda"
+        self.model = None  # type: ignore[assignment]
+        self.backend = None  # type: ignore[assignment]
+        gc.collect()
+        if on_cuda:
+            torch.cuda.empty_cache()
+
+
+__all__ = ["ChatPosePipeline", "CheckpointError"]

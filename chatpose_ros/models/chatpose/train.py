@@ -1,0 +1,207 @@
+"""`chatpose-train`: LoRA fine-tuning of ChatPose (the training code upstream never released).
+
+As in the paper: vision tower and projector frozen, LoRA (r=128, alpha=256) on the LLM's
+attention and MLP projections, the pose head trained fully; loss = cross-entropy on answer
+tokens + `pose_loss_weight` x L1 between predicted and true rotation matrices (the pose head
+reads the last-layer hidden state at the pose token's position, exactly where inference reads
+it); batches drawn with a task mix image_to_pose : text_to_pose : chat (default 2:1:1).
+Outputs (safetensors): the PEFT adapter (`adapter_model.safetensors`, `adapter_config.json`)
+and `pose_head.safetensors` in `--out`, usable as `PipelineConfig.lora_adapter` or merged with
+`chatpose-merge-lora`. Data format: see `data.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from chatpose_ros.core.body import theta_to_rotmats
+from chatpose_ros.core.errors import ChatPoseError, ConfigError
+
+from .checkpoints import POSE_HEAD_FILE, _save_safetensors, load_checkpoint
+from .data import IGNORE_INDEX, TASKS, Sample, expand_image_positions, load_image, load_jsonl, tokenize_conversation
+from .model import IMAGE_TOKEN_INDEX, ChatPoseModel
+
+log = logging.getLogger(__name__)
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options (defaults: the paper's)."""
+
+    lora_r: int = 128
+    lora_alpha: int = 256
+    lora_dropout: float = 0.05
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    epochs: int = 1
+    batch: int = 2
+    pose_loss_weight: float = 0.1
+    task_mix: tuple[float, float, float] = (2.0, 1.0, 1.0)
+    seed: int = 0
+    max_steps: int = 0  # 0 = epochs x (samples / batch)
+    grad_clip: float = 1.0
+
+
+def parse_task_mix(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in text.split(":"))
+    except ValueError:
+        parts = ()
+    if len(parts) != len(TASKS) or any(p < 0 for p in parts) or sum(parts) <= 0:
+        raise ConfigError(f"--task-mix must be three non-negative numbers a:b:c for {TASKS}, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
+class TaskMixSampler:
+    """Draws samples: first a task by the mix weights (over tasks present), then a sample."""
+
+    def __init__(self, samples: list[Sample], mix: tuple[float, ...], seed: int) -> None:
+        self.by_task = {t: [s for s in samples if s.task == t] for t in TASKS}
+        self.tasks = [t for t in TASKS if self.by_task[t] and mix[TASKS.index(t)] > 0]
+        if not self.tasks:
+            raise ConfigError("no training samples for any task with a non-zero mix weight")
+        self.weights = [mix[TASKS.index(t)] for t in self.tasks]
+        self.rng = random.Random(seed)
+
+    def draw(self, n: int) -> list[Sample]:
+        tasks = self.rng.choices(self.tasks, weights=self.weights, k=n)
+        return [self.rng.choice(self.by_task[t]) for t in tasks]
+
+
+def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight: float) -> tuple[torch.Tensor, dict]:
+    """CE on answer tokens + weight x L1(rotation matrices) for one batch.
+
+    Returns (loss, parts) with parts = {"ce": float, "pose": float}.
+    """
+    dev, dt = model.device, model.dtype
+    n_img = model.num_image_tokens
+    embeds, labels, pos_ids = [], [], []
+    for s in samples:
+        ids, lab = tokenize_conversation(model, s)
+        feats = None
+        if s.image is not None:
+            with torch.no_grad():
+                feats = model.encode_images(model.preprocessor(load_image(s.image)))
+        embeds.append(model.embed_ids(ids, feats))
+        exp_ids = expand_image_positions(ids, n_img, IMAGE_TOKEN_INDEX)
+        exp_lab: list[int] = []
+        for t, l in zip(ids, lab):
+            exp_lab.extend([IGNORE_INDEX] * n_img if t == IMAGE_TOKEN_INDEX else [l])
+        labels.append(exp_lab)
+        pos_ids.append(exp_ids)
+    T = max(e.shape[0] for e in embeds)
+    B = len(samples)
+    x = torch.zeros(B, T, embeds[0].shape[1], dtype=dt, device=dev)
+    mask = torch.zeros(B, T, dtype=torch.long, device=dev)
+    y = torch.full((B, T), IGNORE_INDEX, dtype=torch.long, device=dev)
+    for b, e in enumerate(embeds):
+        x[b, : e.shape[0]] = e
+        mask[b, : e.shape[0]] = 1
+        y[b, : e.shape[0]] = torch.tensor(labels[b], device=dev)
+    out = lm(inputs_embeds=x, attention_mask=mask, output_hidden_states=True, use_cache=False)
+    logits = out.logits[:, :-1].float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
+    last = out.hidden_states[-1]
+    hid, target = [], []
+    for b, s in enumerate(samples):
+        if s.theta is None:
+            continue
+        positions = [i for i, t in enumerate(pos_ids[b]) if t == model.pose_token_id]
+        if not positions:
+            continue
+        hid.append(last[b, positions[0]])  # the first pose token carries the pose of this sample
+        target.append(theta_to_rotmats(torch.as_tensor(s.theta, dtype=torch.float32)[None])[0])
+    pose = torch.zeros((), device=dev)
+    if hid:
+        pred = model.pose_head(torch.stack(hid).float())
+        pose = F.l1_loss(pred, torch.stack(target).to(dev))
+    loss = ce + pose_loss_weight * pose
+    return loss, {"ce": float(ce.detach()), "pose": float(pose.detach())}
+
+
+def train(data: str | Path, checkpoint: str | Path, out: str | Path, cfg: TrainConfig = TrainConfig(), *,
+          device: str = "cpu", progress: bool = True) -> dict:
+    """Train and save the adapter + pose head into `out`. Returns {"losses": [...], "steps": n}."""
+    from peft import LoraConfig, get_peft_model
+    from tqdm import tqdm
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    samples = load_jsonl(data)
+    if not samples:
+        raise ConfigError(f"{data}: no samples")
+    model = load_checkpoint(checkpoint, device=device, dtype="float32")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
+    lm = get_peft_model(model.lm, lora)
+    for p in model.pose_head.parameters():
+        p.requires_grad_(True)
+    params = [p for p in lm.parameters() if p.requires_grad] + list(model.pose_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = TaskMixSampler(samples, cfg.task_mix, cfg.seed)
+    steps = cfg.max_steps or max(1, cfg.epochs * max(1, len(samples) // cfg.batch))
+    lm.train()
+    model.pose_head.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc="chatpose-train", disable=not progress)
+    for _step in bar:
+        loss, parts = batch_loss(model, lm, sampler.draw(cfg.batch), cfg.pose_loss_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", ce=f"{parts['ce']:.3f}", pose=f"{parts['pose']:.3f}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    lm.save_pretrained(str(out))  # adapter_model.safetensors + adapter_config.json
+    _save_safetensors(model.pose_head.state_dict(), out / POSE_HEAD_FILE)
+    (out / "train_log.json").write_text(json.dumps({"losses": losses, "steps": steps, "config": cfg.__dict__}, indent=2))
+    log.info("adapter and pose head saved to %s (final loss %.4f)", out, losses[-1])
+    return {"losses": losses, "steps": steps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`chatpose-train --data JSONL --checkpoint DIR --out DIR [...]`."""
+    d = TrainConfig()
+    ap = argparse.ArgumentParser(prog="chatpose-train", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, help="JSONL training file (format: chatpose_ros/models/chatpose/data.py)")
+    ap.add_argument("--checkpoint", required=True, help="checkpoint folder in our layout")
+    ap.add_argument("--out", required=True, help="output folder for the adapter and the pose head")
+    ap.add_argument("--lora-r", type=int, default=d.lora_r)
+    ap.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--epochs", type=int, default=d.epochs)
+    ap.add_argument("--batch", type=int, default=d.batch)
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = epochs)")
+    ap.add_argument("--pose-loss-weight", type=float, default=d.pose_loss_weight)
+    ap.add_argument("--task-mix", default="2:1:1", help="image_to_pose:text_to_pose:chat sampling weights")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto'")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = TrainConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, epochs=args.epochs,
+                          batch=args.batch, pose_loss_weight=args.pose_loss_weight,
+                          task_mix=parse_task_mix(args.task_mix), seed=args.seed, max_steps=args.max_steps)
+        train(args.data, args.checkpoint, args.out, cfg, device=args.device)
+    except ChatPoseError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

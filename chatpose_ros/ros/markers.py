@@ -1,0 +1,88 @@
+"""RViz markers for SMPL results: bones (LINE_LIST), joints (SPHERE_LIST), a text label with
+the query, and the body mesh (TRIANGLE_LIST) when a SMPL model file gives one.
+
+Marker ids are stable per track: every marker of a person uses id = track_id (or
+UNTRACKED_ID_BASE + index for untracked poses) in its own namespace, so RViz replaces a
+person's markers in place from frame to frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from chatpose_ros.core.body import SMPL_BONES
+from chatpose_ros.core.types import PersonPose, PoseResult
+
+UNTRACKED_ID_BASE = 1000
+NAMESPACES = ("chatpose/bones", "chatpose/joints", "chatpose/label", "chatpose/mesh")
+_SELECTED = ColorRGBA(r=0.1, g=0.9, b=0.3, a=1.0)
+_OTHER = ColorRGBA(r=0.7, g=0.7, b=0.7, a=0.8)
+_MESH = ColorRGBA(r=0.6, g=0.75, b=0.95, a=0.6)
+
+
+def marker_id(person: PersonPose, index: int) -> int:
+    return int(person.track_id) if person.track_id >= 0 else UNTRACKED_ID_BASE + index
+
+
+def person_origin(person: PersonPose, index: int, default_depth_m: float) -> np.ndarray:
+    """(3,) where the person's pelvis is drawn: its translation when known, else in front of
+    the camera at `default_depth_m`, people side by side 1 m apart."""
+    if person.translation is not None:
+        return np.asarray(person.translation, dtype=float)
+    return np.array([1.0 * index, 0.0, default_depth_m])
+
+
+def _duration(seconds: float) -> Duration:
+    sec = int(seconds)
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
+
+
+def _points(xyz: np.ndarray) -> list[Point]:
+    return [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+
+
+def person_markers(person: PersonPose, index: int, header: Header, label: str, selected: bool,
+                   lifetime_s: float, joint_diameter_m: float, default_depth_m: float) -> list[Marker]:
+    """The markers of one person (bones, joints, label, and mesh when vertices are known)."""
+    mid = marker_id(person, index)
+    origin = person_origin(person, index, default_depth_m)
+    joints = np.asarray(person.joints, dtype=float) + origin
+    colour = _SELECTED if selected else _OTHER
+    base = dict(header=header, id=mid, action=Marker.ADD, lifetime=_duration(lifetime_s),
+                pose=Pose(orientation=Quaternion(w=1.0)), frame_locked=False)
+
+    bones = Marker(ns=NAMESPACES[0], type=Marker.LINE_LIST, scale=Vector3(x=joint_diameter_m / 2), color=colour, **base)
+    bones.points = _points(np.stack([joints[[p for p, _ in SMPL_BONES]], joints[[c for _, c in SMPL_BONES]]], 1).reshape(-1, 3))
+
+    spheres = Marker(ns=NAMESPACES[1], type=Marker.SPHERE_LIST,
+                     scale=Vector3(x=joint_diameter_m, y=joint_diameter_m, z=joint_diameter_m), color=colour, **base)
+    spheres.points = _points(joints)
+
+    text_base = dict(base)
+    head = joints[15]
+    text_base["pose"] = Pose(position=Point(x=float(head[0]), y=float(head[1]) - 0.3, z=float(head[2])),
+                             orientation=Quaternion(w=1.0))
+    text = Marker(ns=NAMESPACES[2], type=Marker.TEXT_VIEW_FACING, scale=Vector3(z=0.12), color=colour,
+                  text=label, **text_base)
+    out = [bones, spheres, text]
+
+    if person.vertices is not None and person.faces is not None:
+        verts = np.asarray(person.vertices, dtype=float) + origin
+        mesh = Marker(ns=NAMESPACES[3], type=Marker.TRIANGLE_LIST, scale=Vector3(x=1.0, y=1.0, z=1.0), color=_MESH, **base)
+        mesh.points = _points(verts[np.asarray(person.faces).reshape(-1)])
+        out.append(mesh)
+    return out
+
+
+def result_markers(result: PoseResult, header: Header, lifetime_s: float = 1.0,
+                   joint_diameter_m: float = 0.04, default_depth_m: float = 3.0) -> MarkerArray:
+    """All markers of a result; the selected person is green and labelled with the query."""
+    markers: list[Marker] = []
+    for i, person in enumerate(result.people):
+        selected = i == result.selected
+        label = (result.query[:60] if selected and result.query else f"person {person.track_id if person.track_id >= 0 else i}")
+        markers += person_markers(person, i, header, label, selected, lifetime_s, joint_diameter_m, default_depth_m)
+    return MarkerArray(markers=markers)

@@ -1,0 +1,90 @@
+"""Keep every DDS packet of this process on the loopback interface.
+
+Call `configure_loopback_only(log_dir)` before `rclpy.init()`. It sets:
+- ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (ROS_LOCALHOST_ONLY is ignored by recent distros),
+- FASTDDS_DEFAULT_PROFILES_FILE to a Fast DDS profile with the built-in transports off, a
+  shared-memory transport and a UDPv4 transport whitelisted to 127.0.0.1, initial peer
+  127.0.0.1 (no multicast leaves the machine),
+- ROS_DOMAIN_ID to a random id in 1..101 unless one is already set,
+- ROS_LOG_DIR to `log_dir` unless one is already set.
+
+Values already present in the environment are kept unless `force` is set: a deployment on a
+robot that must talk to other machines sets its own ROS_AUTOMATIC_DISCOVERY_RANGE and profile.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+FASTDDS_LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>chatpose_shm</transport_id>
+        <type>SHM</type>
+        <segment_size>8388608</segment_size>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>chatpose_udp_loopback</transport_id>
+        <type>UDPv4</type>
+        <interfaceWhiteList>
+          <address>127.0.0.1</address>
+        </interfaceWhiteList>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="chatpose_loopback_only" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>chatpose_shm</transport_id>
+          <transport_id>chatpose_udp_loopback</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+        <builtin>
+          <initialPeersList>
+            <locator>
+              <udpv4>
+                <address>127.0.0.1</address>
+              </udpv4>
+            </locator>
+          </initialPeersList>
+        </builtin>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
+def write_profile(directory: str | Path) -> Path:
+    """Write the loopback-only Fast DDS profile into `directory`; returns its path."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / "fastdds_loopback_only.xml"
+    if not path.exists() or path.read_text() != FASTDDS_LOOPBACK_PROFILE:
+        path.write_text(FASTDDS_LOOPBACK_PROFILE)
+    return path
+
+
+def configure_loopback_only(state_dir: str | Path, domain_id: int | None = None, force: bool = False) -> dict[str, str]:
+    """Set the environment so that DDS stays on 127.0.0.1. Returns the values set.
+
+    Args:
+        state_dir: folder for the Fast DDS profile and (under `ros_log/`) the ROS logs.
+        domain_id: ROS_DOMAIN_ID to use; None = keep the environment's or pick one at random.
+        force: overwrite values already in the environment (tests use this).
+    """
+    state = Path(state_dir)
+    env = {
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(write_profile(state)),
+        "ROS_DOMAIN_ID": str(domain_id if domain_id is not None else random.randint(1, 101)),
+        "ROS_LOG_DIR": str(state / "ros_log"),
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+    }
+    for key, value in env.items():
+        if force or not os.environ.get(key):
+            os.environ[key] = value
+    Path(os.environ["ROS_LOG_DIR"]).mkdir(parents=True, exist_ok=True)
+    return {k: os.environ[k] for k in env}

@@ -1,0 +1,66 @@
+"""Test doubles of the pipeline seam (tests only; the shipped node never uses them)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+from chatpose_ros.core.body import forward_kinematics
+from chatpose_ros.core.errors import InferenceError, InvalidImageError
+from chatpose_ros.core.geometry import axis_angle_to_matrix
+from chatpose_ros.core.pipeline import validate_image
+from chatpose_ros.core.types import PersonPose, PoseResult
+
+
+def make_person(seed: int, box=None, track_id=-1, estimator="fake") -> PersonPose:
+    rng = np.random.default_rng(seed)
+    theta = (rng.normal(0, 0.2, 72)).astype(np.float32)
+    theta[:3] = [np.pi, 0, 0]
+    joints = forward_kinematics(axis_angle_to_matrix(torch.from_numpy(theta).reshape(1, 24, 3)))[0].numpy()
+    return PersonPose(theta=theta, joints=joints, box=box, confidence=0.9, estimator=estimator, track_id=track_id,
+                      appearance=np.array([seed], np.float32))
+
+
+class FakePipeline:
+    """Answers every query with two people (left and right halves of the image); the query
+    chooses the right one when it contains 'right'. Can be told to fail or to be slow."""
+
+    model_id = "fake:0"
+
+    def __init__(self, delay_s: float = 0.0, fail_with: Exception | None = None, observe_people: bool = True):
+        self.delay_s = delay_s
+        self.fail_with = fail_with
+        self.observe_people = observe_people
+        self.calls: list[tuple[tuple | None, str]] = []
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def estimate(self, image, query):
+        with self.lock:
+            self.calls.append((None if image is None else image.shape, query))
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if image is None:
+            return PoseResult(query=query, answer="Sure, it is [POSE].", people=(make_person(7),), selected=0,
+                              model_id=self.model_id)
+        validate_image(image, 10**8)
+        people = self.observe(image)
+        sel = 1 if "right" in query else 0
+        return PoseResult(query=query, answer="Sure, it is [POSE].", people=tuple(people), selected=sel,
+                          model_id=self.model_id, image_size=(image.shape[1], image.shape[0]))
+
+    def observe(self, image):
+        if not self.observe_people:
+            return []
+        h, w = image.shape[:2]
+        return [make_person(1, box=(0.0, 0.0, w / 2 - 1, h - 1.0)), make_person(2, box=(w / 2, 0.0, w - 1.0, h - 1.0))]
+
+    def close(self):
+        self.closed = True
+
+
+__all__ = ["FakePipeline", "make_person", "InferenceError", "InvalidImageError"]

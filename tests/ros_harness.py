@@ -1,0 +1,105 @@
+"""In-process ROS harness for tests: a ChatPoseNode and a client node spinning in one executor."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header, String
+from visualization_msgs.msg import MarkerArray
+
+from chatpose_ros.action import EstimatePose
+from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
+from chatpose_ros.ros.convert import rgb_to_image
+from chatpose_ros.ros.node import ChatPoseNode
+
+
+class Harness:
+    def __init__(self, context, pipeline_factory, params: dict, autostart: bool = True):
+        self.context = context
+        params = {"image_qos": "reliable", "image_qos_depth": 5, **params}
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.node = ChatPoseNode(pipeline_factory=pipeline_factory, context=context, parameter_overrides=overrides)
+        self.client = Node("chatpose_test_client", context=context)
+        ns = "/chatpose_node"
+        self.received: dict[str, list] = {k: [] for k in ("poses", "pose", "markers", "answer", "status", "diagnostics")}
+        self._cv = threading.Condition()
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        for key, typ, topic in (("poses", SmplPoseArray, f"{ns}/poses"), ("pose", SmplPose, f"{ns}/pose"),
+                                ("markers", MarkerArray, f"{ns}/markers"), ("answer", String, f"{ns}/answer"),
+                                ("status", PipelineStatus, f"{ns}/status"), ("diagnostics", DiagnosticArray, "/diagnostics")):
+            self.client.create_subscription(typ, topic, self._collector(key), qos)
+        self.image_pub = self.client.create_publisher(Image, params.get("image_topic", "/camera/image_raw"), qos)
+        self.query_pub = self.client.create_publisher(String, f"{ns}/query", qos)
+        self.action = ActionClient(self.client, EstimatePose, f"{ns}/estimate")
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.client)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        if autostart:
+            assert self.node.autostart(), "node failed to configure/activate"
+            self.wait_for_connections()
+
+    def _collector(self, key):
+        def cb(msg):
+            with self._cv:
+                self.received[key].append(msg)
+                self._cv.notify_all()
+        return cb
+
+    def wait_for_connections(self, timeout=10.0):
+        t_end = time.monotonic() + timeout
+        while time.monotonic() < t_end:
+            if self.image_pub.get_subscription_count() > 0 and self.query_pub.get_subscription_count() > 0 \
+                    and self.client.count_publishers("/chatpose_node/status") > 0:
+                time.sleep(0.2)
+                return
+            time.sleep(0.05)
+        raise TimeoutError("node subscriptions did not appear")
+
+    def wait_for(self, key, pred=lambda msgs: len(msgs) > 0, timeout=15.0):
+        t_end = time.monotonic() + timeout
+        with self._cv:
+            while not pred(self.received[key]):
+                left = t_end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"timed out waiting for {key}: got {len(self.received[key])} messages")
+                self._cv.wait(timeout=left)
+            return list(self.received[key])
+
+    def statuses(self, code=None):
+        with self._cv:
+            return [s for s in self.received["status"] if code is None or s.code == code]
+
+    def wait_status(self, code, timeout=15.0):
+        msgs = self.wait_for("status", lambda ms: any(m.code == code for m in ms), timeout)
+        return [m for m in msgs if m.code == code]
+
+    def publish_image(self, rgb: np.ndarray, encoding="rgb8", frame_id="camera_optical_frame"):
+        header = Header(frame_id=frame_id)
+        header.stamp = self.client.get_clock().now().to_msg()
+        self.image_pub.publish(rgb_to_image(rgb, header, encoding))
+
+    def publish_raw_image(self, msg: Image):
+        self.image_pub.publish(msg)
+
+    def ask(self, text: str):
+        self.query_pub.publish(String(data=text))
+
+    def close(self):
+        try:
+            self.executor.shutdown(timeout_sec=5.0)
+        finally:
+            self._thread.join(timeout=10.0)
+            if self.node.pipeline is not None or self.node._worker is not None:
+                self.node.trigger_shutdown() if self.node._state_machine.current_state[1] != "finalized" else None
+            self.node.destroy_node()
+            self.client.destroy_node()

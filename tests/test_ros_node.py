@@ -1,0 +1,241 @@
+"""The node over ROS 2 in one process, with a test double behind the pipeline seam."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image
+from visualization_msgs.msg import Marker
+
+from rclpy.lifecycle import TransitionCallbackReturn
+
+from chatpose_ros.core.errors import InferenceError, ModelLoadError
+from chatpose_ros.msg import PipelineStatus
+from fakes import FakePipeline
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _img(w=64, h=48, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
+
+
+def test_query_after_image_publishes_pose_markers_answer(ros_harness):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake, track_after_query=False)
+    h.publish_image(_img())
+    time.sleep(0.3)
+    h.ask("the person on the right")
+    arr = h.wait_for("poses")[0]
+    assert arr.query == "the person on the right" and arr.selected == 1 and len(arr.poses) == 2
+    pose = h.wait_for("pose")[0]
+    theta = np.asarray(pose.theta)
+    assert theta.shape == (72,) and np.isfinite(theta).all()
+    assert len(pose.joints) == 24 and pose.box_known and pose.box.x_offset == 32
+    assert pose.header.frame_id == "camera_optical_frame"
+    assert h.wait_for("answer")[0].data == "Sure, it is [POSE]."
+    marr = h.wait_for("markers")[0]
+    kinds = {(m.ns, m.type) for m in marr.markers}
+    assert ("chatpose/bones", Marker.LINE_LIST) in kinds and ("chatpose/joints", Marker.SPHERE_LIST) in kinds
+    assert ("chatpose/label", Marker.TEXT_VIEW_FACING) in kinds
+    for m in marr.markers:
+        if m.type == Marker.LINE_LIST:
+            assert len(m.points) == 2 * 23
+        if m.type == Marker.SPHERE_LIST:
+            assert len(m.points) == 24
+    assert fake.calls[0][0] == (48, 64, 3)
+    assert h.wait_status("ok")[0].level == PipelineStatus.OK
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8"])
+def test_every_encoding_reaches_the_pipeline_as_rgb(ros_harness, encoding):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake, track_after_query=False)
+    img = _img()
+    h.publish_image(img, encoding=encoding)
+    time.sleep(0.3)
+    h.ask("who is there?")
+    h.wait_for("poses")
+    frame = h.node._latest.rgb
+    if encoding == "mono8":
+        assert np.abs(frame[..., 0].astype(int) - img.mean(2)).max() <= 1
+    else:
+        assert np.array_equal(frame, img)
+
+
+def test_query_before_any_image_is_answered_from_text_with_warning(ros_harness):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake)
+    h.ask("what pose would a tired person take?")
+    assert h.wait_status("no_image")[0].level == PipelineStatus.WARN
+    arr = h.wait_for("poses")[0]
+    assert fake.calls[0][0] is None and len(arr.poses) == 1
+
+
+def test_stale_image_is_not_used(ros_harness):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake, max_image_age_s=0.2)
+    h.publish_image(_img())
+    time.sleep(0.8)
+    h.ask("the person on the left")
+    assert "old" in h.wait_status("stale_image")[0].message
+    h.wait_for("poses")
+    assert fake.calls[0][0] is None
+
+
+def test_bad_images_and_queries_are_reported_and_node_keeps_serving(ros_harness):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake, track_after_query=False, **{"model.max_image_pixels": 10_000})
+    bad = [
+        Image(height=4, width=4, encoding="yuv422_weird", step=8, data=bytes(32)),  # unknown encoding
+        Image(height=0, width=0, encoding="rgb8", step=0, data=b""),                # zero-sized
+        Image(height=10, width=10, encoding="rgb8", step=30, data=bytes(100)),      # truncated
+        Image(height=200, width=200, encoding="rgb8", step=600, data=bytes(120000)),  # too many pixels
+        Image(height=10, width=10, encoding="rgb8", step=10, data=bytes(300)),      # step < row
+    ]
+    for msg in bad:
+        h.publish_raw_image(msg)
+        time.sleep(1.05)  # image errors are reported at most once per second
+    h.wait_for("status", lambda ms: sum(m.code == "invalid_image" for m in ms) >= 5)
+    for text in ["", "   \t\n ", "x" * 600, "\x00\x01\x02"]:
+        h.ask(text)
+    h.wait_for("status", lambda ms: sum(m.code == "invalid_query" for m in ms) >= 4)
+    msgs = h.statuses("invalid_image")
+    assert any("unsupported image encoding" in m.message for m in msgs)
+    assert any("empty" in m.message for m in msgs)
+    assert any("truncated" in m.message for m in msgs)
+    assert any("max_image_pixels" in m.message for m in msgs)
+    assert not fake.calls  # nothing bad reached the model
+    h.publish_image(_img())
+    time.sleep(0.3)
+    h.ask("the person on the right")
+    assert h.wait_for("poses")[0].selected == 1
+
+
+def test_non_utf8_query_is_reported(ros_harness):
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import String
+
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake)
+    raw = bytearray(serialize_message(String(data="abcd")))
+    raw[-5:-1] = b"\xff\xfe\xfd\xfc"  # corrupt the string body (CDR: 4-byte length, chars, NUL)
+    h.query_pub.publish(bytes(raw))
+    st = h.wait_status("invalid_query")[0]
+    assert "UTF-8" in st.message
+    h.ask("still there?")
+    h.wait_for("poses")
+
+
+def test_inference_exception_is_reported_and_next_query_served(ros_harness):
+    fake = FakePipeline(fail_with=InferenceError("the model broke"))
+    h = ros_harness(lambda cfg: fake)
+    h.publish_image(_img())
+    time.sleep(0.3)
+    h.ask("anyone")
+    assert "the model broke" in h.wait_status("inference_failed")[0].message
+    fake.fail_with = ZeroDivisionError("unexpected bug")
+    h.ask("anyone again")
+    h.wait_for("status", lambda ms: sum(m.code == "inference_failed" for m in ms) >= 2)
+    fake.fail_with = None
+    h.ask("and now")
+    h.wait_for("poses")
+
+
+def test_query_queue_is_bounded_and_reports_drops(ros_harness):
+    fake = FakePipeline(delay_s=0.5)
+    h = ros_harness(lambda cfg: fake, query_queue_size=2, track_after_query=False)
+    h.publish_image(_img())
+    time.sleep(0.3)
+    for i in range(6):
+        h.ask(f"query {i}")
+    drops = h.wait_for("status", lambda ms: sum(m.code == "query_dropped" for m in ms) >= 3, timeout=20)
+    answered = h.wait_for("poses", lambda ms: len(ms) >= 3, timeout=20)
+    assert answered[-1].query == "query 5"
+    assert len(h.node._queue) <= 2
+    assert any(m.code == "query_dropped" for m in drops)
+
+
+def test_image_callback_never_waits_for_inference(ros_harness):
+    fake = FakePipeline(delay_s=1.5)
+    h = ros_harness(lambda cfg: fake, track_after_query=False)
+    h.publish_image(_img(seed=1))
+    time.sleep(0.3)
+    h.ask("slow one")
+    time.sleep(0.3)  # inference now running
+    before = h.node.stats["frames_received"]
+    for i in range(10):
+        h.publish_image(_img(seed=i))
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert h.node.stats["frames_received"] - before == 10  # all stored while the model was busy
+    assert h.node._busy
+
+
+def test_action_with_image_and_text_only(ros_harness):
+    from chatpose_ros.action import EstimatePose
+    from chatpose_ros.ros.convert import rgb_to_image
+    from std_msgs.msg import Header
+
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake)
+    assert h.action.wait_for_server(timeout_sec=10)
+    goal = EstimatePose.Goal(query="the person on the right", use_image=True,
+                             image=rgb_to_image(_img(80, 60), Header(frame_id="cam")))
+    feedback = []
+    fut = h.action.send_goal_async(goal, feedback_callback=lambda f: feedback.append(f.feedback.stage))
+    t_end = time.monotonic() + 15
+    while not fut.done() and time.monotonic() < t_end:
+        time.sleep(0.05)
+    res_fut = fut.result().get_result_async()
+    while not res_fut.done() and time.monotonic() < t_end:
+        time.sleep(0.05)
+    res = res_fut.result().result
+    assert res.success and res.poses.selected == 1 and len(res.poses.poses) == 2
+    assert res.poses.header.frame_id == "cam" and fake.calls[0][0] == (60, 80, 3)
+    # a goal with a broken image is aborted with a reason
+    bad = EstimatePose.Goal(query="x", use_image=True, image=Image(height=2, width=2, encoding="nope", step=6, data=bytes(12)))
+    fut = h.action.send_goal_async(bad)
+    while not fut.done() and time.monotonic() < t_end:
+        time.sleep(0.05)
+    res_fut = fut.result().get_result_async()
+    while not res_fut.done() and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert not res_fut.result().result.success and "invalid_image" in res_fut.result().result.message
+
+
+def test_model_load_failure_fails_configure_cleanly(ros_harness):
+    def broken(cfg):
+        raise ModelLoadError("weights file /nope/x.safetensors not found")
+
+    h = ros_harness(broken, autostart=False)
+    assert h.node.autostart() is False
+    assert "not found" in h.node.model_state
+    assert h.node._state_machine.current_state[1] == "unconfigured"
+
+
+def test_lifecycle_cleanup_releases_model_and_can_reconfigure(ros_harness):
+    fakes = []
+
+    def factory(cfg):
+        fakes.append(FakePipeline())
+        return fakes[-1]
+
+    h = ros_harness(factory)
+    assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert fakes[0].closed and h.node.pipeline is None
+    assert h.node.autostart()
+    h.wait_for_connections()
+    h.ask("hello again")
+    h.wait_for("poses")
+    assert len(fakes) == 2
+
+
+def test_diagnostics_report_model_and_queue(ros_harness):
+    h = ros_harness(lambda cfg: FakePipeline(), diagnostics_period_s=0.2)
+    diag = h.wait_for("diagnostics")[0]
+    st = diag.status[0]
+    values = {kv.key: kv.value for kv in st.values}
+    assert values["model_id"] == "fake:0" and values["model_state"] == "loaded" and "queue_length" in values
