@@ -63,10 +63,10 @@ def test_end_to_end(tmp_path):
 
     # short training: the loss falls
     data = _write_data(tmp_path)
-    cfg = TrainConfig(lora_r=4, lora_alpha=8, lr=3e-3, batch=2, max_steps=20, pose_loss_weight=1.0, seed=0)
+    cfg = TrainConfig(lora_r=8, lora_alpha=16, lr=1e-2, batch=2, max_steps=20, pose_loss_weight=1.0, seed=0)
     log = train(data, ours, tmp_path / "adapter", cfg, progress=False)
     losses = log["losses"]
-    assert len(losses) == 20 and np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
+    assert len(losses) == 20 and np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
     assert (tmp_path / "adapter" / "pose_head.safetensors").exists()
 

@@ -65,7 +65,7 @@ def tiny_llama(vocab_size: int, sizes: TinySizes = TinySizes(), seed: int = 0):
         vocab_size=vocab_size, hidden_size=sizes.hidden, intermediate_size=sizes.intermediate,
         num_hidden_layers=sizes.layers, num_attention_heads=sizes.heads, num_key_value_heads=sizes.heads,
         max_position_embeddings=sizes.max_positions, bos_token_id=1, eos_token_id=2, pad_token_id=3,
-        tie_word_embeddings=False,
+        tie_word_embeddings=False, initializer_range=0.1,
     )
     return LlamaForCausalLM(cfg).eval()
 

@@ -1,7 +1,8 @@
 """`chatpose-train`: LoRA fine-tuning of ChatPose (the training code upstream never released).
 
 As in the paper: vision tower and projector frozen, LoRA (r=128, alpha=256) on the LLM's
-attention and MLP projections, the pose head trained fully; loss = cross-entropy on answer
+attention and MLP projections, the token embeddings, the LM head and the pose head trained fully
+(as LISA, whose code ChatPose builds on: the new pose token needs its own embedding); loss = cross-entropy on answer
 tokens + `pose_loss_weight` x L1 between predicted and true rotation matrices (the pose head
 reads the last-layer hidden state at the pose token's position, exactly where inference reads
 it); batches drawn with a task mix image_to_pose : text_to_pose : chat (default 2:1:1).
@@ -31,6 +32,7 @@ from .model import IMAGE_TOKEN_INDEX, ChatPoseModel
 log = logging.getLogger(__name__)
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FULLY_TRAINED = ("embed_tokens", "lm_head")
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class TrainConfig:
     task_mix: tuple[float, float, float] = (2.0, 1.0, 1.0)
     seed: int = 0
     max_steps: int = 0  # 0 = epochs x (samples / batch)
+    # trained fully, as LISA/ChatPose do: the new pose token needs its own embedding and logit row
+    train_embeddings: bool = True
     grad_clip: float = 1.0
 
 
@@ -143,7 +147,8 @@ def train(data: str | Path, checkpoint: str | Path, out: str | Path, cfg: TrainC
     for p in model.parameters():
         p.requires_grad_(False)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM")
+                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
+                      modules_to_save=list(FULLY_TRAINED) if cfg.train_embeddings else None)
     lm = get_peft_model(model.lm, lora)
     for p in model.pose_head.parameters():
         p.requires_grad_(True)
@@ -190,12 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task-mix", default="2:1:1", help="image_to_pose:text_to_pose:chat sampling weights")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto'")
+    ap.add_argument("--no-train-embeddings", action="store_true",
+                    help="keep embed_tokens and lm_head frozen (default: trained fully, as LISA/ChatPose)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = TrainConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, epochs=args.epochs,
                           batch=args.batch, pose_loss_weight=args.pose_loss_weight,
-                          task_mix=parse_task_mix(args.task_mix), seed=args.seed, max_steps=args.max_steps)
+                          task_mix=parse_task_mix(args.task_mix), seed=args.seed, max_steps=args.max_steps,
+                          train_embeddings=not args.no_train_embeddings)
         train(args.data, args.checkpoint, args.out, cfg, device=args.device)
     except ChatPoseError as exc:
         log.error("%s", exc)

@@ -106,7 +106,7 @@ def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4, out: Path = DEFAULT_OUT,
-          threads: int = 2, lora_r: int = 8) -> dict:
+          threads: int = 2, lora_r: int = 8, save_every: int = 50) -> dict:
     """Train and write the adapter + llm.json; returns the record written to llm.json."""
     from tqdm import tqdm
 
@@ -151,8 +151,14 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4
             hist.setdefault(k, []).append(float(v))
         if step % 5 == 0:
             bar.set_postfix({k: f"{np.mean(v[-20:]):.3f}" for k, v in hist.items()})
+        if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            _save(model, spec, hist, Path(out), seed, step + 1, batch_size, lr, threads, t0)
+    return _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0)
+
+
+def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size: int, lr: float, threads: int,
+          t0: float) -> dict:
     minutes = (time.perf_counter() - t0) / 60
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 

@@ -1,0 +1,101 @@
+"""Pictures of results: the skeleton drawn over the photo, and a 3D view of the SMPL joints.
+
+Pure drawing with OpenCV on numpy arrays (no display needed); kept apart from inference.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .body import SMPL_BONES, SMPL_JOINT_NAMES
+from .types import PersonPose, PoseResult
+
+SELECTED_RGB = (40, 220, 80)
+OTHER_RGB = (200, 200, 200)
+
+
+def draw_result_on_image(image_rgb: np.ndarray, result: PoseResult) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> a copy with boxes, 2D skeletons and the answer drawn on it."""
+    import cv2
+
+    out = np.ascontiguousarray(image_rgb.copy())
+    scale = max(1.0, max(out.shape[:2]) / 640.0)
+    th = max(1, int(round(2 * scale)))
+    for i, person in enumerate(result.people):
+        col = SELECTED_RGB if i == result.selected else OTHER_RGB
+        if person.box is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in person.box)
+            cv2.rectangle(out, (x0, y0), (x1, y1), col, th)
+            tag = f"#{person.track_id if person.track_id >= 0 else i} {person.confidence:.2f}"
+            cv2.putText(out, tag, (x0 + 3, max(12, y0 - 5)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, col, th, cv2.LINE_AA)
+        if person.keypoints_2d is not None:
+            kp = np.asarray(person.keypoints_2d, dtype=float)
+            for a, b in person.keypoints_2d_edges:
+                if np.isfinite(kp[[a, b]]).all():
+                    cv2.line(out, tuple(int(v) for v in kp[a]), tuple(int(v) for v in kp[b]), col, th, cv2.LINE_AA)
+            for p in kp:
+                if np.isfinite(p).all():
+                    cv2.circle(out, (int(p[0]), int(p[1])), th + 1, col, -1, cv2.LINE_AA)
+    banner = f"Q: {result.query[:70]}"
+    answer = f"A: {result.answer[:70]}"
+    for k, text in enumerate((banner, answer)):
+        y = int(22 * scale * (k + 1))
+        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (0, 0, 0), th + 2, cv2.LINE_AA)
+        cv2.putText(out, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55 * scale, (255, 255, 255), th, cv2.LINE_AA)
+    return out
+
+
+def draw_skeleton_3d(person: PersonPose, size: int = 360, title: str = "") -> np.ndarray:
+    """(size, 2*size, 3) uint8 RGB: front view (x right, y down) and side view (z right, y down)
+    of the 24 SMPL joints, orthographic, 1 m = 0.4 * size pixels."""
+    import cv2
+
+    canvas = np.full((size, 2 * size, 3), 255, np.uint8)
+    joints = np.asarray(person.joints, dtype=float)
+    centre = (joints.max(0) + joints.min(0)) / 2
+    ppm = 0.4 * size
+    for view, (u_axis, name) in enumerate(((0, "front (x right, y down)"), (2, "side (z forward, y down)"))):
+        ox = view * size + size // 2
+        oy = size // 2
+        uv = np.stack([(joints[:, u_axis] - centre[u_axis]) * ppm + ox, (joints[:, 1] - centre[1]) * ppm + oy], 1)
+        cv2.line(canvas, (view * size, 0), (view * size, size), (220, 220, 220), 1)
+        for p, c in SMPL_BONES:
+            name_c = SMPL_JOINT_NAMES[c]
+            col = (30, 120, 230) if "left" in name_c else (230, 80, 40) if "right" in name_c else (60, 60, 60)
+            cv2.line(canvas, tuple(int(v) for v in uv[p]), tuple(int(v) for v in uv[c]), col, 2, cv2.LINE_AA)
+        for q in uv:
+            cv2.circle(canvas, (int(q[0]), int(q[1])), 3, (20, 20, 20), -1, cv2.LINE_AA)
+        cv2.putText(canvas, name, (view * size + 6, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
+    if title:
+        cv2.putText(canvas, title[:60], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, "blue = left side, red = right side", (size + 6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (90, 90, 90), 1, cv2.LINE_AA)
+    return canvas
+
+
+def result_picture(image_rgb: np.ndarray | None, result: PoseResult) -> np.ndarray:
+    """One picture for people to look at: the annotated photo (if any) above the 3D view of the
+    selected (else first) person. (H, W, 3) uint8 RGB."""
+    import cv2
+
+    person = result.selected_person or (result.people[0] if result.people else None)
+    panels = []
+    if image_rgb is not None:
+        panels.append(draw_result_on_image(image_rgb, result))
+    width = panels[0].shape[1] if panels else 720
+    if person is not None:
+        view = draw_skeleton_3d(person, title=f"{person.estimator}: {result.query}")
+        view = cv2.resize(view, (width, int(view.shape[0] * width / view.shape[1])), interpolation=cv2.INTER_AREA)
+        panels.append(view)
+    if not panels:
+        canvas = np.full((120, width, 3), 255, np.uint8)
+        cv2.putText(canvas, f"no pose: {result.answer[:80]}", (8, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
+        panels.append(canvas)
+    return np.concatenate(panels, axis=0)
+
+
+def save_png(path: str, image_rgb: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1])):
+        raise OSError(f"could not write {path}")
+

@@ -1,0 +1,147 @@
+"""`chatpose demo`: the whole product over ROS 2 on loopback, as a user would run it.
+
+Starts `chatpose-node` in its own process, publishes a real photo on the camera topic and a
+query on the query topic, waits for the pose message and the markers, prints them, and writes a
+picture (photo with boxes + 3D view of the chosen person's SMPL joints).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def msg_to_result(arr):
+    """SmplPoseArray -> PoseResult (for drawing)."""
+    from chatpose_ros.core.types import PersonPose, PoseResult
+
+    people = []
+    for p in arr.poses:
+        box = (p.box.x_offset, p.box.y_offset, p.box.x_offset + p.box.width, p.box.y_offset + p.box.height) if p.box_known else None
+        people.append(PersonPose(theta=np.asarray(p.theta, np.float32), betas=np.asarray(p.betas, np.float32),
+                                 joints=np.array([[j.x, j.y, j.z] for j in p.joints], np.float32), box=box,
+                                 confidence=p.confidence, estimator=p.estimator, track_id=p.track_id))
+    return PoseResult(query=arr.query, answer=arr.answer, people=tuple(people), selected=arr.selected,
+                      model_id=arr.poses[0].model_id if arr.poses else "")
+
+
+def run_demo(args) -> int:
+    from chatpose_ros.cli import read_image
+    from chatpose_ros.core.viz import result_picture, save_png
+
+    from .netsafe import configure_loopback_only
+
+    state = Path.cwd() / "build" / "demo_state"
+    env_vals = configure_loopback_only(state, force=True)
+    image = read_image(args.image)
+    print(f"[demo] loopback-only DDS, ROS_DOMAIN_ID={env_vals['ROS_DOMAIN_ID']}; starting chatpose-node "
+          f"(profile {args.profile}) in its own process", flush=True)
+    node_cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
+                "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=false"]
+    if args.checkpoint:
+        node_cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
+    if args.weights_dir:
+        node_cmd += ["-p", f"model.weights_dir:={args.weights_dir}"]
+    if args.smpl_model:
+        node_cmd += ["-p", f"model.smpl_model_path:={args.smpl_model}"]
+    node_proc = subprocess.Popen(node_cmd, env=os.environ.copy())
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header, String
+    from visualization_msgs.msg import MarkerArray
+
+    from chatpose_ros.msg import PipelineStatus, SmplPoseArray
+
+    from .convert import rgb_to_image
+
+    rclpy.init()
+    node = Node("chatpose_demo_client")
+    got: dict[str, object] = {}
+    done = threading.Event()
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+    def on_poses(msg):
+        got.setdefault("poses", msg)
+        done.set() if "markers" in got else None
+
+    def on_markers(msg):
+        got.setdefault("markers", msg)
+        done.set() if "poses" in got else None
+
+    def on_status(msg):
+        print(f"[demo] status {['OK', 'WARN', 'ERROR'][min(msg.level, 2)]} {msg.code}: {msg.message}", flush=True)
+        if msg.level == PipelineStatus.ERROR and msg.code not in ("invalid_image",):
+            got["error"] = msg
+            done.set()
+
+    node.create_subscription(SmplPoseArray, "/chatpose_node/poses", on_poses, qos)
+    node.create_subscription(MarkerArray, "/chatpose_node/markers", on_markers, qos)
+    node.create_subscription(PipelineStatus, "/chatpose_node/status", on_status, qos)
+    img_pub = node.create_publisher(Image, "/camera/image_raw", qos)
+    query_pub = node.create_publisher(String, "/chatpose_node/query", qos)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    t0 = time.monotonic()
+    asked = False
+    t_ask = t0
+    code = 1
+    try:
+        while not done.is_set() and time.monotonic() - t0 < args.timeout:
+            if node_proc.poll() is not None:
+                print(f"[demo] the node exited with code {node_proc.returncode}", flush=True)
+                break
+            header = Header(frame_id="camera_optical_frame")
+            header.stamp = node.get_clock().now().to_msg()
+            img_pub.publish(rgb_to_image(image, header, "bgr8"))
+            if not asked and query_pub.get_subscription_count() > 0 and img_pub.get_subscription_count() > 0:
+                time.sleep(0.5)  # let the frame arrive first
+                print(f"[demo] node ready after {time.monotonic() - t0:.1f} s; asking: {args.query!r}", flush=True)
+                query_pub.publish(String(data=args.query))
+                t_ask = time.monotonic()
+                asked = True
+            done.wait(0.5)
+        if "poses" in got:
+            arr = got["poses"]
+            print(f"[demo] answer after {time.monotonic() - t_ask:.2f} s: {arr.answer!r}; {len(arr.poses)} people, "
+                  f"selected #{arr.selected}", flush=True)
+            for i, p in enumerate(arr.poses):
+                mark = "->" if i == arr.selected else "  "
+                box = f"box x={p.box.x_offset} y={p.box.y_offset} w={p.box.width} h={p.box.height}" if p.box_known else "no box"
+                print(f"[demo] {mark} person {i}: {p.estimator}, conf {p.confidence:.2f}, {box}, "
+                      f"global orient (axis-angle) {np.round(np.asarray(p.theta[:3]), 3).tolist()}, "
+                      f"pelvis->head {np.round([p.joints[15].x, p.joints[15].y, p.joints[15].z], 3).tolist()} m", flush=True)
+            markers = got["markers"].markers
+            kinds = sorted({(m.ns, m.type) for m in markers})
+            print(f"[demo] markers: {len(markers)} ({', '.join(f'{ns}:{t}' for ns, t in kinds)})", flush=True)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            save_png(args.out, result_picture(image, msg_to_result(arr)))
+            print(f"[demo] picture written to {args.out}", flush=True)
+            code = 0
+        elif "error" in got:
+            print(f"[demo] failed: {got['error'].message}", flush=True)
+        elif time.monotonic() - t0 >= args.timeout:
+            print(f"[demo] no answer within {args.timeout:.0f} s", flush=True)
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        spin.join(timeout=5.0)
+        node.destroy_node()
+        rclpy.shutdown()
+        node_proc.send_signal(signal.SIGINT)
+        try:
+            node_proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+            node_proc.wait()
+    return code
