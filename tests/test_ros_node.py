@@ -96,7 +96,7 @@ def test_bad_images_and_queries_are_reported_and_node_keeps_serving(ros_harness)
     ]
     for msg in bad:
         h.publish_raw_image(msg)
-        time.sleep(1.05)  # image errors are reported at most once per second
+        time.sleep(0.05)
     h.wait_for("status", lambda ms: sum(m.code == "invalid_image" for m in ms) >= 5)
     for text in ["", "   \t\n ", "x" * 600, "\x00\x01\x02"]:
         h.ask(text)

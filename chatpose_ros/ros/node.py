@@ -11,6 +11,7 @@ cleanup = release the model.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import statistics
 import threading
 import time
@@ -225,7 +226,8 @@ class ChatPoseNode(LifecycleNode):
             rgb = decode()
         except ChatPoseError as exc:
             self.stats["frames_invalid"] += 1
-            self._report(PipelineStatus.ERROR, exc.code, f"image refused: {exc}", throttle_key="image")
+            # a camera sending the same bad frame at 30 Hz is reported once a second, not 30 times
+            self._report(PipelineStatus.ERROR, exc.code, f"image refused: {exc}", throttle_key=f"image:{exc}")
             return
         if not header.frame_id:
             header.frame_id = self.cfg.frame_id
@@ -337,22 +339,31 @@ class ChatPoseNode(LifecycleNode):
         latency = (time.monotonic() - t0) * 1000.0
         self._latencies.append(latency)
         self.stats["queries_answered"] += 1
+        result = self._start_tracking(result, image is not None, frame)
         job.stage, job.result = "publishing", result
         self._publish_result(result, header, answer=True)
         self._report(PipelineStatus.OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)
         self.get_logger().info(f"query '{job.query[:80]}' -> '{result.answer[:80]}' "
                                f"({len(result.people)} people, selected {result.selected}, {latency:.0f} ms)")
+        job.done.set()
+
+    def _start_tracking(self, result: PoseResult, used_image: bool, frame: _Frame | None) -> PoseResult:
+        """Track the chosen person from now on (when enabled and the person has a box); returns
+        the result with the chosen person's track id set."""
         chosen = result.selected_person
         with self._lock:
-            if self.cfg.track_after_query and image is not None and chosen is not None and chosen.box is not None:
-                from chatpose_ros.models.default.tracking import PersonTracker
+            self._tracker = None
+            if not (self.cfg.track_after_query and used_image and chosen is not None and chosen.box is not None):
+                return result
+            from chatpose_ros.models.default.tracking import PersonTracker
 
-                self._tracker = PersonTracker(chosen)
-                self._track_query = result.query
-                self._last_track_seq = frame.seq if frame is not None else -1
-            else:
-                self._tracker = None
-        job.done.set()
+            tracker = PersonTracker()
+            tracked = tracker.start(chosen)
+            self._tracker, self._track_query = tracker, result.query
+            self._last_track_seq = frame.seq if frame is not None else -1
+        people = list(result.people)
+        people[result.selected] = tracked
+        return dataclasses.replace(result, people=tuple(people))
 
     def _track(self, frame: _Frame) -> None:
         self._last_track_seq, self._last_track_time = frame.seq, time.monotonic()
@@ -361,7 +372,7 @@ class ChatPoseNode(LifecycleNode):
             people = self.pipeline.observe(frame.rgb)
         except Exception as exc:
             self._report(PipelineStatus.ERROR, "inference_failed", f"tracking update failed: {type(exc).__name__}: {exc}",
-                         throttle_key="track")
+                         throttle_key="track_error")
             return
         person = tracker.update(people)
         if person is None:
@@ -392,13 +403,16 @@ class ChatPoseNode(LifecycleNode):
             pubs["answer"].publish(String(data=result.answer))
 
     def _report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "") -> None:
-        """Log and publish a PipelineStatus; `throttle_key` limits repeats to one per second."""
+        """Log and publish a PipelineStatus; reports sharing a `throttle_key` are limited to one
+        per second (the others are counted in the `suppressed_reports` statistic)."""
         if throttle_key:
             now = time.monotonic()
             if now - self._throttle.get(throttle_key, -1e9) < 1.0:
-                self.stats[f"suppressed_{throttle_key}_reports"] += 1
+                self.stats["suppressed_reports"] += 1
                 return
             self._throttle[throttle_key] = now
+            if len(self._throttle) > 256:  # keep the table small whatever the input
+                self._throttle = {k: t for k, t in self._throttle.items() if now - t < 1.0}
         # rclpy binds a severity to each logging call site: one call per severity
         if level == PipelineStatus.OK:
             self.get_logger().info(f"[{code}] {message}")

@@ -155,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     dt = resolve_dtype(args.dtype, dev)
     if args.checkpoint:
         from .checkpoints import load_checkpoint
-        from .model import ChatPoseModel  # noqa: F401
 
         model = load_checkpoint(args.checkpoint, device=str(dev), dtype=dt)
         side = model.preprocessor.crop

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from chatpose_ros.core.body import NUM_JOINTS
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 
@@ -37,6 +38,7 @@ from .model import ChatPoseModel, ChatPoseModelConfig, ImagePreprocessor, make_p
 
 log = logging.getLogger(__name__)
 
+ROT6D_DIM = 6
 CONFIG_FILE = "chatpose_config.json"
 LLM_DIR = "llm"
 VISION_DIR = "vision"
@@ -134,6 +136,18 @@ def save_checkpoint(model: ChatPoseModel, out: str | Path) -> Path:
     return out
 
 
+def vision_fingerprint(ckpt: str | Path) -> str:
+    """Short sha256 over name, size and mtime of the vision tower and projector files: the key of
+    exported ONNX files (changes whenever those weights are rewritten)."""
+    root = Path(ckpt)
+    h = hashlib.sha256()
+    for f in sorted((root / VISION_DIR).glob("*")) + [root / PROJECTOR_FILE, root / CONFIG_FILE]:
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 def checkpoint_fingerprint(ckpt: str | Path, lora_adapter: str | Path | None = None) -> str:
     """Short sha256 over the checkpoint's config and weight-file names and sizes (cheap)."""
     h = hashlib.sha256()
@@ -187,6 +201,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", dty
     pre = ImagePreprocessor.from_dict(pre_dict, pad_to_square=config.image_aspect_ratio == "pad")
     model = ChatPoseModel(config, vision, projector.to(dt), lm, head, tokenizer, pre)
     model.pose_head.float()  # tiny; float32 keeps the 6D Gram-Schmidt accurate
+    model.checkpoint_dir = root
     return model.to(dev).eval()
 
 
@@ -322,8 +337,9 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
         if k not in head:
             raise CheckpointError(f"released weights lack pose head key {inv[k]!r}")
     inner = int(head["net.0.weight"].shape[0])
-    head_shapes = {"net.0.weight": (inner, hidden), "net.0.bias": (inner,), "net.2.bias": (144,),
-                   "net.2.weight": (144, inner)}
+    out_dim = NUM_JOINTS * ROT6D_DIM
+    head_shapes = {"net.0.weight": (inner, hidden), "net.0.bias": (inner,), "net.2.bias": (out_dim,),
+                   "net.2.weight": (out_dim, inner)}
     for k, shape in head_shapes.items():
         if tuple(head[k].shape) != shape:
             raise CheckpointError(f"released key {inv[k]!r} has shape {tuple(head[k].shape)}, expected {shape}")

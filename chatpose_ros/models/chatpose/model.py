@@ -251,6 +251,7 @@ class ChatPoseModel(nn.Module):
         self.pose_head = pose_head
         self.tokenizer = tokenizer
         self.preprocessor = preprocessor
+        self.checkpoint_dir: Path | None = None  # set by checkpoints.load_checkpoint
         self.template = get_template(config.conv_template)
         self.pose_token_id = self._token_id(config.pose_token)
         self.encoder = VisionEncoder(vision, projector, config.mm_vision_select_layer, config.mm_vision_select_feature)

@@ -10,7 +10,7 @@ import torch
 
 from chatpose_ros.core.body import SmplBody
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import CheckpointError, InferenceError, ModelLoadError
+from chatpose_ros.core.errors import ChatPoseError, InferenceError, ModelLoadError
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 
@@ -91,9 +91,9 @@ class ChatPosePipeline:
                             vertices=None if out.vertices is None else out.vertices[i].cpu().numpy().astype(np.float32),
                             faces=out.faces, confidence=1.0, estimator=ESTIMATOR))
             timings["pose"] = (time.perf_counter() - t3) * 1e3
-        except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
-            if isinstance(exc, (ModelLoadError, InferenceError)):
-                raise
+        except ChatPoseError:
+            raise
+        except RuntimeError as exc:  # torch errors, CUDA out of memory included
             raise InferenceError(f"ChatPose inference failed: {exc}") from exc
         timings["total"] = (time.perf_counter() - t0) * 1e3
         if gen.forced_pose:
@@ -114,5 +114,3 @@ class ChatPosePipeline:
         if on_cuda:
             torch.cuda.empty_cache()
 
-
-__all__ = ["ChatPosePipeline", "CheckpointError"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -78,7 +79,9 @@ def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, op
     path.parent.mkdir(parents=True, exist_ok=True)
     enc = copy.deepcopy(encoder).float().cpu().eval()
     dummy = torch.zeros(1, 3, image_size, image_size)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns about Python-side shape checks in CLIP; shapes are fixed per engine
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             enc, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
@@ -89,7 +92,13 @@ def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, op
 
 
 def _onnx_path_for(model: ChatPoseModel, cache_dir: Path, model_id: str) -> Path:
-    return cache_dir / f"vision_{model_id.replace(':', '_')}.onnx"
+    """Cache path of the exported encoder: keyed by the vision/projector files when the model came
+    from a checkpoint folder (so rewritten weights never reuse a stale export), else by model_id."""
+    from .checkpoints import vision_fingerprint
+
+    src = getattr(model, "checkpoint_dir", None)
+    key = vision_fingerprint(src) if src is not None else model_id.replace(":", "_")
+    return cache_dir / f"vision_{key}.onnx"
 
 
 class OnnxVisionBackend:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 POSE_TOKEN = "[POSE]"
 PERSON_TOKEN = "<person>"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SYSTEM_PROMPT = "Answer about the people and their body poses."
+SYSTEM_PROMPT = "Answer about people and poses."
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -113,6 +113,7 @@ class LlmSpec:
     lora_alpha: int = 16
     grounding_dim: int = 128
     pose_inner: int = 512
+    num_layers: int = 0  # decoder layers kept (the first N of SmolLM2's 30); 0 = all
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -147,8 +148,11 @@ class GroundingHead(nn.Module):
         return torch.einsum("bd,bnd->bn", self.q(h_pose), self.k(h_people)) * self.scale
 
 
-def load_base(cache: Path | None = None):
-    """(LlamaForCausalLM float32 eval, tokenizer with [POSE] and <person> added)."""
+def load_base(cache: Path | None = None, num_layers: int = 0):
+    """(LlamaForCausalLM float32 eval, tokenizer with [POSE] and <person> added).
+
+    num_layers > 0 keeps only the first `num_layers` decoder layers (layer pruning, for CPU
+    training/inference budgets); the final norm and the (tied) LM head are kept."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = ensure_base_model(cache)
@@ -158,6 +162,14 @@ def load_base(cache: Path | None = None):
     except Exception as exc:  # a half-written cache or a transformers mismatch
         raise ModelLoadError(f"cannot load the cached SmolLM2 from {folder} ({exc}); delete the folder "
                              "to convert the GGUF again") from exc
+    if num_layers:
+        total = len(lm.model.layers)
+        if not 0 < num_layers <= total:
+            raise CheckpointError(f"num_layers={num_layers} but the base model has {total} layers")
+        lm.model.layers = lm.model.layers[:num_layers]
+        lm.config.num_hidden_layers = num_layers
+        if getattr(lm.config, "layer_types", None):
+            lm.config.layer_types = lm.config.layer_types[:num_layers]
     tok.add_special_tokens({"additional_special_tokens": [POSE_TOKEN, PERSON_TOKEN]})
     lm.resize_token_embeddings(len(tok), mean_resizing=True)
     lm.eval()
@@ -191,7 +203,7 @@ class PoseLanguageModel(nn.Module):
         """For training: base frozen, LoRA adapters (peft) and the new token rows trainable."""
         from peft import LoraConfig, get_peft_model
 
-        lm, tok = load_base(cache)
+        lm, tok = load_base(cache, spec.num_layers)
         for p in lm.parameters():
             p.requires_grad_(False)
         cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
@@ -224,7 +236,7 @@ class PoseLanguageModel(nn.Module):
             raise ModelLoadError(f"LLM adapter weights not found: {weights}") from exc
         except Exception as exc:
             raise CheckpointError(f"cannot read LLM adapter weights {weights}: {exc}") from exc
-        lm, tok = load_base(cache)
+        lm, tok = load_base(cache, spec.num_layers)
         cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
                          target_modules=list(LORA_TARGETS), bias="none")
         peft_lm = get_peft_model(lm, cfg)

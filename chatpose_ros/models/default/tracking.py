@@ -1,0 +1,134 @@
+"""Follow the person a query chose from frame to frame (pure: no ROS, no model).
+
+    tracker = PersonTracker()
+    tracker.start(result.selected_person)        # after a query grounded somebody
+    for frame in frames:
+        person = tracker.update(pipeline.observe(frame))   # PersonPose with track_id, or None
+        if tracker.lost: ...
+
+Association cost of a candidate = 1 - IoU(box, predicted box), plus the mean 2D keypoint
+distance in units of the box height, plus the appearance distance (L1 of the colour
+statistics); the cheapest candidate under `max_cost` wins. The box is predicted with a
+constant-velocity model of its centre.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from chatpose_ros.core.types import PersonPose
+
+_ids = itertools.count(1)
+
+
+def box_iou(a, b) -> float:
+    """IoU of two (x_min, y_min, x_max, y_max) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class PersonTracker:
+    """Single-target tracker of a chosen person.
+
+    Args:
+        max_misses: frames without a match after which the person is reported lost.
+        max_cost: candidates costlier than this are not the tracked person.
+        w_iou, w_keypoints, w_appearance: weights of the cost terms.
+        appearance_momentum: how much of the stored appearance is kept at each match.
+    """
+
+    def __init__(self, max_misses: int = 5, max_cost: float = 1.5, w_iou: float = 1.0, w_keypoints: float = 1.0,
+                 w_appearance: float = 1.0, appearance_momentum: float = 0.8) -> None:
+        self.max_misses = int(max_misses)
+        self.max_cost = float(max_cost)
+        self.w = (float(w_iou), float(w_keypoints), float(w_appearance))
+        self.momentum = float(appearance_momentum)
+        self.track_id = -1
+        self.misses = 0
+        self._last: PersonPose | None = None
+        self._velocity = np.zeros(2, np.float32)
+        self._appearance: np.ndarray | None = None
+
+    @property
+    def active(self) -> bool:
+        """A person is being tracked (started and not lost)."""
+        return self._last is not None and not self.lost
+
+    @property
+    def lost(self) -> bool:
+        """True after more than `max_misses` consecutive frames without a match."""
+        return self._last is not None and self.misses > self.max_misses
+
+    def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
+        """Begin tracking `person` (needs a box); returns it with its new track id."""
+        if person.box is None:
+            raise ValueError("cannot track a person without a box (text-only pose)")
+        self.track_id = int(track_id) if track_id is not None else next(_ids)
+        self.misses = 0
+        self._velocity[:] = 0
+        self._appearance = None if person.appearance is None else np.asarray(person.appearance, np.float32).copy()
+        self._last = dataclasses.replace(person, track_id=self.track_id)
+        return self._last
+
+    def reset(self) -> None:
+        self._last = None
+        self.track_id = -1
+        self.misses = 0
+
+    def predicted_box(self) -> tuple[float, float, float, float] | None:
+        if self._last is None or self._last.box is None:
+            return None
+        x0, y0, x1, y1 = self._last.box
+        dx, dy = self._velocity * (1 + self.misses)
+        return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+
+    def cost(self, person: PersonPose) -> float:
+        """Association cost of a candidate (lower is better; inf without a box)."""
+        if person.box is None or self._last is None:
+            return float("inf")
+        pred = self.predicted_box()
+        w_iou, w_kp, w_app = self.w
+        c = w_iou * (1.0 - box_iou(pred, person.box))
+        if person.keypoints_2d is not None and self._last.keypoints_2d is not None \
+                and np.shape(person.keypoints_2d) == np.shape(self._last.keypoints_2d):
+            h = max(pred[3] - pred[1], 1.0)
+            shift = np.array([pred[0] - self._last.box[0], pred[1] - self._last.box[1]], np.float32)
+            d = np.linalg.norm(np.asarray(person.keypoints_2d) - (np.asarray(self._last.keypoints_2d) + shift), axis=1)
+            c += w_kp * float(np.minimum(d.mean() / h, 2.0))
+        else:
+            c += w_kp * 0.5
+        if person.appearance is not None and self._appearance is not None \
+                and np.shape(person.appearance) == np.shape(self._appearance):
+            c += w_app * float(np.abs(np.asarray(person.appearance) - self._appearance).mean() * 4.0)
+        return c
+
+    def update(self, people: list[PersonPose]) -> PersonPose | None:
+        """Match the tracked person among this frame's `people`.
+
+        Returns the matched PersonPose with `track_id` set, or None (not found this frame, or
+        nothing tracked). After `max_misses` misses in a row `lost` turns True; a later match
+        within `max_cost` still recovers the track."""
+        if self._last is None:
+            return None
+        costs = [self.cost(p) for p in people]
+        if not costs or min(costs) > self.max_cost:
+            self.misses += 1
+            return None
+        best = people[int(np.argmin(costs))]
+        old = self._last.box
+        new = best.box
+        step = np.array([(new[0] + new[2] - old[0] - old[2]) / 2, (new[1] + new[3] - old[1] - old[3]) / 2],
+                        np.float32) / (1 + self.misses)
+        self._velocity = 0.5 * self._velocity + 0.5 * step
+        if best.appearance is not None:
+            a = np.asarray(best.appearance, np.float32)
+            self._appearance = a.copy() if self._appearance is None or self._appearance.shape != a.shape \
+                else self.momentum * self._appearance + (1 - self.momentum) * a
+        self.misses = 0
+        self._last = dataclasses.replace(best, track_id=self.track_id)
+        return self._last

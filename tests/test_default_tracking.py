@@ -1,0 +1,60 @@
+"""Default profile: the single-target PersonTracker (pure, no model)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatpose_ros.core.types import PersonPose
+from chatpose_ros.models.default.tracking import PersonTracker, box_iou
+
+
+def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> PersonPose:
+    kp = np.stack([np.linspace(x, x + w, 15), np.linspace(20, 20 + h, 15)], 1).astype(np.float32)
+    return PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32),
+                      box=(x, 20.0, x + w, 20.0 + h), keypoints_2d=kp,
+                      appearance=np.full(24, colour, np.float32), estimator="smplr_regressor")
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+
+
+def test_keeps_id_across_frames_with_a_neighbour():
+    tr = PersonTracker(max_misses=2)
+    first = tr.start(_person(100, 0.2))
+    assert first.track_id > 0
+    for t in range(1, 12):  # target walks right, another person walks left past it
+        people = [_person(400 - 15 * t, 0.8), _person(100 + 12 * t, 0.2)]
+        got = tr.update(people)
+        assert got is not None and got.track_id == first.track_id
+        assert got.box[0] == pytest.approx(100 + 12 * t)
+    assert not tr.lost and tr.active
+
+
+def test_appearance_breaks_ties_when_boxes_overlap():
+    tr = PersonTracker()
+    tr.start(_person(100, 0.2))
+    got = tr.update([_person(104, 0.9), _person(108, 0.2)])
+    assert got.appearance[0] == pytest.approx(0.2)
+
+
+def test_lost_after_misses_and_recovery():
+    tr = PersonTracker(max_misses=3)
+    tid = tr.start(_person(100, 0.2)).track_id
+    for _ in range(4):
+        assert tr.update([]) is None
+    assert tr.lost and not tr.active
+    got = tr.update([_person(102, 0.2)])
+    assert got is not None and got.track_id == tid and not tr.lost
+
+
+def test_far_person_is_not_matched_and_text_pose_cannot_start():
+    tr = PersonTracker()
+    tr.start(_person(0, 0.2))
+    assert tr.update([_person(600, 0.9)]) is None
+    assert tr.update(None or []) is None
+    with pytest.raises(ValueError):
+        tr.start(PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32)))
+    assert PersonTracker().update([_person(0, 0.2)]) is None  # nothing tracked yet
