@@ -19,7 +19,7 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) -m chatpose_ros.bench
+	$(PY) -m chatpose_ros.tools.bench all
 
 train-default: setup
 	$(PY) -m chatpose_ros.models.default.train --seed 0

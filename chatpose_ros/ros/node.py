@@ -89,6 +89,7 @@ class ChatPoseNode(LifecycleNode):
         self._throttle: dict[str, float] = {}
         self.stats = collections.Counter()
         self._latencies: collections.deque[float] = collections.deque(maxlen=200)
+        self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=1000)
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
@@ -222,6 +223,9 @@ class ChatPoseNode(LifecycleNode):
     # ------------------------------------------------------------------ inputs
     def _store_frame(self, decode: Callable[[], np.ndarray], header: Header) -> None:
         self.stats["frames_received"] += 1
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        if stamp > 0:  # transport + queueing delay of the frame (camera stamp to callback), ms
+            self.image_delays_ms.append((self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000.0)
         try:
             rgb = decode()
         except ChatPoseError as exc:
@@ -436,7 +440,8 @@ class ChatPoseNode(LifecycleNode):
         values = {"model_id": self.pipeline.model_id if self.pipeline else "", "model_state": self.model_state,
                   "busy": str(self._busy), "queue_length": str(len(self._queue)),
                   "last_latency_ms": f"{lat[-1]:.1f}" if lat else "", "median_latency_ms": f"{p50:.1f}",
-                  "tracking": str(self._tracker is not None)}
+                  "tracking": str(self._tracker is not None),
+                  "median_image_delay_ms": f"{statistics.median(self.image_delays_ms):.1f}" if self.image_delays_ms else ""}
         values.update({k: str(v) for k, v in sorted(self.stats.items())})
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", hardware_id="chatpose_ros", message=msg,
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -226,12 +226,12 @@ def compute_loss(model: SmplRegressor, batch: dict[str, torch.Tensor], cfg: Trai
         l_rot = (R - batch["rotmats"]).abs().mean()
         l_j = F.mse_loss(forward_kinematics(R), batch["joints"])
         total = total + cfg.w_rot * l_rot + cfg.w_joints * l_j
-        parts = {"rot": float(l_rot), "joints_mse": float(l_j)}
+        parts = {"rot": l_rot.item(), "joints_mse": l_j.item()}
     if "denoised" in out:
         l_lift = (out["denoised"] - batch["clean"]).abs().mean()  # type: ignore[operator]
         total = total + cfg.w_lifter * l_lift
-        parts["lifter"] = float(l_lift)
-    parts["total"] = float(total)
+        parts["lifter"] = l_lift.item()
+    parts["total"] = total.item()
     return total, parts
 
 

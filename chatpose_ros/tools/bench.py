@@ -1,0 +1,350 @@
+"""`chatpose-bench`: speed, throughput and memory of the node, printed as tables.
+
+    chatpose-bench overhead              node overhead alone per frame (conversion, messages, markers)
+    chatpose-bench callback              our node vs a baseline that infers inside the image callback,
+                                         side by side in one run (callback delay, dropped frames)
+    chatpose-bench e2e [--queries 20]    query -> pose message latency over ROS 2 on loopback (node in
+                                         its own process), and frames/s it sustains while answering
+    chatpose-bench memory [--seconds 120] RSS over a long run (camera + a query every second), slope
+    chatpose-bench all
+
+Every ROS process here stays on loopback (chatpose_ros.ros.netsafe). Figures depend on the
+machine: compare ratios measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEMO_IMAGE = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
+
+
+def _pct(xs, q):
+    return float(np.percentile(np.asarray(xs, dtype=float), q)) if len(xs) else float("nan")
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> None:
+    w = max(len(k) for k, _ in rows)
+    print(f"\n## {title}")
+    for k, v in rows:
+        print(f"  {k:<{w}}  {v}")
+
+
+def _image(path: str, size=(640, 480)) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise SystemExit(f"cannot read {path}")
+    return cv2.resize(img, size)[..., ::-1].copy()
+
+
+def _pipeline(args):
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.core.pipeline import build_pipeline
+
+    return build_pipeline(PipelineConfig(profile=args.profile, checkpoint=args.checkpoint))
+
+
+def bench_overhead(args) -> dict:
+    """Per-frame cost of what the node adds around the model: decode the Image message,
+    build the SmplPoseArray and the MarkerArray for a result, serialise them."""
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from chatpose_ros.core.types import PoseResult
+    from chatpose_ros.ros import convert, markers
+
+    pipeline = _pipeline(args)
+    img = _image(args.image)
+    people = pipeline.observe(img) or list(pipeline.estimate(img, "the person on the left").people)
+    pipeline.close()
+    result = PoseResult(query="the person on the left", answer="Sure, it is [POSE].", people=tuple(people), selected=0, model_id="x")
+    header = Header(frame_id="cam")
+    msg = convert.rgb_to_image(img, header, "bgr8")
+    n = args.repeats * 50
+    t = {"decode": [], "pose_msgs": [], "markers": [], "serialise": []}
+    for _ in range(n):
+        t0 = time.perf_counter()
+        convert.image_to_rgb(msg, 16_000_000)
+        t1 = time.perf_counter()
+        arr = convert.result_to_msg(result, header)
+        t2 = time.perf_counter()
+        marr = markers.result_markers(result, header)
+        t3 = time.perf_counter()
+        serialize_message(arr)
+        serialize_message(marr)
+        t4 = time.perf_counter()
+        for k, a, b in (("decode", t0, t1), ("pose_msgs", t1, t2), ("markers", t2, t3), ("serialise", t3, t4)):
+            t[k].append((b - a) * 1000)
+    total = [sum(v) for v in zip(*t.values())]
+    rows = [(f"{k} (p50 / p95 ms)", f"{_pct(v, 50):.3f} / {_pct(v, 95):.3f}") for k, v in t.items()]
+    rows.append(("total per frame (p50 / p95 ms)", f"{_pct(total, 50):.3f} / {_pct(total, 95):.3f}"))
+    rows.append(("people per frame", str(len(people))))
+    _table(f"node overhead alone per 640x480 frame ({n} runs)", rows)
+    return {"overhead_ms_p50": _pct(total, 50), "overhead_ms_p95": _pct(total, 95)}
+
+
+class _Camera:
+    """Publishes a frame at `hz` from its own thread, stamping each with the send time."""
+
+    def __init__(self, node, topic, img, hz):
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from chatpose_ros.ros.convert import rgb_to_image
+
+        self.node, self.hz, self.sent = node, hz, 0
+        self.pub = node.create_publisher(Image, topic, qos_profile_sensor_data)
+        self.msg = rgb_to_image(img, __import__("std_msgs.msg", fromlist=["Header"]).Header(frame_id="cam"), "bgr8")
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        t0 = time.monotonic()
+        while not self._stop.is_set():
+            self.msg.header.stamp = self.node.get_clock().now().to_msg()
+            self.pub.publish(self.msg)
+            self.sent += 1
+            time.sleep(max(0.0, t0 + self.sent / self.hz - time.monotonic()))
+
+    def start(self):
+        self._t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+
+
+def bench_callback(args) -> dict:
+    """Side by side, one process, same pipeline, same camera: our node (inference on a worker)
+    against the common pattern of running inference inside the image callback."""
+    from chatpose_ros.ros.netsafe import configure_loopback_only
+
+    configure_loopback_only(Path.cwd() / "build" / "bench_state", force=True)
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from chatpose_ros.ros.convert import image_to_rgb
+    from chatpose_ros.ros.node import ChatPoseNode
+
+    pipeline = _pipeline(args)
+    img = _image(args.image)
+    pipeline.estimate(img, "warm up")
+
+    class BaselineNode(Node):
+        """Inference inside the image callback (as ros2_nanollm-style nodes do)."""
+
+        def __init__(self, **kw):
+            super().__init__("baseline_node", **kw)
+            self.pending, self.delays, self.received = None, [], 0
+            self.create_subscription(Image, "/camera/image_raw", self.on_image, qos_profile_sensor_data)
+            self.create_subscription(String, "~/query", lambda m: setattr(self, "pending", m.data), 10)
+
+        def on_image(self, msg):
+            self.received += 1
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            self.delays.append((self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000)
+            rgb = image_to_rgb(msg, 16_000_000)
+            if self.pending is not None:
+                query, self.pending = self.pending, None
+                pipeline.estimate(rgb, query)
+
+    rows, out = [], {}
+    rclpy.init()
+    try:
+        for name in ("ours", "baseline"):
+            from rclpy.parameter import Parameter
+
+            if name == "ours":
+                node = ChatPoseNode(pipeline_factory=lambda cfg: pipeline,
+                                    parameter_overrides=[Parameter("track_after_query", value=False)])
+                node.autostart()
+            else:
+                node = BaselineNode()
+            client = Node(f"bench_client_{name}")
+            qpub = client.create_publisher(String, f"/{node.get_name()}/query", 10)
+            ex = MultiThreadedExecutor(num_threads=4)
+            ex.add_node(node)
+            ex.add_node(client)
+            th = threading.Thread(target=ex.spin, daemon=True)
+            th.start()
+            time.sleep(1.0)
+            cam = _Camera(client, "/camera/image_raw", img, args.hz).start()
+            time.sleep(1.0)
+            sent0 = cam.sent
+            recv0 = node.stats["frames_received"] if name == "ours" else node.received
+            for i in range(args.queries):
+                qpub.publish(String(data="the person on the left"))
+                time.sleep(args.query_period)
+            sent = cam.sent - sent0
+            recv = (node.stats["frames_received"] if name == "ours" else node.received) - recv0
+            cam.stop()
+            delays = list(node.image_delays_ms) if name == "ours" else node.delays
+            delays = delays[-max(1, recv):]
+            rows.append((name, f"frames sent {sent}, received {recv} ({100 * (1 - recv / max(sent, 1)):.1f}% dropped), "
+                               f"callback delay p50 {_pct(delays, 50):.1f} ms, p95 {_pct(delays, 95):.1f} ms, max {max(delays):.0f} ms"))
+            out[name] = {"sent": sent, "received": recv, "delay_p50_ms": _pct(delays, 50), "delay_p95_ms": _pct(delays, 95)}
+            ex.shutdown(timeout_sec=5)
+            th.join(timeout=10)
+            if name == "ours":
+                node.trigger_deactivate()
+                node._pubs = {}
+                node.pipeline = None
+            node.destroy_node()
+            client.destroy_node()
+    finally:
+        rclpy.shutdown()
+        pipeline.close()
+    ratio = out["baseline"]["delay_p95_ms"] / max(out["ours"]["delay_p95_ms"], 1e-3)
+    rows.append(("p95 callback delay, baseline / ours", f"{ratio:.1f}x"))
+    _table(f"image callback while answering ({args.queries} queries, camera {args.hz} Hz, same pipeline)", rows)
+    return out
+
+
+def _node_process(args, state: Path):
+    cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
+           "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0"]
+    if args.checkpoint:
+        cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
+    return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_e2e(args, seconds: float | None = None) -> dict:
+    """Node in its own process; this process is the camera and the user. Measures query -> pose
+    message latency, tracking updates per second, and (memory mode) the node's RSS over time."""
+    from chatpose_ros.ros.netsafe import configure_loopback_only
+
+    state = Path.cwd() / "build" / "bench_state"
+    configure_loopback_only(state, force=True)
+    proc = _node_process(args, state)
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from chatpose_ros.msg import SmplPoseArray
+
+    rclpy.init()
+    client = Node("bench_e2e_client")
+    answers: dict[str, float] = {}
+    tracking: list[float] = []
+
+    def on_poses(msg):
+        if msg.answer:
+            answers.setdefault(msg.query, time.monotonic())
+        else:
+            tracking.append(time.monotonic())
+
+    client.create_subscription(SmplPoseArray, "/chatpose_node/poses", on_poses, 50)
+    qpub = client.create_publisher(String, "/chatpose_node/query", 10)
+    ex = MultiThreadedExecutor(num_threads=2)
+    ex.add_node(client)
+    th = threading.Thread(target=ex.spin, daemon=True)
+    th.start()
+    img = _image(args.image)
+    cam = _Camera(client, "/camera/image_raw", img, args.hz).start()
+    out: dict = {}
+    try:
+        t0 = time.monotonic()
+        while qpub.get_subscription_count() == 0 and time.monotonic() - t0 < 300:
+            time.sleep(0.2)
+        time.sleep(2.0)  # model loaded and the first frames in
+        print(f"node ready after {time.monotonic() - t0:.1f} s (model load included)", flush=True)
+        lat, rss = [], []
+        n = args.queries if seconds is None else int(seconds / args.query_period)
+        t_start = time.monotonic()
+        for i in range(n):
+            q = f"the person on the left #{i}"
+            sent = time.monotonic()
+            qpub.publish(String(data=q))
+            while q not in answers and time.monotonic() - sent < 30:
+                time.sleep(0.002)
+            if q in answers:
+                lat.append((answers[q] - sent) * 1000)
+            rss.append((time.monotonic() - t_start, _rss_mb(proc.pid)))
+            time.sleep(max(0.0, args.query_period - (time.monotonic() - sent)))
+        elapsed = time.monotonic() - t_start
+        track_fps = len([t for t in tracking if t >= t_start]) / elapsed
+        out = {"latency_ms_p50": _pct(lat, 50), "latency_ms_p95": _pct(lat, 95), "answered": len(lat), "asked": n,
+               "tracking_updates_per_s": track_fps, "camera_hz": args.hz}
+        rows = [("query -> pose message (p50 / p95 ms)", f"{out['latency_ms_p50']:.0f} / {out['latency_ms_p95']:.0f}"),
+                ("answered / asked", f"{len(lat)} / {n}"),
+                ("tracking pose messages per second", f"{track_fps:.1f} (camera {args.hz} Hz)")]
+        if seconds is not None and len(rss) > 4:
+            t = np.array([r[0] for r in rss])
+            m = np.array([r[1] for r in rss])
+            h = len(m) // 2
+            slope = float(np.polyfit(t[h:], m[h:], 1)[0]) * 60
+            out.update({"rss_mb_start": m[0], "rss_mb_end": m[-1], "rss_slope_mb_per_min_second_half": slope})
+            rows.append(("node RSS start -> end (MB)", f"{m[0]:.0f} -> {m[-1]:.0f}"))
+            rows.append(("RSS slope, second half (MB/min)", f"{slope:.2f}"))
+        _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, {elapsed:.0f} s)", rows)
+    finally:
+        cam.stop()
+        ex.shutdown(timeout_sec=5)
+        th.join(timeout=10)
+        client.destroy_node()
+        rclpy.shutdown()
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("overhead", "callback", "e2e", "memory", "all"), nargs="?", default="all")
+    p.add_argument("--profile", default="default", choices=("default", "chatpose"))
+    p.add_argument("--checkpoint", default="")
+    p.add_argument("--image", default=DEMO_IMAGE)
+    p.add_argument("--hz", type=float, default=30.0, help="camera rate")
+    p.add_argument("--queries", type=int, default=20)
+    p.add_argument("--query-period", type=float, default=1.0, help="seconds between queries")
+    p.add_argument("--seconds", type=float, default=120.0, help="memory run length")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", default="", help="write the figures here")
+    args = p.parse_args(argv)
+    figures = {}
+    if args.what in ("overhead", "all"):
+        figures["overhead"] = bench_overhead(args)
+    if args.what in ("callback", "all"):
+        figures["callback"] = bench_callback(args)
+    if args.what in ("e2e", "all"):
+        figures["e2e"] = bench_e2e(args)
+    if args.what in ("memory", "all"):
+        figures["memory"] = bench_e2e(args, seconds=args.seconds)
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
