@@ -24,6 +24,14 @@ setup(
         "console_scripts": [
             "chatpose = chatpose_ros.cli:main",
             "chatpose-node = chatpose_ros.ros.main:main",
+            "chatpose-bench = chatpose_ros.tools.bench:main",
+            "chatpose-train-default = chatpose_ros.models.default.train:main",
+            "chatpose-eval-default = chatpose_ros.models.default.evaluate:main",
+            "chatpose-convert = chatpose_ros.models.chatpose.checkpoints:convert_main",
+            "chatpose-merge-lora = chatpose_ros.models.chatpose.checkpoints:merge_main",
+            "chatpose-train = chatpose_ros.models.chatpose.train:main",
+            "chatpose-eval = chatpose_ros.models.chatpose.evaluate:main",
+            "chatpose-bench-decoding = chatpose_ros.models.chatpose.bench_decoding:main",
         ],
     },
 )

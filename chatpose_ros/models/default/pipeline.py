@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -73,6 +74,15 @@ def estimate_translation(lm2d: np.ndarray, world: np.ndarray, vis: np.ndarray, i
     Z = f / (spread_px / spread_m)
     hip = 0.5 * (lm2d[23] + lm2d[24])
     return np.array([(hip[0] - W / 2) * Z / f, (hip[1] - H / 2) * Z / f, Z], np.float32)
+
+
+_TEXT_ONLY_QUESTIONS = re.compile(r"^\s*(how many|count\b|is there|are there)", re.IGNORECASE)
+
+
+def asks_for_pose(query: str) -> bool:
+    """Whether `force_pose_token` applies: every query except counting / yes-no questions about
+    the scene ("how many people ...", "are there ..."), which are answered in text only."""
+    return _TEXT_ONLY_QUESTIONS.match(query) is None
 
 
 class DefaultPipeline:
@@ -195,8 +205,9 @@ class DefaultPipeline:
 
         Detected people come back best first (grounding probability x detection score) with
         `selected` the grounded one; when the answer carries no pose token (e.g. "how many
-        people?") `selected` is -1. Text-only questions, and images where nobody is found,
-        always get a pose from the LLM's pose head when `force_pose_token` is set."""
+        people?") `selected` is -1. With `force_pose_token` every query except counting /
+        yes-no questions (:func:`asks_for_pose`) gets a pose: the grounded person's, or the LLM
+        pose head's for text-only questions and images where nobody is found."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
@@ -212,7 +223,7 @@ class DefaultPipeline:
                 people, feats = self._people(image, dets) if dets else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
                 timings["regress"] = (time.perf_counter() - t) * 1e3
                 t = time.perf_counter()
-                gen, probs = self._ask(query, feats, force_pose=self.config.force_pose_token and not people)
+                gen, probs = self._ask(query, feats, force_pose=self.config.force_pose_token and asks_for_pose(query))
                 timings["llm"] = (time.perf_counter() - t) * 1e3
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, InferenceError):
