@@ -98,10 +98,9 @@ def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16) ->
         for j, s in enumerate(part):
             ids = b["ids"][j]
             hp = h[j, int((ids == llm.pose_token_id).nonzero()[0])]
-            pp = (ids == llm.person_token_id).nonzero()[:, 0]
-            pred = int(llm.grounding(hp[None], h[j, pp][None])[0].argmax())
+            pred = int(llm.ground_sequence(ids, h[j], hp, torch.from_numpy(np.asarray(s.features, np.float32))).argmax())
             per.setdefault(s.kind, []).append(int(pred == s.target))
-            chance.append(1.0 / len(pp))
+            chance.append(1.0 / int(s.features.shape[0]))
     allc = [c for v in per.values() for c in v]
     return {"n": n, "accuracy": float(np.mean(allc)), "chance": float(np.mean(chance)),
             "answer_token_accuracy": float(np.mean(tok)),

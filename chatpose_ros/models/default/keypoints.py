@@ -7,7 +7,7 @@ Domain gap: MediaPipe's hip landmarks sit lower and wider than SMPL's hip joints
 the outside of the hips near the greater trochanter, SMPL's are the joint centres), and its
 foot landmark is the toe tip where SMPL's foot joint is the ball of the foot. The regressor is
 trained with a random hip offset and gaussian noise on top of the SMPL keypoints to absorb
-this gap (see ``regressor.KeypointNoise``).
+this gap (see ``train_regressor.NoiseModel``).
 """
 from __future__ import annotations
 

@@ -114,6 +114,9 @@ class LlmSpec:
     grounding_dim: int = 128
     pose_inner: int = 512
     num_layers: int = 0  # decoder layers kept (the first N of SmolLM2's 30); 0 = all
+    feature_keys: bool = False  # grounding keys also see the (standardised) person features
+    question_pool: bool = False  # grounding query also sees the mean state of the question tokens
+    head_mlp: bool = False  # grounding query and feature key are 2-layer MLPs (else linear)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -136,16 +139,39 @@ class PersonProjector(nn.Module):
 
 
 class GroundingHead(nn.Module):
-    """score_i = <W_q h_pose, W_k h_person_i> / sqrt(d): (B, H), (B, N, H) -> (B, N) logits."""
+    """score_i = <W_q h_pose, W_k h_person_i (+ W_f f_i)> / sqrt(d): (B, H), (B, N, H) -> (B, N) logits.
 
-    def __init__(self, hidden_size: int, dim: int) -> None:
+    With `feature_dim` the key also reads the person's standardised feature vector f_i (a skip
+    connection around the LLM, which makes the head learn faster on a CPU budget)."""
+
+    def __init__(self, hidden_size: int, dim: int, feature_dim: int = 0, question_pool: bool = False,
+                 mlp: bool = False) -> None:
         super().__init__()
-        self.q = nn.Linear(hidden_size, dim)
+        self.question_pool = question_pool
+        q_in = hidden_size * (2 if question_pool else 1)
+
+        def layer(n_in: int) -> nn.Module:
+            return nn.Sequential(nn.Linear(n_in, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)) if mlp \
+                else nn.Linear(n_in, dim)
+
+        self.q = layer(q_in)
         self.k = nn.Linear(hidden_size, dim)
+        self.f = layer(feature_dim) if feature_dim else None
         self.scale = dim ** -0.5
 
-    def forward(self, h_pose: torch.Tensor, h_people: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bd,bnd->bn", self.q(h_pose), self.k(h_people)) * self.scale
+    def forward(self, h_pose: torch.Tensor, h_people: torch.Tensor, feats: torch.Tensor | None = None,
+                h_question: torch.Tensor | None = None) -> torch.Tensor:
+        """h_question: (B, H) mean last-layer state of the question tokens (with question_pool)."""
+        if self.question_pool:
+            if h_question is None:
+                raise ValueError("this grounding head needs the question state")
+            h_pose = torch.cat((h_pose, h_question.to(h_pose.dtype)), -1)
+        k = self.k(h_people)
+        if self.f is not None:
+            if feats is None:
+                raise ValueError("this grounding head needs the person features")
+            k = k + self.f(feats.to(k.dtype))
+        return torch.einsum("bd,bnd->bn", self.q(h_pose), k) * self.scale
 
 
 def load_base(cache: Path | None = None, num_layers: int = 0):
@@ -190,7 +216,8 @@ class PoseLanguageModel(nn.Module):
         hidden = lm.config.hidden_size
         self.hidden_size = hidden
         self.projector = PersonProjector(spec.feature_dim, hidden)
-        self.grounding = GroundingHead(hidden, spec.grounding_dim)
+        self.grounding = GroundingHead(hidden, spec.grounding_dim, spec.feature_dim if spec.feature_keys else 0,
+                                       spec.question_pool, spec.head_mlp)
         self.pose_head = PoseHead(hidden, spec.pose_inner)
         self.pose_token_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
         self.person_token_id = tokenizer.convert_tokens_to_ids(PERSON_TOKEN)
@@ -225,8 +252,11 @@ class PoseLanguageModel(nn.Module):
         return out
 
     @classmethod
-    def load(cls, weights: Path, spec: LlmSpec, cache: Path | None = None) -> "PoseLanguageModel":
-        """For inference: base from the GGUF cache, shipped LoRA merged (merge_and_unload)."""
+    def load(cls, weights: Path, spec: LlmSpec, cache: Path | None = None,
+             skip: tuple[str, ...] = ()) -> "PoseLanguageModel":
+        """For inference: base from the GGUF cache, shipped LoRA merged (merge_and_unload).
+
+        `skip` names sub-modules ("grounding", ...) left freshly initialised (for re-fitting)."""
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -252,6 +282,8 @@ class PoseLanguageModel(nn.Module):
             with torch.no_grad():
                 lm.get_input_embeddings().weight[model.new_token_ids] = state["new_token_rows"]
             for name in ("projector", "grounding", "pose_head"):
+                if name in skip:
+                    continue
                 sub = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
                 getattr(model, name).load_state_dict(sub, strict=True)
         except (KeyError, RuntimeError) as exc:
@@ -295,6 +327,25 @@ class PoseLanguageModel(nn.Module):
                 raise ValueError("number of <person> placeholders does not match the person features")
             emb = emb.masked_scatter(mask[..., None], proj)
         return emb
+
+    def question_positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """(T,) ids of one prompt -> positions of the question (after the last person token, before
+        the end of the user turn)."""
+        person = (ids == self.person_token_id).nonzero()[:, 0]
+        start = int(person[-1]) + 1 if len(person) else 0
+        ends = (ids == self.end_token_id).nonzero()[:, 0]
+        ends = ends[ends > start]
+        stop = int(ends[0]) if len(ends) else len(ids)
+        return torch.arange(start, max(stop, start + 1))
+
+    def ground_sequence(self, ids: torch.Tensor, h: torch.Tensor, h_pose: torch.Tensor,
+                        feats: torch.Tensor) -> torch.Tensor:
+        """Grounding logits (N,) for one sequence: (T,) ids, (T, H) last-layer states, (H,) state of
+        the pose token, (N, F) raw person features."""
+        pp = (ids == self.person_token_id).nonzero()[:, 0]
+        f = (feats.to(h.dtype) - self.projector.mean) / self.projector.std
+        hq = h[self.question_positions(ids)].mean(0)[None] if self.spec.question_pool else None
+        return self.grounding(h_pose[None], h[pp][None], f[None], hq)[0]
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(M, H) -> (M, V), with the trainable new token rows during training (tied embeddings)."""

@@ -50,6 +50,8 @@ _CACHE_VERSION = "4"  # bump when the retargeting changes so stale caches are ig
 COLLAR_FRACTION = 0.4
 # Below this sine of the knee/elbow bend the hinge plane is unreliable; use pure swing.
 MIN_HINGE_SIN = 0.2
+# Hand target = wrist + this fraction of the forearm vector (only its direction is used).
+HAND_EXTENSION = 0.25
 _EPS = 1e-9
 
 _IDX = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
@@ -352,7 +354,7 @@ def mocap_smpl_targets(clip: BvhClip, frames: np.ndarray | None = None) -> tuple
         s = tgt[:, _IDX[f"{side}_shoulder"]]
         tgt[:, _IDX[f"{side}_collar"]] = c + COLLAR_FRACTION * (s - c)
         w, e = tgt[:, _IDX[f"{side}_wrist"]], tgt[:, _IDX[f"{side}_elbow"]]
-        tgt[:, _IDX[f"{side}_hand"]] = w + (w - e) * 0.25  # direction is all that matters
+        tgt[:, _IDX[f"{side}_hand"]] = w + HAND_EXTENSION * (w - e)
     tgt -= tgt[:, :1]
     head_rot = rot[:, clip.index(fam["direct"]["head"])]  # type: ignore[index]
     # heading: pelvis frame at the clip's first frame (the whole clip, not the subsample)
@@ -522,7 +524,7 @@ def load_mocap(split: str, fps: float = 30.0, cache_dir: str | None = None) -> M
         ms = retarget_to_smpl(clip, np.arange(clip.first_motion_frame, clip.num_frames, step))
         try:
             cache.mkdir(parents=True, exist_ok=True)
-            tmp = cpath.with_suffix(".tmp.npz")
+            tmp = cpath.with_name(f"{cpath.stem}.{os.getpid()}.tmp.npz")  # concurrent writers
             np.savez_compressed(tmp, rotmats=ms.rotmats, joints=ms.joints)
             os.replace(tmp, cpath)
         except OSError as exc:  # a read-only cache is not fatal

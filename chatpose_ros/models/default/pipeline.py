@@ -186,8 +186,7 @@ class DefaultPipeline:
         probs = None
         if n and gen.num_poses:
             h = llm.backbone(emb, torch.ones_like(ids))
-            pp = (ids[0] == llm.person_token_id).nonzero()[:, 0]
-            scores = llm.grounding(gen.pose_hidden[:1].to(h.dtype), h[0, pp][None])[0]
+            scores = llm.ground_sequence(ids[0], h[0], gen.pose_hidden[0].to(h.dtype), torch.from_numpy(feats))
             probs = torch.softmax(scores.float(), -1).numpy()
         return gen, probs
 

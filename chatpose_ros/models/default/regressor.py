@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ...core.body import NUM_JOINTS
-from ...core.errors import CheckpointError, ModelLoadError
+from ...core.errors import CheckpointError, ConfigError, ModelLoadError
 from ...core.geometry import matrix_to_rot6d, rot6d_to_matrix
 from .keypoints import KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS
 
@@ -65,8 +65,6 @@ class RegressorConfig:
     ff_mult: int = 2           # tfpose: feed-forward width / d_model
 
     def __post_init__(self) -> None:
-        from ...core.errors import ConfigError
-
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown regressor arch {self.arch!r}; expected one of {ARCHS}")
 
@@ -256,7 +254,8 @@ class SmplRegressor(nn.Module):
         Args:
             kp3d: (B, 15, 3) camera optical axes (x right, y down, z forward), any scale/origin.
             kp2d: (B, 15, 2) pixels or None.
-            box: (B, 4) person box xyxy (pixels) or None (box of the 2D keypoints).
+            box: (B, 4) person box xyxy (pixels) or None (box of the 2D keypoints); ignored
+                without kp2d.
             visibility: (B, 15) visibility/confidence in [0, 1] or None (all visible).
         """
         kp3d = np.asarray(kp3d, dtype=np.float32)

@@ -32,6 +32,8 @@ SPEC_FILE = "llm.json"
 ROT_WEIGHT = 0.1
 JOINT_WEIGHT = 1.0
 GROUND_WEIGHT = 1.0
+HEAD_LR_SCALE = 3.0  # projector and heads learn faster than the LoRA adapters
+MIX = (0.75, 0.05, 0.12, 0.08)
 
 
 def collate(model, samples) -> dict:
@@ -76,8 +78,7 @@ def batch_losses(model, samples, batch: dict) -> dict[str, torch.Tensor]:
             continue
         hp = h[b, int(pos[0])]
         if s.target >= 0:
-            pp = (ids[b] == model.person_token_id).nonzero()[:, 0]
-            scores = model.grounding(hp[None], h[b, pp][None])[0]
+            scores = model.ground_sequence(ids[b], h[b], hp, torch.from_numpy(np.asarray(s.features, np.float32)))
             ground.append(F.cross_entropy(scores[None], torch.tensor([s.target])))
             correct += int(int(scores.argmax()) == s.target)
         if s.rotmats is not None:
@@ -95,6 +96,73 @@ def batch_losses(model, samples, batch: dict) -> dict[str, torch.Tensor]:
     return out
 
 
+@torch.no_grad()
+def grounding_cache(model, samples, batch_size: int = 16) -> dict[str, torch.Tensor]:
+    """Last-layer states for grounding samples (teacher-forced answer), padded to 5 people:
+    pose (n, H), question (n, H), people (n, 5, H), feats (n, 5, F), mask (n, 5), target (n,)."""
+    n, P = len(samples), max(int(s.features.shape[0]) for s in samples)
+    H, F_ = model.hidden_size, model.spec.feature_dim
+    out = {"pose": torch.zeros(n, H), "question": torch.zeros(n, H), "people": torch.zeros(n, P, H),
+           "feats": torch.zeros(n, P, F_), "mask": torch.zeros(n, P, dtype=torch.bool),
+           "target": torch.tensor([s.target for s in samples])}
+    for i in range(0, n, batch_size):
+        part = samples[i:i + batch_size]
+        b = collate(model, part)
+        h = model.backbone(model.embed(b["ids"], b["feats"], b["counts"]), b["att"])
+        for j, s in enumerate(part):
+            ids = b["ids"][j]
+            k = int(s.features.shape[0])
+            out["pose"][i + j] = h[j, int((ids == model.pose_token_id).nonzero()[0])]
+            out["question"][i + j] = h[j, model.question_positions(ids)].mean(0)
+            out["people"][i + j, :k] = h[j, (ids == model.person_token_id).nonzero()[:, 0]]
+            out["feats"][i + j, :k] = torch.from_numpy(np.asarray(s.features, np.float32))
+            out["mask"][i + j, :k] = True
+    return out
+
+
+def fit_grounding(model, mocap, seed: int, n: int = 8000, epochs: int = 30, lr: float = 2e-3,
+                  batch_size: int = 64) -> dict[str, float]:
+    """Stage 2: fit the grounding head on the (frozen) LLM's last-layer states of `n` fresh
+    grounding samples; 10% held out (same mocap split) to report accuracy. Returns figures."""
+    from tqdm import tqdm
+
+    from chatpose_ros.models.default.queries import SampleStream
+
+    stream = SampleStream(mocap, seed + 1)
+    was = model.training
+    model.eval()
+    samples = [stream.grounding() for _ in tqdm(range(n), desc="grounding samples", unit="q")]
+    cache = grounding_cache(model, samples)
+    model.train(was)
+    head = model.grounding
+    for p in head.parameters():
+        p.requires_grad_(True)
+    feats = (cache["feats"] - model.projector.mean) / model.projector.std
+    n_val = n // 10
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val, tr = idx[:n_val], idx[n_val:]
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-2)
+
+    def scores(sel: torch.Tensor) -> torch.Tensor:
+        sc = head(cache["pose"][sel], cache["people"][sel], feats[sel], cache["question"][sel])
+        return sc.masked_fill(~cache["mask"][sel], -1e4)
+
+    for _ in tqdm(range(epochs), desc="grounding head", unit="epoch"):
+        perm = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed + _))]
+        for i in range(0, len(perm), batch_size):
+            sel = perm[i:i + batch_size]
+            loss = F.cross_entropy(scores(sel), cache["target"][sel])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        acc_tr = float((scores(tr).argmax(-1) == cache["target"][tr]).float().mean())
+        acc_val = float((scores(val).argmax(-1) == cache["target"][val]).float().mean())
+    log.info("grounding head: train acc %.3f, held-out samples acc %.3f", acc_tr, acc_val)
+    return {"grounding_fit_train_acc": round(acc_tr, 4), "grounding_fit_val_acc": round(acc_val, 4),
+            "grounding_fit_samples": n, "grounding_fit_epochs": epochs}
+
+
 def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of the person features over `n` random scenes (for the projector)."""
     from chatpose_ros.models.default.scenes import make_scene
@@ -105,8 +173,9 @@ def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))
 
 
-def train(seed: int = 0, steps: int = 160, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
-          threads: int = 2, lora_r: int = 8, save_every: int = 20, num_layers: int = 10) -> dict:
+def train(seed: int = 0, steps: int = 600, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
+          threads: int = 2, lora_r: int = 8, save_every: int = 50, num_layers: int = 10, feature_keys: bool = True, question_pool: bool = True, head_mlp: bool = True,
+          mix: tuple[float, float, float, float] = MIX) -> dict:
     """Train and write the adapter + llm.json; returns the record written to llm.json."""
     from tqdm import tqdm
 
@@ -121,15 +190,19 @@ def train(seed: int = 0, steps: int = 160, batch_size: int = 8, lr: float = 1e-3
     np.random.seed(seed)
     t0 = time.perf_counter()
     mocap = load_mocap("train")
-    stream = SampleStream(mocap, seed)
-    spec = LlmSpec(feature_dim=FEATURE_DIM, lora_r=lora_r, lora_alpha=2 * lora_r, num_layers=num_layers)
+    stream = SampleStream(mocap, seed, mix=mix)
+    spec = LlmSpec(feature_dim=FEATURE_DIM, lora_r=lora_r, lora_alpha=2 * lora_r, num_layers=num_layers,
+                   feature_keys=feature_keys, question_pool=question_pool, head_mlp=head_mlp)
     model = PoseLanguageModel.create(spec)
     mean, std = feature_stats(stream)
     model.projector.mean.copy_(mean)
     model.projector.std.copy_(std)
     params = [p for p in model.parameters() if p.requires_grad]
     log.info("trainable parameters: %d", sum(p.numel() for p in params))
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    head_ids = {id(p) for m in (model.projector, model.grounding, model.pose_head) for p in m.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in head_ids], "lr": lr},
+              {"params": [p for p in params if id(p) in head_ids], "lr": HEAD_LR_SCALE * lr}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
     warm = max(1, steps // 15)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
@@ -153,6 +226,10 @@ def train(seed: int = 0, steps: int = 160, batch_size: int = 8, lr: float = 1e-3
             bar.set_postfix({k: f"{np.mean(v[-20:]):.3f}" for k, v in hist.items()})
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=step + 1)
+    model.eval()
+    fit = fit_grounding(model, mocap, seed)
+    for k, v in fit.items():
+        hist[k] = [v]
     return _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=steps)
 
 
@@ -177,7 +254,7 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
                    f"--lr {lr} --num-layers {spec.num_layers})",
         "data": "synthetic scenes of 1-5 people from CMU mocap train split (01_03, Boxing_Toes) + "
                 "posecode text-to-pose samples (queries.SampleStream)",
-        "seed": seed, "steps": steps, "steps_done": done, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "steps": steps, "mix(grounding,count,text2pose,speculative_pose)": list(MIX), "steps_done": done, "batch_size": batch_size, "lr": lr,
         "loss": "CE(answer) + CE(grounding) + 0.1 L1(rotmats) + L1(FK joints, m)",
         "train_minutes": round(minutes, 1), "threads": threads,
         "final_train": {k: round(float(np.mean(v[-30:])), 4) for k, v in hist.items()},
@@ -190,7 +267,7 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the default profile's LLM adapter (projector, LoRA, heads).")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--steps", type=int, default=160, help="optimiser steps")
+    p.add_argument("--steps", type=int, default=600, help="optimiser steps")
     p.add_argument("--batch-size", type=int, default=8, help="samples per step")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine schedule)")
     p.add_argument("--lora-r", type=int, default=8, help="LoRA rank")
@@ -198,12 +275,45 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decoder layers of SmolLM2 kept (first N of 30; 0 = all): the CPU budget")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder of the weights")
+    p.add_argument("--refit-grounding", type=Path, default=None, metavar="DIR",
+                   help="only re-fit the grounding head (stage 2) of the adapter in DIR")
     return p
+
+
+def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
+    """Re-run stage 2 only on the adapter in `folder` (MLP grounding head), rewriting its
+    grounding weights and llm.json."""
+    import dataclasses
+
+    from safetensors.torch import load_file, save_file
+
+    from chatpose_ros.models.default.llm import LlmSpec, PoseLanguageModel
+    from chatpose_ros.models.default.mocap import load_mocap
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    record = json.loads((folder / SPEC_FILE).read_text())
+    spec = dataclasses.replace(LlmSpec(**record["spec"]), feature_keys=True, question_pool=True, head_mlp=True)
+    model = PoseLanguageModel.load(folder / ADAPTER_FILE, spec, skip=("grounding",))
+    fit = fit_grounding(model, load_mocap("train"), seed)
+    state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items() if not k.startswith("grounding.")}
+    for k, v in model.grounding.state_dict().items():
+        state[f"grounding.{k}"] = v.detach().half().contiguous()
+    save_file(state, str(folder / ADAPTER_FILE), metadata={"format": "pt"})
+    record["spec"] = spec.to_json()
+    record["adapter_sha256"] = hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()
+    record["final_train"].update(fit)
+    record["grounding_refit"] = f"python -m chatpose_ros.models.default.train_llm --refit-grounding {folder} --seed {seed}"
+    (folder / SPEC_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return fit
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.refit_grounding:
+        print(json.dumps(refit_grounding(args.refit_grounding, args.seed, args.threads)))
+        return 0
     rec = train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr, out=args.out,
                 threads=args.threads, lora_r=args.lora_r, num_layers=args.num_layers)
     print(json.dumps(rec["final_train"]))

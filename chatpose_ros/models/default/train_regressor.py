@@ -72,8 +72,8 @@ class ViewSampler:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
-    batch: int = 256
+    steps: int = 1500
+    batch: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup: int = 100
