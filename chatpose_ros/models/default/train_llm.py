@@ -120,7 +120,7 @@ def grounding_cache(model, samples, batch_size: int = 16) -> dict[str, torch.Ten
     return out
 
 
-def fit_grounding(model, mocap, seed: int, n: int = 8000, epochs: int = 30, lr: float = 2e-3,
+def fit_grounding(model, mocap, seed: int, n: int = 16000, epochs: int = 30, lr: float = 2e-3,
                   batch_size: int = 64) -> dict[str, float]:
     """Stage 2: fit the grounding head on the (frozen) LLM's last-layer states of `n` fresh
     grounding samples; 10% held out (same mocap split) to report accuracy. Returns figures."""
@@ -161,6 +161,51 @@ def fit_grounding(model, mocap, seed: int, n: int = 8000, epochs: int = 30, lr: 
     log.info("grounding head: train acc %.3f, held-out samples acc %.3f", acc_tr, acc_val)
     return {"grounding_fit_train_acc": round(acc_tr, 4), "grounding_fit_val_acc": round(acc_val, 4),
             "grounding_fit_samples": n, "grounding_fit_epochs": epochs}
+
+
+def fit_pose_head(model, mocap, seed: int, n: int = 3000, epochs: int = 30, lr: float = 1e-3,
+                  batch_size: int = 64) -> dict[str, float]:
+    """Stage 2: fit the pose head on the (frozen) LLM's pose-token states of `n` text-to-pose
+    samples (3/4 posecode descriptions, 1/4 speculative); 10% held out. Returns figures."""
+    from tqdm import tqdm
+
+    from chatpose_ros.models.default.queries import SampleStream
+
+    stream = SampleStream(mocap, seed + 2)
+    samples = [stream.text_pose() if i % 4 else stream.speculative_pose()
+               for i in tqdm(range(n), desc="text-to-pose samples", unit="q")]
+    was = model.training
+    model.eval()
+    hs = torch.zeros(n, model.hidden_size)
+    with torch.no_grad():
+        for i in range(0, n, 16):
+            part = samples[i:i + 16]
+            b = collate(model, part)
+            h = model.backbone(model.embed(b["ids"], b["feats"], b["counts"]), b["att"])
+            for j in range(len(part)):
+                hs[i + j] = h[j, int((b["ids"][j] == model.pose_token_id).nonzero()[0])]
+    model.train(was)
+    target = torch.from_numpy(np.stack([s.rotmats for s in samples]).astype(np.float32))
+    tj = forward_kinematics(target)
+    head = model.pose_head
+    for p in head.parameters():
+        p.requires_grad_(True)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val, tr = idx[: n // 10], idx[n // 10:]
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-2)
+    for e in tqdm(range(epochs), desc="pose head", unit="epoch"):
+        perm = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed + e))]
+        for i in range(0, len(perm), batch_size):
+            sel = perm[i:i + batch_size]
+            R = head(hs[sel])
+            loss = ROT_WEIGHT * (R - target[sel]).abs().mean() + JOINT_WEIGHT * (forward_kinematics(R) - tj[sel]).norm(dim=-1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        err = float((forward_kinematics(head(hs[val])) - tj[val]).norm(dim=-1).mean()) * 1000
+    log.info("pose head: held-out samples joint error %.1f mm", err)
+    return {"pose_fit_val_joint_err_mm": round(err, 1), "pose_fit_samples": n, "pose_fit_epochs": epochs}
 
 
 def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,6 +273,7 @@ def train(seed: int = 0, steps: int = 600, batch_size: int = 8, lr: float = 1e-3
             _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=step + 1)
     model.eval()
     fit = fit_grounding(model, mocap, seed)
+    fit.update(fit_pose_head(model, mocap, seed))
     for k, v in fit.items():
         hist[k] = [v]
     return _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=steps)
@@ -281,8 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
-    """Re-run stage 2 only on the adapter in `folder` (MLP grounding head), rewriting its
-    grounding weights and llm.json."""
+    """Re-run stage 2 only on the adapter in `folder` (MLP grounding head, pose head), rewriting
+    those weights and llm.json."""
     import dataclasses
 
     from safetensors.torch import load_file, save_file
@@ -295,10 +341,16 @@ def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
     record = json.loads((folder / SPEC_FILE).read_text())
     spec = dataclasses.replace(LlmSpec(**record["spec"]), feature_keys=True, question_pool=True, head_mlp=True)
     model = PoseLanguageModel.load(folder / ADAPTER_FILE, spec, skip=("grounding",))
-    fit = fit_grounding(model, load_mocap("train"), seed)
-    state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items() if not k.startswith("grounding.")}
-    for k, v in model.grounding.state_dict().items():
-        state[f"grounding.{k}"] = v.detach().half().contiguous()
+    for p in model.pose_head.parameters():  # refined from its stage-1 weights
+        p.requires_grad_(True)
+    mocap = load_mocap("train")
+    fit = fit_grounding(model, mocap, seed)
+    fit.update(fit_pose_head(model, mocap, seed))
+    state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items()
+             if not k.startswith(("grounding.", "pose_head."))}
+    for name in ("grounding", "pose_head"):
+        for k, v in getattr(model, name).state_dict().items():
+            state[f"{name}.{k}"] = v.detach().half().contiguous()
     save_file(state, str(folder / ADAPTER_FILE), metadata={"format": "pt"})
     record["spec"] = spec.to_json()
     record["adapter_sha256"] = hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()
