@@ -106,7 +106,11 @@ def run_demo(args) -> int:
             header.stamp = node.get_clock().now().to_msg()
             img_pub.publish(rgb_to_image(image, header, "bgr8"))
             if not asked and query_pub.get_subscription_count() > 0 and img_pub.get_subscription_count() > 0:
-                time.sleep(0.5)  # let the frame arrive first
+                for _ in range(3):  # the camera QoS is best effort: send a few frames once connected
+                    time.sleep(0.2)
+                    header.stamp = node.get_clock().now().to_msg()
+                    img_pub.publish(rgb_to_image(image, header, "bgr8"))
+                time.sleep(0.3)
                 print(f"[demo] node ready after {time.monotonic() - t0:.1f} s; asking: {args.query!r}", flush=True)
                 query_pub.publish(String(data=args.query))
                 t_ask = time.monotonic()
@@ -119,9 +123,10 @@ def run_demo(args) -> int:
             for i, p in enumerate(arr.poses):
                 mark = "->" if i == arr.selected else "  "
                 box = f"box x={p.box.x_offset} y={p.box.y_offset} w={p.box.width} h={p.box.height}" if p.box_known else "no box"
-                print(f"[demo] {mark} person {i}: {p.estimator}, conf {p.confidence:.2f}, {box}, "
-                      f"global orient (axis-angle) {np.round(np.asarray(p.theta[:3]), 3).tolist()}, "
-                      f"pelvis->head {np.round([p.joints[15].x, p.joints[15].y, p.joints[15].z], 3).tolist()} m", flush=True)
+                orient = ", ".join(f"{v:.3f}" for v in p.theta[:3])
+                head = ", ".join(f"{v:.3f}" for v in (p.joints[15].x, p.joints[15].y, p.joints[15].z))
+                print(f"[demo] {mark} person {i}: {p.estimator}, confidence {p.confidence:.2f}, {box}, "
+                      f"global orientation (axis-angle, rad) [{orient}], head relative to pelvis [{head}] m", flush=True)
             markers = got["markers"].markers
             kinds = sorted({(m.ns, m.type) for m in markers})
             print(f"[demo] markers: {len(markers)} ({', '.join(f'{ns}:{t}' for ns, t in kinds)})", flush=True)
