@@ -75,7 +75,7 @@ def ensure_base_model(cache: Path | None = None) -> Path:
     t0 = time.perf_counter()
     try:
         tok = AutoTokenizer.from_pretrained(str(src.parent), gguf_file=src.name)
-        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(str(src.parent), gguf_file=src.name, dtype=torch.float32)
     except Exception as exc:  # transformers/gguf raise many kinds of errors on bad files
         raise ModelLoadError(f"cannot read the SmolLM2 GGUF {src}: {exc}") from exc
     tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
@@ -184,7 +184,7 @@ def load_base(cache: Path | None = None, num_layers: int = 0):
     folder = ensure_base_model(cache)
     try:
         tok = AutoTokenizer.from_pretrained(str(folder))
-        lm = AutoModelForCausalLM.from_pretrained(str(folder), torch_dtype=torch.float32)
+        lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     except Exception as exc:  # a half-written cache or a transformers mismatch
         raise ModelLoadError(f"cannot load the cached SmolLM2 from {folder} ({exc}); delete the folder "
                              "to convert the GGUF again") from exc

@@ -120,7 +120,7 @@ def grounding_cache(model, samples, batch_size: int = 16) -> dict[str, torch.Ten
     return out
 
 
-def fit_grounding(model, mocap, seed: int, n: int = 16000, epochs: int = 30, lr: float = 2e-3,
+def fit_grounding(model, mocap, seed: int, n: int = 8000, epochs: int = 30, lr: float = 2e-3,
                   batch_size: int = 64) -> dict[str, float]:
     """Stage 2: fit the grounding head on the (frozen) LLM's last-layer states of `n` fresh
     grounding samples; 10% held out (same mocap split) to report accuracy. Returns figures."""
