@@ -224,6 +224,14 @@ def test_lifecycle_cleanup_releases_model_and_can_reconfigure(ros_harness):
 
     h = ros_harness(factory)
     assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    from chatpose_ros.action import EstimatePose
+
+    assert h.action.wait_for_server(timeout_sec=10)
+    fut = h.action.send_goal_async(EstimatePose.Goal(query="while inactive"))
+    t_end = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert fut.done() and not fut.result().accepted  # goals are refused while inactive
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert fakes[0].closed and h.node.pipeline is None
     assert h.node.autostart()

@@ -33,7 +33,7 @@ def string_from_cdr(raw: bytes) -> str:
 
 def image_to_rgb(msg: Image, max_pixels: int) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB. Raises InvalidImageError."""
-    return decode_raw(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian), max_pixels)
+    return decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian), max_pixels)
 
 
 def compressed_to_rgb(msg: CompressedImage, max_pixels: int) -> np.ndarray:

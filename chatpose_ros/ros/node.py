@@ -90,6 +90,7 @@ class ChatPoseNode(LifecycleNode):
         self.stats = collections.Counter()
         self._latencies: collections.deque[float] = collections.deque(maxlen=200)
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=1000)
+        self.image_arrivals: collections.deque[float] = collections.deque(maxlen=1000)
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
@@ -139,6 +140,11 @@ class ChatPoseNode(LifecycleNode):
             "status": self.create_publisher(PipelineStatus, "~/status", out_qos),
             "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
         }
+        # The action server lives from configure to cleanup (destroying it while the executor
+        # waits on it races); goals are refused while the node is not active.
+        self._action = ActionServer(self, EstimatePose, "~/estimate", execute_callback=self._execute_goal,
+                                    goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
+                                    callback_group=ReentrantCallbackGroup())
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -156,10 +162,6 @@ class ChatPoseNode(LifecycleNode):
         if self.cfg.compressed_image_topic:
             self._subs.append(self.create_subscription(CompressedImage, self.cfg.compressed_image_topic,
                                                        self._on_compressed, img_qos, callback_group=img_group))
-        self._action = ActionServer(self, EstimatePose, "~/estimate", execute_callback=self._execute_goal,
-                                    goal_callback=lambda _g: GoalResponse.ACCEPT,
-                                    cancel_callback=lambda _g: CancelResponse.ACCEPT,
-                                    callback_group=ReentrantCallbackGroup())
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics,
                                           callback_group=MutuallyExclusiveCallbackGroup())]
         self._stop.clear()
@@ -176,9 +178,7 @@ class ChatPoseNode(LifecycleNode):
             self.destroy_subscription(sub)
         for timer in self._timers:
             self.destroy_timer(timer)
-        if self._action is not None:
-            self._action.destroy()
-        self._subs, self._timers, self._action = [], [], None
+        self._subs, self._timers = [], []
         self.get_logger().info("deactivated: subscriptions and worker stopped")
         return super().on_deactivate(state)
 
@@ -193,6 +193,9 @@ class ChatPoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
+        if self._action is not None:
+            self._action.destroy()
+            self._action = None
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         self._pubs = {}
@@ -223,6 +226,7 @@ class ChatPoseNode(LifecycleNode):
     # ------------------------------------------------------------------ inputs
     def _store_frame(self, decode: Callable[[], np.ndarray], header: Header) -> None:
         self.stats["frames_received"] += 1
+        self.image_arrivals.append(time.monotonic())
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         if stamp > 0:  # transport + queueing delay of the frame (camera stamp to callback), ms
             self.image_delays_ms.append((self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000.0)
@@ -450,6 +454,12 @@ class ChatPoseNode(LifecycleNode):
         self._pubs["diagnostics"].publish(arr)
 
     # ------------------------------------------------------------------ action
+    def _on_goal(self, _goal) -> GoalResponse:
+        if self._worker is None:
+            self.get_logger().warn("action goal refused: the node is not active")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
     def _execute_goal(self, goal_handle) -> EstimatePose.Result:
         goal = goal_handle.request
         result = EstimatePose.Result()

@@ -117,6 +117,8 @@ class LlmSpec:
     feature_keys: bool = False  # grounding keys also see the (standardised) person features
     question_pool: bool = False  # grounding query also sees the mean state of the question tokens
     head_mlp: bool = False  # grounding query and feature key are 2-layer MLPs (else linear)
+    colour_names: bool = False  # grounding keys also read person_features.colour_descriptor
+    question_heads: int = 0  # grounding query pools the question tokens with this many attention heads (0: mean)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -139,16 +141,30 @@ class PersonProjector(nn.Module):
 
 
 class GroundingHead(nn.Module):
-    """score_i = <W_q h_pose, W_k h_person_i (+ W_f f_i)> / sqrt(d): (B, H), (B, N, H) -> (B, N) logits.
+    """score_i = <q([h_pose; pooled question]), W_k h_person_i + f([f_i; c_i])> / sqrt(d) + <W_c pooled question, c_i>.
 
-    With `feature_dim` the key also reads the person's standardised feature vector f_i (a skip
-    connection around the LLM, which makes the head learn faster on a CPU budget)."""
+    Shapes: h_pose (B, H), h_people (B, N, H), feats (B, N, F) standardised person features,
+    colours (B, N, C) colour-name descriptor (person_features.colour_descriptor), question
+    (B, T, H) question-token states with mask (B, T) -> (B, N) logits.
+
+    - `feature_dim`: the key also reads f_i directly (a skip connection around the LLM);
+    - `question_pool`: the query also reads the question: its mean state, or with
+      `question_heads` > 0 an attention pooling (one learned score per token and head), so the
+      colour word and the garment word are not blurred by the rest of the sentence;
+    - `colour_dim`: the key reads the colour-name descriptor c_i too, and an explicit bilinear
+      term matches it to a (region, colour) read from the pooled question."""
 
     def __init__(self, hidden_size: int, dim: int, feature_dim: int = 0, question_pool: bool = False,
-                 mlp: bool = False) -> None:
+                 mlp: bool = False, colour_dim: int = 0, question_heads: int = 0) -> None:
         super().__init__()
+        if question_heads and not question_pool:
+            raise ValueError("question_heads needs question_pool")
+        if colour_dim and not feature_dim:
+            raise ValueError("colour_dim needs feature_dim (the feature key)")
         self.question_pool = question_pool
-        q_in = hidden_size * (2 if question_pool else 1)
+        self.question_heads = question_heads
+        pooled = hidden_size * max(question_heads, 1) if question_pool else 0
+        q_in = hidden_size + pooled
 
         def layer(n_in: int) -> nn.Module:
             return nn.Sequential(nn.Linear(n_in, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)) if mlp \
@@ -156,22 +172,63 @@ class GroundingHead(nn.Module):
 
         self.q = layer(q_in)
         self.k = nn.Linear(hidden_size, dim)
-        self.f = layer(feature_dim) if feature_dim else None
+        self.f = layer(feature_dim + colour_dim) if feature_dim else None
+        self.pool = nn.Linear(hidden_size, question_heads) if question_heads else None
+        self.colour_query = nn.Linear(pooled, colour_dim) if colour_dim and pooled else None
+        self.colour_dim = colour_dim
         self.scale = dim ** -0.5
 
+    def pool_question(self, question: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, H) question-token states, (B, T) bool mask -> (B, H * max(question_heads, 1))."""
+        if mask is None:
+            mask = torch.ones(question.shape[:2], dtype=torch.bool, device=question.device)
+        if self.pool is None:
+            m = mask[..., None].to(question.dtype)
+            return (question * m).sum(1) / m.sum(1).clamp_min(1.0)
+        w = self.pool(question).masked_fill(~mask[..., None], float("-inf")).softmax(1)  # (B, T, K)
+        return torch.einsum("btk,bth->bkh", w, question).flatten(1)
+
     def forward(self, h_pose: torch.Tensor, h_people: torch.Tensor, feats: torch.Tensor | None = None,
-                h_question: torch.Tensor | None = None) -> torch.Tensor:
-        """h_question: (B, H) mean last-layer state of the question tokens (with question_pool)."""
+                question: torch.Tensor | None = None, question_mask: torch.Tensor | None = None,
+                colours: torch.Tensor | None = None) -> torch.Tensor:
+        """Grounding logits (B, N); `question` may also be (B, H), an already averaged state."""
+        pooled = None
         if self.question_pool:
-            if h_question is None:
-                raise ValueError("this grounding head needs the question state")
-            h_pose = torch.cat((h_pose, h_question.to(h_pose.dtype)), -1)
+            if question is None:
+                raise ValueError("this grounding head needs the question states")
+            question = question.to(h_pose.dtype)
+            if question.dim() == 2:
+                if self.pool is not None:
+                    raise ValueError("this grounding head needs the per-token question states (B, T, H)")
+                pooled = question
+            else:
+                pooled = self.pool_question(question, question_mask)
+            q_in = torch.cat((h_pose, pooled), -1)
+        else:
+            q_in = h_pose
         k = self.k(h_people)
         if self.f is not None:
             if feats is None:
                 raise ValueError("this grounding head needs the person features")
-            k = k + self.f(feats.to(k.dtype))
-        return torch.einsum("bd,bnd->bn", self.q(h_pose), k) * self.scale
+            f_in = feats.to(k.dtype)
+            if self.colour_dim:
+                if colours is None:
+                    raise ValueError("this grounding head needs the colour-name descriptor")
+                f_in = torch.cat((f_in, colours.to(k.dtype)), -1)
+            k = k + self.f(f_in)
+        scores = torch.einsum("bd,bnd->bn", self.q(q_in), k) * self.scale
+        if self.colour_query is not None:
+            scores = scores + torch.einsum("bc,bnc->bn", self.colour_query(pooled), colours.to(k.dtype))
+        return scores
+
+
+def build_grounding_head(spec: LlmSpec, hidden_size: int) -> GroundingHead:
+    """The grounding head that `spec` describes (freshly initialised)."""
+    from chatpose_ros.models.default.person_features import COLOUR_DESCRIPTOR_DIM
+
+    return GroundingHead(hidden_size, spec.grounding_dim, spec.feature_dim if spec.feature_keys else 0,
+                         spec.question_pool, spec.head_mlp, COLOUR_DESCRIPTOR_DIM if spec.colour_names else 0,
+                         spec.question_heads)
 
 
 def load_base(cache: Path | None = None, num_layers: int = 0):
@@ -216,8 +273,7 @@ class PoseLanguageModel(nn.Module):
         hidden = lm.config.hidden_size
         self.hidden_size = hidden
         self.projector = PersonProjector(spec.feature_dim, hidden)
-        self.grounding = GroundingHead(hidden, spec.grounding_dim, spec.feature_dim if spec.feature_keys else 0,
-                                       spec.question_pool, spec.head_mlp)
+        self.grounding = build_grounding_head(spec, hidden)
         self.pose_head = PoseHead(hidden, spec.pose_inner)
         self.pose_token_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
         self.person_token_id = tokenizer.convert_tokens_to_ids(PERSON_TOKEN)
@@ -342,10 +398,14 @@ class PoseLanguageModel(nn.Module):
                         feats: torch.Tensor) -> torch.Tensor:
         """Grounding logits (N,) for one sequence: (T,) ids, (T, H) last-layer states, (H,) state of
         the pose token, (N, F) raw person features."""
+        from chatpose_ros.models.default.person_features import colour_descriptor
+
         pp = (ids == self.person_token_id).nonzero()[:, 0]
-        f = (feats.to(h.dtype) - self.projector.mean) / self.projector.std
-        hq = h[self.question_positions(ids)].mean(0)[None] if self.spec.question_pool else None
-        return self.grounding(h_pose[None], h[pp][None], f[None], hq)[0]
+        raw = feats.to(h.dtype)
+        f = (raw - self.projector.mean) / self.projector.std
+        hq = h[self.question_positions(ids)][None] if self.spec.question_pool else None
+        colours = colour_descriptor(raw)[None] if self.spec.colour_names else None
+        return self.grounding(h_pose[None], h[pp][None], f[None], hq, colours=colours)[0]
 
     def lm_head_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(M, H) -> (M, V), with the trainable new token rows during training (tied embeddings)."""

@@ -15,13 +15,10 @@ import numpy as np
 
 from chatpose_ros.models.default import keypoints as kp
 from chatpose_ros.models.default.mocap import MocapSet
-from chatpose_ros.models.default.person_features import PersonObservation, keypoint_box, scene_features
+from chatpose_ros.models.default.person_features import (NAMED_COLOURS, PersonObservation, keypoint_box,
+                                                         scene_features)
 
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (200, 30, 35), "blue": (35, 65, 185), "green": (40, 140, 60), "yellow": (230, 205, 40),
-    "black": (22, 22, 26), "white": (236, 236, 236), "orange": (240, 120, 30),
-    "purple": (115, 50, 145), "pink": (240, 135, 175), "grey": (128, 128, 128),
-}
+COLOURS: dict[str, tuple[int, int, int]] = NAMED_COLOURS  # garment colours drawn (and named by queries)
 ACHROMATIC = ("black", "white", "grey")
 IMAGE_SIZES = ((640, 480), (1280, 720), (960, 540), (480, 640))
 SKIN = (200, 160, 130)

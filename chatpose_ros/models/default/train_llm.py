@@ -34,6 +34,12 @@ JOINT_WEIGHT = 1.0
 GROUND_WEIGHT = 1.0
 HEAD_LR_SCALE = 3.0  # projector and heads learn faster than the LoRA adapters
 MIX = (0.75, 0.05, 0.12, 0.08)
+GROUNDING_FIT_SAMPLES = 8000
+GROUNDING_FIT_EPOCHS = 30
+# stage 2 grounding head: keys read the colour-name descriptor, the query attention-pools the
+# question tokens with this many heads (stage 1 trains with the mean-pooled head of STAGE1_HEAD)
+STAGE2_HEAD = {"feature_keys": True, "question_pool": True, "head_mlp": True, "colour_names": True,
+               "question_heads": 4}
 
 
 def collate(model, samples) -> dict:
@@ -98,13 +104,13 @@ def batch_losses(model, samples, batch: dict) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def grounding_cache(model, samples, batch_size: int = 16) -> dict[str, torch.Tensor]:
-    """Last-layer states for grounding samples (teacher-forced answer), padded to 5 people:
-    pose (n, H), question (n, H), people (n, 5, H), feats (n, 5, F), mask (n, 5), target (n,)."""
+    """Last-layer states for grounding samples (teacher-forced answer), padded to P people and
+    T question tokens: pose (n, H), question (n, T, H) with question_mask (n, T), people (n, P, H),
+    feats (n, P, F) raw features, mask (n, P), target (n,)."""
     n, P = len(samples), max(int(s.features.shape[0]) for s in samples)
     H, F_ = model.hidden_size, model.spec.feature_dim
-    out = {"pose": torch.zeros(n, H), "question": torch.zeros(n, H), "people": torch.zeros(n, P, H),
-           "feats": torch.zeros(n, P, F_), "mask": torch.zeros(n, P, dtype=torch.bool),
-           "target": torch.tensor([s.target for s in samples])}
+    pose, people, questions = torch.zeros(n, H), torch.zeros(n, P, H), []
+    feats, mask = torch.zeros(n, P, F_), torch.zeros(n, P, dtype=torch.bool)
     for i in range(0, n, batch_size):
         part = samples[i:i + batch_size]
         b = collate(model, part)
@@ -112,55 +118,95 @@ def grounding_cache(model, samples, batch_size: int = 16) -> dict[str, torch.Ten
         for j, s in enumerate(part):
             ids = b["ids"][j]
             k = int(s.features.shape[0])
-            out["pose"][i + j] = h[j, int((ids == model.pose_token_id).nonzero()[0])]
-            out["question"][i + j] = h[j, model.question_positions(ids)].mean(0)
-            out["people"][i + j, :k] = h[j, (ids == model.person_token_id).nonzero()[:, 0]]
-            out["feats"][i + j, :k] = torch.from_numpy(np.asarray(s.features, np.float32))
-            out["mask"][i + j, :k] = True
-    return out
+            pose[i + j] = h[j, int((ids == model.pose_token_id).nonzero()[0])]
+            questions.append(h[j, model.question_positions(ids)].clone())
+            people[i + j, :k] = h[j, (ids == model.person_token_id).nonzero()[:, 0]]
+            feats[i + j, :k] = torch.from_numpy(np.asarray(s.features, np.float32))
+            mask[i + j, :k] = True
+    T = max(len(q) for q in questions)
+    question = torch.zeros(n, T, H)
+    question_mask = torch.zeros(n, T, dtype=torch.bool)
+    for i, q in enumerate(questions):
+        question[i, :len(q)] = q
+        question_mask[i, :len(q)] = True
+    return {"pose": pose, "question": question, "question_mask": question_mask, "people": people,
+            "feats": feats, "mask": mask, "target": torch.tensor([s.target for s in samples])}
 
 
-def fit_grounding(model, mocap, seed: int, n: int = 8000, epochs: int = 30, lr: float = 2e-3,
-                  batch_size: int = 64) -> dict[str, float]:
-    """Stage 2: fit the grounding head on the (frozen) LLM's last-layer states of `n` fresh
-    grounding samples; 10% held out (same mocap split) to report accuracy. Returns figures."""
+def grounding_samples(mocap, seed: int, n: int = GROUNDING_FIT_SAMPLES) -> list:
+    """The `n` stage-2 grounding samples of `seed` (queries.SampleStream(mocap, seed + 1))."""
     from tqdm import tqdm
 
     from chatpose_ros.models.default.queries import SampleStream
 
     stream = SampleStream(mocap, seed + 1)
-    was = model.training
-    model.eval()
-    samples = [stream.grounding() for _ in tqdm(range(n), desc="grounding samples", unit="q")]
-    cache = grounding_cache(model, samples)
-    model.train(was)
+    return [stream.grounding() for _ in tqdm(range(n), desc="grounding samples", unit="q")]
+
+
+def fit_grounding_head(model, cache: dict[str, torch.Tensor], seed: int, epochs: int = GROUNDING_FIT_EPOCHS,
+                       lr: float = 2e-3, batch_size: int = 64) -> dict[str, float]:
+    """Fit model.grounding (in place) on a :func:`grounding_cache`; 10 % of it held out to
+    report accuracy (overall and per query kind when the cache has "kinds"). Returns figures."""
+    from tqdm import tqdm
+
+    from chatpose_ros.models.default.person_features import colour_descriptor
+
     head = model.grounding
     for p in head.parameters():
         p.requires_grad_(True)
     feats = (cache["feats"] - model.projector.mean) / model.projector.std
+    colours = colour_descriptor(cache["feats"]) if model.spec.colour_names else None
+    n = len(cache["target"])
     n_val = n // 10
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val, tr = idx[:n_val], idx[n_val:]
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-2)
 
     def scores(sel: torch.Tensor) -> torch.Tensor:
-        sc = head(cache["pose"][sel], cache["people"][sel], feats[sel], cache["question"][sel])
+        sc = head(cache["pose"][sel], cache["people"][sel], feats[sel], cache["question"][sel],
+                  cache["question_mask"][sel], None if colours is None else colours[sel])
         return sc.masked_fill(~cache["mask"][sel], -1e4)
 
-    for _ in tqdm(range(epochs), desc="grounding head", unit="epoch"):
-        perm = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed + _))]
+    head.train()
+    for e in tqdm(range(epochs), desc="grounding head", unit="epoch"):
+        perm = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(seed + e))]
         for i in range(0, len(perm), batch_size):
             sel = perm[i:i + batch_size]
             loss = F.cross_entropy(scores(sel), cache["target"][sel])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    head.eval()
     with torch.no_grad():
         acc_tr = float((scores(tr).argmax(-1) == cache["target"][tr]).float().mean())
-        acc_val = float((scores(val).argmax(-1) == cache["target"][val]).float().mean())
-    log.info("grounding head: train acc %.3f, held-out samples acc %.3f", acc_tr, acc_val)
-    return {"grounding_fit_train_acc": round(acc_tr, 4), "grounding_fit_val_acc": round(acc_val, 4),
-            "grounding_fit_samples": n, "grounding_fit_epochs": epochs}
+        hit_val = scores(val).argmax(-1) == cache["target"][val]
+    out = {"grounding_fit_train_acc": round(acc_tr, 4), "grounding_fit_val_acc": round(float(hit_val.float().mean()), 4),
+           "grounding_fit_samples": n, "grounding_fit_epochs": epochs}
+    kinds = cache.get("kinds")
+    if kinds is not None:
+        for kind in sorted(set(kinds)):
+            sel = torch.tensor([kinds[int(i)] == kind for i in val])
+            if sel.any():
+                out[f"grounding_fit_val_acc_{kind}"] = round(float(hit_val[sel].float().mean()), 4)
+    log.info("grounding head: %s", out)
+    return out
+
+
+def fit_grounding(model, mocap, seed: int, n: int = GROUNDING_FIT_SAMPLES,
+                  epochs: int = GROUNDING_FIT_EPOCHS) -> dict[str, float]:
+    """Stage 2: a fresh grounding head (torch seed `seed`) fitted on the frozen LLM's last-layer
+    states of `n` fresh grounding samples. Returns figures."""
+    from chatpose_ros.models.default.llm import build_grounding_head
+
+    samples = grounding_samples(mocap, seed, n)
+    was = model.training
+    model.eval()
+    cache = grounding_cache(model, samples)
+    cache["kinds"] = [s.kind for s in samples]
+    model.train(was)
+    torch.manual_seed(seed)
+    model.grounding = build_grounding_head(model.spec, model.hidden_size)
+    return fit_grounding_head(model, cache, seed, epochs)
 
 
 def fit_pose_head(model, mocap, seed: int, n: int = 3000, epochs: int = 30, lr: float = 1e-3,
