@@ -42,6 +42,8 @@ class PipelineConfig:
     max_query_chars: int = _f(500, "Queries longer than this many characters are refused.")
     max_image_pixels: int = _f(16_000_000, "Images with more pixels than this are refused.")
     seed: int = _f(0, "Random seed for sampling-free decoding ties and any stochastic step.")
+    cpu_threads: int = _f(0, "CPU threads torch may use for inference (process-wide); 0 = torch's default. "
+                          "On small machines, fewer threads than cores leave room for the image callbacks.")
 
     def __post_init__(self) -> None:
         validate_choices(self)
@@ -49,6 +51,8 @@ class PipelineConfig:
             raise ConfigError("max_new_tokens must be >= 1")
         if self.max_people < 1:
             raise ConfigError("max_people must be >= 1")
+        if self.cpu_threads < 0:
+            raise ConfigError("cpu_threads must be >= 0")
         if self.max_query_chars < 1 or self.max_image_pixels < 1:
             raise ConfigError("max_query_chars and max_image_pixels must be >= 1")
 

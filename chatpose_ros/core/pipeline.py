@@ -86,6 +86,10 @@ def build_pipeline(config: PipelineConfig) -> PosePipeline:
 
     Raises ConfigError for an unknown profile, ModelLoadError when weights are missing or bad.
     """
+    if config.cpu_threads > 0:
+        import torch
+
+        torch.set_num_threads(config.cpu_threads)
     if config.profile == "default":
         from chatpose_ros.models.default.pipeline import DefaultPipeline
 

@@ -52,7 +52,7 @@ def _pipeline(args):
     from chatpose_ros.core.config import PipelineConfig
     from chatpose_ros.core.pipeline import build_pipeline
 
-    return build_pipeline(PipelineConfig(profile=args.profile, checkpoint=args.checkpoint))
+    return build_pipeline(PipelineConfig(profile=args.profile, checkpoint=args.checkpoint, cpu_threads=args.cpu_threads))
 
 
 def bench_overhead(args) -> dict:
@@ -249,7 +249,8 @@ def bench_callback(args) -> dict:
 
 def _node_process(args, state: Path):
     cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
-           "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0"]
+           "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0",
+           "-p", f"model.cpu_threads:={args.cpu_threads}"]
     if args.checkpoint:
         cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
     return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -361,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--query-period", type=float, default=1.0, help="seconds between queries")
     p.add_argument("--seconds", type=float, default=120.0, help="memory run length")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--cpu-threads", type=int, default=0, help="model.cpu_threads (0 = torch default)")
     p.add_argument("--json", default="", help="write the figures here")
     args = p.parse_args(argv)
     if args.what == "camera":
