@@ -318,6 +318,11 @@ def train(seed: int = 0, steps: int = 600, batch_size: int = 8, lr: float = 1e-3
         if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
             _save(model, spec, hist, Path(out), seed, steps, batch_size, lr, threads, t0, done=step + 1)
     model.eval()
+    # stage 2: the LLM frozen; a fresh grounding head of the stage-2 design, the pose head refined
+    import dataclasses
+
+    spec = dataclasses.replace(spec, **STAGE2_HEAD)
+    model.spec = spec
     fit = fit_grounding(model, mocap, seed)
     fit.update(fit_pose_head(model, mocap, seed))
     for k, v in fit.items():
@@ -373,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
-    """Re-run stage 2 only on the adapter in `folder` (MLP grounding head, pose head), rewriting
-    those weights and llm.json."""
+    """Re-run the grounding part of stage 2 only on the adapter in `folder`: a fresh grounding
+    head of the STAGE2_HEAD design fitted on the frozen LLM (LoRA, projector, token rows and
+    pose head unchanged), rewriting the grounding weights and llm.json."""
     import dataclasses
 
     from safetensors.torch import load_file, save_file
@@ -385,23 +391,19 @@ def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     record = json.loads((folder / SPEC_FILE).read_text())
-    spec = dataclasses.replace(LlmSpec(**record["spec"]), feature_keys=True, question_pool=True, head_mlp=True)
+    spec = dataclasses.replace(LlmSpec(**record["spec"]), **STAGE2_HEAD)
     model = PoseLanguageModel.load(folder / ADAPTER_FILE, spec, skip=("grounding",))
-    for p in model.pose_head.parameters():  # refined from its stage-1 weights
-        p.requires_grad_(True)
-    mocap = load_mocap("train")
-    fit = fit_grounding(model, mocap, seed)
-    fit.update(fit_pose_head(model, mocap, seed))
-    state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items()
-             if not k.startswith(("grounding.", "pose_head."))}
-    for name in ("grounding", "pose_head"):
-        for k, v in getattr(model, name).state_dict().items():
-            state[f"{name}.{k}"] = v.detach().half().contiguous()
+    fit = fit_grounding(model, load_mocap("train"), seed)
+    state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items() if not k.startswith("grounding.")}
+    for k, v in model.grounding.state_dict().items():
+        state[f"grounding.{k}"] = v.detach().half().contiguous()
     save_file(state, str(folder / ADAPTER_FILE), metadata={"format": "pt"})
     record["spec"] = spec.to_json()
     record["adapter_sha256"] = hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()
+    record["final_train"] = {k: v for k, v in record["final_train"].items() if not k.startswith("grounding_fit")}
     record["final_train"].update(fit)
-    record["grounding_refit"] = f"python -m chatpose_ros.models.default.train_llm --refit-grounding {folder} --seed {seed}"
+    record["grounding_refit"] = (f"python -m chatpose_ros.models.default.train_llm --refit-grounding {folder} "
+                                 f"--seed {seed} --threads {threads}")
     (folder / SPEC_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return fit
 
