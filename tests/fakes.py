@@ -53,7 +53,7 @@ class FakePipeline:
         return PoseResult(query=query, answer="Sure, it is [POSE].", people=tuple(people), selected=sel,
                           model_id=self.model_id, image_size=(image.shape[1], image.shape[0]))
 
-    def observe(self, image):
+    def observe(self, image, near=None):
         if not self.observe_people:
             return []
         h, w = image.shape[:2]

@@ -34,9 +34,10 @@ class PosePipeline(Protocol):
         """
         ...
 
-    def observe(self, image: np.ndarray) -> list[PersonPose]:
+    def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
         """Every person found in `image` ((H, W, 3) uint8 RGB) with box, pose and appearance,
-        for tracking; an empty list when the profile cannot localise people."""
+        for tracking; an empty list when the profile cannot localise people. `near` (xyxy px)
+        hints where the tracked person is expected: a profile may search only there."""
         ...
 
     def close(self) -> None:

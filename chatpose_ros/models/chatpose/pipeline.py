@@ -101,7 +101,7 @@ class ChatPosePipeline:
         return PoseResult(query=query, answer=gen.text, people=tuple(people), selected=0 if people else -1,
                           model_id=self.model_id, image_size=size, timings_ms=timings)
 
-    def observe(self, image: np.ndarray) -> list[PersonPose]:
+    def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
         """ChatPose cannot localise people: always an empty list."""
         return []
 

@@ -146,6 +146,27 @@ class MediaPipePersonDetector:
         found.sort(key=lambda d: -d.area)
         return found
 
+    def detect_near(self, image_rgb: np.ndarray, box: tuple[float, float, float, float],
+                    margin: float = 0.3) -> Detection | None:
+        """Look for one person only in `box` (xyxy px) grown by `margin` of its size on every side:
+        one MediaPipe pass on the frame with everything outside that region filled with the image
+        mean, instead of a full multi-person search (for tracking). Masking the full frame rather
+        than cropping keeps MediaPipe's detector in the geometry it works best in (crops of a
+        person near the border were seen to be missed where the masked frame was not)."""
+        image = np.ascontiguousarray(image_rgb)
+        H, W = image.shape[:2]
+        x0, y0, x1, y1 = box
+        mx, my = margin * (x1 - x0), margin * (y1 - y0)
+        gx0, gy0 = int(max(0, x0 - mx)), int(max(0, y0 - my))
+        gx1, gy1 = int(min(W, x1 + mx)), int(min(H, y1 + my))
+        if gx1 - gx0 < 8 or gy1 - gy0 < 8:
+            return None
+        work = np.empty_like(image)
+        work[:] = image.reshape(-1, 3).mean(0).astype(np.uint8)
+        work[gy0:gy1, gx0:gx1] = image[gy0:gy1, gx0:gx1]
+        det = self._run(work)
+        return det if det is not None and self._accept(det, [], W, H) else None
+
     def _accept(self, det: Detection, found: list[Detection], W: int, H: int) -> bool:
         if det.height < self.min_box_px:
             return False

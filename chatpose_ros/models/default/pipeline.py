@@ -242,13 +242,18 @@ class DefaultPipeline:
             return PoseResult(query, gen.text, (pose,), 0, self.model_id, image_size, timings)
         return PoseResult(query, gen.text, (), -1, self.model_id, image_size, timings)
 
-    def observe(self, image: np.ndarray) -> list[PersonPose]:
-        """Every detected person with regressor pose, box, keypoints and appearance (no LLM)."""
+    def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
+        """Every detected person with regressor pose, box, keypoints and appearance (no LLM).
+
+        With `near` (xyxy px, where a tracked person is expected) only that region is searched,
+        one MediaPipe pass instead of a multi-person search; the whole frame is searched when
+        nobody is found there."""
         image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
             if self.llm is None:
                 raise InferenceError("pipeline is closed")
-            dets = self._detect(image)
+            found = self.detector.detect_near(image, near) if near is not None else None
+            dets = [found] if found is not None else self._detect(image)
             people, _ = self._people(image, dets) if dets else ([], None)
         return people
 

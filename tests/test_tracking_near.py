@@ -1,0 +1,31 @@
+"""Tracking looks only where the tracked person is (one MediaPipe pass) and keeps the id."""
+from __future__ import annotations
+
+import cv2
+import pytest
+
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.pipeline import build_pipeline
+from chatpose_ros.models.default.tracking import PersonTracker, box_iou
+from conftest import REAL_PHOTOS
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    p = build_pipeline(PipelineConfig())
+    yield p
+    p.close()
+
+
+@pytest.mark.parametrize("query", ["the person on the left", "the person on the right"])
+def test_observe_near_finds_the_tracked_person(pipeline, query):
+    img = cv2.imread(str(REAL_PHOTOS / "basketball1.png"))[..., ::-1].copy()
+    chosen = pipeline.estimate(img, query).selected_person
+    tracker = PersonTracker()
+    tracked = tracker.start(chosen)
+    for _ in range(3):
+        people = pipeline.observe(img, near=tracker.predicted_box())
+        assert len(people) == 1  # only the region around the tracked person was searched
+        got = tracker.update(people)
+        assert got is not None and got.track_id == tracked.track_id
+        assert box_iou(got.box, chosen.box) > 0.6
