@@ -20,7 +20,9 @@ def pipeline():
 @pytest.mark.parametrize("query", ["the person on the left", "the person on the right"])
 def test_observe_near_finds_the_tracked_person(pipeline, query):
     img = cv2.imread(str(REAL_PHOTOS / "basketball1.png"))[..., ::-1].copy()
-    chosen = pipeline.estimate(img, query).selected_person
+    result = pipeline.estimate(img, query)
+    chosen = result.selected_person
+    others = [p for i, p in enumerate(result.people) if i != result.selected]
     tracker = PersonTracker()
     tracked = tracker.start(chosen)
     for _ in range(3):
@@ -28,4 +30,6 @@ def test_observe_near_finds_the_tracked_person(pipeline, query):
         assert len(people) == 1  # only the region around the tracked person was searched
         got = tracker.update(people)
         assert got is not None and got.track_id == tracked.track_id
-        assert box_iou(got.box, chosen.box) > 0.6
+        # still the chosen person (landmarks on a masked frame move the box a little)
+        assert box_iou(got.box, chosen.box) > 0.4
+        assert all(box_iou(got.box, chosen.box) > box_iou(got.box, o.box) for o in others)
