@@ -377,7 +377,7 @@ class ChatPoseNode(LifecycleNode):
         self._last_track_seq, self._last_track_time = frame.seq, time.monotonic()
         tracker = self._tracker
         try:
-            people = self.pipeline.observe(frame.rgb, near=tracker.predicted_box())
+            people = self.pipeline.observe(frame.rgb, near=tracker.last_box)
         except Exception as exc:
             self._report(PipelineStatus.ERROR, "inference_failed", f"tracking update failed: {type(exc).__name__}: {exc}",
                          throttle_key="track_error")

@@ -80,6 +80,12 @@ class PersonTracker:
         self.track_id = -1
         self.misses = 0
 
+    @property
+    def last_box(self) -> tuple[float, float, float, float] | None:
+        """The box of the last match (xyxy px): where to look for the person next (a search
+        region around it is more stable than the velocity prediction on noisy detections)."""
+        return None if self._last is None else self._last.box
+
     def predicted_box(self) -> tuple[float, float, float, float] | None:
         if self._last is None or self._last.box is None:
             return None
