@@ -81,3 +81,28 @@ def test_colour_stats_separate_named_colours():
     stats = {c: colour_stats(clothing_pixels(rng, c, 300)) for c in COLOURS}
     assert stats["white"][0] > stats["grey"][0] > stats["black"][0]  # Lab lightness
     assert stats["red"][1] > 0.2 and stats["blue"][2] < -0.2  # a* red, b* blue
+
+
+def test_colour_descriptor_names_synthetic_garments():
+    import torch
+
+    from chatpose_ros.models.default.person_features import (COLOUR_DESCRIPTOR_DIM, COLOUR_NAMES, FEATURE_BLOCKS,
+                                                             FEATURE_DIM, NUM_COLOUR_NAMES, colour_descriptor,
+                                                             colour_stats)
+    from chatpose_ros.models.default.scenes import clothing_pixels
+
+    rng = np.random.default_rng(0)
+    feats = np.zeros((10 * len(COLOUR_NAMES), FEATURE_DIM), np.float32)
+    truth = []
+    for i in range(len(feats)):
+        c = i % len(COLOUR_NAMES)
+        cast = rng.normal(0, 8.0, 3).astype(np.float32)
+        feats[i, FEATURE_BLOCKS["upper"]] = colour_stats(clothing_pixels(rng, COLOUR_NAMES[c], 200, cast=cast))
+        truth.append(c)
+    desc = colour_descriptor(torch.from_numpy(feats))
+    assert desc.shape == (len(feats), COLOUR_DESCRIPTOR_DIM)
+    upper, lower = desc[:, :NUM_COLOUR_NAMES], desc[:, NUM_COLOUR_NAMES:]
+    assert torch.allclose(upper.sum(-1), torch.ones(len(feats)))  # a soft assignment
+    assert (lower == 0).all()  # a region without pixels names no colour
+    acc = float((upper.argmax(-1) == torch.tensor(truth)).float().mean())
+    assert acc >= 0.85, acc

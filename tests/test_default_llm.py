@@ -115,3 +115,27 @@ def test_scene_queries_identify_exactly_one_person(test_mocap):
                 labs = set(SPECULATIVE[q[0].lower() + q[1:]])
                 hits = [i for i, p in enumerate(scene.people) if posture_labels(p.joints_canon) & labs]
                 assert hits == [t], q
+
+
+def test_grounding_head_colour_names_and_question_attention():
+    """The stage-2 head: (B, N) logits; padded question tokens and people without a colour
+    descriptor are handled; the mean-pooled head still accepts an averaged (B, H) question."""
+    from chatpose_ros.models.default.llm import GroundingHead
+    from chatpose_ros.models.default.person_features import COLOUR_DESCRIPTOR_DIM
+
+    torch.manual_seed(0)
+    H, F_, B, N, T = 16, 10, 2, 3, 5
+    head = GroundingHead(H, 8, F_, question_pool=True, mlp=True, colour_dim=COLOUR_DESCRIPTOR_DIM, question_heads=2)
+    pose, people, feats = torch.randn(B, H), torch.randn(B, N, H), torch.randn(B, N, F_)
+    colours = torch.rand(B, N, COLOUR_DESCRIPTOR_DIM)
+    q = torch.randn(B, T, H)
+    mask = torch.tensor([[True] * T, [True] * 3 + [False] * 2])
+    out = head(pose, people, feats, q, mask, colours)
+    assert out.shape == (B, N)
+    q2 = q.clone()
+    q2[1, 3:] = 100.0  # padding must not matter
+    assert torch.allclose(head(pose, people, feats, q2, mask, colours), out)
+    with pytest.raises(ValueError):
+        head(pose, people, feats, q, mask)  # needs the colour descriptor
+    mean_head = GroundingHead(H, 8, F_, question_pool=True, mlp=True)
+    assert torch.allclose(mean_head(pose, people, feats, q), mean_head(pose, people, feats, q.mean(1)))

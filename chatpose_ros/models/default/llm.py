@@ -9,8 +9,9 @@ Architecture (ChatPose / LLaVA shape, sized for a CPU):
   (:mod:`person_features`) -> one embedding in the LLM's input space, written at each
   ``<person>`` placeholder (object-centred person tokens);
 - LoRA on the attention and MLP projections (trained with peft, merged for inference);
-- :class:`GroundingHead`: score_i = <W_q h_pose, W_k h_person_i> over the last-layer hidden
-  states at the pose token and at each person token (softmax over people);
+- :class:`GroundingHead`: score_i = <q(h_pose, question), W_k h_person_i + f(person features,
+  colour names)> over the last-layer hidden states at the pose token, the question tokens and
+  each person token (softmax over people);
 - :class:`~chatpose_ros.core.pose_head.PoseHead`: hidden state of the pose token -> 24 SMPL
   rotations (text-to-pose).
 
@@ -149,8 +150,8 @@ class GroundingHead(nn.Module):
 
     - `feature_dim`: the key also reads f_i directly (a skip connection around the LLM);
     - `question_pool`: the query also reads the question: its mean state, or with
-      `question_heads` > 0 an attention pooling (one learned score per token and head), so the
-      colour word and the garment word are not blurred by the rest of the sentence;
+      `question_heads` > 0 also an attention pooling (one learned score per token and head),
+      so the colour word and the garment word are not blurred by the rest of the sentence;
     - `colour_dim`: the key reads the colour-name descriptor c_i too, and an explicit bilinear
       term matches it to a (region, colour) read from the pooled question."""
 
@@ -163,8 +164,8 @@ class GroundingHead(nn.Module):
             raise ValueError("colour_dim needs feature_dim (the feature key)")
         self.question_pool = question_pool
         self.question_heads = question_heads
-        pooled = hidden_size * max(question_heads, 1) if question_pool else 0
-        q_in = hidden_size + pooled
+        pooled = hidden_size * (1 + question_heads) if question_pool else 0
+        q_in = hidden_size * (2 if question_pool else 1)  # pose state and mean question state
 
         def layer(n_in: int) -> nn.Module:
             return nn.Sequential(nn.Linear(n_in, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim)) if mlp \
@@ -179,14 +180,16 @@ class GroundingHead(nn.Module):
         self.scale = dim ** -0.5
 
     def pool_question(self, question: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, H) question-token states, (B, T) bool mask -> (B, H * max(question_heads, 1))."""
+        """(B, T, H) question-token states, (B, T) bool mask -> (B, H * (1 + question_heads)):
+        the mean state, then one attention-pooled state per head."""
         if mask is None:
             mask = torch.ones(question.shape[:2], dtype=torch.bool, device=question.device)
+        m = mask[..., None].to(question.dtype)
+        mean = (question * m).sum(1) / m.sum(1).clamp_min(1.0)
         if self.pool is None:
-            m = mask[..., None].to(question.dtype)
-            return (question * m).sum(1) / m.sum(1).clamp_min(1.0)
+            return mean
         w = self.pool(question).masked_fill(~mask[..., None], float("-inf")).softmax(1)  # (B, T, K)
-        return torch.einsum("btk,bth->bkh", w, question).flatten(1)
+        return torch.cat((mean, torch.einsum("btk,bth->bkh", w, question).flatten(1)), -1)
 
     def forward(self, h_pose: torch.Tensor, h_people: torch.Tensor, feats: torch.Tensor | None = None,
                 question: torch.Tensor | None = None, question_mask: torch.Tensor | None = None,
@@ -203,7 +206,7 @@ class GroundingHead(nn.Module):
                 pooled = question
             else:
                 pooled = self.pool_question(question, question_mask)
-            q_in = torch.cat((h_pose, pooled), -1)
+            q_in = torch.cat((h_pose, pooled[:, :h_pose.shape[-1]]), -1)  # the mean question state
         else:
             q_in = h_pose
         k = self.k(h_people)
