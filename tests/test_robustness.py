@@ -51,7 +51,8 @@ images = st.builds(
 
 def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harness):
     fake = FakePipeline()
-    h = ros_harness(lambda cfg: fake, track_after_query=False, query_queue_size=64, image_qos_depth=100)
+    h = ros_harness(lambda cfg: fake, track_after_query=False, query_queue_size=64, image_qos_depth=100,
+                    output_qos_depth=500)  # keep every status: the test counts them
     sent = {"bad_frames": 0, "good_frames": 0, "queries": 0, "bad_queries": 0}
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
