@@ -14,13 +14,23 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("CHATPOSE_TEST_DOMAIN_ID", str(random.randint(1, 101)))
 
 from chatpose_ros.ros.netsafe import configure_loopback_only  # noqa: E402
+import pytest  # noqa: E402
 
 configure_loopback_only(STATE_DIR, domain_id=int(os.environ["CHATPOSE_TEST_DOMAIN_ID"]), force=True)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import pytest  # noqa: E402
 
 REAL_PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def load_photo(name: str):
+    """A real photo from Debian's opencv-doc as (H, W, 3) uint8 RGB (skips the test if absent)."""
+    import cv2
+
+    path = REAL_PHOTOS / name
+    if not path.exists():
+        pytest.skip(f"{path} missing (apt-get install opencv-doc)")
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture

@@ -1,21 +1,13 @@
 """Default profile: multi-person MediaPipe detector and person features on real photos."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+from conftest import load_photo
+
 pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
-
-
-def _load(name: str) -> np.ndarray:
-    path = PHOTOS / name
-    if not path.exists():
-        pytest.skip(f"{path} missing (apt-get install opencv-doc)")
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +20,7 @@ def detector():
 
 def test_two_people_in_basketball(detector):
     for name in ("basketball1.png", "basketball2.png"):
-        dets = detector.detect(_load(name))
+        dets = detector.detect(load_photo(name))
         assert len(dets) == 2, name
         lefts = sorted(d.box[0] for d in dets)
         assert lefts[0] < 200 and lefts[1] > 400, name  # one on each side of the frame
@@ -39,7 +31,7 @@ def test_two_people_in_basketball(detector):
 
 
 def test_one_person_in_messi_and_deterministic(detector):
-    img = _load("messi5.jpg")
+    img = load_photo("messi5.jpg")
     a, b = detector.detect(img), detector.detect(img)
     assert len(a) == 1
     assert a[0].box == b[0].box and np.array_equal(a[0].landmarks_2d, b[0].landmarks_2d)
@@ -55,7 +47,7 @@ def test_features_same_function_real_and_synthetic(detector):
     from chatpose_ros.models.default.person_features import FEATURE_DIM, observe_detection, scene_features
     from chatpose_ros.models.default.scenes import make_scene
 
-    img = _load("basketball1.png")
+    img = load_photo("basketball1.png")
     dets = detector.detect(img)
     obs = [observe_detection(img, kp.mediapipe_to_keypoints(d.landmarks_2d), kp.mediapipe_to_keypoints(d.world))
            for d in dets]

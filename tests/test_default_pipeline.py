@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,16 +11,10 @@ import pytest
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import CheckpointError, InvalidImageError, InvalidQueryError, ModelLoadError
 
-PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+from conftest import load_photo
 pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
-
-def _load(name: str) -> np.ndarray:
-    path = PHOTOS / name
-    if not path.exists():
-        pytest.skip(f"{path} missing (apt-get install opencv-doc)")
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +39,7 @@ def _cx(person) -> float:
     ("basketball2.png", "What is the pose of the rightmost person?", "right"),
 ])
 def test_real_photo_grounding(pipe, image, query, side):
-    res = pipe.estimate(_load(image), query)
+    res = pipe.estimate(load_photo(image), query)
     assert len(res.people) == 2
     xs = [_cx(p) for p in res.people]
     want = int(np.argmin(xs)) if side == "left" else int(np.argmax(xs))
@@ -55,7 +48,7 @@ def test_real_photo_grounding(pipe, image, query, side):
 
 
 def test_result_shapes_and_fields(pipe):
-    res = pipe.estimate(_load("messi5.jpg"), "the person kicking")
+    res = pipe.estimate(load_photo("messi5.jpg"), "the person kicking")
     assert res.model_id.startswith("default:") and res.image_size == (548, 342)
     p = res.selected_person
     assert p is not None and p.estimator == "smplr_regressor"
@@ -82,7 +75,7 @@ def test_image_without_people_falls_back_to_pose_head(pipe):
 
 
 def test_bad_inputs_raise_typed_errors(pipe):
-    img = _load("messi5.jpg")
+    img = load_photo("messi5.jpg")
     with pytest.raises(InvalidQueryError):
         pipe.estimate(img, "   ")
     with pytest.raises(InvalidQueryError):
@@ -98,11 +91,11 @@ def test_bad_inputs_raise_typed_errors(pipe):
 def test_tracker_keeps_id_across_real_frames(pipe):
     from chatpose_ros.models.default.tracking import PersonTracker
 
-    res = pipe.estimate(_load("basketball1.png"), "the person on the right")
+    res = pipe.estimate(load_photo("basketball1.png"), "the person on the right")
     tracker = PersonTracker()
     start = tracker.start(res.selected_person)
     for name in ("basketball2.png", "basketball1.png", "basketball2.png"):
-        people = pipe.observe(_load(name))
+        people = pipe.observe(load_photo(name))
         assert all(p.appearance is not None for p in people)
         got = tracker.update(people)
         assert got is not None and got.track_id == start.track_id

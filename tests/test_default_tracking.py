@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from chatpose_ros.core.types import PersonPose
-from chatpose_ros.models.default.tracking import PersonTracker, box_iou
+from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.models.default.tracking import PersonTracker
 
 
 def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> PersonPose:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatpose_ros.core.errors import BackendUnavailableError
+from chatpose_ros.core.geometry import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,6 @@ class Detection:
     def area(self) -> float:
         return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
 
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two xyxy boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class MediaPipePersonDetector:

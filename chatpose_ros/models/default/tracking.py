@@ -18,18 +18,11 @@ import itertools
 
 import numpy as np
 
+from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
 
-
-def box_iou(a, b) -> float:
-    """IoU of two (x_min, y_min, x_max, y_max) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class PersonTracker:
