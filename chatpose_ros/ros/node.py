@@ -430,6 +430,7 @@ class ChatPoseNode(LifecycleNode):
             self.get_logger().error(f"[{code}] {message}")
         pub = self._pubs.get("status")
         if pub is not None:
+            self.stats[f"status_{code}"] += 1
             pub.publish(convert.status_msg(level, code, message, query, self.get_clock().now().to_msg(), self.cfg.frame_id))
 
     def _publish_diagnostics(self) -> None:
