@@ -22,7 +22,7 @@ bench: setup
 	$(PY) -m chatpose_ros.tools.bench all
 
 train-default: setup
-	$(PY) -m chatpose_ros.models.default.train --seed 0
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.train --seed 0 --threads 1
 
 eval-default: setup
 	$(PY) -m chatpose_ros.models.default.evaluate
