@@ -76,7 +76,7 @@ class NodeConfig:
     tracking_rate_hz: float = _f(15.0, "Highest rate of tracking updates (Hz).")
     frame_id: str = _f("camera_optical_frame", "Frame id used when an image arrives without one.")
     marker_lifetime_s: float = _f(1.0, "Lifetime of RViz markers (s); 0 = forever.")
-    marker_joint_radius_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")
+    marker_joint_diameter_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")
     default_depth_m: float = _f(3.0, "Distance in front of the camera where a person without known translation "
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")

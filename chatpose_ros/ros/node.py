@@ -406,7 +406,7 @@ class ChatPoseNode(LifecycleNode):
         if 0 <= result.selected < len(arr.poses):
             pubs["pose"].publish(arr.poses[result.selected])
         pubs["markers"].publish(markers.result_markers(
-            result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_radius_m, self.cfg.default_depth_m))
+            result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
         if answer:
             pubs["answer"].publish(String(data=result.answer))
 
