@@ -65,7 +65,7 @@ def world_rotations(rotmats: np.ndarray) -> np.ndarray:
 
 
 def head_world_rotation(rotmats: np.ndarray) -> np.ndarray:
-    """(..., 24, 3, 3) local rotations -> (..., 3, 3) world rotation of the head joint."""
+    """(..., 24, 3, 3) local rotations (numpy or torch) -> (..., 3, 3) world rotation of the head."""
     R = rotmats[..., 0, :, :]
     chain = []
     j = HEAD_JOINT
@@ -103,14 +103,7 @@ def smpl_to_keypoints_torch(joints: "torch.Tensor", rotmats: "torch.Tensor") -> 
     """
     import torch  # the numpy API above must not need torch
 
-    head_R = rotmats[:, 0]
-    chain = []
-    j = HEAD_JOINT
-    while j > 0:
-        chain.append(j)
-        j = SMPL_PARENTS[j]
-    for j in reversed(chain):
-        head_R = head_R @ rotmats[:, j]
+    head_R = head_world_rotation(rotmats)  # indexing and @ work the same on tensors
     offset = torch.as_tensor(NOSE_OFFSET_M, dtype=joints.dtype, device=joints.device)
     nose = joints[:, HEAD_JOINT] + head_R @ offset
     return torch.cat([nose[:, None], joints[:, list(SMPL_KEYPOINT_JOINTS)]], dim=1)
