@@ -66,8 +66,8 @@ def draw_skeleton_3d(person: PersonPose, size: int = 360, title: str = "") -> np
             cv2.circle(canvas, (int(q[0]), int(q[1])), 3, (20, 20, 20), -1, cv2.LINE_AA)
         cv2.putText(canvas, name, (view * size + 6, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     if title:
-        cv2.putText(canvas, title[:60], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, "blue = left side, red = right side", (size + 6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+        cv2.putText(canvas, title[: size // 9], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(canvas, "blue = left side, red = right side", (size + 6, size - 26), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 (90, 90, 90), 1, cv2.LINE_AA)
     return canvas
 
