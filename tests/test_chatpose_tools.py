@@ -8,7 +8,8 @@ import pytest
 
 from chatpose_ros.core.errors import ConfigError
 from chatpose_ros.models.chatpose.data import load_jsonl
-from chatpose_ros.models.chatpose.evaluate import joints_from_theta, mpjpe, pa_mpjpe, r_precision
+from chatpose_ros.core.metrics import mpjpe, pa_mpjpe
+from chatpose_ros.models.chatpose.evaluate import joints_from_theta, r_precision
 from chatpose_ros.models.chatpose.train import TaskMixSampler, parse_task_mix
 
 

@@ -9,7 +9,7 @@ import torch
 
 from chatpose_ros.core.errors import CheckpointError, ConfigError, ModelLoadError
 from chatpose_ros.models.default import train_regressor as tr
-from chatpose_ros.models.default.metrics import mpjpe_mm, pa_mpjpe_mm
+from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
 from chatpose_ros.models.default.mocap import BVH_DIR, load_mocap
 from chatpose_ros.models.default.regressor import RegressorConfig, SmplRegressor, normalise_inputs
 

@@ -24,6 +24,7 @@ import torch
 from chatpose_ros.core.body import forward_kinematics, theta_to_rotmats
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, ConfigError
+from chatpose_ros.core.metrics import mpjpe, pa_mpjpe
 
 from .data import Sample, load_image, load_jsonl
 
@@ -32,35 +33,6 @@ log = logging.getLogger(__name__)
 M_TO_MM = 1000.0
 POSE_TASKS = ("image_to_pose", "text_to_pose")
 R_AT = (1, 5, 10)
-
-
-def mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(B, J, 3), (B, J, 3) joints (m) -> (B,) mean per-joint error (m) after aligning joint 0."""
-    p = pred - pred[:, :1]
-    g = gt - gt[:, :1]
-    return np.linalg.norm(p - g, axis=-1).mean(-1)
-
-
-def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(B, J, 3) pred aligned to (B, J, 3) gt by the best similarity (rotation, scale, translation)."""
-    out = np.empty_like(pred)
-    for b in range(pred.shape[0]):
-        X, Y = pred[b].astype(np.float64), gt[b].astype(np.float64)
-        mx, my = X.mean(0), Y.mean(0)
-        X0, Y0 = X - mx, Y - my
-        U, S, Vt = np.linalg.svd(X0.T @ Y0)
-        d = np.sign(np.linalg.det(U @ Vt))
-        D = np.diag([1.0, 1.0, d])
-        R = U @ D @ Vt  # X0 @ R ~ Y0
-        var = (X0 ** 2).sum()
-        s = (S * np.diag(D)).sum() / var if var > 0 else 1.0
-        out[b] = s * X0 @ R + my
-    return out.astype(pred.dtype)
-
-
-def pa_mpjpe(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(B, J, 3), (B, J, 3) -> (B,) MPJPE after similarity Procrustes alignment (m)."""
-    return np.linalg.norm(procrustes_align(pred, gt) - gt, axis=-1).mean(-1)
 
 
 def joints_from_theta(theta: np.ndarray | torch.Tensor) -> np.ndarray:

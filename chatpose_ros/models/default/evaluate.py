@@ -112,7 +112,7 @@ def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
     """Pose head on posecode descriptions of held-out poses vs the mean training pose (MPJPE mm)."""
     from chatpose_ros.core.body import forward_kinematics
     from chatpose_ros.core.decoding import generate_with_pose_tokens
-    from chatpose_ros.models.default.metrics import mpjpe_mm, pa_mpjpe_mm
+    from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
     from chatpose_ros.models.default.mocap import load_mocap
     from chatpose_ros.models.default.queries import SampleStream, canonical_pose
 

@@ -30,7 +30,7 @@ from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES, forward_kinematics
 from ...core.errors import ConfigError
 from ...core.geometry import axis_angle_to_matrix
 from .keypoints import NUM_KEYPOINTS, smpl_to_keypoints_torch
-from .metrics import mpjpe_mm, pa_mpjpe_mm
+from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
 from .mocap import MocapSet, load_mocap
 from .regressor import ARCHS, HIPS, RegressorConfig, SmplRegressor, normalise_inputs
 

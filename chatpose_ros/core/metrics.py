@@ -1,4 +1,6 @@
-"""3D pose error metrics (numpy): MPJPE and PA-MPJPE in millimetres."""
+"""3D pose error metrics (numpy): MPJPE and PA-MPJPE, per pose (m) or as a mean (mm).
+
+Shared by the default model's and the ChatPose evaluations."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,15 +16,18 @@ def _check(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pred, true
 
 
-def mpjpe_mm(pred_joints: np.ndarray, true_joints: np.ndarray, root: int = 0) -> float:
-    """Mean per-joint position error (mm) after aligning joint ``root`` (pelvis).
-
-    pred_joints, true_joints: (B, J, 3) in metres.
-    """
+def mpjpe(pred_joints: np.ndarray, true_joints: np.ndarray, root: int = 0) -> np.ndarray:
+    """(B, J, 3), (B, J, 3) joints (m) -> (B,) mean per-joint position error (m) after aligning
+    joint ``root`` (pelvis)."""
     p, t = _check(pred_joints, true_joints)
     p = p - p[:, root:root + 1]
     t = t - t[:, root:root + 1]
-    return float(np.linalg.norm(p - t, axis=-1).mean() * _M_TO_MM)
+    return np.linalg.norm(p - t, axis=-1).mean(-1)
+
+
+def mpjpe_mm(pred_joints: np.ndarray, true_joints: np.ndarray, root: int = 0) -> float:
+    """MPJPE (mm) averaged over the batch; (B, J, 3) inputs in metres."""
+    return float(mpjpe(pred_joints, true_joints, root).mean() * _M_TO_MM)
 
 
 def procrustes_align(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
@@ -42,7 +47,13 @@ def procrustes_align(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return scale[:, None, None] * np.einsum("bij,bkj->bki", R, p0) + mt
 
 
-def pa_mpjpe_mm(pred_joints: np.ndarray, true_joints: np.ndarray) -> float:
-    """MPJPE (mm) after similarity Procrustes alignment of each predicted pose to the truth."""
+def pa_mpjpe(pred_joints: np.ndarray, true_joints: np.ndarray) -> np.ndarray:
+    """(B, J, 3), (B, J, 3) joints (m) -> (B,) MPJPE (m) after similarity Procrustes alignment
+    of each predicted pose to the truth."""
     p, t = _check(pred_joints, true_joints)
-    return float(np.linalg.norm(procrustes_align(p, t) - t, axis=-1).mean() * _M_TO_MM)
+    return np.linalg.norm(procrustes_align(p, t) - t, axis=-1).mean(-1)
+
+
+def pa_mpjpe_mm(pred_joints: np.ndarray, true_joints: np.ndarray) -> float:
+    """PA-MPJPE (mm) averaged over the batch; (B, J, 3) inputs in metres."""
+    return float(pa_mpjpe(pred_joints, true_joints).mean() * _M_TO_MM)
