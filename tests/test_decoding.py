@@ -104,3 +104,14 @@ def test_rejects_batch(lm, tok):
     emb = _prompt(lm, tok).repeat(2, 1, 1)
     with pytest.raises(ValueError):
         generate_with_pose_tokens(lm, tok, emb, 5)
+
+
+def test_prompt_hidden_equals_a_separate_pass_over_the_prompt(lm, tok):
+    emb = _prompt(lm, tok)
+    pose = tok.convert_tokens_to_ids(POSE_TOKEN)
+    gen = generate_with_pose_tokens(lm, tok, emb, pose, max_new_tokens=3, return_prompt_hidden=True)
+    with torch.no_grad():
+        ref = lm(inputs_embeds=emb, output_hidden_states=True).hidden_states[-1][0]
+    assert gen.prompt_hidden.shape == ref.shape
+    assert torch.allclose(gen.prompt_hidden, ref, atol=1e-5)
+    assert generate_with_pose_tokens(lm, tok, emb, pose, max_new_tokens=3).prompt_hidden is None

@@ -35,6 +35,8 @@ class Generation:
         pose_hidden: (P, H) last-layer hidden state of each emitted pose token (P may be 0).
         forced_pose: True when `force_pose_token` appended the pose token.
         steps: number of forward passes run (prefill included).
+        prompt_hidden: (T, H) last-layer hidden states of the prompt from the prefill pass, when
+            asked for with `return_prompt_hidden` (saves a second pass over the prompt).
     """
 
     token_ids: list[int]
@@ -42,6 +44,7 @@ class Generation:
     pose_hidden: torch.Tensor
     forced_pose: bool
     steps: int
+    prompt_hidden: torch.Tensor | None = None
 
     @property
     def num_poses(self) -> int:
@@ -91,6 +94,7 @@ def generate_with_pose_tokens(
     force_pose_token: bool = False,
     eos_token_ids: Sequence[int] | None = None,
     use_cache: bool = True,
+    return_prompt_hidden: bool = False,
 ) -> Generation:
     """Greedy decoding of one answer that records the pose tokens' hidden states.
 
@@ -104,6 +108,7 @@ def generate_with_pose_tokens(
         force_pose_token: when the answer ends without a pose token, append one and feed it.
         eos_token_ids: ids that end the answer; default `tokenizer.eos_token_id`.
         use_cache: KV-cached decoding (True) or upstream-style full recomputation (False).
+        return_prompt_hidden: also return the prompt's last-layer hidden states from the prefill.
     Returns:
         Generation; `pose_hidden` is (P, H) in the LM's dtype, on its device.
     """
@@ -126,7 +131,8 @@ def generate_with_pose_tokens(
     forced = False
 
     if use_cache:
-        out = lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=True)
+        out = lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=True,
+                 output_hidden_states=return_prompt_hidden)
         steps += 1
         past = out.past_key_values
         mask = attention_mask
@@ -158,6 +164,7 @@ def generate_with_pose_tokens(
             steps += 1
             return o
 
+    prompt_hidden = _last_hidden(out)[0].detach().clone() if return_prompt_hidden else None
     next_tok = int(out.logits[0, -1].argmax())
     while True:
         generated.append(next_tok)
@@ -191,4 +198,5 @@ def generate_with_pose_tokens(
         pose_hidden=pose_hidden.detach().clone(),
         forced_pose=forced,
         steps=steps,
+        prompt_hidden=prompt_hidden,
     )

@@ -182,11 +182,12 @@ class DefaultPipeline:
         emb = llm.embed(ids, torch.from_numpy(feats), [n])
         gen = generate_with_pose_tokens(
             llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=self.config.max_new_tokens,
-            force_pose_token=force_pose, eos_token_ids=[llm.end_token_id], use_cache=True)
+            force_pose_token=force_pose, eos_token_ids=[llm.end_token_id], use_cache=True,
+            return_prompt_hidden=n > 0)
         probs = None
         if n and gen.num_poses:
-            h = llm.backbone(emb, torch.ones_like(ids))
-            scores = llm.ground_sequence(ids[0], h[0], gen.pose_hidden[0].to(h.dtype), torch.from_numpy(feats))
+            h = gen.prompt_hidden  # (T, H): the person tokens' states from the prefill, no second pass
+            scores = llm.ground_sequence(ids[0], h, gen.pose_hidden[0].to(h.dtype), torch.from_numpy(feats))
             probs = torch.softmax(scores.float(), -1).numpy()
         return gen, probs
 
