@@ -83,6 +83,21 @@ def result_to_msg(result: PoseResult, header: Header) -> SmplPoseArray:
     )
 
 
+def msg_to_result(arr: SmplPoseArray) -> PoseResult:
+    """SmplPoseArray -> PoseResult (the inverse of result_to_msg, as far as messages carry it:
+    no 2D keypoints, mesh or appearance)."""
+    people = []
+    for p in arr.poses:
+        box = (p.box.x_offset, p.box.y_offset, p.box.x_offset + p.box.width, p.box.y_offset + p.box.height) if p.box_known else None
+        t = p.translation
+        people.append(PersonPose(theta=np.asarray(p.theta, np.float32), betas=np.asarray(p.betas, np.float32),
+                                 joints=np.array([[j.x, j.y, j.z] for j in p.joints], np.float32), box=box,
+                                 translation=np.array([t.x, t.y, t.z], np.float32) if p.translation_known else None,
+                                 confidence=p.confidence, estimator=p.estimator, track_id=p.track_id))
+    return PoseResult(query=arr.query, answer=arr.answer, people=tuple(people), selected=arr.selected,
+                      model_id=arr.poses[0].model_id if arr.poses else "")
+
+
 def status_msg(level: int, code: str, message: str, query: str = "", stamp: Time | None = None, frame_id: str = "") -> PipelineStatus:
     """A PipelineStatus; `query` is cut to 200 characters."""
     header = Header(frame_id=frame_id)

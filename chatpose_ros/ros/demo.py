@@ -14,22 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
-
-def msg_to_result(arr):
-    """SmplPoseArray -> PoseResult (for drawing)."""
-    from chatpose_ros.core.types import PersonPose, PoseResult
-
-    people = []
-    for p in arr.poses:
-        box = (p.box.x_offset, p.box.y_offset, p.box.x_offset + p.box.width, p.box.y_offset + p.box.height) if p.box_known else None
-        people.append(PersonPose(theta=np.asarray(p.theta, np.float32), betas=np.asarray(p.betas, np.float32),
-                                 joints=np.array([[j.x, j.y, j.z] for j in p.joints], np.float32), box=box,
-                                 confidence=p.confidence, estimator=p.estimator, track_id=p.track_id))
-    return PoseResult(query=arr.query, answer=arr.answer, people=tuple(people), selected=arr.selected,
-                      model_id=arr.poses[0].model_id if arr.poses else "")
-
 
 def run_demo(args) -> int:
     from chatpose_ros.cli import read_image
@@ -62,7 +46,7 @@ def run_demo(args) -> int:
 
     from chatpose_ros.msg import PipelineStatus, SmplPoseArray
 
-    from .convert import rgb_to_image
+    from .convert import msg_to_result, rgb_to_image
 
     rclpy.init()
     node = Node("chatpose_demo_client")

@@ -40,12 +40,12 @@ def _table(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def _image(path: str, size=(640, 480)) -> np.ndarray:
+    """The benchmark frame: `path` read as RGB (chatpose_ros.cli.read_image), resized to `size`."""
     import cv2
 
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise SystemExit(f"cannot read {path}")
-    return cv2.resize(img, size)[..., ::-1].copy()
+    from chatpose_ros.cli import read_image
+
+    return cv2.resize(read_image(path), size)
 
 
 def _pipeline(args):
