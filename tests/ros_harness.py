@@ -99,7 +99,8 @@ class Harness:
             self.executor.shutdown(timeout_sec=5.0)
         finally:
             self._thread.join(timeout=10.0)
-            if self.node.pipeline is not None or self.node._worker is not None:
-                self.node.trigger_shutdown() if self.node._state_machine.current_state[1] != "finalized" else None
+            still_up = self.node.pipeline is not None or self.node._worker is not None
+            if still_up and self.node._state_machine.current_state[1] != "finalized":
+                self.node.trigger_shutdown()
             self.node.destroy_node()
             self.client.destroy_node()

@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 
 from chatpose_ros.core.errors import InvalidQueryError
 from chatpose_ros.core.pipeline import validate_query
+from chatpose_ros.tools.bench import rss_mb
 from fakes import FakePipeline
 
 pytestmark = pytest.mark.timeout(300)
@@ -143,14 +144,6 @@ def test_lifecycle_transitions_under_load_and_shutdown_while_busy(ros_harness):
         cam.join()
 
 
-def _rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 def test_soak_bounded_queues_and_flat_memory(ros_harness):
     """1,800 frames at 60 Hz (30 s) plus a query every second, tracking on; bounded in time."""
     fake = FakePipeline(delay_s=0.15)
@@ -165,7 +158,7 @@ def test_soak_bounded_queues_and_flat_memory(ros_harness):
             with h._cv:  # the test's own collectors must not grow either
                 for msgs in h.received.values():
                     msgs.clear()
-            rss.append((time.monotonic() - t0, _rss_mb()))
+            rss.append((time.monotonic() - t0, rss_mb(os.getpid())))
         max_queue = max(max_queue, len(h.node._queue))
         time.sleep(max(0.0, t0 + (i + 1) / 60 - time.monotonic()))
     time.sleep(1.0)

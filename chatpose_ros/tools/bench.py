@@ -329,7 +329,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                 time.sleep(0.002)
             if q in answers:
                 lat.append((answers[q] - sent) * 1000)
-            rss.append((time.monotonic() - t_start, _rss_mb(proc.pid)))
+            rss.append((time.monotonic() - t_start, rss_mb(proc.pid)))
             time.sleep(max(0.0, args.query_period - (time.monotonic() - sent)))
         elapsed = time.monotonic() - t_start
         # then tracking alone (no new query) for a while: the rate the node keeps up with a person
@@ -364,7 +364,8 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     return out
 
 
-def _rss_mb(pid: int) -> float:
+def rss_mb(pid: int) -> float:
+    """Resident memory of process `pid` (MB), from /proc; nan when unreadable."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
