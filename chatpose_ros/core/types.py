@@ -27,6 +27,11 @@ class PersonPose:
         vertices: (V, 3) float32 mesh vertices (m, pelvis-relative) when a SMPL file is set.
         faces: (F, 3) int64 mesh triangles, with vertices.
         appearance: (D,) float32 appearance descriptor used to re-identify a tracked person.
+        joint_confidence: (24,) float32 in [0, 1] per SMPL joint: how well the camera saw it
+            (0 = not seen, cut by the image edge or occluded: its rotation is a prior), or None
+            when unknown (every joint then counts as estimated, not seen).
+        generated: True for a pose made from the text alone (text-to-pose, speculative pose):
+            it is not a person in view and carries no box or translation.
     """
 
     theta: np.ndarray
@@ -42,6 +47,8 @@ class PersonPose:
     vertices: np.ndarray | None = None
     faces: np.ndarray | None = None
     appearance: np.ndarray | None = None
+    joint_confidence: np.ndarray | None = None
+    generated: bool = False
 
     def __post_init__(self) -> None:
         if np.shape(self.theta) != (NUM_JOINTS * 3,):
@@ -50,18 +57,23 @@ class PersonPose:
             raise ValueError(f"joints must be (24, 3), got {np.shape(self.joints)}")
         if np.shape(self.betas) != (NUM_BETAS,):
             raise ValueError(f"betas must be (10,), got {np.shape(self.betas)}")
+        if self.joint_confidence is not None and np.shape(self.joint_confidence) != (NUM_JOINTS,):
+            raise ValueError(f"joint_confidence must be (24,), got {np.shape(self.joint_confidence)}")
 
     def to_json(self) -> dict:
         """A JSON-serialisable dict (lists of floats); mesh and appearance left out."""
         return {
             "track_id": self.track_id,
             "estimator": self.estimator,
+            "generated": self.generated,
             "confidence": round(float(self.confidence), 4),
             "box_xyxy_px": None if self.box is None else [round(float(v), 1) for v in self.box],
             "theta_axis_angle_rad": [round(float(v), 5) for v in np.asarray(self.theta).ravel()],
             "betas": [round(float(v), 5) for v in np.asarray(self.betas).ravel()],
             "translation_m": None if self.translation is None else [round(float(v), 4) for v in self.translation],
             "joints_m": [[round(float(v), 4) for v in j] for j in np.asarray(self.joints)],
+            "joint_confidence": None if self.joint_confidence is None
+            else [round(float(v), 3) for v in self.joint_confidence],
         }
 
 
@@ -77,6 +89,8 @@ class PoseResult:
         model_id: profile name and weights hash of the model.
         image_size: (width, height) of the image used, or None for text-only answers.
         timings_ms: stage name -> milliseconds.
+        pose_forced: True when the model did not emit the pose token by itself and it was
+            appended (forced) to obtain a pose; such a pose is less trustworthy.
     """
 
     query: str
@@ -86,6 +100,7 @@ class PoseResult:
     model_id: str = ""
     image_size: tuple[int, int] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    pose_forced: bool = False
 
     @property
     def selected_person(self) -> PersonPose | None:
@@ -97,6 +112,7 @@ class PoseResult:
             "answer": self.answer,
             "model_id": self.model_id,
             "selected": self.selected,
+            "pose_forced": self.pose_forced,
             "image_size": None if self.image_size is None else list(self.image_size),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "people": [p.to_json() for p in self.people],

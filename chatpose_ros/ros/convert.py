@@ -48,7 +48,8 @@ def rgb_to_image(image: np.ndarray, header: Header, encoding: str = "rgb8") -> I
                  is_bigendian=0, step=step, data=data)
 
 
-def person_to_msg(person: PersonPose, header: Header, query: str, answer: str, model_id: str) -> SmplPose:
+def person_to_msg(person: PersonPose, header: Header, query: str, answer: str, model_id: str,
+                  pose_forced: bool = False) -> SmplPose:
     """PersonPose -> SmplPose (see msg/SmplPose.msg for frames and units)."""
     msg = SmplPose()
     msg.header = header
@@ -69,6 +70,10 @@ def person_to_msg(person: PersonPose, header: Header, query: str, answer: str, m
                                    width=max(0, int(round(x1 - x0))), height=max(0, int(round(y1 - y0))))
         msg.box_known = True
     msg.confidence = float(np.clip(person.confidence, 0.0, 1.0))
+    if person.joint_confidence is not None:
+        msg.joint_confidence = np.clip(np.asarray(person.joint_confidence, np.float32), 0.0, 1.0).reshape(24)
+    msg.generated = bool(person.generated)
+    msg.pose_forced = bool(pose_forced)
     msg.estimator = person.estimator
     msg.model_id = model_id
     return msg
@@ -78,7 +83,8 @@ def result_to_msg(result: PoseResult, header: Header) -> SmplPoseArray:
     """PoseResult -> SmplPoseArray (poses best first, `selected` index kept)."""
     return SmplPoseArray(
         header=header, query=result.query, answer=result.answer,
-        poses=[person_to_msg(p, header, result.query, result.answer, result.model_id) for p in result.people],
+        poses=[person_to_msg(p, header, result.query, result.answer, result.model_id, result.pose_forced)
+               for p in result.people],
         selected=int(result.selected),
     )
 
@@ -93,9 +99,12 @@ def msg_to_result(arr: SmplPoseArray) -> PoseResult:
         people.append(PersonPose(theta=np.asarray(p.theta, np.float32), betas=np.asarray(p.betas, np.float32),
                                  joints=np.array([[j.x, j.y, j.z] for j in p.joints], np.float32), box=box,
                                  translation=np.array([t.x, t.y, t.z], np.float32) if p.translation_known else None,
-                                 confidence=p.confidence, estimator=p.estimator, track_id=p.track_id))
+                                 confidence=p.confidence, estimator=p.estimator, track_id=p.track_id,
+                                 joint_confidence=np.asarray(p.joint_confidence, np.float32),
+                                 generated=bool(p.generated)))
     return PoseResult(query=arr.query, answer=arr.answer, people=tuple(people), selected=arr.selected,
-                      model_id=arr.poses[0].model_id if arr.poses else "")
+                      model_id=arr.poses[0].model_id if arr.poses else "",
+                      pose_forced=any(p.pose_forced for p in arr.poses))
 
 
 def status_msg(level: int, code: str, message: str, query: str = "", stamp: Time | None = None, frame_id: str = "") -> PipelineStatus:
