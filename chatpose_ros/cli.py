@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--compact", action="store_true", help="one-line JSON")
     _add_model_args(ask)
     ask.set_defaults(func=cmd_ask)
-    demo = sub.add_parser("demo", help="start the node, send a real photo and a query over ROS 2 (loopback), print and draw the answer")
+    demo = sub.add_parser(
+        "demo", help="start the node, send a real photo and a query over ROS 2 (loopback), print and draw the answer")
     demo.add_argument("--image", default=DEMO_IMAGE)
     demo.add_argument("--query", default=DEMO_QUERY)
     demo.add_argument("--out", default="out/demo.png")

@@ -45,7 +45,8 @@ def six_d(draw):
     n = int(np.prod(shape)) if shape else 1
     x = draw(arrays(np.float64, (n, 2, 3), elements=finite))
     a1, a2 = x[:, 0], x[:, 1]
-    ok = (np.linalg.norm(a1, axis=1) > 1e-2) & (np.linalg.norm(np.cross(a1, a2), axis=1) > 1e-2 * np.linalg.norm(a2, axis=1).clip(1))
+    ok = ((np.linalg.norm(a1, axis=1) > 1e-2)
+          & (np.linalg.norm(np.cross(a1, a2), axis=1) > 1e-2 * np.linalg.norm(a2, axis=1).clip(1)))
     if not ok.all():
         x[~ok] = np.array([[1.0, 0.2, 0.0], [0.1, 1.0, 0.3]])
     return torch.tensor(x.reshape(*shape, 6))

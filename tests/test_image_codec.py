@@ -61,7 +61,8 @@ def test_bad_raw_images_raise_typed_errors(kwargs, match):
 
 
 @settings(max_examples=300, deadline=None)
-@given(width=st.integers(-2, 40), height=st.integers(-2, 40), encoding=st.sampled_from(SUPPORTED_ENCODINGS + ("", "jpeg", "rgb8 ")),
+@given(width=st.integers(-2, 40), height=st.integers(-2, 40),
+       encoding=st.sampled_from(SUPPORTED_ENCODINGS + ("", "jpeg", "rgb8 ")),
        step=st.integers(-5, 200), bigendian=st.booleans(), data=st.binary(max_size=4000))
 def test_fuzz_raw_decode_either_decodes_or_raises_typed_error(width, height, encoding, step, bigendian, data):
     try:

@@ -53,10 +53,11 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
     m = R
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     # Four candidate (unnormalised) quaternions, each accurate when its own component is large.
-    qw = torch.stack((1 + m00 + m11 + m22, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]), -1)
-    qx = torch.stack((m[..., 2, 1] - m[..., 1, 2], 1 + m00 - m11 - m22, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]), -1)
-    qy = torch.stack((m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m00 + m11 - m22, m[..., 1, 2] + m[..., 2, 1]), -1)
-    qz = torch.stack((m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m00 - m11 + m22), -1)
+    m01, m02, m10, m12, m20, m21 = m[..., 0, 1], m[..., 0, 2], m[..., 1, 0], m[..., 1, 2], m[..., 2, 0], m[..., 2, 1]
+    qw = torch.stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1)
+    qx = torch.stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1)
+    qy = torch.stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1)
+    qz = torch.stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1)
     cands = torch.stack((qw, qx, qy, qz), dim=-2)  # (..., 4, 4) rows: candidate (w, x, y, z)
     diag = torch.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), -1)
     best = diag.argmax(-1)

@@ -94,7 +94,8 @@ def msg_to_result(arr: SmplPoseArray) -> PoseResult:
     no 2D keypoints, mesh or appearance)."""
     people = []
     for p in arr.poses:
-        box = (p.box.x_offset, p.box.y_offset, p.box.x_offset + p.box.width, p.box.y_offset + p.box.height) if p.box_known else None
+        box = ((p.box.x_offset, p.box.y_offset, p.box.x_offset + p.box.width, p.box.y_offset + p.box.height)
+               if p.box_known else None)
         t = p.translation
         people.append(PersonPose(theta=np.asarray(p.theta, np.float32), betas=np.asarray(p.betas, np.float32),
                                  joints=np.array([[j.x, j.y, j.z] for j in p.joints], np.float32), box=box,
@@ -107,7 +108,8 @@ def msg_to_result(arr: SmplPoseArray) -> PoseResult:
                       pose_forced=any(p.pose_forced for p in arr.poses))
 
 
-def status_msg(level: int, code: str, message: str, query: str = "", stamp: Time | None = None, frame_id: str = "") -> PipelineStatus:
+def status_msg(level: int, code: str, message: str, query: str = "", stamp: Time | None = None,
+               frame_id: str = "") -> PipelineStatus:
     """A PipelineStatus; `query` is cut to 200 characters."""
     header = Header(frame_id=frame_id)
     if stamp is not None:

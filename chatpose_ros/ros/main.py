@@ -31,9 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--ros-args" in argv:
         i = argv.index("--ros-args")
         argv, ros_args = argv[:i], argv[i:]
-    parser = argparse.ArgumentParser(prog="chatpose-node", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="chatpose-node", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params-file", default=default_params_file(), help="ROS parameters YAML (default: config/default.yaml)")
-    parser.add_argument("--no-autostart", action="store_true", help="stay unconfigured until a lifecycle manager configures and activates the node")
+    parser.add_argument("--no-autostart", action="store_true",
+                        help="stay unconfigured until a lifecycle manager configures and activates the node")
     parser.add_argument("--state-dir", default=os.environ.get("CHATPOSE_STATE_DIR", str(Path.cwd() / "build" / "ros_state")),
                         help="folder for the loopback Fast DDS profile and ROS logs")
     args = parser.parse_args(argv)

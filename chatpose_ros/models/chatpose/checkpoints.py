@@ -331,7 +331,8 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
     proj_shapes = {"0.weight": (hidden, mm_hidden), "0.bias": (hidden,), "2.weight": (hidden, hidden), "2.bias": (hidden,)}
     for k, shape in proj_shapes.items():
         if tuple(projector[k].shape) != shape:
-            raise CheckpointError(f"released key {RELEASED_PROJECTOR_PREFIX + k!r} has shape {tuple(projector[k].shape)}, expected {shape}")
+            raise CheckpointError(
+                f"released key {RELEASED_PROJECTOR_PREFIX + k!r} has shape {tuple(projector[k].shape)}, expected {shape}")
     inv = {v: k for k, v in RELEASED_POSE_HEAD.items()}
     for k in inv:
         if k not in head:

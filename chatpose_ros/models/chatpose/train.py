@@ -98,8 +98,8 @@ def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight
         embeds.append(model.embed_ids(ids, feats))
         exp_ids = expand_image_positions(ids, n_img, IMAGE_TOKEN_INDEX)
         exp_lab: list[int] = []
-        for t, l in zip(ids, lab):
-            exp_lab.extend([IGNORE_INDEX] * n_img if t == IMAGE_TOKEN_INDEX else [l])
+        for t, label in zip(ids, lab):
+            exp_lab.extend([IGNORE_INDEX] * n_img if t == IMAGE_TOKEN_INDEX else [label])
         labels.append(exp_lab)
         pos_ids.append(exp_ids)
     T = max(e.shape[0] for e in embeds)

@@ -11,7 +11,12 @@ this gap (see ``train_regressor.NoiseModel``).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
