@@ -22,7 +22,7 @@ bench: setup
 	$(PY) -m chatpose_ros.tools.bench all
 
 train-default: setup
-	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.train --seed 0 --threads 1
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.train --seed 0 --threads 1
 
 eval-default: setup
-	$(PY) -m chatpose_ros.models.default.evaluate
+	$(PY) -m chatpose_ros.models.default.offline.evaluate

@@ -43,9 +43,9 @@ def test_empty_image_finds_nobody(detector):
 
 def test_features_same_function_real_and_synthetic(detector):
     from chatpose_ros.models.default import keypoints as kp
-    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.scenes import make_scene
     from chatpose_ros.models.default.person_features import FEATURE_DIM, observe_detection, scene_features
-    from chatpose_ros.models.default.scenes import make_scene
 
     img = load_photo("basketball1.png")
     dets = detector.detect(img)
@@ -66,8 +66,8 @@ def test_features_same_function_real_and_synthetic(detector):
 
 
 def test_colour_stats_separate_named_colours():
+    from chatpose_ros.models.default.offline.scenes import COLOURS, clothing_pixels
     from chatpose_ros.models.default.person_features import colour_stats
-    from chatpose_ros.models.default.scenes import COLOURS, clothing_pixels
 
     rng = np.random.default_rng(0)
     stats = {c: colour_stats(clothing_pixels(rng, c, 300)) for c in COLOURS}
@@ -78,10 +78,16 @@ def test_colour_stats_separate_named_colours():
 def test_colour_descriptor_names_synthetic_garments():
     import torch
 
-    from chatpose_ros.models.default.person_features import (COLOUR_DESCRIPTOR_DIM, COLOUR_NAMES, FEATURE_BLOCKS,
-                                                             FEATURE_DIM, NUM_COLOUR_NAMES, colour_descriptor,
-                                                             colour_stats)
-    from chatpose_ros.models.default.scenes import clothing_pixels
+    from chatpose_ros.models.default.offline.scenes import clothing_pixels
+    from chatpose_ros.models.default.person_features import (
+        COLOUR_DESCRIPTOR_DIM,
+        COLOUR_NAMES,
+        FEATURE_BLOCKS,
+        FEATURE_DIM,
+        NUM_COLOUR_NAMES,
+        colour_descriptor,
+        colour_stats,
+    )
 
     rng = np.random.default_rng(0)
     feats = np.zeros((10 * len(COLOUR_NAMES), FEATURE_DIM), np.float32)

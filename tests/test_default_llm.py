@@ -3,7 +3,6 @@ loading errors, synthetic queries. The shipped adapter is loaded once for the mo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,7 @@ def llm():
 
 @pytest.fixture(scope="module")
 def test_mocap():
-    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.offline.mocap import load_mocap
 
     return load_mocap("test")
 
@@ -53,7 +52,7 @@ def test_prompt_has_one_token_per_person(llm):
 
 def test_grounding_on_held_out_scenes(llm, test_mocap):
     """Grounding on scenes of the held-out mocap file, well above chance."""
-    from chatpose_ros.models.default.evaluate import synthetic_grounding
+    from chatpose_ros.models.default.offline.evaluate import synthetic_grounding
 
     r = synthetic_grounding(llm, n=48, seed=7)
     assert r["accuracy"] > max(0.6, r["chance"] + 0.15), r
@@ -98,9 +97,9 @@ def test_adapter_errors(tmp_path):
 
 
 def test_scene_queries_identify_exactly_one_person(test_mocap):
-    from chatpose_ros.models.default.posecodes import posture_labels
-    from chatpose_ros.models.default.queries import SPECULATIVE, scene_queries
-    from chatpose_ros.models.default.scenes import COLOURS, make_scene
+    from chatpose_ros.models.default.offline.posecodes import posture_labels
+    from chatpose_ros.models.default.offline.queries import SPECULATIVE, scene_queries
+    from chatpose_ros.models.default.offline.scenes import COLOURS, make_scene
 
     rng = np.random.default_rng(0)
     for _ in range(30):

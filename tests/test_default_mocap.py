@@ -8,7 +8,7 @@ import torch
 from chatpose_ros.core.body import SMPL_JOINT_NAMES, forward_kinematics
 from chatpose_ros.core.errors import ConfigError, ModelLoadError
 from chatpose_ros.models.default import keypoints as kp
-from chatpose_ros.models.default import mocap
+from chatpose_ros.models.default.offline import mocap
 
 BVH = mocap.BVH_DIR
 needs_bvh = pytest.mark.skipif(not (BVH / "01_01.bvh").is_file(), reason="apt-get install assimp-testmodels")
@@ -123,7 +123,7 @@ def _pose(**local_aa: tuple[float, float, float]) -> np.ndarray:
 
 
 def test_posecode_labels_constructed_poses():
-    from chatpose_ros.models.default import posecodes as pc
+    from chatpose_ros.models.default.offline import posecodes as pc
 
     arms_down = {"left_shoulder": (0, 0, -80), "right_shoulder": (0, 0, 80)}
     stand = _pose(**arms_down)

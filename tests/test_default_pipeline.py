@@ -10,8 +10,8 @@ import pytest
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import CheckpointError, InvalidImageError, InvalidQueryError, ModelLoadError
-
 from conftest import load_photo
+
 pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 

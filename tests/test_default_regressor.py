@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from chatpose_ros.core.errors import CheckpointError, ConfigError, ModelLoadError
-from chatpose_ros.models.default import train_regressor as tr
 from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
-from chatpose_ros.models.default.mocap import BVH_DIR, load_mocap
+from chatpose_ros.models.default.offline import train_regressor as tr
+from chatpose_ros.models.default.offline.mocap import BVH_DIR, load_mocap
 from chatpose_ros.models.default.regressor import RegressorConfig, SmplRegressor, normalise_inputs
 
 SHIPPED = Path(__file__).resolve().parents[1] / "chatpose_ros" / "assets" / "default" / "regressor.safetensors"

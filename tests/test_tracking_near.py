@@ -5,8 +5,8 @@ import cv2
 import pytest
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.pipeline import build_pipeline
 from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.pipeline import build_pipeline
 from chatpose_ros.models.default.tracking import PersonTracker
 from conftest import REAL_PHOTOS
 

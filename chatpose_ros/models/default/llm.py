@@ -40,6 +40,9 @@ PERSON_TOKEN = "<person>"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SYSTEM_PROMPT = "Answer about people and poses."
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# the shipped files of the LLM adapter (written by offline.train_llm, read by the pipeline)
+ADAPTER_FILE = "llm_adapter.safetensors"
+SPEC_FILE = "llm.json"
 
 
 def cache_dir() -> Path:

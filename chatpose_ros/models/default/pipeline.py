@@ -48,7 +48,7 @@ def weights_dir(config: PipelineConfig) -> Path:
 
 def weights_sha(folder: Path) -> str:
     """Short sha256 over the shipped weight files (the model id)."""
-    from chatpose_ros.models.default.train_llm import ADAPTER_FILE
+    from chatpose_ros.models.default.llm import ADAPTER_FILE
 
     h = hashlib.sha256()
     for name in (REGRESSOR_FILE, ADAPTER_FILE):
@@ -103,9 +103,8 @@ class DefaultPipeline:
 
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.detector import MediaPipePersonDetector
-        from chatpose_ros.models.default.llm import LlmSpec, PoseLanguageModel
+        from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
         from chatpose_ros.models.default.regressor import SmplRegressor
-        from chatpose_ros.models.default.train_llm import ADAPTER_FILE, SPEC_FILE
 
         folder = weights_dir(config)
         if not folder.is_dir():
@@ -146,8 +145,7 @@ class DefaultPipeline:
     def _people(self, image: np.ndarray, dets: list) -> tuple[list[PersonPose], np.ndarray]:
         """Detections -> regressor PersonPoses (confidence = detection score) and (N, F) features."""
         from chatpose_ros.models.default import keypoints as kp
-        from chatpose_ros.models.default.person_features import (FEATURE_BLOCKS, observe_detection,
-                                                                 scene_features)
+        from chatpose_ros.models.default.person_features import FEATURE_BLOCKS, observe_detection, scene_features
 
         if not dets:
             return [], np.zeros((0, self.llm.spec.feature_dim), np.float32)

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_REST_JOINTS, forward_kinematics
-from ...core.errors import ConfigError, ModelLoadError
+from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_REST_JOINTS, forward_kinematics
+from chatpose_ros.core.errors import ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -78,9 +78,9 @@ def real_grounding(pipe) -> list[dict]:
 @torch.no_grad()
 def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16) -> dict:
     """Accuracy of the grounding head on held-out scenes, per query kind."""
-    from chatpose_ros.models.default.mocap import load_mocap
-    from chatpose_ros.models.default.queries import SampleStream
-    from chatpose_ros.models.default.train_llm import collate
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.queries import SampleStream
+    from chatpose_ros.models.default.offline.train_llm import collate
 
     stream = SampleStream(load_mocap("test"), seed)
     samples = [stream.grounding() for _ in range(n)]
@@ -113,8 +113,8 @@ def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
     from chatpose_ros.core.body import forward_kinematics
     from chatpose_ros.core.decoding import generate_with_pose_tokens
     from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
-    from chatpose_ros.models.default.mocap import load_mocap
-    from chatpose_ros.models.default.queries import SampleStream, canonical_pose
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.queries import SampleStream, canonical_pose
 
     stream = SampleStream(load_mocap("test"), seed)
     samples = [stream.text_pose() for _ in range(n)]
@@ -138,8 +138,8 @@ def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
 
 def regressor_metrics(regressor) -> dict:
     """The regressor module's own held-out evaluation (clean / noisy landmarks) with baselines."""
-    from chatpose_ros.models.default import train_regressor as tr
-    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.offline import train_regressor as tr
+    from chatpose_ros.models.default.offline.mocap import load_mocap
 
     train_bank = tr.PoseBank.from_mocap(load_mocap("train", tr.TrainConfig.fps), mirror=True)
     test_bank = tr.PoseBank.from_mocap(load_mocap("test", tr.TrainConfig.fps), mirror=False)

@@ -16,7 +16,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from chatpose_ros.models.default import train_llm
+from chatpose_ros.models.default.offline import train_llm
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.skip_regressor:
         try:
-            reg = importlib.import_module("chatpose_ros.models.default.train_regressor")
+            reg = importlib.import_module("chatpose_ros.models.default.offline.train_regressor")
         except ImportError:
-            log.warning("chatpose_ros.models.default.train_regressor not available: regressor not retrained")
+            log.warning("chatpose_ros.models.default.offline.train_regressor not available: regressor not retrained")
         else:
             rargv = ["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)]
             if args.regressor_steps:

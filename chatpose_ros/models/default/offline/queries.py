@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chatpose_ros.models.default.mocap import MocapSet
-from chatpose_ros.models.default.posecodes import describe_pose, posture_labels
-from chatpose_ros.models.default.scenes import CANON_TO_CAMERA, Scene, make_scene
+from chatpose_ros.models.default.offline.mocap import MocapSet
+from chatpose_ros.models.default.offline.posecodes import describe_pose, posture_labels
+from chatpose_ros.models.default.offline.scenes import CANON_TO_CAMERA, Scene, make_scene
 
 POSE_ANSWER = "Sure, it is [POSE]."
 

@@ -2,7 +2,7 @@
 
 Usage (the shipped weights)::
 
-    python -m chatpose_ros.models.default.train_regressor --seed 0 --arch both \
+    python -m chatpose_ros.models.default.offline.train_regressor --seed 0 --arch both \
         --out chatpose_ros/assets/default
 
 Data: ``mocap.load_mocap('train')`` (01_03 + Boxing_Toes, plus left/right mirrored copies),
@@ -26,18 +26,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES, forward_kinematics
-from ...core.errors import ConfigError
-from ...core.geometry import axis_angle_to_matrix
-from .keypoints import NUM_KEYPOINTS, smpl_to_keypoints_torch
+from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES, forward_kinematics
+from chatpose_ros.core.errors import ConfigError
+from chatpose_ros.core.geometry import axis_angle_to_matrix
 from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
-from .mocap import MocapSet, load_mocap
-from .regressor import ARCHS, HIPS, RegressorConfig, SmplRegressor, normalise_inputs
+from chatpose_ros.models.default.keypoints import NUM_KEYPOINTS, smpl_to_keypoints_torch
+from chatpose_ros.models.default.offline.mocap import MocapSet, load_mocap
+from chatpose_ros.models.default.pipeline import REGRESSOR_FILE
+from chatpose_ros.models.default.regressor import ARCHS, HIPS, RegressorConfig, SmplRegressor, normalise_inputs
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "chatpose_ros/assets/default"
-WEIGHTS_NAME = "regressor.safetensors"
+WEIGHTS_NAME = REGRESSOR_FILE
 EVAL_SEED = 1234  # fixed camera views and noise for the held-out evaluation
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
 _FLIP_X = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))  # canonical y-up -> optical y-down, facing camera
@@ -216,7 +217,7 @@ def mean_body_pose(rotmats: torch.Tensor) -> torch.Tensor:
 
 def compute_loss(model: SmplRegressor, batch: dict[str, torch.Tensor], cfg: TrainConfig) -> tuple[torch.Tensor, dict[str, float]]:
     """Sum over refinement stages of w_rot * L1(R) + w_joints * MSE(FK joints); + lifter L1."""
-    from ...core.geometry import rot6d_to_matrix
+    from chatpose_ros.core.geometry import rot6d_to_matrix
 
     out = model(batch["feats"])
     total = torch.zeros(())
@@ -353,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         "selected": best, "selection": "lowest clean + noisy MPJPE on held-out 01_01",
         "results": results, "train_config": asdict(cfg), "noise_model": asdict(NoiseModel()),
         "views": asdict(ViewSampler()), "eval_seed": EVAL_SEED,
-        "command": "python -m chatpose_ros.models.default.train_regressor " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m chatpose_ros.models.default.offline.train_regressor " + " ".join(argv if argv is not None else sys.argv[1:]),
         "train_data": "CMU mocap 01_03 + Boxing_Toes (assimp-testmodels), mirrored; test: 01_01",
     }
     models[best].save(out / WEIGHTS_NAME, extra)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from chatpose_ros.models.default import keypoints as kp
-from chatpose_ros.models.default.mocap import MocapSet
-from chatpose_ros.models.default.person_features import (NAMED_COLOURS, PersonObservation, keypoint_box,
-                                                         scene_features)
+from chatpose_ros.models.default.offline.mocap import MocapSet
+from chatpose_ros.models.default.person_features import NAMED_COLOURS, PersonObservation, keypoint_box, scene_features
 
 COLOURS: dict[str, tuple[int, int, int]] = NAMED_COLOURS  # garment colours drawn (and named by queries)
 ACHROMATIC = ("black", "white", "grey")
