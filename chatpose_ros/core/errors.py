@@ -21,6 +21,13 @@ class InvalidImageError(ChatPoseError, ValueError):
     code = "invalid_image"
 
 
+class InvalidCameraInfoError(ChatPoseError, ValueError):
+    """Camera intrinsics are unusable (zero/negative focal length, non-finite values, unknown
+    distortion model) or do not match the image they are meant for (size mismatch)."""
+
+    code = "invalid_camera_info"
+
+
 class InvalidQueryError(ChatPoseError, ValueError):
     """A query is empty, not text, or longer than allowed."""
 
