@@ -1,0 +1,423 @@
+"""The node's scheduling, without ROS: latest frame, query queue, image policy, tracking cadence
+and throttled reports. The ROS node (chatpose_ros.ros.node) only converts, submits and publishes.
+
+    session = Session(NodeConfig(), max_query_chars=500, tracker_factory=make_tracker)
+    session.put_frame(Frame(image=raw, header=hdr))          # image callback: O(1), nothing decoded
+    job, events = session.submit("the person on the left")   # query callback (or action goal)
+    work = session.take(timeout=0.1)                         # worker thread: Answer, Track or None
+    ... run the model on work.frame.image (decode it only now) ...
+    events = session.finish_answer(work, result)             # or finish_track(work, people) / fail(work, exc)
+
+Public API (everything else is private):
+- `Frame(image, header)`: one received image, kept *undecoded*. `image` is opaque to the session
+  (e.g. chatpose_ros.core.model_worker.RawImage over the serialised message); `header` is given
+  back untouched with every output made from the frame (ROS: its std_msgs/Header). The session
+  sets `received` (its clock) and `seq` (arrival number; -1 for explicit action-goal images).
+- `Job`: one query; `done` is set when it is answered, failed or dropped; then `result` (a
+  PoseResult) or `code`/`error` tell what happened. `cancelled = True` drops it before it runs.
+- Work items from `take()`: `Answer(job, frame, reports)` (frame None = answer from the text
+  alone; `reports` are the no_image / stale_image warnings to publish first) and
+  `Track(frame, near)` (observe `frame`, searching near the box `near`).
+- Events returned by every mutating call, to publish in order: `Report(level, code, message,
+  query)` for ~/status, and `Output(result, frame, answer)`: a PoseResult to publish, made from
+  `frame` (None: text only, the adapter stamps a header of its own), `answer` False for tracking
+  updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
+  lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
+- `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
+  same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports`).
+- `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
+- `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
+  `reset()` (cleanup: forget frame and track), `snapshot()` (values for /diagnostics),
+  `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`.
+
+Thread safety: every method may be called from any thread (one internal lock). Time comes
+from the injected `clock` (seconds, monotonic); only `take(timeout > 0)` waits in real time.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, Union
+
+from .config import NodeConfig
+from .errors import ChatPoseError, InvalidQueryError
+from .pipeline import validate_query
+from .types import PersonPose, PoseResult
+
+# Severities: the values of chatpose_ros/PipelineStatus OK, WARN, ERROR.
+OK, WARN, ERROR = 0, 1, 2
+REPORT_THROTTLE_S = 1.0  # reports sharing a throttle key: at most one per this many seconds
+THROTTLE_TABLE_MAX = 256  # throttle keys remembered before old ones are forgotten
+LATENCY_HISTORY = 200  # answer latencies kept for the diagnostics median
+IMAGE_DELAY_HISTORY = 1000  # frame transport delays kept for the diagnostics median
+MESSAGE_QUERY_CHARS = 80  # how much of a query goes into a human-readable message
+
+Box = tuple[float, float, float, float]
+
+
+class Tracker(Protocol):
+    """What the session needs of a single-person tracker (e.g. the default profile's
+    PersonTracker, given through the profile registry)."""
+
+    lost: bool
+    last_box: Box | None
+
+    def start(self, person: PersonPose) -> PersonPose:
+        """Begin tracking `person`; returns it with its track id set."""
+        ...
+
+    def update(self, people: list[PersonPose]) -> PersonPose | None:
+        """The tracked person among this frame's `people` (track id set), or None."""
+        ...
+
+
+@dataclass
+class Frame:
+    """One received image, not decoded (see the module docstring)."""
+
+    image: Any
+    header: Any = None
+    received: float = 0.0
+    seq: int = -1
+
+
+@dataclass
+class Job:
+    """One query on its way through the session."""
+
+    query: str
+    frame: Frame | None = None  # explicit image (action goal); None = the latest camera frame
+    done: threading.Event = field(default_factory=threading.Event)
+    result: PoseResult | None = None
+    used_frame: Frame | None = None  # the frame the answer was made from (None: text only)
+    error: str = ""
+    code: str = ""
+    stage: str = "queued"  # queued -> estimating -> publishing
+    cancelled: bool = False
+
+    def _fail(self, code: str, error: str) -> None:
+        self.code, self.error = code, error
+        self.done.set()
+
+
+@dataclass(frozen=True)
+class Report:
+    """A status to publish (~/status) and log."""
+
+    level: int
+    code: str
+    message: str
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """A result to publish: poses, markers and (when `answer`) the text answer."""
+
+    result: PoseResult
+    frame: Frame | None
+    answer: bool
+
+    @property
+    def tracked(self) -> list[PersonPose]:
+        """The people of this output that carry a track id."""
+        return [p for p in self.result.people if p.track_id >= 0]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Work: answer `job` from `frame` (None: from the text alone)."""
+
+    job: Job
+    frame: Frame | None
+    reports: tuple[Report, ...] = ()
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Track:
+    """Work: find the tracked person in `frame`, searching near `near` (xyxy px)."""
+
+    frame: Frame
+    near: Box | None
+    started: float = 0.0
+
+
+Work = Union[Answer, Track]
+Event = Union[Report, Output]
+
+
+class Session:
+    """Scheduling state of one node; see the module docstring.
+
+    Args:
+        config: topics, queue size, image age limit, tracking switches (NodeConfig).
+        max_query_chars: longer queries are refused (PipelineConfig.max_query_chars).
+        tracker_factory: makes a Tracker for a person chosen by a query; None = no tracking.
+        clock: monotonic seconds (injected: tests drive it by hand).
+    """
+
+    def __init__(self, config: NodeConfig, max_query_chars: int, tracker_factory: Callable[[], Tracker] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.max_query_chars = int(max_query_chars)
+        self._tracker_factory = tracker_factory
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._latest: Frame | None = None
+        self._seq = 0
+        self._queue: collections.deque[Job] = collections.deque()
+        self._running = True
+        self._busy = False
+        self._tracker: Tracker | None = None
+        self._track_query = ""
+        self._last_track_seq = -1
+        self._last_track_time = -float("inf")
+        self._throttle: dict[str, float] = {}
+        self.stats: collections.Counter = collections.Counter()
+        self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
+        self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def latest(self) -> Frame | None:
+        return self._latest
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @property
+    def tracking(self) -> bool:
+        return self._tracker is not None
+
+    def start(self) -> None:
+        """Accept work again (after `stop`)."""
+        with self._cv:
+            self._running = True
+
+    def stop(self) -> None:
+        """Stop handing out work; pending jobs fail with query_dropped. Wakes `take`."""
+        with self._cv:
+            self._running = False
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cv.notify_all()
+        for job in pending:
+            job._fail("query_dropped", "node deactivated before the query was answered")
+
+    def reset(self) -> None:
+        """Forget the latest frame and the tracked person (cleanup)."""
+        with self._cv:
+            self._latest, self._tracker = None, None
+
+    # ------------------------------------------------------------------ inputs
+    def put_frame(self, frame: Frame, delay_ms: float | None = None) -> None:
+        """Keep `frame` as the latest one (replacing the previous, which is never decoded).
+        `delay_ms`: camera stamp to arrival, for diagnostics."""
+        with self._cv:
+            self.stats["frames_received"] += 1
+            if delay_ms is not None:
+                self.image_delays_ms.append(delay_ms)
+            self._seq += 1
+            frame.received, frame.seq = self._clock(), self._seq
+            self._latest = frame
+            if self._tracker is not None:
+                self._cv.notify_all()
+
+    def refuse_frame(self, code: str, message: str) -> list[Event]:
+        """A received frame was invalid: count it; report it (one report per second per message:
+        a camera sending the same bad frame at 30 Hz is reported once a second)."""
+        with self._cv:
+            self.stats["frames_received"] += 1
+            self.stats["frames_invalid"] += 1
+        rep = self.report(ERROR, code, f"image refused: {message}", throttle_key=f"image:{message}")
+        return [rep] if rep else []
+
+    def refuse_query(self, exc: ChatPoseError, query: str = "") -> list[Event]:
+        """A query could not even be read (e.g. not UTF-8): count and report it."""
+        with self._cv:
+            self.stats["queries_invalid"] += 1
+        return [self.report(ERROR, exc.code, f"query refused: {exc}", query=query)]
+
+    def submit(self, text: object, frame: Frame | None = None) -> tuple[Job | None, list[Event]]:
+        """Validate and queue a query (with an explicit image `frame`, or None for the latest
+        camera frame). Returns (job or None when refused, events). When the queue is full the
+        oldest query is dropped (its job fails with query_dropped) and reported."""
+        try:
+            query = validate_query(text, self.max_query_chars)
+        except InvalidQueryError as exc:
+            return None, self.refuse_query(exc, str(text)[:200])
+        job = Job(query=query, frame=frame)
+        dropped = None
+        with self._cv:
+            if len(self._queue) >= self.config.query_queue_size:
+                dropped = self._queue.popleft()
+                self.stats["queries_dropped"] += 1
+            self._queue.append(job)
+            self._cv.notify_all()
+        if dropped is None:
+            return job, []
+        dropped._fail("query_dropped", "dropped: the query queue was full and a newer query arrived")
+        return job, [self.report(WARN, "query_dropped", f"query queue full ({self.config.query_queue_size}): dropped "
+                                 f"the oldest query '{dropped.query[:MESSAGE_QUERY_CHARS]}'", query=dropped.query)]
+
+    # ------------------------------------------------------------------ worker side
+    def _track_wait(self, now: float) -> float | None:
+        """Seconds until a tracking update is due (0 = now), None when none is possible."""
+        frame = self._latest
+        if self._tracker is None or frame is None or frame.seq == self._last_track_seq:
+            return None
+        return max(0.0, self._last_track_time + 1.0 / self.config.tracking_rate_hz - now)
+
+    def take(self, timeout: float = 0.0) -> Work | None:
+        """The next work item: the oldest query first, else a tracking update when one is due
+        (a new frame and at least 1/tracking_rate_hz since the last). Waits up to `timeout` s
+        (real time) for one; None when there is none (or the session is stopped)."""
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while True:
+                if not self._running:
+                    return None
+                now = self._clock()
+                job = self._queue.popleft() if self._queue else None
+                if job is not None:
+                    if job.cancelled:
+                        job._fail("cancelled", "cancelled")
+                        continue
+                    work = self._answer_work(job, now)
+                    self._busy = True
+                    return work
+                wait = self._track_wait(now)
+                if wait == 0.0:
+                    frame = self._latest
+                    self._last_track_seq, self._last_track_time = frame.seq, now
+                    self._busy = True
+                    return Track(frame=frame, near=self._tracker.last_box, started=now)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cv.wait(left if wait is None else min(left, wait))
+
+    def _answer_work(self, job: Job, now: float) -> Answer:
+        frame = job.frame or self._latest
+        reports = []
+        if frame is None:
+            reports.append(self.report(WARN, "no_image", f"no image received yet on '{self.config.image_topic}': "
+                                       "answering from the text alone", query=job.query))
+        elif job.frame is None and self.config.max_image_age_s > 0 and now - frame.received > self.config.max_image_age_s:
+            reports.append(self.report(WARN, "stale_image", f"latest image is {now - frame.received:.1f} s old "
+                                       f"(max_image_age_s={self.config.max_image_age_s}): answering from the text alone",
+                                       query=job.query))
+            frame = None
+        job.stage, job.used_frame = "estimating", frame
+        return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
+
+    def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
+        """The model answered `work`: start tracking the chosen person (when enabled and it has
+        a box), complete the job, and return the Output and the OK report."""
+        job = work.job
+        latency = (self._clock() - work.started) * 1000.0
+        result = self._start_tracking(result, work.frame)
+        with self._cv:
+            self._latencies.append(latency)
+            self.stats["queries_answered"] += 1
+            self._busy = False
+        job.stage, job.result = "publishing", result
+        events: list[Event] = [Output(result=result, frame=work.frame, answer=True),
+                               self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)]
+        job.done.set()
+        return events
+
+    def _start_tracking(self, result: PoseResult, frame: Frame | None) -> PoseResult:
+        chosen = result.selected_person
+        with self._cv:
+            self._tracker = None
+            if not (self.config.track_after_query and self._tracker_factory is not None and frame is not None
+                    and chosen is not None and chosen.box is not None):
+                return result
+            tracker = self._tracker_factory()
+            tracked = tracker.start(chosen)
+            self._tracker, self._track_query = tracker, result.query
+            self._last_track_seq = frame.seq
+        people = list(result.people)
+        people[result.selected] = tracked
+        return dataclasses.replace(result, people=tuple(people))
+
+    def finish_track(self, work: Track, people: list[PersonPose], model_id: str = "",
+                     image_size: tuple[int, int] | None = None) -> list[Event]:
+        """The model observed `work.frame` and found `people`: match the tracked person.
+        Returns an Output (tracking update, the person with its track id), a track_lost report,
+        or nothing (not found in this frame, or a new query replaced the track meanwhile)."""
+        with self._cv:
+            self._busy = False
+            tracker = self._tracker
+            if tracker is None:
+                return []
+            person = tracker.update(people)
+            if person is None:
+                if not tracker.lost:
+                    return []
+                self._tracker = None
+                query = self._track_query
+            else:
+                self.stats["tracking_updates"] += 1
+                result = PoseResult(query=self._track_query, answer="", people=(person,), selected=0,
+                                    model_id=model_id, image_size=image_size)
+                return [Output(result=result, frame=work.frame, answer=False)]
+        return [self.report(WARN, "track_lost", f"lost the person chosen by '{query[:MESSAGE_QUERY_CHARS]}'; "
+                            "send a new query", query=query)]
+
+    def fail(self, work: Work, exc: BaseException) -> list[Event]:
+        """The model raised `exc` on `work`: complete the job with the error and report it
+        (tracking errors are throttled). ChatPoseError keeps its code; anything else is
+        inference_failed."""
+        with self._cv:
+            self._busy = False
+        code = exc.code if isinstance(exc, ChatPoseError) else "inference_failed"
+        text = str(exc) if isinstance(exc, ChatPoseError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(work, Track):
+            rep = self.report(ERROR, code, f"tracking update failed: {text}", throttle_key="track_error")
+            return [rep] if rep else []
+        work.job._fail(code, text)
+        return [self.report(ERROR, code, f"query not answered: {text}", query=work.job.query)]
+
+    # ------------------------------------------------------------------ reports
+    def report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "") -> Report | None:
+        """A Report, or None when `throttle_key` was used less than REPORT_THROTTLE_S ago."""
+        if throttle_key:
+            with self._cv:
+                now = self._clock()
+                if now - self._throttle.get(throttle_key, -float("inf")) < REPORT_THROTTLE_S:
+                    self.stats["suppressed_reports"] += 1
+                    return None
+                self._throttle[throttle_key] = now
+                if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
+                    self._throttle = {k: t for k, t in self._throttle.items() if now - t < REPORT_THROTTLE_S}
+        return Report(level=level, code=code, message=message, query=query)
+
+    def snapshot(self) -> dict[str, str]:
+        """Values for /diagnostics (strings): busy, queue length, latencies, tracking, image
+        delay, and every counter of `stats`."""
+        with self._cv:
+            lat = list(self._latencies)
+            delays = list(self.image_delays_ms)
+            values = {"busy": str(self._busy), "queue_length": str(len(self._queue)),
+                      "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
+                      "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
+                      "tracking": str(self._tracker is not None),
+                      "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else ""}
+            values.update({k: str(v) for k, v in sorted(self.stats.items())})
+        return values
+
+    @property
+    def last_latency_ms(self) -> float | None:
+        return self._latencies[-1] if self._latencies else None
