@@ -15,6 +15,7 @@ from pathlib import Path
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError
+from chatpose_ros.core.image_files import read_image
 
 DEMO_IMAGE = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
 DEMO_QUERY = "the person on the left"
@@ -34,20 +35,8 @@ def _pipeline_config(args) -> PipelineConfig:
                           smpl_model_path=args.smpl_model, device=args.device, vision_backend=args.vision_backend)
 
 
-def read_image(path: str):
-    """Read an image file to (H, W, 3) uint8 RGB; InvalidImageError when unreadable."""
-    import cv2
-
-    from chatpose_ros.core.errors import InvalidImageError
-
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise InvalidImageError(f"cannot read image file {path!r} (missing or not an image)")
-    return img[..., ::-1].copy()
-
-
 def cmd_ask(args) -> int:
-    from chatpose_ros.core.pipeline import build_pipeline
+    from chatpose_ros.profiles import build_pipeline
     from chatpose_ros.core.viz import result_picture, save_png
 
     image = None if args.image == "-" else read_image(args.image)

@@ -37,7 +37,7 @@ def test_unknown_values_and_keys_are_refused():
 
 
 def test_build_pipeline_refuses_unknown_profile():
-    from chatpose_ros.core.pipeline import build_pipeline
+    from chatpose_ros.profiles import build_pipeline
 
     cfg = PipelineConfig()
     object.__setattr__(cfg, "profile", "nonsense")

@@ -22,7 +22,7 @@ def pipe():
     import torch
 
     torch.set_num_threads(2)
-    from chatpose_ros.core.pipeline import build_pipeline
+    from chatpose_ros.profiles import build_pipeline
 
     p = build_pipeline(PipelineConfig(profile="default"))
     yield p

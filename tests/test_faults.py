@@ -10,7 +10,7 @@ import pytest
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import ModelLoadError
-from chatpose_ros.core.pipeline import build_pipeline
+from chatpose_ros.profiles import build_pipeline
 from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
 
 PKG = Path(__file__).resolve().parents[1] / "chatpose_ros"

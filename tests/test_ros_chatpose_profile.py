@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from chatpose_ros.core.pipeline import build_pipeline
+from chatpose_ros.profiles import build_pipeline
 from chatpose_ros.models.chatpose import checkpoints as ck
 from chatpose_ros.models.chatpose.tiny import write_tiny_released
 

@@ -3,7 +3,8 @@
     result = pipeline.estimate(image, query)   # a question about an image (or text only)
     people = pipeline.observe(image)           # every person in a frame, for tracking
 
-`build_pipeline(config)` picks the implementation from `config.profile`.
+Profiles implement this seam; the registry (chatpose_ros.profiles.build_pipeline) picks one by
+name: the core imports no profile.
 """
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .config import PipelineConfig
-from .errors import ConfigError, InvalidImageError, InvalidQueryError
+from .errors import InvalidImageError, InvalidQueryError
 from .types import PersonPose, PoseResult
 
 
@@ -80,23 +80,3 @@ def validate_image(image: object, max_pixels: int) -> np.ndarray:
     if h * w > max_pixels:
         raise InvalidImageError(f"image has {w}x{h}={w * h} pixels, more than max_image_pixels={max_pixels}")
     return image
-
-
-def build_pipeline(config: PipelineConfig) -> PosePipeline:
-    """Build the pipeline that `config.profile` names.
-
-    Raises ConfigError for an unknown profile, ModelLoadError when weights are missing or bad.
-    """
-    if config.cpu_threads > 0:
-        import torch
-
-        torch.set_num_threads(config.cpu_threads)
-    if config.profile == "default":
-        from chatpose_ros.models.default.pipeline import DefaultPipeline
-
-        return DefaultPipeline.from_config(config)
-    if config.profile == "chatpose":
-        from chatpose_ros.models.chatpose.pipeline import ChatPosePipeline
-
-        return ChatPosePipeline.from_config(config)
-    raise ConfigError(f"unknown profile {config.profile!r}: expected 'default' or 'chatpose'")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def run_demo(args) -> int:
-    from chatpose_ros.cli import read_image
+    from chatpose_ros.core.image_files import read_image
     from chatpose_ros.core.viz import result_picture, save_png
 
     from .netsafe import configure_loopback_only

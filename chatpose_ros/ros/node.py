@@ -31,9 +31,10 @@ from visualization_msgs.msg import MarkerArray
 from chatpose_ros.action import EstimatePose
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError
-from chatpose_ros.core.pipeline import PosePipeline, build_pipeline, validate_query
+from chatpose_ros.core.pipeline import PosePipeline, validate_query
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
+from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from . import convert, markers
 from .params import declare_from_dataclass, read_dataclass
@@ -362,9 +363,7 @@ class ChatPoseNode(LifecycleNode):
             self._tracker = None
             if not (self.cfg.track_after_query and used_image and chosen is not None and chosen.box is not None):
                 return result
-            from chatpose_ros.models.default.tracking import PersonTracker
-
-            tracker = PersonTracker()
+            tracker = tracker_factory(self.model_cfg.profile)()
             tracked = tracker.start(chosen)
             self._tracker, self._track_query = tracker, result.query
             self._last_track_seq = frame.seq if frame is not None else -1

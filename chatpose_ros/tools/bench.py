@@ -39,17 +39,17 @@ def _table(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def _image(path: str, size=(640, 480)) -> np.ndarray:
-    """The benchmark frame: `path` read as RGB (chatpose_ros.cli.read_image), resized to `size`."""
+    """The benchmark frame: `path` read as RGB (chatpose_ros.core.image_files.read_image), resized to `size`."""
     import cv2
 
-    from chatpose_ros.cli import read_image
+    from chatpose_ros.core.image_files import read_image
 
     return cv2.resize(read_image(path), size)
 
 
 def _pipeline(args):
     from chatpose_ros.core.config import PipelineConfig
-    from chatpose_ros.core.pipeline import build_pipeline
+    from chatpose_ros.profiles import build_pipeline
 
     return build_pipeline(PipelineConfig(profile=args.profile, checkpoint=args.checkpoint, cpu_threads=args.cpu_threads))
 

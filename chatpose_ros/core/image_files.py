@@ -1,0 +1,16 @@
+"""Image files to arrays (the one photo loader of the package: CLI, demo, benchmarks)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidImageError
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file to (H, W, 3) uint8 RGB; InvalidImageError when unreadable."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise InvalidImageError(f"cannot read image file {str(path)!r} (missing or not an image)")
+    return np.ascontiguousarray(img[..., ::-1])

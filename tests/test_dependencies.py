@@ -1,0 +1,46 @@
+"""Dependencies point one way: core <- profiles (models) <- registry (chatpose_ros.profiles) <- ros /
+cli / tools. Checked on the import statements of the source files (top level and inside
+functions)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "chatpose_ros"
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.level:  # relative: resolve against the file's package
+                base = list(path.relative_to(PKG.parent).with_suffix("").parts[:-node.level])
+                out.add(".".join(base + [node.module]))
+            else:
+                out.add(node.module)
+    return out
+
+
+def _offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [f"{p.relative_to(PKG)} imports {m}" for p in sorted((PKG / folder).rglob("*.py")) for m in _imports(p)
+            if any(m == f or m.startswith(f + ".") for f in forbidden)]
+
+
+def test_core_imports_no_profile_registry_or_front_end():
+    assert not _offenders("core", ("chatpose_ros.models", "chatpose_ros.profiles", "chatpose_ros.ros",
+                                   "chatpose_ros.cli", "chatpose_ros.tools"))
+
+
+def test_profiles_import_no_registry_or_front_end():
+    assert not _offenders("models", ("chatpose_ros.profiles", "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"))
+
+
+def test_ros_layer_imports_no_profile_and_not_the_cli():
+    assert not _offenders("ros", ("chatpose_ros.models", "chatpose_ros.cli", "chatpose_ros.tools"))
+
+
+def test_registry_is_the_only_way_to_a_profile_from_the_front_ends():
+    cli = _imports(PKG / "cli.py")
+    assert not any(m.startswith("chatpose_ros.models") for m in cli), cli
