@@ -56,3 +56,10 @@ class InferenceError(ChatPoseError, RuntimeError):
     """Inference failed on an input that passed validation."""
 
     code = "inference_failed"
+
+
+class WorkerCrashedError(InferenceError):
+    """The model's worker process died (killed, out of memory, a crash in native code) while
+    answering; it is restarted."""
+
+    code = "worker_crashed"
