@@ -1,0 +1,194 @@
+"""Depth error of the person's translation against distance, on real mocap poses.
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m chatpose_ros.tools.eval_depth [--samples 2000] [--joints regressor]
+
+Held-out CMU motion capture (``01_01.bvh``, retargeted to SMPL; not used to train the regressor)
+is placed 2..8 m in front of a pinhole camera (640 x 480 px) with a random heading (yaw 0..360
+deg) and a random position in the image, projected with known intrinsics at several focal
+lengths, and the 15 keypoints get gaussian pixel noise (``--noise-px``, default 2 px). Body
+size varies (``--size-sd``: the true body is the mean SMPL body scaled by N(1, sd)); keypoints
+outside the image are not seen (truncated people at short range and long focal lengths).
+
+The 3D skeleton the fit uses (``--joints``): ``true`` = the true pose on the mean body (a
+perfect pose model), or ``regressor`` = the shipped keypoint-to-SMPL regressor run on the noisy
+keypoints (2D + 3D with ``--noise-3d-m`` noise, like MediaPipe's world landmarks).
+
+Columns, side by side on the same samples:
+- ``fit K``   : ``core.camera.estimate_translation`` with the camera's intrinsics (camera_info);
+- ``fit f=W`` : the same fit with today's assumed focal length (image width), no camera_info;
+- ``today``   : today's default-profile estimate (``models.default.pipeline.estimate_translation``:
+  keypoint spread ratio, focal = image width);
+- ``spread K``: today's spread ratio with the true focal length (separates the method from the
+  focal assumption).
+
+Printed: median absolute depth error (m), median and 90th-percentile relative error (%), by
+distance bucket and by focal length, and the share of people without an estimate. Synthetic:
+no detector domain gap (MediaPipe's hips sit lower and wider than SMPL's), exact principal point.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import numpy as np
+
+from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
+
+log = logging.getLogger(__name__)
+
+IMAGE_WH = (640, 480)
+FOCALS_PX = (300.0, 525.0, 640.0, 1000.0)   # 94, 63, 53 (= today's assumption), 35 deg horizontal FOV
+DEPTH_RANGE_M = (2.0, 8.0)
+BUCKET_EDGES_M = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+PELVIS_U_RANGE = (0.15, 0.85)  # pelvis pixel drawn uniformly in this part of the image width
+PELVIS_V_RANGE = (0.35, 0.65)  # ... and of its height
+SIZE_CLIP = (0.8, 1.2)         # body-size factors are clipped to this range
+METHODS = ("fit K", "fit f=W", "today", "spread K")
+
+
+def _camera_rotation(yaw: float) -> np.ndarray:
+    """(3, 3) canonical body frame (y up) -> camera optical frame (y down), body turned by yaw."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    Ry = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return np.diag([1.0, -1.0, -1.0]) @ Ry
+
+
+def _load_poses():
+    """Held-out mocap: (N, 24, 3, 3) rotmats and (N, 24, 3) joints, canonical frame."""
+    try:
+        from chatpose_ros.models.default.offline.mocap import load_mocap
+    except ImportError:  # before the offline/runtime split
+        from chatpose_ros.models.default.mocap import load_mocap  # type: ignore[no-redef]
+    ms = load_mocap("test")
+    return ms.rotmats.astype(np.float64), ms.joints.astype(np.float64)
+
+
+def _today(kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) -> np.ndarray | None:
+    """Today's default-profile translation on 15 keypoints placed at their MediaPipe indices."""
+    from chatpose_ros.models.default.keypoints import MEDIAPIPE_INDEX, MEDIAPIPE_NUM_LANDMARKS
+    from chatpose_ros.models.default.pipeline import estimate_translation as spread_translation
+
+    lm2d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 2))
+    lm3d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 3))
+    vis = np.zeros(MEDIAPIPE_NUM_LANDMARKS)
+    idx = list(MEDIAPIPE_INDEX)
+    lm2d[idx], lm3d[idx], vis[idx] = kp2d, world, seen.astype(float)
+    return spread_translation(lm2d, lm3d, vis, IMAGE_WH, focal=focal)
+
+
+def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, size_sd: float, seed: int,
+        distortion: tuple[float, ...] = ()) -> dict:
+    """Evaluate; returns {"depth": (S,), "focal": (S,), "err": {method: (S,) signed depth error m or nan}}."""
+    import torch
+
+    from chatpose_ros.core.body import forward_kinematics
+    from chatpose_ros.models.default.keypoints import smpl_to_keypoints
+
+    rng = np.random.default_rng(seed)
+    rot_all, joints_all = _load_poses()
+    W, H = IMAGE_WH
+    n_f = len(FOCALS_PX)
+    pick = rng.integers(0, len(rot_all), samples)
+    yaw = rng.uniform(0.0, 2 * math.pi, samples)
+    depth = rng.uniform(*DEPTH_RANGE_M, samples)
+    size = np.clip(rng.normal(1.0, size_sd, samples), *SIZE_CLIP)
+    focal = np.asarray(FOCALS_PX)[np.arange(samples) % n_f]
+    u = rng.uniform(*PELVIS_U_RANGE, samples) * W
+    v = rng.uniform(*PELVIS_V_RANGE, samples) * H
+
+    Rc = np.stack([_camera_rotation(a) for a in yaw])                 # (S, 3, 3)
+    rot = rot_all[pick].copy()
+    rot[:, 0] = Rc @ rot[:, 0]
+    joints = np.einsum("sij,skj->ski", Rc, joints_all[pick])           # mean body, camera axes
+    kp_mean = smpl_to_keypoints(joints, rot)                           # (S, 15, 3) pelvis-relative
+    kp_true = kp_mean * size[:, None, None]                            # the real person's size
+
+    cams = [CameraIntrinsics(fx=f, fy=f, cx=(W - 1) / 2, cy=(H - 1) / 2, width=W, height=H,
+                             distortion_model="plumb_bob" if distortion else "", distortion=distortion)
+            for f in focal]
+    trans = np.stack([(u - cams[0].cx) * depth / focal, (v - cams[0].cy) * depth / focal, depth], 1)
+    kp2d = np.stack([c.project(k + t) for c, k, t in zip(cams, kp_true, trans)])
+    kp2d = kp2d + rng.normal(0.0, noise_px, kp2d.shape)
+    seen = np.stack([c.inside(p) for c, p in zip(cams, kp2d)])
+    world = kp_mean + rng.normal(0.0, noise_3d_m, kp_mean.shape)      # MediaPipe-like world landmarks
+
+    if joints_source == "regressor":
+        from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR, REGRESSOR_FILE
+        from chatpose_ros.models.default.regressor import SmplRegressor
+
+        reg = SmplRegressor.load(DEFAULT_WEIGHTS_DIR / REGRESSOR_FILE)
+        pred = reg.predict(world.astype(np.float32), kp2d.astype(np.float32), visibility=seen.astype(np.float32))
+        pj = forward_kinematics(torch.as_tensor(pred, dtype=torch.float64)).numpy()
+        fit3d = smpl_to_keypoints(pj, pred.astype(np.float64))
+    else:
+        fit3d = kp_mean
+
+    err = {m: np.full(samples, np.nan) for m in METHODS}
+    for i in range(samples):
+        cam_w = CameraIntrinsics.from_focal(float(W), W, H)
+        for name, cam in (("fit K", cams[i]), ("fit f=W", cam_w)):
+            est = estimate_translation(kp2d[i], fit3d[i], cam, scores=seen[i].astype(float))
+            if est is not None:
+                err[name][i] = est.translation[2] - depth[i]
+        for name, f in (("today", float(W)), ("spread K", float(focal[i]))):
+            t = _today(kp2d[i], world[i], seen[i], f)
+            if t is not None:
+                err[name][i] = float(t[2]) - depth[i]
+    truncated = float(np.mean(seen.sum(1) < seen.shape[1]))
+    return {"depth": depth, "focal": focal, "err": err, "truncated": truncated}
+
+
+def _cell(e: np.ndarray, d: np.ndarray) -> str:
+    ok = np.isfinite(e)
+    if not ok.any():
+        return "n/a"
+    a, r = np.abs(e[ok]), 100 * np.abs(e[ok]) / d[ok]
+    miss = f" ({100 * (1 - ok.mean()):.0f}% none)" if not ok.all() else ""
+    return f"{np.median(a):.2f} m {np.median(r):4.1f}% p90 {np.percentile(r, 90):5.1f}%{miss}"
+
+
+def print_tables(res: dict) -> None:
+    d, f, err = res["depth"], res["focal"], res["err"]
+    head = "| " + " | ".join(["bucket"] + [f"{m}: med abs, med %, p90 %" for m in METHODS]) + " |"
+    sep = "|" + "---|" * (len(METHODS) + 1)
+    print("\n## depth error by distance (all focal lengths)\n" + head + "\n" + sep)
+    for lo, hi in zip(BUCKET_EDGES_M[:-1], BUCKET_EDGES_M[1:]):
+        sel = (d >= lo) & (d < hi) if hi < BUCKET_EDGES_M[-1] else (d >= lo) & (d <= hi)
+        print(f"| {lo:.0f}-{hi:.0f} m (n={sel.sum()}) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in METHODS) + " |")
+    print("| all | " + " | ".join(_cell(err[m], d) for m in METHODS) + " |")
+    print("\n## depth error by focal length (all distances)\n" + head.replace("bucket", "focal") + "\n" + sep)
+    for fv in FOCALS_PX:
+        sel = f == fv
+        fov = math.degrees(2 * math.atan(IMAGE_WH[0] / (2 * fv)))
+        print(f"| {fv:.0f} px ({fov:.0f} deg) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in METHODS) + " |")
+    print(f"\npeople with at least one keypoint outside the image: {100 * res['truncated']:.0f}%")
+
+
+# A typical wide-angle webcam's barrel distortion (plumb_bob k1 k2 t1 t2 k3) for --distorted.
+WEBCAM_DISTORTION = (-0.28, 0.09, 0.001, -0.0005, -0.01)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--samples", type=int, default=2000, help="people placed (spread over the focal lengths)")
+    ap.add_argument("--joints", choices=("true", "regressor"), default="regressor",
+                    help="3D skeleton for the fit: the true pose (mean body) or the shipped regressor's")
+    ap.add_argument("--noise-px", type=float, default=2.0, help="gaussian keypoint noise, sigma in px")
+    ap.add_argument("--noise-3d-m", type=float, default=0.02, help="noise of the 3D input keypoints (m, regressor input)")
+    ap.add_argument("--size-sd", type=float, default=0.05, help="body size spread: true size = mean x N(1, sd)")
+    ap.add_argument("--distorted", action="store_true", help="project through a wide-angle plumb_bob lens "
+                    "(fit K undistorts; the others do not)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    res = run(args.samples, args.joints, args.noise_px, args.noise_3d_m, args.size_sd, args.seed,
+              WEBCAM_DISTORTION if args.distorted else ())
+    print(f"# depth error: {args.samples} mocap poses (CMU 01_01, held out), {IMAGE_WH[0]}x{IMAGE_WH[1]} px, "
+          f"focal {', '.join(f'{f:.0f}' for f in FOCALS_PX)} px, keypoint noise {args.noise_px} px, "
+          f"3D skeleton: {args.joints}, body size sd {args.size_sd}, distortion: {'plumb_bob' if args.distorted else 'none'}")
+    print_tables(res)
+
+
+if __name__ == "__main__":
+    main()
