@@ -1,6 +1,12 @@
 """Image conversion without cv_bridge, including property-based fuzzing of raw buffers."""
 from __future__ import annotations
 
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+
 import cv2
 import numpy as np
 import pytest
@@ -8,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatpose_ros.core.errors import InvalidImageError
-from chatpose_ros.core.image_codec import SUPPORTED_ENCODINGS, decode_compressed, decode_raw, encode_raw
+from chatpose_ros.core.image_codec import (SUPPORTED_ENCODINGS, compressed_image_size, decode_compressed, decode_raw,
+                                           encode_raw)
 
 RNG = np.random.default_rng(0)
 IMG = RNG.integers(0, 256, (7, 9, 3), dtype=np.uint8)
@@ -81,3 +88,60 @@ def test_fuzz_compressed_decode(data):
     except InvalidImageError:
         return
     assert out.ndim == 3 and out.shape[2] == 3
+
+
+BOMB_SIDE = 20_000  # px: 400 Mpx of 8-bit grey (1.2 GB once decoded to RGB) in about 390 kB of PNG
+
+
+def _png_bomb(side: int) -> bytes:
+    """A valid all-black 8-bit greyscale PNG of side x side pixels, compressed row by row (small memory)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    comp = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0 + zeros
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def png_bomb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    path.write_bytes(_png_bomb(BOMB_SIDE))
+    return path
+
+
+def test_header_size_without_decoding(png_bomb):
+    data = png_bomb.read_bytes()
+    assert 300_000 < len(data) < 500_000
+    assert compressed_image_size(data) == (BOMB_SIDE, BOMB_SIDE)
+    big = cv2.resize(IMG, (90, 70), interpolation=cv2.INTER_NEAREST)
+    for ext in (".png", ".jpg"):
+        ok, enc = cv2.imencode(ext, big)
+        assert ok and compressed_image_size(enc.tobytes()) == (90, 70)
+    with pytest.raises(InvalidImageError, match="could not be decoded"):
+        compressed_image_size(b"GIF89a" + bytes(20))  # not one of the accepted formats
+
+
+def test_decompression_bomb_refused_before_decoding_with_small_peak_memory(png_bomb):
+    # In a fresh process, so that the peak resident memory (ru_maxrss) is this call's alone.
+    script = textwrap.dedent(f"""
+        import resource, sys
+        import cv2, numpy, PIL.Image
+        from chatpose_ros.core.errors import InvalidImageError
+        from chatpose_ros.core.image_codec import decode_compressed
+        data = open({str(png_bomb)!r}, "rb").read()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            decode_compressed(data)
+        except InvalidImageError as exc:
+            print("refused:", exc)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print("peak_growth_kb", after - before)
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "refused:" in res.stdout and "max_image_pixels" in res.stdout, res.stdout
+    growth_kb = int(res.stdout.split("peak_growth_kb")[1])
+    assert growth_kb < 64 * 1024, f"peak memory grew by {growth_kb / 1024:.0f} MB while refusing the bomb"

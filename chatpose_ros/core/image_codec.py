@@ -71,14 +71,61 @@ def decode_raw(
     return np.ascontiguousarray(pix[..., :3])
 
 
+# Formats whose header Pillow reads without decoding pixels (and OpenCV then decodes).
+COMPRESSED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "PPM")
+# Bytes Pillow's format checks look at (its own `Image.open` passes 16).
+_HEADER_PREFIX_BYTES = 16
+
+
+def compressed_image_size(data: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """(width, height) declared in a compressed image's header, read without decoding any pixel.
+
+    Pillow's image plugins parse only the header when an image is opened (PNG IHDR, JPEG SOF
+    marker, ...). They are called directly rather than through `Image.open`, whose own bomb
+    check (a warning from 89 Mpx, an error from 179 Mpx) would override `max_image_pixels`.
+
+    Raises:
+        InvalidImageError: not one of COMPRESSED_FORMATS, or a header Pillow cannot parse.
+    """
+    import io
+
+    from PIL import Image
+
+    Image.init()
+    prefix = bytes(data[:_HEADER_PREFIX_BYTES])
+    errors = []
+    for fmt in COMPRESSED_FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        accepted = accept(prefix) if accept is not None else True
+        if not accepted or isinstance(accepted, str):  # a str is Pillow's "known but unsupported here"
+            continue
+        try:
+            with factory(io.BytesIO(data)) as im:
+                return im.size
+        except Exception as exc:  # Pillow raises many types on fuzzed headers; all mean "not this format"
+            errors.append(f"{fmt}: {type(exc).__name__}")
+    raise InvalidImageError(f"compressed image could not be decoded ({len(data)} bytes; truncated or not "
+                            f"{'/'.join(COMPRESSED_FORMATS)}{'; ' + ', '.join(errors) if errors else ''})")
+
+
 def decode_compressed(data: bytes | bytearray | memoryview, max_pixels: int = 16_000_000) -> np.ndarray:
-    """Decode JPEG/PNG (or anything OpenCV reads) bytes to (H, W, 3) uint8 RGB."""
+    """Decode JPEG/PNG (or another of COMPRESSED_FORMATS) bytes to (H, W, 3) uint8 RGB.
+
+    The size is read from the header first (`compressed_image_size`), so a decompression bomb
+    (a small file declaring a huge image) is refused before any pixel buffer is allocated.
+
+    Raises:
+        InvalidImageError: empty, unreadable header, more than `max_pixels` pixels, or
+            undecodable data.
+    """
     import cv2
 
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise InvalidImageError("compressed image is empty")
-    # Read the header size first so that a decompression bomb is refused before decoding.
+    w, h = compressed_image_size(data)
+    if w * h > max_pixels:
+        raise InvalidImageError(f"image has {w}x{h}={w * h} pixels, more than max_image_pixels={max_pixels}")
     img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     if img is None:
         raise InvalidImageError(f"compressed image could not be decoded ({buf.size} bytes; truncated or not JPEG/PNG)")
