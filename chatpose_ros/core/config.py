@@ -81,6 +81,8 @@ class NodeConfig:
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
     latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
+    model_in_process: bool = _f(False, "Run the model in the node's process (tests, debugging). False: in a worker "
+                                "process of its own, frames handed over through shared memory, restarted if it dies.")
 
     def __post_init__(self) -> None:
         validate_choices(self)
