@@ -56,7 +56,7 @@ def test_compressed_jpeg_and_png():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(width=4, height=4, encoding="yuv422", step=8, data=bytes(32)), "unsupported"),
+    (dict(width=4, height=4, encoding="nv12", step=4, data=bytes(24)), "unsupported"),
     (dict(width=0, height=4, encoding="rgb8", step=0, data=b""), "empty"),
     (dict(width=4, height=4, encoding="rgb8", step=12, data=bytes(47)), "truncated"),
     (dict(width=4, height=4, encoding="rgb8", step=11, data=bytes(48)), "smaller than one row"),

@@ -20,6 +20,31 @@ _ENCODINGS: dict[str, tuple[int, str, str]] = {
     "16UC1": (1, "u2", "mono"),
     "rgb16": (3, "u2", "rgb"),
     "bgr16": (3, "u2", "bgr"),
+    # USB (UVC) cameras: YUV 4:2:2, two bytes per pixel, one chroma pair per two pixels.
+    "yuv422": (2, "u1", "uyvy"),       # U0 Y0 V0 Y1 (ROS's name for UYVY)
+    "uyvy": (2, "u1", "uyvy"),
+    "yuv422_yuy2": (2, "u1", "yuyv"),  # Y0 U0 Y1 V0 (YUY2)
+    "yuyv": (2, "u1", "yuyv"),
+    # Raw sensor mosaics (machine-vision cameras): one colour per pixel, named by the 2x2
+    # pattern at the top-left corner; demosaiced by OpenCV (bilinear).
+    "bayer_rggb8": (1, "u1", "bayer_rggb"),
+    "bayer_bggr8": (1, "u1", "bayer_bggr"),
+    "bayer_gbrg8": (1, "u1", "bayer_gbrg"),
+    "bayer_grbg8": (1, "u1", "bayer_grbg"),
+    "bayer_rggb16": (1, "u2", "bayer_rggb"),
+    "bayer_bggr16": (1, "u2", "bayer_bggr"),
+    "bayer_gbrg16": (1, "u2", "bayer_gbrg"),
+    "bayer_grbg16": (1, "u2", "bayer_grbg"),
+}
+# channel order -> OpenCV conversion to RGB (names as in OpenCV >= 4.10: the pattern's
+# top-left 2x2 block, e.g. COLOR_BayerRGGB2RGB for an R G / G B mosaic)
+_CV_TO_RGB: dict[str, str] = {
+    "uyvy": "COLOR_YUV2RGB_UYVY",
+    "yuyv": "COLOR_YUV2RGB_YUY2",
+    "bayer_rggb": "COLOR_BayerRGGB2RGB",
+    "bayer_bggr": "COLOR_BayerBGGR2RGB",
+    "bayer_gbrg": "COLOR_BayerGBRG2RGB",
+    "bayer_grbg": "COLOR_BayerGRBG2RGB",
 }
 
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
@@ -37,7 +62,9 @@ def decode_raw(
     """Decode a raw image buffer to (height, width, 3) uint8 RGB.
 
     Honours `step` (row padding) and endianness of 16-bit encodings; 16-bit values are scaled
-    to 8 bits by their maximum (mono16 depth/IR images become visible grey images).
+    to 8 bits by their maximum (mono16 depth/IR images become visible grey images). YUV 4:2:2
+    (`yuv422` = UYVY, `yuv422_yuy2` = YUYV; BT.601 as OpenCV converts it) needs an even width;
+    `bayer_*` mosaics are demosaiced bilinearly (16-bit ones after scaling to 8 bits).
 
     Raises:
         InvalidImageError: unknown encoding, zero size, too many pixels, step smaller than a
@@ -54,6 +81,8 @@ def decode_raw(
     row_bytes = width * channels * itemsize
     if step < row_bytes:
         raise InvalidImageError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+    if order in ("uyvy", "yuyv") and width % 2:
+        raise InvalidImageError(f"{encoding} needs an even width (one chroma pair per two pixels), got {width}")
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
     need = step * (height - 1) + row_bytes
     if buf.size < need:
@@ -64,6 +93,10 @@ def decode_raw(
     if kind == "u2":
         top = int(pix.max()) or 1
         pix = (pix.astype(np.float32) * (255.0 / top)).round().astype(np.uint8)
+    if order in _CV_TO_RGB:
+        import cv2
+
+        return np.ascontiguousarray(cv2.cvtColor(pix if channels > 1 else pix[..., 0], getattr(cv2, _CV_TO_RGB[order])))
     if order == "mono":
         return np.repeat(pix, 3, axis=2)
     if order in ("bgr", "bgra"):
