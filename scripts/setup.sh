@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 VENV=$ROOT/.venv
 PY=${PYTHON:-python3}
-stamp=$VENV/.chatpose-setup-$(cat requirements.txt package.xml CMakeLists.txt msg/*.msg action/*.action setup.py | sha256sum | cut -c1-16)
+stamp=$VENV/.chatpose-setup-$(cat requirements.txt package.xml CMakeLists.txt msg/*.msg action/*.action setup.py \
+  $(find interfaces -type f | sort) | sha256sum | cut -c1-16)
 
 # Real photos (opencv-doc) and CMU motion capture (assimp-testmodels) used by the demo,
 # the tests and the training of the embedded default model.
@@ -37,6 +38,19 @@ echo "[setup] installing chatpose_ros (editable)"
 
 echo "[setup] building the ROS interfaces (msg/, action/) into the venv"
 "$VENV/bin/python" scripts/fix_ros_cmake_exports.py
+# ROS4HRI's hri_msgs (2.x) and tf2_msgs (Jazzy) have no PyPI wheel: where they are not installed,
+# build them from their own definitions (interfaces/, the upstream package.xml, CMakeLists.txt and
+# messages, unchanged) into the venv, the same way as ours.
+for pkg in tf2_msgs hri_msgs; do
+  if ! "$VENV/bin/python" -c "import $pkg.msg" 2>/dev/null; then
+    echo "[setup] building $pkg (interfaces/$pkg) into the venv"
+    rm -rf "build/$pkg"; mkdir -p build
+    { AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake -S "interfaces/$pkg" -B "build/$pkg" -G Ninja \
+        -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
+      && cmake --build "build/$pkg" && cmake --install "build/$pkg"; } >"build/$pkg.log" 2>&1 \
+      || { tail -40 "build/$pkg.log"; exit 1; }
+  fi
+done
 rm -rf build/interfaces; mkdir -p build
 AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV cmake -S . -B build/interfaces -G Ninja \
   -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VENV/bin/python" \
@@ -48,6 +62,6 @@ cmake --build build/interfaces >>build/interfaces.log 2>&1 && cmake --install bu
 # (whose __init__ extends its path to the generated msg/ and action/ modules) is the package.
 rm -f "$VENV"/lib/python3*/site-packages/chatpose_ros/__init__.py
 
-"$VENV/bin/python" -c "import chatpose_ros.msg, chatpose_ros.action, rclpy, torch, mediapipe; print('[setup] imports ok')"
+"$VENV/bin/python" -c "import chatpose_ros.msg, chatpose_ros.action, hri_msgs.msg, tf2_msgs.msg, rclpy, torch, mediapipe; print('[setup] imports ok')"
 rm -f "$VENV"/.chatpose-setup-*
 touch "$stamp"
