@@ -59,12 +59,12 @@ def test_grounding_on_held_out_scenes(llm, test_mocap):
 
 
 def test_generation_emits_pose_token_and_text_to_pose(llm):
-    from chatpose_ros.core.decoding import generate_with_pose_tokens
+    from chatpose_ros.core.decoding import POSE_STATE_AT, generate_with_pose_tokens
 
     ids = torch.tensor([llm.prompt_ids("What pose would a tired person take?", 0)])
     emb = llm.embed(ids, torch.zeros((0, llm.spec.feature_dim)), [0])
     gen = generate_with_pose_tokens(llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=12,
-                                    eos_token_ids=[llm.end_token_id])
+                                    eos_token_ids=[llm.end_token_id], pose_state=POSE_STATE_AT)
     assert gen.num_poses == 1 and not gen.forced_pose and "[POSE]" in gen.text
     R = llm.pose_head(gen.pose_hidden[:1])
     assert R.shape == (1, 24, 3, 3)

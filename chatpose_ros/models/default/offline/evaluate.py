@@ -7,7 +7,8 @@ Rows:
   training), per query kind; the answer is teacher-forced ("Sure, it is [POSE].") and the
   grounding head reads the pose token's state, as at inference;
 - grounding on real photos (opencv-doc examples) for the labelled cases in REAL_CASES;
-- regressor MPJPE / PA-MPJPE from clean and noisy synthetic landmarks vs the mean-pose baseline
+- regressor MPJPE / PA-MPJPE from clean, noisy (MediaPipe-like 3D) and COCO-17 2D-only synthetic
+  keypoints vs the mean-pose baseline
   (the regressor module's own evaluation, train_regressor.evaluate / baselines);
 - text-to-pose: MPJPE / PA-MPJPE of the LLM pose head on posecode descriptions of held-out mocap
   poses vs the mean training pose;
@@ -111,7 +112,7 @@ def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16) ->
 def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
     """Pose head on posecode descriptions of held-out poses vs the mean training pose (MPJPE mm)."""
     from chatpose_ros.core.body import forward_kinematics
-    from chatpose_ros.core.decoding import generate_with_pose_tokens
+    from chatpose_ros.core.decoding import POSE_STATE_AT, generate_with_pose_tokens
     from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
     from chatpose_ros.models.default.offline.mocap import load_mocap
     from chatpose_ros.models.default.offline.queries import SampleStream, canonical_pose
@@ -126,7 +127,8 @@ def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
         ids = torch.tensor([llm.prompt_ids(s.query, 0)])
         emb = llm.embed(ids, torch.zeros((0, llm.spec.feature_dim)), [0])
         gen = generate_with_pose_tokens(llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=12,
-                                        force_pose_token=True, eos_token_ids=[llm.end_token_id])
+                                        force_pose_token=True, eos_token_ids=[llm.end_token_id],
+                                        pose_state=POSE_STATE_AT)
         R = llm.pose_head(gen.pose_hidden[:1].float())
         preds.append(forward_kinematics(R)[0].numpy())
         trues.append(forward_kinematics(torch.from_numpy(s.rotmats[None]))[0].numpy())
@@ -137,7 +139,7 @@ def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
 
 
 def regressor_metrics(regressor) -> dict:
-    """The regressor module's own held-out evaluation (clean / noisy landmarks) with baselines."""
+    """The regressor module's own held-out evaluation (train_regressor.EVAL_CONDITIONS) with baselines."""
     from chatpose_ros.models.default.offline import train_regressor as tr
     from chatpose_ros.models.default.offline.mocap import load_mocap
 
@@ -145,11 +147,10 @@ def regressor_metrics(regressor) -> dict:
     test_bank = tr.PoseBank.from_mocap(load_mocap("test", tr.TrainConfig.fps), mirror=False)
     mean_body = tr.mean_body_pose(train_bank.rotmats)
     out = {}
-    for noisy in (False, True):
-        b = tr.make_eval_batch(test_bank, noisy=noisy)
+    for cond, b in tr.eval_batches(test_bank).items():
         b = {k: (v.to(regressor.init6d.dtype) if torch.is_tensor(v) and v.is_floating_point() else v)
              for k, v in b.items()}
-        out["noisy" if noisy else "clean"] = {"regressor": tr.evaluate(regressor, b),
+        out[cond] = {"regressor": tr.evaluate(regressor, b),
                                               **tr.baselines(b, mean_body)}
     return out
 
