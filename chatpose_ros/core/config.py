@@ -35,7 +35,10 @@ class PipelineConfig:
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
     force_pose_token: bool = _f(True, "When a pose is asked for and the model ends its answer without a pose "
                                 "token, append one so that a pose is always returned.")
-    max_new_tokens: int = _f(32, "Maximum number of tokens generated per answer.")
+    max_new_tokens: int = _f(32, "Maximum number of tokens generated per answer (default profile).")
+    chatpose_max_new_tokens: int = _f(512, "ChatPose profile: maximum number of tokens generated per answer "
+                                      "(512 as the released code; an answer cut off here gets no pose unless "
+                                      "force_pose_token applies).")
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(5, "Maximum number of people detected per image.")
@@ -47,8 +50,8 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         validate_choices(self)
-        if self.max_new_tokens < 1:
-            raise ConfigError("max_new_tokens must be >= 1")
+        if self.max_new_tokens < 1 or self.chatpose_max_new_tokens < 1:
+            raise ConfigError("max_new_tokens and chatpose_max_new_tokens must be >= 1")
         if self.max_people < 1:
             raise ConfigError("max_people must be >= 1")
         if self.cpu_threads < 0:
