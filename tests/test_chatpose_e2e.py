@@ -80,7 +80,7 @@ def test_end_to_end(tmp_path):
 
     # the pipeline: an answer with a pose token -> one SMPL pose
     pcfg = PipelineConfig(profile="chatpose", checkpoint=str(merged), device="cpu", vision_backend="onnx",
-                          engine_cache_dir=str(tmp_path / "cache"), max_new_tokens=8)
+                          engine_cache_dir=str(tmp_path / "cache"), chatpose_max_new_tokens=8)
     pipe = ChatPosePipeline.from_config(pcfg)
     assert isinstance(pipe, PosePipeline) and pipe.model_id.startswith("chatpose:")
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)

@@ -73,8 +73,8 @@ def test_embed_ids_checks_image_count():
         m.embed_ids(ids, None)
 
 
-def test_preprocessor_pads_resizes_and_normalises():
-    m = _model()
+def test_preprocessor_pad_option_pads_resizes_and_normalises():
+    m = _model(image_aspect_ratio="pad")  # LLaVA-1.5's pad-to-square, kept as an option
     x = m.preprocessor(np.full((10, 50, 3), 255, np.uint8))
     assert x.shape == (1, 3, 32, 32)
     mean = torch.tensor(m.preprocessor.mean).view(3, 1)

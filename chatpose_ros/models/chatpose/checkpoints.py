@@ -35,6 +35,7 @@ from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 
 from .model import ChatPoseModel, ChatPoseModelConfig, ImagePreprocessor, make_projector
+from .tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", dty
 
     Raises CheckpointError naming the missing file / key / bad shape.
     """
-    from transformers import AutoTokenizer, CLIPVisionModel, LlamaForCausalLM
+    from transformers import CLIPVisionModel, LlamaForCausalLM
 
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -178,10 +179,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", dty
     config = ChatPoseModelConfig.load(_require(root / CONFIG_FILE, "model config"))
     for sub in (LLM_DIR, VISION_DIR):
         _require(root / sub / "config.json", f"{sub}/config.json")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-    except Exception as exc:  # transformers raises OSError/ValueError variants
-        raise CheckpointError(f"cannot load the tokenizer from {root}: {exc}") from exc
+    tokenizer = load_tokenizer(root)
     try:
         lm = LlamaForCausalLM.from_pretrained(str(root / LLM_DIR), dtype=dt, local_files_only=True)
         vision = CLIPVisionModel.from_pretrained(str(root / VISION_DIR), dtype=dt, local_files_only=True)
@@ -255,7 +253,7 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
     The Llama weights are streamed shard by shard (never the whole 13B model in memory).
     """
     from safetensors.torch import save_file
-    from transformers import AutoTokenizer, CLIPVisionModel, LlamaConfig
+    from transformers import CLIPVisionModel, LlamaConfig
 
     src, vision, out = Path(src).expanduser(), Path(vision).expanduser(), Path(out).expanduser()
     src_cfg_file = _require(src / "config.json", "released config.json")
@@ -268,11 +266,11 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
             raise CheckpointError(f"{src_cfg_file} lacks {key!r}")
     hidden, vocab = int(src_cfg["hidden_size"]), int(src_cfg["vocab_size"])
     _require(vision / "config.json", "CLIP vision tower config.json (--vision)")
+    tokenizer = load_tokenizer(src)  # the released slow tokenizer: tokenizer.model + added_tokens.json
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(src), local_files_only=True)
         tower = CLIPVisionModel.from_pretrained(str(vision), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot load tokenizer ({src}) or CLIP tower ({vision}): {exc}") from exc
+        raise CheckpointError(f"cannot load the CLIP tower ({vision}): {exc}") from exc
     if pose_token not in tokenizer.get_vocab():
         raise CheckpointError(f"the released tokenizer has no {pose_token!r} token")
     mm_hidden = int(src_cfg.get("mm_hidden_size", tower.config.hidden_size))
@@ -365,14 +363,23 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
         (out / PREPROCESSOR_FILE).write_text(json.dumps({
             "size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side},
             "image_mean": list(CLIP_MEAN), "image_std": list(CLIP_STD)}, indent=2))
+    # The released inference code always wraps the image in <im_start>/<im_end> and always
+    # resizes + centre-crops, whatever config.json says (LLaVA's "pad" was for its own training).
+    for key, upstream in (("mm_use_im_start_end", True), ("image_aspect_ratio", "crop")):
+        if key in src_cfg and src_cfg[key] != upstream:
+            log.info("config.json says %s=%r; the released inference code uses %r, and so do we",
+                     key, src_cfg[key], upstream)
     config = ChatPoseModelConfig(
         pose_token=pose_token,
-        mm_use_im_start_end=bool(src_cfg.get("mm_use_im_start_end", False)),
+        mm_use_im_start_end=True,
         mm_vision_select_layer=int(src_cfg.get("mm_vision_select_layer", -2)),
         mm_vision_select_feature=str(src_cfg.get("mm_vision_select_feature", "patch")),
-        image_aspect_ratio="pad" if src_cfg.get("image_aspect_ratio", "pad") == "pad" else "crop",
+        image_aspect_ratio="crop",
         pose_head_inner=inner,
     )
+    for token in (pose_token, config.im_start_token, config.im_end_token):
+        if token not in tokenizer.get_vocab():
+            raise CheckpointError(f"the released tokenizer has no {token!r} token")
     (out / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2))
     log.info("converted %s (+ vision %s) into %s", src, vision, out)
     return out

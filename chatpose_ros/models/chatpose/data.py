@@ -82,11 +82,59 @@ def load_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def tokenize_conversation(model: ChatPoseModel, sample: Sample) -> tuple[list[int], list[int]]:
+def conversation_text(model: ChatPoseModel, sample: Sample) -> tuple[str, list[tuple[int, int]]]:
+    """The whole conversation as one template string, and the (start, end) character spans of
+    the parts the model learns: each answer from its leading space through its end token.
+
+    As upstream: `<system> USER: <im_start><image><im_end>\\n{q} ASSISTANT: {a}</s>USER: ...`
+    ("[POSE]" in answers replaced by the model's pose token)."""
+    tpl = model.template
+    roles = {"human": tpl.roles[0], "gpt": tpl.roles[1]}
+    text = tpl.system + tpl.sep
+    spans: list[tuple[int, int]] = []
+    for frm, value in sample.conversations:
+        if frm not in roles:
+            raise ConfigError(f"unknown speaker {frm!r} (expected 'human' or 'gpt')")
+        if frm == "human":
+            q = value if sample.image is not None else value.replace(IMAGE_PLACEHOLDER, "").strip()
+            text += f"{roles[frm]}: {model._wrap_image(q)}{tpl.sep}"
+        else:
+            text += f"{roles[frm]}:"
+            start = len(text)
+            text += " " + value.replace(POSE_TEXT, model.config.pose_token) + tpl.sep2
+            spans.append((start, len(text)))
+    return text, spans
+
+
+def tokenize_conversation(model: ChatPoseModel, sample: Sample, *, one_piece: bool = True) -> tuple[list[int], list[int]]:
     """Token ids (with IMAGE_TOKEN_INDEX) and labels (IGNORE_INDEX outside answers) for `sample`.
 
-    The answer's "[POSE]" becomes the model's pose token; each answer ends with EOS.
+    one_piece (upstream, the default): the conversation is tokenised as one string, so the ids are
+    exactly those the released code's tokenizer gives; labels cover the answers and their end
+    token, found by tokenising the text up to each span boundary (which must give a prefix of the
+    ids: spans start at a space and end after the end token, where pieces never merge).
+    Otherwise: template pieces tokenised one by one (each piece may start with a stray word-start
+    token), the answer's "[POSE]" as the pose token, each answer ended with EOS.
     """
+    if not one_piece:
+        return _tokenize_piecewise(model, sample)
+    tok = model.tokenizer
+    text, spans = conversation_text(model, sample)
+    ids = tokenizer_image_token(text, tok)
+    labels = [IGNORE_INDEX] * len(ids)
+    for start, end in spans:
+        a = tokenizer_image_token(text[:start], tok)
+        b = tokenizer_image_token(text[:end], tok)
+        if ids[:len(a)] != a or ids[:len(b)] != b:
+            raise ConfigError(f"answer boundary at characters {start}..{end} splits a token; cannot label the "
+                              "answer of this conversation in one piece")
+        labels[len(a):len(b)] = ids[len(a):len(b)]
+    # labels never contain the image sentinel
+    labels = [IGNORE_INDEX if t < 0 else t for t in labels]
+    return ids, labels
+
+
+def _tokenize_piecewise(model: ChatPoseModel, sample: Sample) -> tuple[list[int], list[int]]:
     tpl, tok = model.template, model.tokenizer
     roles = {"human": tpl.roles[0], "gpt": tpl.roles[1]}
     ids: list[int] = []
@@ -110,7 +158,6 @@ def tokenize_conversation(model: ChatPoseModel, sample: Sample) -> tuple[list[in
             if tok.eos_token_id is not None:
                 ids.append(int(tok.eos_token_id))
                 labels.append(int(tok.eos_token_id))
-    # labels never contain the image sentinel
     labels = [IGNORE_INDEX if t < 0 else t for t in labels]
     return ids, labels
 

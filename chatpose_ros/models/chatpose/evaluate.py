@@ -61,18 +61,19 @@ def _load_embedding(spec: str):
 
 
 def evaluate(data: str | Path, checkpoint: str | Path, *, device: str = "auto", vision_backend: str = "torch",
-             embedding: str | None = None, max_new_tokens: int = 32, pipeline=None) -> dict:
+             embedding: str | None = None, max_new_tokens: int = 512, pipeline=None) -> dict:
     """Run the checkpoint over the samples; returns the metrics dict (also what --json writes)."""
     from .pipeline import ChatPosePipeline
 
     samples: list[Sample] = [s for s in load_jsonl(data) if s.task in POSE_TASKS]
     if pipeline is None:
         cfg = PipelineConfig(profile="chatpose", checkpoint=str(checkpoint), device=device,
-                             vision_backend=vision_backend, force_pose_token=True, max_new_tokens=max_new_tokens)
+                             vision_backend=vision_backend, force_pose_token=True,
+                             chatpose_max_new_tokens=max_new_tokens)
         pipeline = ChatPosePipeline.from_config(cfg)
     per_task: dict[str, dict[str, list[float]]] = {t: {"mpjpe": [], "pa_mpjpe": []} for t in POSE_TASKS}
     grounding: list[bool] = []
-    emitted = 0
+    emitted = forced = 0
     pred_thetas, texts = [], []
     for s in samples:
         image = load_image(s.image) if s.image is not None else None
@@ -80,7 +81,8 @@ def evaluate(data: str | Path, checkpoint: str | Path, *, device: str = "auto", 
         if not res.people:
             continue
         pred = res.people[0].theta[None]
-        emitted += int("[POSE]" in res.answer)
+        emitted += int("[POSE]" in res.answer and not res.pose_forced)
+        forced += int(res.pose_forced)
         if s.task == "text_to_pose":
             pred_thetas.append(pred[0])
             texts.append(s.query)
@@ -94,7 +96,7 @@ def evaluate(data: str | Path, checkpoint: str | Path, *, device: str = "auto", 
             errs = pa_mpjpe(np.repeat(pj, len(cj), 0), cj)
             grounding.append(int(errs.argmin()) == int(s.person_index))
     result: dict = {"checkpoint": str(checkpoint), "model_id": pipeline.model_id, "samples": len(samples),
-                    "pose_token_emitted": emitted}
+                    "pose_token_emitted": emitted, "pose_forced": forced}
     for t, m in per_task.items():
         n = len(m["mpjpe"])
         result[t] = {"n": n, "mpjpe_mm": float(np.mean(m["mpjpe"])) if n else None,
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--vision-backend", default="torch", choices=("torch", "onnx", "tensorrt"))
     ap.add_argument("--embedding", default=None, help="text-pose embedding 'module:factory' for R-precision")
-    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=512, help="as the released code")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -23,6 +23,8 @@ from chatpose_ros.core.errors import CheckpointError, ConfigError, InvalidImageE
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pose_head import PoseHead
 
+from .tokenizer import encode_upstream
+
 log = logging.getLogger(__name__)
 
 # LLaVA's sentinel id for the image placeholder inside token id lists (never a real token id).
@@ -83,8 +85,10 @@ def tokenizer_image_token(prompt: str, tokenizer, image_token_index: int = IMAGE
                           add_bos: bool = True) -> list[int]:
     """Token ids of `prompt` with each "<image>" replaced by `image_token_index` (pure).
 
-    The text between placeholders is tokenized without special tokens; a BOS id is prepended
-    when `add_bos` and the tokenizer has one.
+    As LLaVA's `tokenizer_image_token` under the released code's slow tokenizer: the text
+    between placeholders is tokenized piece by piece with `tokenizer.encode_upstream` rules
+    (whitespace next to added tokens stripped, each piece encoded on its own); a BOS id is
+    prepended when `add_bos` and the tokenizer has one.
     """
     chunks = prompt.split(IMAGE_PLACEHOLDER)
     ids: list[int] = []
@@ -94,7 +98,7 @@ def tokenizer_image_token(prompt: str, tokenizer, image_token_index: int = IMAGE
         if i > 0:
             ids.append(image_token_index)
         if chunk:
-            ids.extend(int(t) for t in tokenizer(chunk, add_special_tokens=False)["input_ids"])
+            ids.extend(encode_upstream(tokenizer, chunk))
     return ids
 
 
@@ -110,7 +114,8 @@ class ChatPoseModelConfig:
         im_start_token / im_end_token: those tokens.
         mm_vision_select_layer: which hidden state of the vision tower feeds the projector.
         mm_vision_select_feature: "patch" (drop CLS, LLaVA default) or "cls_patch".
-        image_aspect_ratio: "pad" (LLaVA-1.5: pad to square with the mean colour) or "crop".
+        image_aspect_ratio: "crop" (the released ChatPose code: resize the short side, centre
+            crop; the default) or "pad" (LLaVA-1.5 training: pad to square with the mean colour).
         pose_head_inner: inner width of the pose head (None = LLM hidden size).
         num_joints: rotations predicted (24: SMPL incl. global orientation).
         format: layout version.
@@ -123,7 +128,7 @@ class ChatPoseModelConfig:
     im_end_token: str = "<im_end>"
     mm_vision_select_layer: int = -2
     mm_vision_select_feature: str = "patch"
-    image_aspect_ratio: str = "pad"
+    image_aspect_ratio: str = "crop"
     pose_head_inner: int | None = None
     num_joints: int = NUM_JOINTS
     format: str = CONFIG_FORMAT
@@ -162,15 +167,16 @@ class ChatPoseModelConfig:
 # --------------------------------------------------------------------------- image preprocessing
 @dataclass(frozen=True)
 class ImagePreprocessor:
-    """CLIP preprocessing from a `preprocessor_config.json`: (pad to square), resize the
-    shortest edge, center crop, rescale, normalise."""
+    """CLIP preprocessing from a `preprocessor_config.json`: resize the shortest edge, centre
+    crop, rescale, normalise (as `CLIPImageProcessor`, which the released code runs); with
+    `pad_to_square` (LLaVA-1.5's "pad") the image is first padded to a square of the mean colour."""
 
     size: int
     crop: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     rescale: float = 1.0 / 255.0
-    pad_to_square: bool = True
+    pad_to_square: bool = False
 
     @classmethod
     def from_dict(cls, d: dict, pad_to_square: bool) -> ImagePreprocessor:
@@ -186,26 +192,30 @@ class ImagePreprocessor:
             raise CheckpointError(f"preprocessor_config.json lacks or has a bad field: {exc}") from exc
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, crop, crop) float32 normalised pixels."""
+        """(H, W, 3) uint8 RGB -> (1, 3, crop, crop) float32 normalised pixels.
+
+        Resize as `CLIPImageProcessor` (transformers 4.31): the short side to `size`, the long
+        side to int(size * long / short), PIL bicubic on uint8; then the centre crop."""
+        from PIL import Image
+
         if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidImageError("image must be (H, W, 3) uint8 RGB")
-        x = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float()  # (3, H, W) 0..255
-        if self.pad_to_square:
-            h, w = x.shape[1:]
+        if self.pad_to_square:  # LLaVA's expand2square: the mean colour around the centred image
+            h, w = image.shape[:2]
             side = max(h, w)
-            fill = torch.tensor(self.mean).mul(255.0).round().view(3, 1, 1)
-            canvas = fill.expand(3, side, side).clone()
+            canvas = np.empty((side, side, 3), np.uint8)
+            canvas[:] = [int(m * 255) for m in self.mean]
             top, left = (side - h) // 2, (side - w) // 2
-            canvas[:, top:top + h, left:left + w] = x
-            x = canvas
-        h, w = x.shape[1:]
-        scale = self.size / min(h, w)
-        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
-        x = torch.nn.functional.interpolate(x[None], size=(nh, nw), mode="bicubic", align_corners=False,
-                                            antialias=True)[0].clamp(0, 255)
+            canvas[top:top + h, left:left + w] = image
+            image = canvas
+        h, w = image.shape[:2]
+        short, long = min(h, w), max(h, w)
+        new_long = max(self.size, int(self.size * long / short))
+        nh, nw = (new_long, self.size) if w <= h else (self.size, new_long)
+        resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BICUBIC))
         top, left = (nh - self.crop) // 2, (nw - self.crop) // 2
-        x = x[:, top:top + self.crop, left:left + self.crop]
-        x = x * self.rescale
+        x = torch.from_numpy(np.array(resized[top:top + self.crop, left:left + self.crop], copy=True))
+        x = x.permute(2, 0, 1).float() * self.rescale
         mean = torch.tensor(self.mean).view(3, 1, 1)
         std = torch.tensor(self.std).view(3, 1, 1)
         return ((x - mean) / std)[None]
@@ -357,9 +367,11 @@ class ChatPoseModel(nn.Module):
 
     # ---- inference
     @torch.no_grad()
-    def generate(self, image_features: torch.Tensor | None, query: str, *, max_new_tokens: int = 32,
+    def generate(self, image_features: torch.Tensor | None, query: str, *, max_new_tokens: int = 512,
                  force_pose_token: bool = False, use_cache: bool = True) -> Generation:
-        """Answer `query`. image_features: (1, N, hidden) from a vision backend, or None."""
+        """Answer `query`. image_features: (1, N, hidden) from a vision backend, or None.
+
+        The pose head's input is the state before each `[SEG]` (upstream's convention)."""
         prompt = self.question_prompt(query, image_features is not None)
         emb = self.embed_ids(self.prompt_ids(prompt), image_features)[None]
         eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []

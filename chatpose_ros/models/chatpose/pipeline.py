@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import time
 
 import numpy as np
@@ -21,6 +22,32 @@ from .vision_backends import VisionBackend, create_vision_backend
 log = logging.getLogger(__name__)
 
 ESTIMATOR = "chatpose"
+FORCED_POSE_CONFIDENCE = 0.5  # a pose the model did not choose to give (see PoseResult.pose_forced)
+
+# Whether a query asks for a pose: `force_pose_token` only ever applies to those. Counting and
+# yes/no-existence questions never do; then pose words win; a question about something else
+# ("what is he wearing?", "describe the scene") is answered in text; a bare referring expression
+# ("the man on the left") or a who/which question picks a person, whose pose is what the node is for.
+_POSE_WORDS = re.compile(
+    r"\b(pose[sd]?|posture|stance|position(ed)?|body|smpl|skeleton|joints?|limbs?|doing|stand(s|ing)?|"
+    r"sit(s|ting)?|lying|lie[sd]?|kneel(s|ing)?|crouch(es|ing)?|squat(s|ting)?|jump(s|ing)?|run(s|ning)?|"
+    r"walk(s|ing)?|wav(e|es|ing)|rais(e|es|ed|ing)|bend(s|ing)?|lean(s|ing)?|stretch(es|ing)?|danc(e|es|ing)|"
+    r"fight(s|ing)?|throw(s|ing)?|kick(s|ing)?|pose of)\b", re.IGNORECASE)
+_COUNT_QUESTION = re.compile(r"^\s*(how many|count|are there|is there|is anyone|is somebody|is someone)\b",
+                             re.IGNORECASE)
+_PERSON_QUESTION = re.compile(r"^\s*(who|whom|which)\b", re.IGNORECASE)
+_OTHER_QUESTION = re.compile(
+    r"^\s*(what|how|where|when|why|is|are|was|were|does|do|did|can|could|will|would|should|has|have|"
+    r"describe|tell|count|explain|list|name)\b", re.IGNORECASE)
+
+
+def asks_for_pose(query: str) -> bool:
+    """Whether `query` asks for a body pose (module comment above); pure, no model."""
+    if _COUNT_QUESTION.match(query):
+        return False
+    if _POSE_WORDS.search(query) or _PERSON_QUESTION.match(query):
+        return True
+    return not (_OTHER_QUESTION.match(query) or query.rstrip().endswith("?"))
 
 
 class ChatPosePipeline:
@@ -74,8 +101,9 @@ class ChatPosePipeline:
                 features = self.backend.encode(pixels)
                 timings["vision"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()
-            gen = self.model.generate(features, query, max_new_tokens=self.config.max_new_tokens,
-                                      force_pose_token=self.config.force_pose_token)
+            force = self.config.force_pose_token and asks_for_pose(query)
+            gen = self.model.generate(features, query, max_new_tokens=self.config.chatpose_max_new_tokens,
+                                      force_pose_token=force)
             timings["generate"] = (time.perf_counter() - t2) * 1e3
             t3 = time.perf_counter()
             with torch.no_grad():
@@ -89,7 +117,8 @@ class ChatPosePipeline:
                             theta=theta[i].cpu().numpy().astype(np.float32),
                             joints=out.joints[i].cpu().numpy().astype(np.float32),
                             vertices=None if out.vertices is None else out.vertices[i].cpu().numpy().astype(np.float32),
-                            faces=out.faces, confidence=1.0, estimator=ESTIMATOR))
+                            faces=out.faces, confidence=FORCED_POSE_CONFIDENCE if gen.forced_pose else 1.0,
+                            estimator=ESTIMATOR))
             timings["pose"] = (time.perf_counter() - t3) * 1e3
         except ChatPoseError:
             raise
@@ -97,9 +126,9 @@ class ChatPosePipeline:
             raise InferenceError(f"ChatPose inference failed: {exc}") from exc
         timings["total"] = (time.perf_counter() - t0) * 1e3
         if gen.forced_pose:
-            log.info("answer had no pose token; one was appended (force_pose_token)")
+            log.info("the answer had no pose token; one was appended (force_pose_token, a pose was asked for)")
         return PoseResult(query=query, answer=gen.text, people=tuple(people), selected=0 if people else -1,
-                          model_id=self.model_id, image_size=size, timings_ms=timings)
+                          model_id=self.model_id, image_size=size, timings_ms=timings, pose_forced=gen.forced_pose)
 
     def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
         """ChatPose cannot localise people: always an empty list."""

@@ -94,14 +94,21 @@ def tiny_image_processor_config(sizes: TinySizes = TinySizes()) -> dict:
     }
 
 
-def write_tiny_released(src_dir, vision_dir, sizes: TinySizes = TinySizes(), seed: int = 0, shards: int = 2) -> None:
+def write_tiny_released(src_dir, vision_dir, sizes: TinySizes = TinySizes(), seed: int = 0, shards: int = 2, *,
+                        tokenizer_dir=None, config_overrides: dict | None = None) -> None:
     """Write a tiny random checkpoint in EXACTLY the released CHATPOSE-V0 layout.
 
     `src_dir`: LLaVA-style `config.json` (with `mm_*` keys), sharded `model-0000K-of-0000N.safetensors`
     + `model.safetensors.index.json` (Llama weights, `model.mm_projector.{0,2}`,
     `model.text_hidden_fcs.0.{0,2}`), tokenizer with `[SEG]`. `vision_dir`: a CLIP vision folder
     with `preprocessor_config.json`.
+
+    `tokenizer_dir`: a slow-tokenizer folder (sentencepiece `tokenizer.model`, `added_tokens.json`,
+    ... as the released checkpoint ships it) copied in instead of the tiny word-level tokenizer;
+    `config_overrides`: keys replaced in the released `config.json` (None values are removed).
     """
+    import shutil
+
     import json
     from pathlib import Path
 
@@ -111,7 +118,15 @@ def write_tiny_released(src_dir, vision_dir, sizes: TinySizes = TinySizes(), see
     src, vis = Path(src_dir), Path(vision_dir)
     src.mkdir(parents=True, exist_ok=True)
     vis.mkdir(parents=True, exist_ok=True)
-    tok = tiny_tokenizer()
+    if tokenizer_dir is not None:
+        from .tokenizer import load_tokenizer
+
+        for f in Path(tokenizer_dir).iterdir():
+            if f.is_file():
+                shutil.copyfile(f, src / f.name)
+        tok = load_tokenizer(src)
+    else:
+        tok = tiny_tokenizer()
     lm = tiny_llama(len(tok), sizes, seed)
     torch.manual_seed(seed + 1)
     vision = CLIPVisionModel(tiny_clip_vision_config(sizes)).eval()
@@ -144,5 +159,11 @@ def write_tiny_released(src_dir, vision_dir, sizes: TinySizes = TinySizes(), see
         "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
         "tune_mm_mlp_adapter": False, "freeze_mm_mlp_adapter": False, "out_dim": 144,
     })
+    for k, v in (config_overrides or {}).items():
+        if v is None:
+            cfg.pop(k, None)
+        else:
+            cfg[k] = v
     (src / "config.json").write_text(json.dumps(cfg, indent=2))
-    tok.save_pretrained(src)
+    if tokenizer_dir is None:
+        tok.save_pretrained(src)

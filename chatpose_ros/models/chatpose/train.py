@@ -1,11 +1,14 @@
 """`chatpose-train`: LoRA fine-tuning of ChatPose (the training code upstream never released).
 
-As in the paper: vision tower and projector frozen, LoRA (r=128, alpha=256) on the LLM's
-attention and MLP projections, the token embeddings, the LM head and the pose head trained fully
-(as LISA, whose code ChatPose builds on: the new pose token needs its own embedding); loss = cross-entropy on answer
-tokens + `pose_loss_weight` x L1 between predicted and true rotation matrices (the pose head
-reads the last-layer hidden state at the pose token's position, exactly where inference reads
-it); batches drawn with a task mix image_to_pose : text_to_pose : chat (default 2:1:1).
+As in the paper and LISA (whose code ChatPose builds on), by default: vision tower and projector
+frozen, LoRA (r=128, alpha=256) on `q_proj,v_proj`, the token embeddings, the LM head and the pose
+head trained fully (the new pose token needs its own embedding); loss = cross-entropy on answer
+tokens + `pose_loss_weight` x L1 between predicted and true rotation matrices, averaged over the
+global orientation and over the 23 body joints separately and summed; the pose head reads the
+last-layer state at the position *before* the pose token (`input_ids[:, 1:] == seg_id`), exactly
+where inference reads it; each conversation tokenised in one piece (the released tokenizer's ids);
+batches drawn with a task mix image_to_pose : text_to_pose : chat (default 2:1:1). Each of these
+is an option (`TrainConfig`, `--lora-targets`, `--rotation-loss`, `--piecewise-prompt`).
 Outputs (safetensors): the PEFT adapter (`adapter_model.safetensors`, `adapter_config.json`)
 and `pose_head.safetensors` in `--out`, usable as `PipelineConfig.lora_adapter` or merged with
 `chatpose-merge-lora`. Data format: see `data.py`.
@@ -31,8 +34,11 @@ from .model import IMAGE_TOKEN_INDEX, ChatPoseModel
 
 log = logging.getLogger(__name__)
 
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LORA_TARGETS = ("q_proj", "v_proj")  # LISA / ChatPose
+ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FULLY_TRAINED = ("embed_tokens", "lm_head")
+ROTATION_LOSSES = ("split", "mean")
+GLOBAL_ORIENT_JOINTS = 1  # joint 0 of the 24 is the global orientation
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,36 @@ class TrainConfig:
     # trained fully, as LISA/ChatPose do: the new pose token needs its own embedding and logit row
     train_embeddings: bool = True
     grad_clip: float = 1.0
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    # "split": L1 averaged over the global orientation and over the body joints separately, summed
+    # (upstream); "mean": one average over all 24 joints
+    rotation_loss: str = "split"
+    one_piece_prompt: bool = True  # tokenise each conversation in one piece (upstream)
+
+    def __post_init__(self) -> None:
+        if self.rotation_loss not in ROTATION_LOSSES:
+            raise ConfigError(f"rotation_loss must be one of {ROTATION_LOSSES}, got {self.rotation_loss!r}")
+        if not self.lora_targets:
+            raise ConfigError("lora_targets must name at least one module")
+
+
+def rotation_l1(pred: torch.Tensor, target: torch.Tensor, mode: str = "split") -> torch.Tensor:
+    """L1 between (B, 24, 3, 3) rotation matrices; joint 0 is the global orientation.
+
+    "split": mean over the global orientation + mean over the body joints (upstream);
+    "mean": one mean over all joints."""
+    if mode == "mean":
+        return F.l1_loss(pred, target)
+    if mode != "split":
+        raise ConfigError(f"rotation loss {mode!r} not in {ROTATION_LOSSES}")
+    g = GLOBAL_ORIENT_JOINTS
+    return F.l1_loss(pred[:, :g], target[:, :g]) + F.l1_loss(pred[:, g:], target[:, g:])
+
+
+def pose_state_positions(ids: list[int], pose_token_id: int) -> list[int]:
+    """Positions whose last-layer state feeds the pose head: the one *before* each pose token
+    (upstream `input_ids[:, 1:] == seg_id`, i.e. the state whose logits predict the pose token)."""
+    return [i - 1 for i, t in enumerate(ids) if t == pose_token_id and i > 0]
 
 
 def parse_task_mix(text: str) -> tuple[float, float, float]:
@@ -81,7 +117,8 @@ class TaskMixSampler:
         return [self.rng.choice(self.by_task[t]) for t in tasks]
 
 
-def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight: float) -> tuple[torch.Tensor, dict]:
+def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight: float, *,
+               rotation_loss: str = "split", one_piece: bool = True) -> tuple[torch.Tensor, dict]:
     """CE on answer tokens + weight x L1(rotation matrices) for one batch.
 
     Returns (loss, parts) with parts = {"ce": float, "pose": float}.
@@ -90,7 +127,7 @@ def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight
     n_img = model.num_image_tokens
     embeds, labels, pos_ids = [], [], []
     for s in samples:
-        ids, lab = tokenize_conversation(model, s)
+        ids, lab = tokenize_conversation(model, s, one_piece=one_piece)
         feats = None
         if s.image is not None:
             with torch.no_grad():
@@ -119,7 +156,7 @@ def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight
     for b, s in enumerate(samples):
         if s.theta is None:
             continue
-        positions = [i for i, t in enumerate(pos_ids[b]) if t == model.pose_token_id]
+        positions = pose_state_positions(pos_ids[b], model.pose_token_id)
         if not positions:
             continue
         hid.append(last[b, positions[0]])  # the first pose token carries the pose of this sample
@@ -127,7 +164,7 @@ def batch_loss(model: ChatPoseModel, lm, samples: list[Sample], pose_loss_weight
     pose = torch.zeros((), device=dev)
     if hid:
         pred = model.pose_head(torch.stack(hid).float())
-        pose = F.l1_loss(pred, torch.stack(target).to(dev))
+        pose = rotation_l1(pred, torch.stack(target).to(dev), rotation_loss)
     loss = ce + pose_loss_weight * pose
     return loss, {"ce": float(ce.detach()), "pose": float(pose.detach())}
 
@@ -147,7 +184,7 @@ def train(data: str | Path, checkpoint: str | Path, out: str | Path, cfg: TrainC
     for p in model.parameters():
         p.requires_grad_(False)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(LORA_TARGETS), task_type="CAUSAL_LM",
+                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM",
                       modules_to_save=list(FULLY_TRAINED) if cfg.train_embeddings else None)
     lm = get_peft_model(model.lm, lora)
     for p in model.pose_head.parameters():
@@ -161,7 +198,8 @@ def train(data: str | Path, checkpoint: str | Path, out: str | Path, cfg: TrainC
     losses: list[float] = []
     bar = tqdm(range(steps), desc="chatpose-train", disable=not progress)
     for _step in bar:
-        loss, parts = batch_loss(model, lm, sampler.draw(cfg.batch), cfg.pose_loss_weight)
+        loss, parts = batch_loss(model, lm, sampler.draw(cfg.batch), cfg.pose_loss_weight,
+                                 rotation_loss=cfg.rotation_loss, one_piece=cfg.one_piece_prompt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -195,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task-mix", default="2:1:1", help="image_to_pose:text_to_pose:chat sampling weights")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'auto'")
+    ap.add_argument("--lora-targets", default=",".join(LORA_TARGETS),
+                    help=f"comma-separated LLM modules with LoRA (upstream: q_proj,v_proj; all: {','.join(ALL_PROJECTIONS)})")
+    ap.add_argument("--rotation-loss", choices=ROTATION_LOSSES, default=d.rotation_loss,
+                    help="split: L1 averaged over global orientation and body joints separately (upstream)")
+    ap.add_argument("--piecewise-prompt", action="store_true",
+                    help="tokenise template pieces separately instead of the whole conversation in one piece")
     ap.add_argument("--no-train-embeddings", action="store_true",
                     help="keep embed_tokens and lm_head frozen (default: trained fully, as LISA/ChatPose)")
     args = ap.parse_args(argv)
@@ -203,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(lora_r=args.lora_r, lora_alpha=args.lora_alpha, lr=args.lr, epochs=args.epochs,
                           batch=args.batch, pose_loss_weight=args.pose_loss_weight,
                           task_mix=parse_task_mix(args.task_mix), seed=args.seed, max_steps=args.max_steps,
-                          train_embeddings=not args.no_train_embeddings)
+                          train_embeddings=not args.no_train_embeddings,
+                          lora_targets=tuple(t.strip() for t in args.lora_targets.split(",") if t.strip()),
+                          rotation_loss=args.rotation_loss, one_piece_prompt=not args.piecewise_prompt)
         train(args.data, args.checkpoint, args.out, cfg, device=args.device)
     except ChatPoseError as exc:
         log.error("%s", exc)
