@@ -1,6 +1,8 @@
 """Test doubles of the pipeline seam (tests only; the shipped node never uses them)."""
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 import time
 
@@ -29,17 +31,25 @@ class FakePipeline:
 
     model_id = "fake:0"
 
-    def __init__(self, delay_s: float = 0.0, fail_with: Exception | None = None, observe_people: bool = True):
+    def __init__(self, delay_s: float = 0.0, fail_with: Exception | None = None, observe_people: bool = True,
+                 gate: threading.Event | None = None):
         self.delay_s = delay_s
         self.fail_with = fail_with
         self.observe_people = observe_people
+        self.gate = gate  # when set: every estimate waits until the test opens the gate
+        self.started = threading.Event()  # set when an estimate begins
         self.calls: list[tuple[tuple | None, str]] = []
+        self.images: list = []  # the images estimate was given (copies)
         self.closed = False
         self.lock = threading.Lock()
 
     def estimate(self, image, query):
         with self.lock:
             self.calls.append((None if image is None else image.shape, query))
+            self.images.append(None if image is None else image.copy())
+        self.started.set()
+        if self.gate is not None:
+            self.gate.wait()
         if self.delay_s:
             time.sleep(self.delay_s)
         if self.fail_with is not None:
@@ -63,4 +73,42 @@ class FakePipeline:
         self.closed = True
 
 
-__all__ = ["FakePipeline", "make_person", "InferenceError", "InvalidImageError"]
+class CrashingPipeline(FakePipeline):
+    """A FakePipeline whose process dies (as a native crash would) on a query containing 'crash'."""
+
+    model_id = "fake:crashing"
+
+    def estimate(self, image, query):
+        if "crash" in query:
+            os._exit(3)
+        return super().estimate(image, query)
+
+
+class EchoPipeline(FakePipeline):
+    """A FakePipeline that tells what it was given: the answer is 'sum=S shape=HxW' of the image."""
+
+    model_id = "fake:echo"
+
+    def estimate(self, image, query):
+        result = super().estimate(image, query)
+        text = "none" if image is None else f"sum={int(image.astype(np.int64).sum())} shape={image.shape[0]}x{image.shape[1]}"
+        return dataclasses.replace(result, answer=text)
+
+
+def echo_pipeline(cfg) -> EchoPipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return EchoPipeline()
+
+
+def crashing_pipeline(cfg) -> CrashingPipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return CrashingPipeline()
+
+
+def fake_pipeline(cfg) -> FakePipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return FakePipeline()
+
+
+__all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "crashing_pipeline", "echo_pipeline", "fake_pipeline", "make_person", "InferenceError",
+           "InvalidImageError"]

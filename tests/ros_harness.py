@@ -1,4 +1,7 @@
-"""In-process ROS harness for tests: a ChatPoseNode and a client node spinning in one executor."""
+"""In-process ROS harness for tests: a ChatPoseNode and a client node spinning in one executor.
+
+Waits are on conditions (messages received, counters reached, both ends of every topic
+matched), never fixed sleeps: the tests hold on a loaded machine."""
 from __future__ import annotations
 
 import threading
@@ -20,11 +23,14 @@ from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.ros.convert import rgb_to_image
 from chatpose_ros.ros.node import ChatPoseNode
 
+POLL_S = 0.01  # how often wait_until looks at its condition
+
 
 class Harness:
     def __init__(self, context, pipeline_factory, params: dict, autostart: bool = True):
         self.context = context
-        params = {"image_qos": "reliable", "image_qos_depth": 5, **params}
+        # the model in this process: the test doubles are lambdas (not picklable for a worker process)
+        params = {"image_qos": "reliable", "image_qos_depth": 5, "model_in_process": True, **params}
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         self.node = ChatPoseNode(pipeline_factory=pipeline_factory, context=context, parameter_overrides=overrides)
         self.client = Node("chatpose_test_client", context=context)
@@ -32,10 +38,11 @@ class Harness:
         self.received: dict[str, list] = {k: [] for k in ("poses", "pose", "markers", "answer", "status", "diagnostics")}
         self._cv = threading.Condition()
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # tests count messages: lose none
+        self._subs = []
         for key, typ, topic in (("poses", SmplPoseArray, f"{ns}/poses"), ("pose", SmplPose, f"{ns}/pose"),
                                 ("markers", MarkerArray, f"{ns}/markers"), ("answer", String, f"{ns}/answer"),
                                 ("status", PipelineStatus, f"{ns}/status"), ("diagnostics", DiagnosticArray, "/diagnostics")):
-            self.client.create_subscription(typ, topic, self._collector(key), qos)
+            self._subs.append(self.client.create_subscription(typ, topic, self._collector(key), qos))
         self.image_pub = self.client.create_publisher(Image, params.get("image_topic", "/camera/image_raw"), qos)
         self.query_pub = self.client.create_publisher(String, f"{ns}/query", qos)
         self.action = ActionClient(self.client, EstimatePose, f"{ns}/estimate")
@@ -55,15 +62,42 @@ class Harness:
                 self._cv.notify_all()
         return cb
 
-    def wait_for_connections(self, timeout=10.0):
+    def wait_until(self, pred, timeout=30.0, what="condition"):
+        """Poll `pred` until true (TimeoutError after `timeout` s)."""
         t_end = time.monotonic() + timeout
-        while time.monotonic() < t_end:
-            if self.image_pub.get_subscription_count() > 0 and self.query_pub.get_subscription_count() > 0 \
-                    and self.client.count_publishers("/chatpose_node/status") > 0:
-                time.sleep(0.2)
-                return
-            time.sleep(0.05)
-        raise TimeoutError("node subscriptions did not appear")
+        while not pred():
+            if time.monotonic() > t_end:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(POLL_S)
+
+    def wait_for_connections(self, timeout=30.0):
+        """Both ends of every topic matched (a reliable message sent now is delivered)."""
+        node_pubs = [p for k, p in self.node._pubs.items()]
+
+        def matched():
+            return (self.image_pub.get_subscription_count() > 0 and self.query_pub.get_subscription_count() > 0
+                    and all(s.get_publisher_count() > 0 for s in self.node._subs)
+                    and all(p.get_subscription_count() > 0 for p in node_pubs)
+                    and all(s.get_publisher_count() > 0 for s in self._subs))
+
+        self.wait_until(matched, timeout, "node and client topics to match")
+
+    def wait_frames(self, n, timeout=30.0):
+        """Until the node has received `n` frames in all (valid or not)."""
+        self.wait_until(lambda: self.node.stats["frames_received"] >= n, timeout, f"{n} frames at the node")
+
+    def publish_and_wait(self, rgb, **kw):
+        """Publish a frame and wait until the node has it."""
+        n = self.node.stats["frames_received"] + 1
+        self.publish_image(rgb, **kw)
+        self.wait_frames(n)
+
+    def wait_future(self, fut, timeout=30.0):
+        done = threading.Event()
+        fut.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError("future not done")
+        return fut.result()
 
     def wait_for(self, key, pred=lambda msgs: len(msgs) > 0, timeout=15.0):
         t_end = time.monotonic() + timeout
@@ -99,7 +133,7 @@ class Harness:
             self.executor.shutdown(timeout_sec=5.0)
         finally:
             self._thread.join(timeout=10.0)
-            still_up = self.node.pipeline is not None or self.node._worker is not None
+            still_up = self.node.runner is not None or self.node._worker is not None
             if still_up and self.node._state_machine.current_state[1] != "finalized":
                 self.node.trigger_shutdown()
             self.node.destroy_node()

@@ -59,8 +59,8 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(img=images, query=st.one_of(st.text(max_size=600), st.sampled_from(INJECTIONS)))
     def send(img, query):
-        from chatpose_ros.core.image_codec import decode_raw
         from chatpose_ros.core.errors import InvalidImageError
+        from chatpose_ros.core.image_codec import decode_raw
 
         try:
             decode_raw(bytes(img.data), img.width, img.height, img.encoding, img.step, bool(img.is_bigendian))
@@ -69,8 +69,9 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
             sent["bad_frames"] += 1
         h.publish_raw_image(img)
         h.ask(query)
-        time.sleep(0.03)  # a burst faster than the executor would overflow the query topic's history (depth 10)
         sent["queries"] += 1
+        # flow control: a burst faster than the executor would overflow the query topic's history (depth 10)
+        h.wait_until(lambda: h.node.stats["queries_received"] >= sent["queries"], what="the query at the node")
         try:
             validate_query(query, 500)
         except InvalidQueryError:
@@ -78,17 +79,15 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
 
     send()
     total = sent["bad_frames"] + sent["good_frames"]
-    t_end = time.monotonic() + 60
-    while time.monotonic() < t_end and (h.node.stats["frames_received"] < total or h.node.stats["queries_received"] < sent["queries"]):
-        time.sleep(0.1)
+    h.wait_frames(total, timeout=60)
     stats = h.node.stats
 
     def reported():  # counted where the node publishes: DDS delivery under this burst is not tested here
         return stats["status_invalid_image"] + stats["suppressed_reports"]
 
-    t_end = time.monotonic() + 30  # the last callback may still be reporting
-    while time.monotonic() < t_end and (reported() < sent["bad_frames"] or stats["status_invalid_query"] < sent["bad_queries"]):
-        time.sleep(0.1)
+    # the last callback may still be reporting
+    h.wait_until(lambda: reported() >= sent["bad_frames"] and stats["status_invalid_query"] >= sent["bad_queries"],
+                 timeout=60, what="every bad input reported")
     assert stats["frames_received"] == total
     assert stats["frames_invalid"] == sent["bad_frames"]
     # every bad frame got a status, or was a repeat of the same error within one second
@@ -101,9 +100,7 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
         h.wait_status("invalid_query")
     # afterwards good input is still served
     h.received["poses"].clear()
-    h.publish_image(np.zeros((40, 60, 3), np.uint8))
-    time.sleep(0.3)
-    t_end = time.monotonic() + 60
+    h.publish_and_wait(np.zeros((40, 60, 3), np.uint8))
     h.ask("the person on the right, after the storm")
     h.wait_for("poses", lambda ms: any(m.query == "the person on the right, after the storm" for m in ms), timeout=60)
 
@@ -124,21 +121,22 @@ def test_lifecycle_transitions_under_load_and_shutdown_while_busy(ros_harness):
     cam.start()
     try:
         for cycle in range(3):
+            fake.started.clear()
             for i in range(3):
                 h.ask(f"cycle {cycle} query {i}")
-            time.sleep(0.2)  # an inference is running now
+            assert fake.started.wait(30)  # an inference is running now
             assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-            assert h.node._worker is None and not h.node._queue
+            assert h.node._worker is None and h.node.session.queue_length == 0
             assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             h.wait_for_connections()
         h.received["poses"].clear()
         h.ask("final")
         h.wait_for("poses", lambda ms: any(m.query == "final" for m in ms), timeout=30)
+        fake.started.clear()
         h.ask("busy at shutdown")
-        time.sleep(0.1)
-        t0 = time.monotonic()
+        assert fake.started.wait(30)
         h.node.trigger_shutdown()
-        assert time.monotonic() - t0 < 30 and fake.closed and h.node.pipeline is None
+        assert fake.closed and h.node.runner is None
     finally:
         stop.set()
         cam.join()
@@ -159,9 +157,10 @@ def test_soak_bounded_queues_and_flat_memory(ros_harness):
                 for msgs in h.received.values():
                     msgs.clear()
             rss.append((time.monotonic() - t0, rss_mb(os.getpid())))
-        max_queue = max(max_queue, len(h.node._queue))
-        time.sleep(max(0.0, t0 + (i + 1) / 60 - time.monotonic()))
-    time.sleep(1.0)
+        max_queue = max(max_queue, h.node.session.queue_length)
+        time.sleep(max(0.0, t0 + (i + 1) / 60 - time.monotonic()))  # the camera's pace (a load, not a wait)
+    h.wait_until(lambda: h.node.stats["queries_answered"] >= 10 and h.node.stats["tracking_updates"] > 0, timeout=60,
+                 what="answers and tracking updates")
     t = np.array([r[0] for r in rss])
     m = np.array([r[1] for r in rss])
     half = len(m) // 2

@@ -1,14 +1,14 @@
 """The node over ROS 2 in one process, with a test double behind the pipeline seam."""
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import pytest
+from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker
-
-from rclpy.lifecycle import TransitionCallbackReturn
 
 from chatpose_ros.core.errors import InferenceError, ModelLoadError
 from chatpose_ros.msg import PipelineStatus
@@ -24,8 +24,7 @@ def _img(w=64, h=48, seed=0):
 def test_query_after_image_publishes_pose_markers_answer(ros_harness):
     fake = FakePipeline()
     h = ros_harness(lambda cfg: fake, track_after_query=False)
-    h.publish_image(_img())
-    time.sleep(0.3)
+    h.publish_and_wait(_img())
     h.ask("the person on the right")
     arr = h.wait_for("poses")[0]
     assert arr.query == "the person on the right" and arr.selected == 1 and len(arr.poses) == 2
@@ -53,11 +52,10 @@ def test_every_encoding_reaches_the_pipeline_as_rgb(ros_harness, encoding):
     fake = FakePipeline()
     h = ros_harness(lambda cfg: fake, track_after_query=False)
     img = _img()
-    h.publish_image(img, encoding=encoding)
-    time.sleep(0.3)
+    h.publish_and_wait(img, encoding=encoding)
     h.ask("who is there?")
     h.wait_for("poses")
-    frame = h.node._latest.rgb
+    frame = fake.images[0]
     if encoding == "mono8":
         assert np.abs(frame[..., 0].astype(int) - img.mean(2)).max() <= 1
     else:
@@ -76,8 +74,8 @@ def test_query_before_any_image_is_answered_from_text_with_warning(ros_harness):
 def test_stale_image_is_not_used(ros_harness):
     fake = FakePipeline()
     h = ros_harness(lambda cfg: fake, max_image_age_s=0.2)
-    h.publish_image(_img())
-    time.sleep(0.8)
+    h.publish_and_wait(_img())
+    h.wait_until(lambda: time.monotonic() - h.node.session.latest.received > 0.3, what="the frame to age")
     h.ask("the person on the left")
     assert "old" in h.wait_status("stale_image")[0].message
     h.wait_for("poses")
@@ -94,9 +92,9 @@ def test_bad_images_and_queries_are_reported_and_node_keeps_serving(ros_harness)
         Image(height=200, width=200, encoding="rgb8", step=600, data=bytes(120000)),  # too many pixels
         Image(height=10, width=10, encoding="rgb8", step=10, data=bytes(300)),      # step < row
     ]
-    for msg in bad:
+    for i, msg in enumerate(bad):
         h.publish_raw_image(msg)
-        time.sleep(0.05)
+        h.wait_frames(i + 1)
     h.wait_for("status", lambda ms: sum(m.code == "invalid_image" for m in ms) >= 5)
     for text in ["", "   \t\n ", "x" * 600, "\x00\x01\x02"]:
         h.ask(text)
@@ -107,8 +105,7 @@ def test_bad_images_and_queries_are_reported_and_node_keeps_serving(ros_harness)
     assert any("truncated" in m.message for m in msgs)
     assert any("max_image_pixels" in m.message for m in msgs)
     assert not fake.calls  # nothing bad reached the model
-    h.publish_image(_img())
-    time.sleep(0.3)
+    h.publish_and_wait(_img())
     h.ask("the person on the right")
     assert h.wait_for("poses")[0].selected == 1
 
@@ -131,8 +128,7 @@ def test_non_utf8_query_is_reported(ros_harness):
 def test_inference_exception_is_reported_and_next_query_served(ros_harness):
     fake = FakePipeline(fail_with=InferenceError("the model broke"))
     h = ros_harness(lambda cfg: fake)
-    h.publish_image(_img())
-    time.sleep(0.3)
+    h.publish_and_wait(_img())
     h.ask("anyone")
     assert "the model broke" in h.wait_status("inference_failed")[0].message
     fake.fail_with = ZeroDivisionError("unexpected bug")
@@ -144,39 +140,43 @@ def test_inference_exception_is_reported_and_next_query_served(ros_harness):
 
 
 def test_query_queue_is_bounded_and_reports_drops(ros_harness):
-    fake = FakePipeline(delay_s=0.5)
+    gate = threading.Event()
+    fake = FakePipeline(gate=gate)
     h = ros_harness(lambda cfg: fake, query_queue_size=2, track_after_query=False)
-    h.publish_image(_img())
-    time.sleep(0.3)
-    for i in range(6):
+    h.publish_and_wait(_img())
+    h.ask("query 0")
+    assert fake.started.wait(30)  # query 0 is with the model; the queue holds the next two
+    for i in range(1, 6):
         h.ask(f"query {i}")
-    drops = h.wait_for("status", lambda ms: sum(m.code == "query_dropped" for m in ms) >= 3, timeout=20)
-    answered = h.wait_for("poses", lambda ms: len(ms) >= 3, timeout=20)
-    assert answered[-1].query == "query 5"
-    assert len(h.node._queue) <= 2
-    assert any(m.code == "query_dropped" for m in drops)
+    drops = h.wait_for("status", lambda ms: sum(m.code == "query_dropped" for m in ms) >= 3)
+    assert h.node.session.queue_length == 2 and h.node.stats["queries_dropped"] == 3
+    assert [m.query for m in drops if m.code == "query_dropped"] == ["query 1", "query 2", "query 3"]
+    gate.set()
+    answered = h.wait_for("poses", lambda ms: len(ms) >= 3)
+    assert [a.query for a in answered] == ["query 0", "query 4", "query 5"]
 
 
 def test_image_callback_never_waits_for_inference(ros_harness):
-    fake = FakePipeline(delay_s=1.5)
+    gate = threading.Event()
+    fake = FakePipeline(gate=gate)
     h = ros_harness(lambda cfg: fake, track_after_query=False)
-    h.publish_image(_img(seed=1))
-    time.sleep(0.3)
+    h.publish_and_wait(_img(seed=1))
     h.ask("slow one")
-    time.sleep(0.3)  # inference now running
+    assert fake.started.wait(30)  # inference now running, and it stays so until the gate opens
     before = h.node.stats["frames_received"]
     for i in range(10):
-        h.publish_image(_img(seed=i))
-        time.sleep(0.02)
-    time.sleep(0.3)
-    assert h.node.stats["frames_received"] - before == 10  # all stored while the model was busy
-    assert h.node._busy
+        h.publish_and_wait(_img(seed=i))  # every frame is stored while the model is busy
+    assert h.node.stats["frames_received"] - before == 10
+    assert h.node.session.busy and not h.received["poses"]
+    gate.set()
+    h.wait_for("poses")
 
 
 def test_action_with_image_and_text_only(ros_harness):
+    from std_msgs.msg import Header
+
     from chatpose_ros.action import EstimatePose
     from chatpose_ros.ros.convert import rgb_to_image
-    from std_msgs.msg import Header
 
     fake = FakePipeline()
     h = ros_harness(lambda cfg: fake)
@@ -185,24 +185,13 @@ def test_action_with_image_and_text_only(ros_harness):
                              image=rgb_to_image(_img(80, 60), Header(frame_id="cam")))
     feedback = []
     fut = h.action.send_goal_async(goal, feedback_callback=lambda f: feedback.append(f.feedback.stage))
-    t_end = time.monotonic() + 15
-    while not fut.done() and time.monotonic() < t_end:
-        time.sleep(0.05)
-    res_fut = fut.result().get_result_async()
-    while not res_fut.done() and time.monotonic() < t_end:
-        time.sleep(0.05)
-    res = res_fut.result().result
+    res = h.wait_future(h.wait_future(fut).get_result_async()).result
     assert res.success and res.poses.selected == 1 and len(res.poses.poses) == 2
     assert res.poses.header.frame_id == "cam" and fake.calls[0][0] == (60, 80, 3)
     # a goal with a broken image is aborted with a reason
     bad = EstimatePose.Goal(query="x", use_image=True, image=Image(height=2, width=2, encoding="nope", step=6, data=bytes(12)))
-    fut = h.action.send_goal_async(bad)
-    while not fut.done() and time.monotonic() < t_end:
-        time.sleep(0.05)
-    res_fut = fut.result().get_result_async()
-    while not res_fut.done() and time.monotonic() < t_end:
-        time.sleep(0.05)
-    assert not res_fut.result().result.success and "invalid_image" in res_fut.result().result.message
+    res = h.wait_future(h.wait_future(h.action.send_goal_async(bad)).get_result_async()).result
+    assert not res.success and "invalid_image" in res.message
 
 
 def test_model_load_failure_fails_configure_cleanly(ros_harness):
@@ -227,13 +216,9 @@ def test_lifecycle_cleanup_releases_model_and_can_reconfigure(ros_harness):
     from chatpose_ros.action import EstimatePose
 
     assert h.action.wait_for_server(timeout_sec=10)
-    fut = h.action.send_goal_async(EstimatePose.Goal(query="while inactive"))
-    t_end = time.monotonic() + 10
-    while not fut.done() and time.monotonic() < t_end:
-        time.sleep(0.05)
-    assert fut.done() and not fut.result().accepted  # goals are refused while inactive
+    assert not h.wait_future(h.action.send_goal_async(EstimatePose.Goal(query="while inactive"))).accepted  # refused
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert fakes[0].closed and h.node.pipeline is None
+    assert fakes[0].closed and h.node.runner is None
     assert h.node.autostart()
     h.wait_for_connections()
     h.ask("hello again")
@@ -247,3 +232,37 @@ def test_diagnostics_report_model_and_queue(ros_harness):
     st = diag.status[0]
     values = {kv.key: kv.value for kv in st.values}
     assert values["model_id"] == "fake:0" and values["model_state"] == "loaded" and "queue_length" in values
+
+
+def test_model_worker_crash_is_reported_restarted_and_node_keeps_serving(ros_harness):
+    from fakes import crashing_pipeline
+
+    h = ros_harness(crashing_pipeline, model_in_process=False, track_after_query=False, diagnostics_period_s=0.2)
+    first_pid = h.node.runner.pid
+    h.publish_and_wait(_img())
+    h.ask("please crash")
+    crashed = h.wait_status("worker_crashed")
+    assert crashed[0].level == PipelineStatus.ERROR and "died" in crashed[0].message
+    h.wait_status("worker_restarted")
+    assert h.node.runner.pid != first_pid and h.node.model_state == "loaded"
+    h.ask("the person on the right")
+    arr = h.wait_for("poses")[0]
+    assert arr.query == "the person on the right" and arr.selected == 1
+
+    def diag_reports_crash(msgs):
+        values = [{kv.key: kv.value for kv in m.status[0].values} for m in msgs]
+        return any(v.get("worker_crashes") == "1" and v["model_state"] == "loaded" for v in values)
+
+    h.wait_for("diagnostics", diag_reports_crash)
+
+
+def test_inactive_node_publishes_nothing(ros_harness):
+    from chatpose_ros.core.session import Report
+
+    h = ros_harness(lambda cfg: FakePipeline())
+    assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    h.node._emit([Report(PipelineStatus.WARN, "while_inactive", "must not be published")])
+    assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    h.node._emit([Report(PipelineStatus.WARN, "while_active", "published")])
+    h.wait_status("while_active")  # same publisher, reliable, in order: the first would have come before
+    assert not h.statuses("while_inactive")

@@ -297,3 +297,19 @@ def test_report_levels_match_pipeline_status(level):
     msg = (pathlib.Path(__file__).resolve().parents[1] / "msg" / "PipelineStatus.msg").read_text()
     name = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}[level]
     assert f"uint8 {name}={level}" in msg
+
+
+def test_queries_after_stop_are_dropped_at_once():
+    s = _session()
+    s.stop()
+    job, events = s.submit("too late")
+    assert job is None and _codes(events) == ["query_dropped"] and s.queue_length == 0
+
+
+def test_drop_track_keeps_the_frame():
+    s = _session()
+    s.put_frame(Frame(image="f"))
+    s.submit("q")
+    s.finish_answer(s.take(), _result())
+    s.drop_track()
+    assert s.latest is not None and not s.tracking

@@ -50,6 +50,35 @@ _CV_TO_RGB: dict[str, str] = {
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 
 
+def check_raw_layout(width: int, height: int, encoding: str, step: int, nbytes: int,
+                     max_pixels: int = 16_000_000) -> tuple[int, str, str, int]:
+    """Check a raw image's declared layout against its `nbytes` bytes of data, reading no pixel
+    (cheap enough for every frame at arrival). Returns (channels, numpy kind, channel order,
+    bytes per row).
+
+    Raises:
+        InvalidImageError: unknown encoding, zero size, too many pixels, step smaller than a
+            row, or fewer bytes than height * step.
+    """
+    if encoding not in _ENCODINGS:
+        raise InvalidImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    if width <= 0 or height <= 0:
+        raise InvalidImageError(f"image is empty ({width}x{height})")
+    if width * height > max_pixels:
+        raise InvalidImageError(f"image has {width}x{height}={width * height} pixels, more than max_image_pixels={max_pixels}")
+    channels, kind, order = _ENCODINGS[encoding]
+    itemsize = 2 if kind == "u2" else 1
+    row_bytes = width * channels * itemsize
+    if step < row_bytes:
+        raise InvalidImageError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+    if order in ("uyvy", "yuyv") and width % 2:
+        raise InvalidImageError(f"{encoding} needs an even width (one chroma pair per two pixels), got {width}")
+    if nbytes < step * (height - 1) + row_bytes:
+        raise InvalidImageError(
+            f"image data truncated: {nbytes} bytes, expected {step * height} ({height} rows of step {step})")
+    return channels, kind, order, row_bytes
+
+
 def decode_raw(
     data: bytes | bytearray | memoryview | np.ndarray,
     width: int,
@@ -70,23 +99,8 @@ def decode_raw(
         InvalidImageError: unknown encoding, zero size, too many pixels, step smaller than a
             row, or fewer bytes than height * step.
     """
-    if encoding not in _ENCODINGS:
-        raise InvalidImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    if width <= 0 or height <= 0:
-        raise InvalidImageError(f"image is empty ({width}x{height})")
-    if width * height > max_pixels:
-        raise InvalidImageError(f"image has {width}x{height}={width * height} pixels, more than max_image_pixels={max_pixels}")
-    channels, kind, order = _ENCODINGS[encoding]
-    itemsize = 2 if kind == "u2" else 1
-    row_bytes = width * channels * itemsize
-    if step < row_bytes:
-        raise InvalidImageError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
-    if order in ("uyvy", "yuyv") and width % 2:
-        raise InvalidImageError(f"{encoding} needs an even width (one chroma pair per two pixels), got {width}")
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
-    need = step * (height - 1) + row_bytes
-    if buf.size < need:
-        raise InvalidImageError(f"image data truncated: {buf.size} bytes, expected {step * height} ({height} rows of step {step})")
+    channels, kind, order, row_bytes = check_raw_layout(width, height, encoding, step, buf.size, max_pixels)
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1))
     dtype = np.dtype(kind).newbyteorder(">" if is_bigendian else "<") if kind == "u2" else np.dtype(np.uint8)
     pix = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)

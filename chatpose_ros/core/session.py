@@ -27,7 +27,8 @@ Public API (everything else is private):
   same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports`).
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
-  `reset()` (cleanup: forget frame and track), `snapshot()` (values for /diagnostics),
+  `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
+  `drain_image_gaps()` (times between frame arrivals since the last call),
   `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`.
 
 Thread safety: every method may be called from any thread (one internal lock). Time comes
@@ -181,6 +182,8 @@ class Session:
         self.stats: collections.Counter = collections.Counter()
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
+        self._image_gaps_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
+        self._last_arrival: float | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -219,6 +222,11 @@ class Session:
         with self._cv:
             self._latest, self._tracker = None, None
 
+    def drop_track(self) -> None:
+        """Stop tracking (e.g. the model restarted); the next query may start a new track."""
+        with self._cv:
+            self._tracker = None
+
     # ------------------------------------------------------------------ inputs
     def put_frame(self, frame: Frame, delay_ms: float | None = None) -> None:
         """Keep `frame` as the latest one (replacing the previous, which is never decoded).
@@ -229,6 +237,9 @@ class Session:
                 self.image_delays_ms.append(delay_ms)
             self._seq += 1
             frame.received, frame.seq = self._clock(), self._seq
+            if self._last_arrival is not None:
+                self._image_gaps_ms.append((frame.received - self._last_arrival) * 1000.0)
+            self._last_arrival = frame.received
             self._latest = frame
             if self._tracker is not None:
                 self._cv.notify_all()
@@ -251,7 +262,8 @@ class Session:
     def submit(self, text: object, frame: Frame | None = None) -> tuple[Job | None, list[Event]]:
         """Validate and queue a query (with an explicit image `frame`, or None for the latest
         camera frame). Returns (job or None when refused, events). When the queue is full the
-        oldest query is dropped (its job fails with query_dropped) and reported."""
+        oldest query is dropped (its job fails with query_dropped) and reported; after `stop()`
+        every query is."""
         try:
             query = validate_query(text, self.max_query_chars)
         except InvalidQueryError as exc:
@@ -259,6 +271,10 @@ class Session:
         job = Job(query=query, frame=frame)
         dropped = None
         with self._cv:
+            if not self._running:  # arrived while the node stops: nobody would answer it
+                self.stats["queries_dropped"] += 1
+                job._fail("query_dropped", "the node is not active")
+                return None, [self.report(WARN, "query_dropped", "query dropped: the node is not active", query=query)]
             if len(self._queue) >= self.config.query_queue_size:
                 dropped = self._queue.popleft()
                 self.stats["queries_dropped"] += 1
@@ -417,6 +433,14 @@ class Session:
                       "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else ""}
             values.update({k: str(v) for k, v in sorted(self.stats.items())})
         return values
+
+    def drain_image_gaps(self) -> list[float]:
+        """Times between consecutive frame arrivals (ms) since the last call (at most
+        IMAGE_DELAY_HISTORY): how regularly the image callback runs."""
+        with self._cv:
+            gaps = list(self._image_gaps_ms)
+            self._image_gaps_ms.clear()
+        return gaps
 
     @property
     def last_latency_ms(self) -> float | None:

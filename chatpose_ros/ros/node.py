@@ -1,24 +1,32 @@
 """The chatpose_ros lifecycle node: image + query in, SMPL poses, markers, answers out.
 
-Thin by design: callbacks convert messages, hand work to the pipeline (chatpose_ros.core.pipeline)
-on a worker thread, convert the result back and publish. The image callback only decodes and
-stores the latest frame; it never waits for inference.
+A thin adapter: callbacks convert messages and submit them to a ROS-free Session
+(chatpose_ros.core.session: latest frame, query queue, image policy, tracking cadence,
+throttled reports); one worker thread takes work from the session, runs the model through a
+runner (chatpose_ros.core.model_worker) and publishes what the session returns.
 
-Lifecycle: configure = read parameters and load the model (a load failure fails the transition
-with a clear message); activate = subscriptions, action server, worker; deactivate = stop them;
-cleanup = release the model.
+Frames cost nothing until used: the image subscriptions are raw (serialised bytes); only the
+header is read at arrival (chatpose_ros.ros.cdr) and the layout checked, and only the frame the
+worker takes is decoded. The model runs in a worker process of its own (frames through shared
+memory; `model_in_process` keeps it here for tests); if that process dies it is reported on
+~/status and /diagnostics and restarted, and the node keeps serving.
+
+Lifecycle: configure = read parameters, create the (lifecycle) publishers and the action server,
+start the model (a load failure fails the transition with a clear message); activate =
+subscriptions, worker thread, diagnostics; deactivate = stop them; cleanup = stop the model.
+An inactive node publishes nothing.
+
+Hook for other outputs (TF, ROS4HRI): `node.output_hooks` is a list of callables
+`hook(output: core.session.Output, header: std_msgs.msg.Header)`, called from the worker thread
+after every published result; `output.tracked` are the people with their track ids.
 """
 from __future__ import annotations
 
-import collections
-import dataclasses
-import statistics
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -30,38 +38,20 @@ from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.action import EstimatePose
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError
-from chatpose_ros.core.pipeline import PosePipeline, validate_query
-from chatpose_ros.core.types import PoseResult
+from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError, WorkerCrashedError
+from chatpose_ros.core.image_codec import check_raw_layout
+from chatpose_ros.core.model_worker import InProcessRunner, ModelRunner, PipelineFactory, ProcessRunner, RawImage
+from chatpose_ros.core.session import Answer, Frame, Output, Report, Session
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
-from . import convert, markers
+from . import cdr, convert, markers
 from .params import declare_from_dataclass, read_dataclass
 
 MODEL_PREFIX = "model."
-PipelineFactory = Callable[[PipelineConfig], PosePipeline]
-
-
-@dataclass
-class _Frame:
-    rgb: np.ndarray
-    header: Header
-    received: float  # time.monotonic() at arrival
-    seq: int
-
-
-@dataclass
-class _Job:
-    query: str
-    image: _Frame | None = None  # explicit image (action goal); None = latest camera frame
-    done: threading.Event = field(default_factory=threading.Event)
-    result: PoseResult | None = None
-    header: Header | None = None
-    error: str = ""
-    code: str = ""
-    stage: str = "queued"
-    cancelled: bool = False
+WORKER_WAIT_S = 0.1  # the worker thread's longest wait for work (then it checks stop and the model's health)
+GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
+STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 
 
 class ChatPoseNode(LifecycleNode):
@@ -72,31 +62,22 @@ class ChatPoseNode(LifecycleNode):
         self._factory = pipeline_factory
         declare_from_dataclass(self, NodeConfig)
         declare_from_dataclass(self, PipelineConfig, MODEL_PREFIX)
-        self.cfg = NodeConfig()
-        self.model_cfg = PipelineConfig()
-        self.pipeline: PosePipeline | None = None
+        self.cfg, self.model_cfg = NodeConfig(), PipelineConfig()
+        self.session = Session(self.cfg, self.model_cfg.max_query_chars)
+        self.runner: ModelRunner | None = None
         self.model_state = "unconfigured"
-        self._lock = threading.Condition()
-        self._latest: _Frame | None = None
-        self._frame_seq = 0
-        self._queue: collections.deque[_Job] = collections.deque()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._tracker = None  # chatpose_ros.models.default.tracking.PersonTracker while tracking
-        self._track_query = ""
-        self._last_track_seq = -1
-        self._last_track_time = 0.0
-        self._throttle: dict[str, float] = {}
-        self.stats = collections.Counter()
-        self._latencies: collections.deque[float] = collections.deque(maxlen=200)
-        self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=1000)
-        self.image_arrivals: collections.deque[float] = collections.deque(maxlen=1000)
+        self.output_hooks: list[Callable[[Output, Header], None]] = []
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
         self._action: ActionServer | None = None
-        self._busy = False
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
+
+    @property
+    def stats(self):
+        return self.session.stats
 
     # ------------------------------------------------------------------ lifecycle
     def autostart(self) -> bool:
@@ -112,34 +93,33 @@ class ChatPoseNode(LifecycleNode):
         try:
             self.cfg = read_dataclass(self, NodeConfig)
             self.model_cfg = read_dataclass(self, PipelineConfig, MODEL_PREFIX)
+            make_tracker = tracker_factory(self.model_cfg.profile)
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
-        self.model_state = "loading"
-        t0 = time.monotonic()
-        self.get_logger().info(f"loading model profile '{self.model_cfg.profile}'")
+        stats = self.session.stats  # counters run on across reconfigurations
+        self.session = Session(self.cfg, self.model_cfg.max_query_chars, tracker_factory=make_tracker)
+        self.session.stats = stats
+        where = "in this process" if self.cfg.model_in_process else "in a worker process"
+        self.model_state, t0 = "loading", time.monotonic()
+        self.get_logger().info(f"loading model profile '{self.model_cfg.profile}' {where}")
+        runner = (InProcessRunner if self.cfg.model_in_process else ProcessRunner)(self._factory, self.model_cfg)
         try:
-            self.pipeline = self._factory(self.model_cfg)
-        except ChatPoseError as exc:
+            runner.start()
+        except Exception as exc:  # a model library failing in any way must not kill the node
+            code = exc.code if isinstance(exc, ChatPoseError) else type(exc).__name__
             self.model_state = f"load failed: {exc}"
-            self.get_logger().error(f"configure failed: cannot load the model ({exc.code}): {exc}")
+            self.get_logger().error(f"configure failed: cannot load the model ({code}): {exc}")
+            runner.close()
             return TransitionCallbackReturn.FAILURE
-        except Exception as exc:  # a model library failing in an unexpected way must not kill the node
-            self.model_state = f"load failed: {exc}"
-            self.get_logger().error(f"configure failed: unexpected error while loading the model: {type(exc).__name__}: {exc}")
-            return TransitionCallbackReturn.FAILURE
-        self.model_state = "loaded"
-        self.get_logger().info(f"model {self.pipeline.model_id} loaded in {time.monotonic() - t0:.1f} s")
-        out_qos = QoSProfile(depth=self.cfg.output_qos_depth, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE if self.cfg.output_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT)
-        self._pubs = {
-            "poses": self.create_publisher(SmplPoseArray, "~/poses", out_qos),
-            "pose": self.create_publisher(SmplPose, "~/pose", out_qos),
-            "markers": self.create_publisher(MarkerArray, "~/markers", out_qos),
-            "answer": self.create_publisher(String, "~/answer", out_qos),
-            "status": self.create_publisher(PipelineStatus, "~/status", out_qos),
-            "diagnostics": self.create_publisher(DiagnosticArray, "/diagnostics", 10),
-        }
+        self.runner, self.model_state = runner, "loaded"
+        self.get_logger().info(f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
+        reliability = ReliabilityPolicy.RELIABLE if self.cfg.output_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        out_qos = QoSProfile(depth=self.cfg.output_qos_depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
+        topics = {"poses": (SmplPoseArray, "~/poses"), "pose": (SmplPose, "~/pose"), "markers": (MarkerArray, "~/markers"),
+                  "answer": (String, "~/answer"), "status": (PipelineStatus, "~/status")}
+        self._pubs = {k: self.create_lifecycle_publisher(t, n, out_qos) for k, (t, n) in topics.items()}
+        self._pubs["diagnostics"] = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = ActionServer(self, EstimatePose, "~/estimate", execute_callback=self._execute_goal,
@@ -148,37 +128,35 @@ class ChatPoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self.cfg.image_qos == "sensor_data":
-            img_qos = qos_profile_sensor_data
-        else:
-            img_qos = QoSProfile(depth=self.cfg.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
+        img_qos = qos_profile_sensor_data if self.cfg.image_qos == "sensor_data" else \
+            QoSProfile(depth=self.cfg.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
         img_group = MutuallyExclusiveCallbackGroup()
-        self._subs = [
-            self.create_subscription(Image, self.cfg.image_topic, self._on_image, img_qos, callback_group=img_group),
-            # raw=True: the query is deserialised here, so non-UTF-8 payloads are reported, not fatal
-            self.create_subscription(String, self.cfg.query_topic, self._on_query_raw, 10,
-                                     callback_group=MutuallyExclusiveCallbackGroup(), raw=True),
-        ]
+        # raw=True: frames stay serialised until the worker takes one; queries are decoded here
+        # so that non-UTF-8 payloads are reported, not fatal
+        self._subs = [self.create_subscription(Image, self.cfg.image_topic, self._on_image, img_qos,
+                                               callback_group=img_group, raw=True),
+                      self.create_subscription(String, self.cfg.query_topic, self._on_query_raw, 10,
+                                               callback_group=MutuallyExclusiveCallbackGroup(), raw=True)]
         if self.cfg.compressed_image_topic:
-            self._subs.append(self.create_subscription(CompressedImage, self.cfg.compressed_image_topic,
-                                                       self._on_compressed, img_qos, callback_group=img_group))
+            self._subs.append(self.create_subscription(CompressedImage, self.cfg.compressed_image_topic, self._on_compressed,
+                                                       img_qos, callback_group=img_group, raw=True))
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics,
                                           callback_group=MutuallyExclusiveCallbackGroup())]
+        self.session.start()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
-            f"'{self.resolve_topic_name(self.cfg.query_topic)}', action '{self.get_fully_qualified_name()}/estimate'")
+        self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
+                               f"'{self.resolve_topic_name(self.cfg.query_topic)}', action '{self.get_fully_qualified_name()}/estimate'")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
         for sub in self._subs:
             self.destroy_subscription(sub)
         for timer in self._timers:
             self.destroy_timer(timer)
         self._subs, self._timers = [], []
+        self._stop_worker()
         self.get_logger().info("deactivated: subscriptions and worker stopped")
         return super().on_deactivate(state)
 
@@ -197,260 +175,150 @@ class ChatPoseNode(LifecycleNode):
             self._action.destroy()
             self._action = None
         for pub in self._pubs.values():
-            self.destroy_publisher(pub)
+            self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
-        if self.pipeline is not None:
-            try:
-                self.pipeline.close()
-            finally:
-                self.pipeline = None
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.close()
         self.model_state = "unconfigured"
-        with self._lock:
-            self._tracker, self._latest = None, None
+        self.session.reset()
 
     def _stop_worker(self) -> None:
         self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
-            pending = list(self._queue)
-            self._queue.clear()
-        for job in pending:
-            job.error, job.code = "node deactivated before the query was answered", "query_dropped"
-            job.done.set()
+        self.session.stop()
         if self._worker is not None:
-            self._worker.join(timeout=30.0)
+            self._worker.join(timeout=STOP_JOIN_S)
             if self._worker.is_alive():
-                self.get_logger().warn("worker still busy after 30 s; it will stop after the current inference")
+                self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
             self._worker = None
 
     # ------------------------------------------------------------------ inputs
-    def _store_frame(self, decode: Callable[[], np.ndarray], header: Header) -> None:
-        self.stats["frames_received"] += 1
-        self.image_arrivals.append(time.monotonic())
-        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
-        if stamp > 0:  # transport + queueing delay of the frame (camera stamp to callback), ms
-            self.image_delays_ms.append((self.get_clock().now().nanoseconds * 1e-9 - stamp) * 1000.0)
+    def _header(self, stamp: cdr.Stamped) -> Header:
+        return Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=stamp.frame_id or self.cfg.frame_id)
+
+    def _put(self, raw: bytes, parse: Callable) -> None:
         try:
-            rgb = decode()
+            stamp, image = parse(raw)
+            if isinstance(image, RawImage):  # the layout only: pixels are decoded when the frame is used
+                check_raw_layout(image.width, image.height, image.encoding, image.step, image.nbytes,
+                                 self.model_cfg.max_image_pixels)
         except ChatPoseError as exc:
-            self.stats["frames_invalid"] += 1
-            # a camera sending the same bad frame at 30 Hz is reported once a second, not 30 times
-            self._report(PipelineStatus.ERROR, exc.code, f"image refused: {exc}", throttle_key=f"image:{exc}")
+            self._emit(self.session.refuse_frame(exc.code, str(exc)))
             return
-        if not header.frame_id:
-            header.frame_id = self.cfg.frame_id
-        with self._lock:
-            self._frame_seq += 1
-            self._latest = _Frame(rgb, header, time.monotonic(), self._frame_seq)
-            if self._tracker is not None:
-                self._lock.notify_all()
+        delay = None
+        if stamp.sec > 0 or stamp.nanosec > 0:  # transport + queueing delay (camera stamp to callback), ms
+            delay = (self.get_clock().now().nanoseconds - stamp.sec * 10**9 - stamp.nanosec) * 1e-6
+        self.session.put_frame(Frame(image=image, header=self._header(stamp)), delay_ms=delay)
 
-    def _on_image(self, msg: Image) -> None:
-        self._store_frame(lambda: convert.image_to_rgb(msg, self.model_cfg.max_image_pixels), msg.header)
+    def _on_image(self, raw: bytes) -> None:
+        self._put(raw, cdr.parse_image)
 
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        self._store_frame(lambda: convert.compressed_to_rgb(msg, self.model_cfg.max_image_pixels), msg.header)
+    def _on_compressed(self, raw: bytes) -> None:
+        self._put(raw, cdr.parse_compressed)
 
     def _on_query_raw(self, raw: bytes) -> None:
         self.stats["queries_received"] += 1
         try:
             text = convert.string_from_cdr(raw)
         except InvalidQueryError as exc:
-            self.stats["queries_invalid"] += 1
-            self._report(PipelineStatus.ERROR, exc.code, f"query refused: {exc}")
+            self._emit(self.session.refuse_query(exc))
             return
-        self.submit_query(text)
-
-    def submit_query(self, text: str, image: _Frame | None = None) -> _Job | None:
-        """Validate and queue a query; returns the job, or None when it was refused."""
-        try:
-            query = validate_query(text, self.model_cfg.max_query_chars)
-        except InvalidQueryError as exc:
-            self.stats["queries_invalid"] += 1
-            self._report(PipelineStatus.ERROR, exc.code, f"query refused: {exc}", query=str(text)[:200])
-            return None
-        job = _Job(query=query, image=image)
-        dropped = None
-        with self._lock:
-            if len(self._queue) >= self.cfg.query_queue_size:
-                dropped = self._queue.popleft()
-            self._queue.append(job)
-            self._lock.notify_all()
-        if dropped is not None:
-            self.stats["queries_dropped"] += 1
-            dropped.error, dropped.code = "dropped: the query queue was full and a newer query arrived", "query_dropped"
-            dropped.done.set()
-            self._report(PipelineStatus.WARN, "query_dropped",
-                         f"query queue full ({self.cfg.query_queue_size}): dropped the oldest query '{dropped.query[:80]}'",
-                         query=dropped.query)
-        return job
+        self._emit(self.session.submit(text)[1])
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
         while not self._stop.is_set():
-            with self._lock:
-                job = self._queue.popleft() if self._queue else None
-                frame = self._latest
-                track_due = (job is None and self._tracker is not None and frame is not None
-                             and frame.seq != self._last_track_seq
-                             and time.monotonic() - self._last_track_time >= 1.0 / self.cfg.tracking_rate_hz)
-                if job is None and not track_due:
-                    self._lock.wait(timeout=0.1)
-                    continue
-            self._busy = True
+            work = self.session.take(timeout=WORKER_WAIT_S)
             try:
-                if job is not None:
-                    self._answer(job, frame)
+                if work is None:
+                    if self.runner is not None and self.model_state == "loaded" and not self.runner.alive:
+                        self._recover(WorkerCrashedError("the model worker died while idle"))
+                elif isinstance(work, Answer):
+                    self._emit(work.reports)
+                    result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query)
+                    self._emit(self.session.finish_answer(work, result))
                 else:
-                    self._track(frame)
-            except Exception as exc:  # the worker must outlive any bug in publishing or tracking
-                self.get_logger().error(f"worker error (recovered): {type(exc).__name__}: {exc}")
-                if job is not None and not job.done.is_set():
-                    job.error, job.code = f"{type(exc).__name__}: {exc}", "inference_failed"
-                    job.done.set()
-            finally:
-                self._busy = False
+                    people, size = self.runner.observe(work.frame.image, work.near)
+                    self._emit(self.session.finish_track(work, people, self.runner.model_id, size))
+            except WorkerCrashedError as exc:
+                self._emit(self.session.fail(work, exc) if work is not None else [])
+                self._recover(exc)
+            except Exception as exc:  # model errors (typed or not) are reported; the worker lives on
+                if not isinstance(exc, ChatPoseError):
+                    self.get_logger().error(f"worker error (recovered): {type(exc).__name__}: {exc}")
+                self._emit(self.session.fail(work, exc) if work is not None else [])
 
-    def _answer(self, job: _Job, latest: _Frame | None) -> None:
-        if job.cancelled:
-            job.error, job.code = "cancelled", "cancelled"
-            job.done.set()
-            return
-        frame = job.image or latest
-        image, header = None, Header(frame_id=self.cfg.frame_id)
-        header.stamp = self.get_clock().now().to_msg()
-        if frame is None:
-            self._report(PipelineStatus.WARN, "no_image",
-                         f"no image received yet on '{self.cfg.image_topic}': answering from the text alone", query=job.query)
-        elif job.image is None and self.cfg.max_image_age_s > 0 and time.monotonic() - frame.received > self.cfg.max_image_age_s:
-            age = time.monotonic() - frame.received
-            self._report(PipelineStatus.WARN, "stale_image",
-                         f"latest image is {age:.1f} s old (max_image_age_s={self.cfg.max_image_age_s}): "
-                         "answering from the text alone", query=job.query)
-        else:
-            image, header = frame.rgb, frame.header
-        job.stage, job.header = "estimating", header
-        t0 = time.monotonic()
+    def _recover(self, exc: WorkerCrashedError) -> None:
+        """The model's process died: report it, forget the track, start a new one."""
+        self.stats["worker_crashes"] += 1
+        self.model_state = "restarting"
+        self._emit([Report(PipelineStatus.ERROR, exc.code, f"{exc}; restarting the model worker")])
+        self.session.drop_track()
         try:
-            result = self.pipeline.estimate(image, job.query)
-        except ChatPoseError as exc:
-            job.error, job.code = str(exc), exc.code
-            self._report(PipelineStatus.ERROR, exc.code, f"query not answered: {exc}", query=job.query)
-            job.done.set()
+            self.runner.restart()
+        except Exception as err:
+            self.model_state = f"restart failed: {err}"
+            self._emit([Report(PipelineStatus.ERROR, "model_load_failed", f"model worker restart failed: {err}")])
             return
-        except Exception as exc:  # an inference bug must not take the node down
-            job.error, job.code = f"{type(exc).__name__}: {exc}", "inference_failed"
-            self.get_logger().error(f"inference failed on query '{job.query[:80]}': {type(exc).__name__}: {exc}")
-            self._report(PipelineStatus.ERROR, "inference_failed", f"query not answered: {type(exc).__name__}: {exc}", query=job.query)
-            job.done.set()
-            return
-        latency = (time.monotonic() - t0) * 1000.0
-        self._latencies.append(latency)
-        self.stats["queries_answered"] += 1
-        result = self._start_tracking(result, image is not None, frame)
-        job.stage, job.result = "publishing", result
-        self._publish_result(result, header, answer=True)
-        self._report(PipelineStatus.OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)
-        self.get_logger().info(f"query '{job.query[:80]}' -> '{result.answer[:80]}' "
-                               f"({len(result.people)} people, selected {result.selected}, {latency:.0f} ms)")
-        job.done.set()
-
-    def _start_tracking(self, result: PoseResult, used_image: bool, frame: _Frame | None) -> PoseResult:
-        """Track the chosen person from now on (when enabled and the person has a box); returns
-        the result with the chosen person's track id set."""
-        chosen = result.selected_person
-        with self._lock:
-            self._tracker = None
-            if not (self.cfg.track_after_query and used_image and chosen is not None and chosen.box is not None):
-                return result
-            tracker = tracker_factory(self.model_cfg.profile)()
-            tracked = tracker.start(chosen)
-            self._tracker, self._track_query = tracker, result.query
-            self._last_track_seq = frame.seq if frame is not None else -1
-        people = list(result.people)
-        people[result.selected] = tracked
-        return dataclasses.replace(result, people=tuple(people))
-
-    def _track(self, frame: _Frame) -> None:
-        self._last_track_seq, self._last_track_time = frame.seq, time.monotonic()
-        tracker = self._tracker
-        try:
-            people = self.pipeline.observe(frame.rgb, near=tracker.last_box)
-        except Exception as exc:
-            self._report(PipelineStatus.ERROR, "inference_failed", f"tracking update failed: {type(exc).__name__}: {exc}",
-                         throttle_key="track_error")
-            return
-        person = tracker.update(people)
-        if person is None:
-            if tracker.lost:
-                with self._lock:
-                    if self._tracker is tracker:
-                        self._tracker = None
-                self._report(PipelineStatus.WARN, "track_lost",
-                             f"lost the person chosen by '{self._track_query[:80]}'; send a new query", query=self._track_query)
-            return
-        self.stats["tracking_updates"] += 1
-        result = PoseResult(query=self._track_query, answer="", people=(person,), selected=0,
-                            model_id=self.pipeline.model_id, image_size=(frame.rgb.shape[1], frame.rgb.shape[0]))
-        self._publish_result(result, frame.header, answer=False)
+        self.model_state = "loaded"
+        self._emit([Report(PipelineStatus.WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])
 
     # ------------------------------------------------------------------ outputs
-    def _publish_result(self, result: PoseResult, header: Header, answer: bool) -> None:
+    def _emit(self, events) -> None:
+        for ev in events:
+            if isinstance(ev, Report):
+                self._report(ev)
+            elif isinstance(ev, Output):
+                self._publish(ev)
+
+    def _publish(self, out: Output) -> None:
         pubs = self._pubs
         if not pubs:
             return
-        arr = convert.result_to_msg(result, header)
+        header = out.frame.header if out.frame is not None else Header(stamp=self.get_clock().now().to_msg(),
+                                                                       frame_id=self.cfg.frame_id)
+        arr = convert.result_to_msg(out.result, header)
         pubs["poses"].publish(arr)
-        if 0 <= result.selected < len(arr.poses):
-            pubs["pose"].publish(arr.poses[result.selected])
+        if 0 <= out.result.selected < len(arr.poses):
+            pubs["pose"].publish(arr.poses[out.result.selected])
         pubs["markers"].publish(markers.result_markers(
-            result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
-        if answer:
-            pubs["answer"].publish(String(data=result.answer))
+            out.result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
+        if out.answer:
+            pubs["answer"].publish(String(data=out.result.answer))
+            self.get_logger().info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
+                                   f"({len(out.result.people)} people, selected {out.result.selected})")
+        for hook in self.output_hooks:
+            hook(out, header)
 
-    def _report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "") -> None:
-        """Log and publish a PipelineStatus; reports sharing a `throttle_key` are limited to one
-        per second (the others are counted in the `suppressed_reports` statistic)."""
-        if throttle_key:
-            now = time.monotonic()
-            if now - self._throttle.get(throttle_key, -1e9) < 1.0:
-                self.stats["suppressed_reports"] += 1
-                return
-            self._throttle[throttle_key] = now
-            if len(self._throttle) > 256:  # keep the table small whatever the input
-                self._throttle = {k: t for k, t in self._throttle.items() if now - t < 1.0}
+    def _report(self, rep: Report) -> None:
         # rclpy binds a severity to each logging call site: one call per severity
-        if level == PipelineStatus.OK:
-            self.get_logger().info(f"[{code}] {message}")
-        elif level == PipelineStatus.WARN:
-            self.get_logger().warn(f"[{code}] {message}")
+        if rep.level == PipelineStatus.OK:
+            self.get_logger().info(f"[{rep.code}] {rep.message}")
+        elif rep.level == PipelineStatus.WARN:
+            self.get_logger().warn(f"[{rep.code}] {rep.message}")
         else:
-            self.get_logger().error(f"[{code}] {message}")
+            self.get_logger().error(f"[{rep.code}] {rep.message}")
         pub = self._pubs.get("status")
-        if pub is not None:
-            self.stats[f"status_{code}"] += 1
-            pub.publish(convert.status_msg(level, code, message, query, self.get_clock().now().to_msg(), self.cfg.frame_id))
+        if pub is not None and pub.is_activated:
+            self.stats[f"status_{rep.code}"] += 1
+            pub.publish(convert.status_msg(rep.level, rep.code, rep.message, rep.query, self.get_clock().now().to_msg(),
+                                           self.cfg.frame_id))
 
     def _publish_diagnostics(self) -> None:
-        lat = list(self._latencies)
-        p50 = statistics.median(lat) if lat else 0.0
-        level = DiagnosticStatus.OK
-        msg = "ok"
-        if self.pipeline is None:
-            level, msg = DiagnosticStatus.ERROR, f"model not loaded ({self.model_state})"
-        elif lat and lat[-1] > self.cfg.latency_warn_ms:
-            level, msg = DiagnosticStatus.WARN, f"last answer took {lat[-1]:.0f} ms (> latency_warn_ms)"
-        values = {"model_id": self.pipeline.model_id if self.pipeline else "", "model_state": self.model_state,
-                  "busy": str(self._busy), "queue_length": str(len(self._queue)),
-                  "last_latency_ms": f"{lat[-1]:.1f}" if lat else "", "median_latency_ms": f"{p50:.1f}",
-                  "tracking": str(self._tracker is not None),
-                  "median_image_delay_ms": f"{statistics.median(self.image_delays_ms):.1f}" if self.image_delays_ms else ""}
-        values.update({k: str(v) for k, v in sorted(self.stats.items())})
+        values = {"model_id": self.runner.model_id if self.runner else "", "model_state": self.model_state,
+                  "model_process": "in process" if self.cfg.model_in_process else str(getattr(self.runner, "pid", "")),
+                  **self.session.snapshot(),
+                  "image_gaps_ms": ",".join(f"{g:.1f}" for g in self.session.drain_image_gaps())}
+        last = self.session.last_latency_ms
+        level, msg = DiagnosticStatus.OK, "ok"
+        if self.runner is None or self.model_state != "loaded":
+            level, msg = DiagnosticStatus.ERROR, f"model not available ({self.model_state})"
+        elif last is not None and last > self.cfg.latency_warn_ms:
+            level, msg = DiagnosticStatus.WARN, f"last answer took {last:.0f} ms (> latency_warn_ms)"
         status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", hardware_id="chatpose_ros", message=msg,
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        arr = DiagnosticArray(status=[status])
-        arr.header.stamp = self.get_clock().now().to_msg()
-        self._pubs["diagnostics"].publish(arr)
+        self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
+                                                          status=[status]))
 
     # ------------------------------------------------------------------ action
     def _on_goal(self, _goal) -> GoalResponse:
@@ -460,27 +328,29 @@ class ChatPoseNode(LifecycleNode):
         return GoalResponse.ACCEPT
 
     def _execute_goal(self, goal_handle) -> EstimatePose.Result:
-        goal = goal_handle.request
-        result = EstimatePose.Result()
+        goal, result = goal_handle.request, EstimatePose.Result()
         frame = None
         if goal.use_image:
+            img = goal.image
+            image = RawImage(memoryview(img.data).cast("B"), img.width, img.height, img.encoding, img.step,
+                             bool(img.is_bigendian))
             try:
-                rgb = convert.image_to_rgb(goal.image, self.model_cfg.max_image_pixels)
+                check_raw_layout(img.width, img.height, img.encoding, img.step, image.nbytes, self.model_cfg.max_image_pixels)
             except ChatPoseError as exc:
-                self._report(PipelineStatus.ERROR, exc.code, f"action goal refused: {exc}", query=goal.query)
+                self._emit([Report(PipelineStatus.ERROR, exc.code, f"action goal refused: {exc}", goal.query)])
                 result.success, result.message = False, f"{exc.code}: {exc}"
                 goal_handle.abort()
                 return result
-            header = goal.image.header
-            header.frame_id = header.frame_id or self.cfg.frame_id
-            frame = _Frame(rgb, header, time.monotonic(), -1)
-        job = self.submit_query(goal.query, frame)
+            img.header.frame_id = img.header.frame_id or self.cfg.frame_id
+            frame = Frame(image=image, header=img.header)
+        job, events = self.session.submit(goal.query, frame)
+        self._emit(events)
         if job is None:
             result.success, result.message = False, "invalid_query: see ~/status"
             goal_handle.abort()
             return result
         last_stage = ""
-        while not job.done.wait(timeout=0.05):
+        while not job.done.wait(timeout=GOAL_POLL_S):
             if goal_handle.is_cancel_requested:
                 job.cancelled = True
             if job.stage != last_stage:
@@ -494,6 +364,7 @@ class ChatPoseNode(LifecycleNode):
                 goal_handle.abort()
             return result
         result.success, result.message, result.answer = True, "ok", job.result.answer
-        result.poses = convert.result_to_msg(job.result, job.header or Header())
+        header = job.used_frame.header if job.used_frame is not None else Header(frame_id=self.cfg.frame_id)
+        result.poses = convert.result_to_msg(job.result, header)
         goal_handle.succeed()
         return result

@@ -1,0 +1,385 @@
+"""Where the model runs: in the caller's process, or in a worker process of its own (ROS-free).
+
+    runner = ProcessRunner(build_pipeline, PipelineConfig(), max_pixels)   # or InProcessRunner(pipeline, max_pixels)
+    runner.start()                                   # spawns the worker and loads the model (ModelLoadError)
+    result, size = runner.estimate(RawImage(...), "the person on the left")
+    people, size = runner.observe(RawImage(...), near=box)
+    runner.close()
+
+Images travel *undecoded* (`RawImage`: the pixel bytes of a sensor_msgs/Image as received,
+`EncodedImage`: JPEG/PNG bytes, `RgbImage`: an array) and are decoded by the runner, i.e. only
+for the frames the model is given. The process runner copies the bytes once, into a shared
+memory block (multiprocessing.shared_memory); the worker decodes them there, so neither the
+decode nor the model holds the node's GIL. Results come back pickled over a pipe (a few kB).
+
+If the worker dies, the call raises WorkerCrashedError; `restart()` spawns and loads a new one.
+The worker is started with the "spawn" method (no fork of a process running DDS threads).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from . import errors
+from .config import PipelineConfig
+from .errors import ChatPoseError, InferenceError, ModelLoadError, WorkerCrashedError
+from .image_codec import decode_compressed, decode_raw
+from .pipeline import PosePipeline, validate_image
+from .types import PersonPose, PoseResult
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]
+Size = tuple[int, int]  # (width, height) px
+PipelineFactory = Callable[[PipelineConfig], PosePipeline]
+
+WORKER_POLL_S = 0.1  # how often a waiting call checks that the worker is alive
+WORKER_STOP_S = 10.0  # how long close() waits for the worker to exit before killing it
+
+
+# ---------------------------------------------------------------------- undecoded images
+@dataclass(frozen=True)
+class RawImage:
+    """Raw pixels as in sensor_msgs/Image, not decoded. `data`: a buffer (bytes, memoryview)
+    of at least `step * height` bytes, e.g. a memoryview into the serialised message."""
+
+    data: Any
+    width: int
+    height: int
+    encoding: str
+    step: int
+    is_bigendian: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return memoryview(self.data).nbytes
+
+    def decode(self, max_pixels: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB; InvalidImageError."""
+        return decode_raw(self.data, self.width, self.height, self.encoding, self.step, self.is_bigendian, max_pixels)
+
+    def meta(self) -> tuple:
+        return ("raw", self.width, self.height, self.encoding, self.step, self.is_bigendian)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Compressed (JPEG/PNG) bytes, not decoded."""
+
+    data: Any
+
+    @property
+    def nbytes(self) -> int:
+        return memoryview(self.data).nbytes
+
+    def decode(self, max_pixels: int) -> np.ndarray:
+        return decode_compressed(self.data, max_pixels)
+
+    def meta(self) -> tuple:
+        return ("encoded",)
+
+
+@dataclass(frozen=True)
+class RgbImage:
+    """An image already decoded: (H, W, 3) uint8 RGB."""
+
+    rgb: np.ndarray
+
+    @property
+    def data(self) -> memoryview:
+        return memoryview(np.ascontiguousarray(self.rgb)).cast("B")
+
+    @property
+    def nbytes(self) -> int:
+        return self.rgb.nbytes
+
+    def decode(self, max_pixels: int) -> np.ndarray:
+        return validate_image(self.rgb, max_pixels)
+
+    def meta(self) -> tuple:
+        return ("rgb", self.rgb.shape[0], self.rgb.shape[1])
+
+
+Image = RawImage | EncodedImage | RgbImage
+
+
+def _rebuild(meta: tuple, buf: memoryview) -> Image:
+    """The image record of `meta` over `buf` (in the worker)."""
+    kind = meta[0]
+    if kind == "raw":
+        return RawImage(buf, *meta[1:])
+    if kind == "encoded":
+        return EncodedImage(buf)
+    return RgbImage(np.ndarray((meta[1], meta[2], 3), np.uint8, buffer=buf))
+
+
+def _size(rgb: np.ndarray) -> Size:
+    return (int(rgb.shape[1]), int(rgb.shape[0]))
+
+
+class ModelRunner(Protocol):
+    """What the node needs to run the model, wherever it runs."""
+
+    model_id: str
+
+    def start(self) -> None:
+        """Load the model (ModelLoadError / ChatPoseError when it cannot be loaded)."""
+        ...
+
+    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
+        """Decode `image` and answer `query` about it; also returns the image size."""
+        ...
+
+    def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
+        """Decode `image` and find every person in it (near `near` when given)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """False when the model's process died (then `restart()` it)."""
+        ...
+
+    def restart(self) -> None:
+        """Stop and start again (a new process, the model loaded anew)."""
+        ...
+
+
+class InProcessRunner:
+    """The model in this process (tests, debugging): decode and call the pipeline here."""
+
+    def __init__(self, factory: PipelineFactory, config: PipelineConfig) -> None:
+        self._factory, self._config = factory, config
+        self.pipeline: PosePipeline | None = None
+        self.model_id = ""
+
+    alive = True  # lives and dies with this process
+
+    def start(self) -> None:
+        self.pipeline = self._factory(self._config)
+        self.model_id = self.pipeline.model_id
+
+    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
+        rgb = None if image is None else image.decode(self._config.max_image_pixels)
+        return self.pipeline.estimate(rgb, query), None if rgb is None else _size(rgb)
+
+    def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
+        rgb = image.decode(self._config.max_image_pixels)
+        return list(self.pipeline.observe(rgb, near=near)), _size(rgb)
+
+    def close(self) -> None:
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+
+    def restart(self) -> None:
+        self.close()
+        self.start()
+
+
+# ---------------------------------------------------------------------- worker process
+def _error_reply(exc: BaseException) -> tuple:
+    if isinstance(exc, ChatPoseError):
+        return ("error", type(exc).__name__, str(exc))
+    return ("error", "", f"{type(exc).__name__}: {exc}")
+
+
+def _raise_reply(reply: tuple) -> None:
+    """Raise the typed error a worker reported (InferenceError for anything unexpected)."""
+    _, name, message = reply
+    cls = getattr(errors, name, None) if name else None
+    if not (isinstance(cls, type) and issubclass(cls, ChatPoseError)):
+        cls = InferenceError
+    raise cls(message)
+
+
+def _attach(name: str) -> shared_memory.SharedMemory:
+    # The spawned worker shares the node's resource tracker, which already knows the block (the
+    # node created it and unlinks it): attaching registers the same name again, a no-op.
+    return shared_memory.SharedMemory(name=name)
+
+
+def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
+    """The worker process: load the model, then answer requests from `conn` until "close".
+
+    Requests: ("estimate", shm name | None, image meta | None, nbytes, query) and
+    ("observe", shm name, image meta, nbytes, near); replies ("ok", value) or ("error", error
+    class name, message)."""
+    try:
+        pipeline = factory(config)
+    except BaseException as exc:  # report why the model could not load, then exit
+        conn.send(_error_reply(exc))
+        return
+    conn.send(("ok", pipeline.model_id))
+    blocks: dict[str, shared_memory.SharedMemory] = {}
+    try:
+        while True:
+            try:
+                req = conn.recv()
+            except EOFError:  # the node went away
+                return
+            if req[0] == "close":
+                return
+            op, name, meta, nbytes, arg = req
+            try:
+                image = None
+                if name is not None:
+                    if name not in blocks:  # the node grew its block: let go of the old one
+                        _close_blocks(blocks)
+                        blocks = {name: _attach(name)}
+                    image = _rebuild(meta, blocks[name].buf[:nbytes])
+                rgb = None if image is None else image.decode(config.max_image_pixels)
+                if op == "estimate":
+                    value = (pipeline.estimate(rgb, arg), None if rgb is None else _size(rgb))
+                else:
+                    value = (list(pipeline.observe(rgb, near=arg)), _size(rgb))
+                del rgb, image
+                conn.send(("ok", value))
+            except Exception as exc:  # the worker outlives any error of one request
+                conn.send(_error_reply(exc))
+    finally:
+        _close_blocks(blocks)
+        pipeline.close()
+
+
+def _close_blocks(blocks: dict[str, shared_memory.SharedMemory]) -> None:
+    for shm in blocks.values():
+        try:
+            shm.close()
+        except BufferError:  # a view into the block is still alive: unmapped when the worker exits
+            pass
+
+
+class ProcessRunner:
+    """The model in its own spawned process; frames handed over through shared memory.
+
+    Args:
+        factory: builds the pipeline in the worker; it must be picklable (a module-level
+            function such as chatpose_ros.profiles.build_pipeline).
+        config: the pipeline configuration (sent to the worker).
+        start_timeout_s: how long `start` waits for the model to load.
+    """
+
+    def __init__(self, factory: PipelineFactory, config: PipelineConfig, start_timeout_s: float = 600.0) -> None:
+        self._factory, self._config, self._start_timeout = factory, config, start_timeout_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc = None
+        self._conn = None
+        self._shm: shared_memory.SharedMemory | None = None
+        self._lock = threading.Lock()  # one request at a time
+        self.model_id = ""
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def alive(self) -> bool:
+        """The worker process runs (False after a crash, until `restart`)."""
+        return self._proc is not None and self._proc.is_alive()
+
+    def start(self) -> None:
+        """Spawn the worker and wait until the model is loaded (ModelLoadError or the typed
+        error the worker reported)."""
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=worker_main, args=(child, self._factory, self._config),
+                                 name="chatpose_model_worker", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        try:
+            reply = self._wait(self._start_timeout)
+        except WorkerCrashedError as exc:
+            self._stop()
+            raise ModelLoadError(f"the model worker exited while loading the model ({exc})") from exc
+        if reply[0] != "ok":
+            self._stop()
+            _raise_reply(reply)
+        self.model_id = reply[1]
+        log.info("model worker %d loaded %s", proc.pid, self.model_id)
+
+    def restart(self) -> None:
+        """Stop the worker (dead or alive) and start a new one."""
+        self._stop()
+        self.start()
+
+    def _wait(self, timeout: float | None = None) -> tuple:
+        waited = 0.0
+        try:
+            while not self._conn.poll(WORKER_POLL_S):
+                waited += WORKER_POLL_S
+                if not self._proc.is_alive():
+                    raise WorkerCrashedError(f"model worker {self._proc.pid} died (exit code {self._proc.exitcode})")
+                if timeout is not None and waited >= timeout:
+                    raise WorkerCrashedError(f"model worker {self._proc.pid} did not answer within {timeout:.0f} s")
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self._proc.join(WORKER_POLL_S)
+            raise WorkerCrashedError(f"model worker {self._proc.pid} died (exit code {self._proc.exitcode})") from exc
+
+    def _put(self, image: Image) -> tuple[str, int]:
+        """Copy `image`'s bytes into the shared block (grown when too small): the one copy."""
+        src = memoryview(image.data).cast("B")
+        n = src.nbytes
+        if self._shm is None or self._shm.size < n:
+            self._free_shm()
+            self._shm = shared_memory.SharedMemory(create=True, size=max(n, 1))
+        self._shm.buf[:n] = src
+        return self._shm.name, n
+
+    def _call(self, op: str, image: Image | None, arg: Any) -> Any:
+        if self._proc is None:
+            raise WorkerCrashedError("the model worker is not running")
+        with self._lock:
+            name, n = (None, 0) if image is None else self._put(image)
+            try:
+                self._conn.send((op, name, None if image is None else image.meta(), n, arg))
+            except (BrokenPipeError, OSError) as exc:
+                raise WorkerCrashedError(f"model worker {self._proc.pid} is gone ({exc})") from exc
+            reply = self._wait()
+        if reply[0] != "ok":
+            _raise_reply(reply)
+        return reply[1]
+
+    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
+        return self._call("estimate", image, query)
+
+    def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
+        return self._call("observe", image, near)
+
+    def _free_shm(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+            self._shm.unlink()
+            self._shm = None
+
+    def _stop(self) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if proc is not None:
+            try:
+                if proc.is_alive():
+                    conn.send(("close",))
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(WORKER_STOP_S)
+            if proc.is_alive():
+                log.warning("model worker %d did not stop within %.0f s: killed", proc.pid, WORKER_STOP_S)
+                proc.kill()
+                proc.join(WORKER_STOP_S)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Stop the worker (the model is released with its process) and free the shared block."""
+        with self._lock:
+            self._stop()
+            self._free_shm()

@@ -1,0 +1,101 @@
+"""The model in its own process (chatpose_ros.core.model_worker, no ROS): frames through shared
+memory decoded in the worker, typed errors across the process boundary, crash and restart."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.errors import InvalidImageError, ModelLoadError, WorkerCrashedError
+from chatpose_ros.core.image_codec import encode_raw
+from chatpose_ros.core.model_worker import InProcessRunner, ProcessRunner, RawImage, RgbImage
+from fakes import crashing_pipeline, echo_pipeline
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _raw(rgb, encoding="bgr8"):
+    data, step = encode_raw(rgb, encoding)
+    return RawImage(memoryview(data), rgb.shape[1], rgb.shape[0], encoding, step)
+
+
+def _broken_factory(cfg):
+    raise ModelLoadError("weights file /nope/x.safetensors not found")
+
+
+@pytest.fixture
+def runner():
+    made = []
+
+    def make(factory, **cfg):
+        made.append(ProcessRunner(factory, PipelineConfig(**cfg)))
+        made[-1].start()
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_frames_reach_the_worker_intact_and_decoded_there(runner):
+    r = runner(echo_pipeline)
+    assert r.model_id == "fake:echo" and r.alive and r.pid is not None
+    rng = np.random.default_rng(0)
+    for shape in ((48, 64), (480, 640), (30, 40)):  # the shared block grows, and is reused
+        rgb = rng.integers(0, 255, shape + (3,), dtype=np.uint8)
+        for image in (_raw(rgb, "bgr8"), _raw(rgb, "rgb8"), RgbImage(rgb)):
+            result, size = r.estimate(image, "the person on the right")
+            assert result.answer == f"sum={int(rgb.astype(np.int64).sum())} shape={shape[0]}x{shape[1]}"
+            assert size == (shape[1], shape[0]) and result.selected == 1 and len(result.people) == 2
+    people, size = r.observe(_raw(rgb), near=(0.0, 0.0, 10.0, 10.0))
+    assert len(people) == 2 and size == (40, 30)
+    result, size = r.estimate(None, "text only")
+    assert result.answer == "none" and size is None
+
+
+def test_in_process_runner_answers_the_same(runner):
+    rgb = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    here = InProcessRunner(echo_pipeline, PipelineConfig())
+    here.start()
+    there = runner(echo_pipeline)
+    assert here.estimate(_raw(rgb), "q")[0].answer == there.estimate(_raw(rgb), "q")[0].answer
+    here.close()
+    assert here.pipeline is None
+
+
+def test_errors_keep_their_type_across_the_process_boundary(runner):
+    r = runner(echo_pipeline, max_image_pixels=100)
+    big = np.zeros((20, 20, 3), np.uint8)
+    with pytest.raises(InvalidImageError, match="max_image_pixels"):
+        r.estimate(_raw(big), "q")
+    assert r.estimate(None, "still serving")[0].answer == "none"
+
+
+def test_load_failure_is_a_typed_error():
+    r = ProcessRunner(_broken_factory, PipelineConfig())
+    with pytest.raises(ModelLoadError, match="not found"):
+        r.start()
+    assert not r.alive
+    r.close()
+
+
+def test_crash_is_detected_and_restart_serves_again(runner):
+    r = runner(crashing_pipeline)
+    first = r.pid
+    with pytest.raises(WorkerCrashedError, match="died"):
+        r.estimate(None, "crash now")
+    assert not r.alive
+    r.restart()
+    assert r.alive and r.pid != first
+    assert r.estimate(None, "hello")[0].answer
+
+
+def test_close_frees_the_shared_block(runner):
+    from multiprocessing import shared_memory
+
+    r = runner(echo_pipeline)
+    r.estimate(RgbImage(np.zeros((8, 8, 3), np.uint8)), "q")
+    name = r._shm.name
+    r.close()
+    with pytest.raises(FileNotFoundError):
+        shared_memory.SharedMemory(name=name)
