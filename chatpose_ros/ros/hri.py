@@ -1,0 +1,191 @@
+"""ROS4HRI (REP-155) body topics from pose results: message conversions and a publisher set.
+
+For every body in view (a person with a box; poses made from the text alone are not bodies):
+
+| topic | type |
+|---|---|
+| /humans/bodies/tracked | hri_msgs/IdsList: the ids of the bodies in the latest update |
+| /humans/bodies/<id>/roi | hri_msgs/NormalizedRegionOfInterest2D: box / image size, c = confidence |
+| /humans/bodies/<id>/skeleton2d | hri_msgs/Skeleton2D: the 18 OpenPose-COCO points, normalised, c = 0 unseen |
+| /humans/bodies/<id>/cropped | sensor_msgs/Image: the box cut from the image (rgb8) |
+| /humans/bodies/<id>/joint_states | sensor_msgs/JointState: REP-155 joint names `<joint>_<id>` from SMPL theta |
+
+Ids (``BodyIds``): a tracked person (track_id >= 0) is ``b`` + its track id in base 36, for the
+whole track; an untracked person gets ``u`` + a counter in base 36, kept while its box overlaps
+the box it had in the previous update (IoU >= ``UNTRACKED_MATCH_IOU``). Per-body publishers are
+created when an id appears and destroyed when it leaves the update.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hri_msgs.msg import IdsList, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header
+
+from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.placement import keypoint_names
+from chatpose_ros.core.rep155 import REP155_JOINT_NAMES, base36, body_id, joint_angles, skeleton18
+from chatpose_ros.core.types import PersonPose, PoseResult
+
+from .convert import rgb_to_image
+
+BODIES_NS = "/humans/bodies"
+TRACKED_TOPIC = f"{BODIES_NS}/tracked"
+BODY_TOPICS = ("roi", "skeleton2d", "cropped", "joint_states")
+UNTRACKED_PREFIX = "u"
+UNTRACKED_MATCH_IOU = 0.3  # an untracked box overlapping its previous box this much keeps its id
+
+
+def is_body(person: PersonPose) -> bool:
+    """A person seen in the image (has a box), not a pose made from the text alone."""
+    return person.box is not None and not person.generated
+
+
+def _clip01(v: float) -> float:
+    return float(min(1.0, max(0.0, v)))
+
+
+def roi_msg(box: tuple[float, float, float, float], image_size: tuple[int, int], confidence: float,
+            header: Header) -> NormalizedRegionOfInterest2D:
+    """Box (x_min, y_min, x_max, y_max) px in an image of (width, height) px -> the REP's
+    normalised region ([0, 1], top-left origin), c = confidence."""
+    w, h = image_size
+    return NormalizedRegionOfInterest2D(header=header, xmin=_clip01(box[0] / w), ymin=_clip01(box[1] / h),
+                                        xmax=_clip01(box[2] / w), ymax=_clip01(box[3] / h), c=_clip01(confidence))
+
+
+def skeleton_msg(person: PersonPose, image_size: tuple[int, int], header: Header) -> Skeleton2D | None:
+    """The person's 2D keypoints as a Skeleton2D (18 points in the order of its constants, x and
+    y normalised to [0, 1]; c = the person's confidence where seen, 0 where not), or None when
+    the person has no keypoints of a known layout."""
+    names = keypoint_names(person)
+    if names is None:
+        return None
+    pts, seen = skeleton18(np.asarray(person.keypoints_2d), names)
+    w, h = image_size
+    c = _clip01(person.confidence)
+    msg = Skeleton2D(header=header)
+    msg.skeleton = [NormalizedPointOfInterest2D(x=_clip01(p[0] / w), y=_clip01(p[1] / h), c=c if s else 0.0)
+                    if s else NormalizedPointOfInterest2D() for p, s in zip(pts, seen)]
+    return msg
+
+
+def joint_state_msg(theta: np.ndarray, bid: str, header: Header) -> JointState:
+    """SMPL theta -> JointState of the REP-155 kinematic model (names `<joint>_<id>`, rad)."""
+    angles = joint_angles(theta)
+    return JointState(header=header, name=[f"{n}_{bid}" for n in REP155_JOINT_NAMES],
+                      position=[float(angles[n]) for n in REP155_JOINT_NAMES])
+
+
+def cropped_msg(rgb: np.ndarray, box: tuple[float, float, float, float], header: Header) -> Image | None:
+    """The box cut from (H, W, 3) uint8 RGB as an rgb8 Image, or None when the box is empty."""
+    h, w = rgb.shape[:2]
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(w, int(np.ceil(box[2])) + 1), min(h, int(np.ceil(box[3])) + 1)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return rgb_to_image(np.ascontiguousarray(rgb[y0:y1, x0:x1]), header)
+
+
+class BodyIds:
+    """Stable REP-155 ids for the bodies of successive updates (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._untracked: list[tuple[str, tuple[float, float, float, float]]] = []
+        self._counter = 0
+
+    def assign(self, people: list[PersonPose]) -> list[str]:
+        """One id per person (each with a box), in order."""
+        ids: list[str] = []
+        previous = list(self._untracked)
+        untracked: list[tuple[str, tuple[float, float, float, float]]] = []
+        for p in people:
+            if p.track_id >= 0:
+                ids.append(body_id(p.track_id))
+                continue
+            best = max(previous, key=lambda e: box_iou(e[1], p.box), default=None)
+            if best is not None and box_iou(best[1], p.box) >= UNTRACKED_MATCH_IOU:
+                previous.remove(best)
+                bid = best[0]
+            else:
+                bid = UNTRACKED_PREFIX + base36(self._counter)
+                self._counter += 1
+            untracked.append((bid, p.box))
+            ids.append(bid)
+        self._untracked = untracked
+        return ids
+
+
+@dataclasses.dataclass
+class _BodyPubs:
+    roi: object
+    skeleton2d: object
+    cropped: object
+    joint_states: object
+
+
+class HriBodyPublisher:
+    """The REP-155 body topics of a node. `publish(result, header, rgb)` after every update;
+    `close()` destroys every publisher. Not thread-safe: call from one thread."""
+
+    def __init__(self, node, qos) -> None:
+        self._node = node
+        self._qos = qos
+        self._ids = BodyIds()
+        self._tracked_pub = node.create_publisher(IdsList, TRACKED_TOPIC, qos)
+        self._bodies: dict[str, _BodyPubs] = {}
+
+    @property
+    def body_ids(self) -> list[str]:
+        """The ids with live per-body publishers."""
+        return list(self._bodies)
+
+    def assign_ids(self, result: PoseResult) -> list[tuple[str, int]]:
+        """(id, index into result.people) for every body of `result`."""
+        idx = [i for i, p in enumerate(result.people) if is_body(p)]
+        ids = self._ids.assign([result.people[i] for i in idx])
+        return list(zip(ids, idx))
+
+    def publish(self, result: PoseResult, header: Header, rgb: np.ndarray | None,
+                bodies: list[tuple[str, int]] | None = None) -> list[tuple[str, int]]:
+        """Publish the body topics of `result` (an image's people; `rgb` the image, for crops).
+        `bodies` = ids from `assign_ids` (assigned here when None). Returns them."""
+        if bodies is None:
+            bodies = self.assign_ids(result)
+        live = {bid for bid, _ in bodies}
+        for gone in [b for b in self._bodies if b not in live]:
+            pubs = self._bodies.pop(gone)
+            for pub in vars(pubs).values():
+                self._node.destroy_publisher(pub)
+        size = result.image_size or ((rgb.shape[1], rgb.shape[0]) if rgb is not None else None)
+        for bid, i in bodies:
+            person = result.people[i]
+            pubs = self._bodies.get(bid)
+            if pubs is None:
+                ns = f"{BODIES_NS}/{bid}"
+                pubs = _BodyPubs(roi=self._node.create_publisher(NormalizedRegionOfInterest2D, f"{ns}/roi", self._qos),
+                                 skeleton2d=self._node.create_publisher(Skeleton2D, f"{ns}/skeleton2d", self._qos),
+                                 cropped=self._node.create_publisher(Image, f"{ns}/cropped", self._qos),
+                                 joint_states=self._node.create_publisher(JointState, f"{ns}/joint_states", self._qos))
+                self._bodies[bid] = pubs
+            if size is not None:
+                pubs.roi.publish(roi_msg(person.box, size, person.confidence, header))
+                skel = skeleton_msg(person, size, header)
+                if skel is not None:
+                    pubs.skeleton2d.publish(skel)
+            if rgb is not None:
+                crop = cropped_msg(rgb, person.box, header)
+                if crop is not None:
+                    pubs.cropped.publish(crop)
+            pubs.joint_states.publish(joint_state_msg(person.theta, bid, header))
+        self._tracked_pub.publish(IdsList(header=header, ids=[bid for bid, _ in bodies]))
+        return bodies
+
+    def close(self) -> None:
+        for pubs in self._bodies.values():
+            for pub in vars(pubs).values():
+                self._node.destroy_publisher(pub)
+        self._bodies = {}
+        self._node.destroy_publisher(self._tracked_pub)
