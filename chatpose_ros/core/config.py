@@ -84,6 +84,19 @@ class NodeConfig:
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
     latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
+    camera_info_topic: str = _f("", "sensor_msgs/CameraInfo topic whose intrinsics place people in metres; empty = "
+                                "beside the image topic (<image topic's namespace>/camera_info, as image_pipeline). "
+                                "Without it translations are unknown (status no_camera_info).")
+    hri_enabled: bool = _f(True, "Publish the ROS4HRI (REP-155) body topics: /humans/bodies/tracked and per body "
+                           "roi, skeleton2d, cropped and joint_states.")
+    tf_enabled: bool = _f(True, "Broadcast TF frames (child of the image's optical frame): chatpose_target for the "
+                          "chosen person, body_<id> for each body with a known translation; and ~/target_pose.")
+    tf_joint_frames: bool = _f(False, "Also broadcast per-joint frames <link>_<id> (head, shoulders, elbows, wrists, "
+                               "hips, knees, ankles) as children of body_<id>.")
+    speech_discover_voices: bool = _f(True, "Take queries from hri_msgs/LiveSpeech on /humans/voices/<id>/speech for "
+                                      "every voice listed on /humans/voices/tracked (final results only).")
+    speech_topics: str = _f("", "Comma-separated further hri_msgs/LiveSpeech topics to take queries from (final "
+                            "results only); empty = none.")
     model_in_process: bool = _f(False, "Run the model in the node's process (tests, debugging). False: in a worker "
                                 "process of its own, frames handed over through shared memory, restarted if it dies.")
 
