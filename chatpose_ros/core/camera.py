@@ -16,9 +16,13 @@ Frames and units: the camera OPTICAL frame (x right, y down, z forward out of th
 pixels with the origin at the centre of the top-left pixel, as in ``sensor_msgs/CameraInfo``.
 
 Method (``estimate_translation``): the pose model gives the body's 3D shape but not where it
-is: ``points_3d`` (N, 3) are the person's keypoints in metres, pelvis-relative, in camera axes
-(for the default profile: ``keypoints.smpl_to_keypoints(joints, rotmats)`` on the regressor's
-pose, the same 15 keypoints the detector gives in 2D). We look for the translation ``t`` that
+is: ``points_3d`` (N, 3) are the person's keypoints in metres, in camera axes, relative to the
+point whose position we want (the pelvis). Two sources in the default profile, row for row with
+the 2D keypoints: the detector's metric 3D keypoints when it has them (MediaPipe world
+landmarks through ``keypoints.mediapipe_to_keypoints``; hip-centred, so ``t`` is then the
+mid-hip), else the regressor's pose (``keypoints.smpl_to_keypoints(joints, rotmats)``, the
+same 15 keypoints). On mocap (``tools/eval_depth``) the world landmarks gave the smaller error
+(median 3.0% vs 4.2% with the regressor's skeleton). We look for the translation ``t`` that
 puts this skeleton where it projects onto the detected 2D keypoints:
 
 1. Keypoints are undistorted (``cv2.undistortPoints`` / ``cv2.fisheye.undistortPoints``) to

@@ -10,8 +10,9 @@ size varies (``--size-sd``: the true body is the mean SMPL body scaled by N(1, s
 outside the image are not seen (truncated people at short range and long focal lengths).
 
 The 3D skeleton the fit uses (``--joints``): ``true`` = the true pose on the mean body (a
-perfect pose model), or ``regressor`` = the shipped keypoint-to-SMPL regressor run on the noisy
-keypoints (2D + 3D with ``--noise-3d-m`` noise, like MediaPipe's world landmarks).
+perfect pose model), ``regressor`` = the shipped keypoint-to-SMPL regressor run on the noisy
+keypoints (2D + 3D with ``--noise-3d-m`` noise, like MediaPipe's world landmarks), or ``world``
+= those noisy 3D keypoints themselves.
 
 Columns, side by side on the same samples:
 - ``fit K``   : ``core.camera.estimate_translation`` with the camera's intrinsics (camera_info);
@@ -23,7 +24,8 @@ Columns, side by side on the same samples:
 
 Printed: median absolute depth error (m), median and 90th-percentile relative error (%), by
 distance bucket and by focal length, and the share of people without an estimate. Synthetic:
-no detector domain gap (MediaPipe's hips sit lower and wider than SMPL's), exact principal point.
+exact principal point, and no detector domain gap unless ``--mediapipe-hips`` (MediaPipe's hip
+landmarks sit up to 6 cm lower and 4 cm wider than SMPL's hip joints).
 """
 from __future__ import annotations
 
@@ -78,7 +80,7 @@ def _today(kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) 
 
 
 def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, size_sd: float, seed: int,
-        distortion: tuple[float, ...] = ()) -> dict:
+        distortion: tuple[float, ...] = (), mediapipe_hips: bool = False) -> dict:
     """Evaluate; returns {"depth": (S,), "focal": (S,), "err": {method: (S,) signed depth error m or nan}}."""
     import torch
 
@@ -102,7 +104,18 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     rot[:, 0] = Rc @ rot[:, 0]
     joints = np.einsum("sij,skj->ski", Rc, joints_all[pick])           # mean body, camera axes
     kp_mean = smpl_to_keypoints(joints, rot)                           # (S, 15, 3) pelvis-relative
-    kp_true = kp_mean * size[:, None, None]                            # the real person's size
+    detector_offset = np.zeros_like(kp_mean)                           # detector vs SMPL keypoints
+    if mediapipe_hips:  # the detector's hip landmarks: lower and wider than SMPL's hip joints
+        from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+        from chatpose_ros.models.default.offline.train_regressor import NoiseModel
+
+        nm = NoiseModel()
+        down = rng.uniform(0.0, nm.hip_down_m, samples)
+        out = rng.uniform(0.0, nm.hip_out_m, samples)
+        for name, side in (("left_hip", 1.0), ("right_hip", -1.0)):
+            off = np.stack([side * out, -down, np.zeros(samples)], 1)   # body frame (x left, y up)
+            detector_offset[:, KEYPOINT_NAMES.index(name)] = np.einsum("sij,sj->si", rot[:, 0], off)
+    kp_true = (kp_mean + detector_offset) * size[:, None, None]        # what the detector sees, real size
 
     cams = [CameraIntrinsics(fx=f, fy=f, cx=(W - 1) / 2, cy=(H - 1) / 2, width=W, height=H,
                              distortion_model="plumb_bob" if distortion else "", distortion=distortion)
@@ -111,7 +124,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     kp2d = np.stack([c.project(k + t) for c, k, t in zip(cams, kp_true, trans)])
     kp2d = kp2d + rng.normal(0.0, noise_px, kp2d.shape)
     seen = np.stack([c.inside(p) for c, p in zip(cams, kp2d)])
-    world = kp_mean + rng.normal(0.0, noise_3d_m, kp_mean.shape)      # MediaPipe-like world landmarks
+    world = kp_mean + detector_offset + rng.normal(0.0, noise_3d_m, kp_mean.shape)  # MediaPipe-like world landmarks
 
     if joints_source == "regressor":
         from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR, REGRESSOR_FILE
@@ -121,6 +134,8 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
         pred = reg.predict(world.astype(np.float32), kp2d.astype(np.float32), visibility=seen.astype(np.float32))
         pj = forward_kinematics(torch.as_tensor(pred, dtype=torch.float64)).numpy()
         fit3d = smpl_to_keypoints(pj, pred.astype(np.float64))
+    elif joints_source == "world":
+        fit3d = world
     else:
         fit3d = kp_mean
 
@@ -172,21 +187,25 @@ WEBCAM_DISTORTION = (-0.28, 0.09, 0.001, -0.0005, -0.01)
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=int, default=2000, help="people placed (spread over the focal lengths)")
-    ap.add_argument("--joints", choices=("true", "regressor"), default="regressor",
-                    help="3D skeleton for the fit: the true pose (mean body) or the shipped regressor's")
+    ap.add_argument("--joints", choices=("true", "regressor", "world"), default="regressor",
+                    help="3D skeleton for the fit: the true pose (mean body), the shipped regressor's, or the "
+                    "detector's noisy 3D keypoints (MediaPipe world landmarks)")
     ap.add_argument("--noise-px", type=float, default=2.0, help="gaussian keypoint noise, sigma in px")
     ap.add_argument("--noise-3d-m", type=float, default=0.02, help="noise of the 3D input keypoints (m, regressor input)")
     ap.add_argument("--size-sd", type=float, default=0.05, help="body size spread: true size = mean x N(1, sd)")
     ap.add_argument("--distorted", action="store_true", help="project through a wide-angle plumb_bob lens "
                     "(fit K undistorts; the others do not)")
+    ap.add_argument("--mediapipe-hips", action="store_true", help="move the observed hips lower and wider "
+                    "(up to 6 and 4 cm, MediaPipe's hip landmarks vs SMPL's hip joints)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     res = run(args.samples, args.joints, args.noise_px, args.noise_3d_m, args.size_sd, args.seed,
-              WEBCAM_DISTORTION if args.distorted else ())
+              WEBCAM_DISTORTION if args.distorted else (), args.mediapipe_hips)
     print(f"# depth error: {args.samples} mocap poses (CMU 01_01, held out), {IMAGE_WH[0]}x{IMAGE_WH[1]} px, "
           f"focal {', '.join(f'{f:.0f}' for f in FOCALS_PX)} px, keypoint noise {args.noise_px} px, "
-          f"3D skeleton: {args.joints}, body size sd {args.size_sd}, distortion: {'plumb_bob' if args.distorted else 'none'}")
+          f"3D skeleton: {args.joints}, body size sd {args.size_sd}, distortion: {'plumb_bob' if args.distorted else 'none'}, "
+          f"MediaPipe hip offset: {'yes' if args.mediapipe_hips else 'no'}")
     print_tables(res)
 
 
