@@ -12,7 +12,6 @@ from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import CheckpointError, InvalidImageError, InvalidQueryError, ModelLoadError
 from conftest import load_photo
 
-pytest.importorskip("mediapipe")
 cv2 = pytest.importorskip("cv2")
 
 
@@ -56,22 +55,55 @@ def test_result_shapes_and_fields(pipe):
     assert p.joints.shape == (24, 3) and np.isfinite(p.joints).all()
     assert p.box is not None and p.keypoints_2d.shape == (15, 2) and p.keypoints_2d_edges
     assert p.translation is not None and p.translation[2] > 0
-    assert 0.0 <= p.confidence <= 1.0
-    assert {"detect", "regress", "llm"} <= set(res.timings_ms)
+    assert 0.0 <= p.confidence <= 1.0 and not p.generated
+    assert p.joint_confidence.shape == (24,) and ((p.joint_confidence >= 0) & (p.joint_confidence <= 1)).all()
+    assert p.joint_confidence.max() > 0.5  # a whole person in view: most joints seen
+    # seen keypoints are pixels, the others NaN; seen ones match the joints that are seen
+    seen = np.isfinite(p.keypoints_2d).all(1)
+    assert seen.sum() >= 8
+    assert {"perception", "regress", "llm"} <= set(res.timings_ms)
     json.dumps(res.to_json())
 
 
-def test_text_only_question_uses_llm_pose_head(pipe):
-    res = pipe.estimate(None, "What pose would a tired person take?")
+@pytest.mark.parametrize("query", ["What pose would a tired person take?", "the person on the left"])
+def test_text_only_question_gives_a_generated_pose(pipe, query):
+    res = pipe.estimate(None, query)
     assert res.image_size is None and res.selected == 0
     p = res.people[0]
-    assert p.estimator == "llm_pose_head" and p.box is None
+    assert p.estimator == "llm_generated" and p.generated
+    assert p.box is None and p.translation is None
     assert p.theta.shape == (72,) and np.isfinite(p.theta).all() and p.joints.shape == (24, 3)
+    assert res.to_json()["people"][0]["generated"] is True
 
 
-def test_image_without_people_falls_back_to_pose_head(pipe):
-    res = pipe.estimate(np.full((120, 160, 3), 90, np.uint8), "the person on the left")
-    assert res.people and res.people[0].estimator == "llm_pose_head"
+@pytest.mark.parametrize("image", [np.zeros((480, 640, 3), np.uint8), np.full((120, 160, 3), 90, np.uint8)])
+@pytest.mark.parametrize("query", ["the person on the left", "What is the pose of the man in red?", "how many people are there?"])
+def test_image_without_people_says_so(pipe, image, query):
+    """Nobody in the image: the answer says so, nothing is selected, no pose stands for a person."""
+    from chatpose_ros.models.default.pipeline import NO_PERSON_ANSWER
+
+    res = pipe.estimate(image, query)
+    assert res.answer == NO_PERSON_ANSWER
+    assert res.selected == -1 and res.selected_person is None and res.people == ()
+
+
+def test_imagined_pose_with_an_empty_image_is_generated_not_selected(pipe):
+    from chatpose_ros.models.default.pipeline import NO_PERSON_ANSWER
+
+    res = pipe.estimate(np.zeros((480, 640, 3), np.uint8), "Show me how someone celebrates a goal.")
+    assert res.answer.startswith(NO_PERSON_ANSWER) and res.selected == -1
+    assert len(res.people) == 1 and res.people[0].generated and res.people[0].box is None
+
+
+def test_imagined_pose_question_is_recognised():
+    from chatpose_ros.models.default.pipeline import asks_imagined_pose
+
+    for q in ("What pose would a tired person take?", "Show me how someone celebrates a goal.",
+              "What does a person waving look like?", "Imagine a person balancing on one foot."):
+        assert asks_imagined_pose(q), q
+    for q in ("the person on the left", "Show me the pose of the person on the far right.",
+              "What is the pose of the leftmost person?", "Who is waving?"):
+        assert not asks_imagined_pose(q), q
 
 
 def test_bad_inputs_raise_typed_errors(pipe):

@@ -108,7 +108,7 @@ def test_tiny_training_loss_falls(banks, arch):
 @needs_bvh
 def test_synthetic_views_are_camera_frame(banks):
     _, test = banks
-    batch = tr.make_eval_batch(test, noisy=False)
+    batch = tr.make_eval_batch(test, "clean")
     j = batch["joints"].numpy()
     # y down in the optical frame: the head is mostly above (smaller y than) the pelvis
     head_up = (j[:, 15, 1] < j[:, 0, 1]).mean()
@@ -119,9 +119,10 @@ def test_synthetic_views_are_camera_frame(banks):
 def test_shipped_regressor_beats_mean_pose(banks):
     model = SmplRegressor.load(SHIPPED)
     train, test = banks
-    base = {k: tr.baselines(tr.make_eval_batch(test, noisy=k == "noisy"), tr.mean_body_pose(train.rotmats)) for k in ("clean", "noisy")}
-    for k in ("clean", "noisy"):
-        res = tr.evaluate(model, tr.make_eval_batch(test, noisy=k == "noisy"))
+    batches = tr.eval_batches(test)
+    base = {k: tr.baselines(b, tr.mean_body_pose(train.rotmats)) for k, b in batches.items()}
+    for k, b in batches.items():  # clean, noisy 3D + 2D, and COCO-17 2D only without feet
+        res = tr.evaluate(model, b)
         assert res["mpjpe_mm"] <= 0.6 * base[k]["mean_pose"]["mpjpe_mm"], (k, res, base[k])
         assert res["pa_mpjpe_mm"] <= 0.6 * base[k]["mean_pose"]["pa_mpjpe_mm"], (k, res, base[k])
     # the public predict() path on raw camera-frame keypoints agrees with the batch path
@@ -131,3 +132,23 @@ def test_shipped_regressor_beats_mean_pose(banks):
     R = model.predict(kp3d)
     pred = tr.forward_kinematics(torch.from_numpy(R)).numpy()
     assert mpjpe_mm(pred, b["joints"].numpy()) < 0.6 * base["clean"]["mean_pose"]["mpjpe_mm"]
+
+
+@needs_bvh
+def test_two_d_only_input_without_feet(banks):
+    """The MoveNet path: predict(kp3d=None) from 2D keypoints with the feet hidden is far better
+    than the mean pose, and the hidden feet do not change the other joints much."""
+    model = SmplRegressor.load(SHIPPED)
+    train, test = banks
+    gen = torch.Generator().manual_seed(3)
+    b = tr.synth_batch(test, torch.arange(0, len(test), 8), gen, None)
+    # exact 2D keypoints: project the clean normalised 3D (orthographic view) to pixels
+    kp2d = b["feats"][..., :2].numpy() * 150.0 + np.array([320.0, 240.0])
+    vis = np.ones(kp2d.shape[:2], np.float32)
+    vis[:, list(tr.FEET)] = 0.0
+    R = model.predict(None, kp2d, None, vis)
+    pred = tr.forward_kinematics(torch.from_numpy(R)).numpy()
+    base = tr.baselines(b, tr.mean_body_pose(train.rotmats))["mean_pose"]
+    assert mpjpe_mm(pred, b["joints"].numpy()) < 0.6 * base["mpjpe_mm"]
+    with pytest.raises(ValueError):
+        model.predict(None)

@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from chatpose_ros.core.errors import BackendUnavailableError
 from chatpose_ros.core.geometry import box_iou
+
+if TYPE_CHECKING:
+    from chatpose_ros.core.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -219,3 +223,36 @@ def _mask(image: np.ndarray, box: tuple[float, float, float, float], fill: np.nd
     H, W = image.shape[:2]
     x0, y0, x1, y1 = box
     image[max(0, int(y0)):min(H, int(np.ceil(y1))), max(0, int(x0)):min(W, int(np.ceil(x1)))] = fill
+
+
+class MediaPipePerception:
+    """MediaPipePersonDetector behind the perception interface: ``see(image) -> Scene`` with one
+    ``blazepose33`` ScenePerson per detection (image landmarks, visibilities as scores, world
+    landmarks), ``see_near(image, box) -> Scene`` (one pass around the box) and ``close()``."""
+
+    def __init__(self, max_people: int = 5) -> None:
+        self.detector = MediaPipePersonDetector(max_people=max_people)
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def see(self, image_rgb: np.ndarray) -> "Scene":
+        return _scene(image_rgb, self.detector.detect(image_rgb))
+
+    def see_near(self, image_rgb: np.ndarray, box: tuple[float, float, float, float]) -> "Scene":
+        det = self.detector.detect_near(image_rgb, box)
+        return _scene(image_rgb, [] if det is None else [det])
+
+
+def _scene(image: np.ndarray, dets: list[Detection]) -> "Scene":
+    from chatpose_ros.core.scene import Scene, ScenePerson
+
+    H, W = image.shape[:2]
+    people = []
+    for d in dets:
+        xy = np.asarray(d.landmarks_2d, np.float32)
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
+        people.append(ScenePerson(box=d.box, score=d.score, layout="blazepose33", keypoints=xy,
+                                  keypoint_scores=np.clip(d.visibility, 0, 1).astype(np.float32) * inside,
+                                  world_keypoints=np.asarray(d.world, np.float32), truncated=not bool(inside.all())))
+    return Scene(image_size=(W, H), people=tuple(people))

@@ -306,7 +306,8 @@ class PoseLanguageModel(nn.Module):
         """What is shipped: LoRA weights, new token rows, projector, heads."""
         from peft import get_peft_model_state_dict
 
-        out = {f"lora.{k}": v.detach().contiguous() for k, v in get_peft_model_state_dict(self.lm, save_embedding_layers=False).items()}
+        lora = get_peft_model_state_dict(self.lm, save_embedding_layers=False)
+        out = {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
         out["new_token_rows"] = self.new_token_rows.detach().contiguous()
         for name in ("projector", "grounding", "pose_head"):
             for k, v in getattr(self, name).state_dict().items():

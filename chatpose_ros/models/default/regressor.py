@@ -1,8 +1,10 @@
 """Keypoints -> SMPL rotations: an SMPLR-style lifter + MLP regressor, or a TFPose-style head.
 
 Input: the 15 keypoints of ``keypoints.KEYPOINT_NAMES`` in 3D (camera optical axes: x right,
-y down, z forward; any scale and origin, e.g. MediaPipe world landmarks), optionally their 2D
-image coordinates (pixels) with the person box, and a visibility mask. ``normalise_inputs``
+y down, z forward; any scale and origin, e.g. BlazePose world landmarks) and/or their 2D image
+coordinates (pixels) with the person box, and a visibility mask. Without 3D (MoveNet's COCO-17
+keypoints: 2D only, no feet) the 3D input is the 2D points with depth 0 (``depth_unknown``) and
+the feet are hidden. ``normalise_inputs``
 makes them root-relative (minus the mid-hip), divides by the torso length (mid-hip to
 mid-shoulder) and maps the 2D points into the box ([-1, 1]); invisible keypoints are zeroed.
 
@@ -105,14 +107,22 @@ def _box_normalise(pts: torch.Tensor, vis: torch.Tensor, box: torch.Tensor | Non
     return (pts - centre[:, None]) / half[:, None] * vis[..., None]
 
 
+def depth_unknown(kp2d: torch.Tensor) -> torch.Tensor:
+    """(B, 15, 2) pixels -> (B, 15, 3) the 3D input when no model gives 3D keypoints: the image
+    points with depth 0 (x right, y down like the camera optical axes; scale is normalised away).
+    The regressor is trained with this input (``NoiseModel.no3d_prob``) and lifts the depth."""
+    return torch.cat([kp2d, torch.zeros_like(kp2d[..., :1])], -1)
+
+
 def normalise_inputs(
-    kp3d: torch.Tensor, kp2d: torch.Tensor | None = None, box: torch.Tensor | None = None,
+    kp3d: torch.Tensor | None, kp2d: torch.Tensor | None = None, box: torch.Tensor | None = None,
     visibility: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Model features from raw keypoints.
 
     Args:
-        kp3d: (B, 15, 3) camera optical axes, any scale/origin.
+        kp3d: (B, 15, 3) camera optical axes, any scale/origin; or None when only 2D keypoints
+            exist (then ``depth_unknown(kp2d)``).
         kp2d: (B, 15, 2) pixels, or None (then the 3D x, y are used as an orthographic image).
         box: (B, 4) person box xyxy in pixels, or None (box of the visible 2D points).
         visibility: (B, 15) in [0, 1] (>0.5 = visible), or None (all visible).
@@ -120,6 +130,10 @@ def normalise_inputs(
         (B, 15, 6): root-relative torso-normalised 3D (3), box-normalised 2D (2), visibility (1);
         invisible keypoints are all zeros.
     """
+    if kp3d is None:
+        if kp2d is None:
+            raise ValueError("normalise_inputs needs 3D or 2D keypoints")
+        kp3d = depth_unknown(torch.nan_to_num(kp2d))
     B = kp3d.shape[0]
     finite = torch.isfinite(kp3d).all(-1)
     vis = torch.ones(B, NUM_KEYPOINTS, dtype=kp3d.dtype) if visibility is None else (visibility > 0.5).to(kp3d.dtype)
@@ -246,22 +260,30 @@ class SmplRegressor(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, kp3d: np.ndarray, kp2d: np.ndarray | None = None, box: np.ndarray | None = None,
+        self, kp3d: np.ndarray | None, kp2d: np.ndarray | None = None, box: np.ndarray | None = None,
         visibility: np.ndarray | None = None,
     ) -> np.ndarray:
         """Keypoints -> (B, 24, 3, 3) float32 SMPL local rotations (root in the camera optical frame).
 
         Args:
-            kp3d: (B, 15, 3) camera optical axes (x right, y down, z forward), any scale/origin.
+            kp3d: (B, 15, 3) camera optical axes (x right, y down, z forward), any scale/origin;
+                None when only 2D keypoints exist (kp2d is then required).
             kp2d: (B, 15, 2) pixels or None.
             box: (B, 4) person box xyxy (pixels) or None (box of the 2D keypoints); ignored
                 without kp2d.
             visibility: (B, 15) visibility/confidence in [0, 1] or None (all visible).
         """
-        kp3d = np.asarray(kp3d, dtype=np.float32)
-        if kp3d.ndim != 3 or kp3d.shape[1:] != (NUM_KEYPOINTS, 3):
-            raise ValueError(f"kp3d must be (B, {NUM_KEYPOINTS}, 3), got {kp3d.shape}")
-        B = kp3d.shape[0]
+        if kp3d is None:
+            if kp2d is None:
+                raise ValueError("predict needs kp3d or kp2d")
+            B = int(np.shape(kp2d)[0])
+            t3 = None
+        else:
+            kp3d = np.asarray(kp3d, dtype=np.float32)
+            if kp3d.ndim != 3 or kp3d.shape[1:] != (NUM_KEYPOINTS, 3):
+                raise ValueError(f"kp3d must be (B, {NUM_KEYPOINTS}, 3), got {kp3d.shape}")
+            B = kp3d.shape[0]
+            t3 = torch.from_numpy(kp3d)
         t2 = tb = tv = None
         if kp2d is not None:
             kp2d = np.asarray(kp2d, dtype=np.float32)
@@ -281,7 +303,7 @@ class SmplRegressor(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            feats = normalise_inputs(torch.from_numpy(kp3d), t2, tb, tv)
+            feats = normalise_inputs(t3, t2, tb, tv)
             rot = self(feats.to(self.init6d.dtype))["rotmats"]
         finally:
             self.train(was_training)

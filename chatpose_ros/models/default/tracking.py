@@ -22,6 +22,7 @@ from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
+UNKNOWN_KEYPOINT_COST = 0.5  # keypoint term of a candidate whose keypoints cannot be compared
 
 
 
@@ -98,9 +99,10 @@ class PersonTracker:
             h = max(pred[3] - pred[1], 1.0)
             shift = np.array([pred[0] - self._last.box[0], pred[1] - self._last.box[1]], np.float32)
             d = np.linalg.norm(np.asarray(person.keypoints_2d) - (np.asarray(self._last.keypoints_2d) + shift), axis=1)
-            c += w_kp * float(np.minimum(d.mean() / h, 2.0))
+            d = d[np.isfinite(d)]  # keypoints seen in both frames (unseen ones are NaN)
+            c += w_kp * (float(np.minimum(d.mean() / h, 2.0)) if d.size else UNKNOWN_KEYPOINT_COST)
         else:
-            c += w_kp * 0.5
+            c += w_kp * UNKNOWN_KEYPOINT_COST
         if person.appearance is not None and self._appearance is not None \
                 and np.shape(person.appearance) == np.shape(self._appearance):
             c += w_app * float(np.abs(np.asarray(person.appearance) - self._appearance).mean() * 4.0)

@@ -173,7 +173,8 @@ def describe_pose(joints: np.ndarray, rng: np.random.Generator | None = None) ->
     labels = sorted(posture_labels(joints))
     sentences: list[str] = []
     if labels:
-        main = [x for x in labels if x != "raising the left arm" and x != "raising the right arm"] if "raising both arms" in labels else labels
+        one_arm = ("raising the left arm", "raising the right arm")
+        main = [x for x in labels if x not in one_arm] if "raising both arms" in labels else labels
         text = " and ".join(_LABEL_VERBS[x] for x in main)
         opener = _OPENERS[0] if rng is None else _OPENERS[int(rng.integers(len(_OPENERS)))]
         if opener.startswith("Someone") or opener.startswith("A person"):

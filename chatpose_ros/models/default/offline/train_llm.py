@@ -75,7 +75,7 @@ def batch_losses(model, samples, batch: dict) -> dict[str, torch.Tensor]:
     logits = model.lm_head_logits(h[:, :-1][pred_pos])
     ce = F.cross_entropy(logits, ids[:, 1:][pred_pos])
     tok_acc = (logits.argmax(-1) == ids[:, 1:][pred_pos]).float().mean()
-    ground, rot, joint = [], [], []
+    ground = []
     correct = 0
     pose_h, pose_t = [], []
     for b, s in enumerate(samples):
@@ -244,7 +244,8 @@ def fit_pose_head(model, mocap, seed: int, n: int = 3000, epochs: int = 30, lr: 
         for i in range(0, len(perm), batch_size):
             sel = perm[i:i + batch_size]
             R = head(hs[sel])
-            loss = ROT_WEIGHT * (R - target[sel]).abs().mean() + JOINT_WEIGHT * (forward_kinematics(R) - tj[sel]).norm(dim=-1).mean()
+            loss = (ROT_WEIGHT * (R - target[sel]).abs().mean()
+                    + JOINT_WEIGHT * (forward_kinematics(R) - tj[sel]).norm(dim=-1).mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -265,7 +266,8 @@ def feature_stats(stream, n: int = 400) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train(seed: int = 0, steps: int = 600, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
-          threads: int = 2, lora_r: int = 8, save_every: int = 50, num_layers: int = 10, feature_keys: bool = True, question_pool: bool = True, head_mlp: bool = True,
+          threads: int = 2, lora_r: int = 8, save_every: int = 50, num_layers: int = 10, feature_keys: bool = True,
+          question_pool: bool = True, head_mlp: bool = True,
           mix: tuple[float, float, float, float] = MIX) -> dict:
     """Train and write the adapter + llm.json; returns the record written to llm.json."""
     from tqdm import tqdm
@@ -351,7 +353,8 @@ def _save(model, spec, hist: dict, out: Path, seed: int, steps: int, batch_size:
                    f"--lr {lr} --num-layers {spec.num_layers})",
         "data": "synthetic scenes of 1-5 people from CMU mocap train split (01_03, Boxing_Toes) + "
                 "posecode text-to-pose samples (queries.SampleStream)",
-        "seed": seed, "steps": steps, "mix(grounding,count,text2pose,speculative_pose)": list(MIX), "steps_done": done, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "steps": steps, "mix(grounding,count,text2pose,speculative_pose)": list(MIX), "steps_done": done,
+        "batch_size": batch_size, "lr": lr,
         "loss": "CE(answer) + CE(grounding) + 0.1 L1(rotmats) + L1(FK joints, m)",
         "train_minutes": round(minutes, 1), "threads": threads,
         "final_train": {k: round(float(np.mean(v[-30:])), 4) for k, v in hist.items()},

@@ -30,16 +30,20 @@ from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES, forward_kinemat
 from chatpose_ros.core.errors import ConfigError
 from chatpose_ros.core.geometry import axis_angle_to_matrix
 from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
-from chatpose_ros.models.default.keypoints import NUM_KEYPOINTS, smpl_to_keypoints_torch
+from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, smpl_to_keypoints_torch
 from chatpose_ros.models.default.offline.mocap import MocapSet, load_mocap
 from chatpose_ros.models.default.pipeline import REGRESSOR_FILE
-from chatpose_ros.models.default.regressor import ARCHS, HIPS, RegressorConfig, SmplRegressor, normalise_inputs
+from chatpose_ros.models.default.regressor import (ARCHS, HIPS, RegressorConfig, SmplRegressor, depth_unknown,
+                                                   normalise_inputs)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = "chatpose_ros/assets/default"
 WEIGHTS_NAME = REGRESSOR_FILE
 EVAL_SEED = 1234  # fixed camera views and noise for the held-out evaluation
+FEET = tuple(KEYPOINT_NAMES.index(n) for n in ("left_foot", "right_foot"))
+LOWER_LEGS = tuple(KEYPOINT_NAMES.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle",
+                                                      "left_foot", "right_foot"))
 _MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
 _FLIP_X = torch.diag(torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64))  # canonical y-up -> optical y-down, facing camera
 
@@ -57,6 +61,18 @@ class NoiseModel:
     hip_out_m: float = 0.04       # max outward hip landmark offset (m)
     no2d_prob: float = 0.2        # chance of no 2D input (predict(kp2d=None) path)
     box_jitter_frac: float = 0.05 # max person-box jitter as a fraction of its size
+    no3d_prob: float = 0.6        # chance of 2D keypoints only (MoveNet COCO-17): 3D input = depth_unknown(2D)
+    feet_hidden_prob: float = 0.6 # chance of no foot keypoints (COCO-17 has none)
+    lower_cut_prob: float = 0.1   # chance of a person cut at the hips (knees, ankles, feet hidden)
+
+
+# The noise the regressor shipped before the COCO-17 perception was trained with (MediaPipe-like
+# world landmarks, every keypoint layer present): the "noisy" evaluation condition.
+MEDIAPIPE_NOISE = NoiseModel(no3d_prob=0.0, feet_hidden_prob=0.0, lower_cut_prob=0.0)
+# What the MoveNet perception gives: 2D only, no feet.
+COCO17_2D_NOISE = NoiseModel(no2d_prob=0.0, no3d_prob=1.0, feet_hidden_prob=1.0, lower_cut_prob=0.0)
+# held-out evaluation conditions: name -> noise (None = exact keypoints, 3D and 2D)
+EVAL_CONDITIONS: dict[str, NoiseModel | None] = {"clean": None, "noisy": MEDIAPIPE_NOISE, "coco17_2d": COCO17_2D_NOISE}
 
 
 @dataclass(frozen=True)
@@ -91,7 +107,8 @@ class TrainConfig:
 
 def mirror_rotmats(rotmats: torch.Tensor) -> torch.Tensor:
     """(N, 24, 3, 3) local rotations -> the left/right mirrored pose (x -> -x)."""
-    perm = [SMPL_JOINT_NAMES.index(n.replace("left", "@").replace("right", "left").replace("@", "right")) for n in SMPL_JOINT_NAMES]
+    swapped = (n.replace("left", "@").replace("right", "left").replace("@", "right") for n in SMPL_JOINT_NAMES)
+    perm = [SMPL_JOINT_NAMES.index(n) for n in swapped]
     M = _MIRROR.to(rotmats.dtype)
     return M @ rotmats[:, perm] @ M
 
@@ -189,9 +206,17 @@ def synth_batch(
         rank = order.argsort(1)
         vis = (rank >= n_occ[:, None]).to(dt)
         no2d = torch.rand(B, generator=gen) < noise.no2d_prob
+        # 2D-only perception: the 3D input is the 2D points with depth 0; such samples keep 2D
+        no3d = torch.rand(B, generator=gen) < noise.no3d_prob
+        no2d = no2d & ~no3d
+        feet = torch.rand(B, generator=gen) < noise.feet_hidden_prob
+        vis[:, list(FEET)] = vis[:, list(FEET)] * (~feet[:, None]).to(dt)
+        cut = torch.rand(B, generator=gen) < noise.lower_cut_prob
+        vis[:, list(LOWER_LEGS)] = vis[:, list(LOWER_LEGS)] * (~cut[:, None]).to(dt)
         # any scale/origin: MediaPipe world landmarks are hip-centred metres; other sources differ
         scale = torch.exp((2 * torch.rand(B, 1, 1, generator=gen, dtype=dt) - 1) * 0.3)
         kp3d_in = kp3d_in * scale
+        kp3d_in = torch.where(no3d[:, None, None], depth_unknown(kp2d), kp3d_in)
     box = torch.cat([lo, hi], -1)
     feats = normalise_inputs(kp3d_in, kp2d, box, vis)
     if no2d.any():
@@ -281,10 +306,17 @@ def train(
 # --------------------------------------------------------------------------- evaluation
 
 
-def make_eval_batch(bank: PoseBank, noisy: bool, seed: int = EVAL_SEED) -> dict[str, torch.Tensor]:
-    """Fixed camera views (and noise when ``noisy``) for every pose of ``bank``."""
+def make_eval_batch(bank: PoseBank, condition: str, seed: int = EVAL_SEED) -> dict[str, torch.Tensor]:
+    """Fixed camera views (and the noise of ``EVAL_CONDITIONS[condition]``) for every pose of ``bank``."""
+    if condition not in EVAL_CONDITIONS:
+        raise ConfigError(f"unknown evaluation condition {condition!r}: expected one of {sorted(EVAL_CONDITIONS)}")
     gen = torch.Generator().manual_seed(seed)
-    return synth_batch(bank, torch.arange(len(bank)), gen, NoiseModel() if noisy else None)
+    return synth_batch(bank, torch.arange(len(bank)), gen, EVAL_CONDITIONS[condition])
+
+
+def eval_batches(bank: PoseBank) -> dict[str, dict[str, torch.Tensor]]:
+    """Every held-out evaluation condition of ``bank``: name -> batch."""
+    return {c: make_eval_batch(bank, c) for c in EVAL_CONDITIONS}
 
 
 @torch.no_grad()
@@ -317,10 +349,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=TrainConfig.steps, help="optimiser steps per architecture")
     p.add_argument("--batch", type=int, default=TrainConfig.batch, help="batch size")
     p.add_argument("--out", default=DEFAULT_OUT, help="output folder for regressor.safetensors/.json")
-    p.add_argument("--arch", default="both", choices=(*ARCHS, "both"), help="architecture(s) to train; with 'both' the better on held-out mocap is kept")
+    p.add_argument("--arch", default="both", choices=(*ARCHS, "both"),
+                   help="architecture(s) to train; with 'both' the better on held-out mocap is kept")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--cache-dir", default=None, help="mocap cache folder (default ~/.cache/chatpose_ros/mocap)")
+    p.add_argument("--compare", nargs="+", type=Path, default=None, metavar="WEIGHTS",
+                   help="train nothing: evaluate these regressor.safetensors files side by side on the held-out conditions")
     return p
+
+
+def compare(paths: list[Path], evals: dict[str, dict[str, torch.Tensor]]) -> int:
+    """Print a table of MPJPE / PA-MPJPE (mm) of each weights file on each held-out condition."""
+    conds = list(evals)
+    print("| weights | " + " | ".join(f"{c} MPJPE / PA-MPJPE (mm)" for c in conds) + " |")
+    print("|---|" + "---|" * len(conds))
+    for path in paths:
+        model = SmplRegressor.load(path)
+        cells = []
+        for c in conds:
+            r = evaluate(model, evals[c])
+            cells.append(f"{r['mpjpe_mm']:.1f} / {r['pa_mpjpe_mm']:.1f}")
+        print(f"| {path} | " + " | ".join(cells) + " |")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     train_bank = PoseBank.from_mocap(load_mocap("train", cfg.fps, args.cache_dir), mirror=True)
     test_bank = PoseBank.from_mocap(load_mocap("test", cfg.fps, args.cache_dir), mirror=False)
     log.info("train poses %d (with mirrors), held-out test poses %d", len(train_bank), len(test_bank))
-    evals = {"clean": make_eval_batch(test_bank, noisy=False), "noisy": make_eval_batch(test_bank, noisy=True)}
+    evals = eval_batches(test_bank)
+    if args.compare:
+        return compare(args.compare, evals)
     mean_body = mean_body_pose(train_bank.rotmats)
     results: dict[str, dict] = {"baselines": {k: baselines(b, mean_body) for k, b in evals.items()}}
     archs = ARCHS if args.arch == "both" else (args.arch,)
@@ -354,7 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         "selected": best, "selection": "lowest clean + noisy MPJPE on held-out 01_01",
         "results": results, "train_config": asdict(cfg), "noise_model": asdict(NoiseModel()),
         "views": asdict(ViewSampler()), "eval_seed": EVAL_SEED,
-        "command": "python -m chatpose_ros.models.default.offline.train_regressor " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "eval_conditions": {k: None if v is None else asdict(v) for k, v in EVAL_CONDITIONS.items()},
+        "command": "python -m chatpose_ros.models.default.offline.train_regressor "
+                   + " ".join(argv if argv is not None else sys.argv[1:]),
         "train_data": "CMU mocap 01_03 + Boxing_Toes (assimp-testmodels), mirrored; test: 01_01",
     }
     models[best].save(out / WEIGHTS_NAME, extra)
