@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default colcon-check
+.PHONY: setup demo test bench train-default eval-default eval-perception colcon-check
 setup:
 	@bash scripts/setup.sh
 
@@ -26,3 +26,8 @@ train-default: setup
 
 eval-default: setup
 	$(PY) -m chatpose_ros.models.default.offline.evaluate
+
+# Person recall/precision and ms per image on the labelled real photos (tests/data/perception_labels.json):
+# the old MediaPipe detector and every perception preset side by side, one thread.
+eval-perception: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --misses

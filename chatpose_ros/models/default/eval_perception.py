@@ -108,11 +108,14 @@ def load_labels(path: Path | str = DEFAULT_LABELS) -> list[LabelledImage]:
                 raise ValueError(f"{iid}: tag must be one of {TAGS}, got {p['tag']!r}")
             people.append(LabelledPerson(_box(p["box"], iid), p["tag"]))
         crop = rec.get("crop")
+        scale = float(rec.get("scale", 1.0))
+        if not scale > 0:
+            raise ValueError(f"{iid}: scale must be > 0, got {scale}")
         out.append(LabelledImage(
             id=iid, source=rec["source"], load=load,
             crop=tuple(int(v) for v in _box(crop, iid)) if crop is not None else None,
             people=tuple(people), ignore=tuple(_box(b, iid) for b in rec.get("ignore", ())),
-            scale=float(rec.get("scale", 1.0))))
+            scale=scale))
     return out
 
 
@@ -241,8 +244,18 @@ class Tally:
 
 
 # -- candidates ----------------------------------------------------------------------------
-# A candidate detector: (H, W, 3) uint8 RGB -> (person boxes xyxy px, scores).
-Detect = Callable[[np.ndarray], tuple[list[Box], list[float]]]
+@dataclass(frozen=True)
+class Found:
+    """What a candidate found in one image: person boxes (xyxy px), their scores, and the
+    milliseconds of its people stage alone where it reports one (None otherwise)."""
+
+    boxes: list[Box]
+    scores: list[float]
+    people_ms: float | None = None
+
+
+# A candidate detector: (H, W, 3) uint8 RGB -> Found.
+Detect = Callable[[np.ndarray], Found]
 
 
 @dataclass
@@ -253,8 +266,10 @@ class Candidate:
     close: Callable[[], None] = lambda: None
 
 
-def _old_detector() -> Candidate:
-    name = "old: MediaPipe legacy + HOG (detector.py)"
+def old_detector_candidate() -> Candidate:
+    """The detector being replaced: MediaPipe's legacy single-person pose run repeatedly with the
+    found person masked out, plus HOG proposals (models/default/detector.py)."""
+    name = "old: MediaPipe legacy + HOG"
     try:
         from chatpose_ros.models.default.detector import MediaPipePersonDetector
 
@@ -262,14 +277,14 @@ def _old_detector() -> Candidate:
     except (ImportError, BackendUnavailableError) as exc:
         return Candidate(name, None, f"unavailable ({exc})")
 
-    def detect(image: np.ndarray) -> tuple[list[Box], list[float]]:
+    def detect(image: np.ndarray) -> Found:
         found = det.detect(image)
-        return [d.box for d in found], [d.score for d in found]
+        return Found([d.box for d in found], [d.score for d in found])
 
     return Candidate(name, detect, close=det.close)
 
 
-def _perception_candidates(threads: int | None) -> list[Candidate]:
+def perception_candidates(threads: int | None) -> list[Candidate]:
     """One candidate per preset of the new perception stage (models/default/perception.py)."""
     try:
         from chatpose_ros.models.default import perception as perception_mod
@@ -287,61 +302,95 @@ def _perception_candidates(threads: int | None) -> list[Candidate]:
             out.append(Candidate(name, None, f"unavailable ({exc})"))
             continue
 
-        def detect(image: np.ndarray, p=p) -> tuple[list[Box], list[float]]:
+        def detect(image: np.ndarray, p=p) -> Found:
             scene = p.see(image)
-            return [tuple(float(v) for v in q.box) for q in scene.people], [float(q.score) for q in scene.people]
+            return Found([tuple(float(v) for v in q.box) for q in scene.people],
+                         [float(q.score) for q in scene.people], scene.timings_ms.get("people"))
 
         out.append(Candidate(name, detect, close=getattr(p, "close", lambda: None)))
     return out
 
 
 def _make_perception(mod, key: str, threads: int | None):
-    """Build the perception stage for one preset (PERCEPTION_PRESETS[key])."""
-    preset = mod.PERCEPTION_PRESETS[key]
-    kwargs = {} if threads is None else {"threads": threads}
-    try:
-        return mod.Perception(preset, **kwargs)
-    except TypeError:
-        return mod.Perception(preset)
+    """Build the perception stage for one preset (PERCEPTION_PRESETS[key]), with `threads`
+    ONNX Runtime threads when given (the preset's own setting otherwise)."""
+    if threads is None:
+        return mod.Perception(mod.PERCEPTION_PRESETS[key])
+    return mod.Perception.from_preset(key, threads=threads)
 
 
 # -- evaluation ----------------------------------------------------------------------------
+TIMING_SIZE = (640, 480)   # (W, H) of the fixed-size timing images
+TIMING_IMAGES = ("ocv_basketball1", "ocv_vtest_f300")  # resized to TIMING_SIZE for the timing column
+TIMING_REPEATS = 5         # timed runs per timing image
+
+
 @dataclass
 class CandidateReport:
+    """One candidate's results: the tally (None when unavailable), ms per set image, ms of
+    the people stage per set image (where reported), ms per run on the 640x480 timing images."""
+
     name: str
     tally: Tally | None
-    ms: list[float]
+    ms: list[float] = field(default_factory=list)
+    people_ms: list[float] = field(default_factory=list)
+    ms_640: list[float] = field(default_factory=list)
     unavailable: str = ""
     misses: list[str] = field(default_factory=list)
 
 
-def evaluate_candidate(cand: Candidate, items: Sequence[LabelledImage], images: Sequence[np.ndarray]) -> CandidateReport:
-    """Run one candidate over the set: tally of matches and the time of each image (ms)."""
+def timing_images(items: Sequence[LabelledImage], images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The set's TIMING_IMAGES resized to TIMING_SIZE (those present in the set)."""
+    import cv2
+
+    by_id = {it.id: im for it, im in zip(items, images)}
+    return [cv2.resize(by_id[i], TIMING_SIZE, interpolation=cv2.INTER_AREA) for i in TIMING_IMAGES if i in by_id]
+
+
+def evaluate_candidate(cand: Candidate, items: Sequence[LabelledImage], images: Sequence[np.ndarray],
+                       timing: Sequence[np.ndarray] = ()) -> CandidateReport:
+    """Run one candidate over the set (tally of matches, time of each image) and then
+    TIMING_REPEATS times over each `timing` image."""
     if cand.detect is None:
-        return CandidateReport(cand.name, None, [], cand.unavailable)
+        return CandidateReport(cand.name, None, unavailable=cand.unavailable)
     for _ in range(WARMUP_RUNS):
         cand.detect(images[0])
-    tally, ms, misses = Tally(), [], []
+    rep = CandidateReport(cand.name, Tally())
     for item, image in zip(items, images):
         t0 = time.perf_counter()
-        boxes, scores = cand.detect(image)
-        ms.append(1000.0 * (time.perf_counter() - t0))
-        res = match([p.box for p in item.people], boxes, scores, ignore=item.ignore)
-        tally.add([p.tag for p in item.people], res)
+        found = cand.detect(image)
+        rep.ms.append(1000.0 * (time.perf_counter() - t0))
+        if found.people_ms is not None:
+            rep.people_ms.append(found.people_ms)
+        res = match([p.box for p in item.people], found.boxes, found.scores, ignore=item.ignore)
+        rep.tally.add([p.tag for p in item.people], res)
         for j in res.missed:
             p = item.people[j]
-            misses.append(f"{item.id}: missed {p.tag} {[round(v) for v in p.box]}")
+            rep.misses.append(f"{item.id}: missed {p.tag} {[round(v) for v in p.box]}")
         for i in res.false_positives:
-            misses.append(f"{item.id}: false positive {[round(v) for v in boxes[i]]} score {scores[i]:.2f}")
-    return CandidateReport(cand.name, tally, ms, misses=misses)
+            rep.misses.append(f"{item.id}: false positive {[round(v) for v in found.boxes[i]]} "
+                              f"score {found.scores[i]:.2f}")
+    for image in timing:
+        cand.detect(image)  # warm-up for this input shape
+        for _ in range(TIMING_REPEATS):
+            t0 = time.perf_counter()
+            cand.detect(image)
+            rep.ms_640.append(1000.0 * (time.perf_counter() - t0))
+    return rep
 
 
 def _fmt(x: float) -> str:
     return "-" if x != x else f"{x:.2f}"
 
 
+def _median_ms(v: Sequence[float]) -> str:
+    return f"{statistics.median(v):.0f}" if v else "-"
+
+
 def markdown_table(reports: Sequence[CandidateReport], n_images: int, n_people: int) -> str:
-    head = ["candidate", "recall", "precision", *[f"recall {t}" for t in TAGS], "TP / FP / FN", "ms/image (median)"]
+    """The side-by-side table (markdown)."""
+    head = ["candidate", "recall", "precision", *[f"recall {t}" for t in TAGS], "TP / FP / FN",
+            "ms/image (set)", "ms people stage (set)", "ms @640x480"]
     lines = [f"Person boxes on {n_images} labelled images ({n_people} people), greedy matching at IoU >= {MATCH_IOU}.",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in reports:
@@ -350,7 +399,7 @@ def markdown_table(reports: Sequence[CandidateReport], n_images: int, n_people: 
             continue
         t = r.tally
         row = [r.name, _fmt(t.recall), _fmt(t.precision), *[_fmt(t.tag_recall(g)) for g in TAGS],
-               f"{t.tp} / {t.fp} / {t.fn}", f"{statistics.median(r.ms):.0f}"]
+               f"{t.tp} / {t.fp} / {t.fn}", _median_ms(r.ms), _median_ms(r.people_ms), _median_ms(r.ms_640)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -359,29 +408,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="label file (JSON)")
     ap.add_argument("--only", nargs="*", default=None, help="run only candidates whose name contains one of these")
-    ap.add_argument("--threads", type=int, default=None, help="threads for the ONNX Runtime presets (preset default if unset)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="ONNX Runtime threads for the perception presets (the presets' own setting if unset)")
     ap.add_argument("--misses", action="store_true", help="also list every miss and false positive")
-    ap.add_argument("--no-old", action="store_true", help="skip the old MediaPipe detector")
+    ap.add_argument("--no-timing", action="store_true", help="skip the repeated runs on the 640x480 timing images")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     items = load_labels(args.labels)
     images = [load_image(it) for it in items]
+    timing = [] if args.no_timing else timing_images(items, images)
     sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
-    cands = ([] if args.no_old else [_old_detector()]) + _perception_candidates(args.threads)
+    cands = [old_detector_candidate(), *perception_candidates(args.threads)]
     if args.only:
         cands = [c for c in cands if any(s in c.name for s in args.only)]
     reports = []
     for c in cands:
         log.info("running %s", c.name)
         try:
-            reports.append(evaluate_candidate(c, items, images))
+            reports.append(evaluate_candidate(c, items, images, timing))
         finally:
             c.close()
     n_people = sum(len(it.people) for it in items)
     print(markdown_table(reports, len(items), n_people))
-    print(f"\nImage sizes: {', '.join(sizes)}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
-          f"times include pre- and post-processing, on a shared machine (noisy).")
+    print(f"\nSet image sizes: {', '.join(sizes)}. 'ms @640x480': median of {TIMING_REPEATS} runs on each of "
+          f"{', '.join(TIMING_IMAGES)} resized to {TIMING_SIZE[0]}x{TIMING_SIZE[1]}. 'ms people stage': the "
+          f"stage's own timing (no objects or attributes). OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+          f"whole see() call including pre- and post-processing; a shared machine: times are noisy.")
     if args.misses:
         for r in reports:
             if r.tally is not None:

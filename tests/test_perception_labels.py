@@ -1,0 +1,183 @@
+"""The labelled real-photo set for the perception evaluation is well-formed and loads, and the
+evaluation's matcher counts hits, misses and false positives correctly on hand-made cases."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatpose_ros.models.default import eval_perception as ep
+
+LABELS = Path(__file__).resolve().parent / "data" / "perception_labels.json"
+MIN_IMAGES = 12
+MIN_PEOPLE_PER_IMAGE = 2
+MIN_BOXES = 40
+SMALL_MAX_PX = 100       # the label file's definition of a small person (box height)
+SMALL_TARGET_PX = 45     # the set must hold far people about 40 px tall
+
+
+@pytest.fixture(scope="module")
+def items():
+    return ep.load_labels(LABELS)
+
+
+def test_label_file_has_a_protocol_and_sources():
+    data = json.loads(LABELS.read_text())
+    for key in ("protocol", "boxes", "tags", "loading"):
+        assert data.get(key), f"label file header lacks {key!r}"
+    for rec in data["images"]:
+        assert rec["source"].get("package") and rec["source"].get("licence"), rec["id"]
+
+
+def test_set_size_and_tags(items):
+    assert len(items) >= MIN_IMAGES
+    assert all(len(it.people) >= MIN_PEOPLE_PER_IMAGE for it in items), \
+        [it.id for it in items if len(it.people) < MIN_PEOPLE_PER_IMAGE]
+    assert sum(len(it.people) for it in items) >= MIN_BOXES
+    tags = Counter(p.tag for it in items for p in it.people)
+    assert set(tags) == set(ep.TAGS), tags
+    heights = [p.box[3] - p.box[1] for it in items for p in it.people if p.tag == "small"]
+    assert all(h < SMALL_MAX_PX for h in heights)
+    assert min(heights) <= SMALL_TARGET_PX
+
+
+def test_every_source_loads_and_every_box_is_inside(items):
+    for it in items:
+        image = ep.load_image(it)
+        h, w = image.shape[:2]
+        assert image.dtype == np.uint8 and image.shape[2] == 3 and h > 0 and w > 0, it.id
+        for p in it.people:
+            x0, y0, x1, y1 = p.box
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h, (it.id, p.box, (w, h))
+
+
+def test_stored_copies_are_small():
+    """Copies in tests/data/people are 640 px on the long side at most (no large images)."""
+    import cv2
+
+    files = sorted((LABELS.parent / "people").glob("*.jpg"))
+    assert files
+    for f in files:
+        im = cv2.imread(str(f))
+        assert im is not None and max(im.shape[:2]) <= 640, f
+
+
+def test_loader_rejects_bad_records(tmp_path):
+    good = {"id": "a", "source": {"package": "p", "licence": "l"}, "load": {"kind": "repo_file", "path": "x.jpg"},
+            "crop": None, "people": [{"box": [0, 0, 10, 10], "tag": "group"}]}
+    for bad in ({"people": [{"box": [0, 0, 10, 10], "tag": "crowd"}]},
+                {"people": [{"box": [10, 0, 10, 10], "tag": "group"}]},
+                {"load": {"kind": "url", "path": "x"}},
+                {"scale": 0}):
+        f = tmp_path / "labels.json"
+        f.write_text(json.dumps({"images": [dict(good, **bad)]}))
+        with pytest.raises(ValueError):
+            ep.load_labels(f)
+    f.write_text(json.dumps({"images": [good, good]}))
+    with pytest.raises(ValueError, match="duplicate"):
+        ep.load_labels(f)
+
+
+def test_load_image_crops_and_scales(tmp_path):
+    import cv2
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[10:20, 30:50] = (255, 0, 0)
+    cv2.imwrite(str(tmp_path / "x.png"), rgb[..., ::-1])
+    item = ep.LabelledImage("x", {}, {"kind": "repo_file", "path": "x.png"}, (30, 10, 50, 20), (), scale=0.5)
+    out = ep.load_image(item, root=tmp_path)
+    assert out.shape == (5, 10, 3) and (out == (255, 0, 0)).all()
+    with pytest.raises(ep.InvalidImageError):
+        ep.load_image(ep.LabelledImage("y", {}, {"kind": "repo_file", "path": "missing.png"}, None, ()), root=tmp_path)
+
+
+# -- the matcher ------------------------------------------------------------------------
+A = (0.0, 0.0, 10.0, 10.0)
+B = (20.0, 0.0, 30.0, 10.0)
+
+
+def _tally(labels, preds, scores=None, tags=None, ignore=()):
+    res = ep.match(labels, preds, scores, ignore=ignore)
+    t = ep.Tally()
+    t.add(tags or ["group"] * len(labels), res)
+    return res, t
+
+
+def test_match_perfect_and_empty():
+    res, t = _tally([A, B], [B, A])
+    assert sorted(res.pairs) == [(0, 1), (1, 0)] and t.recall == 1.0 and t.precision == 1.0
+    res, t = _tally([A, B], [])
+    assert res.missed == [0, 1] and t.recall == 0.0 and t.precision != t.precision  # nan: nothing predicted
+    res, t = _tally([], [A])
+    assert res.false_positives == [0] and t.precision == 0.0
+
+
+def test_match_iou_threshold():
+    half = (0.0, 0.0, 10.0, 5.0)          # IoU 0.5 with A: a match
+    under = (0.0, 0.0, 10.0, 4.9)         # IoU 0.49: not
+    assert ep.match([A], [half]).pairs == [(0, 0)]
+    res = ep.match([A], [under])
+    assert res.pairs == [] and res.missed == [0] and res.false_positives == [0]
+
+
+def test_match_duplicates_count_once():
+    """Two predictions on one person: one hit, one false positive (recall 1, precision 0.5)."""
+    res, t = _tally([A], [A, (0.0, 0.0, 10.0, 9.0)], scores=[0.9, 0.8])
+    assert res.pairs == [(0, 0)] and res.false_positives == [1]
+    assert t.recall == 1.0 and t.precision == 0.5
+
+
+def test_match_is_greedy_by_score():
+    """The higher-scored prediction takes the label it overlaps most, even if a lower-scored
+    one would fit it better."""
+    lab = [A]
+    better, worse = (0.0, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 7.0)
+    res = ep.match(lab, [better, worse], scores=[0.1, 0.9])
+    assert res.pairs == [(1, 0)] and res.false_positives == [0]
+
+
+def test_match_each_prediction_takes_its_best_label():
+    left, right = (0.0, 0.0, 10.0, 10.0), (6.0, 0.0, 16.0, 10.0)  # overlapping labels
+    pred = (5.0, 0.0, 15.0, 10.0)  # IoU 0.33 with left, 0.82 with right
+    res = ep.match([left, right], [pred])
+    assert res.pairs == [(0, 1)] and res.missed == [0]
+
+
+def test_match_ignore_regions_and_tags():
+    region = (100.0, 100.0, 140.0, 140.0)
+    inside = (105.0, 105.0, 120.0, 130.0)
+    res, t = _tally([A, B], [A, inside], tags=["small", "closeup"], ignore=[region])
+    assert res.ignored == [1] and res.false_positives == []
+    assert t.precision == 1.0 and t.recall == 0.5
+    assert t.tag_recall("small") == 1.0 and t.tag_recall("closeup") == 0.0
+    assert t.tag_recall("edge_cut") != t.tag_recall("edge_cut")  # nan: no such label
+
+
+def test_match_rejects_mismatched_scores():
+    with pytest.raises(ValueError):
+        ep.match([A], [A, B], scores=[0.5])
+
+
+def test_evaluate_candidate_and_table(items):
+    """A fake candidate that returns the labels themselves scores 1.0; one that finds nothing
+    scores 0 recall; the table shows both and an unavailable one."""
+    subset = [it for it in items if it.id.startswith("ocv_basketball")][:2]
+    images = [np.full((8, 8, 3), k, np.uint8) for k in range(len(subset))]  # pixel value = index
+
+    def oracle(image):
+        boxes = [p.box for p in subset[int(image[0, 0, 0])].people]
+        return ep.Found(boxes, [1.0] * len(boxes), 1.0)
+
+    perfect = ep.evaluate_candidate(ep.Candidate("oracle", oracle), subset, images, timing=images[:1])
+    blind = ep.evaluate_candidate(ep.Candidate("blind", lambda im: ep.Found([], [])), subset, images)
+    gone = ep.evaluate_candidate(ep.Candidate("gone", None, "unavailable (no mediapipe)"), subset, images)
+    assert perfect.tally.recall == 1.0 and perfect.tally.precision == 1.0
+    assert len(perfect.ms) == len(subset) and perfect.people_ms == [1.0] * len(subset)
+    assert len(perfect.ms_640) == ep.TIMING_REPEATS
+    assert blind.tally.recall == 0.0 and blind.tally.fn == sum(len(it.people) for it in subset)
+    table = ep.markdown_table([perfect, blind, gone], len(subset), 4)
+    assert "| oracle | 1.00 | 1.00 |" in table and "| blind | 0.00 | - |" in table
+    assert "unavailable (no mediapipe)" in table
