@@ -387,4 +387,4 @@ class ChatPoseModel(nn.Module):
     @staticmethod
     def rotmats_to_theta(rotmats: torch.Tensor) -> torch.Tensor:
         """(P, 24, 3, 3) -> (P, 72) axis-angle theta (rad)."""
-        return matrix_to_axis_angle(rotmats).reshape(rotmats.shape[0], -1)
+        return matrix_to_axis_angle(rotmats).reshape(rotmats.shape[0], rotmats.shape[1] * 3)  # P may be 0
