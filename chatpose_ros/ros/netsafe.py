@@ -2,20 +2,34 @@
 
 Call `configure_loopback_only(log_dir)` before `rclpy.init()`. It sets:
 - ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (ROS_LOCALHOST_ONLY is ignored by recent distros),
-- FASTDDS_DEFAULT_PROFILES_FILE to a Fast DDS profile with the built-in transports off, a
-  shared-memory transport and a UDPv4 transport whitelisted to 127.0.0.1, initial peer
-  127.0.0.1 (no multicast leaves the machine),
+- FASTRTPS_DEFAULT_PROFILES_FILE and FASTDDS_DEFAULT_PROFILES_FILE to a Fast DDS profile with
+  the built-in transports off, a shared-memory transport and a UDPv4 transport whitelisted to
+  127.0.0.1, initial peer 127.0.0.1 (no multicast leaves the machine). Fast DDS 2.x (Jazzy's
+  2.14) reads only FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3.x (Kilted) only the FASTDDS_ name:
+  with the FASTDDS_ name alone, Jazzy silently ran on Fast DDS defaults (UDP bound to every
+  interface, a 512 KiB shared-memory segment),
 - ROS_DOMAIN_ID to a random id in 1..101 unless one is already set,
 - ROS_LOG_DIR to `log_dir` unless one is already set.
 
 Values already present in the environment are kept unless `force` is set: a deployment on a
-robot that must talk to other machines sets its own ROS_AUTOMATIC_DISCOVERY_RANGE and profile.
+robot that must talk to other machines sets its own ROS_AUTOMATIC_DISCOVERY_RANGE and profile
+(either profile variable; both are then set to it).
+
+Shared-memory segment size: each participant writes its samples into its own segment, in
+fragments of at most 64 KB (the UDP transport's message size). A best-effort sample whose
+fragments are overwritten before the reader copied them is lost, so the segment must hold
+several frames: with Fast DDS's default 512 KiB segment, best-effort 640x480 rgb8 frames
+(900 kB) from another process arrived at 22-47 % (30 Hz, loaded 2-core machine); with
+8 MiB, 100 % (`python -m chatpose_ros.tools.qos_probe`).
 """
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
+
+# The profile file variable of Fast DDS 2.x (ROS 2 Jazzy) and of Fast DDS 3.x (Kilted and later).
+PROFILE_VARS = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 
 FASTDDS_LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
 <dds xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">
@@ -76,9 +90,11 @@ def configure_loopback_only(state_dir: str | Path, domain_id: int | None = None,
         force: overwrite values already in the environment (tests use this).
     """
     state = Path(state_dir)
+    given = None if force else (os.environ.get(PROFILE_VARS[0]) or os.environ.get(PROFILE_VARS[1]))
+    profile = given or str(write_profile(state))
     env = {
         "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "FASTDDS_DEFAULT_PROFILES_FILE": str(write_profile(state)),
+        **{var: profile for var in PROFILE_VARS},
         "ROS_DOMAIN_ID": str(domain_id if domain_id is not None else random.randint(1, 101)),
         "ROS_LOG_DIR": str(state / "ros_log"),
         "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
