@@ -6,6 +6,8 @@ Arguments:
   profile       model profile: default | chatpose
   checkpoint    ChatPose checkpoint folder (profile chatpose)
   autostart     configure and activate at start (true) or wait for a lifecycle manager (false)
+  rviz          also start rviz2 with the package's rviz/chatpose.rviz (camera image, markers, TF,
+                target pose); default false
 
 The node is a lifecycle node; with autostart it configures and activates itself. Without ROS
 installed, run the same node with `chatpose-node --params-file config/default.yaml`.
@@ -17,7 +19,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode
+from launch_ros.actions import LifecycleNode, Node
 
 
 def generate_launch_description():
@@ -28,6 +30,7 @@ def generate_launch_description():
         DeclareLaunchArgument("profile", default_value="default"),
         DeclareLaunchArgument("checkpoint", default_value=""),
         DeclareLaunchArgument("autostart", default_value="true"),
+        DeclareLaunchArgument("rviz", default_value="false"),
     ]
     overrides = {
         "image_topic": LaunchConfiguration("image_topic"),
@@ -39,4 +42,6 @@ def generate_launch_description():
     return LaunchDescription(args + [
         LifecycleNode(condition=IfCondition(LaunchConfiguration("autostart")), **common),
         LifecycleNode(condition=UnlessCondition(LaunchConfiguration("autostart")), arguments=["--no-autostart"], **common),
+        Node(condition=IfCondition(LaunchConfiguration("rviz")), package="rviz2", executable="rviz2", name="rviz2",
+             output="screen", arguments=["-d", os.path.join(share, "rviz", "chatpose.rviz")]),
     ])
