@@ -12,12 +12,14 @@ the default profile, COCO-17 and BlazePose-33 (``core.scene``).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .body import SMPL_JOINT_NAMES
 from .camera import CameraIntrinsics, estimate_translation
 from .scene import BLAZEPOSE33, COCO17
-from .types import PersonPose
+from .types import PersonPose, PoseResult
 
 # The default profile's keypoints (chatpose_ros.models.default.keypoints.KEYPOINT_NAMES; a test
 # keeps the two equal): MediaPipe's nose, shoulders, elbows, wrists, hips, knees, ankles, feet.
@@ -58,3 +60,14 @@ def place_person(person: PersonPose, intrinsics: CameraIntrinsics) -> np.ndarray
         return None
     est = estimate_translation(kp[rows], np.asarray(points), intrinsics)
     return None if est is None else est.translation.astype(np.float32)
+
+
+def place_result(result: PoseResult, intrinsics: CameraIntrinsics | None) -> PoseResult:
+    """`result` with every person's translation from the real intrinsics (``place_person``):
+    None (unknown) where the person's keypoints do not allow it, for poses made from the text
+    alone, and for everybody when `intrinsics` is None (no camera_info: a pipeline's own guess
+    from an assumed focal length is not passed on as metric)."""
+    people = tuple(
+        dataclasses.replace(p, translation=None if intrinsics is None or p.generated else place_person(p, intrinsics))
+        for p in result.people)
+    return dataclasses.replace(result, people=people)

@@ -14,13 +14,23 @@ Ids (``BodyIds``): a tracked person (track_id >= 0) is ``b`` + its track id in b
 whole track; an untracked person gets ``u`` + a counter in base 36, kept while its box overlaps
 the box it had in the previous update (IoU >= ``UNTRACKED_MATCH_IOU``). Per-body publishers are
 created when an id appears and destroyed when it leaves the update.
+
+Speech in (``SpeechInput``): queries from ``hri_msgs/LiveSpeech`` on
+``/humans/voices/<id>/speech``, one subscription per voice listed on ``/humans/voices/tracked``
+(created when a voice appears, destroyed when it leaves), plus any topics named explicitly.
+Only final results count: a message whose ``final`` is empty (an incremental hypothesis) is
+ignored with status ``speech_not_final``; one whose final text is blank gets ``empty_speech``.
+The voice id (from the topic ``/humans/voices/<id>/speech``, else the topic name) goes with the
+query so that the answer can say which voice asked.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Callable
 
 import numpy as np
-from hri_msgs.msg import IdsList, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
+from hri_msgs.msg import IdsList, LiveSpeech, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 
@@ -189,3 +199,90 @@ class HriBodyPublisher:
                 self._node.destroy_publisher(pub)
         self._bodies = {}
         self._node.destroy_publisher(self._tracked_pub)
+
+
+VOICES_NS = "/humans/voices"
+VOICES_TRACKED_TOPIC = f"{VOICES_NS}/tracked"
+_VOICE_TOPIC = re.compile(r"^/humans/voices/([^/]+)/speech$")
+SPEECH_NOT_FINAL = "speech_not_final"
+EMPTY_SPEECH = "empty_speech"
+
+
+def speech_topic(voice_id: str) -> str:
+    return f"{VOICES_NS}/{voice_id}/speech"
+
+
+def voice_of_topic(topic: str) -> str:
+    """The voice id of a /humans/voices/<id>/speech topic, else the topic name itself."""
+    m = _VOICE_TOPIC.match(topic)
+    return m.group(1) if m else topic
+
+
+def speech_query(msg: LiveSpeech) -> tuple[str, str]:
+    """(code, text) of a LiveSpeech message: ("ok", final text stripped), (SPEECH_NOT_FINAL, "")
+    for an incremental result without final text, (EMPTY_SPEECH, "") for blank final text."""
+    final = msg.final.strip()
+    if final:
+        return "ok", final
+    if msg.incremental.strip() and not msg.final:
+        return SPEECH_NOT_FINAL, ""
+    return EMPTY_SPEECH, ""
+
+
+def split_topics(text: str) -> list[str]:
+    """A comma-separated list of topic names (the speech_topics parameter) -> the names."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class SpeechInput:
+    """LiveSpeech subscriptions of a node (see the module docstring).
+
+    on_query(text, voice_id) is called for every final result; on_refused(code, message,
+    voice_id) for the others. `close()` destroys every subscription."""
+
+    def __init__(self, node, on_query: Callable[[str, str], None], on_refused: Callable[[str, str, str], None],
+                 topics: list[str], discover_voices: bool, qos, callback_group=None) -> None:
+        self._node = node
+        self._on_query = on_query
+        self._on_refused = on_refused
+        self._qos = qos
+        self._group = callback_group
+        self._fixed = {t: self._subscribe(t) for t in topics}
+        self._voices: dict[str, object] = {}
+        self._tracked_sub = (node.create_subscription(IdsList, VOICES_TRACKED_TOPIC, self._on_voices, qos,
+                                                      callback_group=callback_group) if discover_voices else None)
+
+    @property
+    def topics(self) -> list[str]:
+        """Every speech topic subscribed to now."""
+        return list(self._fixed) + [speech_topic(v) for v in self._voices]
+
+    def _subscribe(self, topic: str):
+        voice = voice_of_topic(topic)
+        return self._node.create_subscription(LiveSpeech, topic, lambda msg: self._on_speech(msg, voice), self._qos,
+                                              callback_group=self._group)
+
+    def _on_voices(self, msg: IdsList) -> None:
+        live = {v for v in msg.ids if v}
+        for gone in [v for v in self._voices if v not in live]:
+            self._node.destroy_subscription(self._voices.pop(gone))
+        for voice in live:
+            if voice not in self._voices and speech_topic(voice) not in self._fixed:
+                self._voices[voice] = self._subscribe(speech_topic(voice))
+
+    def _on_speech(self, msg: LiveSpeech, voice: str) -> None:
+        code, text = speech_query(msg)
+        if code == "ok":
+            self._on_query(text, voice)
+        elif code == SPEECH_NOT_FINAL:
+            self._on_refused(code, f"speech from voice '{voice}' is not final yet ('{msg.incremental[:80]}'): "
+                                   "waiting for the final result", voice)
+        else:
+            self._on_refused(code, f"speech from voice '{voice}' has empty final text: ignored", voice)
+
+    def close(self) -> None:
+        for sub in list(self._fixed.values()) + list(self._voices.values()):
+            self._node.destroy_subscription(sub)
+        if self._tracked_sub is not None:
+            self._node.destroy_subscription(self._tracked_sub)
+        self._fixed, self._voices, self._tracked_sub = {}, {}, None

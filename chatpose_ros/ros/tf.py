@@ -25,6 +25,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from chatpose_ros.core.camera import CameraIntrinsics
 from chatpose_ros.core.rep155 import body_origin, body_rotation, joint_frames, quaternion_xyzw
 from chatpose_ros.core.types import PersonPose
 
@@ -32,6 +33,20 @@ TARGET_FRAME = "chatpose_target"
 BODY_FRAME_PREFIX = "body_"
 TF_TOPIC = "/tf"
 TF_QOS_DEPTH = 100  # tf2_ros.DynamicBroadcasterQoS
+
+
+def camera_info_topic_for(image_topic: str) -> str:
+    """The camera_info topic beside an image topic (image_pipeline convention):
+    /camera/image_raw -> /camera/camera_info, image_raw -> camera_info."""
+    head, sep, _ = image_topic.rpartition("/")
+    return f"{head}{sep}camera_info"
+
+
+def intrinsics_from_msg(msg) -> CameraIntrinsics:
+    """sensor_msgs/CameraInfo -> CameraIntrinsics. Raises InvalidCameraInfoError (K = 0 from an
+    uncalibrated camera, non-finite values, unknown distortion model)."""
+    return CameraIntrinsics.from_camera_info(k=list(msg.k), d=list(msg.d), distortion_model=msg.distortion_model,
+                                             width=msg.width, height=msg.height)
 
 
 def body_frame(bid: str) -> str:
