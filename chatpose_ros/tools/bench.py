@@ -1,10 +1,12 @@
 """`chatpose-bench`: speed, throughput and memory of the node, printed as tables.
 
     chatpose-bench overhead              node overhead alone per frame (conversion, messages, markers)
+    chatpose-bench frames                what a camera frame costs the node: deserialised vs raw bytes
     chatpose-bench callback              our node vs a baseline that infers inside the image callback,
                                          side by side in one run (callback delay, dropped frames)
-    chatpose-bench e2e [--queries 20]    query -> pose message latency over ROS 2 on loopback (node in
-                                         its own process), and frames/s it sustains while answering
+    chatpose-bench e2e [--queries 20]    the same model in process, then over ROS 2 on loopback (node in
+                                         its own process): query latency, tracking rate, image callback
+                                         gaps while answering, node RSS (--json FILE: the figures)
     chatpose-bench memory [--seconds 120] RSS over a long run (camera + a query every second), slope
     chatpose-bench all
 
@@ -215,6 +217,7 @@ def bench_callback(args) -> dict:
             if name == "ours":
                 node = ChatPoseNode(pipeline_factory=lambda cfg: pipeline,
                                     parameter_overrides=[Parameter("track_after_query", value=False),
+                                                         Parameter("model_in_process", value=True),
                                                          Parameter("image_qos", value="reliable")])
                 node.autostart()
             else:
@@ -232,19 +235,26 @@ def bench_callback(args) -> dict:
                                    env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             time.sleep(3.0)  # camera process up and connected
             t_start = time.monotonic()
+            frames0 = node.stats["frames_received"]
+            if name == "ours":
+                node.session.drain_image_gaps()
             for i in range(args.queries):
                 qpub.publish(String(data="the person on the left"))
                 time.sleep(args.query_period)
             t_end = time.monotonic()
             cam_out = cam.communicate(timeout=60)[0]
-            arrivals = [t for t in node.image_arrivals if t_start <= t <= t_end]
-            gaps = np.diff(arrivals) * 1000 if len(arrivals) > 1 else np.array([float("nan")])
+            if name == "ours":
+                gaps = np.array(node.session.drain_image_gaps() or [float("nan")])
+            else:
+                arrivals = [t for t in node.image_arrivals if t_start <= t <= t_end]
+                gaps = np.diff(arrivals) * 1000 if len(arrivals) > 1 else np.array([float("nan")])
+            received = node.stats["frames_received"] - frames0
             expected = (t_end - t_start) * args.hz
             answered = node.stats["queries_answered"]
-            rows.append((name, f"frames received {len(arrivals)} of ~{expected:.0f} sent ({100 * len(arrivals) / expected:.0f}%), "
+            rows.append((name, f"frames received {received} of ~{expected:.0f} sent ({100 * received / expected:.0f}%), "
                                f"gap between image callbacks p50 {_pct(gaps, 50):.0f} ms, p95 {_pct(gaps, 95):.0f} ms, "
                                f"max {np.nanmax(gaps):.0f} ms; queries answered {answered}"))
-            out[name] = {"frames_received": len(arrivals), "frames_expected": expected, "gap_p50_ms": _pct(gaps, 50),
+            out[name] = {"frames_received": received, "frames_expected": expected, "gap_p50_ms": _pct(gaps, 50),
                          "gap_p95_ms": _pct(gaps, 95), "gap_max_ms": float(np.nanmax(gaps)), "answered": answered,
                          "camera": json.loads(cam_out.strip().splitlines()[-1]) if cam_out.strip() else {}}
             if name == "ours":
@@ -252,8 +262,7 @@ def bench_callback(args) -> dict:
             ex.shutdown(timeout_sec=5)
             th.join(timeout=10)
             if name == "ours":
-                node._pubs = {}
-                node.pipeline = None  # shared with the baseline: closed once at the end
+                node.runner = None  # the pipeline is shared with the baseline: closed once at the end
             node.destroy_node()
             client.destroy_node()
     finally:
@@ -269,22 +278,71 @@ def bench_callback(args) -> dict:
 def _node_process(args, state: Path):
     cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
            "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0",
-           "-p", "image_qos:=reliable",
+           "-p", "image_qos:=reliable", "-p", f"tracking_rate_hz:={args.hz}", "-p", "diagnostics_period_s:=1.0",
            "-p", f"model.cpu_threads:={args.cpu_threads}"]
     if args.checkpoint:
         cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
     return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
+    """The same model, same frame, no ROS: query latency and tracking rate (observe near the
+    tracked box + tracker update, as the node does per frame) in this process."""
+    from chatpose_ros.profiles import tracker_factory
+
+    pipeline = _pipeline(args)
+    try:
+        pipeline.estimate(img, "warm up")
+        lat, result = [], None
+        for q in queries:
+            t0 = time.perf_counter()
+            result = pipeline.estimate(img, q)
+            lat.append((time.perf_counter() - t0) * 1000)
+        tracker = tracker_factory(args.profile)()
+        frames = 0
+        if result is not None and result.selected_person is not None and result.selected_person.box is not None:
+            tracker.start(result.selected_person)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < args.track_seconds:
+                tracker.update(pipeline.observe(img, near=tracker.last_box))
+                frames += 1
+            hz = frames / (time.monotonic() - t0)
+        else:
+            hz = float("nan")
+    finally:
+        pipeline.close()
+    return {"query_p50_ms_in_process": _pct(lat, 50), "query_p95_ms_in_process": _pct(lat, 95), "tracking_hz_in_process": hz}
+
+
+def _family_rss(pid: int) -> tuple[float, float]:
+    """(RSS of `pid`, summed RSS of its child processes: the model worker) in MB."""
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return rss_mb(pid), float(sum(rss_mb(c) for c in children))
+
+
 def bench_e2e(args, seconds: float | None = None) -> dict:
-    """Node in its own process; this process is the camera and the user. Measures query -> pose
-    message latency, tracking updates per second, and (memory mode) the node's RSS over time."""
+    """One run: the model in this process first (reference), then the node in its own process
+    with this process as the camera and the user. Measures query -> pose message latency,
+    tracking updates per second, the gaps between the node's image callbacks while it answers
+    (from its /diagnostics), and (memory mode) the node's RSS over time."""
+    img = _image(args.image)
+    n = args.queries if seconds is None else int(seconds / args.query_period)
+    queries = [f"the person on the left #{i}" for i in range(n)]
+    ref = bench_in_process(args, img, queries[: args.queries]) if seconds is None else {}
+
     from chatpose_ros.ros.netsafe import configure_loopback_only
 
     state = Path.cwd() / "build" / "bench_state"
     configure_loopback_only(state, force=True)
     proc = _node_process(args, state)
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from std_msgs.msg import String
@@ -295,6 +353,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     client = Node("bench_e2e_client")
     answers: dict[str, float] = {}
     tracking: list[float] = []
+    diags: list[tuple[float, dict]] = []
 
     def on_poses(msg):
         if msg.answer:
@@ -302,53 +361,83 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         else:
             tracking.append(time.monotonic())
 
+    def on_diag(msg):
+        for st in msg.status:
+            if st.name.startswith("chatpose_node"):
+                diags.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
+
     client.create_subscription(SmplPoseArray, "/chatpose_node/poses", on_poses, 50)
+    client.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
     qpub = client.create_publisher(String, "/chatpose_node/query", 10)
     ex = MultiThreadedExecutor(num_threads=2)
     ex.add_node(client)
     th = threading.Thread(target=ex.spin, daemon=True)
     th.start()
-    img = _image(args.image)
     cam = _Camera(client, "/camera/image_raw", img, args.hz).start()
     out: dict = {}
     try:
         t0 = time.monotonic()
-        while qpub.get_subscription_count() == 0 and time.monotonic() - t0 < 300:
+        while not (diags and diags[-1][1].get("model_state") == "loaded" and int(diags[-1][1].get("frames_received", 0)) > 0):
+            if time.monotonic() - t0 > 300 or proc.poll() is not None:
+                raise RuntimeError("the node did not come up (model load) within 300 s")
             time.sleep(0.2)
-        time.sleep(2.0)  # model loaded and the first frames in
         print(f"node ready after {time.monotonic() - t0:.1f} s (model load included)", flush=True)
         lat, rss = [], []
-        n = args.queries if seconds is None else int(seconds / args.query_period)
-        t_start = time.monotonic()
-        for i in range(n):
-            q = f"the person on the left #{i}"
+        t_start, sent0 = time.monotonic(), cam.sent
+        busy_windows = []
+        for q in queries:
             sent = time.monotonic()
             qpub.publish(String(data=q))
             while q not in answers and time.monotonic() - sent < 30:
                 time.sleep(0.002)
             if q in answers:
                 lat.append((answers[q] - sent) * 1000)
-            rss.append((time.monotonic() - t_start, rss_mb(proc.pid)))
+                busy_windows.append((sent, answers[q]))
+            rss.append((time.monotonic() - t_start, *_family_rss(proc.pid)))
             time.sleep(max(0.0, args.query_period - (time.monotonic() - sent)))
         elapsed = time.monotonic() - t_start
-        # then tracking alone (no new query) for a while: the rate the node keeps up with a person
+        camera_hz = (cam.sent - sent0) / elapsed
+        # gaps between image callbacks: each diagnostics message carries those since the last
+        # one; keep the messages whose period overlaps an answer in progress
+        period = 1.0
+        gaps = [float(g) for t, v in diags if t_start <= t <= t_start + elapsed + period and v.get("image_gaps_ms")
+                and any(a - period <= t <= b + period for a, b in busy_windows)
+                for g in v["image_gaps_ms"].split(",")]
+        # then tracking alone (no new query): the rate the node keeps up with a person
         t_track = time.monotonic()
         time.sleep(args.track_seconds)
-        track_fps = len([t for t in tracking if t >= t_track]) / (time.monotonic() - t_track)
-        out = {"latency_ms_p50": _pct(lat, 50), "latency_ms_p95": _pct(lat, 95), "answered": len(lat), "asked": n,
-               "tracking_updates_per_s": track_fps, "camera_hz": args.hz}
-        rows = [("query -> pose message (p50 / p95 ms)", f"{out['latency_ms_p50']:.0f} / {out['latency_ms_p95']:.0f}"),
-                ("answered / asked", f"{len(lat)} / {n}"),
-                (f"tracking pose messages per second, {args.track_seconds:.0f} s without queries", f"{track_fps:.1f} (camera {args.hz} Hz)")]
+        track_hz = len([t for t in tracking if t >= t_track]) / (time.monotonic() - t_track)
+        node_rss, worker_rss = _family_rss(proc.pid)
+        out = {**ref, "query_p50_ms_ros": _pct(lat, 50), "query_p95_ms_ros": _pct(lat, 95), "answered": len(lat),
+               "asked": len(queries), "tracking_hz_ros": track_hz, "camera_hz": camera_hz,
+               "callback_gap_p95_ms": _pct(gaps, 95), "callback_gap_max_ms": float(np.max(gaps)) if gaps else float("nan"),
+               "node_rss_mb": node_rss, "worker_rss_mb": worker_rss, "cpu_threads": args.cpu_threads}
+        rows = []
+        if ref:
+            rows += [("query -> answer in process (p50 / p95 ms)",
+                      f"{ref['query_p50_ms_in_process']:.0f} / {ref['query_p95_ms_in_process']:.0f}"),
+                     ("tracking in process (frames/s)", f"{ref['tracking_hz_in_process']:.1f}")]
+        rows += [("query -> pose message over ROS (p50 / p95 ms)", f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
+                 ("answered / asked", f"{len(lat)} / {len(queries)}"),
+                 (f"tracking pose messages per second, {args.track_seconds:.0f} s without queries",
+                  f"{track_hz:.1f} (camera {camera_hz:.1f} Hz)"),
+                 ("image callback gap while answering (p95 / max ms)",
+                  f"{out['callback_gap_p95_ms']:.0f} / {out['callback_gap_max_ms']:.0f} ({len(gaps)} gaps)"),
+                 ("RSS node / model worker (MB)", f"{node_rss:.0f} / {worker_rss:.0f}")]
+        if ref:
+            rows += [("ROS p50 / in-process p50 (target <= 1.3)", f"{out['query_p50_ms_ros'] / ref['query_p50_ms_in_process']:.2f}"),
+                     ("tracking ROS / min(in process, camera) (target >= 0.9)",
+                      f"{track_hz / min(ref['tracking_hz_in_process'], camera_hz):.2f}")]
         if seconds is not None and len(rss) > 4:
             t = np.array([r[0] for r in rss])
-            m = np.array([r[1] for r in rss])
+            m = np.array([r[1] + r[2] for r in rss])
             h = len(m) // 2
             slope = float(np.polyfit(t[h:], m[h:], 1)[0]) * 60
             out.update({"rss_mb_start": m[0], "rss_mb_end": m[-1], "rss_slope_mb_per_min_second_half": slope})
-            rows.append(("node RSS start -> end (MB)", f"{m[0]:.0f} -> {m[-1]:.0f}"))
+            rows.append(("node + worker RSS start -> end (MB)", f"{m[0]:.0f} -> {m[-1]:.0f}"))
             rows.append(("RSS slope, second half (MB/min)", f"{slope:.2f}"))
-        _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, {elapsed:.0f} s)", rows)
+        _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, model in its worker, "
+               f"{elapsed:.0f} s)", rows)
     finally:
         cam.stop()
         ex.shutdown(timeout_sec=5)
@@ -357,9 +446,62 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         rclpy.shutdown()
         proc.send_signal(2)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+    return out
+
+
+def bench_frames(args) -> dict:
+    """What one 640x480 bgr8 camera frame costs the node, per way of receiving it: rclpy's
+    deserialisation (a plain subscription) against keeping the serialised bytes (raw=True) and
+    reading only the header (ros/cdr) plus the layout check; then, for the frame the model takes,
+    the decode and the copy into shared memory."""
+    from multiprocessing import shared_memory
+
+    from rclpy.serialization import deserialize_message, serialize_message
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+
+    from chatpose_ros.core.image_codec import check_raw_layout
+    from chatpose_ros.ros import cdr
+    from chatpose_ros.ros.convert import image_to_rgb, rgb_to_image
+
+    raw = serialize_message(rgb_to_image(_image(args.image), Header(frame_id="cam"), "bgr8"))
+    shm = shared_memory.SharedMemory(create=True, size=len(raw))
+    n = args.repeats * 40
+
+    def per_call(fn):
+        ts = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t0) * 1000)
+        return _pct(ts, 50)
+
+    def header_only():
+        _, im = cdr.parse_image(raw)
+        check_raw_layout(im.width, im.height, im.encoding, im.step, im.nbytes, 16_000_000)
+
+    try:
+        _, image = cdr.parse_image(raw)
+        msg = deserialize_message(raw, Image)
+        out = {"deserialise_ms": per_call(lambda: deserialize_message(raw, Image)),
+               "deserialise_and_decode_ms": per_call(lambda: image_to_rgb(deserialize_message(raw, Image), 16_000_000)),
+               "raw_header_and_check_ms": per_call(header_only),
+               "decode_taken_frame_ms": per_call(lambda: image.decode(16_000_000)),
+               "copy_into_shm_ms": per_call(lambda: shm.buf.__setitem__(slice(0, image.nbytes), image.data)),
+               "bytes_per_frame": len(raw)}
+        del msg
+    finally:
+        shm.close()
+        shm.unlink()
+    _table(f"cost of one 640x480 bgr8 frame at the node (p50 of {n}, ms)", [
+        ("plain subscription: rclpy deserialisation", f"{out['deserialise_ms']:.3f}"),
+        ("  + decode to RGB (what the old node did per frame)", f"{out['deserialise_and_decode_ms']:.3f}"),
+        ("raw subscription: header + layout check (now, per frame)", f"{out['raw_header_and_check_ms']:.4f}"),
+        ("decode of the frame the model takes (in its worker)", f"{out['decode_taken_frame_ms']:.3f}"),
+        ("copy of the frame the model takes into shared memory", f"{out['copy_into_shm_ms']:.3f}")])
     return out
 
 
@@ -377,7 +519,8 @@ def rss_mb(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("overhead", "callback", "e2e", "memory", "all", "camera"), nargs="?", default="all")
+    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "all", "camera"), nargs="?",
+                   default="all")
     p.add_argument("--profile", default="default", choices=("default", "chatpose"))
     p.add_argument("--checkpoint", default="")
     p.add_argument("--image", default=DEMO_IMAGE)
@@ -395,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {}
     if args.what in ("overhead", "all"):
         figures["overhead"] = bench_overhead(args)
+    if args.what in ("frames", "all"):
+        figures["frames"] = bench_frames(args)
     if args.what in ("callback", "all"):
         figures["callback"] = bench_callback(args)
     if args.what in ("e2e", "all"):
