@@ -99,6 +99,7 @@ class Job:
     code: str = ""
     stage: str = "queued"  # queued -> estimating -> publishing
     cancelled: bool = False
+    source: str = ""  # who asked (e.g. a ROS4HRI voice id); "" = the query topic or the action
 
     def _fail(self, code: str, error: str) -> None:
         self.code, self.error = code, error
@@ -122,6 +123,7 @@ class Output:
     result: PoseResult
     frame: Frame | None
     answer: bool
+    source: str = ""  # the answered job's source (who asked), "" for tracking updates
 
     @property
     def tracked(self) -> list[PersonPose]:
@@ -259,16 +261,16 @@ class Session:
             self.stats["queries_invalid"] += 1
         return [self.report(ERROR, exc.code, f"query refused: {exc}", query=query)]
 
-    def submit(self, text: object, frame: Frame | None = None) -> tuple[Job | None, list[Event]]:
+    def submit(self, text: object, frame: Frame | None = None, source: str = "") -> tuple[Job | None, list[Event]]:
         """Validate and queue a query (with an explicit image `frame`, or None for the latest
-        camera frame). Returns (job or None when refused, events). When the queue is full the
+        camera frame; `source`: who asked, passed on to the answer's Output). Returns (job or None when refused, events). When the queue is full the
         oldest query is dropped (its job fails with query_dropped) and reported; after `stop()`
         every query is."""
         try:
             query = validate_query(text, self.max_query_chars)
         except InvalidQueryError as exc:
             return None, self.refuse_query(exc, str(text)[:200])
-        job = Job(query=query, frame=frame)
+        job = Job(query=query, frame=frame, source=source)
         dropped = None
         with self._cv:
             if not self._running:  # arrived while the node stops: nobody would answer it
@@ -348,7 +350,7 @@ class Session:
             self.stats["queries_answered"] += 1
             self._busy = False
         job.stage, job.result = "publishing", result
-        events: list[Event] = [Output(result=result, frame=work.frame, answer=True),
+        events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source),
                                self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)]
         job.done.set()
         return events
