@@ -179,3 +179,18 @@ def test_shape_errors():
         estimate_translation(np.zeros((5, 2)), np.zeros((4, 3)), cam)
     with pytest.raises(ValueError):
         estimate_translation(np.zeros((5, 2)), np.zeros((5, 3)), cam, scores=np.ones(4))
+
+
+def test_eval_depth_is_exact_without_noise_and_shows_the_focal_error():
+    """tools/eval_depth on held-out mocap: exact keypoints and the true skeleton give the exact
+    depth with the camera's intrinsics; the assumed focal length (image width) does not."""
+    from chatpose_ros.tools.eval_depth import FOCALS_PX, IMAGE_WH, run
+
+    res = run(samples=40, joints_source="true", noise_px=0.0, noise_3d_m=0.0, size_sd=0.0, seed=0)
+    d, f = res["depth"], res["focal"]
+    rel = np.abs(res["err"]["fit K"]) / d
+    assert np.isfinite(rel).all() and rel.max() < 1e-6
+    assumed = np.abs(res["err"]["fit f=W"]) / d
+    assert np.allclose(assumed[f == IMAGE_WH[0]], 0.0, atol=1e-6)
+    other = f != IMAGE_WH[0]
+    assert len(set(FOCALS_PX)) > 1 and np.median(assumed[other]) > 0.1

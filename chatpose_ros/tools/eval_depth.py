@@ -15,12 +15,12 @@ keypoints (2D + 3D with ``--noise-3d-m`` noise, like MediaPipe's world landmarks
 = those noisy 3D keypoints themselves.
 
 Columns, side by side on the same samples:
-- ``fit K``   : ``core.camera.estimate_translation`` with the camera's intrinsics (camera_info);
-- ``fit f=W`` : the same fit with today's assumed focal length (image width), no camera_info;
-- ``today``   : today's default-profile estimate (``models.default.pipeline.estimate_translation``:
-  keypoint spread ratio, focal = image width);
-- ``spread K``: today's spread ratio with the true focal length (separates the method from the
-  focal assumption).
+- ``fit K``     : ``core.camera.estimate_translation`` with the camera's intrinsics (camera_info);
+- ``fit f=W``   : the same fit with the assumed focal length (image width), no camera_info;
+- ``spread f=W``: the default profile's earlier estimate (``models.default.pipeline.
+  estimate_translation``: ratio of the keypoints' spread in px and in m, focal = image width);
+- ``spread K``  : that spread ratio with the true focal length (separates the method from the
+  focal assumption). The two spread columns are left out once that function is gone.
 
 Printed: median absolute depth error (m), median and 90th-percentile relative error (%), by
 distance bucket and by focal length, and the share of people without an estimate. Synthetic:
@@ -46,7 +46,7 @@ BUCKET_EDGES_M = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 PELVIS_U_RANGE = (0.15, 0.85)  # pelvis pixel drawn uniformly in this part of the image width
 PELVIS_V_RANGE = (0.35, 0.65)  # ... and of its height
 SIZE_CLIP = (0.8, 1.2)         # body-size factors are clipped to this range
-METHODS = ("fit K", "fit f=W", "today", "spread K")
+METHODS = ("fit K", "fit f=W", "spread f=W", "spread K")
 
 
 def _camera_rotation(yaw: float) -> np.ndarray:
@@ -66,10 +66,16 @@ def _load_poses():
     return ms.rotmats.astype(np.float64), ms.joints.astype(np.float64)
 
 
-def _today(kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) -> np.ndarray | None:
-    """Today's default-profile translation on 15 keypoints placed at their MediaPipe indices."""
+def _spread_translation():
+    """The default profile's spread-ratio estimate, or None where it no longer exists."""
+    from chatpose_ros.models.default import pipeline
+
+    return getattr(pipeline, "estimate_translation", None)
+
+
+def _spread(spread_translation, kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) -> np.ndarray | None:
+    """The spread-ratio translation on 15 keypoints placed at their MediaPipe landmark indices."""
     from chatpose_ros.models.default.keypoints import MEDIAPIPE_INDEX, MEDIAPIPE_NUM_LANDMARKS
-    from chatpose_ros.models.default.pipeline import estimate_translation as spread_translation
 
     lm2d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 2))
     lm3d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 3))
@@ -139,15 +145,19 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     else:
         fit3d = kp_mean
 
-    err = {m: np.full(samples, np.nan) for m in METHODS}
+    spread_translation = _spread_translation()
+    methods = METHODS if spread_translation is not None else METHODS[:2]
+    err = {m: np.full(samples, np.nan) for m in methods}
     for i in range(samples):
         cam_w = CameraIntrinsics.from_focal(float(W), W, H)
         for name, cam in (("fit K", cams[i]), ("fit f=W", cam_w)):
             est = estimate_translation(kp2d[i], fit3d[i], cam, scores=seen[i].astype(float))
             if est is not None:
                 err[name][i] = est.translation[2] - depth[i]
-        for name, f in (("today", float(W)), ("spread K", float(focal[i]))):
-            t = _today(kp2d[i], world[i], seen[i], f)
+        for name, f in (("spread f=W", float(W)), ("spread K", float(focal[i]))):
+            if spread_translation is None:
+                break
+            t = _spread(spread_translation, kp2d[i], world[i], seen[i], f)
             if t is not None:
                 err[name][i] = float(t[2]) - depth[i]
     truncated = float(np.mean(seen.sum(1) < seen.shape[1]))
@@ -165,18 +175,19 @@ def _cell(e: np.ndarray, d: np.ndarray) -> str:
 
 def print_tables(res: dict) -> None:
     d, f, err = res["depth"], res["focal"], res["err"]
-    head = "| " + " | ".join(["bucket"] + [f"{m}: med abs, med %, p90 %" for m in METHODS]) + " |"
-    sep = "|" + "---|" * (len(METHODS) + 1)
+    methods = [m for m in METHODS if m in err]
+    head = "| " + " | ".join(["bucket"] + [f"{m}: med abs, med %, p90 %" for m in methods]) + " |"
+    sep = "|" + "---|" * (len(methods) + 1)
     print("\n## depth error by distance (all focal lengths)\n" + head + "\n" + sep)
     for lo, hi in zip(BUCKET_EDGES_M[:-1], BUCKET_EDGES_M[1:]):
         sel = (d >= lo) & (d < hi) if hi < BUCKET_EDGES_M[-1] else (d >= lo) & (d <= hi)
-        print(f"| {lo:.0f}-{hi:.0f} m (n={sel.sum()}) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in METHODS) + " |")
-    print("| all | " + " | ".join(_cell(err[m], d) for m in METHODS) + " |")
+        print(f"| {lo:.0f}-{hi:.0f} m (n={sel.sum()}) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in methods) + " |")
+    print("| all | " + " | ".join(_cell(err[m], d) for m in methods) + " |")
     print("\n## depth error by focal length (all distances)\n" + head.replace("bucket", "focal") + "\n" + sep)
     for fv in FOCALS_PX:
         sel = f == fv
         fov = math.degrees(2 * math.atan(IMAGE_WH[0] / (2 * fv)))
-        print(f"| {fv:.0f} px ({fov:.0f} deg) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in METHODS) + " |")
+        print(f"| {fv:.0f} px ({fov:.0f} deg) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in methods) + " |")
     print(f"\npeople with at least one keypoint outside the image: {100 * res['truncated']:.0f}%")
 
 
