@@ -32,6 +32,7 @@ setup(
             "chatpose-train = chatpose_ros.models.chatpose.train:main",
             "chatpose-eval = chatpose_ros.models.chatpose.evaluate:main",
             "chatpose-bench-decoding = chatpose_ros.models.chatpose.bench_decoding:main",
+            "chatpose-export = chatpose_ros.models.chatpose.export:main",
         ],
     },
 )

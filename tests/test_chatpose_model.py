@@ -135,4 +135,4 @@ def test_tensorrt_parity(tmp_path):
     px = torch.randn(1, 3, 32, 32, device="cuda")
     assert (trt_b.encode(px).float() - m.encode_images(px).float()).abs().max().item() < 2e-2  # fp16 engine
     again = TensorRTVisionBackend(m, tmp_path / "v.onnx", tmp_path)  # cached engine reused
-    assert again.engine_path == trt_b.engine_path
+    assert again.engine_path == trt_b.engine_path and trt_b.info.built_now and not again.info.built_now

@@ -4,19 +4,27 @@
     features: (B, N, hidden_llm) projected patch features, in the LLM's dtype and device
 
 - TorchVisionBackend: the model's own vision tower + projector.
-- OnnxVisionBackend: vision tower + projector exported to ONNX (opset 17, dynamic batch) and
-  run with ONNX Runtime (CUDA provider when present, else CPU).
-- TensorRTVisionBackend: an fp16 engine built from that ONNX file, cached under
-  `engine_cache_dir` keyed by the ONNX file's sha256, the TensorRT version and the GPU name,
-  warmed up once. Without `tensorrt` or CUDA it logs one line and falls back to torch.
+- OnnxVisionBackend: vision tower + projector exported to ONNX (opset 17, or 16 for TensorRT
+  8.5; dynamic batch) and run with ONNX Runtime (CUDA provider when present, else CPU).
+- TensorRTVisionBackend: an engine built from that ONNX file (explicit batch on TensorRT 8.5 to
+  10), cached under `engine_cache_dir` keyed by the ONNX file's sha256, the TensorRT version,
+  the GPU name and the precision, with a JSON note beside it (build time, parity), warmed up.
+  `tensorrt_with_parity` checks an fp16 engine against torch on a fixed input (cosine
+  similarity >= PARITY_MIN_COSINE) and falls back to fp32, then torch. `create_vision_backend`
+  never lets TensorRT fail configure: without TensorRT/CUDA or when a parse/build fails it
+  falls back to ONNX Runtime on CUDA, then torch, with one log line. `chatpose-export`
+  (export.py) builds the same files ahead of time.
 
 Heavy optional libraries (onnxruntime, tensorrt) are imported only inside these classes.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -31,8 +39,17 @@ from .model import ChatPoseModel, VisionEncoder
 log = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
+ONNX_OPSET_TRT85 = 16
+TRT_LAYERNORM_VERSION = (8, 6)  # first TensorRT whose ONNX parser reads LayerNormalization
+TRT_IMPLICIT_BATCH_REMOVED = 10  # major version from which every network is explicit-batch
 INPUT_NAME = "pixel_values"
 OUTPUT_NAME = "image_features"
+PRECISIONS = ("fp16", "fp32")
+# Parity of an engine with the torch encoder: the smallest cosine similarity between matching
+# feature vectors (576 x hidden for ViT-L/14-336) on one fixed seeded input. fp16 engines of a
+# healthy export reach > 0.999; a broken one (overflow in fp16, a wrong export) falls far below.
+PARITY_MIN_COSINE = 0.99
+PARITY_SEED = 0
 
 
 @runtime_checkable
@@ -91,14 +108,16 @@ def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, op
     return path
 
 
-def _onnx_path_for(model: ChatPoseModel, cache_dir: Path, model_id: str) -> Path:
+def _onnx_path_for(model: ChatPoseModel, cache_dir: Path, model_id: str, opset: int = ONNX_OPSET) -> Path:
     """Cache path of the exported encoder: keyed by the vision/projector files when the model came
-    from a checkpoint folder (so rewritten weights never reuse a stale export), else by model_id."""
+    from a checkpoint folder (so rewritten weights never reuse a stale export), else by model_id;
+    and by opset (TensorRT 8.5 needs an older one)."""
     from .checkpoints import vision_fingerprint
 
     src = getattr(model, "checkpoint_dir", None)
     key = vision_fingerprint(src) if src is not None else model_id.replace(":", "_")
-    return cache_dir / f"vision_{key}.onnx"
+    suffix = "" if opset == ONNX_OPSET else f"_op{opset}"
+    return cache_dir / f"vision_{key}{suffix}.onnx"
 
 
 class OnnxVisionBackend:
@@ -106,7 +125,8 @@ class OnnxVisionBackend:
 
     name = "onnx"
 
-    def __init__(self, model: ChatPoseModel, onnx_path: str | Path, *, export: bool = True) -> None:
+    def __init__(self, model: ChatPoseModel, onnx_path: str | Path, *, export: bool = True,
+                 opset: int = ONNX_OPSET) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -114,7 +134,7 @@ class OnnxVisionBackend:
         self.model = model
         self.onnx_path = Path(onnx_path)
         if export and not self.onnx_path.exists():
-            export_onnx(model.encoder, self.onnx_path, model.preprocessor.crop)
+            export_onnx(model.encoder, self.onnx_path, model.preprocessor.crop, opset=opset)
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         if model.device.type != "cuda":
             providers = ["CPUExecutionProvider"]
@@ -132,82 +152,197 @@ class OnnxVisionBackend:
         return torch.from_numpy(y).to(self.model.device, self.model.dtype)
 
 
+def _import_tensorrt():
+    """The `tensorrt` module (a seam for tests)."""
+    import tensorrt
+
+    return tensorrt
+
+
 def tensorrt_available() -> tuple[bool, str]:
     """(available, reason) for TensorRT + CUDA."""
     if not torch.cuda.is_available():
         return False, "CUDA is not available"
     try:
-        import tensorrt  # noqa: F401
+        _import_tensorrt()
     except ImportError:
         return False, "the tensorrt Python package is not installed"
     return True, ""
 
 
-def engine_cache_key(onnx_path: Path) -> str:
-    """sha256(ONNX file) + TensorRT version + GPU name, shortened, filesystem-safe."""
-    import tensorrt as trt
+def trt_version(trt) -> tuple[int, int]:
+    """(major, minor) of a tensorrt module ("8.5.2.2" -> (8, 5))."""
+    parts = [int(p) for p in str(trt.__version__).split(".")[:2] if p.isdigit()]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
 
-    gpu = torch.cuda.get_device_name(torch.cuda.current_device())
-    raw = f"{_file_sha256(onnx_path)}|trt{trt.__version__}|{gpu}"
+
+def onnx_opset_for(trt=None) -> int:
+    """ONNX opset for the exported encoder: 17 (LayerNormalization as one op), but 16 for
+    TensorRT < 8.6 (JetPack 5 ships 8.5, whose ONNX parser lacks LayerNormalization)."""
+    if trt is not None and trt_version(trt) < TRT_LAYERNORM_VERSION:
+        return ONNX_OPSET_TRT85
+    return ONNX_OPSET
+
+
+def create_network(builder, trt):
+    """An explicit-batch network definition on any TensorRT from 8.5 (JetPack 5) to 10.x.
+
+    TensorRT 10 has only explicit batch (`create_network(0)`, the flag is deprecated); 8.x needs
+    the EXPLICIT_BATCH creation flag, otherwise the ONNX parser refuses the model."""
+    if trt_version(trt)[0] >= TRT_IMPLICIT_BATCH_REMOVED:
+        return builder.create_network(0)
+    return builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH))
+
+
+def build_engine(trt, logger, onnx_path: Path, side: int, max_batch: int, precision: str) -> bytes:
+    """Parse `onnx_path` and build a serialized engine for (1..max_batch, 3, side, side) input.
+
+    Raises BackendUnavailableError (with the parser's errors) when parsing or building fails."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"TensorRT precision must be one of {PRECISIONS}, got {precision!r}")
+    builder = trt.Builder(logger)
+    network = create_network(builder, trt)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendUnavailableError(f"TensorRT cannot parse {onnx_path}: {errs}")
+    cfg = builder.create_builder_config()
+    if precision == "fp16":
+        cfg.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    shape = (3, side, side)
+    profile.set_shape(INPUT_NAME, (1, *shape), (1, *shape), (max_batch, *shape))
+    cfg.add_optimization_profile(profile)
+    blob = builder.build_serialized_network(network, cfg)
+    if blob is None:
+        raise BackendUnavailableError(f"TensorRT {precision} engine build failed (see the TensorRT log)")
+    return bytes(blob)
+
+
+def engine_cache_key(onnx_path: Path, trt_ver: str, gpu: str) -> str:
+    """sha256(ONNX file) + TensorRT version + GPU name, shortened, filesystem-safe."""
+    raw = f"{_file_sha256(onnx_path)}|trt{trt_ver}|{gpu}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+@dataclass
+class EngineInfo:
+    """A cached engine and what is known about it (kept beside it as JSON)."""
+
+    path: Path
+    precision: str
+    trt_version: str
+    gpu: str
+    build_s: float
+    built_now: bool
+    parity_cosine: float | None = None
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path.with_suffix(".json")
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 2**20
+
+    def save_meta(self) -> None:
+        meta = {"precision": self.precision, "trt_version": self.trt_version, "gpu": self.gpu,
+                "build_s": round(self.build_s, 3), "parity_cosine": self.parity_cosine,
+                "parity_threshold": PARITY_MIN_COSINE}
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.replace(self.meta_path)
+
+
+def ensure_engine(trt, logger, onnx_path: Path, cache_dir: Path, side: int, max_batch: int, precision: str,
+                  gpu: str, force_rebuild: bool = False) -> EngineInfo:
+    """The engine for this ONNX file, TensorRT version, GPU and precision: read from `cache_dir`
+    when there, else built once and written atomically (never rebuilt unless `force_rebuild`)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = engine_cache_key(onnx_path, str(trt.__version__), gpu)
+    path = cache_dir / f"vision_{key}_{precision}.engine"
+    info = EngineInfo(path, precision, str(trt.__version__), gpu, 0.0, False)
+    if path.exists() and not force_rebuild:
+        if info.meta_path.exists():
+            try:
+                meta = json.loads(info.meta_path.read_text())
+                info.build_s = float(meta.get("build_s", 0.0))
+                info.parity_cosine = meta.get("parity_cosine")
+            except (json.JSONDecodeError, TypeError, ValueError):
+                log.warning("ignoring unreadable %s", info.meta_path)
+        return info
+    log.info("building TensorRT %s engine from %s (TensorRT %s, %s; the first build can take minutes)",
+             precision, onnx_path, trt.__version__, gpu)
+    t0 = time.perf_counter()
+    blob = build_engine(trt, logger, onnx_path, side, max_batch, precision)
+    info.build_s = time.perf_counter() - t0
+    info.built_now = True
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    info.save_meta()
+    return info
+
+
+def parity_input(side: int, batch: int = 1) -> torch.Tensor:
+    """The fixed input of the parity check: (batch, 3, side, side) seeded normal pixels."""
+    g = torch.Generator().manual_seed(PARITY_SEED)
+    return torch.randn(batch, 3, side, side, generator=g)
+
+
+def feature_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Smallest cosine similarity between matching feature vectors of (B, N, D) tensors."""
+    a = a.detach().float().cpu().reshape(-1, a.shape[-1])
+    b = b.detach().float().cpu().reshape(-1, b.shape[-1])
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=-1, eps=1e-12).min())
+
+
 class TensorRTVisionBackend:
-    """fp16 TensorRT engine of the vision encoder (built once, cached, warmed up)."""
+    """A TensorRT engine of the vision encoder (built once per ONNX file, TensorRT version, GPU
+    and precision, cached, warmed up)."""
 
     name = "tensorrt"
 
     def __init__(self, model: ChatPoseModel, onnx_path: str | Path, cache_dir: str | Path, *,
-                 max_batch: int = 1, warmup: int = 2, force_rebuild: bool = False) -> None:
+                 precision: str = "fp16", max_batch: int = 1, warmup: int = 2, force_rebuild: bool = False) -> None:
         ok, why = tensorrt_available()
         if not ok:
             raise BackendUnavailableError(f"TensorRT backend unavailable: {why}")
-        import tensorrt as trt
-
+        trt = _import_tensorrt()
         self.model = model
         self.trt = trt
+        self.precision = precision
         self.onnx_path = Path(onnx_path)
         if not self.onnx_path.exists():
-            export_onnx(model.encoder, self.onnx_path, model.preprocessor.crop)
-        cache_dir = Path(cache_dir).expanduser()
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self.engine_path = cache_dir / f"vision_{engine_cache_key(self.onnx_path)}.engine"
+            export_onnx(model.encoder, self.onnx_path, model.preprocessor.crop, opset=onnx_opset_for(trt))
         self.side = model.preprocessor.crop
         self.max_batch = max_batch
         self.logger = trt.Logger(trt.Logger.WARNING)
-        if force_rebuild or not self.engine_path.exists():
-            self._build()
-        runtime = trt.Runtime(self.logger)
+        gpu = torch.cuda.get_device_name(torch.cuda.current_device())
+        self.info = ensure_engine(trt, self.logger, self.onnx_path, Path(cache_dir).expanduser(), self.side,
+                                  max_batch, precision, gpu, force_rebuild)
+        self.engine_path = self.info.path
+        self._load_runtime()
+        for _ in range(warmup):
+            self.encode(torch.zeros(1, 3, self.side, self.side))
+        log.info("TensorRT %s vision engine ready: %s", precision, self.engine_path)
+
+    def _load_runtime(self) -> None:
+        runtime = self.trt.Runtime(self.logger)
         self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
             raise BackendUnavailableError(f"cannot deserialize TensorRT engine {self.engine_path}")
         self.context = self.engine.create_execution_context()
         self.device = torch.device("cuda", torch.cuda.current_device())
-        for _ in range(warmup):
-            self.encode(torch.zeros(1, 3, self.side, self.side, device=self.device))
-        log.info("TensorRT vision engine ready: %s", self.engine_path)
 
-    def _build(self) -> None:
-        trt = self.trt
-        log.info("building TensorRT fp16 engine from %s (first build can take minutes)", self.onnx_path)
-        builder = trt.Builder(self.logger)
-        network = builder.create_network(0)
-        parser = trt.OnnxParser(network, self.logger)
-        if not parser.parse(self.onnx_path.read_bytes()):
-            errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise BackendUnavailableError(f"TensorRT cannot parse {self.onnx_path}: {errs}")
-        cfg = builder.create_builder_config()
-        cfg.set_flag(trt.BuilderFlag.FP16)
-        profile = builder.create_optimization_profile()
-        shape = (3, self.side, self.side)
-        profile.set_shape(INPUT_NAME, (1, *shape), (1, *shape), (self.max_batch, *shape))
-        cfg.add_optimization_profile(profile)
-        blob = builder.build_serialized_network(network, cfg)
-        if blob is None:
-            raise BackendUnavailableError("TensorRT engine build failed (see TensorRT log)")
-        tmp = self.engine_path.with_suffix(".tmp")
-        tmp.write_bytes(bytes(blob))
-        tmp.replace(self.engine_path)
+    def check_parity(self, reference) -> float:
+        """Cosine similarity (smallest over feature vectors) of this engine against `reference`
+        (a backend, normally torch) on the fixed parity input; stored beside the engine."""
+        x = parity_input(self.side)
+        cos = feature_cosine(self.encode(x), reference.encode(x))
+        self.info.parity_cosine = cos
+        self.info.save_meta()
+        return cos
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -229,8 +364,59 @@ class TensorRTVisionBackend:
         return y.to(self.model.device, self.model.dtype)
 
 
+class ParityError(BackendUnavailableError):
+    """No TensorRT engine matches the torch encoder closely enough."""
+
+
+def tensorrt_with_parity(model: ChatPoseModel, onnx_path: Path, cache_dir: Path, *,
+                         precisions: tuple[str, ...] = PRECISIONS, force_rebuild: bool = False):
+    """The first engine in `precisions` (fp16, then fp32) whose parity with the torch encoder on
+    the fixed input reaches PARITY_MIN_COSINE. A cached engine's recorded parity is trusted (no
+    rebuild, no re-check); an engine that failed stays cached and is skipped next time.
+
+    Raises ParityError when none passes, BackendUnavailableError / others when building fails."""
+    reference = TorchVisionBackend(model)
+    figures = []
+    for precision in precisions:
+        backend = TensorRTVisionBackend(model, onnx_path, cache_dir, precision=precision, force_rebuild=force_rebuild)
+        cos = backend.info.parity_cosine
+        if cos is None or backend.info.built_now:
+            cos = backend.check_parity(reference)
+        figures.append(f"{precision} {cos:.5f}")
+        if cos >= PARITY_MIN_COSINE:
+            return backend
+        log.warning("TensorRT %s engine differs from torch (cosine %.5f < %.4f)", precision, cos, PARITY_MIN_COSINE)
+    raise ParityError(f"no TensorRT engine passes the parity check (cosine {', '.join(figures)}; "
+                      f"threshold {PARITY_MIN_COSINE})")
+
+
+def _onnx_cuda_available(model: ChatPoseModel) -> bool:
+    """ONNX Runtime can run on the model's GPU (CUDA execution provider present)."""
+    if model.device.type != "cuda":
+        return False
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _fallback_backend(model: ChatPoseModel, onnx_path: Path, opset: int = ONNX_OPSET) -> VisionBackend:
+    """ONNX Runtime on CUDA when possible, else the torch encoder."""
+    if _onnx_cuda_available(model):
+        try:
+            return OnnxVisionBackend(model, onnx_path, opset=opset)
+        except Exception as exc:  # onnxruntime raises its own types; torch is always there
+            log.debug("ONNX Runtime fallback failed too: %s", exc)
+    return TorchVisionBackend(model)
+
+
 def create_vision_backend(config: PipelineConfig, model: ChatPoseModel, model_id: str = "model") -> VisionBackend:
-    """The backend `config.vision_backend` names; TensorRT falls back to torch (one log line)."""
+    """The backend `config.vision_backend` names.
+
+    TensorRT never fails configure: without TensorRT/CUDA, or when parsing, building or loading the
+    engine fails, it falls back to ONNX Runtime on CUDA, then torch; when no engine passes the
+    parity check, to torch. Each fallback is one warning line naming the reason."""
     kind = config.vision_backend
     cache = Path(config.engine_cache_dir).expanduser()
     if kind == "torch":
@@ -240,7 +426,19 @@ def create_vision_backend(config: PipelineConfig, model: ChatPoseModel, model_id
     if kind == "tensorrt":
         ok, why = tensorrt_available()
         if not ok:
-            log.warning("vision_backend=tensorrt but %s: falling back to the torch vision encoder", why)
+            fb = _fallback_backend(model, _onnx_path_for(model, cache, model_id))
+            log.warning("vision_backend=tensorrt but %s: falling back to the %s vision encoder", why, fb.name)
+            return fb
+        opset = onnx_opset_for(_import_tensorrt())
+        onnx_path = _onnx_path_for(model, cache, model_id, opset)
+        try:
+            return tensorrt_with_parity(model, onnx_path, cache)
+        except ParityError as exc:
+            log.warning("%s: falling back to the torch vision encoder", exc)
             return TorchVisionBackend(model)
-        return TensorRTVisionBackend(model, _onnx_path_for(model, cache, model_id), cache)
+        except Exception as exc:  # parser, builder and runtime errors of any TensorRT version
+            fb = _fallback_backend(model, onnx_path, opset)
+            log.warning("TensorRT vision engine unusable (%s: %s): falling back to the %s vision encoder",
+                        type(exc).__name__, exc, fb.name)
+            return fb
     raise ConfigError(f"unknown vision_backend {kind!r}: expected 'torch', 'onnx' or 'tensorrt'")
