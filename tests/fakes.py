@@ -110,5 +110,6 @@ def fake_pipeline(cfg) -> FakePipeline:
     return FakePipeline()
 
 
-__all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "crashing_pipeline", "echo_pipeline", "fake_pipeline", "make_person", "InferenceError",
+__all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "crashing_pipeline", "echo_pipeline", "fake_pipeline",
+           "make_person", "InferenceError",
            "InvalidImageError"]

@@ -263,9 +263,9 @@ class Session:
 
     def submit(self, text: object, frame: Frame | None = None, source: str = "") -> tuple[Job | None, list[Event]]:
         """Validate and queue a query (with an explicit image `frame`, or None for the latest
-        camera frame; `source`: who asked, passed on to the answer's Output). Returns (job or None when refused, events). When the queue is full the
-        oldest query is dropped (its job fails with query_dropped) and reported; after `stop()`
-        every query is."""
+        camera frame; `source`: who asked, passed on to the answer's Output). Returns (job or
+        None when refused, events). When the queue is full the oldest query is dropped (its job
+        fails with query_dropped) and reported; after `stop()` every query is."""
         try:
             query = validate_query(text, self.max_query_chars)
         except InvalidQueryError as exc:

@@ -69,7 +69,8 @@ def bench_overhead(args) -> dict:
     img = _image(args.image)
     people = pipeline.observe(img) or list(pipeline.estimate(img, "the person on the left").people)
     pipeline.close()
-    result = PoseResult(query="the person on the left", answer="Sure, it is [POSE].", people=tuple(people), selected=0, model_id="x")
+    result = PoseResult(query="the person on the left", answer="Sure, it is [POSE].", people=tuple(people), selected=0,
+                        model_id="x")
     header = Header(frame_id="cam")
     msg = convert.rgb_to_image(img, header, "bgr8")
     n = args.repeats * 50
@@ -268,8 +269,9 @@ def bench_callback(args) -> dict:
     finally:
         rclpy.shutdown()
         pipeline.close()
-    rows.append(("max callback gap, baseline / ours", f"{out['baseline']['gap_max_ms'] / max(out['ours']['gap_max_ms'], 1e-3):.1f}x"))
-    rows.append(("frames received, ours / baseline", f"{out['ours']['frames_received'] / max(out['baseline']['frames_received'], 1):.1f}x"))
+    base, ours = out["baseline"], out["ours"]
+    rows.append(("max callback gap, baseline / ours", f"{base['gap_max_ms'] / max(ours['gap_max_ms'], 1e-3):.1f}x"))
+    rows.append(("frames received, ours / baseline", f"{ours['frames_received'] / max(base['frames_received'], 1):.1f}x"))
     _table(f"image callback while answering ({args.queries} queries every {args.query_period} s, camera {args.hz} Hz "
            f"in its own process, same pipeline)", rows)
     return out
@@ -417,7 +419,8 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
             rows += [("query -> answer in process (p50 / p95 ms)",
                       f"{ref['query_p50_ms_in_process']:.0f} / {ref['query_p95_ms_in_process']:.0f}"),
                      ("tracking in process (frames/s)", f"{ref['tracking_hz_in_process']:.1f}")]
-        rows += [("query -> pose message over ROS (p50 / p95 ms)", f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
+        rows += [("query -> pose message over ROS (p50 / p95 ms)",
+                  f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
                  ("answered / asked", f"{len(lat)} / {len(queries)}"),
                  (f"tracking pose messages per second, {args.track_seconds:.0f} s without queries",
                   f"{track_hz:.1f} (camera {camera_hz:.1f} Hz)"),
@@ -425,7 +428,8 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                   f"{out['callback_gap_p95_ms']:.0f} / {out['callback_gap_max_ms']:.0f} ({len(gaps)} gaps)"),
                  ("RSS node / model worker (MB)", f"{node_rss:.0f} / {worker_rss:.0f}")]
         if ref:
-            rows += [("ROS p50 / in-process p50 (target <= 1.3)", f"{out['query_p50_ms_ros'] / ref['query_p50_ms_in_process']:.2f}"),
+            rows += [("ROS p50 / in-process p50 (target <= 1.3)",
+                      f"{out['query_p50_ms_ros'] / ref['query_p50_ms_in_process']:.2f}"),
                      ("tracking ROS / min(in process, camera) (target >= 0.9)",
                       f"{track_hz / min(ref['tracking_hz_in_process'], camera_hz):.2f}")]
         if seconds is not None and len(rss) > 4:
