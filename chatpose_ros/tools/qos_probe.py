@@ -203,6 +203,24 @@ def probe(qos: str, args, extra_env: dict[str, str] | None = None) -> dict:
     return res
 
 
+def measure(qos: tuple[str, ...] = ("best_effort", "reliable"), hz: float = 30.0, seconds: float = 10.0,
+            width: int = 640, height: int = 480, depth: int | None = None, repeat: int = 1,
+            extra_env: dict[str, str] | None = None) -> list[dict]:
+    """Run the probe for each QoS (`repeat` times each); one dict of figures per run (see `probe`).
+
+    For the benchmark: `delivered` is the fraction of frames that arrived, `unique` / `sent`."""
+    args = argparse.Namespace(hz=hz, seconds=seconds, width=width, height=height, depth=depth)
+    results = []
+    for kind in qos:
+        for _ in range(repeat):
+            r = probe(kind, args, extra_env)
+            results.append(r)
+            log.info("%-11s delivered %3d of %3d (%5.1f %%)  latency p50 %6.1f ms p95 %6.1f ms  load %.2f",
+                     kind, r["unique"], r["sent"], 100 * r["delivered"], r["latency_ms_p50"], r["latency_ms_p95"],
+                     r["load_1min"])
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qos_probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qos", nargs="+", choices=("best_effort", "reliable"), default=["best_effort", "reliable"])
@@ -224,14 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     extra = dict(kv.split("=", 1) for kv in args.env)
-    results = []
-    for qos in args.qos:
-        for _ in range(args.repeat):
-            r = probe(qos, args, extra)
-            results.append(r)
-            log.info("%-11s delivered %3d of %3d (%5.1f %%)  latency p50 %6.1f ms p95 %6.1f ms  load %.2f",
-                     qos, r["unique"], r["sent"], 100 * r["delivered"], r["latency_ms_p50"], r["latency_ms_p95"],
-                     r["load_1min"])
+    results = measure(tuple(args.qos), args.hz, args.seconds, args.width, args.height, args.depth, args.repeat, extra)
     if args.json:
         args.json.write_text(json.dumps({"hz": args.hz, "seconds": args.seconds, "width": args.width,
                                          "height": args.height, "env": extra, "runs": results}, indent=1))
