@@ -64,6 +64,14 @@ def test_bad_size_and_distortion_are_typed_errors():
     assert not cam.has_distortion
 
 
+def test_numpy_scalars_are_accepted():
+    cam = CameraIntrinsics(fx=np.float32(500.0), fy=np.float64(501.0), cx=np.int64(320), cy=np.float32(240.0),
+                           width=np.int32(W), height=H)
+    assert isinstance(cam.fx, float) and cam.cx == 320.0 and cam.width == W
+    with pytest.raises(InvalidCameraInfoError):
+        CameraIntrinsics(fx="wide", fy=500.0, cx=320.0, cy=240.0, width=W, height=H)
+
+
 def test_from_camera_info_reads_k_row_major():
     cam = CameraIntrinsics.from_camera_info(k=[525.0, 0, 319.5, 0, 526.0, 239.5, 0, 0, 1], d=PLUMB_BOB_D,
                                             distortion_model="plumb_bob", width=W, height=H)

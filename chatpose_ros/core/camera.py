@@ -93,8 +93,13 @@ class CameraIntrinsics:
     def __post_init__(self) -> None:
         for name in ("fx", "fy", "cx", "cy"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v):
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                f = math.nan
+            if not math.isfinite(f):
                 raise InvalidCameraInfoError(f"camera intrinsics: {name} = {v!r} is not a finite number")
+            object.__setattr__(self, name, f)
         if self.fx <= 0 or self.fy <= 0:
             raise InvalidCameraInfoError(
                 f"camera intrinsics: focal length fx = {self.fx}, fy = {self.fy} must be > 0 "
