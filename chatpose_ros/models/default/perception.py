@@ -136,6 +136,8 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet_multiscale": PerceptionConfig(person_sizes=(256, 384)),
     "movenet_multiscale3": PerceptionConfig(person_sizes=(256, 384, 512)),
     "movenet_tiles": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=256),
+    "movenet_tiles384": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384),
+    "movenet_tiles3x2": PerceptionConfig(person_sizes=(256,), tile_grid=(3, 2), tile_size=256),
     "movenet_multiscale_tiles": PerceptionConfig(person_sizes=(256, 384), tile_grid=(2, 2), tile_size=256),
     "movenet_multiscale+blazepose": PerceptionConfig(person_sizes=(256, 384), refine="blazepose_full"),
 }
@@ -340,6 +342,17 @@ def _merge(cands: list[_Candidate], iou: float, containment: float) -> list[_Can
     return kept
 
 
+def _cut_by_edge(box: np.ndarray, sc: np.ndarray, w: int, h: int, margin: float) -> bool:
+    """A box at the left or right edge is cut (people rarely end exactly there); at the top
+    edge when the head is not seen, at the bottom edge when an ankle is not seen."""
+    mx, my = margin * w, margin * h
+    if box[0] <= mx or box[2] >= w - mx:
+        return True
+    if box[1] <= my and min(sc[attrs.NOSE], max(sc[attrs.L_EYE], sc[attrs.R_EYE])) < attrs.SEEN_SCORE:
+        return True
+    return bool(box[3] >= h - my and min(sc[attrs.L_AN], sc[attrs.R_AN]) < attrs.SEEN_SCORE)
+
+
 def _tiles(w: int, h: int, grid: tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
     cols, rows = grid
     tw = w / (cols - (cols - 1) * overlap)
@@ -425,9 +438,7 @@ class Perception:
             box = np.clip(c.box, 0, [w, h, w, h]).astype(np.float32)
             if box[2] - box[0] < 1 or box[3] - box[1] < 1:
                 continue
-            mx, my = cfg.edge_margin * w, cfg.edge_margin * h
-            touches = box[0] <= mx or box[1] <= my or box[2] >= w - mx or box[3] >= h - my
-            truncated = bool((~inside).any() or (touches and (sc == 0).any()))
+            truncated = bool((~inside).any() or _cut_by_edge(box, sc, w, h, cfg.edge_margin))
             people.append((box, kp, sc, c.score, truncated))
         timings["merge"] = _ms(t0)
 

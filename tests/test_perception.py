@@ -1,0 +1,205 @@
+"""Default perception (MoveNet MultiPose + NanoDet ONNX, attributes) on real pixels: Debian
+opencv-doc photos and vtest.avi frames, cropped and rescaled into the hard cases (nobody, a
+half-body close-up, a person cut by the image edge, small far people)."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REAL_PHOTOS, load_photo
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("onnxruntime")
+
+from chatpose_ros.core.errors import ConfigError, InvalidImageError, ModelLoadError  # noqa: E402
+from chatpose_ros.core.geometry import box_iou  # noqa: E402
+from chatpose_ros.core.scene import COCO17, Scene  # noqa: E402
+from chatpose_ros.models.default.perception import (  # noqa: E402
+    DEFAULT_PRESET,
+    PERCEPTION_DIR,
+    PERCEPTION_PRESETS,
+    Perception,
+    PerceptionConfig,
+)
+
+ANKLES = [COCO17.index("left_ankle"), COCO17.index("right_ankle")]
+KNEES = [COCO17.index("left_knee"), COCO17.index("right_knee")]
+SHOULDERS = [COCO17.index("left_shoulder"), COCO17.index("right_shoulder")]
+
+
+@pytest.fixture(scope="module")
+def perception():
+    return Perception(PERCEPTION_PRESETS[DEFAULT_PRESET])
+
+
+def vtest_frame(index: int = 0) -> np.ndarray:
+    """Frame `index` of opencv-doc's vtest.avi as (576, 768, 3) uint8 RGB."""
+    path = REAL_PHOTOS / "vtest.avi"
+    if not path.exists():
+        pytest.skip(f"{path} missing (apt-get install opencv-doc)")
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok, "cannot decode vtest.avi"
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def test_shipped_models_match_model_card():
+    card = (PERCEPTION_DIR.parent / "MODEL_CARD.md").read_text()
+    rows = re.findall(r"\| perception/(\S+\.onnx) \|.*\| ([0-9a-f]{64}) \| ([0-9a-f]{64}) \|", card)
+    assert {r[0] for r in rows} == {p.name for p in PERCEPTION_DIR.glob("*.onnx")}
+    for name, sha, _graph in rows:
+        assert hashlib.sha256((PERCEPTION_DIR / name).read_bytes()).hexdigest() == sha, name
+
+
+def test_empty_image_has_nobody(perception):
+    wall = cv2.resize(load_photo("basketball1.png")[0:330, 210:420], (640, 480))  # wall and door, no one
+    scene = perception.see(wall)
+    assert isinstance(scene, Scene) and scene.empty and scene.image_size == (640, 480)
+    assert "people" in scene.timings_ms and scene.timings_ms["total"] > 0
+
+
+def test_two_people_with_keypoints(perception):
+    scene = perception.see(load_photo("basketball1.png"))
+    assert len(scene.people) == 2
+    left, right = sorted(scene.people, key=lambda p: p.box[0])
+    assert left.box[2] < 250 and right.box[0] > 380
+    assert left.layout == "coco17" and left.keypoints.shape == (17, 2) and left.keypoint_scores.shape == (17,)
+    assert not left.truncated  # the whole body is in the frame
+    assert right.truncated     # cut by the right edge
+    assert (left.keypoint_scores[ANKLES] > 0.3).all()
+    x, y = left.keypoint("nose")[0]
+    assert left.box[0] <= x <= left.box[2] and left.box[1] <= y <= left.box[3]
+
+
+def test_half_body_close_up(perception):
+    """The upper body of the left basketball player filling the frame (legs below the image)."""
+    crop = cv2.resize(load_photo("basketball1.png")[60:300, 0:240], (480, 480))
+    scene = perception.see(crop)
+    assert len(scene.people) == 1
+    p = scene.people[0]
+    assert p.truncated
+    assert (p.box[3] - p.box[1]) > 0.7 * 480
+    assert (p.keypoint_scores[SHOULDERS] > 0.3).all()
+    assert (p.keypoint_scores[KNEES + ANKLES] == 0).all()  # outside the image: not seen
+    assert "posture" not in p.attributes  # legs unseen: no guess
+
+
+def test_person_cut_by_the_image_edge(perception):
+    """basketball1 with its left 95 columns removed: the left player is cut in half."""
+    scene = perception.see(np.ascontiguousarray(load_photo("basketball1.png")[:, 95:]))
+    cut = [p for p in scene.people if p.box[0] < 5]
+    assert len(cut) == 1 and cut[0].truncated
+    assert (cut[0].keypoints[cut[0].keypoint_scores > 0] >= 0).all()
+
+
+def test_small_far_people():
+    """vtest.avi frame 0 at half size (three pedestrians about 40-50 px tall)."""
+    small = cv2.resize(vtest_frame(0), (384, 288), interpolation=cv2.INTER_AREA)
+    scene = Perception(replace(PERCEPTION_PRESETS["movenet_multiscale"], objects=False)).see(small)
+    heights = sorted(p.box[3] - p.box[1] for p in scene.people)
+    assert len(scene.people) == 3, heights
+    assert all(35 <= h <= 60 for h in heights), heights
+
+
+def test_far_people_in_tiles():
+    """The same three pedestrians about 40 px tall inside a 640x480 frame: whole-image passes
+    at 256/384 miss them, overlapping tiles find them."""
+    frame = vtest_frame(0)
+    canvas = np.empty((480, 640, 3), np.uint8)
+    canvas[:] = frame.reshape(-1, 3).mean(0).astype(np.uint8)
+    canvas[96:384, 128:512] = cv2.resize(frame, (384, 288), interpolation=cv2.INTER_AREA)
+    tiles = Perception(replace(PERCEPTION_PRESETS["movenet_tiles3x2"], objects=False)).see(canvas)
+    assert len(tiles.people) == 3
+    assert all(p.box[3] - p.box[1] < 60 for p in tiles.people)
+
+
+def test_objects_and_relations(perception):
+    scene = perception.see(load_photo("messi5.jpg"))
+    assert len(scene.people) == 1
+    balls = [o for o in scene.objects if o.label == "sports ball"]
+    assert balls, [(o.label, o.score) for o in scene.objects]
+    assert all(o.label != "person" for o in scene.objects)
+    ball = max(balls, key=lambda o: o.score)
+    assert ball.box[1] > 0.6 * scene.image_size[1]  # at the player's feet
+    related = [o.label for o, _ in scene.objects_of(0)]
+    assert "sports ball" in related
+
+
+def test_attributes(perception):
+    img = load_photo("basketball1.png")
+    scene = perception.see(img)
+    left = min(scene.people, key=lambda p: p.box[0])
+    assert left.attribute("posture").value == "standing"
+    assert left.attribute("facing").value == "camera"
+    for name in ("upper_colour", "lower_colour", "facing", "posture"):
+        a = left.attribute(name)
+        assert a is not None and 0.0 < a.confidence <= 1.0, name
+    assert left.attribute("upper_colour").value in ("black", "grey")  # dark t-shirt (grayscale photo)
+    # the same pixels with the torso turned red
+    k = left.keypoints
+    torso = np.array([k[COCO17.index(n)] for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip")])
+    mask = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(torso).astype(np.int32)], 1)
+    red = img.copy()
+    grey = img[mask.astype(bool)].astype(np.float32).mean(1, keepdims=True)
+    red[mask.astype(bool)] = np.clip(grey * [2.2, 0.25, 0.25] + [60, 0, 0], 0, 255).astype(np.uint8)
+    left_red = min(perception.see(red).people, key=lambda p: p.box[0])
+    assert left_red.attribute("upper_colour").value == "red"
+    assert left_red.attribute("lower_colour").value == left.attribute("lower_colour").value
+
+
+def test_see_near_follows_the_tracked_person(perception):
+    first = perception.see(load_photo("basketball1.png"))
+    left = min(first.people, key=lambda p: p.box[0])
+    img2 = load_photo("basketball2.png")
+    near = perception.see_near(img2, left.box)
+    assert len(near.people) >= 1 and not near.objects
+    best = max(near.people, key=lambda p: box_iou(p.box, left.box))
+    assert box_iou(best.box, left.box) > 0.6
+    full = min(perception.see(img2).people, key=lambda p: p.box[0])
+    assert box_iou(best.box, full.box) > 0.7
+    assert set(near.timings_ms) >= {"people", "total"}
+
+
+def test_blazepose_refinement_gives_33_landmarks_and_world():
+    p = Perception(replace(PERCEPTION_PRESETS["movenet_multiscale+blazepose"], objects=False, attributes=False))
+    scene = p.see(load_photo("messi5.jpg"))
+    assert len(scene.people) == 1
+    person = scene.people[0]
+    assert person.layout == "blazepose33" and person.keypoints.shape == (33, 2)
+    assert person.world_keypoints is not None and np.abs(person.world_keypoints).max() < 2.0
+    nose, conf = person.keypoint("nose")
+    assert conf > 0.5 and person.box[0] <= nose[0] <= person.box[2]
+
+
+def test_errors(perception, tmp_path: Path):
+    with pytest.raises(InvalidImageError):
+        perception.see(np.zeros((10, 10), np.uint8))
+    with pytest.raises(InvalidImageError):
+        perception.see(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ConfigError):
+        Perception.from_preset("no_such_preset")
+    with pytest.raises(ConfigError):
+        PerceptionConfig(person_sizes=(250,))
+    with pytest.raises(ConfigError):
+        PerceptionConfig(refine="mediapipe")
+    with pytest.raises(ModelLoadError):
+        Perception(PerceptionConfig(model_dir=str(tmp_path)))
+    (tmp_path / "movenet_multipose.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError):
+        Perception(PerceptionConfig(model_dir=str(tmp_path), objects=False))
+
+
+def test_presets_are_valid_and_deterministic(perception):
+    assert DEFAULT_PRESET in PERCEPTION_PRESETS
+    img = load_photo("basketball2.png")
+    a, b = perception.see(img), perception.see(img)
+    assert [p.box for p in a.people] == [p.box for p in b.people]
+    assert all(np.array_equal(x.keypoints, y.keypoints) for x, y in zip(a.people, b.people))
