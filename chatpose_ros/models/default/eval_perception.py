@@ -337,6 +337,7 @@ class CandidateReport:
     ms_640: list[float] = field(default_factory=list)
     unavailable: str = ""
     misses: list[str] = field(default_factory=list)
+    found: list[Found] = field(default_factory=list)
 
 
 def timing_images(items: Sequence[LabelledImage], images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -360,13 +361,15 @@ def evaluate_candidate(cand: Candidate, items: Sequence[LabelledImage], images: 
         t0 = time.perf_counter()
         found = cand.detect(image)
         rep.ms.append(1000.0 * (time.perf_counter() - t0))
+        rep.found.append(found)
         if found.people_ms is not None:
             rep.people_ms.append(found.people_ms)
         res = match([p.box for p in item.people], found.boxes, found.scores, ignore=item.ignore)
         rep.tally.add([p.tag for p in item.people], res)
         for j in res.missed:
             p = item.people[j]
-            rep.misses.append(f"{item.id}: missed {p.tag} {[round(v) for v in p.box]}")
+            best = max((box_iou(tuple(b), p.box) for b in found.boxes), default=0.0)
+            rep.misses.append(f"{item.id}: missed {p.tag} {[round(v) for v in p.box]} (best IoU of any box {best:.2f})")
         for i in res.false_positives:
             rep.misses.append(f"{item.id}: false positive {[round(v) for v in found.boxes[i]]} "
                               f"score {found.scores[i]:.2f}")
@@ -404,6 +407,31 @@ def markdown_table(reports: Sequence[CandidateReport], n_images: int, n_people: 
     return "\n".join(lines)
 
 
+def draw_results(report: CandidateReport, items: Sequence[LabelledImage], images: Sequence[np.ndarray],
+                 out_dir: Path) -> None:
+    """One PNG per image: labels (green, tag initial; ignore regions grey) and the candidate's boxes
+    (red, score), to look at the misses."""
+    import cv2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = "".join(ch if ch.isalnum() else "_" for ch in report.name).strip("_")
+    for item, image, found in zip(items, images, report.found):
+        canvas = np.ascontiguousarray(image[..., ::-1])
+        for r in item.ignore:
+            cv2.rectangle(canvas, _pt(r[:2]), _pt(r[2:]), (128, 128, 128), 1)
+        for p in item.people:
+            cv2.rectangle(canvas, _pt(p.box[:2]), _pt(p.box[2:]), (0, 200, 0), 2)
+            cv2.putText(canvas, p.tag[0], _pt((p.box[0] + 3, p.box[1] + 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 200, 0), 1)
+        for b, sc in zip(found.boxes, found.scores):
+            cv2.rectangle(canvas, _pt(b[:2]), _pt(b[2:]), (0, 0, 255), 1)
+            cv2.putText(canvas, f"{sc:.2f}", _pt((b[0] + 3, b[3] - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+        cv2.imwrite(str(out_dir / f"{slug}__{item.id}.png"), canvas)
+
+
+def _pt(xy: Sequence[float]) -> tuple[int, int]:
+    return int(round(xy[0])), int(round(xy[1]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="label file (JSON)")
@@ -412,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="ONNX Runtime threads for the perception presets (the presets' own setting if unset)")
     ap.add_argument("--misses", action="store_true", help="also list every miss and false positive")
     ap.add_argument("--no-timing", action="store_true", help="skip the repeated runs on the 640x480 timing images")
+    ap.add_argument("--draw", type=Path, default=None, help="write each image with labels and found boxes to this folder")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -427,6 +456,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("running %s", c.name)
         try:
             reports.append(evaluate_candidate(c, items, images, timing))
+            if args.draw is not None and reports[-1].tally is not None:
+                draw_results(reports[-1], items, images, args.draw)
         finally:
             c.close()
     n_people = sum(len(it.people) for it in items)
