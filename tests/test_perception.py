@@ -203,3 +203,15 @@ def test_presets_are_valid_and_deterministic(perception):
     a, b = perception.see(img), perception.see(img)
     assert [p.box for p in a.people] == [p.box for p in b.people]
     assert all(np.array_equal(x.keypoints, y.keypoints) for x, y in zip(a.people, b.people))
+
+
+def test_refine_one_person_on_request(perception):
+    img = load_photo("messi5.jpg")
+    person = perception.see(img).people[0]
+    refined = perception.refine(img, person)
+    assert person.layout == "coco17" and refined.layout == "blazepose33"
+    assert refined.box == person.box and refined.attributes == person.attributes
+    assert refined.world_keypoints.shape == (33, 3)
+    # the refined nose lies near MoveNet's nose (within 5 % of the person's height)
+    d = np.linalg.norm(refined.keypoint("nose")[0] - person.keypoint("nose")[0])
+    assert d < 0.05 * (person.box[3] - person.box[1])

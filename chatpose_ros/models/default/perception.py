@@ -368,8 +368,11 @@ def _tiles(w: int, h: int, grid: tuple[int, int], overlap: float) -> list[tuple[
 class Perception:
     """People, objects and attributes in one RGB image (see the module docstring)."""
 
-    def __init__(self, config: PerceptionConfig | None = None) -> None:
+    def __init__(self, config: PerceptionConfig | None = None, clock=time.perf_counter) -> None:
+        """clock: seconds for the stage timings (time.process_time gives CPU time, which a
+        loaded machine inflates less than wall time when threads == 1)."""
         self.config = config or PERCEPTION_PRESETS[DEFAULT_PRESET]
+        self.clock = clock
         d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
         t = self.config.threads
         self.movenet = MoveNetMultiPose(d / MODEL_FILES["movenet_multipose"], t)
@@ -390,14 +393,14 @@ class Perception:
         cfg = self.config
         h, w = image.shape[:2]
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        t0 = self.clock()
         cands: list[_Candidate] = []
         for size in cfg.person_sizes:
             cands += self.movenet.run(image, size, min_score=cfg.person_score)
         if cfg.tile_grid[0] > 0 and cfg.tile_grid[1] > 0:
             for x0, y0, x1, y1 in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
                 cands += self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
-        timings["people"] = _ms(t0)
+        timings["people"] = self._ms(t0)
         return self._finish(image, cands, timings, objects=cfg.objects, attributes=cfg.attributes)
 
     def see_near(self, image: np.ndarray, box: tuple[float, float, float, float],
@@ -415,19 +418,48 @@ class Perception:
         x1 = int(min(w, math.ceil(box[2] + cfg.near_margin * bw)))
         y1 = int(min(h, math.ceil(box[3] + cfg.near_margin * bh)))
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        t0 = self.clock()
         cands = []
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             cands = self.movenet.run(image[y0:y1, x0:x1], cfg.near_size, (x0, y0), cfg.person_score)
-        timings["people"] = _ms(t0)
+        timings["people"] = self._ms(t0)
         return self._finish(image, cands, timings, objects=False, attributes=attributes, refine=False)
 
+    def refine(self, image: np.ndarray, person: ScenePerson) -> ScenePerson:
+        """BlazePose landmarks for one person (e.g. only the one a question is about):
+        the same person with layout "blazepose33", 33 keypoints and world keypoints (m), or
+        `person` unchanged when the pose-presence flag is below refine_min_score. Loads the
+        BlazePose model on first use when the config did not ask for refinement."""
+        image = _check_image(image)
+        if self.blazepose is None:
+            d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
+            self.blazepose = BlazePoseLandmarks(d / MODEL_FILES["blazepose_full"], self.config.threads)
+        out = self._refine_one(image, np.asarray(person.box, np.float32))
+        if out is None:
+            return person
+        kp, vis, world = out
+        return replace(person, layout="blazepose33", keypoints=kp, keypoint_scores=vis, world_keypoints=world)
+
     # -- internals --------------------------------------------------------------------------
+    def _refine_one(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(33, 2) px, (33,) confidences (0 outside the image or below keypoint_score),
+        (33, 3) m world keypoints; None when BlazePose says no pose."""
+        h, w = image.shape[:2]
+        kp, vis, world, flag = self.blazepose.run(image, box)
+        if flag < self.config.refine_min_score:
+            return None
+        inside = (kp[:, 0] >= 0) & (kp[:, 0] < w) & (kp[:, 1] >= 0) & (kp[:, 1] < h)
+        vis = np.where(inside & (vis >= self.config.keypoint_score), vis, 0.0).astype(np.float32)
+        return kp, vis, world
+
+    def _ms(self, t0: float) -> float:
+        return (self.clock() - t0) * 1000.0
+
     def _finish(self, image: np.ndarray, cands: list[_Candidate], timings: dict[str, float],
                 objects: bool, attributes: bool, refine: bool = True) -> Scene:
         cfg = self.config
         h, w = image.shape[:2]
-        t0 = time.perf_counter()
+        t0 = self.clock()
         people: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]] = []
         for c in _merge(cands, cfg.nms_iou, cfg.nms_containment):
             kp, sc = c.kp, c.kp_score.copy()
@@ -440,26 +472,22 @@ class Perception:
                 continue
             truncated = bool((~inside).any() or _cut_by_edge(box, sc, w, h, cfg.edge_margin))
             people.append((box, kp, sc, c.score, truncated))
-        timings["merge"] = _ms(t0)
+        timings["merge"] = self._ms(t0)
 
         refined: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(people)
         if refine and self.blazepose is not None:
-            t0 = time.perf_counter()
+            t0 = self.clock()
             for i, (box, _, _, _, _) in enumerate(people):
-                bkp, vis, world, flag = self.blazepose.run(image, box)
-                if flag >= cfg.refine_min_score:
-                    inside = (bkp[:, 0] >= 0) & (bkp[:, 0] < w) & (bkp[:, 1] >= 0) & (bkp[:, 1] < h)
-                    vis = np.where(inside & (vis >= cfg.keypoint_score), vis, 0.0).astype(np.float32)
-                    refined[i] = (bkp, vis, world)
-            timings["refine"] = _ms(t0)
+                refined[i] = self._refine_one(image, box)
+            timings["refine"] = self._ms(t0)
 
         objs: tuple[SceneObject, ...] = ()
         if objects and self.nanodet is not None:
-            t0 = time.perf_counter()
+            t0 = self.clock()
             objs = tuple(self.nanodet.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
-            timings["objects"] = _ms(t0)
+            timings["objects"] = self._ms(t0)
 
-        t0 = time.perf_counter()
+        t0 = self.clock()
         rels: list[tuple] = [()] * len(people)
         if attributes and objs:
             rels = attrs.relations([(kp, sc, tuple(box)) for box, kp, sc, _, _ in people], objs)
@@ -481,13 +509,9 @@ class Perception:
                 out.append(ScenePerson(bt, score, "coco17", kp.astype(np.float32), sc.astype(np.float32),
                                        None, truncated, a, rels[i]))
         if attributes:
-            timings["attributes"] = _ms(t0)
+            timings["attributes"] = self._ms(t0)
         timings["total"] = float(sum(timings.values()))
         return Scene((w, h), tuple(out), objs, timings)
-
-
-def _ms(t0: float) -> float:
-    return (time.perf_counter() - t0) * 1000.0
 
 
 def _read_rgb(path: str) -> np.ndarray:
@@ -518,23 +542,22 @@ def main(argv: list[str] | None = None) -> None:
             wh = tuple(int(v) for v in args.resize.split("x"))
             im = cv2.resize(im, wh, interpolation=cv2.INTER_AREA)
         images.append((Path(p).name, im))
+    log.info("median of %d runs per image, ms; wall = elapsed, cpu = process CPU time (threads=%d)",
+             args.repeat, args.threads)
     for name in args.preset or [DEFAULT_PRESET]:
         perc = Perception.from_preset(name, threads=args.threads)
         for img_name, im in images:
-            perc.see(im)  # warm-up (ONNX Runtime plans per input shape)
-            runs = [perc.see(im) for _ in range(args.repeat)]
-            stages = {k: float(np.median([r.timings_ms[k] for r in runs])) for k in runs[0].timings_ms}
-            box = runs[-1].people[0].box if runs[-1].people else None
-            near = []
-            if box is not None:
-                perc.see_near(im, box)
-                for _ in range(args.repeat):
-                    near.append(perc.see_near(im, box).timings_ms["total"])
-            sc = runs[-1]
-            log.info("%-28s %-16s people=%d objects=%-2d %s near=%s", name, img_name, len(sc.people), len(sc.objects),
-                     " ".join(f"{k}={v:.1f}" for k, v in stages.items()),
-                     f"{np.median(near):.1f}" if near else "-")
-
+            sc = perc.see(im)  # warm-up (ONNX Runtime plans per input shape)
+            box = sc.people[0].box if sc.people else None
+            for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
+                perc.clock = clock
+                runs = [perc.see(im) for _ in range(args.repeat)]
+                stages = {k: float(np.median([r.timings_ms[k] for r in runs])) for k in runs[0].timings_ms}
+                near = [perc.see_near(im, box).timings_ms["total"] for _ in range(args.repeat)] if box else []
+                log.info("%-28s %-16s %-4s people=%d objects=%-2d %s near=%s", name, img_name, clock_name,
+                         len(runs[-1].people), len(runs[-1].objects),
+                         " ".join(f"{k}={v:.1f}" for k, v in stages.items()),
+                         f"{np.median(near):.1f}" if near else "-")
 
 if __name__ == "__main__":
     main()
