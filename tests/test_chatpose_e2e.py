@@ -68,6 +68,8 @@ def test_end_to_end(tmp_path):
     assert len(losses) == 20 and np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
     assert (tmp_path / "adapter" / "pose_head.safetensors").exists()
+    adapter_cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter_cfg["target_modules"]) == {"q_proj", "v_proj"}  # upstream's LoRA targets
 
     # offline LoRA merge == merge at load time
     merged = tmp_path / "merged"

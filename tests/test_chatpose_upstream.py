@@ -175,6 +175,13 @@ def test_prompt_token_ids_equal_transformers_4_31_slow_tokenizer(sp_model):
         assert m.prompt_ids(prompt) == case["ids"], q
 
 
+def test_slow_tokenizer_survives_save_and_load(sp_model, tmp_path):
+    ck.save_checkpoint(sp_model, tmp_path / "again")
+    m2 = ck.load_checkpoint(tmp_path / "again")
+    case = GOLDEN["cases"][0]
+    assert type(m2.tokenizer) is type(sp_model.tokenizer) and m2.prompt_ids(case["text"]) == case["ids"]
+
+
 def test_golden_ids_depend_on_the_whitespace_rule(sp_model):
     """Encoding the text between placeholders whole (whitespace kept next to added tokens), as
     the code did before, does not give upstream's ids: the golden test can fail."""
