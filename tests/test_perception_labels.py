@@ -161,7 +161,7 @@ def test_match_rejects_mismatched_scores():
         ep.match([A], [A, B], scores=[0.5])
 
 
-def test_evaluate_candidate_and_table(items):
+def test_evaluate_candidate_and_table(items, tmp_path):
     """A fake candidate that returns the labels themselves scores 1.0; one that finds nothing
     scores 0 recall; the table shows both and an unavailable one."""
     subset = [it for it in items if it.id.startswith("ocv_basketball")][:2]
@@ -181,3 +181,9 @@ def test_evaluate_candidate_and_table(items):
     table = ep.markdown_table([perfect, blind, gone], len(subset), 4)
     assert "| oracle | 1.00 | 1.00 |" in table and "| blind | 0.00 | - |" in table
     assert "unavailable (no mediapipe)" in table
+    data = ep.reports_to_json([perfect, blind, gone], subset)
+    assert [c["name"] for c in data["candidates"]] == ["oracle", "blind", "gone"]
+    assert data["candidates"][0]["recall"] == 1.0 and data["candidates"][1]["fn"] == blind.tally.fn
+    assert len(data["candidates"][1]["misses"]) == blind.tally.fn
+    ep.draw_results(perfect, subset, images, tmp_path)
+    assert len(list(tmp_path.glob("oracle__*.png"))) == len(subset)

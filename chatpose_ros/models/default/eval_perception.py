@@ -407,6 +407,25 @@ def markdown_table(reports: Sequence[CandidateReport], n_images: int, n_people: 
     return "\n".join(lines)
 
 
+def reports_to_json(reports: Sequence[CandidateReport], items: Sequence[LabelledImage]) -> dict:
+    """The figures of a run as plain data (for a results file)."""
+    out = {"images": len(items), "people": sum(len(it.people) for it in items), "match_iou": MATCH_IOU,
+           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "candidates": []}
+    for r in reports:
+        if r.tally is None:
+            out["candidates"].append({"name": r.name, "unavailable": r.unavailable})
+            continue
+        t = r.tally
+        out["candidates"].append({
+            "name": r.name, "recall": t.recall, "precision": t.precision, "tp": t.tp, "fp": t.fp, "fn": t.fn,
+            "tag_recall": {g: t.tag_recall(g) for g in TAGS if t.tag_total[g]},
+            "ms_per_image_median": statistics.median(r.ms) if r.ms else None,
+            "ms_people_stage_median": statistics.median(r.people_ms) if r.people_ms else None,
+            "ms_640x480_median": statistics.median(r.ms_640) if r.ms_640 else None,
+            "misses": r.misses})
+    return out
+
+
 def draw_results(report: CandidateReport, items: Sequence[LabelledImage], images: Sequence[np.ndarray],
                  out_dir: Path) -> None:
     """One PNG per image: labels (green, tag initial; ignore regions grey) and the candidate's boxes
@@ -440,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="ONNX Runtime threads for the perception presets (the presets' own setting if unset)")
     ap.add_argument("--misses", action="store_true", help="also list every miss and false positive")
     ap.add_argument("--no-timing", action="store_true", help="skip the repeated runs on the 640x480 timing images")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures (and misses) to this JSON file")
     ap.add_argument("--draw", type=Path, default=None, help="write each image with labels and found boxes to this folder")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -466,6 +486,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{', '.join(TIMING_IMAGES)} resized to {TIMING_SIZE[0]}x{TIMING_SIZE[1]}. 'ms people stage': the "
           f"stage's own timing (no objects or attributes). OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
           f"whole see() call including pre- and post-processing; a shared machine: times are noisy.")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(reports_to_json(reports, items), indent=1))
     if args.misses:
         for r in reports:
             if r.tally is not None:
