@@ -23,8 +23,7 @@ landmarks through ``keypoints.mediapipe_to_keypoints``; hip-centred, so ``t`` is
 mid-hip), else the regressor's pose (``keypoints.smpl_to_keypoints(joints, rotmats)``, the
 same 15 keypoints). On 2000 mocap poses (``tools/eval_depth``, body sizes spread by 5%) the
 world landmarks gave a median depth error of 3.7%, the regressor's skeleton 4.2%. We look for
-the translation ``t`` that
-puts this skeleton where it projects onto the detected 2D keypoints:
+the translation ``t`` that puts this skeleton where it projects onto the detected 2D keypoints:
 
 1. Keypoints are undistorted (``cv2.undistortPoints`` / ``cv2.fisheye.undistortPoints``) to
    normalised image coordinates ``x = (u - cx) / fx``, ``y = (v - cy) / fy``.
