@@ -2,5 +2,6 @@
 pose token, pose head), its checkpoints, vision backends, pipeline and tools.
 
 Nothing heavy is imported here; import the submodules you need:
-`model`, `checkpoints`, `vision_backends`, `pipeline`, `train`, `evaluate`, `bench_decoding`.
+`model`, `tokenizer`, `checkpoints`, `vision_backends`, `export`, `pipeline`, `train`, `evaluate`,
+`bench_decoding`.
 """
