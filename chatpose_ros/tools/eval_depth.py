@@ -87,7 +87,8 @@ def _spread(spread_translation, kp2d: np.ndarray, world: np.ndarray, seen: np.nd
 
 def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, size_sd: float, seed: int,
         distortion: tuple[float, ...] = (), mediapipe_hips: bool = False) -> dict:
-    """Evaluate; returns {"depth": (S,), "focal": (S,), "err": {method: (S,) signed depth error m or nan}}."""
+    """Evaluate; returns {"depth": (S,), "focal": (S,), "err": {method: (S,) signed depth error m or nan},
+    "cut": (S,) bool some keypoint outside the image, "truncated": its share}."""
     import torch
 
     from chatpose_ros.core.body import forward_kinematics
@@ -160,8 +161,8 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
             t = _spread(spread_translation, kp2d[i], world[i], seen[i], f)
             if t is not None:
                 err[name][i] = float(t[2]) - depth[i]
-    truncated = float(np.mean(seen.sum(1) < seen.shape[1]))
-    return {"depth": depth, "focal": focal, "err": err, "truncated": truncated}
+    cut = seen.sum(1) < seen.shape[1]
+    return {"depth": depth, "focal": focal, "err": err, "truncated": float(cut.mean()), "cut": cut}
 
 
 def _cell(e: np.ndarray, d: np.ndarray) -> str:
@@ -182,6 +183,8 @@ def print_tables(res: dict) -> None:
     for lo, hi in zip(BUCKET_EDGES_M[:-1], BUCKET_EDGES_M[1:]):
         sel = (d >= lo) & (d < hi) if hi < BUCKET_EDGES_M[-1] else (d >= lo) & (d <= hi)
         print(f"| {lo:.0f}-{hi:.0f} m (n={sel.sum()}) | " + " | ".join(_cell(err[m][sel], d[sel]) for m in methods) + " |")
+    cut = res["cut"]
+    print(f"| truncated (n={cut.sum()}) | " + " | ".join(_cell(err[m][cut], d[cut]) for m in methods) + " |")
     print("| all | " + " | ".join(_cell(err[m], d) for m in methods) + " |")
     print("\n## depth error by focal length (all distances)\n" + head.replace("bucket", "focal") + "\n" + sep)
     for fv in FOCALS_PX:
