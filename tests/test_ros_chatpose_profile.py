@@ -3,8 +3,6 @@ pipeline factory (no test double): a tiny random checkpoint in the released CHAT
 converted to ours."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -26,12 +24,11 @@ def tiny_checkpoint(tmp_path_factory):
 def test_node_answers_with_chatpose_profile(ros_harness, tiny_checkpoint):
     h = ros_harness(build_pipeline, **{"model.profile": "chatpose", "model.checkpoint": str(tiny_checkpoint),
                                        "model.chatpose_max_new_tokens": 8})
-    assert h.node.pipeline.model_id.startswith("chatpose:")
-    h.publish_image(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
-    time.sleep(0.3)
+    assert h.node.runner.model_id.startswith("chatpose:")
+    h.publish_and_wait(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     h.ask("what is the pose of the man?")
     arr = h.wait_for("poses", timeout=60)[0]
-    assert arr.poses and arr.selected == 0  # force_pose_token: a pose is always returned
+    assert arr.poses and arr.selected == 0  # force_pose_token: a pose question always gets a pose
     pose = arr.poses[0]
     assert pose.estimator == "chatpose" and not pose.box_known and not pose.translation_known
     assert np.isfinite(np.asarray(pose.theta)).all() and len(pose.joints) == 24
