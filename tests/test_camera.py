@@ -80,6 +80,16 @@ def test_from_camera_info_reads_k_row_major():
     np.testing.assert_array_equal(cam.K, [[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]])
 
 
+def test_from_projection_for_rectified_images():
+    p = [520.0, 0.0, 321.0, -52.0, 0.0, 522.0, 241.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # right camera of a stereo pair
+    cam = CameraIntrinsics.from_projection(p, W, H)
+    assert (cam.fx, cam.fy, cam.cx, cam.cy) == (520.0, 522.0, 321.0, 241.0) and not cam.has_distortion
+    with pytest.raises(InvalidCameraInfoError):
+        CameraIntrinsics.from_projection([0.0] * 12, W, H)
+    with pytest.raises(InvalidCameraInfoError, match="12 values"):
+        CameraIntrinsics.from_projection([1.0] * 9, W, H)
+
+
 def test_image_size_mismatch_is_detected():
     cam = _camera()
     assert cam.matches_image(W, H)

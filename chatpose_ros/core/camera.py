@@ -6,6 +6,8 @@ API (what the ROS layer calls; it copies the fields of ``sensor_msgs/CameraInfo`
                                              width=msg.width, height=msg.height)
         # raises InvalidCameraInfoError: zero/negative/non-finite focal length (an uncalibrated
         # camera publishes K = 0), bad principal point or size, unknown distortion model
+    intr = CameraIntrinsics.from_projection(p=msg.p, width=msg.width, height=msg.height)
+        # for rectified images (image_rect topics): P, no distortion
     intr.matches_image(width, height) -> bool        # camera_info size == image size?
     intr.check_image_size(width, height)             # raises InvalidCameraInfoError if not
     est = estimate_translation(keypoints_px, points_3d, intr, scores=scores)
@@ -134,6 +136,16 @@ class CameraIntrinsics:
         return cls(fx=float(k_arr[0]), fy=float(k_arr[4]), cx=float(k_arr[2]), cy=float(k_arr[5]),
                    width=int(width), height=int(height), distortion_model=str(distortion_model),
                    distortion=tuple(float(c) for c in d))
+
+    @classmethod
+    def from_projection(cls, p: Sequence[float], width: int, height: int) -> "CameraIntrinsics":
+        """For a RECTIFIED image (``image_rect*`` topics): from CameraInfo's 3x4 projection
+        matrix ``p`` (12 values, row-major), no distortion. Raises InvalidCameraInfoError."""
+        p_arr = np.asarray(p, dtype=float).reshape(-1)
+        if p_arr.size != 12:
+            raise InvalidCameraInfoError(f"camera_info P must have 12 values, got {p_arr.size}")
+        return cls(fx=float(p_arr[0]), fy=float(p_arr[5]), cx=float(p_arr[2]), cy=float(p_arr[6]),
+                   width=int(width), height=int(height))
 
     @classmethod
     def from_focal(cls, focal_px: float, width: int, height: int) -> "CameraIntrinsics":
