@@ -11,6 +11,14 @@ Call `configure_loopback_only(log_dir)` before `rclpy.init()`. It sets:
 - ROS_DOMAIN_ID to a random id in 1..101 unless one is already set,
 - ROS_LOG_DIR to `log_dir` unless one is already set.
 
+With ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, Jazzy's rmw_fastrtps adds its own transports to the
+profile's: a shared-memory one (512 KiB) and a UDPv4 one without whitelist, which opens output
+sockets on every interface (seen: 0.0.0.0 and the host's address, ephemeral ports). Its input
+sockets cannot bind (the profile's transport holds the ports on 127.0.0.1), every participant
+here announces 127.0.0.1 only and discovery goes to 127.0.0.1 only, so nothing is sent off the
+machine (strace: all sends to 127.0.0.1); the range stays LOCALHOST so that a process whose
+profile failed to load still does not discover the network.
+
 Values already present in the environment are kept unless `force` is set: a deployment on a
 robot that must talk to other machines sets its own ROS_AUTOMATIC_DISCOVERY_RANGE and profile
 (either profile variable; both are then set to it).

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import resource
 import struct
 import subprocess
 import sys
@@ -52,6 +53,12 @@ def _qos(kind: str, depth: int | None):
             return qos_profile_sensor_data
         return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(depth=depth or RELIABLE_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far, all threads."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _init(node_name: str):
@@ -112,7 +119,7 @@ def run_subscriber(args) -> dict:
     seqs = {s for s, _ in arrivals}
     lat = np.array([x for _, x in arrivals]) * 1000 if arrivals else np.array([np.nan])
     return {"received": len(arrivals), "unique": len(seqs), "latency_ms_p50": float(np.percentile(lat, 50)),
-            "latency_ms_p95": float(np.percentile(lat, 95))}
+            "latency_ms_p95": float(np.percentile(lat, 95)), "sub_cpu_s": _cpu_s()}
 
 
 def run_publisher(args) -> dict:
@@ -155,7 +162,7 @@ def run_publisher(args) -> dict:
     acked = pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)) if args.qos == "reliable" else None
     _stop(rclpy, ctx, node, ex, t)
     return {"sent": n, "send_s": send_s, "late_sends": late, "match_s": match_s, "frame_bytes": len(raw),
-            "acked": acked}
+            "acked": acked, "pub_cpu_s": _cpu_s()}
 
 
 def _child(role: str, args, env: dict) -> subprocess.Popen:
@@ -215,9 +222,9 @@ def measure(qos: tuple[str, ...] = ("best_effort", "reliable"), hz: float = 30.0
         for _ in range(repeat):
             r = probe(kind, args, extra_env)
             results.append(r)
-            log.info("%-11s delivered %3d of %3d (%5.1f %%)  latency p50 %6.1f ms p95 %6.1f ms  load %.2f",
-                     kind, r["unique"], r["sent"], 100 * r["delivered"], r["latency_ms_p50"], r["latency_ms_p95"],
-                     r["load_1min"])
+            log.info("%-11s delivered %3d of %3d (%5.1f %%)  latency p50 %6.1f ms p95 %6.1f ms  "
+                     "CPU s pub %.1f sub %.1f  load %.2f", kind, r["unique"], r["sent"], 100 * r["delivered"],
+                     r["latency_ms_p50"], r["latency_ms_p95"], r["pub_cpu_s"], r["sub_cpu_s"], r["load_1min"])
     return results
 
 
