@@ -80,6 +80,22 @@ def test_from_camera_info_reads_k_row_major():
     np.testing.assert_array_equal(cam.K, [[525.0, 0, 319.5], [0, 526.0, 239.5], [0, 0, 1]])
 
 
+def test_binning_and_roi_give_the_published_image_intrinsics():
+    """A 2x-binned crop of a calibrated 1280x960 camera: the same 3D point lands on the same
+    (binned, cropped) pixel whether projected with the full camera or the derived one."""
+    k = [1040.0, 0, 650.0, 0, 1044.0, 470.0, 0, 0, 1]
+    full = CameraIntrinsics.from_camera_info(k=k, d=PLUMB_BOB_D, distortion_model="plumb_bob", width=1280, height=960)
+    roi = (200, 100, 800, 600)
+    cam = CameraIntrinsics.from_camera_info(k=k, d=PLUMB_BOB_D, distortion_model="plumb_bob", width=1280, height=960,
+                                            binning_x=2, binning_y=2, roi=roi)
+    assert (cam.width, cam.height) == (400, 300) and cam.matches_image(400, 300)
+    pts = np.array([[0.1, -0.2, 3.0], [-0.3, 0.1, 2.0], [0.0, 0.0, 5.0]])
+    expected = (full.project(pts) - np.array(roi[:2])) / 2.0
+    np.testing.assert_allclose(cam.project(pts), expected, atol=1e-6)
+    with pytest.raises(InvalidCameraInfoError, match="ROI"):
+        CameraIntrinsics.from_camera_info(k=k, d=[], distortion_model="", width=1280, height=960, roi=(-1, 0, 0, 0))
+
+
 def test_from_projection_for_rectified_images():
     p = [520.0, 0.0, 321.0, -52.0, 0.0, 522.0, 241.0, 0.0, 0.0, 0.0, 1.0, 0.0]  # right camera of a stereo pair
     cam = CameraIntrinsics.from_projection(p, W, H)

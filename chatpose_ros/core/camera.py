@@ -3,7 +3,9 @@
 API (what the ROS layer calls; it copies the fields of ``sensor_msgs/CameraInfo``):
 
     intr = CameraIntrinsics.from_camera_info(k=msg.k, d=msg.d, distortion_model=msg.distortion_model,
-                                             width=msg.width, height=msg.height)
+                                             width=msg.width, height=msg.height,
+                                             binning_x=msg.binning_x, binning_y=msg.binning_y,
+                                             roi=(msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height))
         # raises InvalidCameraInfoError: zero/negative/non-finite focal length (an uncalibrated
         # camera publishes K = 0), bad principal point or size, unknown distortion model
     intr = CameraIntrinsics.from_projection(p=msg.p, width=msg.width, height=msg.height)
@@ -127,15 +129,29 @@ class CameraIntrinsics:
     @classmethod
     def from_camera_info(
         cls, k: Sequence[float], d: Sequence[float], distortion_model: str, width: int, height: int,
+        binning_x: int = 0, binning_y: int = 0, roi: tuple[int, int, int, int] = (0, 0, 0, 0),
     ) -> "CameraIntrinsics":
         """From the fields of a ``sensor_msgs/CameraInfo``: ``k`` the 9 values of K (row-major),
-        ``d`` the distortion coefficients. Raises InvalidCameraInfoError on unusable values."""
+        ``d`` the distortion coefficients, ``width`` x ``height`` the calibrated resolution.
+
+        A camera publishing a binned and/or cropped image (``binning_x/y`` > 1, ``roi`` =
+        (x_offset, y_offset, width, height) non-zero) gets intrinsics of the image it actually
+        publishes, as image_geometry's PinholeCameraModel does: the principal point moves by the
+        ROI offset, focal lengths and principal point divide by the binning, and the size is
+        the ROI's (or the full size) divided by the binning. Raises InvalidCameraInfoError on
+        unusable values.
+        """
         k_arr = np.asarray(k, dtype=float).reshape(-1)
         if k_arr.size != 9:
             raise InvalidCameraInfoError(f"camera_info K must have 9 values, got {k_arr.size}")
-        return cls(fx=float(k_arr[0]), fy=float(k_arr[4]), cx=float(k_arr[2]), cy=float(k_arr[5]),
-                   width=int(width), height=int(height), distortion_model=str(distortion_model),
-                   distortion=tuple(float(c) for c in d))
+        bx, by = max(int(binning_x), 1), max(int(binning_y), 1)
+        x_off, y_off, roi_w, roi_h = (int(v) for v in roi)
+        if min(x_off, y_off, roi_w, roi_h) < 0:
+            raise InvalidCameraInfoError(f"camera_info ROI {roi} has negative values")
+        full_w, full_h = (roi_w or int(width)), (roi_h or int(height))
+        return cls(fx=float(k_arr[0]) / bx, fy=float(k_arr[4]) / by, cx=(float(k_arr[2]) - x_off) / bx,
+                   cy=(float(k_arr[5]) - y_off) / by, width=full_w // bx, height=full_h // by,
+                   distortion_model=str(distortion_model), distortion=tuple(float(c) for c in d))
 
     @classmethod
     def from_projection(cls, p: Sequence[float], width: int, height: int) -> "CameraIntrinsics":
