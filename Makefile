@@ -28,6 +28,6 @@ eval-default: setup
 	$(PY) -m chatpose_ros.models.default.offline.evaluate
 
 # Person recall/precision and ms per image on the labelled real photos (tests/data/perception_labels.json):
-# the old MediaPipe detector and every perception preset side by side, one thread.
+# the old MediaPipe detector and every perception preset side by side, one thread; misses in build/eval_perception.json.
 eval-perception: setup
-	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --misses
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --json build/eval_perception.json
