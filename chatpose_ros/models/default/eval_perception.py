@@ -11,9 +11,12 @@ image; its person boxes are matched greedily to the labels (highest score first,
 unmatched label of highest IoU, at IoU >= 0.5); unmatched predictions that lie mostly inside an
 `ignore` region (people too small or too blurred to label) count neither way. The run prints one
 markdown table: person recall, precision, recall per tag, true/false positives and misses, and the
-median milliseconds per image.
+median milliseconds per image (over the set as it is, of the people stage alone where the candidate
+reports it, and wall and CPU time of repeated runs on two 640x480 frames). A candidate that cannot
+be built (e.g. mediapipe not installed) is listed as unavailable.
 
-    python -m chatpose_ros.models.default.eval_perception [--labels FILE] [--only NAME ...] [--misses]
+    python -m chatpose_ros.models.default.eval_perception [--only NAME ...] [--threads N] [--misses]
+        [--json FILE] [--draw DIR] [--no-timing] [--labels FILE]
 """
 from __future__ import annotations
 
