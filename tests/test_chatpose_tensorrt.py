@@ -78,7 +78,7 @@ def model(tmp_path_factory):
 def fake_trt(monkeypatch):
     """Install a fake TensorRT (version chosen by the test) and a CPU runtime whose output is the
     torch encoder's plus `noise[precision]`."""
-    state = {"noise": {"fp16": 0.0, "fp32": 0.0}, "trt": None}
+    state = {"noise": {"fp16": 0.0, "fp32": 0.0}, "trt": None, "loaded": []}
 
     def install(version="8.5.2.2", **kw):
         state["trt"] = FakeTensorRT(version, **kw)
@@ -90,6 +90,7 @@ def fake_trt(monkeypatch):
 
     def load_runtime(self):
         self.engine = self.context = None
+        state["loaded"].append(self.precision)
 
     def encode(self, pixels):
         ref = self.model.encode_images(pixels)
@@ -172,8 +173,10 @@ def test_cached_engine_is_never_rebuilt(model, tmp_path, fake_trt):
     fake_trt["noise"].update(fp16=1.0)  # fp16 fails parity once: fp32 is used
     first = vb.create_vision_backend(_cfg(tmp_path), model[1])
     assert first.precision == "fp32" and trt.rec["builds"] == 2 and "FP16" in trt.rec["flags"]
+    fake_trt["loaded"].clear()
     again = vb.create_vision_backend(_cfg(tmp_path), model[1])  # a node restart
     assert again.precision == "fp32" and trt.rec["builds"] == 2 and not again.info.built_now
+    assert fake_trt["loaded"] == ["fp32"]  # the fp16 engine that failed parity is not even loaded
     assert again.engine_path == first.engine_path
     trt2 = fake_trt["install"]("10.3.0")  # another TensorRT version: its own engines
     vb.create_vision_backend(_cfg(tmp_path), model[1])

@@ -74,12 +74,21 @@ class TorchVisionBackend:
         return self.model.encode_images(pixels)
 
 
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
 def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a file, remembered per (path, size, mtime) within the process (an ONNX file of
+    ViT-L is over 1 GB)."""
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(chunk):
+                h.update(block)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
 
 
 def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, opset: int = ONNX_OPSET) -> Path:
@@ -225,6 +234,29 @@ def engine_cache_key(onnx_path: Path, trt_ver: str, gpu: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
+def engine_path_for(onnx_path: Path, cache_dir: Path, trt_ver: str, gpu: str, precision: str) -> Path:
+    """Where the engine of this ONNX file, TensorRT version, GPU and precision is cached."""
+    return Path(cache_dir) / f"vision_{engine_cache_key(onnx_path, trt_ver, gpu)}_{precision}.engine"
+
+
+def recorded_parity(onnx_path: Path, cache_dir: Path, precision: str) -> float | None:
+    """The parity figure noted beside a cached engine for this TensorRT and GPU (None: no engine,
+    no note, or not checked)."""
+    if not Path(onnx_path).exists():
+        return None
+    gpu = torch.cuda.get_device_name(torch.cuda.current_device())
+    path = engine_path_for(onnx_path, Path(cache_dir).expanduser(), str(_import_tensorrt().__version__), gpu,
+                           precision)
+    meta = path.with_suffix(".json")
+    if not (path.exists() and meta.exists()):
+        return None
+    try:
+        value = json.loads(meta.read_text()).get("parity_cosine")
+        return None if value is None else float(value)
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError):
+        return None
+
+
 @dataclass
 class EngineInfo:
     """A cached engine and what is known about it (kept beside it as JSON)."""
@@ -259,8 +291,7 @@ def ensure_engine(trt, logger, onnx_path: Path, cache_dir: Path, side: int, max_
     """The engine for this ONNX file, TensorRT version, GPU and precision: read from `cache_dir`
     when there, else built once and written atomically (never rebuilt unless `force_rebuild`)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = engine_cache_key(onnx_path, str(trt.__version__), gpu)
-    path = cache_dir / f"vision_{key}_{precision}.engine"
+    path = engine_path_for(onnx_path, cache_dir, str(trt.__version__), gpu, precision)
     info = EngineInfo(path, precision, str(trt.__version__), gpu, 0.0, False)
     if path.exists() and not force_rebuild:
         if info.meta_path.exists():
@@ -378,6 +409,12 @@ def tensorrt_with_parity(model: ChatPoseModel, onnx_path: Path, cache_dir: Path,
     reference = TorchVisionBackend(model)
     figures = []
     for precision in precisions:
+        known = None if force_rebuild else recorded_parity(onnx_path, cache_dir, precision)
+        if known is not None and known < PARITY_MIN_COSINE:  # failed before: not even loaded
+            figures.append(f"{precision} {known:.5f} (cached)")
+            log.info("skipping the cached TensorRT %s engine (parity %.5f < %.4f)", precision, known,
+                     PARITY_MIN_COSINE)
+            continue
         backend = TensorRTVisionBackend(model, onnx_path, cache_dir, precision=precision, force_rebuild=force_rebuild)
         cos = backend.info.parity_cosine
         if cos is None or backend.info.built_now:
