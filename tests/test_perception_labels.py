@@ -3,12 +3,15 @@ evaluation's matcher counts hits, misses and false positives correctly on hand-m
 from __future__ import annotations
 
 import json
+import sys
+import types
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import chatpose_ros.models.default as default_models
 from chatpose_ros.models.default import eval_perception as ep
 
 LABELS = Path(__file__).resolve().parent / "data" / "perception_labels.json"
@@ -187,3 +190,47 @@ def test_evaluate_candidate_and_table(items, tmp_path):
     assert len(data["candidates"][1]["misses"]) == blind.tally.fn
     ep.draw_results(perfect, subset, images, tmp_path)
     assert len(list(tmp_path.glob("oracle__*.png"))) == len(subset)
+
+
+def test_old_detector_reported_unavailable_without_mediapipe(monkeypatch):
+    """With mediapipe gone (as after its removal from the venv) the old detector is a row that
+    says unavailable, not a crash."""
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` raises ImportError
+    cand = ep.old_detector_candidate()
+    assert cand.detect is None and "unavailable" in cand.unavailable
+
+
+def test_perception_presets_become_candidates(monkeypatch):
+    """Every preset of the perception module is one candidate; its Scene's people become boxes
+    and scores, its people-stage timing is kept; a preset that fails to load is unavailable."""
+    from chatpose_ros.core.errors import ModelLoadError
+    from chatpose_ros.core.scene import COCO17, Scene, ScenePerson
+
+    k = len(COCO17)
+    person = ScenePerson(box=(1.0, 2.0, 30.0, 40.0), score=0.7, layout="coco17",
+                         keypoints=np.zeros((k, 2), np.float32), keypoint_scores=np.ones(k, np.float32))
+
+    class FakePerception:
+        def __init__(self, config):
+            if config == "broken":
+                raise ModelLoadError("perception model missing")
+            self.config = config
+
+        @classmethod
+        def from_preset(cls, name, threads):
+            return cls(PRESETS[name])
+
+        def see(self, image):
+            return Scene(image_size=(image.shape[1], image.shape[0]), people=(person,), timings_ms={"people": 3.0})
+
+    PRESETS = {"good": "good", "bad": "broken"}
+    fake = types.ModuleType("fake_perception")
+    fake.PERCEPTION_PRESETS, fake.Perception = PRESETS, FakePerception
+    monkeypatch.setitem(sys.modules, "chatpose_ros.models.default.perception", fake)
+    monkeypatch.setattr(default_models, "perception", fake, raising=False)
+    for threads in (None, 1):
+        good, bad = ep.perception_candidates(threads)
+        assert good.name == "new: good" and bad.name == "new: bad"
+        found = good.detect(np.zeros((50, 40, 3), np.uint8))
+        assert found.boxes == [(1.0, 2.0, 30.0, 40.0)] and found.scores == [0.7] and found.people_ms == 3.0
+        assert bad.detect is None and "perception model missing" in bad.unavailable
