@@ -153,7 +153,11 @@ def test_build_failure_falls_back_to_onnx_runtime_cuda_then_torch(model, tmp_pat
 def test_fp16_parity_failure_falls_back_to_fp32_then_torch(model, tmp_path, fake_trt, caplog):
     fake_trt["install"]("10.3.0")
     fake_trt["noise"].update(fp16=1.0, fp32=0.0)  # a broken fp16 engine, a good fp32 one
-    b = vb.create_vision_backend(_cfg(tmp_path / "a"), model[1])
+    with caplog.at_level(logging.WARNING):
+        b = vb.create_vision_backend(_cfg(tmp_path / "a"), model[1])
+    lines = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "fp16" in lines[0] and "using the fp32 engine" in lines[0]
+    caplog.clear()
     assert isinstance(b, vb.TensorRTVisionBackend) and b.precision == "fp32"
     assert b.info.parity_cosine >= vb.PARITY_MIN_COSINE
     notes = {p.stem.rsplit("_", 1)[1]: json.loads(p.read_text()) for p in (tmp_path / "a").glob("*.json")}
@@ -162,7 +166,8 @@ def test_fp16_parity_failure_falls_back_to_fp32_then_torch(model, tmp_path, fake
     with caplog.at_level(logging.WARNING):
         b = vb.create_vision_backend(_cfg(tmp_path / "b"), model[1])
     assert isinstance(b, vb.TorchVisionBackend)
-    assert any("parity" in r.message and "torch" in r.message for r in caplog.records)
+    lines = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "parity" in lines[0] and "torch" in lines[0]
     fake_trt["noise"].update(fp16=0.0, fp32=0.0)
     b = vb.create_vision_backend(_cfg(tmp_path / "c"), model[1])
     assert b.precision == "fp16" and b.info.parity_cosine > 0.9999
