@@ -19,10 +19,13 @@ sentencepiece model (the tiny test tokenizer, fast-only fine-tunes).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 from chatpose_ros.core.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 SP_MODEL_FILE = "tokenizer.model"
 ADDED_TOKENS_FILE = "added_tokens.json"
@@ -146,7 +149,10 @@ class LegacyLlamaTokenizer:
         for i, d in (cfg.get("added_tokens_decoder") or {}).items():
             if int(i) >= 0 and d.get("content") and int(i) >= _piece_count(sp_file):
                 added.setdefault(d["content"], int(i))
-        keep = {k: cfg[k] for k in ("model_max_length", "padding_side", "legacy") if k in cfg}
+        if cfg.get("legacy") is False:
+            log.warning("%s says legacy=false; ids follow the released code's legacy slow tokenizer "
+                        "(transformers 4.31) all the same", folder / TOKENIZER_CONFIG_FILE)
+        keep = {k: cfg[k] for k in ("model_max_length", "padding_side") if k in cfg}
         return cls(sp_file, added, special, keep)
 
     def save_pretrained(self, folder: str | Path) -> None:
