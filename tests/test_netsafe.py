@@ -27,6 +27,8 @@ def test_profile_is_loopback_only_with_room_for_frames():
     for t in transports:
         if t.find("f:type", NS).text == "UDPv4":
             assert [a.text for a in t.findall("f:interfaceWhiteList/f:address", NS)] == ["127.0.0.1"]
+            # UDP fallback (no shared /dev/shm): a socket buffer holds several fragmented frames.
+            assert int(t.find("f:receiveBufferSize", NS).text) >= 4 * FRAME_BYTES
         else:  # the segment holds several fragmented VGA frames (see the netsafe docstring)
             assert int(t.find("f:segment_size", NS).text) >= 4 * FRAME_BYTES
     participant = root.find(".//f:participant[@is_default_profile='true']", NS)

@@ -29,6 +29,11 @@ fragments are overwritten before the reader copied them is lost, so the segment 
 several frames: with Fast DDS's default 512 KiB segment, best-effort 640x480 rgb8 frames
 (900 kB) from another process arrived at 22-47 % (30 Hz, loaded 2-core machine); with
 8 MiB, 100 % (`python -m chatpose_ros.tools.qos_probe`).
+
+UDP socket buffers: where shared memory cannot be used (processes in containers without a
+shared /dev/shm), frames go over UDP loopback in 64 KB fragments; the kernel's default 208 KiB
+receive buffer holds less than one frame (measured: 48 % delivered best effort); 4 MiB buffers
+delivered 100 %. The kernel caps the request at net.core.rmem_max / wmem_max without error.
 """
 from __future__ import annotations
 
@@ -51,6 +56,8 @@ FASTDDS_LOOPBACK_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
       <transport_descriptor>
         <transport_id>chatpose_udp_loopback</transport_id>
         <type>UDPv4</type>
+        <sendBufferSize>4194304</sendBufferSize>
+        <receiveBufferSize>4194304</receiveBufferSize>
         <interfaceWhiteList>
           <address>127.0.0.1</address>
         </interfaceWhiteList>
