@@ -124,6 +124,16 @@ def test_header_size_without_decoding(png_bomb):
         compressed_image_size(b"GIF89a" + bytes(20))  # not one of the accepted formats
 
 
+def test_jpeg_declaring_a_huge_size_is_refused_by_its_header():
+    ok, jpg = cv2.imencode(".jpg", IMG)
+    data = bytearray(jpg.tobytes())
+    sof = data.index(b"\xff\xc0")  # baseline SOF0: marker, length (2), precision (1), height (2), width (2)
+    struct.pack_into(">HH", data, sof + 5, 30_000, 30_000)
+    assert compressed_image_size(bytes(data)) == (30_000, 30_000)
+    with pytest.raises(InvalidImageError, match="max_image_pixels"):
+        decode_compressed(bytes(data))
+
+
 def test_decompression_bomb_refused_before_decoding_with_small_peak_memory(png_bomb):
     # In a fresh process, so that the peak resident memory (ru_maxrss) is this call's alone.
     script = textwrap.dedent(f"""
