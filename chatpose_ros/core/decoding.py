@@ -106,7 +106,11 @@ class _CachedSteps:
         self.lm = lm
         self.decoder = lm.get_decoder() if hasattr(lm, "get_decoder") else None
         self.head = lm.get_output_embeddings() if hasattr(lm, "get_output_embeddings") else None
-        self.split = self.decoder is not None and self.head is not None
+        cfg = getattr(lm, "config", None)
+        # logits = head(last state) only where the LM adds nothing after its output layer
+        # (Llama, SmolLM2 do; Gemma 2's soft-capping or Cohere's logit scale do not)
+        rescaled = any(getattr(cfg, k, None) for k in ("final_logit_softcapping", "logit_scale"))
+        self.split = self.decoder is not None and self.head is not None and not rescaled
         self.mask = attention_mask
         self.past = None
         self.steps = 0
