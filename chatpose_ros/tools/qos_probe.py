@@ -189,7 +189,7 @@ def probe(qos: str, args, extra_env: dict[str, str] | None = None) -> dict:
         os.environ.update(saved)
     one = argparse.Namespace(**{**vars(args), "qos": [qos]})
     limit = args.seconds + CHILD_TIMEOUT_S
-    sub = _child("sub", one, env)
+    sub, pub = _child("sub", one, env), None
     try:
         if sub.stdout.readline().strip() != "ready":
             raise RuntimeError("subscriber did not start")
@@ -197,9 +197,9 @@ def probe(qos: str, args, extra_env: dict[str, str] | None = None) -> dict:
         pub_out, _ = pub.communicate(timeout=limit)
         sub_out, _ = sub.communicate("done\n", timeout=limit)
     finally:
-        for p in (sub, locals().get("pub")):
-            if p is not None and p.poll() is None:
-                p.kill()
+        for child in (sub, pub):
+            if child is not None and child.poll() is None:
+                child.kill()
     if pub.returncode or sub.returncode:
         raise RuntimeError(f"probe children failed (publisher rc {pub.returncode}, subscriber rc {sub.returncode})")
     res = {**json.loads(pub_out.strip().splitlines()[-1]), **json.loads(sub_out.strip().splitlines()[-1])}
