@@ -5,7 +5,8 @@ Two bare rclpy processes, both on the loopback-only Fast DDS set-up of
 640x480 rgb8 `sensor_msgs/Image` frames (about 900 kB each, serialised once, only the stamp
 patched per frame, as a C++ camera driver would cost), a subscriber with a raw subscription
 (no deserialisation) counts the frames that arrive. Printed per QoS: frames sent, frames
-delivered, the rate, the latency p50/p95 (stamp to arrival, same clock) and the machine's load.
+delivered, the rate, the latency p50/p95 (stamp to arrival, same clock), the CPU seconds of
+each process and the machine's load.
 
     python -m chatpose_ros.tools.qos_probe                  # both QoS, 10 s at 30 Hz
     python -m chatpose_ros.tools.qos_probe --qos best_effort --seconds 5 --json out.json
@@ -35,9 +36,7 @@ log = logging.getLogger("chatpose_ros.qos_probe")
 ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = ROOT / "build" / "qos_probe_state"
 TOPIC = "/qos_probe/image_raw"
-# Sensor-data QoS is KEEP_LAST 5, best effort, volatile (rclpy.qos.qos_profile_sensor_data).
-SENSOR_DATA_DEPTH = 5
-RELIABLE_DEPTH = 10
+RELIABLE_DEPTH = 10  # KEEP_LAST depth of the reliable runs (best effort: sensor-data QoS, KEEP_LAST 5)
 MATCH_TIMEOUT_S = 15.0  # discovery of the subscriber by the publisher
 ACK_TIMEOUT_S = 5.0  # reliable: wait for the last frames to be acknowledged
 QUIET_S = 1.0  # subscriber: stop after the publisher is done and nothing arrived for this long
