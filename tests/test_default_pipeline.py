@@ -2,6 +2,7 @@
 tracking. The shipped model is loaded once for the module."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -148,3 +149,36 @@ def test_missing_and_corrupt_weights(tmp_path):
     (bad / "llm.json").write_text("{not json")
     with pytest.raises(CheckpointError):
         DefaultPipeline.from_config(PipelineConfig(weights_dir=str(bad)))
+
+
+def test_edge_cut_person_has_unseen_lower_joints(pipe):
+    """Real pixels: the photo cut below the hips. The legs are not seen (confidence 0, keypoints
+    NaN), the shoulders and head are; the picture draws the unseen joints differently."""
+    from chatpose_ros.core.body import SMPL_JOINT_NAMES
+    from chatpose_ros.core.viz import draw_skeleton_3d, seen_joints
+
+    img = np.ascontiguousarray(load_photo("messi5.jpg")[:190])  # the person is 60-330 px tall
+    people = pipe.observe(img)
+    assert len(people) == 1
+    p = people[0]
+    conf = dict(zip(SMPL_JOINT_NAMES, p.joint_confidence))
+    for j in ("left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot", "right_foot"):
+        assert conf[j] == 0.0, (j, conf)
+    for j in ("left_shoulder", "right_shoulder", "neck", "head"):
+        assert conf[j] > 0.3, (j, conf)
+    assert not np.isfinite(p.keypoints_2d[-4:]).any()  # ankles and feet: not seen
+    assert p.theta.shape == (72,) and np.isfinite(p.theta).all()  # still a whole body (prior below)
+    seen = seen_joints(p)
+    assert seen[SMPL_JOINT_NAMES.index("head")] and not seen[SMPL_JOINT_NAMES.index("left_knee")]
+    all_seen = draw_skeleton_3d(dataclasses.replace(p, joint_confidence=np.ones(24, np.float32)))
+    assert (draw_skeleton_3d(p) != all_seen).any()
+
+
+def test_whole_person_in_view_has_seen_legs(pipe):
+    from chatpose_ros.core.body import SMPL_JOINT_NAMES
+
+    p = pipe.observe(load_photo("messi5.jpg"))[0]
+    conf = dict(zip(SMPL_JOINT_NAMES, p.joint_confidence))
+    assert conf["left_knee"] > 0 and conf["right_knee"] > 0 and conf["pelvis"] > 0.3
+    # COCO-17 has no foot or hand keypoints: those joints are never counted as seen
+    assert conf["left_foot"] == conf["right_foot"] == conf["left_hand"] == conf["right_hand"] == 0.0

@@ -11,6 +11,17 @@ from .types import PersonPose, PoseResult
 
 SELECTED_RGB = (40, 220, 80)
 OTHER_RGB = (200, 200, 200)
+UNSEEN_RGB = (175, 175, 175)  # 3D view: joints the camera did not see (joint_confidence 0) and their bones
+
+
+def seen_joints(person: PersonPose) -> np.ndarray:
+    """(24,) bool: the joints the camera saw (joint_confidence > 0); all True when the
+    estimator gives no per-joint confidence, all False for a generated pose."""
+    if person.generated:
+        return np.zeros(len(SMPL_JOINT_NAMES), bool)
+    if person.joint_confidence is None:
+        return np.ones(len(SMPL_JOINT_NAMES), bool)
+    return np.asarray(person.joint_confidence) > 0
 
 
 def draw_result_on_image(image_rgb: np.ndarray, result: PoseResult) -> np.ndarray:
@@ -46,11 +57,13 @@ def draw_result_on_image(image_rgb: np.ndarray, result: PoseResult) -> np.ndarra
 
 def draw_skeleton_3d(person: PersonPose, size: int = 360, title: str = "") -> np.ndarray:
     """(size, 2*size, 3) uint8 RGB: front view (x right, y down) and side view (z right, y down)
-    of the 24 SMPL joints, orthographic, 1 m = 0.4 * size pixels."""
+    of the 24 SMPL joints, orthographic, 1 m = 0.4 * size pixels. Joints the camera did not see
+    (:func:`seen_joints`) are hollow grey circles and the bones leading to them grey."""
     import cv2
 
     canvas = np.full((size, 2 * size, 3), 255, np.uint8)
     joints = np.asarray(person.joints, dtype=float)
+    seen = seen_joints(person)
     centre = (joints.max(0) + joints.min(0)) / 2
     ppm = 0.4 * size
     for view, (u_axis, name) in enumerate(((0, "front (x right, y down)"), (2, "side (z forward, y down)"))):
@@ -61,14 +74,23 @@ def draw_skeleton_3d(person: PersonPose, size: int = 360, title: str = "") -> np
         for p, c in SMPL_BONES:
             name_c = SMPL_JOINT_NAMES[c]
             col = (30, 120, 230) if "left" in name_c else (230, 80, 40) if "right" in name_c else (60, 60, 60)
+            col = col if seen[c] else UNSEEN_RGB
             cv2.line(canvas, tuple(int(v) for v in uv[p]), tuple(int(v) for v in uv[c]), col, 2, cv2.LINE_AA)
-        for q in uv:
-            cv2.circle(canvas, (int(q[0]), int(q[1])), 3, (20, 20, 20), -1, cv2.LINE_AA)
+        for q, ok in zip(uv, seen):
+            centre_px = (int(q[0]), int(q[1]))
+            if ok:
+                cv2.circle(canvas, centre_px, 3, (20, 20, 20), -1, cv2.LINE_AA)
+            else:  # hollow: estimated, not seen
+                cv2.circle(canvas, centre_px, 4, (255, 255, 255), -1, cv2.LINE_AA)
+                cv2.circle(canvas, centre_px, 4, (120, 120, 120), 1, cv2.LINE_AA)
         cv2.putText(canvas, name, (view * size + 6, size - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     if title:
         cv2.putText(canvas, title[: size // 9], (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(canvas, "blue = left side, red = right side", (size + 6, size - 26), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                 (90, 90, 90), 1, cv2.LINE_AA)
+    if not seen.all():
+        note = "generated from text, not seen" if person.generated else "hollow grey = not seen (estimated)"
+        cv2.putText(canvas, note, (size + 6, size - 44), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     return canvas
 
 

@@ -21,6 +21,7 @@ NAMESPACES = ("chatpose/bones", "chatpose/joints", "chatpose/label", "chatpose/m
 _SELECTED = ColorRGBA(r=0.1, g=0.9, b=0.3, a=1.0)
 _OTHER = ColorRGBA(r=0.7, g=0.7, b=0.7, a=0.8)
 _MESH = ColorRGBA(r=0.6, g=0.75, b=0.95, a=0.6)
+_UNSEEN = ColorRGBA(r=0.95, g=0.55, b=0.1, a=0.6)  # joints the camera did not see (joint_confidence 0)
 
 
 def marker_id(person: PersonPose, index: int) -> int:
@@ -60,6 +61,8 @@ def person_markers(person: PersonPose, index: int, header: Header, label: str, s
     spheres = Marker(ns=NAMESPACES[1], type=Marker.SPHERE_LIST,
                      scale=Vector3(x=joint_diameter_m, y=joint_diameter_m, z=joint_diameter_m), color=colour, **base)
     spheres.points = _points(joints)
+    if person.joint_confidence is not None:  # per-point colours: unseen joints stand out
+        spheres.colors = [colour if c > 0 else _UNSEEN for c in np.asarray(person.joint_confidence).reshape(-1)]
 
     text_base = dict(base)
     head = joints[15]
