@@ -20,7 +20,8 @@ class PersonPose:
         translation: (3,) float32 pelvis position in the camera frame (m), or None if unknown.
         box: (x_min, y_min, x_max, y_max) in pixels, or None (text-only poses).
         confidence: in [0, 1].
-        estimator: "smplr_regressor", "llm_pose_head" or "chatpose".
+        estimator: "smplr_regressor", "llm_generated" (a pose from the text alone), "llm_pose_head" or
+            "chatpose".
         track_id: stable id of the tracked person, -1 when untracked.
         keypoints_2d: (K, 2) float32 image landmarks (px) for drawing, or None.
         keypoints_2d_edges: pairs of indices into keypoints_2d to draw as bones.
