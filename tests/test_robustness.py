@@ -83,7 +83,7 @@ def test_fuzz_over_ros_every_bad_input_answered_and_node_still_serves(ros_harnes
     stats = h.node.stats
 
     def reported():  # counted where the node publishes: DDS delivery under this burst is not tested here
-        return stats["status_invalid_image"] + stats["suppressed_reports"]
+        return stats["status_invalid_image"] + stats["suppressed_invalid_image"]
 
     # the last callback may still be reporting
     h.wait_until(lambda: reported() >= sent["bad_frames"] and stats["status_invalid_query"] >= sent["bad_queries"],

@@ -24,7 +24,7 @@ Public API (everything else is private):
   updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
   lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
-  same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports`).
+  same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
@@ -416,6 +416,7 @@ class Session:
                 now = self._clock()
                 if now - self._throttle.get(throttle_key, -float("inf")) < REPORT_THROTTLE_S:
                     self.stats["suppressed_reports"] += 1
+                    self.stats[f"suppressed_{code}"] += 1
                     return None
                 self._throttle[throttle_key] = now
                 if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input

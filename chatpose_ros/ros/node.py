@@ -47,6 +47,7 @@ from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from . import cdr, convert, markers
 from .params import declare_from_dataclass, read_dataclass
+from .robot_io import RobotIO
 
 MODEL_PREFIX = "model."
 WORKER_WAIT_S = 0.1  # the worker thread's longest wait for work (then it checks stop and the model's health)
@@ -67,6 +68,7 @@ class ChatPoseNode(LifecycleNode):
         self.runner: ModelRunner | None = None
         self.model_state = "unconfigured"
         self.output_hooks: list[Callable[[Output, Header], None]] = []
+        self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
@@ -120,6 +122,8 @@ class ChatPoseNode(LifecycleNode):
                   "answer": (String, "~/answer"), "status": (PipelineStatus, "~/status")}
         self._pubs = {k: self.create_lifecycle_publisher(t, n, out_qos) for k, (t, n) in topics.items()}
         self._pubs["diagnostics"] = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.robot = RobotIO(self, self.cfg, self.model_cfg.max_image_pixels, self._robot_report, self._submit_speech)
+        self.robot.configure(out_qos)
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = ActionServer(self, EstimatePose, "~/estimate", execute_callback=self._execute_goal,
@@ -142,6 +146,7 @@ class ChatPoseNode(LifecycleNode):
                                                        img_qos, callback_group=img_group, raw=True))
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics,
                                           callback_group=MutuallyExclusiveCallbackGroup())]
+        self.robot.activate(MutuallyExclusiveCallbackGroup())
         self.session.start()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
@@ -156,6 +161,8 @@ class ChatPoseNode(LifecycleNode):
         for timer in self._timers:
             self.destroy_timer(timer)
         self._subs, self._timers = [], []
+        if self.robot is not None:
+            self.robot.deactivate()
         self._stop_worker()
         self.get_logger().info("deactivated: subscriptions and worker stopped")
         return super().on_deactivate(state)
@@ -177,6 +184,9 @@ class ChatPoseNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
+        if self.robot is not None:
+            self.robot.release()
+            self.robot = None
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.close()
@@ -194,6 +204,9 @@ class ChatPoseNode(LifecycleNode):
 
     # ------------------------------------------------------------------ inputs
     def _header(self, stamp: cdr.Stamped) -> Header:
+        if not stamp.frame_id:
+            self._robot_report(PipelineStatus.WARN, "missing_frame_id", "image without header.frame_id: using "
+                               f"frame_id '{self.cfg.frame_id}' (parameter frame_id) for its poses and TF", "missing_frame_id")
         return Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=stamp.frame_id or self.cfg.frame_id)
 
     def _put(self, raw: bytes, parse: Callable) -> None:
@@ -224,6 +237,13 @@ class ChatPoseNode(LifecycleNode):
             self._emit(self.session.refuse_query(exc))
             return
         self._emit(self.session.submit(text)[1])
+
+    def _submit_speech(self, text: str, voice: str) -> None:
+        self.stats["queries_received"] += 1
+        self._emit(self.session.submit(text, source=voice)[1])
+
+    def _robot_report(self, level: int, code: str, message: str, throttle_key: str = "") -> None:
+        self._emit([self.session.report(level, code, message, throttle_key=throttle_key)])
 
     # ------------------------------------------------------------------ worker
     def _work(self) -> None:
@@ -277,6 +297,8 @@ class ChatPoseNode(LifecycleNode):
             return
         header = out.frame.header if out.frame is not None else Header(stamp=self.get_clock().now().to_msg(),
                                                                        frame_id=self.cfg.frame_id)
+        if self.robot is not None:  # translations from camera_info (or unknown) before anything is published
+            out = self.robot.place(out)
         arr = convert.result_to_msg(out.result, header)
         pubs["poses"].publish(arr)
         if 0 <= out.result.selected < len(arr.poses):
@@ -284,9 +306,12 @@ class ChatPoseNode(LifecycleNode):
         pubs["markers"].publish(markers.result_markers(
             out.result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
         if out.answer:
-            pubs["answer"].publish(String(data=out.result.answer))
+            # a spoken query's answer says which voice asked
+            pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))
             self.get_logger().info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
                                    f"({len(out.result.people)} people, selected {out.result.selected})")
+        if self.robot is not None:
+            self.robot.publish(out, header)
         for hook in self.output_hooks:
             hook(out, header)
 

@@ -1,0 +1,170 @@
+"""What a robot needs beside poses: camera_info in, TF and ROS4HRI bodies out, speech in.
+
+One object per node (``ChatPoseNode.robot``), with the node's lifecycle:
+
+- configure: publishers (ROS4HRI body topics when ``hri_enabled``; /tf and ``~/target_pose``
+  when ``tf_enabled``);
+- activate: the camera_info subscription (``camera_info_topic``, or beside the image topic) and
+  the LiveSpeech subscriptions (``speech_discover_voices``, ``speech_topics``);
+- every output of the node: ``place(output)`` BEFORE the poses are published (translations from
+  the camera's real intrinsics, or unknown), ``publish(output, header)`` after;
+- deactivate / cleanup: subscriptions / publishers destroyed.
+
+Bad input is reported (status code + log line, one per second per kind) and the node keeps
+serving: ``no_camera_info`` (no intrinsics yet: translations unknown), ``invalid_camera_info``
+(K = 0 from an uncalibrated camera, non-finite values; or a camera_info size that differs from
+the image's), ``speech_not_final`` and ``empty_speech`` (LiveSpeech without final text).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Callable
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from chatpose_ros.core.camera import CameraIntrinsics
+from chatpose_ros.core.config import NodeConfig
+from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
+from chatpose_ros.core.placement import place_result
+from chatpose_ros.core.session import Output
+from chatpose_ros.msg import PipelineStatus
+
+from . import hri, tf
+
+CAMERA_INFO_DEPTH = 5
+SPEECH_DEPTH = 10
+
+# report(level, code, message, throttle_key)
+ReportFn = Callable[[int, str, str, str], None]
+
+
+class RobotIO:
+    """See the module docstring. `report` publishes a status (throttled by key); `submit_speech`
+    queues a query with the voice id as its source."""
+
+    def __init__(self, node, cfg: NodeConfig, max_image_pixels: int, report: ReportFn,
+                 submit_speech: Callable[[str, str], None]) -> None:
+        self._node = node
+        self.cfg = cfg
+        self._max_pixels = max_image_pixels
+        self._report = report
+        self._submit_speech = submit_speech
+        self._lock = threading.Lock()
+        self._intrinsics: CameraIntrinsics | None = None
+        self._ids = hri.BodyIds()
+        self._hri: hri.HriBodyPublisher | None = None
+        self._tf: tf.TfBroadcaster | None = None
+        self._target_pub = None
+        self._camera_sub = None
+        self._speech: hri.SpeechInput | None = None
+        self.camera_info_topic = cfg.camera_info_topic or tf.camera_info_topic_for(cfg.image_topic)
+
+    @property
+    def intrinsics(self) -> CameraIntrinsics | None:
+        with self._lock:
+            return self._intrinsics
+
+    # ------------------------------------------------------------------ lifecycle
+    def configure(self, out_qos: QoSProfile) -> None:
+        if self.cfg.hri_enabled:
+            self._hri = hri.HriBodyPublisher(self._node, out_qos)
+        if self.cfg.tf_enabled:
+            self._tf = tf.TfBroadcaster(self._node)
+            self._target_pub = self._node.create_publisher(PoseStamped, "~/target_pose", out_qos)
+
+    def activate(self, callback_group=None) -> None:
+        self._camera_sub = self._node.create_subscription(
+            CameraInfo, self.camera_info_topic, self._on_camera_info,
+            QoSProfile(depth=CAMERA_INFO_DEPTH, reliability=ReliabilityPolicy.BEST_EFFORT), callback_group=callback_group)
+        self._speech = hri.SpeechInput(self._node, self._on_speech, self._on_speech_refused,
+                                       hri.split_topics(self.cfg.speech_topics), self.cfg.speech_discover_voices,
+                                       SPEECH_DEPTH, callback_group=callback_group)
+
+    def deactivate(self) -> None:
+        if self._camera_sub is not None:
+            self._node.destroy_subscription(self._camera_sub)
+            self._camera_sub = None
+        if self._speech is not None:
+            self._speech.close()
+            self._speech = None
+
+    def release(self) -> None:
+        self.deactivate()
+        if self._hri is not None:
+            self._hri.close()
+            self._hri = None
+        if self._tf is not None:
+            self._tf.close()
+            self._tf = None
+        if self._target_pub is not None:
+            self._node.destroy_publisher(self._target_pub)
+            self._target_pub = None
+        with self._lock:
+            self._intrinsics = None
+
+    # ------------------------------------------------------------------ inputs
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            intr = tf.intrinsics_from_msg(msg)
+        except InvalidCameraInfoError as exc:
+            with self._lock:
+                self._intrinsics = None
+            self._report(PipelineStatus.ERROR, exc.code, f"camera_info on '{self.camera_info_topic}' refused: {exc}; "
+                         "translations unknown until a valid one arrives", f"camera_info:{exc}")
+            return
+        with self._lock:
+            self._intrinsics = intr
+
+    def _on_speech(self, text: str, voice: str) -> None:
+        self._node.get_logger().info(f"query from voice '{voice}': '{text[:80]}'")
+        self._submit_speech(text, voice)
+
+    def _on_speech_refused(self, code: str, message: str, voice: str) -> None:
+        self._report(PipelineStatus.WARN, code, message, f"speech:{code}:{voice}")
+
+    # ------------------------------------------------------------------ outputs
+    def place(self, out: Output) -> Output:
+        """`out` with translations from the camera's intrinsics (or unknown, reported)."""
+        intr = self.intrinsics
+        size = out.result.image_size
+        if intr is None:
+            if out.frame is not None:
+                self._report(PipelineStatus.WARN, "no_camera_info",
+                             f"no valid camera_info on '{self.camera_info_topic}': translations unknown "
+                             "(translation_known false, no TF)", "no_camera_info")
+            return dataclasses.replace(out, result=place_result(out.result, None))
+        if size is not None and not intr.matches_image(*size):
+            self._report(PipelineStatus.ERROR, "invalid_camera_info",
+                         f"camera_info on '{self.camera_info_topic}' is for {intr.width} x {intr.height} px but the image "
+                         f"is {size[0]} x {size[1]} px: translations unknown", "camera_info:size")
+            return dataclasses.replace(out, result=place_result(out.result, None))
+        return dataclasses.replace(out, result=place_result(out.result, intr))
+
+    def publish(self, out: Output, header: Header) -> None:
+        """ROS4HRI body topics, TF frames and the target pose of one (placed) output."""
+        if self._hri is None and self._tf is None:
+            return
+        result = out.result
+        bodies = list(zip(self._ids.assign([p for p in result.people if hri.is_body(p)]),
+                          [i for i, p in enumerate(result.people) if hri.is_body(p)]))
+        if self._hri is not None and out.frame is not None:
+            try:
+                rgb = out.frame.image.decode(self._max_pixels)
+            except ChatPoseError:
+                rgb = None  # the model decoded it; a failure here only loses the crops
+            self._hri.publish(result, header, rgb, bodies)
+        if self._tf is not None:
+            transforms = []
+            for bid, i in bodies:
+                person = result.people[i]
+                suffix = bid if self.cfg.tf_joint_frames else ""
+                transforms += tf.person_transforms(person, person.translation, header, tf.body_frame(bid), suffix)
+            chosen = result.selected_person
+            if chosen is not None and chosen.translation is not None:
+                transforms += tf.person_transforms(chosen, chosen.translation, header, tf.TARGET_FRAME)
+                self._target_pub.publish(tf.target_pose(chosen, chosen.translation, header))
+            self._tf.send(transforms)
