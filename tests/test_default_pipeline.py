@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,42 @@ def test_whole_person_in_view_has_seen_legs(pipe):
     assert conf["left_knee"] > 0 and conf["right_knee"] > 0 and conf["pelvis"] > 0.3
     # COCO-17 has no foot or hand keypoints: those joints are never counted as seen
     assert conf["left_foot"] == conf["right_foot"] == conf["left_hand"] == conf["right_hand"] == 0.0
+
+
+CLOSEUP = Path(__file__).resolve().parent / "data" / "people" / "faceapi_sample6.jpg"  # 4 women, half-body
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.mark.parametrize("query,expect", [("the person on the left", "left"), ("the person on the right", "right"),
+                                          ("the woman in the green dress", "left")])
+def test_close_up_of_four_people(pipe, query, expect):
+    """Real pixels: four people cut by the bottom edge (half-body). Everyone is found, the
+    grounding picks the asked-for one, and the legs below the image are not seen."""
+    from chatpose_ros.core.body import SMPL_JOINT_NAMES
+
+    if not CLOSEUP.exists():
+        pytest.skip(f"{CLOSEUP} missing")
+    img = cv2.cvtColor(cv2.imread(str(CLOSEUP)), cv2.COLOR_BGR2RGB)
+    res = pipe.estimate(img, query)
+    assert len(res.people) == 4
+    xs = [_cx(p) for p in res.people]
+    assert res.selected == (int(np.argmin(xs)) if expect == "left" else int(np.argmax(xs))), (res.answer, xs)
+    p = res.selected_person
+    conf = dict(zip(SMPL_JOINT_NAMES, p.joint_confidence))
+    assert conf["left_ankle"] == conf["right_ankle"] == 0.0 and conf["head"] > 0.3
+
+
+@pytest.mark.parametrize("query,side", [("the person on the left", "left"), ("the person on the right", "right")])
+def test_small_far_people(pipe, query, side):
+    """Real pixels: vtest.avi frame 0, three pedestrians under 100 px tall."""
+    if not VTEST.exists():
+        pytest.skip(f"{VTEST} missing (apt-get install opencv-doc)")
+    cap = cv2.VideoCapture(str(VTEST))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    res = pipe.estimate(np.ascontiguousarray(frame[..., ::-1]), query)
+    assert len(res.people) >= 2 and all(p.box[3] - p.box[1] < 100 for p in res.people)
+    xs = [_cx(p) for p in res.people]
+    assert res.selected == (int(np.argmin(xs)) if side == "left" else int(np.argmax(xs)))
+    assert res.selected_person.translation is not None and res.selected_person.translation[2] > 3.0  # far away
