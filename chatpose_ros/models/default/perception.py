@@ -81,14 +81,20 @@ class PerceptionConfig:
     tile_size: int = 256
     tile_overlap: float = 0.25
     """Fraction of a tile's side shared with its neighbour."""
+    tile_edge_margin: float = 0.03
+    """A tile's person whose box comes this close (fraction of the tile side) to an edge of
+    the tile inside the image is cut by the tile and dropped."""
     person_score: float = 0.25
     """Minimum MoveNet person score."""
     keypoint_score: float = 0.1
     """Keypoints below this confidence (or outside the image) get confidence 0."""
+    merge_keypoint_distance: float = 0.1
+    """People from different passes whose shared keypoints lie within this fraction of the
+    box height of each other (median) are one person (fragments of a close-up included)."""
+    merge_min_shared: int = 3
+    """Keypoints both must see to compare by keypoints; with fewer, compare boxes (nms_iou)."""
     nms_iou: float = 0.5
-    """People from different passes with boxes overlapping more than this are one person."""
-    nms_containment: float = 0.8
-    """A lower-scored person box this much inside a higher-scored one is a duplicate fragment."""
+    """People with too few shared keypoints and boxes overlapping more than this are one person."""
     min_visible_keypoints: int = 3
     """A person needs at least this many keypoints at or above keypoint_score."""
     edge_margin: float = 0.02
@@ -108,6 +114,9 @@ class PerceptionConfig:
     """Tracking pass: MoveNet input long side for the crop around the tracked box."""
     near_margin: float = 0.5
     """Tracking pass: crop = tracked box grown by this fraction of its size on each side."""
+    near_person_score: float = 0.15
+    """Tracking pass: minimum MoveNet person score (lower than person_score: the crop is
+    already where the person was)."""
     threads: int = 1
     """ONNX Runtime intra-op threads per session."""
     model_dir: str = ""
@@ -137,6 +146,8 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet_multiscale3": PerceptionConfig(person_sizes=(256, 384, 512)),
     "movenet_tiles": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=256),
     "movenet_tiles384": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384),
+    "movenet_tiles384_s20": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384, person_score=0.2),
+    "movenet_tiles384_s15": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384, person_score=0.15),
     "movenet_tiles3x2": PerceptionConfig(person_sizes=(256,), tile_grid=(3, 2), tile_size=256),
     "movenet_multiscale_tiles": PerceptionConfig(person_sizes=(256, 384), tile_grid=(2, 2), tile_size=256),
     "movenet_multiscale+blazepose": PerceptionConfig(person_sizes=(256, 384), refine="blazepose_full"),
@@ -320,24 +331,24 @@ class BlazePoseLandmarks:
         return kp, vis, world.astype(np.float32), flag
 
 
-def _merge(cands: list[_Candidate], iou: float, containment: float) -> list[_Candidate]:
-    """Greedy NMS over people from all passes (highest score first)."""
+def _same_person(a: _Candidate, b: _Candidate, cfg: PerceptionConfig) -> bool:
+    """Two detections (from different passes) are one person when the keypoints both saw
+    (at least merge_min_shared of them) lie within merge_keypoint_distance of the taller box's
+    height of each other (median); with fewer shared keypoints, when their boxes overlap by
+    more than nms_iou."""
+    shared = (a.kp_score >= attrs.SEEN_SCORE) & (b.kp_score >= attrs.SEEN_SCORE)
+    if int(shared.sum()) >= cfg.merge_min_shared:
+        height = max(a.box[3] - a.box[1], b.box[3] - b.box[1], 1.0)
+        d = np.linalg.norm(a.kp[shared] - b.kp[shared], axis=1)
+        return float(np.median(d)) < cfg.merge_keypoint_distance * height
+    return box_iou(tuple(a.box), tuple(b.box)) > cfg.nms_iou
+
+
+def _merge(cands: list[_Candidate], cfg: PerceptionConfig) -> list[_Candidate]:
+    """Greedy NMS over people from all passes (highest score first), by keypoint agreement."""
     kept: list[_Candidate] = []
     for c in sorted(cands, key=lambda c: -c.score):
-        cb = tuple(c.box)
-        area = max((cb[2] - cb[0]) * (cb[3] - cb[1]), 1e-6)
-        dup = False
-        for k in kept:
-            kb = tuple(k.box)
-            if box_iou(cb, kb) > iou:
-                dup = True
-                break
-            ix = max(0.0, min(cb[2], kb[2]) - max(cb[0], kb[0]))
-            iy = max(0.0, min(cb[3], kb[3]) - max(cb[1], kb[1]))
-            if ix * iy / area > containment:
-                dup = True
-                break
-        if not dup:
+        if not any(_same_person(c, k, cfg) for k in kept):
             kept.append(c)
     return kept
 
@@ -351,6 +362,19 @@ def _cut_by_edge(box: np.ndarray, sc: np.ndarray, w: int, h: int, margin: float)
     if box[1] <= my and min(sc[attrs.NOSE], max(sc[attrs.L_EYE], sc[attrs.R_EYE])) < attrs.SEEN_SCORE:
         return True
     return bool(box[3] >= h - my and min(sc[attrs.L_AN], sc[attrs.R_AN]) < attrs.SEEN_SCORE)
+
+
+def _cut_by_tile(box: np.ndarray, tile: tuple[int, int, int, int], w: int, h: int, margin: float,
+                 overlap: float) -> bool:
+    """True when `box` reaches a tile edge inside the image and is larger than the tiles'
+    overlap across that edge: a person cut by the tile, whom a neighbouring tile or a
+    whole-image pass sees whole. (A person smaller than the overlap is whole in some tile:
+    kept, the merge removes the duplicate.)"""
+    x0, y0, x1, y1 = tile
+    mx, my = margin * (x1 - x0), margin * (y1 - y0)
+    big_x, big_y = box[2] - box[0] > overlap * (x1 - x0), box[3] - box[1] > overlap * (y1 - y0)
+    return bool((big_x and ((x0 > 0 and box[0] <= x0 + mx) or (x1 < w and box[2] >= x1 - mx)))
+                or (big_y and ((y0 > 0 and box[1] <= y0 + my) or (y1 < h and box[3] >= y1 - my))))
 
 
 def _tiles(w: int, h: int, grid: tuple[int, int], overlap: float) -> list[tuple[int, int, int, int]]:
@@ -399,7 +423,9 @@ class Perception:
             cands += self.movenet.run(image, size, min_score=cfg.person_score)
         if cfg.tile_grid[0] > 0 and cfg.tile_grid[1] > 0:
             for x0, y0, x1, y1 in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
-                cands += self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
+                found = self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
+                cands += [c for c in found if not _cut_by_tile(c.box, (x0, y0, x1, y1), w, h, cfg.tile_edge_margin,
+                                                                  cfg.tile_overlap)]
         timings["people"] = self._ms(t0)
         return self._finish(image, cands, timings, objects=cfg.objects, attributes=cfg.attributes)
 
@@ -421,7 +447,7 @@ class Perception:
         t0 = self.clock()
         cands = []
         if x1 - x0 >= 2 and y1 - y0 >= 2:
-            cands = self.movenet.run(image[y0:y1, x0:x1], cfg.near_size, (x0, y0), cfg.person_score)
+            cands = self.movenet.run(image[y0:y1, x0:x1], cfg.near_size, (x0, y0), cfg.near_person_score)
         timings["people"] = self._ms(t0)
         return self._finish(image, cands, timings, objects=False, attributes=attributes, refine=False)
 
@@ -461,7 +487,7 @@ class Perception:
         h, w = image.shape[:2]
         t0 = self.clock()
         people: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]] = []
-        for c in _merge(cands, cfg.nms_iou, cfg.nms_containment):
+        for c in _merge(cands, cfg):
             kp, sc = c.kp, c.kp_score.copy()
             inside = (kp[:, 0] >= 0) & (kp[:, 0] < w) & (kp[:, 1] >= 0) & (kp[:, 1] < h)
             sc[~inside | (sc < cfg.keypoint_score)] = 0.0
