@@ -218,8 +218,11 @@ def test_ids_stay_with_the_track(ros_harness):
     h.publish_and_wait(_image())
     h.ask("the person on the right")
     first = tracked.wait()[0].ids
-    for seed in (1, 2, 3):  # new frames: tracking updates of the chosen person
+    seed, t_end = 1, time.monotonic() + 60
+    while len(tracked.msgs) < 3:  # new frames until two tracking updates of the chosen person came
+        assert time.monotonic() < t_end, "no tracking updates"
         h.publish_and_wait(_image(seed))
+        seed += 1
     msgs = tracked.wait(lambda ms: len(ms) >= 3)
     chosen = h.wait_for("pose")[0].track_id
     assert chosen >= 0 and body_id(chosen) in first
