@@ -152,7 +152,8 @@ class ChatPoseNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
         self._worker.start()
         self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
-                               f"'{self.resolve_topic_name(self.cfg.query_topic)}', action '{self.get_fully_qualified_name()}/estimate'")
+                               f"'{self.resolve_topic_name(self.cfg.query_topic)}', "
+                               f"action '{self.get_fully_qualified_name()}/estimate'")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
