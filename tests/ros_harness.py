@@ -4,6 +4,7 @@ Waits are on conditions (messages received, counters reached, both ends of every
 matched), never fixed sleeps: the tests hold on a loaded machine."""
 from __future__ import annotations
 
+import faulthandler
 import threading
 import time
 
@@ -24,11 +25,13 @@ from chatpose_ros.ros.convert import rgb_to_image
 from chatpose_ros.ros.node import ChatPoseNode
 
 POLL_S = 0.01  # how often wait_until looks at its condition
+EXECUTOR_CHECK_S = 0.5  # how often a wait checks that the executor thread still runs
 
 
 class Harness:
     def __init__(self, context, pipeline_factory, params: dict, autostart: bool = True):
         self.context = context
+        self._closing = False
         # the model in this process: the test doubles are lambdas (not picklable for a worker process)
         params = {"image_qos": "reliable", "image_qos_depth": 5, "model_in_process": True, **params}
         overrides = [Parameter(k, value=v) for k, v in params.items()]
@@ -62,15 +65,22 @@ class Harness:
                 self._cv.notify_all()
         return cb
 
-    def wait_until(self, pred, timeout=30.0, what="condition"):
+    def _check_executor(self):
+        if not self._thread.is_alive() and not self._closing:
+            raise RuntimeError("the executor's spin thread died (its exception is in the test's warnings): "
+                               "nothing is delivered any more")
+
+    def wait_until(self, pred, timeout=60.0, what="condition"):
         """Poll `pred` until true (TimeoutError after `timeout` s)."""
         t_end = time.monotonic() + timeout
         while not pred():
+            self._check_executor()
             if time.monotonic() > t_end:
+                faulthandler.dump_traceback(all_threads=True)  # where everything was: to read in the test's stderr
                 raise TimeoutError(f"timed out waiting for {what}")
             time.sleep(POLL_S)
 
-    def wait_for_connections(self, timeout=30.0):
+    def wait_for_connections(self, timeout=60.0):
         """Both ends of every topic matched (a reliable message sent now is delivered)."""
         node_pubs = [p for k, p in self.node._pubs.items()]
 
@@ -82,7 +92,7 @@ class Harness:
 
         self.wait_until(matched, timeout, "node and client topics to match")
 
-    def wait_frames(self, n, timeout=30.0):
+    def wait_frames(self, n, timeout=60.0):
         """Until the node has received `n` frames in all (valid or not)."""
         self.wait_until(lambda: self.node.stats["frames_received"] >= n, timeout, f"{n} frames at the node")
 
@@ -92,28 +102,32 @@ class Harness:
         self.publish_image(rgb, **kw)
         self.wait_frames(n)
 
-    def wait_future(self, fut, timeout=30.0):
+    def wait_future(self, fut, timeout=60.0):
         done = threading.Event()
         fut.add_done_callback(lambda _f: done.set())
         if not done.wait(timeout):
             raise TimeoutError("future not done")
         return fut.result()
 
-    def wait_for(self, key, pred=lambda msgs: len(msgs) > 0, timeout=15.0):
+    def wait_for(self, key, pred=lambda msgs: len(msgs) > 0, timeout=60.0):
+        """The messages received on `key` once `pred` holds for them (a bound, not a timing:
+        generous for a loaded machine)."""
         t_end = time.monotonic() + timeout
         with self._cv:
             while not pred(self.received[key]):
+                self._check_executor()
                 left = t_end - time.monotonic()
                 if left <= 0:
+                    faulthandler.dump_traceback(all_threads=True)
                     raise TimeoutError(f"timed out waiting for {key}: got {len(self.received[key])} messages")
-                self._cv.wait(timeout=left)
+                self._cv.wait(timeout=min(left, EXECUTOR_CHECK_S))
             return list(self.received[key])
 
     def statuses(self, code=None):
         with self._cv:
             return [s for s in self.received["status"] if code is None or s.code == code]
 
-    def wait_status(self, code, timeout=15.0):
+    def wait_status(self, code, timeout=60.0):
         msgs = self.wait_for("status", lambda ms: any(m.code == code for m in ms), timeout)
         return [m for m in msgs if m.code == code]
 
@@ -129,6 +143,7 @@ class Harness:
         self.query_pub.publish(String(data=text))
 
     def close(self):
+        self._closing = True
         try:
             self.executor.shutdown(timeout_sec=5.0)
         finally:

@@ -245,6 +245,7 @@ def test_model_worker_crash_is_reported_restarted_and_node_keeps_serving(ros_har
     assert crashed[0].level == PipelineStatus.ERROR and "died" in crashed[0].message
     h.wait_status("worker_restarted")
     assert h.node.runner.pid != first_pid and h.node.model_state == "loaded"
+    h.publish_and_wait(_img())  # the restart may take longer than max_image_age_s: a fresh frame
     h.ask("the person on the right")
     arr = h.wait_for("poses")[0]
     assert arr.query == "the person on the right" and arr.selected == 1
