@@ -148,10 +148,12 @@ def test_skeleton18_from_coco17_and_the_default_layout():
     assert not seen[names.index("left_eye")] and not seen[names.index("left_knee")] and seen[names.index("nose")]
 
 
-def test_default15_is_the_default_profiles_keypoint_set():
+def test_the_default_profiles_keypoint_layout_is_known_by_its_count():
+    # the ROS layer (Skeleton2D, placement) names the keypoints of PersonPose.keypoints_2d by their count
     from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
 
-    assert DEFAULT15 == KEYPOINT_NAMES and KEYPOINT_NAMES_BY_COUNT[15] == KEYPOINT_NAMES
+    assert KEYPOINT_NAMES_BY_COUNT[len(KEYPOINT_NAMES)] == tuple(KEYPOINT_NAMES)
+    assert KEYPOINT_NAMES_BY_COUNT[15] == DEFAULT15 and KEYPOINT_NAMES_BY_COUNT[17] == COCO17
 
 
 def test_place_person_recovers_the_translation_with_real_intrinsics():
