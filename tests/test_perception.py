@@ -89,6 +89,7 @@ def test_half_body_close_up(perception):
     assert (p.keypoint_scores[SHOULDERS] > 0.3).all()
     assert (p.keypoint_scores[KNEES + ANKLES] == 0).all()  # outside the image: not seen
     assert "posture" not in p.attributes  # legs unseen: no guess
+    assert p.attribute("upper_colour").value in ("black", "grey")  # dark t-shirt, grayscale photo
 
 
 def test_person_cut_by_the_image_edge(perception):

@@ -25,6 +25,7 @@ SEEN_SCORE = 0.3  # a keypoint counts as seen for an attribute at or above this 
 COLOUR_REGION_SHRINK = 0.2     # shrink the torso / leg quad towards its centre (skin, background)
 COLOUR_MAX_PIXELS = 400
 COLOUR_MIN_PIXELS = 12         # fewer pixels than this: no colour attribute
+CHEST_DEPTH_PER_SHOULDER_WIDTH = 0.8  # upper colour without hips: this deep below the shoulders
 
 # Facing: the signed shoulder width (left shoulder right of the right shoulder = chest to the
 # camera) divided by the torso length.
@@ -72,7 +73,8 @@ def _joint_angle(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
 
 
 def clothing_colours(image: np.ndarray, kp: np.ndarray, scores: np.ndarray) -> dict[str, Attribute]:
-    """upper_colour (shoulder-hip quad) and lower_colour (hip-knee quad) of one person.
+    """upper_colour (shoulder-hip quad; the chest below the shoulders when the hips are not
+    seen) and lower_colour (hip-knee quad) of one person.
 
     image: (H, W, 3) uint8 RGB; kp: (17, 2) px COCO-17; scores: (17,). Confidence: the
     softmax share of the nearest named colour (person_features' prototypes and temperature),
@@ -83,9 +85,16 @@ def clothing_colours(image: np.ndarray, kp: np.ndarray, scores: np.ndarray) -> d
     quads = {"upper_colour": (L_SH, R_SH, R_HIP, L_HIP), "lower_colour": (L_HIP, R_HIP, R_KN, L_KN)}
     protos = pf.colour_prototypes_lab()
     for name, idx in quads.items():
+        quad = kp[list(idx)]
         if not _seen(scores, *idx):
-            continue
-        px = pf.region_pixels(image, kp[list(idx)], shrink=COLOUR_REGION_SHRINK, max_pixels=COLOUR_MAX_PIXELS)
+            if name != "upper_colour" or not _seen(scores, L_SH, R_SH):
+                continue
+            # hips unseen (close-up): the chest below the shoulders, as deep as they are wide
+            width = float(np.linalg.norm(kp[L_SH] - kp[R_SH]))
+            down = np.array([0.0, CHEST_DEPTH_PER_SHOULDER_WIDTH * width], np.float32)
+            quad = np.stack([kp[L_SH], kp[R_SH], kp[R_SH] + down, kp[L_SH] + down])
+            idx = (L_SH, R_SH)
+        px = pf.region_pixels(image, quad, shrink=COLOUR_REGION_SHRINK, max_pixels=COLOUR_MAX_PIXELS)
         if len(px) < COLOUR_MIN_PIXELS:
             continue
         import cv2
