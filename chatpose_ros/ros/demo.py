@@ -3,6 +3,12 @@
 Starts `chatpose-node` in its own process, publishes a real photo on the camera topic and a
 query on the query topic, waits for the pose message and the markers, prints them, and writes a
 picture (photo with boxes + 3D view of the chosen person's SMPL joints).
+
+The demo also publishes a camera_info for the photo (as a camera driver does), so that the node
+places people in metres. The intrinsics of the demo photos are unknown: the camera_info holds
+an ASSUMED focal length (DEMO_FOCAL_PER_WIDTH x the image width, about a 53 degree horizontal
+field of view, a typical webcam) with the principal point at the image centre; the
+translations it gives are only as right as that guess.
 """
 from __future__ import annotations
 
@@ -13,6 +19,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+# The demo photos' intrinsics are unknown: an assumed focal length of this many image widths
+# (horizontal field of view 2 atan(1 / 2) = 53 degrees), principal point at the centre.
+DEMO_FOCAL_PER_WIDTH = 1.0
 
 
 def run_demo(args) -> int:
@@ -40,13 +50,16 @@ def run_demo(args) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header, String
     from visualization_msgs.msg import MarkerArray
 
     from chatpose_ros.msg import PipelineStatus, SmplPoseArray
 
+    from chatpose_ros.core.camera import CameraIntrinsics
+
     from .convert import msg_to_result, rgb_to_image
+    from .tf import camera_info_msg
 
     rclpy.init()
     node = Node("chatpose_demo_client")
@@ -73,6 +86,17 @@ def run_demo(args) -> int:
     node.create_subscription(PipelineStatus, "/chatpose_node/status", on_status, qos)
     img_pub = node.create_publisher(Image, "/camera/image_raw", qos)
     query_pub = node.create_publisher(String, "/chatpose_node/query", qos)
+    info_pub = node.create_publisher(CameraInfo, "/camera/camera_info", qos)
+    height, width = image.shape[:2]
+    intrinsics = CameraIntrinsics.from_focal(DEMO_FOCAL_PER_WIDTH * width, width, height)  # assumed: see the docstring
+    print(f"[demo] camera_info: intrinsics of the photo unknown, assumed focal length {intrinsics.fx:.0f} px "
+          f"({DEMO_FOCAL_PER_WIDTH:g} x image width)", flush=True)
+
+    def publish_frame():
+        header = Header(frame_id="camera_optical_frame")
+        header.stamp = node.get_clock().now().to_msg()
+        info_pub.publish(camera_info_msg(intrinsics, header))
+        img_pub.publish(rgb_to_image(image, header, "bgr8"))
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spin = threading.Thread(target=executor.spin, daemon=True)
@@ -86,14 +110,11 @@ def run_demo(args) -> int:
             if node_proc.poll() is not None:
                 print(f"[demo] the node exited with code {node_proc.returncode}", flush=True)
                 break
-            header = Header(frame_id="camera_optical_frame")
-            header.stamp = node.get_clock().now().to_msg()
-            img_pub.publish(rgb_to_image(image, header, "bgr8"))
+            publish_frame()
             if not asked and query_pub.get_subscription_count() > 0 and img_pub.get_subscription_count() > 0:
                 for _ in range(3):  # the camera QoS is best effort: send a few frames once connected
                     time.sleep(0.2)
-                    header.stamp = node.get_clock().now().to_msg()
-                    img_pub.publish(rgb_to_image(image, header, "bgr8"))
+                    publish_frame()
                 time.sleep(0.3)
                 print(f"[demo] node ready after {time.monotonic() - t0:.1f} s; asking: {args.query!r}", flush=True)
                 query_pub.publish(String(data=args.query))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Transform, TransformStamped, Vector3
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
@@ -47,6 +48,15 @@ def intrinsics_from_msg(msg) -> CameraIntrinsics:
     uncalibrated camera, non-finite values, unknown distortion model)."""
     return CameraIntrinsics.from_camera_info(k=list(msg.k), d=list(msg.d), distortion_model=msg.distortion_model,
                                              width=msg.width, height=msg.height)
+
+
+def camera_info_msg(intr: CameraIntrinsics, header) -> CameraInfo:
+    """CameraIntrinsics -> sensor_msgs/CameraInfo (pinhole K and P, no distortion; the inverse of
+    `intrinsics_from_msg` for an undistorted camera)."""
+    k = [intr.fx, 0.0, intr.cx, 0.0, intr.fy, intr.cy, 0.0, 0.0, 1.0]
+    p = [intr.fx, 0.0, intr.cx, 0.0, 0.0, intr.fy, intr.cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return CameraInfo(header=header, width=intr.width, height=intr.height, distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=k, p=p, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
 
 
 def body_frame(bid: str) -> str:
