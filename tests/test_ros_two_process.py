@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def node_process():
     proc = subprocess.Popen([sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(STATE_DIR), "--ros-args",
-                             "-p", "image_qos:=reliable", "-p", "image_qos_depth:=5", "-p", "track_after_query:=true"],
+                             "-p", "image_qos:=reliable", "-p", "image_qos_depth:=5", "-p", "track_after_query:=true",
+                             "-p", "diagnostics_period_s:=0.2"],
                             env=os.environ.copy(), cwd=ROOT)
     yield proc
     proc.send_signal(signal.SIGINT)
@@ -42,15 +43,18 @@ def test_node_in_its_own_process_answers_about_a_real_photo(ros_context, node_pr
     from std_msgs.msg import Header, String
     from visualization_msgs.msg import Marker, MarkerArray
 
+    from diagnostic_msgs.msg import DiagnosticArray
+
     from chatpose_ros.msg import PipelineStatus, SmplPoseArray
     from chatpose_ros.ros.convert import rgb_to_image
 
     node = Node("two_process_client", context=ros_context)
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    got = {"poses": [], "markers": [], "status": []}
+    got = {"poses": [], "markers": [], "status": [], "diagnostics": []}
     node.create_subscription(SmplPoseArray, "/chatpose_node/poses", got["poses"].append, qos)
     node.create_subscription(MarkerArray, "/chatpose_node/markers", got["markers"].append, qos)
     node.create_subscription(PipelineStatus, "/chatpose_node/status", got["status"].append, qos)
+    node.create_subscription(DiagnosticArray, "/diagnostics", got["diagnostics"].append, qos)
     img_pub = node.create_publisher(Image, "/camera/image_raw", qos)
     q_pub = node.create_publisher(String, "/chatpose_node/query", qos)
     ex = SingleThreadedExecutor(context=ros_context)
@@ -62,13 +66,21 @@ def test_node_in_its_own_process_answers_about_a_real_photo(ros_context, node_pr
             ex.spin_once(timeout_sec=0.1)
         return pred()
 
+    def frames_at_node():  # what the node's /diagnostics last said
+        for d in reversed(got["diagnostics"]):
+            for st in d.status:
+                values = {kv.key: kv.value for kv in st.values}
+                if "frames_received" in values:
+                    return int(values["frames_received"])
+        return 0
+
     photo = cv2.imread(str(REAL_PHOTOS / "basketball1.png"))[..., ::-1].copy()
     assert spin_until(lambda: q_pub.get_subscription_count() > 0 and img_pub.get_subscription_count() > 0, 300), \
         "node did not come up"
     header = Header(frame_id="camera_optical_frame")
     header.stamp = node.get_clock().now().to_msg()
     img_pub.publish(rgb_to_image(photo, header, "bgr8"))
-    spin_until(lambda: False, 1.0)
+    assert spin_until(lambda: frames_at_node() >= 1, 120), "the node did not receive the frame"
     q_pub.publish(String(data="the person on the left"))
     assert spin_until(lambda: any(p.answer for p in got["poses"]) and got["markers"], 120), [s.message for s in got["status"]]
     arr = next(p for p in got["poses"] if p.answer)
@@ -85,8 +97,9 @@ def test_node_in_its_own_process_answers_about_a_real_photo(ros_context, node_pr
     q_pub.publish(String(data="x" * 10_000))
     assert spin_until(lambda: {"invalid_image", "invalid_query"} <= {s.code for s in got["status"]}, 30)
     header.stamp = node.get_clock().now().to_msg()
+    n = frames_at_node()
     img_pub.publish(rgb_to_image(photo, header, "rgb8"))
-    spin_until(lambda: False, 0.5)
+    assert spin_until(lambda: frames_at_node() > n, 120), "the node did not receive the frame"
     q_pub.publish(String(data="the person on the right"))
     assert spin_until(lambda: any(p.query == "the person on the right" and p.answer for p in got["poses"]), 120)
     ex.shutdown()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 from dataclasses import dataclass
 from multiprocessing import shared_memory
@@ -213,6 +214,8 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
     Requests: ("estimate", shm name | None, image meta | None, nbytes, query) and
     ("observe", shm name, image meta, nbytes, near); replies ("ok", value) or ("error", error
     class name, message)."""
+    # Ctrl-C in a terminal reaches the whole process group: the node stops its worker itself
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         pipeline = factory(config)
     except BaseException as exc:  # report why the model could not load, then exit

@@ -63,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         executor.shutdown(timeout_sec=5.0)
+        if node.runner is not None:  # stop the model's worker process and free its shared memory
+            try:
+                node.trigger_shutdown()
+            except Exception as exc:  # the context may be gone already: stop the model directly
+                node.get_logger().warn(f"shutdown transition failed ({exc}); stopping the model worker")
+                node.runner.close()
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
