@@ -216,3 +216,13 @@ def test_refine_one_person_on_request(perception):
     # the refined nose lies near MoveNet's nose (within 5 % of the person's height)
     d = np.linalg.norm(refined.keypoint("nose")[0] - person.keypoint("nose")[0])
     assert d < 0.05 * (person.box[3] - person.box[1])
+
+
+def test_per_call_overrides(perception):
+    img = load_photo("messi5.jpg")
+    bare = perception.see(img, objects=False, attributes=False)
+    assert not bare.objects and "objects" not in bare.timings_ms
+    assert bare.people and not bare.people[0].attributes and not bare.people[0].relations
+    no_objects = Perception(replace(PERCEPTION_PRESETS["movenet256"], objects=False))
+    assert no_objects.nanodet is None
+    assert any(o.label == "sports ball" for o in no_objects.see(img, objects=True).objects)

@@ -150,6 +150,8 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet512": PerceptionConfig(person_sizes=(512,)),
     "movenet_multiscale": PerceptionConfig(person_sizes=(256, 384)),
     "movenet_multiscale3": PerceptionConfig(person_sizes=(256, 384, 512)),
+    "movenet_256_512": PerceptionConfig(person_sizes=(256, 512)),
+    "movenet_tiles2x1": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 1), tile_size=384),
     "movenet_tiles": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=256),
     "movenet_tiles384": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384),
     "movenet_tiles384_s15": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384, person_score=0.15),
@@ -417,10 +419,15 @@ class Perception:
         return cls(replace(PERCEPTION_PRESETS[name], **overrides))
 
     # -- public -----------------------------------------------------------------------------
-    def see(self, image: np.ndarray) -> Scene:
-        """(H, W, 3) uint8 RGB -> Scene (people, objects, attributes, per-stage timings_ms)."""
+    def see(self, image: np.ndarray, objects: bool | None = None, attributes: bool | None = None) -> Scene:
+        """(H, W, 3) uint8 RGB -> Scene (people, objects, attributes, per-stage timings_ms).
+
+        objects / attributes: override the config for this call (e.g. skip the object
+        detector when the question names no object); None = as configured."""
         image = _check_image(image)
         cfg = self.config
+        objects = cfg.objects if objects is None else objects
+        attributes = cfg.attributes if attributes is None else attributes
         h, w = image.shape[:2]
         timings: dict[str, float] = {}
         t0 = self.clock()
@@ -433,7 +440,7 @@ class Perception:
                 cands += [c for c in found if not _cut_by_tile(c.box, (x0, y0, x1, y1), w, h, cfg.tile_edge_margin,
                                                                   cfg.tile_overlap)]
         timings["people"] = self._ms(t0)
-        return self._finish(image, cands, timings, objects=cfg.objects, attributes=cfg.attributes)
+        return self._finish(image, cands, timings, objects=objects, attributes=attributes)
 
     def see_near(self, image: np.ndarray, box: tuple[float, float, float, float],
                  attributes: bool = False) -> Scene:
@@ -514,7 +521,10 @@ class Perception:
             timings["refine"] = self._ms(t0)
 
         objs: tuple[SceneObject, ...] = ()
-        if objects and self.nanodet is not None:
+        if objects and self.nanodet is None:
+            d = Path(cfg.model_dir) if cfg.model_dir else PERCEPTION_DIR
+            self.nanodet = NanoDet(d / MODEL_FILES["nanodet"], cfg.threads)
+        if objects:
             t0 = self.clock()
             objs = tuple(self.nanodet.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
             timings["objects"] = self._ms(t0)
