@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         executor.shutdown(timeout_sec=5.0)
-        if node.runner is not None:  # stop the model's worker process and free its shared memory
-            try:
-                node.trigger_shutdown()
-            except Exception as exc:  # the context may be gone already: stop the model directly
-                node.get_logger().warn(f"shutdown transition failed ({exc}); stopping the model worker")
-                node.runner.close()
+        node.close_model()  # the model's worker process and its shared memory (the context may be gone)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

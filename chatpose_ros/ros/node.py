@@ -194,6 +194,14 @@ class ChatPoseNode(LifecycleNode):
         self.model_state = "unconfigured"
         self.session.reset()
 
+    def close_model(self) -> None:
+        """Stop the worker thread and the model's process, publishing nothing (at exit, when
+        the ROS context may already be shut down and no transition can run)."""
+        self._stop_worker()
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.close()
+
     def _stop_worker(self) -> None:
         self._stop.set()
         self.session.stop()
@@ -252,7 +260,8 @@ class ChatPoseNode(LifecycleNode):
             work = self.session.take(timeout=WORKER_WAIT_S)
             try:
                 if work is None:
-                    if self.runner is not None and self.model_state == "loaded" and not self.runner.alive:
+                    if self.runner is not None and self.model_state == "loaded" and not self.runner.alive \
+                            and not self._stop.is_set():
                         self._recover(WorkerCrashedError("the model worker died while idle"))
                 elif isinstance(work, Answer):
                     self._emit(work.reports)
