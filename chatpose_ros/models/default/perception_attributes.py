@@ -31,6 +31,8 @@ CHEST_DEPTH_PER_SHOULDER_WIDTH = 0.8  # upper colour without hips: this deep bel
 # camera) divided by the torso length.
 FACING_FRONT_RATIO = 0.25      # |ratio| above this: "camera" or "away"
 FACING_PROFILE_NOSE = 0.15     # profile: nose offset from the shoulder midpoint / torso length
+FACE_CUE_WEIGHT = 0.5          # share of the facing confidence from the face / ear cue
+EAR_ONLY_CONFIDENCE = 0.5      # profile read from one ear only (nose unseen)
 
 # Posture from 2D geometry (angles in degrees from the image vertical).
 LYING_TORSO_DEG = 60.0         # torso (mid-shoulder -> mid-hip) further from vertical: lying
@@ -39,10 +41,13 @@ SITTING_THIGH_RATIO = 0.45     # or thigh image length under this fraction of th
 CROUCH_KNEE_DEG = 110.0        # knee angle (hip-knee-ankle) under this with hips low: crouching
 CROUCH_HIP_ANKLE_RATIO = 0.8   # hip-to-ankle height under this fraction of the torso length
 STANDING_KNEE_DEG = 150.0      # knee angle over this with the thigh upright: standing
+SITTING_CONFIDENCE = 0.8       # thigh geometry alone (foreshortening also looks like sitting)
+STANDING_NO_SHINS_CONFIDENCE = 0.6  # upright thighs, shins unseen
 
 # Relations to objects (distances in units of the person's torso length, or box height / 3).
 HOLD_DISTANCE = 0.35           # wrist within this distance of the object box: holding
 NEXT_TO_DISTANCE = 1.5         # box gap within this: next to
+HOLD_DISTANCE_PENALTY = 0.5    # holding confidence falls by this share at HOLD_DISTANCE
 TORSO_PER_BOX_HEIGHT = 1 / 3.0  # torso length estimate from the box when shoulders/hips unseen
 
 
@@ -125,7 +130,7 @@ def facing(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, f
         value = "camera" if ratio > 0 else "away"
         # a face seen agrees with "camera"; ears seen without the face agree with "away"
         agree = face_seen if value == "camera" else 1.0 - face_seen
-        conf = sh_conf * min(1.0, abs(ratio) / (2 * FACING_FRONT_RATIO)) * (0.5 + 0.5 * agree)
+        conf = sh_conf * min(1.0, abs(ratio) / (2 * FACING_FRONT_RATIO)) * (1.0 - FACE_CUE_WEIGHT + FACE_CUE_WEIGHT * agree)
         return Attribute(value, round(float(conf), 3))
     mid_x = 0.5 * (kp[L_SH, 0] + kp[R_SH, 0])
     if scores[NOSE] >= SEEN_SCORE:
@@ -135,7 +140,7 @@ def facing(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, f
         ear = L_EAR if scores[L_EAR] >= scores[R_EAR] else R_EAR
         # only the left ear seen: the right side of the head is away, the person faces image left
         offset = -1.0 if ear == L_EAR else 1.0
-        conf = 0.5 * float(scores[ear]) * sh_conf
+        conf = EAR_ONLY_CONFIDENCE * float(scores[ear]) * sh_conf
     else:
         return None
     return Attribute("left" if offset < 0 else "right", round(conf, 3))
@@ -166,9 +171,9 @@ def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, 
         if knee_deg > STANDING_KNEE_DEG and thigh_deg < SITTING_THIGH_DEG and thigh_ratio >= SITTING_THIGH_RATIO:
             return Attribute("standing", round(min(torso_conf, leg_conf), 3))
     if thigh_deg > SITTING_THIGH_DEG or thigh_ratio < SITTING_THIGH_RATIO:
-        return Attribute("sitting", round(0.8 * min(torso_conf, leg_conf), 3))
+        return Attribute("sitting", round(SITTING_CONFIDENCE * min(torso_conf, leg_conf), 3))
     # upright thighs without both shins seen: most likely standing, with less confidence
-    return Attribute("standing", round(0.6 * min(torso_conf, leg_conf), 3))
+    return Attribute("standing", round(STANDING_NO_SHINS_CONFIDENCE * min(torso_conf, leg_conf), 3))
 
 
 def _box_distance(p: np.ndarray, box: tuple[float, float, float, float]) -> float:
@@ -200,7 +205,7 @@ def relations(people: list[tuple[np.ndarray, np.ndarray, tuple[float, float, flo
                 d = _box_distance(k[w], obj.box) / torsos[i]
                 if d < HOLD_DISTANCE and d < best_d:
                     best, best_d = i, d
-                    best_conf = float(s[w]) * obj.score * (1.0 - 0.5 * d / HOLD_DISTANCE)
+                    best_conf = float(s[w]) * obj.score * (1.0 - HOLD_DISTANCE_PENALTY * d / HOLD_DISTANCE)
         if best >= 0:
             out[best].append(ObjectRelation(j, "holding", round(best_conf, 3)))
         for i, (_, _, b) in enumerate(people):
