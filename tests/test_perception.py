@@ -226,3 +226,53 @@ def test_per_call_overrides(perception):
     no_objects = Perception(replace(PERCEPTION_PRESETS["movenet256"], objects=False))
     assert no_objects.nanodet is None
     assert any(o.label == "sports ball" for o in no_objects.see(img, objects=True).objects)
+
+
+def _skeleton(points: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(17, 2) px and (17,) scores: the named joints seen (0.9), the others unseen (0)."""
+    kp, sc = np.zeros((17, 2), np.float32), np.zeros(17, np.float32)
+    for name, xy in points.items():
+        kp[COCO17.index(name)], sc[COCO17.index(name)] = xy, 0.9
+    return kp, sc
+
+
+STANDING = {"nose": (100, 20), "left_shoulder": (120, 50), "right_shoulder": (80, 50), "left_hip": (115, 130),
+            "right_hip": (85, 130), "left_knee": (115, 200), "right_knee": (85, 200), "left_ankle": (115, 270),
+            "right_ankle": (85, 270), "left_wrist": (125, 130), "right_wrist": (75, 130)}
+
+
+def test_posture_and_facing_from_keypoint_geometry():
+    from chatpose_ros.models.default import perception_attributes as pa
+
+    box = (60.0, 10.0, 140.0, 280.0)
+    kp, sc = _skeleton(STANDING)
+    assert pa.posture(kp, sc, box).value == "standing"
+    assert pa.facing(kp, sc, box).value == "camera"  # left shoulder on the image right
+    away = {k: ((200 - x) if "shoulder" in k or "hip" in k else x, y) for k, (x, y) in STANDING.items()
+            if k != "nose"}
+    assert pa.facing(*_skeleton(away), box).value == "away"
+    sitting = dict(STANDING, left_knee=(175, 135), right_knee=(150, 135), left_ankle=(175, 205),
+                   right_ankle=(150, 205))
+    assert pa.posture(*_skeleton(sitting), box).value == "sitting"
+    crouching = dict(STANDING, left_hip=(115, 150), right_hip=(85, 150), left_knee=(150, 130),
+                     right_knee=(120, 130), left_ankle=(115, 185), right_ankle=(85, 185))
+    assert pa.posture(*_skeleton(crouching), box).value == "crouching"
+    lying = {k: (y + 50, 200 - 0.3 * x) for k, (x, y) in STANDING.items()}  # turned 90 degrees
+    assert pa.posture(*_skeleton(lying), box).value == "lying"
+    upper_only = {k: v for k, v in STANDING.items() if "knee" not in k and "ankle" not in k and "hip" not in k}
+    assert pa.posture(*_skeleton(upper_only), box) is None
+
+
+def test_holding_and_next_to():
+    from chatpose_ros.core.scene import SceneObject
+    from chatpose_ros.models.default import perception_attributes as pa
+
+    kp, sc = _skeleton(STANDING)
+    box = (60.0, 10.0, 140.0, 280.0)
+    cup = SceneObject("cup", (120.0, 120.0, 140.0, 145.0), 0.8)   # at the left wrist
+    chair = SceneObject("chair", (150.0, 150.0, 230.0, 280.0), 0.7)  # beside the person
+    far = SceneObject("car", (600.0, 100.0, 700.0, 200.0), 0.9)
+    rels = pa.relations([(kp, sc, box)], (cup, chair, far))[0]
+    kinds = {r.object_index: r.relation for r in rels}
+    assert kinds == {0: "holding", 1: "next_to"}
+    assert all(0 < r.confidence <= 1 for r in rels)
