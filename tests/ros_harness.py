@@ -33,7 +33,8 @@ class Harness:
         self.context = context
         self._closing = False
         # the model in this process: the test doubles are lambdas (not picklable for a worker process)
-        params = {"image_qos": "reliable", "image_qos_depth": 5, "model_in_process": True, **params}
+        # no Anny mesh process unless a test asks for it (tests/test_ros_mesh.py)
+        params = {"image_qos": "reliable", "image_qos_depth": 5, "model_in_process": True, "mesh_body": "off", **params}
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         self.node = ChatPoseNode(pipeline_factory=pipeline_factory, context=context, parameter_overrides=overrides)
         self.client = Node("chatpose_test_client", context=context)

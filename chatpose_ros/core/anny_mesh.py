@@ -29,8 +29,11 @@ of SMPL's pelvis joint); body proportions are Anny's, not the person's.
 """
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +57,7 @@ DOWNLOADING_TOPOLOGIES = ("smpl", "smplx")
 BENCHMARK_FRAMES = 20       # frames timed by benchmark() when fast_enough() has no figure yet
 BENCHMARK_WARMUP = 2        # untimed frames first
 _EPS = 1e-9
+CACHE_LOCK = ".chatpose.lock"  # one builder at a time per cache folder (node, tests, benchmarks)
 
 # Anny (Blender) axes -> SMPL canonical axes: x left stays, z up -> y up, -y (forward) -> z.
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -128,6 +132,27 @@ def _shortest_arc(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.eye(3) + K + K @ K / (1.0 + c)
 
 
+def drop_truncated_cache_files(cache: Path) -> list[Path]:
+    """Delete Anny cache files (``*.safetensors`` under ``cache``) shorter than their own header
+    says: what a build killed while writing leaves (Anny writes in place), which Anny would
+    otherwise fail to load for ever. Returns the files deleted. Call with the cache lock held."""
+    dropped = []
+    for path in sorted(cache.glob("v*/*.safetensors")):
+        try:
+            with open(path, "rb") as fh:
+                n = struct.unpack("<Q", fh.read(8))[0]
+                header = json.loads(fh.read(n))
+            end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+            whole = path.stat().st_size == 8 + n + end
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            whole = False
+        if not whole:
+            log.warning("Anny cache file %s is truncated (a build was interrupted): deleted, it will be rebuilt", path)
+            path.unlink(missing_ok=True)
+            dropped.append(path)
+    return dropped
+
+
 def _world_rotations(rotmats: torch.Tensor) -> torch.Tensor:
     """(24, 3, 3) local SMPL rotations -> (24, 3, 3) accumulated (world) rotations."""
     out = [rotmats[0]]
@@ -166,11 +191,14 @@ class AnnyBody:
             raise BackendUnavailableError("the Anny body model is not installed (pip install anny)") from exc
         try:
             cache.mkdir(parents=True, exist_ok=True)
-            set_anny_cache_path(cache)  # Anny keeps one process-wide cache path
-            model = anny.Anny(rig=RIG, topology=topology, skinning_method=SKINNING)
-            model.eval()
-            with torch.no_grad():
-                rest = model(pose_parameters=None, phenotype_kwargs=phenotype)
+            with open(cache / CACHE_LOCK, "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # another process building the same cache: wait for it
+                drop_truncated_cache_files(cache)
+                set_anny_cache_path(cache)  # Anny keeps one process-wide cache path
+                model = anny.Anny(rig=RIG, topology=topology, skinning_method=SKINNING)
+                model.eval()
+                with torch.no_grad():
+                    rest = model(pose_parameters=None, phenotype_kwargs=phenotype)
         except (OSError, RuntimeError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"cannot build the Anny body model (cache {cache}): {exc}") from exc
         self.cache_dir = cache

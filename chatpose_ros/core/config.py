@@ -84,6 +84,9 @@ class NodeConfig:
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
     latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
+    status_log_period_s: float = _f(30.0, "Repeating statuses (no_camera_info, refused frames, missing_frame_id, "
+                                    "tracking errors, ...) are logged the first time, then at most once per this many "
+                                    "seconds per kind (with the count not logged); ~/status still carries one per second.")
     camera_info_topic: str = _f("", "sensor_msgs/CameraInfo topic whose intrinsics place people in metres; empty = "
                                 "beside the image topic (<image topic's namespace>/camera_info, as image_pipeline). "
                                 "Without it translations are unknown (status no_camera_info).")
@@ -97,6 +100,11 @@ class NodeConfig:
                                       "every voice listed on /humans/voices/tracked (final results only).")
     speech_topics: str = _f("", "Comma-separated further hri_msgs/LiveSpeech topics to take queries from (final "
                             "results only); empty = none.")
+    mesh_body: str = _f("auto", "Body mesh drawn (TRIANGLE_LIST marker) for the chosen person: 'smpl' = from "
+                        "model.smpl_model_path; 'anny' = the Anny body (no SMPL licence; loads in the background, first "
+                        "build minutes and ~0.55 GB under ~/.cache/chatpose_ros/anny); 'auto' = 'smpl' when a SMPL file "
+                        "is set, else 'anny'; 'off' = none. The Anny mesh is switched off (status mesh_off) when it "
+                        "would slow tracking below the camera rate.", ("auto", "smpl", "anny", "off"))
     model_in_process: bool = _f(False, "Run the model in the node's process (tests, debugging). False: in a worker "
                                 "process of its own, frames handed over through shared memory, restarted if it dies.")
 
@@ -106,6 +114,8 @@ class NodeConfig:
             raise ConfigError("queue sizes and QoS depths must be >= 1")
         if self.tracking_rate_hz <= 0 or self.diagnostics_period_s <= 0:
             raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
+        if self.status_log_period_s < 0:
+            raise ConfigError("status_log_period_s must be >= 0")
 
 
 def validate_choices(cfg: Any) -> None:

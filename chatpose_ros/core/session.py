@@ -25,6 +25,7 @@ Public API (everything else is private):
   lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
   same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
+  The Report keeps the key in `repeating`; `LogThrottle` thins such reports further in the log.
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
@@ -114,6 +115,33 @@ class Report:
     code: str
     message: str
     query: str = ""
+    repeating: str = ""  # the throttle key of a report that can repeat (per frame, per message): see LogThrottle
+
+
+class LogThrottle:
+    """When to write a repeating report (one with a throttle key) to the log: the first time, then
+    at most once per `period_s` per key, however often it is published on ~/status.
+
+    `admit(key)` -> None (do not log) or how many reports of that key were not logged since the
+    last line (0 the first time). `clock`: monotonic seconds (injected in tests)."""
+
+    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = float(period_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._skipped: collections.Counter = collections.Counter()
+
+    def admit(self, key: str) -> int | None:
+        with self._lock:
+            now = self._clock()
+            if now - self._last.get(key, -float("inf")) < self.period_s:
+                self._skipped[key] += 1
+                return None
+            if len(self._last) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
+                self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
+            self._last[key] = now
+            return self._skipped.pop(key, 0)
 
 
 @dataclass(frozen=True)
@@ -421,7 +449,7 @@ class Session:
                 self._throttle[throttle_key] = now
                 if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
                     self._throttle = {k: t for k, t in self._throttle.items() if now - t < REPORT_THROTTLE_S}
-        return Report(level=level, code=code, message=message, query=query)
+        return Report(level=level, code=code, message=message, query=query, repeating=throttle_key)
 
     def snapshot(self) -> dict[str, str]:
         """Values for /diagnostics (strings): busy, queue length, latencies, tracking, image

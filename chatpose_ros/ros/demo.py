@@ -37,7 +37,9 @@ def run_demo(args) -> int:
     print(f"[demo] loopback-only DDS, ROS_DOMAIN_ID={env_vals['ROS_DOMAIN_ID']}; starting chatpose-node "
           f"(profile {args.profile}) in its own process", flush=True)
     node_cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
-                "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=false"]
+                "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=false",
+                # the mesh from --smpl-model only: no Anny body loading beside the demo's single answer
+                "-p", "mesh_body:=smpl"]
     if args.checkpoint:
         node_cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
     if args.weights_dir:

@@ -22,6 +22,7 @@ after every published result; `output.tracked` are the people with their track i
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Callable
@@ -37,11 +38,12 @@ from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.action import EstimatePose
+from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError, WorkerCrashedError
 from chatpose_ros.core.image_codec import check_raw_layout
 from chatpose_ros.core.model_worker import InProcessRunner, ModelRunner, PipelineFactory, ProcessRunner, RawImage
-from chatpose_ros.core.session import Answer, Frame, Output, Report, Session
+from chatpose_ros.core.session import Answer, Frame, LogThrottle, Output, Report, Session
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
@@ -65,10 +67,13 @@ class ChatPoseNode(LifecycleNode):
         declare_from_dataclass(self, PipelineConfig, MODEL_PREFIX)
         self.cfg, self.model_cfg = NodeConfig(), PipelineConfig()
         self.session = Session(self.cfg, self.model_cfg.max_query_chars)
+        self._log_throttle = LogThrottle(self.cfg.status_log_period_s)
         self.runner: ModelRunner | None = None
         self.model_state = "unconfigured"
         self.output_hooks: list[Callable[[Output, Header], None]] = []
         self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
+        self.mesh: BodyMesh | None = None  # the chosen person's body mesh (SMPL file or Anny; core/body_mesh.py)
+        self._track_ms: float | None = None  # how long the last tracking update took (worker thread)
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
@@ -96,12 +101,14 @@ class ChatPoseNode(LifecycleNode):
             self.cfg = read_dataclass(self, NodeConfig)
             self.model_cfg = read_dataclass(self, PipelineConfig, MODEL_PREFIX)
             make_tracker = tracker_factory(self.model_cfg.profile)
+            mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz)
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
         stats = self.session.stats  # counters run on across reconfigurations
         self.session = Session(self.cfg, self.model_cfg.max_query_chars, tracker_factory=make_tracker)
         self.session.stats = stats
+        self._log_throttle = LogThrottle(self.cfg.status_log_period_s)
         where = "in this process" if self.cfg.model_in_process else "in a worker process"
         self.model_state, t0 = "loading", time.monotonic()
         self.get_logger().info(f"loading model profile '{self.model_cfg.profile}' {where}")
@@ -115,6 +122,8 @@ class ChatPoseNode(LifecycleNode):
             runner.close()
             return TransitionCallbackReturn.FAILURE
         self.runner, self.model_state = runner, "loaded"
+        self.mesh = mesh
+        self.mesh.start()  # Anny loads in a process of its own: never waited for
         self.get_logger().info(f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
         reliability = ReliabilityPolicy.RELIABLE if self.cfg.output_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
         out_qos = QoSProfile(depth=self.cfg.output_qos_depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
@@ -191,6 +200,9 @@ class ChatPoseNode(LifecycleNode):
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.close()
+        mesh, self.mesh = self.mesh, None
+        if mesh is not None:
+            mesh.close()
         self.model_state = "unconfigured"
         self.session.reset()
 
@@ -268,7 +280,9 @@ class ChatPoseNode(LifecycleNode):
                     result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query)
                     self._emit(self.session.finish_answer(work, result))
                 else:
+                    t0 = time.monotonic()
                     people, size = self.runner.observe(work.frame.image, work.near)
+                    self._track_ms = (time.monotonic() - t0) * 1000.0
                     self._emit(self.session.finish_track(work, people, self.runner.model_id, size))
             except WorkerCrashedError as exc:
                 self._emit(self.session.fail(work, exc) if work is not None else [])
@@ -309,6 +323,12 @@ class ChatPoseNode(LifecycleNode):
                                                                        frame_id=self.cfg.frame_id)
         if self.robot is not None:  # translations from camera_info (or unknown) before anything is published
             out = self.robot.place(out)
+        if self.mesh is not None:  # the chosen person's body mesh (tracking updates timed against the camera)
+            frame = out.frame
+            result, reports = self.mesh.dress(out.result, frame.seq if frame else None, frame.received if frame else None,
+                                              None if out.answer else self._track_ms)
+            out = dataclasses.replace(out, result=result)
+            self._emit(reports)
         arr = convert.result_to_msg(out.result, header)
         pubs["poses"].publish(arr)
         if 0 <= out.result.selected < len(arr.poses):
@@ -326,13 +346,17 @@ class ChatPoseNode(LifecycleNode):
             hook(out, header)
 
     def _report(self, rep: Report) -> None:
-        # rclpy binds a severity to each logging call site: one call per severity
-        if rep.level == PipelineStatus.OK:
-            self.get_logger().info(f"[{rep.code}] {rep.message}")
-        elif rep.level == PipelineStatus.WARN:
-            self.get_logger().warn(f"[{rep.code}] {rep.message}")
-        else:
-            self.get_logger().error(f"[{rep.code}] {rep.message}")
+        # a repeating status (per frame, whatever its source) is logged once, then once per status_log_period_s
+        skipped = self._log_throttle.admit(rep.repeating) if rep.repeating else 0
+        if skipped is not None:
+            more = f" ({skipped} more not logged in the last {self.cfg.status_log_period_s:g} s)" if skipped else ""
+            # rclpy binds a severity to each logging call site: one call per severity
+            if rep.level == PipelineStatus.OK:
+                self.get_logger().info(f"[{rep.code}] {rep.message}{more}")
+            elif rep.level == PipelineStatus.WARN:
+                self.get_logger().warn(f"[{rep.code}] {rep.message}{more}")
+            else:
+                self.get_logger().error(f"[{rep.code}] {rep.message}{more}")
         pub = self._pubs.get("status")
         if pub is not None and pub.is_activated:
             self.stats[f"status_{rep.code}"] += 1
@@ -342,7 +366,7 @@ class ChatPoseNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         values = {"model_id": self.runner.model_id if self.runner else "", "model_state": self.model_state,
                   "model_process": "in process" if self.cfg.model_in_process else str(getattr(self.runner, "pid", "")),
-                  **self.session.snapshot(),
+                  **self.session.snapshot(), **(self.mesh.snapshot() if self.mesh is not None else {}),
                   "image_gaps_ms": ",".join(f"{g:.1f}" for g in self.session.drain_image_gaps())}
         last = self.session.last_latency_ms
         level, msg = DiagnosticStatus.OK, "ok"

@@ -223,6 +223,7 @@ def bench_callback(args) -> dict:
                 node = ChatPoseNode(pipeline_factory=lambda cfg: pipeline,
                                     parameter_overrides=[Parameter("track_after_query", value=False),
                                                          Parameter("model_in_process", value=True),
+                                                         Parameter("mesh_body", value="off"),  # the baseline draws none
                                                          Parameter("image_qos", value="reliable")])
                 node.autostart()
             else:
