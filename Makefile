@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-perception colcon-check
+.PHONY: setup demo test bench train-default eval-default eval-perception eval-questions colcon-check
 setup:
 	@bash scripts/setup.sh
 
@@ -31,3 +31,8 @@ eval-default: setup
 # the old MediaPipe detector and every perception preset side by side, one thread; misses in build/eval_perception.json.
 eval-perception: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --json build/eval_perception.json
+
+# Hand-written questions about the labelled real photos (tests/data/real_questions.json) through the shipped
+# default pipeline: accuracy per category, refusals, counting, answer variety; one thread; outcomes in build/.
+eval-questions: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --json build/eval_questions.json
