@@ -89,6 +89,11 @@ def test_rule_compares_tracking_plus_mesh_with_the_interval_between_updates():
     assert not mesh_slows_tracking(mesh_ms=10.0, track_ms=40.0, camera_period_ms=33.3, tracking_rate_hz=15.0)
     assert mesh_slows_tracking(mesh_ms=30.0, track_ms=40.0, camera_period_ms=33.3, tracking_rate_hz=15.0)
     assert not mesh_slows_tracking(mesh_ms=30.0, track_ms=40.0, camera_period_ms=100.0, tracking_rate_hz=15.0)
+    # computed beside the next update (another thread): only the mesh's own time counts
+    assert not mesh_slows_tracking(mesh_ms=30.0, track_ms=40.0, camera_period_ms=33.3, tracking_rate_hz=15.0,
+                                   overlapped=True)
+    assert mesh_slows_tracking(mesh_ms=70.0, track_ms=10.0, camera_period_ms=33.3, tracking_rate_hz=15.0,
+                               overlapped=True)
 
 
 def test_anny_mesh_goes_on_the_selected_person_once_loaded_without_waiting():

@@ -18,11 +18,12 @@ selected person of every result (answers and tracking updates) gets the mesh: th
 process (one torch thread), vertices come back (about 2,000 x 3 floats).
 
 Switch-off rule (``mesh_slows_tracking``): tracking runs one update per frame at most, and at
-most ``tracking_rate_hz``: one update every max(camera period, 1 / tracking_rate_hz). The mesh is
-computed after each update, in series, so it slows tracking when the update and the mesh together
-take longer than that interval. After MIN_TIMED_UPDATES timed tracking updates, with the medians
-of the last TIMING_WINDOW (mesh time, tracking time and the camera period measured from the
-frames' arrival times and numbers), the mesh is switched off for good (until the node is
+most ``tracking_rate_hz``: one update every max(camera period, 1 / tracking_rate_hz). A mesh
+computed after each update by the same thread slows tracking when the update and the mesh together
+take longer than that interval; one computed by another thread while the next update runs
+(``overlapped``, the node's publisher thread) when the mesh alone does. After MIN_TIMED_UPDATES
+timed tracking updates, with the medians of the last TIMING_WINDOW (mesh time, tracking time and
+the camera period measured from the frames' arrival times and numbers), the mesh is switched off for good (until the node is
 configured again) with one report ``mesh_off``. Answers to queries are not timed (they take far
 longer than a mesh; their mesh is always drawn while the mesh is on).
 """
@@ -34,6 +35,7 @@ import logging
 import multiprocessing
 import signal
 import statistics
+import threading
 import time
 from typing import Callable, Protocol
 
@@ -67,10 +69,14 @@ def tracking_interval_ms(camera_period_ms: float, tracking_rate_hz: float) -> fl
     return max(camera_period_ms, 1000.0 / tracking_rate_hz)
 
 
-def mesh_slows_tracking(mesh_ms: float, track_ms: float, camera_period_ms: float, tracking_rate_hz: float) -> bool:
-    """True when a tracking update (`track_ms`) followed by the mesh (`mesh_ms`) takes longer than
-    the interval between tracking updates (see `tracking_interval_ms`)."""
-    return track_ms + mesh_ms > tracking_interval_ms(camera_period_ms, tracking_rate_hz)
+def mesh_slows_tracking(mesh_ms: float, track_ms: float, camera_period_ms: float, tracking_rate_hz: float,
+                        overlapped: bool = False) -> bool:
+    """True when the mesh makes tracking updates come further apart than the interval the camera
+    and the rate limit allow (see `tracking_interval_ms`): in series (the mesh computed after each
+    update by the same thread) when `track_ms + mesh_ms` exceeds it; `overlapped` (the mesh
+    computed by another thread while the next update runs) when `mesh_ms` alone does."""
+    busy = mesh_ms if overlapped else track_ms + mesh_ms
+    return busy > tracking_interval_ms(camera_period_ms, tracking_rate_hz)
 
 
 class MeshBackend(Protocol):
@@ -190,11 +196,15 @@ class BodyMesh:
         tracking_rate_hz: NodeConfig.tracking_rate_hz (the rule's rate limit).
         backend_factory: makes the Anny backend (default AnnyProcess; tests inject a fake).
         clock: monotonic seconds, times the mesh (injected in tests).
+        overlapped: the mesh is computed while the next tracking update runs (a publisher thread
+            of its own) rather than after it in the same thread: see `mesh_slows_tracking`.
     """
 
     def __init__(self, mode: str, smpl_model_path: str, tracking_rate_hz: float,
-                 backend_factory: Callable[[], MeshBackend] = AnnyProcess, clock: Callable[[], float] = time.monotonic) -> None:
+                 backend_factory: Callable[[], MeshBackend] = AnnyProcess, clock: Callable[[], float] = time.monotonic,
+                 overlapped: bool = False) -> None:
         self.mode = resolve_mode(mode, smpl_model_path)
+        self.overlapped = bool(overlapped)
         self.tracking_rate_hz = float(tracking_rate_hz)
         self._factory, self._clock = backend_factory, clock
         self._backend: MeshBackend | None = None
@@ -206,6 +216,7 @@ class BodyMesh:
         self._timed = 0
         self._started = 0.0
         self.last_off_message = ""  # why the mesh was switched off ("" while it is not)
+        self._lock = threading.RLock()  # dress (worker thread) and poll (diagnostics timer) share the backend
 
     def start(self) -> None:
         """Start loading Anny (mode anny); returns at once."""
@@ -215,7 +226,8 @@ class BodyMesh:
             self.state = "loading"
 
     def close(self) -> None:
-        backend, self._backend = self._backend, None
+        with self._lock:
+            backend, self._backend = self._backend, None
         if backend is not None:
             backend.close()
 
@@ -223,8 +235,13 @@ class BodyMesh:
     def drawing(self) -> bool:
         return self.state == "on"
 
+    def poll(self) -> list[Report]:
+        """Move loading -> on (or failed) when the backend is ready; never blocks (call it
+        periodically, e.g. with /diagnostics, so readiness is reported without traffic)."""
+        with self._lock:
+            return self._poll()
+
     def _poll(self) -> list[Report]:
-        """Move loading -> on (or failed) when the backend is ready; never blocks."""
         if self.state != "loading":
             return []
         try:
@@ -251,6 +268,11 @@ class BodyMesh:
             return dataclasses.replace(result, people=people), []
         if self.mode == "smpl":
             return result, []
+        with self._lock:
+            return self._dress(result, frame_seq, frame_time, track_ms)
+
+    def _dress(self, result: PoseResult, frame_seq: int | None, frame_time: float | None,
+               track_ms: float | None) -> tuple[PoseResult, list[Report]]:
         reports = self._poll()
         person = result.selected_person
         if self.state != "on" or person is None:
@@ -283,17 +305,19 @@ class BodyMesh:
         if self._timed < MIN_TIMED_UPDATES or not self._periods_ms:
             return []
         mesh, track, period = (statistics.median(d) for d in (self._mesh_ms, self._track_ms, self._periods_ms))
-        if not mesh_slows_tracking(mesh, track, period, self.tracking_rate_hz):
+        if not mesh_slows_tracking(mesh, track, period, self.tracking_rate_hz, self.overlapped):
             return []
         self.state = "switched off (too slow)"
         self.close()
         interval = tracking_interval_ms(period, self.tracking_rate_hz)
-        self.last_off_message = (f"body mesh switched off: tracking {track:.1f} ms + mesh {mesh:.1f} ms per "
-                                         f"update > {interval:.1f} ms between updates (camera period {period:.1f} ms, "
-                                         f"tracking_rate_hz {self.tracking_rate_hz:g}); set mesh_body:=off to skip it")
+        busy = f"mesh {mesh:.1f} ms" if self.overlapped else f"tracking {track:.1f} ms + mesh {mesh:.1f} ms"
+        self.last_off_message = (f"body mesh switched off: {busy} per update > {interval:.1f} ms between updates "
+                                 f"(camera period {period:.1f} ms, tracking_rate_hz {self.tracking_rate_hz:g}); "
+                                 "set mesh_body:=off to skip it")
         return [Report(WARN, "mesh_off", self.last_off_message)]
 
     def snapshot(self) -> dict[str, str]:
         """Values for /diagnostics: mesh_body (state), mesh_ms_per_frame (median of the recent frames)."""
-        return {"mesh_body": f"{self.mode}: {self.state}" if self.mode == "anny" else self.state,
-                "mesh_ms_per_frame": f"{statistics.median(self._mesh_ms):.1f}" if self._mesh_ms else ""}
+        with self._lock:
+            return {"mesh_body": f"{self.mode}: {self.state}" if self.mode == "anny" else self.state,
+                    "mesh_ms_per_frame": f"{statistics.median(self._mesh_ms):.1f}" if self._mesh_ms else ""}
