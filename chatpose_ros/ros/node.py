@@ -23,6 +23,7 @@ after every published result; `output.tracked` are the people with their track i
 from __future__ import annotations
 
 import dataclasses
+import queue
 import threading
 import time
 from typing import Callable
@@ -54,6 +55,7 @@ from .robot_io import RobotIO
 MODEL_PREFIX = "model."
 WORKER_WAIT_S = 0.1  # the worker thread's longest wait for work (then it checks stop and the model's health)
 GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
+PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worker waits for it
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 
 
@@ -80,6 +82,10 @@ class ChatPoseNode(LifecycleNode):
         self._action: ActionServer | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        # the worker's results are published by a thread of their own, so that the model works
+        # on the next frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
+        self._later: queue.Queue = queue.Queue(maxsize=PUBLISH_BACKLOG)
+        self._publisher: threading.Thread | None = None
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
@@ -159,6 +165,8 @@ class ChatPoseNode(LifecycleNode):
         self.session.start()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
+        self._publisher = threading.Thread(target=self._publish_loop, name="chatpose_publisher", daemon=True)
+        self._publisher.start()
         self._worker.start()
         self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
                                f"'{self.resolve_topic_name(self.cfg.query_topic)}', "
@@ -222,6 +230,10 @@ class ChatPoseNode(LifecycleNode):
             if self._worker.is_alive():
                 self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
             self._worker = None
+        if self._publisher is not None:  # after the worker: what it produced is published first
+            self._later.put(None)
+            self._publisher.join(timeout=STOP_JOIN_S)
+            self._publisher = None
 
     # ------------------------------------------------------------------ inputs
     def _header(self, stamp: cdr.Stamped) -> Header:
@@ -276,38 +288,50 @@ class ChatPoseNode(LifecycleNode):
                             and not self._stop.is_set():
                         self._recover(WorkerCrashedError("the model worker died while idle"))
                 elif isinstance(work, Answer):
-                    self._emit(work.reports)
+                    self._emit_later(work.reports)
                     result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query)
-                    self._emit(self.session.finish_answer(work, result))
+                    self._emit_later(self.session.finish_answer(work, result))
                 else:
                     t0 = time.monotonic()
                     people, size = self.runner.observe(work.frame.image, work.near)
                     self._track_ms = (time.monotonic() - t0) * 1000.0
-                    self._emit(self.session.finish_track(work, people, self.runner.model_id, size))
+                    self._emit_later(self.session.finish_track(work, people, self.runner.model_id, size))
             except WorkerCrashedError as exc:
-                self._emit(self.session.fail(work, exc) if work is not None else [])
+                self._emit_later(self.session.fail(work, exc) if work is not None else [])
                 self._recover(exc)
             except Exception as exc:  # model errors (typed or not) are reported; the worker lives on
                 if not isinstance(exc, ChatPoseError):
                     self.get_logger().error(f"worker error (recovered): {type(exc).__name__}: {exc}")
-                self._emit(self.session.fail(work, exc) if work is not None else [])
+                self._emit_later(self.session.fail(work, exc) if work is not None else [])
 
     def _recover(self, exc: WorkerCrashedError) -> None:
         """The model's process died: report it, forget the track, start a new one."""
         self.stats["worker_crashes"] += 1
         self.model_state = "restarting"
-        self._emit([Report(PipelineStatus.ERROR, exc.code, f"{exc}; restarting the model worker")])
+        self._emit_later([Report(PipelineStatus.ERROR, exc.code, f"{exc}; restarting the model worker")])
         self.session.drop_track()
         try:
             self.runner.restart()
         except Exception as err:
             self.model_state = f"restart failed: {err}"
-            self._emit([Report(PipelineStatus.ERROR, "model_load_failed", f"model worker restart failed: {err}")])
+            self._emit_later([Report(PipelineStatus.ERROR, "model_load_failed", f"model worker restart failed: {err}")])
             return
         self.model_state = "loaded"
-        self._emit([Report(PipelineStatus.WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])
+        self._emit_later([Report(PipelineStatus.WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])
 
     # ------------------------------------------------------------------ outputs
+    def _emit_later(self, events) -> None:
+        """Publish `events` from the publisher thread (in order with the worker's other events)."""
+        if events:
+            self._later.put(list(events))
+
+    def _publish_loop(self) -> None:
+        while (events := self._later.get()) is not None:
+            try:
+                self._emit(events)
+            except Exception as exc:  # publishing must outlive any bug in a hook or a conversion
+                self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+
     def _emit(self, events) -> None:
         for ev in events:
             if isinstance(ev, Report):
