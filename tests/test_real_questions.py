@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -46,6 +47,31 @@ def test_question_set_uses_words_no_template_has(questions):
     for word in SYNONYMS:
         assert word in text
         assert word not in template_text, f"{word!r} appears among the generator's templates"
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def _generator_queries() -> set[str]:
+    """Every fixed query the synthetic generator (offline/queries.py) can produce: space, colour
+    and posture templates with every colour and posture label, each in every wrapper, and the
+    counting and speculative questions (normalised: lower case, no punctuation)."""
+    from chatpose_ros.models.default.offline import posecodes, queries, scenes
+
+    base = {p for v in queries.SPACE_TEMPLATES.values() for p in v}
+    base |= {t.format(c=c) for t in queries.UPPER_TEMPLATES + queries.LOWER_TEMPLATES for c in scenes.COLOURS}
+    base |= {t.format(l=lab) for t in queries.POSTURE_TEMPLATES for lab in posecodes.LABELS}
+    out = {w.format(x=x, X=x[0].upper() + x[1:]) for x in base for w in queries.WRAPPERS}
+    out |= set(queries.COUNT_QUESTIONS) | set(queries.SPECULATIVE) | set(queries.SPECULATIVE_POSE)
+    return {_normalised(q) for q in out}
+
+
+def test_no_question_is_a_generator_query(questions):
+    generated = _generator_queries()
+    assert "the person on the left" in generated and "count the people" in generated  # the check can fail
+    copied = [q.question for q in questions if _normalised(q.question) in generated]
+    assert not copied, f"written by hand means not copied from the generator: {copied}"
 
 
 def test_counting_questions_expect_the_labelled_count(questions, labels):
