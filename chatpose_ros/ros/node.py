@@ -107,7 +107,8 @@ class ChatPoseNode(LifecycleNode):
             self.cfg = read_dataclass(self, NodeConfig)
             self.model_cfg = read_dataclass(self, PipelineConfig, MODEL_PREFIX)
             make_tracker = tracker_factory(self.model_cfg.profile)
-            mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz)
+            # the mesh is computed in the publisher thread, beside the worker's next tracking update
+            mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz, overlapped=True)
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -388,6 +389,8 @@ class ChatPoseNode(LifecycleNode):
                                            self.cfg.frame_id))
 
     def _publish_diagnostics(self) -> None:
+        if self.mesh is not None:  # the Anny mesh reports its readiness without waiting for traffic
+            self._emit(self.mesh.poll())
         values = {"model_id": self.runner.model_id if self.runner else "", "model_state": self.model_state,
                   "model_process": "in process" if self.cfg.model_in_process else str(getattr(self.runner, "pid", "")),
                   **self.session.snapshot(), **(self.mesh.snapshot() if self.mesh is not None else {}),
