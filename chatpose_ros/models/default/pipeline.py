@@ -104,6 +104,35 @@ def build_perception(config: PipelineConfig):
     return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))))
 
 
+def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray | None,
+                world: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """People's keypoints -> SMPL poses and their 3D skeletons.
+
+    Args:
+        regressor: a regressor.SmplRegressor.
+        kp2d: (N, 15, 2) px; vis: (N, 15) 1 = seen, 0 = not; boxes: (N, 4) xyxy px or None.
+        world: per person (15, 3) m world keypoints, or None (2D only: the regressor lifts the depth).
+    Returns:
+        rotmats (N, 24, 3, 3), joints (N, 24, 3) m pelvis-relative (FK of the mean body), and the
+        skeleton's 15 keypoints (N, 15, 3) m pelvis-relative, camera optical axes (what the person
+        features read as 3D keypoints when the scene has no world keypoints).
+    """
+    from chatpose_ros.models.default import keypoints as kp
+
+    n = kp2d.shape[0]
+    has_world = np.array([w is not None for w in world], bool)
+    rot = np.zeros((n, 24, 3, 3), np.float32)
+    b = None if boxes is None else np.asarray(boxes, np.float32)
+    if has_world.any():
+        w = np.stack([x for x in world if x is not None])
+        rot[has_world] = regressor.predict(w, kp2d[has_world], None if b is None else b[has_world], vis[has_world])
+    if (~has_world).any():
+        rot[~has_world] = regressor.predict(None, kp2d[~has_world], None if b is None else b[~has_world],
+                                            vis[~has_world])
+    joints = forward_kinematics(torch.from_numpy(rot)).numpy()
+    return rot, joints, kp.smpl_to_keypoints(joints, rot)
+
+
 _TEXT_ONLY_QUESTIONS = re.compile(r"^\s*(how many|count\b|is there|are there)", re.IGNORECASE)
 
 
@@ -206,18 +235,9 @@ class DefaultPipeline:
         kp2d = np.stack([g[0] for g in got])
         score = np.stack([g[1] for g in got])
         vis = (score > 0).astype(np.float32)
-        has_world = np.array([g[2] is not None for g in got])
         boxes = np.array([p.box for p in scene.people], np.float32)
-        rot = np.zeros((n, 24, 3, 3), np.float32)
-        if has_world.any():
-            w = np.stack([g[2] for g in got if g[2] is not None])
-            rot[has_world] = self.regressor.predict(w, kp2d[has_world], boxes[has_world], vis[has_world])
-        if (~has_world).any():  # 2D keypoints only: the regressor lifts the depth
-            rot[~has_world] = self.regressor.predict(None, kp2d[~has_world], boxes[~has_world], vis[~has_world])
-        rot_t = torch.from_numpy(rot)
-        joints = forward_kinematics(rot_t).numpy()
-        skeleton = kp.smpl_to_keypoints(joints, rot)  # (N, 15, 3) m, pelvis-relative, camera axes
-        theta = matrix_to_axis_angle(rot_t).reshape(n, -1).numpy()
+        rot, joints, skeleton = lift_people(self.regressor, kp2d, vis, boxes, [g[2] for g in got])
+        theta = matrix_to_axis_angle(torch.from_numpy(rot)).reshape(n, -1).numpy()
         W, H = scene.image_size
         camera = CameraIntrinsics.from_focal(ASSUMED_FOCAL_PER_WIDTH * W, W, H)
         observations, translations = [], []

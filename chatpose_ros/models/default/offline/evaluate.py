@@ -95,14 +95,39 @@ def real_grounding_old_detector(pipe) -> list[dict] | str:
         old.close()
 
 
+def regressor_3d_features(regressor):
+    """scene -> person features whose 3D keypoints come from the regressor's skeleton, lifted
+    from the 2D keypoints alone with the feet hidden (what the pipeline does for MoveNet's COCO-17
+    people), instead of the synthetic world keypoints the LLM was trained on."""
+    import dataclasses
+
+    from chatpose_ros.models.default.person_features import keypoint_box, scene_features
+    from chatpose_ros.models.default.pipeline import lift_people
+
+    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+
+    feet = [KEYPOINT_NAMES.index("left_foot"), KEYPOINT_NAMES.index("right_foot")]
+
+    def features(scene) -> np.ndarray:
+        kp2d = np.stack([p.obs.kp2d for p in scene.people]).astype(np.float32)
+        vis = np.ones(kp2d.shape[:2], np.float32)
+        vis[:, feet] = 0.0
+        boxes = np.stack([keypoint_box(k) for k in kp2d])
+        _, _, skeleton = lift_people(regressor, kp2d, vis, boxes, [None] * len(kp2d))
+        return scene_features([dataclasses.replace(p.obs, kp3d=skeleton[i]) for i, p in enumerate(scene.people)])
+
+    return features
+
+
 @torch.no_grad()
-def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16) -> dict:
-    """Accuracy of the grounding head on held-out scenes, per query kind."""
+def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16, features=None) -> dict:
+    """Accuracy of the grounding head on held-out scenes, per query kind (`features`: see
+    queries.SampleStream, e.g. :func:`regressor_3d_features`)."""
     from chatpose_ros.models.default.offline.mocap import load_mocap
     from chatpose_ros.models.default.offline.queries import SampleStream
     from chatpose_ros.models.default.offline.train_llm import collate
 
-    stream = SampleStream(load_mocap("test"), seed)
+    stream = SampleStream(load_mocap("test"), seed, features=features)
     samples = [stream.grounding() for _ in range(n)]
     per: dict[str, list[int]] = {}
     chance = []
@@ -208,6 +233,12 @@ def format_table(r: dict) -> str:
     for k, v in g["per_kind"].items():
         lines.append(f"| - {k} (n={v['n']}) | {v['accuracy']:.1%} |")
     lines.append(f"| answer token accuracy (teacher-forced) | {g['answer_token_accuracy']:.1%} |")
+    g3 = r.get("synthetic_grounding_regressor_3d")
+    if g3 is not None:
+        lines.append(f"| same scenes, 3D keypoints from the regressor (2D only, feet hidden, as for COCO-17) | "
+                     f"{g3['accuracy']:.1%} |")
+        for k, v in g3["per_kind"].items():
+            lines.append(f"| - {k} (n={v['n']}) | {v['accuracy']:.1%} |")
     real = r["real_grounding"]
     lines.append(f"| real-photo grounding | {sum(x['correct'] for x in real)}/{len(real)} |")
     old = r.get("real_grounding_old_detector")
@@ -229,7 +260,8 @@ def format_table(r: dict) -> str:
     if "speed" in r:
         s = r["speed"]
         lines.append(f"| query latency 640x480 p50 / p95 (ms) | {s['query_p50_ms']:.0f} / {s['query_p95_ms']:.0f} |")
-        lines.append(f"| tracking (observe near the tracked box + tracker) fps | {s['tracking_fps']:.1f} (kept id {s['tracking_kept']}) |")
+        lines.append(f"| tracking (observe near the tracked box + tracker) fps | {s['tracking_fps']:.1f} "
+                     f"(kept id {s['tracking_kept']}) |")
     return "\n".join(lines)
 
 
@@ -257,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         r = {"model_id": pipe.model_id}
         r["synthetic_grounding"] = synthetic_grounding(pipe.llm, n=args.scenes)
+        r["synthetic_grounding_regressor_3d"] = synthetic_grounding(pipe.llm, n=args.scenes,
+                                                                    features=regressor_3d_features(pipe.regressor))
         r["real_grounding"] = real_grounding(pipe)
         r["real_grounding_old_detector"] = real_grounding_old_detector(pipe)
         if args.grounding_only:

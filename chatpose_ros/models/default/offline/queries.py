@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -154,8 +155,13 @@ class SampleStream:
 
     mix: probabilities of (grounding, counting, text-to-pose, speculative text-to-pose)."""
 
-    def __init__(self, mocap: MocapSet, seed: int, mix: tuple[float, float, float, float] = (0.65, 0.05, 0.2, 0.1)) -> None:
+    def __init__(self, mocap: MocapSet, seed: int, mix: tuple[float, float, float, float] = (0.65, 0.05, 0.2, 0.1),
+                 features: Callable[[Scene], np.ndarray] | None = None) -> None:
+        """`features` (scene -> (N, FEATURE_DIM)) replaces the scenes' own person features (e.g.
+        3D keypoints from the regressor instead of the synthetic world keypoints); the samples
+        drawn stay the same."""
         self.mocap = mocap
+        self.features = features
         self.rng = np.random.default_rng(seed)
         self.mix = np.asarray(mix) / np.sum(mix)
         self._labels: list[frozenset[str]] | None = None
@@ -175,7 +181,8 @@ class SampleStream:
                 kind = kinds[int(self.rng.integers(len(kinds)))]
                 qs = [x for x in qs if x[2] == kind]
                 q, t, kind = qs[int(self.rng.integers(len(qs)))]
-                return Sample(q, POSE_ANSWER, scene.features, t, scene.people[t].rotmats_cam, kind)
+                feats = scene.features if self.features is None else self.features(scene)
+                return Sample(q, POSE_ANSWER, feats, t, scene.people[t].rotmats_cam, kind)
 
     def counting(self) -> Sample:
         scene = make_scene(self.rng, self.mocap)
