@@ -141,7 +141,8 @@ class PerceptionConfig:
 # (models/default/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
 # person_score 0.2): movenet256 recall 0.56 / precision 0.98 (misses small people),
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
-# movenet_tiles3x2 0.95 / 0.97 (one more pass). Cost grows with the pixels MoveNet sees:
+# movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
+# pass with the 320 tiles: 0.89 / 0.98 at the same cost (close-ups and groups missed). Cost grows with the pixels MoveNet sees:
 # 256 + four 320 tiles is about 7.7 times one 256 pass.
 PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet256": PerceptionConfig(person_sizes=(256,)),
@@ -156,6 +157,7 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet_tiles384": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384),
     "movenet_tiles384_s15": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384, person_score=0.15),
     "movenet_tiles320": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=320),
+    "movenet_tiles288": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=288),
     "movenet_tiles3x2": PerceptionConfig(person_sizes=(256,), tile_grid=(3, 2), tile_size=256),
     "movenet_multiscale_tiles": PerceptionConfig(person_sizes=(256, 384), tile_grid=(2, 2), tile_size=256),
     "movenet_multiscale+blazepose": PerceptionConfig(person_sizes=(256, 384), refine="blazepose_full"),
