@@ -318,6 +318,8 @@ class DefaultPipeline:
                 imagined = asks_imagined_pose(query)
                 scene = self._see(image) if image is not None else None
                 timings["perception"] = (time.perf_counter() - t) * 1e3
+                if scene is not None:  # the perception stages (people, objects, attributes, ...)
+                    timings.update({f"perception_{k}": float(v) for k, v in scene.timings_ms.items() if k != "total"})
                 t = time.perf_counter()
                 people, feats = self._people(image, scene) if scene is not None \
                     else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
