@@ -34,7 +34,7 @@ def test_observe_near_finds_the_tracked_person(pipeline, query):
         assert len(people) == 1  # only the region around the tracked person was searched
         got = tracker.update(people)
         assert got is not None and got.track_id == tracked.track_id
-        # still the chosen person (MediaPipe's landmarks of this half-visible, back-turned person
+        # still the chosen person (the keypoints of this half-visible, back-turned person
         # jitter from pass to pass, so its box does too)
         assert box_iou(got.box, chosen.box) > 0.3
         assert all(box_iou(got.box, chosen.box) > box_iou(got.box, o.box) for o in others)

@@ -1,9 +1,11 @@
-"""The keypoint set shared by real detections (MediaPipe Pose) and SMPL mocap.
+"""The keypoint set shared by real detections (perception Scene people) and SMPL mocap.
 
-K = 15 keypoints (``KEYPOINT_NAMES``). From MediaPipe's 33 landmarks they are picked by
-``MEDIAPIPE_INDEX``; from SMPL they are the same-named joints, plus a nose placed on the head.
+K = 15 keypoints (``KEYPOINT_NAMES``). From BlazePose's 33 landmarks (the MediaPipe Pose
+layout) they are picked by ``MEDIAPIPE_INDEX``; from MoveNet's COCO-17 keypoints by name, the
+feet missing (``scene_input``); from SMPL they are the same-named joints, plus a nose placed on
+the head.
 
-Domain gap: MediaPipe's hip landmarks sit lower and wider than SMPL's hip joints (they mark
+Domain gap: BlazePose's hip landmarks sit lower and wider than SMPL's hip joints (they mark
 the outside of the hips near the greater trochanter, SMPL's are the joint centres), and its
 foot landmark is the toe tip where SMPL's foot joint is the ball of the foot. The regressor is
 trained with a random hip offset and gaussian noise on top of the SMPL keypoints to absorb

@@ -1,6 +1,6 @@
 """The person token input: one fixed-length float vector per person.
 
-The same functions build the vector for a real detection (MediaPipe landmarks + pixels) and
+The same functions build the vector for a real person (perception keypoints + pixels) and
 for a synthetic person (mocap keypoints projected with a random camera + sampled clothing
 pixels), so that what the language model learns on synthetic scenes transfers to photos:
 
@@ -285,7 +285,8 @@ def clothing_quads(kp2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def observe_detection(image: np.ndarray, kp2d: np.ndarray, kp3d: np.ndarray) -> PersonObservation:
-    """A real person: (15, 2) px keypoints, (15, 3) m world keypoints, pixels from `image` (RGB)."""
+    """A real person: (15, 2) px keypoints, (15, 3) m 3D keypoints (world keypoints, or the
+    regressor's skeleton), pixels from `image` (RGB)."""
     uq, lq = clothing_quads(kp2d)
     H, W = image.shape[:2]
     return PersonObservation(np.asarray(kp2d, np.float32), np.asarray(kp3d, np.float32), (W, H),

@@ -2,7 +2,7 @@
 
 Each person gets a mocap frame, a heading, a position in front of a random pinhole camera, a
 body scale and named clothing colours. Their 15 keypoints are projected to pixels; "world"
-keypoints imitate MediaPipe's ``pose_world_landmarks`` (hip-centred, camera axes, flattened
+keypoints imitate BlazePose's (MediaPipe Pose) world landmarks (hip-centred, camera axes, flattened
 depth, noise); clothing pixels are sampled from the named colour with shading, colour casts
 and contamination. The person token features then come from
 :func:`person_features.scene_features`, exactly as for a real detection.
