@@ -13,7 +13,11 @@ TF.js reader (three fixes, below), convert each model in `MODELS` to ONNX and co
 checksums with those recorded in chatpose_ros/assets/default/MODEL_CARD.md. tf2onnx 1.17 is not
 byte-deterministic (tensor names and node order change between runs), so the check passes on
 identical bytes or on the same `graph_checksum` (initializer values + op types, names and order
-excluded; stable across runs); a mismatch exits non-zero and names the file.
+excluded; stable across runs); a mismatch exits non-zero and names the file. Each converted
+graph's float32 initializers that are exact float16 numbers (the TF.js weights are
+float16-quantized) are stored as float16 + Cast (`store_float16`: lossless, half the size).
+After `--install` of a changed model, put the printed sha256 and graph checksum in the model
+card's table (tests/test_perception.py checks the shipped files against it).
 
 The three fixes to tf2onnx 1.17's TF.js reader (applied to the throwaway venv only):
 1. `np.product` no longer exists in numpy 2: use `np.prod`;
