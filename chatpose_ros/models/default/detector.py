@@ -236,7 +236,7 @@ class MediaPipePerception:
     def close(self) -> None:
         self.detector.close()
 
-    def see(self, image_rgb: np.ndarray) -> "Scene":
+    def see(self, image_rgb: np.ndarray, **_unused: object) -> "Scene":
         return _scene(image_rgb, self.detector.detect(image_rgb))
 
     def see_near(self, image_rgb: np.ndarray, box: tuple[float, float, float, float]) -> "Scene":

@@ -211,10 +211,19 @@ class DefaultPipeline:
             self.regressor = None
 
     # -- stages ---------------------------------------------------------------------------
-    def _see(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> Scene:
+    def _see(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None,
+             everything: bool = False) -> Scene:
+        """The Scene of `image` (around `near` when given). Objects and attributes only with
+        `everything`: this profile's person tokens, grounding, regressor and tracker read the
+        people's keypoints and pixels, not them."""
         if self.perception is None:
             raise InferenceError("pipeline is closed")
-        scene = self.perception.see_near(image, near) if near is not None else self.perception.see(image)
+        if near is not None:
+            scene = self.perception.see_near(image, near)
+        elif everything:
+            scene = self.perception.see(image)
+        else:
+            scene = self.perception.see(image, objects=False, attributes=False)
         if len(scene.people) > self.config.max_people:  # the most confident max_people
             keep = sorted(range(len(scene.people)), key=lambda i: -scene.people[i].score)[:self.config.max_people]
             scene = dataclasses.replace(scene, people=tuple(scene.people[i] for i in sorted(keep)))
@@ -355,10 +364,11 @@ class DefaultPipeline:
         return PoseResult(query, gen.text, (), -1, self.model_id, image_size, timings)
 
     def see(self, image: np.ndarray) -> Scene:
-        """What perception finds in `image` ((H, W, 3) uint8 RGB): the Scene (no pose, no LLM)."""
+        """What perception finds in `image` ((H, W, 3) uint8 RGB): the Scene with objects and
+        attributes (no pose, no LLM)."""
         image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
-            return self._see(image)
+            return self._see(image, everything=True)
 
     def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
         """Every person found with regressor pose, box, keypoints, per-joint confidence and
