@@ -276,3 +276,11 @@ def test_holding_and_next_to():
     kinds = {r.object_index: r.relation for r in rels}
     assert kinds == {0: "holding", 1: "next_to"}
     assert all(0 < r.confidence <= 1 for r in rels)
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 500), (500, 3), (1080, 1920)])
+def test_odd_image_sizes(perception, shape):
+    """Tiny, thin and large frames run (no person in flat grey) and keep their size."""
+    scene = perception.see(np.full(shape + (3,), 128, np.uint8))
+    assert scene.image_size == (shape[1], shape[0]) and scene.empty
+    assert perception.see_near(np.full(shape + (3,), 128, np.uint8), (0.0, 0.0, 1.0, 1.0)).empty
