@@ -313,9 +313,14 @@ def test_body_ids_follow_tracks_and_overlapping_boxes():
     first = ids.assign([a, b])
     moved = make_person(2, box=(51, 1, 61, 21))
     assert ids.assign([moved, a]) == [first[1], first[0]]
-    assert ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=37)]) == ["b11"]
+    # a query starts tracking a body already listed: it keeps its id for the whole track
+    assert ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=37)]) == [first[0]]
+    assert ids.assign([make_person(1, box=(300, 0, 310, 20), track_id=37)]) == [first[0]], "the track, wherever"
+    # the other body, left out of the tracking updates, keeps its id at the next answer
+    assert ids.assign([make_person(1, box=(300, 0, 310, 20), track_id=37), moved]) == [first[0], first[1]]
+    assert ids.assign([make_person(9, box=(100, 50, 110, 70), track_id=38)]) == ["b12"], "a new body tracked"
     third = ids.assign([make_person(5, box=(200, 0, 210, 20))])
-    assert third[0] not in first and third[0][0].isalpha()
+    assert third[0] not in first and third[0][0].isalpha() and third[0] != "b12"
 
 
 def test_speech_and_topic_helpers():

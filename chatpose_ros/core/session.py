@@ -47,6 +47,7 @@ from typing import Any, Callable, Protocol, Union
 
 from .config import NodeConfig
 from .errors import ChatPoseError, InvalidQueryError
+from .geometry import box_iou
 from .pipeline import validate_query
 from .types import PersonPose, PoseResult
 
@@ -57,6 +58,9 @@ THROTTLE_TABLE_MAX = 256  # throttle keys remembered before old ones are forgott
 LATENCY_HISTORY = 200  # answer latencies kept for the diagnostics median
 IMAGE_DELAY_HISTORY = 1000  # frame transport delays kept for the diagnostics median
 MESSAGE_QUERY_CHARS = 80  # how much of a query goes into a human-readable message
+# A query choosing the person already tracked keeps the track (and its id) when the chosen box
+# overlaps the tracked person's last box this much (intersection over union).
+SAME_PERSON_IOU = 0.5
 
 Box = tuple[float, float, float, float]
 
@@ -67,9 +71,10 @@ class Tracker(Protocol):
 
     lost: bool
     last_box: Box | None
+    track_id: int
 
-    def start(self, person: PersonPose) -> PersonPose:
-        """Begin tracking `person`; returns it with its track id set."""
+    def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
+        """Begin tracking `person` (under `track_id`, else a new id); returns it with its track id set."""
         ...
 
     def update(self, people: list[PersonPose]) -> PersonPose | None:
@@ -347,7 +352,8 @@ class Session:
                     frame = self._latest
                     self._last_track_seq, self._last_track_time = frame.seq, now
                     self._busy = True
-                    return Track(frame=frame, near=self._tracker.last_box, started=now)
+                    near = None if self.config.track_all_bodies else self._tracker.last_box
+                    return Track(frame=frame, near=near, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -384,14 +390,21 @@ class Session:
         return events
 
     def _start_tracking(self, result: PoseResult, frame: Frame | None) -> PoseResult:
+        """Track the chosen person: the same track (same id) when it is the person already tracked
+        (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one."""
         chosen = result.selected_person
         with self._cv:
-            self._tracker = None
+            old, self._tracker = self._tracker, None
             if not (self.config.track_after_query and self._tracker_factory is not None and frame is not None
                     and chosen is not None and chosen.box is not None):
                 return result
-            tracker = self._tracker_factory()
-            tracked = tracker.start(chosen)
+            if old is not None and not old.lost and old.last_box is not None \
+                    and box_iou(old.last_box, chosen.box) >= SAME_PERSON_IOU:
+                tracker, tracked = old, old.start(chosen, track_id=old.track_id)
+                self.stats["tracks_kept"] += 1
+            else:
+                tracker = self._tracker_factory()
+                tracked = tracker.start(chosen)
             self._tracker, self._track_query = tracker, result.query
             self._last_track_seq = frame.seq
         people = list(result.people)
@@ -402,22 +415,28 @@ class Session:
                      image_size: tuple[int, int] | None = None) -> list[Event]:
         """The model observed `work.frame` and found `people`: match the tracked person.
         Returns an Output (tracking update, the person with its track id), a track_lost report,
-        or nothing (not found in this frame, or a new query replaced the track meanwhile)."""
+        or nothing (not found in this frame, or a new query replaced the track meanwhile).
+        With `track_all_bodies` the Output carries every person found (the others untracked;
+        `selected` -1 in a frame where the tracked person was missed)."""
         with self._cv:
             self._busy = False
             tracker = self._tracker
             if tracker is None:
                 return []
             person = tracker.update(people)
-            if person is None:
-                if not tracker.lost:
-                    return []
+            if person is None and tracker.lost:
                 self._tracker = None
                 query = self._track_query
+            elif person is None and not (self.config.track_all_bodies and people):
+                return []
             else:
-                self.stats["tracking_updates"] += 1
-                result = PoseResult(query=self._track_query, answer="", people=(person,), selected=0,
-                                    model_id=model_id, image_size=image_size)
+                everyone = self.config.track_all_bodies
+                if person is not None:
+                    self.stats["tracking_updates"] += 1
+                others = [p for p in people if person is None or p.box != person.box] if everyone else []
+                found = () if person is None else (person,)
+                result = PoseResult(query=self._track_query, answer="", people=found + tuple(others),
+                                    selected=0 if found else -1, model_id=model_id, image_size=image_size)
                 return [Output(result=result, frame=work.frame, answer=False)]
         return [self.report(WARN, "track_lost", f"lost the person chosen by '{query[:MESSAGE_QUERY_CHARS]}'; "
                             "send a new query", query=query)]

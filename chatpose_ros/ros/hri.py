@@ -10,10 +10,14 @@ For every body in view (a person with a box; poses made from the text alone are 
 | /humans/bodies/<id>/cropped | sensor_msgs/Image: the box cut from the image (rgb8) |
 | /humans/bodies/<id>/joint_states | sensor_msgs/JointState: REP-155 joint names `<joint>_<id>` from SMPL theta |
 
-Ids (``BodyIds``): a tracked person (track_id >= 0) is ``b`` + its track id in base 36, for the
-whole track; an untracked person gets ``u`` + a counter in base 36, kept while its box overlaps
-the box it had in the previous update (IoU >= ``UNTRACKED_MATCH_IOU``). Per-body publishers are
-created when an id appears and destroyed when it leaves the update.
+Ids (``BodyIds``), stable per person: a body whose box overlaps the box of a body of a recent
+update (IoU >= ``UNTRACKED_MATCH_IOU``; bodies left out of an update are remembered for
+``BODY_MEMORY_UPDATES`` updates) keeps that body's id, also when a query starts tracking it; a
+tracked person (track_id >= 0) keeps its id for the whole track; a new body gets ``b`` + its track
+id in base 36 when tracked, else ``u`` + a counter in base 36. Per-body publishers are created
+when an id appears and destroyed when it leaves the update; ``/humans/bodies/tracked`` lists the
+bodies of the latest update: every person in view after a query's answer, then only the chosen
+person at each tracking update (every person in view with ``track_all_bodies``).
 
 Speech in (``SpeechInput``): queries from ``hri_msgs/LiveSpeech`` on
 ``/humans/voices/<id>/speech``, one subscription per voice listed on ``/humans/voices/tracked``
@@ -45,7 +49,11 @@ BODIES_NS = "/humans/bodies"
 TRACKED_TOPIC = f"{BODIES_NS}/tracked"
 BODY_TOPICS = ("roi", "skeleton2d", "cropped", "joint_states")
 UNTRACKED_PREFIX = "u"
-UNTRACKED_MATCH_IOU = 0.3  # an untracked box overlapping its previous box this much keeps its id
+UNTRACKED_MATCH_IOU = 0.3  # a box overlapping a recent body's box this much is that body (keeps its id)
+# Bodies not in an update (e.g. the others while only the chosen person is tracked) are remembered
+# for this many updates (about 20 s of 15 Hz tracking), at most BODY_MEMORY_MAX of them.
+BODY_MEMORY_UPDATES = 300
+BODY_MEMORY_MAX = 64
 
 
 def is_body(person: PersonPose) -> bool:
@@ -103,29 +111,39 @@ class BodyIds:
     """Stable REP-155 ids for the bodies of successive updates (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._untracked: list[tuple[str, tuple[float, float, float, float]]] = []
+        self._known: list[list] = []  # [id, box, updates since last seen] of recent bodies
+        self._by_track: dict[int, str] = {}  # track id -> body id, for the track's life
         self._counter = 0
 
     def assign(self, people: list[PersonPose]) -> list[str]:
         """One id per person (each with a box), in order."""
-        ids: list[str] = []
-        previous = list(self._untracked)
-        untracked: list[tuple[str, tuple[float, float, float, float]]] = []
-        for p in people:
-            if p.track_id >= 0:
-                ids.append(body_id(p.track_id))
+        ids: list[str | None] = [None] * len(people)
+        for i, p in enumerate(people):  # tracks already named keep their id
+            if p.track_id >= 0 and p.track_id in self._by_track:
+                ids[i] = self._by_track[p.track_id]
+        taken = set(ids)
+        candidates = [e for e in self._known if e[0] not in taken]
+        for i, p in enumerate(people):
+            if ids[i] is not None:
                 continue
-            best = max(previous, key=lambda e: box_iou(e[1], p.box), default=None)
+            best = max(candidates, key=lambda e: box_iou(e[1], p.box), default=None)
             if best is not None and box_iou(best[1], p.box) >= UNTRACKED_MATCH_IOU:
-                previous.remove(best)
+                candidates.remove(best)  # the same person as a recent body: a new track keeps its id
                 bid = best[0]
+            elif p.track_id >= 0:
+                bid = body_id(p.track_id)
             else:
                 bid = UNTRACKED_PREFIX + base36(self._counter)
                 self._counter += 1
-            untracked.append((bid, p.box))
-            ids.append(bid)
-        self._untracked = untracked
-        return ids
+            if p.track_id >= 0:
+                self._by_track[p.track_id] = bid
+            ids[i] = bid
+        seen = {bid for bid in ids}
+        kept = [[e[0], e[1], e[2] + 1] for e in self._known if e[0] not in seen and e[2] + 1 < BODY_MEMORY_UPDATES]
+        self._known = [[bid, p.box, 0] for bid, p in zip(ids, people)] + kept[:BODY_MEMORY_MAX]
+        if len(self._by_track) > BODY_MEMORY_MAX:  # tracks end: forget the oldest
+            self._by_track = dict(list(self._by_track.items())[-BODY_MEMORY_MAX:])
+        return [str(b) for b in ids]
 
 
 @dataclasses.dataclass

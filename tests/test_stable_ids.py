@@ -1,0 +1,98 @@
+"""Stable ids per person (REP-155 bodies): a query choosing the person already tracked keeps the
+track and its id; `track_all_bodies` makes tracking updates carry everyone in view. Session with
+the default profile's real tracker (through the profile registry) and an injected clock."""
+from __future__ import annotations
+
+from chatpose_ros.core.config import NodeConfig
+from chatpose_ros.core.session import Frame, Output, Session, Track
+from chatpose_ros.core.types import PoseResult
+from chatpose_ros.profiles import tracker_factory
+from tests.fakes import make_person
+
+LEFT, RIGHT = (0.0, 0.0, 10.0, 20.0), (30.0, 0.0, 40.0, 20.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _people(dx: float = 0.0):
+    return [make_person(1, box=(LEFT[0] + dx, 0.0, LEFT[2] + dx, 20.0)),
+            make_person(2, box=(RIGHT[0] + dx, 0.0, RIGHT[2] + dx, 20.0))]
+
+
+def _session(clock, **cfg):
+    return Session(NodeConfig(tracking_rate_hz=10.0, **cfg), max_query_chars=50,
+                   tracker_factory=tracker_factory("default"), clock=clock)
+
+
+def _answer(s: Session, clock: Clock, selected: int, dx: float = 0.0) -> Output:
+    s.put_frame(Frame(image="f"))
+    s.submit("q")
+    out = s.finish_answer(s.take(), PoseResult(query="q", answer="a", people=tuple(_people(dx)), selected=selected))[0]
+    assert isinstance(out, Output)
+    return out
+
+
+def _update(s: Session, clock: Clock, people) -> list:
+    clock.t += 0.2
+    s.put_frame(Frame(image="f"))
+    work = s.take()
+    assert isinstance(work, Track)
+    return s.finish_track(work, people)
+
+
+def test_choosing_the_tracked_person_again_keeps_its_id():
+    clock = Clock()
+    s = _session(clock)
+    first = _answer(s, clock, selected=1).tracked[0].track_id
+    assert _update(s, clock, _people(1.0))[0].tracked[0].track_id == first
+    again = _answer(s, clock, selected=1, dx=1.5).tracked[0].track_id
+    assert again == first and s.stats["tracks_kept"] == 1
+    other = _answer(s, clock, selected=0, dx=1.5).tracked[0].track_id
+    assert other != first, "another person: a new track"
+
+
+def test_a_lost_track_is_not_revived_by_a_query():
+    clock = Clock()
+    s = _session(clock)
+    first = _answer(s, clock, selected=1).tracked[0].track_id
+    for _ in range(10):  # nobody in view until lost
+        events = _update(s, clock, [])
+        if events:
+            break
+    assert not s.tracking
+    assert _answer(s, clock, selected=1).tracked[0].track_id != first
+
+
+def test_tracking_updates_carry_the_chosen_person_only_by_default():
+    clock = Clock()
+    s = _session(clock)
+    _answer(s, clock, selected=1)
+    clock.t += 0.2
+    s.put_frame(Frame(image="f"))
+    work = s.take()
+    assert work.near == RIGHT, "searched near the chosen person"
+    out = s.finish_track(work, _people(1.0))[0]
+    assert len(out.result.people) == 1 and out.result.selected == 0
+
+
+def test_track_all_bodies_searches_the_whole_frame_and_carries_everyone():
+    clock = Clock()
+    s = _session(clock, track_all_bodies=True)
+    chosen = _answer(s, clock, selected=1).tracked[0].track_id
+    clock.t += 0.2
+    s.put_frame(Frame(image="f"))
+    work = s.take()
+    assert work.near is None, "the whole frame"
+    out = s.finish_track(work, _people(1.0))[0]
+    people = out.result.people
+    assert len(people) == 2 and out.result.selected == 0 and people[0].track_id == chosen
+    assert people[1].track_id == -1 and people[1].box[0] == LEFT[0] + 1.0
+    # the chosen person missed in a frame: the others are still published, nobody selected
+    missed = _update(s, clock, [_people(1.0)[0]])
+    assert len(missed) == 1 and missed[0].result.selected == -1 and len(missed[0].result.people) == 1
