@@ -1,6 +1,10 @@
 """Evaluate the shipped default model; print a table and write JSON.
 
-    chatpose-eval-default [--weights-dir DIR] [--json build/eval_default.json] [--grounding-only]
+    chatpose-eval-default [--weights-dir DIR] [--json build/eval_default.json] [--grounding-only] [--families]
+
+With --families only the question-family rows (offline/query_families.py): synthetic grounding in
+distribution vs held-out wording families and held-out colour words, and the ablations (LLM
+person-token / pose / all states zeroed, question words shuffled).
 
 Rows:
 - grounding accuracy on held-out synthetic scenes (mocap test split 01_01, unseen in
@@ -226,6 +230,10 @@ def speed(pipe, runs: int = 10) -> dict:
 
 
 def format_table(r: dict) -> str:
+    if "families" in r:  # --families: that table alone
+        from chatpose_ros.models.default.offline.query_families import format_family_table
+
+        return format_family_table(r["families"])
     lines = ["| metric | value |", "|---|---|"]
     g = r["synthetic_grounding"]
     lines.append(f"| synthetic grounding accuracy (held-out, n={g['n']}) | {g['accuracy']:.1%} "
@@ -275,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--grounding-only", action="store_true",
                    help="only the synthetic and real-photo grounding rows (about 1 min instead of several)")
+    p.add_argument("--families", action="store_true",
+                   help="only in-distribution vs held-out question families and the ablations (--scenes samples)")
     return p
 
 
@@ -288,6 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     pipe = DefaultPipeline.from_config(PipelineConfig(weights_dir=args.weights_dir))
     try:
         r = {"model_id": pipe.model_id}
+        if args.families:
+            from chatpose_ros.models.default.offline.query_families import family_report
+
+            r["families"] = family_report(pipe.llm, n=args.scenes)
+            return _report(r, args.json)
         r["synthetic_grounding"] = synthetic_grounding(pipe.llm, n=args.scenes)
         r["synthetic_grounding_regressor_3d"] = synthetic_grounding(pipe.llm, n=args.scenes,
                                                                     features=regressor_3d_features(pipe.regressor))
