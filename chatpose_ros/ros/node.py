@@ -86,6 +86,7 @@ class ChatPoseNode(LifecycleNode):
         # on the next frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
         self._later: queue.Queue = queue.Queue(maxsize=PUBLISH_BACKLOG)
         self._publisher: threading.Thread | None = None
+        self._discard = False
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
@@ -218,6 +219,7 @@ class ChatPoseNode(LifecycleNode):
     def close_model(self) -> None:
         """Stop the worker thread and the model's process, publishing nothing (at exit, when
         the ROS context may already be shut down and no transition can run)."""
+        self._discard = True  # results still queued for publishing are dropped
         self._stop_worker()
         runner, self.runner = self.runner, None
         if runner is not None:
@@ -328,6 +330,8 @@ class ChatPoseNode(LifecycleNode):
 
     def _publish_loop(self) -> None:
         while (events := self._later.get()) is not None:
+            if self._discard:
+                continue
             try:
                 self._emit(events)
             except Exception as exc:  # publishing must outlive any bug in a hook or a conversion

@@ -289,7 +289,10 @@ def _node_process(args, state: Path):
            "-p", f"model.cpu_threads:={args.cpu_threads}"]
     if args.checkpoint:
         cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
-    return subprocess.Popen(cmd, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for param in args.node_param:
+        cmd += ["-p", param]
+    log = open(state / "node.log", "w")  # the node's own log: why it stopped, if it did
+    return subprocess.Popen(cmd, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
@@ -556,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--track-seconds", type=float, default=10.0, help="tracking-only phase after the queries (e2e)")
     p.add_argument("--cpu-threads", type=int, default=0, help="model.cpu_threads (0 = torch default)")
     p.add_argument("--json", default="", help="write the figures here")
+    p.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="extra ROS parameter for the node (e2e, memory), e.g. hri_enabled:=false; repeatable")
     args = p.parse_args(argv)
     if args.what == "camera":
         return run_camera(args)
