@@ -53,6 +53,7 @@ MIN_TIMED_UPDATES = 5  # timed tracking updates before the rule is applied
 MESH_PROCESS_THREADS = 1  # torch threads of the mesh process: a 2,000-vertex mesh needs no more
 MESH_REPLY_TIMEOUT_S = 30.0  # a mesh process that does not answer a frame within this is taken for dead
 POLL_S = 0.1  # how often a wait for the mesh process checks that it lives
+BENCH_WARMUP = 10  # untimed frames of main()
 
 
 def resolve_mode(mode: str, smpl_model_path: str) -> str:
@@ -321,3 +322,36 @@ class BodyMesh:
         with self._lock:
             return {"mesh_body": f"{self.mode}: {self.state}" if self.mode == "anny" else self.state,
                     "mesh_ms_per_frame": f"{statistics.median(self._mesh_ms):.1f}" if self._mesh_ms else ""}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m chatpose_ros.core.body_mesh [--frames N]``: the Anny mesh as the node gets it
+    (AnnyProcess): time until ready, and round trip per frame (theta -> vertices), median and p90."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Anny mesh round trip per frame through its process")
+    ap.add_argument("--frames", type=int, default=50)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    t0 = time.monotonic()
+    proc = AnnyProcess()
+    try:
+        while not proc.ready():
+            time.sleep(POLL_S)
+        print(f"Anny process ready after {time.monotonic() - t0:.1f} s (Anny load {proc.load_seconds:.1f} s)")
+        rng = np.random.default_rng(0)
+        times = []
+        for i in range(BENCH_WARMUP + max(1, args.frames)):
+            theta = rng.normal(0.0, 0.3, 72).astype(np.float32)
+            t = time.perf_counter()
+            vertices = proc.mesh(theta)
+            if i >= BENCH_WARMUP:
+                times.append(1000.0 * (time.perf_counter() - t))
+        print(f"{len(vertices)} vertices, {len(proc.faces)} faces: {np.median(times):.1f} ms per frame median, "
+              f"p90 {np.percentile(times, 90):.1f} ms ({len(times)} frames)")
+    finally:
+        proc.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -132,8 +132,10 @@ def run_demo(args) -> int:
                 box = f"box x={p.box.x_offset} y={p.box.y_offset} w={p.box.width} h={p.box.height}" if p.box_known else "no box"
                 orient = ", ".join(f"{v:.3f}" for v in p.theta[:3])
                 head = ", ".join(f"{v:.3f}" for v in (p.joints[15].x, p.joints[15].y, p.joints[15].z))
+                where = (f"pelvis at [{p.translation.x:.2f}, {p.translation.y:.2f}, {p.translation.z:.2f}] m "
+                         "(assumed focal length)" if p.translation_known else "translation unknown")
                 print(f"[demo] {mark} person {i}: {p.estimator}, confidence {p.confidence:.2f}, {box}, "
-                      f"global orientation (axis-angle, rad) [{orient}], head relative to pelvis [{head}] m", flush=True)
+                      f"global orientation (axis-angle, rad) [{orient}], head relative to pelvis [{head}] m, {where}", flush=True)
             markers = got["markers"].markers
             kinds = sorted({(m.ns, m.type) for m in markers})
             print(f"[demo] markers: {len(markers)} ({', '.join(f'{ns}:{t}' for ns, t in kinds)})", flush=True)
