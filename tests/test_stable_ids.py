@@ -96,3 +96,41 @@ def test_track_all_bodies_searches_the_whole_frame_and_carries_everyone():
     # the chosen person missed in a frame: the others are still published, nobody selected
     missed = _update(s, clock, [_people(1.0)[0]])
     assert len(missed) == 1 and missed[0].result.selected == -1 and len(missed[0].result.people) == 1
+
+
+def test_body_ids_over_ros_stay_with_each_person_across_queries(ros_harness):
+    """Over ROS: answer (both people listed), tracking updates (the chosen one), the same person
+    chosen again: every person keeps their /humans/bodies id and the chosen one its track id."""
+    import threading
+
+    import numpy as np
+    from hri_msgs.msg import IdsList
+
+    from tests.fakes import FakePipeline
+
+    h = ros_harness(lambda cfg: FakePipeline(), tracking_rate_hz=50.0)
+    lists, cv = [], threading.Condition()
+
+    def on_ids(msg):
+        with cv:
+            lists.append(list(msg.ids))
+
+    sub = h.client.create_subscription(IdsList, "/humans/bodies/tracked", on_ids, 100)
+    h.wait_until(lambda: sub.get_publisher_count() > 0, what="/humans/bodies/tracked to match")
+    rgb = np.zeros((40, 80, 3), np.uint8)
+    h.publish_and_wait(rgb)
+    h.ask("the person on the right")
+    h.wait_until(lambda: len(lists) >= 1, what="the first answer's bodies")
+    first = list(lists[0])
+    assert len(first) == 2 and len(set(first)) == 2
+    while len(lists) < 3:  # frames until two tracking updates came
+        h.publish_and_wait(rgb)
+    assert all(len(ids) == 1 for ids in lists[1:3])
+    chosen = lists[1][0]
+    h.ask("the person on the right")
+    h.wait_until(lambda: any(len(ids) == 2 for ids in lists[1:]), what="the second answer's bodies")
+    second = next(ids for ids in lists[1:] if len(ids) == 2)
+    assert sorted(second) == sorted(first) and chosen in first
+    poses = h.wait_for("pose", lambda ms: sum(1 for m in ms if m.answer) >= 2)
+    answered = [m.track_id for m in poses if m.answer]
+    assert len(answered) == 2 and answered[0] == answered[1] >= 0
