@@ -284,3 +284,16 @@ def test_odd_image_sizes(perception, shape):
     scene = perception.see(np.full(shape + (3,), 128, np.uint8))
     assert scene.image_size == (shape[1], shape[0]) and scene.empty
     assert perception.see_near(np.full(shape + (3,), 128, np.uint8), (0.0, 0.0, 1.0, 1.0)).empty
+
+
+def test_close_releases_sessions():
+    from chatpose_ros.core.errors import InferenceError
+
+    p = Perception(replace(PERCEPTION_PRESETS["movenet256"], objects=False))
+    img = load_photo("messi5.jpg")
+    assert p.see(img).people
+    p.close()
+    with pytest.raises(InferenceError):
+        p.see(img)
+    with pytest.raises(InferenceError):
+        p.see_near(img, (0.0, 0.0, 100.0, 100.0))

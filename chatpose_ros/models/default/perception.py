@@ -30,7 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from chatpose_ros.core.errors import BackendUnavailableError, ConfigError, InvalidImageError, ModelLoadError
+from chatpose_ros.core.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    InferenceError,
+    InvalidImageError,
+    ModelLoadError,
+)
 from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.core.scene import Attribute, Scene, SceneObject, ScenePerson
 from chatpose_ros.models.default import perception_attributes as attrs
@@ -410,6 +416,7 @@ class Perception:
         loaded machine inflates less than wall time when threads == 1)."""
         self.config = config or PERCEPTION_PRESETS[DEFAULT_PRESET]
         self.clock = clock
+        self.closed = False
         d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
         t = self.config.threads
         self.movenet = MoveNetMultiPose(d / MODEL_FILES["movenet_multipose"], t)
@@ -424,12 +431,17 @@ class Perception:
         return cls(replace(PERCEPTION_PRESETS[name], **overrides))
 
     # -- public -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the ONNX Runtime sessions; see() and see_near() raise InferenceError after."""
+        self.movenet = self.nanodet = self.blazepose = None
+        self.closed = True
+
     def see(self, image: np.ndarray, objects: bool | None = None, attributes: bool | None = None) -> Scene:
         """(H, W, 3) uint8 RGB -> Scene (people, objects, attributes, per-stage timings_ms).
 
         objects / attributes: override the config for this call (e.g. skip the object
         detector when the question names no object); None = as configured."""
-        image = _check_image(image)
+        image = self._check(image)
         cfg = self.config
         objects = cfg.objects if objects is None else objects
         attributes = cfg.attributes if attributes is None else attributes
@@ -451,7 +463,7 @@ class Perception:
                  attributes: bool = False) -> Scene:
         """The tracking pass: one MoveNet run on the tracked box grown by near_margin (no
         objects; attributes only if asked). Boxes and keypoints in full-image px."""
-        image = _check_image(image)
+        image = self._check(image)
         cfg = self.config
         h, w = image.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
@@ -474,7 +486,7 @@ class Perception:
         the same person with layout "blazepose33", 33 keypoints and world keypoints (m), or
         `person` unchanged when the pose-presence flag is below refine_min_score. Loads the
         BlazePose model on first use when the config did not ask for refinement."""
-        image = _check_image(image)
+        image = self._check(image)
         if self.blazepose is None:
             d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
             self.blazepose = BlazePoseLandmarks(d / MODEL_FILES["blazepose_full"], self.config.threads)
@@ -485,6 +497,11 @@ class Perception:
         return replace(person, layout="blazepose33", keypoints=kp, keypoint_scores=vis, world_keypoints=world)
 
     # -- internals --------------------------------------------------------------------------
+    def _check(self, image: np.ndarray) -> np.ndarray:
+        if self.closed:
+            raise InferenceError("perception is closed")
+        return _check_image(image)
+
     def _refine_one(self, image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(33, 2) px, (33,) confidences (0 outside the image or below keypoint_score),
         (33, 3) m world keypoints; None when BlazePose says no pose."""
