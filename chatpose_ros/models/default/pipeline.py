@@ -375,15 +375,13 @@ class DefaultPipeline:
         appearance (no LLM).
 
         With `near` (xyxy px, where a tracked person is expected) perception looks only around
-        that box (one pass, ``see_near``); the whole frame is searched when nobody is found there."""
+        that box: one pass per frame (``see_near``), and nobody when the person is not there
+        (hidden, gone): the tracker counts a miss and finds them again around the same box."""
         image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
             if self.llm is None:
                 raise InferenceError("pipeline is closed")
-            scene = self._see(image, near) if near is not None else None
-            if scene is None or scene.empty:
-                scene = self._see(image)
-            people, _ = self._people(image, scene)
+            people, _ = self._people(image, self._see(image, near))
         return people
 
 
