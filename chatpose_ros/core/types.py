@@ -23,7 +23,7 @@ class PersonPose:
         estimator: "smplr_regressor", "llm_generated" (a pose from the text alone), "llm_pose_head" or
             "chatpose".
         track_id: stable id of the tracked person, -1 when untracked.
-        keypoints_2d: (K, 2) float32 image landmarks (px) for drawing, or None.
+        keypoints_2d: (K, 2) float32 image landmarks (px) for drawing, NaN where not seen, or None.
         keypoints_2d_edges: pairs of indices into keypoints_2d to draw as bones.
         vertices: (V, 3) float32 mesh vertices (m, pelvis-relative) when a SMPL file is set.
         faces: (F, 3) int64 mesh triangles, with vertices.
