@@ -160,7 +160,7 @@ def run_camera(args) -> int:
     import rclpy
     from rclpy.node import Node
 
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     node = Node("bench_camera")
     cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz).start()
     time.sleep(args.seconds)
@@ -216,7 +216,7 @@ def bench_callback(args) -> dict:
                 self.stats["queries_answered"] += 1
 
     rows, out = [], {}
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     try:
         for name in ("ours", "baseline"):
             if name == "ours":
@@ -360,7 +360,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
 
     from chatpose_ros.msg import SmplPoseArray
 
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     client = Node("bench_e2e_client")
     answers: dict[str, float] = {}
     tracking: list[float] = []
