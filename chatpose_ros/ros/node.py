@@ -352,16 +352,17 @@ class ChatPoseNode(LifecycleNode):
                                                                        frame_id=self.cfg.frame_id)
         if self.robot is not None:  # translations from camera_info (or unknown) before anything is published
             out = self.robot.place(out)
-        if self.mesh is not None:  # the chosen person's body mesh (tracking updates timed against the camera)
-            frame = out.frame
-            result, reports = self.mesh.dress(out.result, frame.seq if frame else None, frame.received if frame else None,
-                                              None if out.answer else self._track_ms)
-            out = dataclasses.replace(out, result=result)
-            self._emit(reports)
         arr = convert.result_to_msg(out.result, header)
         pubs["poses"].publish(arr)
         if 0 <= out.result.selected < len(arr.poses):
             pubs["pose"].publish(arr.poses[out.result.selected])
+        mesh = self.mesh
+        if mesh is not None:  # the chosen person's body mesh, after the poses (tracking updates timed against the camera)
+            frame = out.frame
+            result, reports = mesh.dress(out.result, frame.seq if frame else None, frame.received if frame else None,
+                                         None if out.answer else self._track_ms)
+            out = dataclasses.replace(out, result=result)
+            self._emit(reports)
         pubs["markers"].publish(markers.result_markers(
             out.result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
         if out.answer:
