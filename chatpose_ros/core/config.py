@@ -80,7 +80,7 @@ class NodeConfig:
     track_all_bodies: bool = _f(False, "Tracking updates search the whole frame and carry every person in view (the "
                                 "chosen one tracked, the others with REP-155 ids kept by box overlap) instead of only "
                                 "the chosen person, searched near its last box. Costs a whole-frame perception per "
-                                "update: about 8x the near search with the default profile (see README).")
+                                "update: 6-8x the near search with the default profile (see README).")
     frame_id: str = _f("camera_optical_frame", "Frame id used when an image arrives without one.")
     marker_lifetime_s: float = _f(1.0, "Lifetime of RViz markers (s); 0 = forever.")
     marker_joint_diameter_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")
