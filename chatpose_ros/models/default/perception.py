@@ -25,7 +25,7 @@ import argparse
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +113,11 @@ class PerceptionConfig:
     objects: bool = True
     """Run NanoDet for COCO objects."""
     object_score: float = 0.35
+    """Minimum NanoDet class score."""
     object_nms_iou: float = 0.5
+    """Objects of one class with boxes overlapping more than this are one object."""
     max_objects: int = 20
+    """At most this many objects (highest scores first)."""
     attributes: bool = True
     """Colours, facing, posture and object relations per person."""
     near_size: int = 256
@@ -177,8 +180,7 @@ class _Candidate:
     score: float
     kp: np.ndarray         # (17, 2) px
     kp_score: np.ndarray   # (17,)
-    source: str = ""
-    extra: dict = field(default_factory=dict)
+    source: str = ""       # which pass found it ("256", ...), for debugging
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
