@@ -113,8 +113,8 @@ def test_loader_refuses_duplicate_ids(tmp_path, labels):
 LABELS = [(0.0, 0.0, 100.0, 200.0), (200.0, 0.0, 300.0, 200.0), (400.0, 0.0, 500.0, 200.0)]
 
 
-def _q(category, expected, qid="q"):
-    return eq.Question(qid, "img", "?", category, expected)
+def _q(category, expected, qid="q", about=None):
+    return eq.Question(qid, "img", "?", category, expected, about=about)
 
 
 def test_chosen_label_matches_by_iou():
@@ -141,7 +141,7 @@ def test_answer_yes_no(answer, yn):
 
 
 def test_scorer_per_category_accuracy_on_a_hand_made_result_list():
-    """Ten hand-made responses with a known right/wrong pattern: per-category accuracy, refusal
+    """Eleven hand-made responses with a known right/wrong pattern: per-category accuracy, refusal
     rate, counting, pose and answer variety come out as counted by hand."""
     left, mid, right = LABELS
     cases = [
@@ -154,7 +154,8 @@ def test_scorer_per_category_accuracy_on_a_hand_made_result_list():
         (_q("no_match", "none", "g"), eq.Response("Sure, it is [POSE].", right, 3), False),
         (_q("counting", 3, "h"), eq.Response("I see three people.", None, 3), True),
         (_q("counting", 3, "i"), eq.Response("I see two people.", None, 2), False),
-        (_q("pose", "yes", "j"), eq.Response("Yes, the right arm is raised.", right, 3), True),
+        (_q("pose", "yes", "j", about=2), eq.Response("Yes, the right arm is raised.", right, 3), True),
+        (_q("pose", "no", "k", about=1), eq.Response("Sure, it is [POSE].", left, 3), False),
     ]
     outcomes = [eq.score(q, r, LABELS) for q, r, _ in cases]
     assert [o.correct for o in outcomes] == [want for *_, want in cases]
@@ -171,13 +172,14 @@ def test_scorer_per_category_accuracy_on_a_hand_made_result_list():
     assert s["no_match_refusal"] == 0.5
     assert s["counting_answer"] == 0.5
     assert s["counting_people_found"] == 0.5
-    assert s["pose_yes_no"] == 1.0
+    assert s["pose_yes_no"] == 0.5
+    assert s["pose_referent_chosen"] == 0.5
     assert s["distinct_answers"] == 5
-    assert s["top_answers"][0] == ("Sure, it is [POSE].", 5)
+    assert s["top_answers"][0] == ("Sure, it is [POSE].", 6)
     table = eq.format_table(s)
     assert "| position | 3 | 1 | 33.3% | 33.3% | 1 | 0 |" in table
     failures = eq.format_failures(outcomes).splitlines()
-    assert len(failures) == 5 and failures[0].startswith("attribute e ")
+    assert len(failures) == 6 and failures[0].startswith("attribute e ")
 
 
 def test_run_asks_the_pipeline_and_scores(labels, questions):

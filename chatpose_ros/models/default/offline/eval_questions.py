@@ -156,7 +156,8 @@ class Outcome:
     `chosen` is the label index of the selected person, CHOSE_NOBODY or CHOSE_UNLABELLED;
     `count` the number read from the answer (None when it has none); `yes_no` the leading
     "yes"/"no" of the answer (None when it has none); `labelled` the number of labelled people
-    in the image (chance of a uniform pick is 1 / labelled)."""
+    in the image (chance of a uniform pick is 1 / labelled); `about` the person a pose question
+    asks about (label index) or None."""
 
     id: str
     image: str
@@ -171,6 +172,7 @@ class Outcome:
     confidence: float
     correct: bool
     labelled: int = 0
+    about: int | None = None
 
 
 def chosen_label(selected_box: Box | None, labels: Sequence[Box], iou_threshold: float = MATCH_IOU) -> int:
@@ -216,7 +218,7 @@ def score(q: Question, r: Response, labels: Sequence[Box]) -> Outcome:
     else:
         correct = yes_no == q.expected
     return Outcome(q.id, q.image, q.question, q.category, q.expected, r.answer, chosen, count, yes_no,
-                   r.people, float(r.confidence), bool(correct), len(labels))
+                   r.people, float(r.confidence), bool(correct), len(labels), q.about)
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict:
@@ -229,7 +231,8 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
     the person categories; no_match_refusal
     (fraction of no_match questions refused); counting_answer (fraction of counting answers
     with the right number); counting_people_found (fraction of counting questions where the
-    pipeline returned the right number of people); pose_yes_no; distinct_answers; n;
+    pipeline returned the right number of people); pose_yes_no; pose_referent_chosen (fraction of
+    pose questions whose selected person is the one asked about); distinct_answers; n;
     top_answers [(text, times)] (five most common)."""
     def frac(a: int, b: int) -> float:
         return a / b if b else float("nan")
@@ -246,6 +249,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
                   "chance": _chance(xs) if c in PERSON_CATEGORIES else None}
     person = [o for o in outcomes if o.category in PERSON_CATEGORIES]
     counting = [o for o in outcomes if o.category == COUNTING]
+    about = [o for o in outcomes if o.category == POSE and o.about is not None]
     answers = collections.Counter(o.answer for o in outcomes)
     return {
         "n": len(outcomes),
@@ -257,6 +261,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
         "counting_answer": per.get(COUNTING, {}).get("accuracy", float("nan")),
         "counting_people_found": frac(sum(o.people == o.expected for o in counting), len(counting)),
         "pose_yes_no": per.get(POSE, {}).get("accuracy", float("nan")),
+        "pose_referent_chosen": frac(sum(o.chosen == o.about for o in about), len(about)),
         "distinct_answers": len(answers),
         "top_answers": answers.most_common(5),
     }
@@ -287,6 +292,7 @@ def format_table(s: dict) -> str:
         f"| counting: right number in the answer | {s['counting_answer']:.1%} |",
         f"| counting: right number of people returned (perception) | {s['counting_people_found']:.1%} |",
         f"| pose yes/no answered right | {s['pose_yes_no']:.1%} |",
+        f"| pose questions: the person asked about was selected | {s['pose_referent_chosen']:.1%} |",
         f"| distinct answer texts | {s['distinct_answers']} of {s['n']} |",
     ]
     for text, k in s["top_answers"]:
