@@ -98,33 +98,42 @@ def test_track_all_bodies_searches_the_whole_frame_and_carries_everyone():
     assert len(missed) == 1 and missed[0].result.selected == -1 and len(missed[0].result.people) == 1
 
 
+def _frames_until(h, rgb, done, bound_s: float = 120.0) -> None:
+    """Publish frames (each waited for) until `done()`; the bound is for a loaded machine, not a timing."""
+    import time
+
+    t_end = time.monotonic() + bound_s
+    while not done():
+        assert time.monotonic() < t_end, "no tracking updates"
+        h.publish_and_wait(rgb)
+
+
+def _tracked_lists(h) -> list[list[str]]:
+    """The id lists arriving on /humans/bodies/tracked (appended as they come)."""
+    from hri_msgs.msg import IdsList
+
+    lists: list[list[str]] = []
+    sub = h.client.create_subscription(IdsList, "/humans/bodies/tracked", lambda msg: lists.append(list(msg.ids)), 100)
+    h.wait_until(lambda: sub.get_publisher_count() > 0, what="/humans/bodies/tracked to match")
+    return lists
+
+
 def test_body_ids_over_ros_stay_with_each_person_across_queries(ros_harness):
     """Over ROS: answer (both people listed), tracking updates (the chosen one), the same person
     chosen again: every person keeps their /humans/bodies id and the chosen one its track id."""
-    import threading
-
     import numpy as np
-    from hri_msgs.msg import IdsList
 
     from tests.fakes import FakePipeline
 
     h = ros_harness(lambda cfg: FakePipeline(), tracking_rate_hz=50.0)
-    lists, cv = [], threading.Condition()
-
-    def on_ids(msg):
-        with cv:
-            lists.append(list(msg.ids))
-
-    sub = h.client.create_subscription(IdsList, "/humans/bodies/tracked", on_ids, 100)
-    h.wait_until(lambda: sub.get_publisher_count() > 0, what="/humans/bodies/tracked to match")
+    lists = _tracked_lists(h)
     rgb = np.zeros((40, 80, 3), np.uint8)
     h.publish_and_wait(rgb)
     h.ask("the person on the right")
     h.wait_until(lambda: len(lists) >= 1, what="the first answer's bodies")
     first = list(lists[0])
     assert len(first) == 2 and len(set(first)) == 2
-    while len(lists) < 3:  # frames until two tracking updates came
-        h.publish_and_wait(rgb)
+    _frames_until(h, rgb, lambda: len(lists) >= 3)  # two tracking updates
     assert all(len(ids) == 1 for ids in lists[1:3])
     chosen = lists[1][0]
     h.ask("the person on the right")
@@ -134,3 +143,18 @@ def test_body_ids_over_ros_stay_with_each_person_across_queries(ros_harness):
     poses = h.wait_for("pose", lambda ms: sum(1 for m in ms if m.answer) >= 2)
     answered = [m.track_id for m in poses if m.answer]
     assert len(answered) == 2 and answered[0] == answered[1] >= 0
+
+
+def test_track_all_bodies_over_ros_lists_everyone_at_every_update(ros_harness):
+    import numpy as np
+
+    from tests.fakes import FakePipeline
+
+    h = ros_harness(lambda cfg: FakePipeline(), tracking_rate_hz=50.0, track_all_bodies=True)
+    lists = _tracked_lists(h)
+    rgb = np.zeros((40, 80, 3), np.uint8)
+    h.publish_and_wait(rgb)
+    h.ask("the person on the left")
+    h.wait_until(lambda: len(lists) >= 1, what="the answer's bodies")
+    _frames_until(h, rgb, lambda: len(lists) >= 3)  # two tracking updates
+    assert all(sorted(ids) == sorted(lists[0]) for ids in lists[:3]) and len(lists[0]) == 2
