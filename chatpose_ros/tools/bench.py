@@ -546,7 +546,7 @@ def rss_mb(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "all", "camera"), nargs="?",
+    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "all", "camera"), nargs="?",
                    default="all")
     p.add_argument("--profile", default="default", choices=("default", "chatpose"))
     p.add_argument("--checkpoint", default="")
@@ -571,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         figures["frames"] = bench_frames(args)
     if args.what in ("callback", "all"):
         figures["callback"] = bench_callback(args)
+    if args.what in ("qos", "all"):  # camera frames delivered across processes, best effort and reliable
+        from chatpose_ros.tools.qos_probe import measure
+
+        figures["qos"] = {r["qos"]: r for r in measure(hz=args.hz)}
     if args.what in ("e2e", "all"):
         figures["e2e"] = bench_e2e(args)
     if args.what in ("memory", "all"):
