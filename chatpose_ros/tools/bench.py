@@ -111,9 +111,9 @@ class _Camera:
     conversion of a 640x480 Image costs about 24 ms of Python per publish, which a real (C++)
     camera driver does not spend, and which would starve a 2-core machine.
 
-    QoS: reliable, depth 1 (and the nodes subscribe so). With the loopback-only Fast DDS
-    profile, best-effort 640x480 raw frames (900 KB, fragmented) were seen to arrive at about
-    2 per second across processes while reliable delivery kept all 30."""
+    QoS: reliable, depth 1 (and the nodes subscribe so). Best-effort frames arrive as well
+    since the loopback profile is really loaded (`chatpose-bench qos`; before, Fast DDS ran on
+    its default 512 KiB shared-memory segment and delivered about a quarter of them)."""
 
     def __init__(self, node, topic, img, hz):
         from rclpy.serialization import serialize_message
