@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import CheckpointError, InvalidImageError, InvalidQueryError, ModelLoadError
+from chatpose_ros.core.errors import CheckpointError, ConfigError, InvalidImageError, InvalidQueryError, ModelLoadError
 from conftest import load_photo
 
 cv2 = pytest.importorskip("cv2")
@@ -224,3 +224,26 @@ def test_small_far_people(pipe, query, side):
     xs = [_cx(p) for p in res.people]
     assert res.selected == (int(np.argmin(xs)) if side == "left" else int(np.argmax(xs)))
     assert res.selected_person.translation is not None and res.selected_person.translation[2] > 3.0  # far away
+
+
+def test_world_keypoints_path_with_blazepose_refinement(pipe):
+    """Real pixels through the 3D path: perception refines each person with BlazePose (33
+    landmarks + world 3D), the regressor reads the world keypoints, the features use them."""
+    from chatpose_ros.models.default.perception import Perception
+    from chatpose_ros.models.default.pipeline import DefaultPipeline
+
+    try:
+        refined = Perception.from_preset("movenet_multiscale+blazepose")
+    except ConfigError as exc:  # the preset renamed by the perception stage
+        pytest.skip(f"no BlazePose preset: {exc}")
+    img = load_photo("messi5.jpg")
+    scene = refined.see(img, objects=False, attributes=False)
+    if not any(p.world_keypoints is not None for p in scene.people):
+        pytest.skip("BlazePose refused this person (pose-presence flag)")
+    two = DefaultPipeline(pipe.config, refined, pipe.regressor, pipe.llm, pipe.model_id)
+    res = two.estimate(img, "the person kicking")
+    p = res.selected_person
+    assert p is not None and p.estimator == "smplr_regressor" and np.isfinite(p.theta).all()
+    assert p.translation is not None and p.translation[2] > 0
+    # BlazePose has foot and hand landmarks: those joints can be seen on this layout
+    assert p.joint_confidence.shape == (24,) and p.joint_confidence.max() > 0.5
