@@ -224,6 +224,9 @@ class ChatPoseNode(LifecycleNode):
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.close()
+        mesh, self.mesh = self.mesh, None
+        if mesh is not None:  # the Anny mesh process, asked to stop (a build it was writing is redone next time)
+            mesh.close()
 
     def _stop_worker(self) -> None:
         self._stop.set()
