@@ -98,6 +98,9 @@ class PerceptionConfig:
     merge_keypoint_distance: float = 0.1
     """People from different passes whose shared keypoints lie within this fraction of the
     box height of each other (median) are one person (fragments of a close-up included)."""
+    merge_min_overlap: float = 0.5
+    """Two detections are one person only if this fraction of the smaller box lies in the
+    other (keeps a faint person between two others whose keypoints snap to a neighbour)."""
     merge_min_shared: int = 3
     """Keypoints both must see to compare by keypoints; with fewer, compare boxes (nms_iou)."""
     nms_iou: float = 0.5
@@ -353,10 +356,16 @@ class BlazePoseLandmarks:
 
 
 def _same_person(a: _Candidate, b: _Candidate, cfg: PerceptionConfig) -> bool:
-    """Two detections (from different passes) are one person when the keypoints both saw
+    """Two detections (from different passes) are one person when at least merge_min_overlap
+    of the smaller box lies in the other and the keypoints both saw
     (at least merge_min_shared of them) lie within merge_keypoint_distance of the taller box's
     height of each other (median); with fewer shared keypoints, when their boxes overlap by
     more than nms_iou."""
+    ix = max(0.0, min(a.box[2], b.box[2]) - max(a.box[0], b.box[0]))
+    iy = max(0.0, min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]))
+    smaller = min((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]), (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
+    if ix * iy < cfg.merge_min_overlap * max(float(smaller), 1e-6):
+        return False  # side by side, however their keypoints look
     shared = (a.kp_score >= attrs.SEEN_SCORE) & (b.kp_score >= attrs.SEEN_SCORE)
     if int(shared.sum()) >= cfg.merge_min_shared:
         height = max(a.box[3] - a.box[1], b.box[3] - b.box[1], 1.0)
