@@ -53,6 +53,7 @@ MIN_TIMED_UPDATES = 5  # timed tracking updates before the rule is applied
 MESH_PROCESS_THREADS = 1  # torch threads of the mesh process: a 2,000-vertex mesh needs no more
 MESH_REPLY_TIMEOUT_S = 30.0  # a mesh process that does not answer a frame within this is taken for dead
 POLL_S = 0.1  # how often a wait for the mesh process checks that it lives
+MESH_STOP_S = 5.0  # how long close() waits for a ready mesh process to exit before killing it
 BENCH_WARMUP = 10  # untimed frames of main()
 
 
@@ -176,15 +177,17 @@ class AnnyProcess:
         return reply[1]
 
     def close(self) -> None:
+        """Stop the process: asked when it is ready, at once while it is still loading (a cache
+        file it was writing is then found truncated and rebuilt by the next load)."""
         try:
-            if self._proc.is_alive():
+            if self._proc.is_alive() and self._faces is not None:
                 self._conn.send(None)
+                self._proc.join(timeout=MESH_STOP_S)
         except (BrokenPipeError, OSError):
             pass
-        self._proc.join(timeout=5.0)
         if self._proc.is_alive():
             self._proc.kill()
-            self._proc.join(timeout=5.0)
+            self._proc.join(timeout=MESH_STOP_S)
         self._conn.close()
 
 
