@@ -155,7 +155,7 @@ class PerceptionConfig:
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
 # movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
 # pass with the 320 tiles: 0.89 / 0.98 at the same cost (close-ups and groups missed). Cost grows with the pixels MoveNet sees:
-# 256 + four 320 tiles is about 7.7 times one 256 pass.
+# 256 + four 320 tiles measured about 9 times the CPU of one 256 pass.
 PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet256": PerceptionConfig(person_sizes=(256,)),
     "movenet320": PerceptionConfig(person_sizes=(320,)),
