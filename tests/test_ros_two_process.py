@@ -112,6 +112,8 @@ def test_readme_main_command_demo(tmp_path):
                          cwd=tmp_path, env=os.environ.copy(), capture_output=True, text=True, timeout=420)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "[demo] answer after" in res.stdout and "[demo] markers:" in res.stdout
+    # the demo publishes a camera_info for its photo (assumed focal length): people are placed
+    assert "no_camera_info" not in res.stdout + res.stderr and "(assumed focal length)" in res.stdout
     import cv2
 
     pic = cv2.imread(str(out))
