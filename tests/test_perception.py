@@ -109,16 +109,34 @@ def test_small_far_people():
     assert all(35 <= h <= 60 for h in heights), heights
 
 
-def test_far_people_in_tiles():
-    """The same three pedestrians about 40 px tall inside a 640x480 frame: whole-image passes
-    at 256/384 miss them, overlapping tiles find them."""
+@pytest.mark.parametrize("preset", ["movenet_tiles3x2", DEFAULT_PRESET])
+def test_far_people_in_a_640x480_frame(preset):
+    """The same three pedestrians about 40 px tall inside a 640x480 frame: a whole-image pass
+    at 256 misses them; overlapping tiles, or the default's second whole-image pass at 480
+    (with its lower person score), find them."""
     frame = vtest_frame(0)
     canvas = np.empty((480, 640, 3), np.uint8)
     canvas[:] = frame.reshape(-1, 3).mean(0).astype(np.uint8)
     canvas[96:384, 128:512] = cv2.resize(frame, (384, 288), interpolation=cv2.INTER_AREA)
-    tiles = Perception(replace(PERCEPTION_PRESETS["movenet_tiles3x2"], objects=False)).see(canvas)
-    assert len(tiles.people) == 3
-    assert all(p.box[3] - p.box[1] < 60 for p in tiles.people)
+    assert not Perception(replace(PERCEPTION_PRESETS["movenet256"], objects=False)).see(canvas).people
+    found = Perception(replace(PERCEPTION_PRESETS[preset], objects=False)).see(canvas)
+    assert len(found.people) == 3
+    assert all(p.box[3] - p.box[1] < 60 for p in found.people)
+
+
+def test_person_score_per_pass():
+    """person_scores filters each whole-image pass by its own score: raising the 480 pass's
+    score above every person's drops the far people that only it finds."""
+    frame = vtest_frame(0)
+    canvas = np.empty((480, 640, 3), np.uint8)
+    canvas[:] = frame.reshape(-1, 3).mean(0).astype(np.uint8)
+    canvas[96:384, 128:512] = cv2.resize(frame, (384, 288), interpolation=cv2.INTER_AREA)
+    cfg = replace(PERCEPTION_PRESETS[DEFAULT_PRESET], objects=False, attributes=False)
+    assert cfg.person_sizes == (256, 480) and len(cfg.person_scores) == 2
+    assert len(Perception(cfg).see(canvas).people) == 3
+    assert not Perception(replace(cfg, person_scores=(cfg.person_scores[0], 0.99))).see(canvas).people
+    with pytest.raises(ConfigError):
+        PerceptionConfig(person_sizes=(256, 480), person_scores=(0.2,))
 
 
 def test_objects_and_relations(perception):

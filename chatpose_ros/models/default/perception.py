@@ -82,6 +82,10 @@ class PerceptionConfig:
 
     person_sizes: tuple[int, ...] = (256,)
     """Whole-image MoveNet passes, one per input long side."""
+    person_scores: tuple[float, ...] = ()
+    """Minimum MoveNet person score of each person_sizes pass (same length); empty = person_score
+    for every pass. A large pass (small far people) can take a lower score than the small pass
+    (close-ups), whose low-score people are more often wrong."""
     tile_grid: tuple[int, int] = (0, 0)
     """(columns, rows) of overlapping tiles for an extra MoveNet pass each; (0, 0) = none."""
     tile_size: int = 256
@@ -123,8 +127,10 @@ class PerceptionConfig:
     """At most this many objects (highest scores first)."""
     attributes: bool = True
     """Colours, facing, posture and object relations per person."""
-    near_size: int = 256
-    """Tracking pass: MoveNet input long side for the crop around the tracked box."""
+    near_size: int = 192
+    """Tracking pass: MoveNet input long side for the crop around the tracked box (192 vs 256:
+    the same labelled people found, keypoints 1 % of the box height from the 256 pass's,
+    about 0.6 of the CPU time)."""
     near_margin: float = 0.5
     """Tracking pass: crop = tracked box grown by this fraction of its size on each side."""
     near_person_score: float = 0.15
@@ -141,6 +147,9 @@ class PerceptionConfig:
                 raise ConfigError(f"MoveNet input sizes must be positive multiples of {MOVENET_STRIDE}, got {s}")
         if not self.person_sizes:
             raise ConfigError("person_sizes needs at least one size")
+        if self.person_scores and len(self.person_scores) != len(self.person_sizes):
+            raise ConfigError(f"person_scores needs one score per person_sizes entry ({len(self.person_sizes)}), "
+                              f"got {len(self.person_scores)}")
         if self.refine not in ("none", "blazepose_full"):
             raise ConfigError(f"unknown refine {self.refine!r}: expected 'none' or 'blazepose_full'")
         if self.threads < 1:
@@ -154,8 +163,14 @@ class PerceptionConfig:
 # person_score 0.2): movenet256 recall 0.56 / precision 0.98 (misses small people),
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
 # movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
-# pass with the 320 tiles: 0.89 / 0.98 at the same cost (close-ups and groups missed). Cost grows with the pixels MoveNet sees:
-# 256 + four 320 tiles measured about 9 times the CPU of one 256 pass.
+# pass with the 320 tiles: 0.89 / 0.98 at the same cost (close-ups and groups missed). Cost grows
+# with the pixels MoveNet sees (about 0.55 CPU ms per 1000 input px, one thread): on 640x480,
+# 256 + four 320 tiles = 377k px, about 7.7 times one 256 pass (49k px). The default
+# movenet_256_480 (233k px, 4.8 times) gets 0.93 / 0.99: the 480 pass sees the small people
+# the tiles saw at a similar scale, without the tiles' overlap; its person score is lower (0.15)
+# while the 256 pass keeps 0.2 (at 0.15 it adds false people). int8 static quantisation of
+# MoveNet (onnxruntime QDQ / QOperator, per channel) measured 0-10 % faster here (AVX2, no
+# VNNI): not used.
 PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet256": PerceptionConfig(person_sizes=(256,)),
     "movenet320": PerceptionConfig(person_sizes=(320,)),
@@ -164,6 +179,11 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet_multiscale": PerceptionConfig(person_sizes=(256, 384)),
     "movenet_multiscale3": PerceptionConfig(person_sizes=(256, 384, 512)),
     "movenet_256_512": PerceptionConfig(person_sizes=(256, 512)),
+    "movenet_256_480": PerceptionConfig(person_sizes=(256, 480), person_scores=(0.2, 0.15)),
+    "movenet_256_480_s20": PerceptionConfig(person_sizes=(256, 480)),
+    "movenet_224_480": PerceptionConfig(person_sizes=(224, 480), person_scores=(0.2, 0.15)),
+    "movenet_256_448": PerceptionConfig(person_sizes=(256, 448), person_scores=(0.2, 0.15)),
+    "movenet_256_512_s15": PerceptionConfig(person_sizes=(256, 512), person_scores=(0.2, 0.15)),
     "movenet_tiles2x1": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 1), tile_size=384),
     "movenet_tiles": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=256),
     "movenet_tiles384": PerceptionConfig(person_sizes=(256,), tile_grid=(2, 2), tile_size=384),
@@ -174,7 +194,7 @@ PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet_multiscale_tiles": PerceptionConfig(person_sizes=(256, 384), tile_grid=(2, 2), tile_size=256),
     "movenet_multiscale+blazepose": PerceptionConfig(person_sizes=(256, 384), refine="blazepose_full"),
 }
-DEFAULT_PRESET = "movenet_tiles320"
+DEFAULT_PRESET = "movenet_256_480"
 
 
 @dataclass
@@ -460,8 +480,8 @@ class Perception:
         timings: dict[str, float] = {}
         t0 = self.clock()
         cands: list[_Candidate] = []
-        for size in cfg.person_sizes:
-            cands += self.movenet.run(image, size, min_score=cfg.person_score)
+        for size, min_score in zip(cfg.person_sizes, cfg.person_scores or [cfg.person_score] * len(cfg.person_sizes)):
+            cands += self.movenet.run(image, size, min_score=min_score)
         if cfg.tile_grid[0] > 0 and cfg.tile_grid[1] > 0:
             for x0, y0, x1, y1 in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
                 found = self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
