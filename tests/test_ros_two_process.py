@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def node_process():
     proc = subprocess.Popen([sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(STATE_DIR), "--ros-args",
                              "-p", "image_qos:=reliable", "-p", "image_qos_depth:=5", "-p", "track_after_query:=true",
-                             "-p", "diagnostics_period_s:=0.2", "-p", "mesh_body:=off"],
+                             "-p", "diagnostics_period_s:=0.2", "-p", "mesh_body:='off'"],  # quoted: YAML reads off as false
                             env=os.environ.copy(), cwd=ROOT)
     yield proc
     proc.send_signal(signal.SIGINT)
