@@ -34,6 +34,7 @@ import re
 from typing import Callable
 
 import numpy as np
+from rclpy.event_handler import PublisherEventCallbacks
 from hri_msgs.msg import IdsList, LiveSpeech, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
@@ -193,10 +194,15 @@ class HriBodyPublisher:
             pubs = self._bodies.get(bid)
             if pubs is None:
                 ns = f"{BODIES_NS}/{bid}"
-                pubs = _BodyPubs(roi=self._node.create_publisher(NormalizedRegionOfInterest2D, f"{ns}/roi", self._qos),
-                                 skeleton2d=self._node.create_publisher(Skeleton2D, f"{ns}/skeleton2d", self._qos),
-                                 cropped=self._node.create_publisher(Image, f"{ns}/cropped", self._qos),
-                                 joint_states=self._node.create_publisher(JointState, f"{ns}/joint_states", self._qos))
+                # Per-body publishers come and go while the executor spins: without QoS event
+                # handlers (rclpy adds an incompatible-QoS one by default), destroying them cannot
+                # race the executor building its wait set (InvalidHandle killed its spin thread).
+                ev = PublisherEventCallbacks(use_default_callbacks=False)
+                pubs = _BodyPubs(
+                    roi=self._node.create_publisher(NormalizedRegionOfInterest2D, f"{ns}/roi", self._qos, event_callbacks=ev),
+                    skeleton2d=self._node.create_publisher(Skeleton2D, f"{ns}/skeleton2d", self._qos, event_callbacks=ev),
+                    cropped=self._node.create_publisher(Image, f"{ns}/cropped", self._qos, event_callbacks=ev),
+                    joint_states=self._node.create_publisher(JointState, f"{ns}/joint_states", self._qos, event_callbacks=ev))
                 self._bodies[bid] = pubs
             if size is not None:
                 pubs.roi.publish(roi_msg(person.box, size, person.confidence, header))
