@@ -25,6 +25,7 @@ from chatpose_ros.ros.convert import rgb_to_image
 from chatpose_ros.ros.node import ChatPoseNode
 
 POLL_S = 0.01  # how often wait_until looks at its condition
+SPIN_SLICE_S = 0.1  # the spin thread checks for close() this often
 EXECUTOR_CHECK_S = 0.5  # how often a wait checks that the executor thread still runs
 
 
@@ -53,7 +54,9 @@ class Harness:
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spinning = threading.Event()
+        self._spinning.set()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
         if autostart:
             assert self.node.autostart(), "node failed to configure/activate"
@@ -143,12 +146,19 @@ class Harness:
     def ask(self, text: str):
         self.query_pub.publish(String(data=text))
 
+    def _spin(self):
+        # spin_once in a loop that close() ends: shutting the executor down while its thread
+        # waits races rclpy's own guard condition (InvalidHandle in the spin thread)
+        while self._spinning.is_set():
+            self.executor.spin_once(timeout_sec=SPIN_SLICE_S)
+
     def close(self):
         self._closing = True
+        self._spinning.clear()
         try:
-            self.executor.shutdown(timeout_sec=5.0)
+            self._thread.join(timeout=60.0)
         finally:
-            self._thread.join(timeout=10.0)
+            self.executor.shutdown(timeout_sec=5.0)
             still_up = self.node.runner is not None or self.node._worker is not None
             if still_up and self.node._state_machine.current_state[1] != "finalized":
                 self.node.trigger_shutdown()
