@@ -23,7 +23,8 @@ def main() -> int:
     for path in prefix.glob("share/*/cmake/*Export.cmake"):
         text = path.read_text()
         new = re.sub(r"/opt/python/cp\d+-cp\d+/include/python3\.\d+", py_inc, text)
-        new = re.sub(r"/opt/python/cp\d+-cp\d+/lib/python3\.\d+/site-packages/numpy/_?core/include", np_inc, new)
+        # the build machine's numpy, or this venv's before a numpy upgrade (1.x core/ -> 2.x _core/)
+        new = re.sub(r"[^;\"\s]*/site-packages/numpy/_?core/include", np_inc, new)
         if new != text:
             path.write_text(new)
             changed += 1

@@ -62,6 +62,6 @@ cmake --build build/interfaces >>build/interfaces.log 2>&1 && cmake --install bu
 # (whose __init__ extends its path to the generated msg/ and action/ modules) is the package.
 rm -f "$VENV"/lib/python3*/site-packages/chatpose_ros/__init__.py
 
-"$VENV/bin/python" -c "import chatpose_ros.msg, chatpose_ros.action, hri_msgs.msg, tf2_msgs.msg, rclpy, torch, mediapipe; print('[setup] imports ok')"
+"$VENV/bin/python" -c "import chatpose_ros.msg, chatpose_ros.action, hri_msgs.msg, tf2_msgs.msg, rclpy, torch, onnxruntime, cv2; print('[setup] imports ok')"
 rm -f "$VENV"/.chatpose-setup-*
 touch "$stamp"

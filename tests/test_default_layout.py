@@ -16,7 +16,7 @@ DEFAULT = ROOT / "chatpose_ros" / "models" / "default"
 OFFLINE_PACKAGE = "chatpose_ros.models.default.offline"
 # what the node and the CLI load at run time
 RUNTIME = ("pipeline", "llm", "regressor", "keypoints", "person_features", "tracking", "scene_input", "perception_attributes",
-           "perception", "detector")
+           "perception")
 # evaluation scripts that sit beside the runtime modules (may import offline code)
 EVALUATION = ("eval_perception",)
 

@@ -30,8 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chatpose_ros.core.errors import BackendUnavailableError
-
 log = logging.getLogger(__name__)
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -80,23 +78,6 @@ def real_grounding(pipe) -> list[dict]:
                      "people": len(res.people), "selected": res.selected,
                      "correct": bool(want >= 0 and res.selected == want)})
     return rows
-
-
-def real_grounding_old_detector(pipe) -> list[dict] | str:
-    """REAL_CASES with the old MediaPipe detector in place of the perception stage (same LLM and
-    regressor), for the side-by-side table; a reason string when it is not installed."""
-    try:
-        from chatpose_ros.models.default.detector import MediaPipePerception
-
-        old = MediaPipePerception(max_people=pipe.config.max_people)
-    except (ImportError, BackendUnavailableError) as exc:
-        return f"unavailable ({exc})"
-    new, pipe.perception = pipe.perception, old
-    try:
-        return real_grounding(pipe)
-    finally:
-        pipe.perception = new
-        old.close()
 
 
 def regressor_3d_features(regressor):
@@ -253,10 +234,6 @@ def format_table(r: dict) -> str:
             lines.append(f"| - {k} (n={v['n']}) | {v['accuracy']:.1%} |")
     real = r["real_grounding"]
     lines.append(f"| real-photo grounding | {sum(x['correct'] for x in real)}/{len(real)} |")
-    old = r.get("real_grounding_old_detector")
-    if old is not None:
-        lines.append("| real-photo grounding, old MediaPipe detector (same LLM and regressor) | "
-                     + (old if isinstance(old, str) else f"{sum(x['correct'] for x in old)}/{len(old)}") + " |")
     for x in real:
         lines.append(f"| - {x['image']}: \"{x['query']}\" -> {x['expected']} | "
                      f"{'ok' if x['correct'] else 'WRONG'} (people {x['people']}, answer \"{x['answer']}\") |")
@@ -312,7 +289,6 @@ def main(argv: list[str] | None = None) -> int:
         r["synthetic_grounding_regressor_3d"] = synthetic_grounding(pipe.llm, n=args.scenes,
                                                                     features=regressor_3d_features(pipe.regressor))
         r["real_grounding"] = real_grounding(pipe)
-        r["real_grounding_old_detector"] = real_grounding_old_detector(pipe)
         if args.grounding_only:
             return _report(r, args.json)
         try:
