@@ -21,7 +21,7 @@ Switch-off rule (``mesh_slows_tracking``): tracking runs one update per frame at
 most ``tracking_rate_hz``: one update every max(camera period, 1 / tracking_rate_hz). A mesh
 computed after each update by the same thread slows tracking when the update and the mesh together
 take longer than that interval; one computed by another thread while the next update runs
-(``overlapped``, the node's publisher thread) when the mesh alone does. After MIN_TIMED_UPDATES
+(``overlapped``, the node's mesh thread, ros/mesh_markers.py) when the mesh alone does. After MIN_TIMED_UPDATES
 timed tracking updates, with the medians of the last TIMING_WINDOW (mesh time, tracking time and
 the camera period measured from the frames' arrival times and numbers), the mesh is switched off for good (until the node is
 configured again) with one report ``mesh_off``. Answers to queries are not timed (they take far

@@ -96,6 +96,9 @@ class NodeConfig:
                                 "Without it translations are unknown (status no_camera_info).")
     hri_enabled: bool = _f(True, "Publish the ROS4HRI (REP-155) body topics: /humans/bodies/tracked and per body "
                            "roi, skeleton2d, cropped and joint_states.")
+    hri_cropped_rate_hz: float = _f(2.0, "Highest rate of the ROS4HRI cropped images during tracking (Hz): each "
+                                    "costs a decode of the frame in the node, so they are not sent with every tracking "
+                                    "update; answers to queries always carry them. 0 = only with answers.")
     tf_enabled: bool = _f(True, "Broadcast TF frames (child of the image's optical frame): chatpose_target for the "
                           "chosen person, body_<id> for each body with a known translation; and ~/target_pose.")
     tf_joint_frames: bool = _f(False, "Also broadcast per-joint frames <link>_<id> (head, shoulders, elbows, wrists, "
@@ -120,6 +123,8 @@ class NodeConfig:
             raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
         if self.status_log_period_s < 0:
             raise ConfigError("status_log_period_s must be >= 0")
+        if self.hri_cropped_rate_hz < 0:
+            raise ConfigError("hri_cropped_rate_hz must be >= 0")
 
 
 def validate_choices(cfg: Any) -> None:

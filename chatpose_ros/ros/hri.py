@@ -98,11 +98,12 @@ def joint_state_msg(theta: np.ndarray, bid: str, header: Header) -> JointState:
                       position=[float(angles[n]) for n in REP155_JOINT_NAMES])
 
 
-def cropped_msg(rgb: np.ndarray, box: tuple[float, float, float, float], header: Header) -> Image | None:
-    """The box cut from (H, W, 3) uint8 RGB as an rgb8 Image, or None when the box is empty."""
+def cropped_msg(rgb: np.ndarray, box: tuple[float, float, float, float], header: Header, rgb_top: int = 0) -> Image | None:
+    """The box cut from (H, W, 3) uint8 RGB as an rgb8 Image, or None when the box is empty.
+    `rgb_top`: the image row where `rgb` starts (a band of rows of the image; 0 = the whole image)."""
     h, w = rgb.shape[:2]
-    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-    x1, y1 = min(w, int(np.ceil(box[2])) + 1), min(h, int(np.ceil(box[3])) + 1)
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])) - rgb_top)
+    x1, y1 = min(w, int(np.ceil(box[2])) + 1), min(h, int(np.ceil(box[3])) + 1 - rgb_top)
     if x1 <= x0 or y1 <= y0:
         return None
     return rgb_to_image(np.ascontiguousarray(rgb[y0:y1, x0:x1]), header)
@@ -178,9 +179,10 @@ class HriBodyPublisher:
         return list(zip(ids, idx))
 
     def publish(self, result: PoseResult, header: Header, rgb: np.ndarray | None,
-                bodies: list[tuple[str, int]] | None = None) -> list[tuple[str, int]]:
-        """Publish the body topics of `result` (an image's people; `rgb` the image, for crops).
-        `bodies` = ids from `assign_ids` (assigned here when None). Returns them."""
+                bodies: list[tuple[str, int]] | None = None, rgb_top: int = 0) -> list[tuple[str, int]]:
+        """Publish the body topics of `result` (an image's people; `rgb` the image, for crops;
+        None = no crops this time; `rgb_top`: the image row where `rgb` starts, when it is a band
+        of rows). `bodies` = ids from `assign_ids` (assigned here when None). Returns them."""
         if bodies is None:
             bodies = self.assign_ids(result)
         live = {bid for bid, _ in bodies}
@@ -188,7 +190,7 @@ class HriBodyPublisher:
             pubs = self._bodies.pop(gone)
             for pub in vars(pubs).values():
                 self._node.destroy_publisher(pub)
-        size = result.image_size or ((rgb.shape[1], rgb.shape[0]) if rgb is not None else None)
+        size = result.image_size or ((rgb.shape[1], rgb.shape[0]) if rgb is not None and not rgb_top else None)
         for bid, i in bodies:
             person = result.people[i]
             pubs = self._bodies.get(bid)
@@ -210,7 +212,7 @@ class HriBodyPublisher:
                 if skel is not None:
                     pubs.skeleton2d.publish(skel)
             if rgb is not None:
-                crop = cropped_msg(rgb, person.box, header)
+                crop = cropped_msg(rgb, person.box, header, rgb_top)
                 if crop is not None:
                     pubs.cropped.publish(crop)
             pubs.joint_states.publish(joint_state_msg(person.theta, bid, header))

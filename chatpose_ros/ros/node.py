@@ -49,6 +49,7 @@ from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from . import cdr, convert, markers
+from .mesh_markers import MeshMarkers
 from .params import declare_from_dataclass, read_dataclass
 from .robot_io import RobotIO
 
@@ -75,6 +76,7 @@ class ChatPoseNode(LifecycleNode):
         self.output_hooks: list[Callable[[Output, Header], None]] = []
         self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
         self.mesh: BodyMesh | None = None  # the chosen person's body mesh (SMPL file or Anny; core/body_mesh.py)
+        self._meshes: MeshMarkers | None = None  # the Anny mesh, dressed and published off the pose path
         self._track_ms: float | None = None  # how long the last tracking update took (worker thread)
         self._pubs: dict[str, object] = {}
         self._subs: list = []
@@ -108,7 +110,7 @@ class ChatPoseNode(LifecycleNode):
             self.cfg = read_dataclass(self, NodeConfig)
             self.model_cfg = read_dataclass(self, PipelineConfig, MODEL_PREFIX)
             make_tracker = tracker_factory(self.model_cfg.profile)
-            # the mesh is computed in the publisher thread, beside the worker's next tracking update
+            # the Anny mesh is computed in a thread of its own, beside the worker's next tracking update
             mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz, overlapped=True)
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
@@ -168,6 +170,9 @@ class ChatPoseNode(LifecycleNode):
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="chatpose_publisher", daemon=True)
+        if self.mesh is not None and self.mesh.mode == "anny":
+            self._meshes = MeshMarkers(self.mesh, self.cfg, self._publish_mesh, self._emit_later, self._log_publish_error)
+            self._meshes.start()
         self._publisher.start()
         self._worker.start()
         self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
@@ -236,6 +241,9 @@ class ChatPoseNode(LifecycleNode):
             if self._worker.is_alive():
                 self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
             self._worker = None
+        if self._meshes is not None:  # before the publisher: the mesh thread's reports go through it
+            self._meshes.close(STOP_JOIN_S)
+            self._meshes = None
         if self._publisher is not None:  # after the worker: what it produced is published first
             self._later.put(None)
             self._publisher.join(timeout=STOP_JOIN_S)
@@ -338,7 +346,15 @@ class ChatPoseNode(LifecycleNode):
             try:
                 self._emit(events)
             except Exception as exc:  # publishing must outlive any bug in a hook or a conversion
-                self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+                self._log_publish_error(exc)
+
+    def _log_publish_error(self, exc: Exception) -> None:
+        self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+
+    def _publish_mesh(self, arr: MarkerArray) -> None:
+        pub = self._pubs.get("markers")
+        if pub is not None and not self._discard:
+            pub.publish(arr)
 
     def _emit(self, events) -> None:
         for ev in events:
@@ -360,14 +376,13 @@ class ChatPoseNode(LifecycleNode):
         if 0 <= out.result.selected < len(arr.poses):
             pubs["pose"].publish(arr.poses[out.result.selected])
         mesh = self.mesh
-        if mesh is not None:  # the chosen person's body mesh, after the poses (tracking updates timed against the camera)
-            frame = out.frame
-            result, reports = mesh.dress(out.result, frame.seq if frame else None, frame.received if frame else None,
-                                         None if out.answer else self._track_ms)
-            out = dataclasses.replace(out, result=result)
-            self._emit(reports)
+        if mesh is not None and mesh.mode != "anny":  # 'off' drops a pipeline's mesh, 'smpl' keeps it: no round trip
+            out = dataclasses.replace(out, result=mesh.dress(out.result)[0])
         pubs["markers"].publish(markers.result_markers(
             out.result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
+        meshes = self._meshes
+        if meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
+            meshes.submit(out, header, None if out.answer else self._track_ms)
         if out.answer:
             # a spoken query's answer says which voice asked
             pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from typing import Callable
 
 from geometry_msgs.msg import PoseStamped
@@ -29,6 +30,7 @@ from std_msgs.msg import Header
 from chatpose_ros.core.camera import CameraIntrinsics
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
+from chatpose_ros.core.model_worker import RawImage
 from chatpose_ros.core.placement import place_result
 from chatpose_ros.core.session import Output
 from chatpose_ros.msg import PipelineStatus
@@ -37,6 +39,9 @@ from . import hri, tf
 
 CAMERA_INFO_DEPTH = 5
 SPEECH_DEPTH = 10
+# raw encodings whose rows decode alone (no whole-image statistic, no demosaicing across rows):
+# the ROS4HRI crops decode only the band of rows that holds the bodies
+ROW_LOCAL_ENCODINGS = frozenset({"rgb8", "bgr8", "rgba8", "bgra8", "mono8"})
 
 # report(level, code, message, throttle_key)
 ReportFn = Callable[[int, str, str, str], None]
@@ -61,6 +66,7 @@ class RobotIO:
         self._target_pub = None
         self._camera_sub = None
         self._speech: hri.SpeechInput | None = None
+        self._last_crops: float | None = None  # monotonic time of the last cropped images (publishing thread)
         self.camera_info_topic = cfg.camera_info_topic or tf.camera_info_topic_for(cfg.image_topic)
 
     @property
@@ -144,6 +150,28 @@ class RobotIO:
             return dataclasses.replace(out, result=place_result(out.result, None))
         return dataclasses.replace(out, result=place_result(out.result, intr))
 
+    def _crop_source(self, out: Output, boxes: list) -> tuple:
+        """(pixels for the ROS4HRI crops or None, the image row they start at). Crops cost a decode
+        of the frame here: answers always get them, tracking updates at most hri_cropped_rate_hz;
+        a raw frame of a row-local encoding is decoded only in the band of rows of `boxes`."""
+        if out.frame is None:
+            return None, 0
+        now = time.monotonic()
+        rate = self.cfg.hri_cropped_rate_hz
+        if not out.answer and (rate <= 0 or (self._last_crops is not None and now - self._last_crops < 1.0 / rate)):
+            return None, 0
+        self._last_crops = now
+        image = out.frame.image
+        try:
+            if isinstance(image, RawImage) and image.encoding in ROW_LOCAL_ENCODINGS and out.result.image_size:
+                top = min(image.height, max(0, int(min(b[1] for b in boxes))))
+                bottom = max(top + 1, min(image.height, int(max(b[3] for b in boxes)) + 2))
+                band = memoryview(image.data).cast("B")[top * image.step:bottom * image.step]
+                return dataclasses.replace(image, data=band, height=bottom - top).decode(self._max_pixels), top
+            return image.decode(self._max_pixels), 0
+        except ChatPoseError:
+            return None, 0  # the model decoded it; a failure here only loses the crops
+
     def publish(self, out: Output, header: Header) -> None:
         """ROS4HRI body topics, TF frames and the target pose of one (placed) output."""
         if self._hri is None and self._tf is None:
@@ -151,12 +179,9 @@ class RobotIO:
         result = out.result
         bodies = list(zip(self._ids.assign([p for p in result.people if hri.is_body(p)]),
                           [i for i, p in enumerate(result.people) if hri.is_body(p)]))
-        if self._hri is not None and out.frame is not None:
-            try:
-                rgb = out.frame.image.decode(self._max_pixels)
-            except ChatPoseError:
-                rgb = None  # the model decoded it; a failure here only loses the crops
-            self._hri.publish(result, header, rgb, bodies)
+        if self._hri is not None:
+            rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
+            self._hri.publish(result, header, rgb, bodies, rgb_top=top)
         if self._tf is not None:
             transforms = []
             for bid, i in bodies:
