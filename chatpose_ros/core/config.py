@@ -112,6 +112,9 @@ class NodeConfig:
                         "build minutes and ~0.55 GB under ~/.cache/chatpose_ros/anny); 'auto' = 'smpl' when a SMPL file "
                         "is set, else 'anny'; 'off' = none. The Anny mesh is switched off (status mesh_off) when it "
                         "would slow tracking below the camera rate.", ("auto", "smpl", "anny", "off"))
+    mesh_rate_hz: float = _f(5.0, "Highest rate of the Anny mesh marker during tracking (Hz): each mesh is a round "
+                             "trip to the mesh process and thousands of marker points built in the node, beside the "
+                             "poses (never before them); answers to queries always get it. 0 = only with answers.")
     model_in_process: bool = _f(False, "Run the model in the node's process (tests, debugging). False: in a worker "
                                 "process of its own, frames handed over through shared memory, restarted if it dies.")
 
@@ -123,8 +126,8 @@ class NodeConfig:
             raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
         if self.status_log_period_s < 0:
             raise ConfigError("status_log_period_s must be >= 0")
-        if self.hri_cropped_rate_hz < 0:
-            raise ConfigError("hri_cropped_rate_hz must be >= 0")
+        if self.hri_cropped_rate_hz < 0 or self.mesh_rate_hz < 0:
+            raise ConfigError("hri_cropped_rate_hz and mesh_rate_hz must be >= 0")
 
 
 def validate_choices(cfg: Any) -> None:

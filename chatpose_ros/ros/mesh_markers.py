@@ -3,13 +3,15 @@ publishes the mesh marker when the mesh process answers.
 
 The node publishes poses and skeleton markers at once and hands each result here (`submit`);
 while a mesh is in flight, newer results replace the waiting one (updates in between get no
-mesh: the newest one is dressed next), so a mesh round trip never delays pose publishing. The
-mesh marker (namespace chatpose/mesh, id of the person, as markers.person_markers draws it)
-replaces the previous one in RViz.
+mesh: the newest one is dressed next), so a mesh round trip never delays pose publishing. Tracking
+updates are dressed at most `mesh_rate_hz` times a second (answers always). The mesh marker
+(namespace chatpose/mesh, id of the person, as markers.person_markers draws it) replaces the
+previous one in RViz.
 """
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from std_msgs.msg import Header
@@ -36,7 +38,8 @@ class MeshMarkers:
         self._pending: tuple | None = None  # (output, header, track_ms) waiting for the thread
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.skipped = 0  # results replaced while a mesh was in flight
+        self.skipped = 0  # results replaced while a mesh was in flight or the rate limit held them
+        self._next_track = 0.0  # monotonic time from which the next tracking update may be dressed
 
     def start(self) -> None:
         with self._cond:
@@ -64,11 +67,20 @@ class MeshMarkers:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._stop:
-                    self._cond.wait()
-                if self._stop:
-                    return
+                while True:
+                    if self._stop:
+                        return
+                    if self._pending is None:
+                        self._cond.wait()
+                        continue
+                    hold = 0.0 if self._pending[0].answer else self._next_track - time.monotonic()
+                    if hold <= 0:
+                        break
+                    self._cond.wait(hold)  # a newer result or an answer may come meanwhile
                 (out, header, track_ms), self._pending = self._pending, None
+            if not out.answer:
+                rate = self.cfg.mesh_rate_hz
+                self._next_track = time.monotonic() + (1.0 / rate if rate > 0 else float("inf"))
             try:
                 self._dress(out, header, track_ms)
             except Exception as exc:  # the mesh thread outlives any bug in a conversion
