@@ -29,16 +29,14 @@ import time
 from typing import Callable
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
 from visualization_msgs.msg import MarkerArray
 
-from chatpose_ros.action import EstimatePose
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError, WorkerCrashedError
@@ -49,13 +47,14 @@ from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from . import cdr, convert, markers
+from .diagnostics import pipeline_diagnostics
+from .estimate_action import EstimateAction
 from .mesh_markers import MeshMarkers
 from .params import declare_from_dataclass, read_dataclass
 from .robot_io import RobotIO
 
 MODEL_PREFIX = "model."
 WORKER_WAIT_S = 0.1  # the worker thread's longest wait for work (then it checks stop and the model's health)
-GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
 PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worker waits for it
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 
@@ -81,7 +80,7 @@ class ChatPoseNode(LifecycleNode):
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
-        self._action: ActionServer | None = None
+        self._action: EstimateAction | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         # the worker's results are published by a thread of their own, so that the model works
@@ -145,9 +144,8 @@ class ChatPoseNode(LifecycleNode):
         self.robot.configure(out_qos)
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
-        self._action = ActionServer(self, EstimatePose, "~/estimate", execute_callback=self._execute_goal,
-                                    goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
-                                    callback_group=ReentrantCallbackGroup())
+        self._action = EstimateAction(self, self.cfg, self.model_cfg.max_image_pixels, self.session, self._emit,
+                                      lambda: self._worker is not None)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -414,66 +412,5 @@ class ChatPoseNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self.mesh is not None:  # the Anny mesh reports its readiness without waiting for traffic
             self._emit(self.mesh.poll())
-        values = {"model_id": self.runner.model_id if self.runner else "", "model_state": self.model_state,
-                  "model_process": "in process" if self.cfg.model_in_process else str(getattr(self.runner, "pid", "")),
-                  **self.session.snapshot(), **(self.mesh.snapshot() if self.mesh is not None else {}),
-                  "image_gaps_ms": ",".join(f"{g:.1f}" for g in self.session.drain_image_gaps())}
-        last = self.session.last_latency_ms
-        level, msg = DiagnosticStatus.OK, "ok"
-        if self.runner is None or self.model_state != "loaded":
-            level, msg = DiagnosticStatus.ERROR, f"model not available ({self.model_state})"
-        elif last is not None and last > self.cfg.latency_warn_ms:
-            level, msg = DiagnosticStatus.WARN, f"last answer took {last:.0f} ms (> latency_warn_ms)"
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: pipeline", hardware_id="chatpose_ros", message=msg,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        self._pubs["diagnostics"].publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()),
-                                                          status=[status]))
-
-    # ------------------------------------------------------------------ action
-    def _on_goal(self, _goal) -> GoalResponse:
-        if self._worker is None:
-            self.get_logger().warn("action goal refused: the node is not active")
-            return GoalResponse.REJECT
-        return GoalResponse.ACCEPT
-
-    def _execute_goal(self, goal_handle) -> EstimatePose.Result:
-        goal, result = goal_handle.request, EstimatePose.Result()
-        frame = None
-        if goal.use_image:
-            img = goal.image
-            image = RawImage(memoryview(img.data).cast("B"), img.width, img.height, img.encoding, img.step,
-                             bool(img.is_bigendian))
-            try:
-                check_raw_layout(img.width, img.height, img.encoding, img.step, image.nbytes, self.model_cfg.max_image_pixels)
-            except ChatPoseError as exc:
-                self._emit([Report(PipelineStatus.ERROR, exc.code, f"action goal refused: {exc}", goal.query)])
-                result.success, result.message = False, f"{exc.code}: {exc}"
-                goal_handle.abort()
-                return result
-            img.header.frame_id = img.header.frame_id or self.cfg.frame_id
-            frame = Frame(image=image, header=img.header)
-        job, events = self.session.submit(goal.query, frame)
-        self._emit(events)
-        if job is None:
-            result.success, result.message = False, "invalid_query: see ~/status"
-            goal_handle.abort()
-            return result
-        last_stage = ""
-        while not job.done.wait(timeout=GOAL_POLL_S):
-            if goal_handle.is_cancel_requested:
-                job.cancelled = True
-            if job.stage != last_stage:
-                last_stage = job.stage
-                goal_handle.publish_feedback(EstimatePose.Feedback(stage=job.stage))
-        if job.result is None:
-            result.success, result.message = False, f"{job.code}: {job.error}"
-            if job.cancelled and goal_handle.is_cancel_requested:
-                goal_handle.canceled()
-            else:
-                goal_handle.abort()
-            return result
-        result.success, result.message, result.answer = True, "ok", job.result.answer
-        header = job.used_frame.header if job.used_frame is not None else Header(frame_id=self.cfg.frame_id)
-        result.poses = convert.result_to_msg(job.result, header)
-        goal_handle.succeed()
-        return result
+        self._pubs["diagnostics"].publish(pipeline_diagnostics(self.get_name(), self.get_clock().now().to_msg(), self.cfg,
+                                                               self.runner, self.model_state, self.session, self.mesh))

@@ -1,0 +1,89 @@
+"""The node's ~/estimate action (chatpose_ros/EstimatePose): a goal becomes a query of the node's
+Session (with the goal's image, if any), its stages are sent as feedback, and the result carries
+the poses. Goals are refused while the node is not active; a cancel marks the job cancelled.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from std_msgs.msg import Header
+
+from chatpose_ros.action import EstimatePose
+from chatpose_ros.core.errors import ChatPoseError
+from chatpose_ros.core.image_codec import check_raw_layout
+from chatpose_ros.core.model_worker import RawImage
+from chatpose_ros.core.config import NodeConfig
+from chatpose_ros.core.session import Frame, Report, Session
+from chatpose_ros.msg import PipelineStatus
+
+from . import convert
+
+GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
+
+
+class EstimateAction:
+    """The ~/estimate action server of `node` for one configuration: goals go to `session`;
+    `emit(events)` publishes the session's events; `is_active()` says whether goals are taken.
+    `destroy()` at cleanup."""
+
+    def __init__(self, node, cfg: NodeConfig, max_image_pixels: int, session: Session,
+                 emit: Callable[[list], None], is_active: Callable[[], bool]) -> None:
+        self.cfg, self.max_image_pixels, self.session = cfg, max_image_pixels, session
+        self._node, self._emit, self._is_active = node, emit, is_active
+        self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=self._execute,
+                                    goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
+                                    callback_group=ReentrantCallbackGroup())
+
+    def destroy(self) -> None:
+        self._server.destroy()
+
+    def _on_goal(self, _goal) -> GoalResponse:
+        if not self._is_active():
+            self._node.get_logger().warn("action goal refused: the node is not active")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute(self, goal_handle) -> EstimatePose.Result:
+        """Run one goal as a query of `self.session`; feedback = the job's stages."""
+        goal, result = goal_handle.request, EstimatePose.Result()
+        frame = None
+        if goal.use_image:
+            img = goal.image
+            image = RawImage(memoryview(img.data).cast("B"), img.width, img.height, img.encoding, img.step,
+                             bool(img.is_bigendian))
+            try:
+                check_raw_layout(img.width, img.height, img.encoding, img.step, image.nbytes, self.max_image_pixels)
+            except ChatPoseError as exc:
+                self._emit([Report(PipelineStatus.ERROR, exc.code, f"action goal refused: {exc}", goal.query)])
+                result.success, result.message = False, f"{exc.code}: {exc}"
+                goal_handle.abort()
+                return result
+            img.header.frame_id = img.header.frame_id or self.cfg.frame_id
+            frame = Frame(image=image, header=img.header)
+        job, events = self.session.submit(goal.query, frame)
+        self._emit(events)
+        if job is None:
+            result.success, result.message = False, "invalid_query: see ~/status"
+            goal_handle.abort()
+            return result
+        last_stage = ""
+        while not job.done.wait(timeout=GOAL_POLL_S):
+            if goal_handle.is_cancel_requested:
+                job.cancelled = True
+            if job.stage != last_stage:
+                last_stage = job.stage
+                goal_handle.publish_feedback(EstimatePose.Feedback(stage=job.stage))
+        if job.result is None:
+            result.success, result.message = False, f"{job.code}: {job.error}"
+            if job.cancelled and goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+            else:
+                goal_handle.abort()
+            return result
+        result.success, result.message, result.answer = True, "ok", job.result.answer
+        header = job.used_frame.header if job.used_frame is not None else Header(frame_id=self.cfg.frame_id)
+        result.poses = convert.result_to_msg(job.result, header)
+        goal_handle.succeed()
+        return result
