@@ -22,8 +22,6 @@ after every published result; `output.tracked` are the people with their track i
 """
 from __future__ import annotations
 
-import dataclasses
-import queue
 import threading
 import time
 from typing import Callable
@@ -46,9 +44,10 @@ from chatpose_ros.core.session import Answer, Frame, LogThrottle, Output, Report
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
-from . import cdr, convert, markers
+from . import cdr, convert
 from .diagnostics import pipeline_diagnostics
 from .estimate_action import EstimateAction
+from .outputs import PublishThread, log_report, publish_result
 from .mesh_markers import MeshMarkers
 from .params import declare_from_dataclass, read_dataclass
 from .robot_io import RobotIO
@@ -85,9 +84,7 @@ class ChatPoseNode(LifecycleNode):
         self._stop = threading.Event()
         # the worker's results are published by a thread of their own, so that the model works
         # on the next frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
-        self._later: queue.Queue = queue.Queue(maxsize=PUBLISH_BACKLOG)
-        self._publisher: threading.Thread | None = None
-        self._discard = False
+        self._publisher = PublishThread(self._emit, self._log_publish_error, PUBLISH_BACKLOG)
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
@@ -167,7 +164,6 @@ class ChatPoseNode(LifecycleNode):
         self.session.start()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
-        self._publisher = threading.Thread(target=self._publish_loop, name="chatpose_publisher", daemon=True)
         if self.mesh is not None and self.mesh.mode == "anny":
             self._meshes = MeshMarkers(self.mesh, self.cfg, self._publish_mesh, self._emit_later, self._log_publish_error)
             self._meshes.start()
@@ -222,7 +218,7 @@ class ChatPoseNode(LifecycleNode):
     def close_model(self) -> None:
         """Stop the worker thread and the model's process, publishing nothing (at exit, when
         the ROS context may already be shut down and no transition can run)."""
-        self._discard = True  # results still queued for publishing are dropped
+        self._publisher.discard = True  # results still queued for publishing are dropped
         self._stop_worker()
         runner, self.runner = self.runner, None
         if runner is not None:
@@ -242,10 +238,7 @@ class ChatPoseNode(LifecycleNode):
         if self._meshes is not None:  # before the publisher: the mesh thread's reports go through it
             self._meshes.close(STOP_JOIN_S)
             self._meshes = None
-        if self._publisher is not None:  # after the worker: what it produced is published first
-            self._later.put(None)
-            self._publisher.join(timeout=STOP_JOIN_S)
-            self._publisher = None
+        self._publisher.stop(STOP_JOIN_S)  # after the worker: what it produced is published first
 
     # ------------------------------------------------------------------ inputs
     def _header(self, stamp: cdr.Stamped) -> Header:
@@ -334,24 +327,14 @@ class ChatPoseNode(LifecycleNode):
     # ------------------------------------------------------------------ outputs
     def _emit_later(self, events) -> None:
         """Publish `events` from the publisher thread (in order with the worker's other events)."""
-        if events:
-            self._later.put(list(events))
-
-    def _publish_loop(self) -> None:
-        while (events := self._later.get()) is not None:
-            if self._discard:
-                continue
-            try:
-                self._emit(events)
-            except Exception as exc:  # publishing must outlive any bug in a hook or a conversion
-                self._log_publish_error(exc)
+        self._publisher.put(events)
 
     def _log_publish_error(self, exc: Exception) -> None:
         self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
 
     def _publish_mesh(self, arr: MarkerArray) -> None:
         pub = self._pubs.get("markers")
-        if pub is not None and not self._discard:
+        if pub is not None and not self._publisher.discard:
             pub.publish(arr)
 
     def _emit(self, events) -> None:
@@ -362,47 +345,23 @@ class ChatPoseNode(LifecycleNode):
                 self._publish(ev)
 
     def _publish(self, out: Output) -> None:
-        pubs = self._pubs
-        if not pubs:
+        if not self._pubs:
             return
         header = out.frame.header if out.frame is not None else Header(stamp=self.get_clock().now().to_msg(),
                                                                        frame_id=self.cfg.frame_id)
         if self.robot is not None:  # translations from camera_info (or unknown) before anything is published
             out = self.robot.place(out)
-        arr = convert.result_to_msg(out.result, header)
-        pubs["poses"].publish(arr)
-        if 0 <= out.result.selected < len(arr.poses):
-            pubs["pose"].publish(arr.poses[out.result.selected])
-        mesh = self.mesh
-        if mesh is not None and mesh.mode != "anny":  # 'off' drops a pipeline's mesh, 'smpl' keeps it: no round trip
-            out = dataclasses.replace(out, result=mesh.dress(out.result)[0])
-        pubs["markers"].publish(markers.result_markers(
-            out.result, header, self.cfg.marker_lifetime_s, self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m))
+        out = publish_result(out, header, self._pubs, self.cfg, self.mesh, self.get_logger())
         meshes = self._meshes
         if meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
             meshes.submit(out, header, None if out.answer else self._track_ms)
-        if out.answer:
-            # a spoken query's answer says which voice asked
-            pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))
-            self.get_logger().info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
-                                   f"({len(out.result.people)} people, selected {out.result.selected})")
         if self.robot is not None:
             self.robot.publish(out, header)
         for hook in self.output_hooks:
             hook(out, header)
 
     def _report(self, rep: Report) -> None:
-        # a repeating status (per frame, whatever its source) is logged once, then once per status_log_period_s
-        skipped = self._log_throttle.admit(rep.repeating) if rep.repeating else 0
-        if skipped is not None:
-            more = f" ({skipped} more not logged in the last {self.cfg.status_log_period_s:g} s)" if skipped else ""
-            # rclpy binds a severity to each logging call site: one call per severity
-            if rep.level == PipelineStatus.OK:
-                self.get_logger().info(f"[{rep.code}] {rep.message}{more}")
-            elif rep.level == PipelineStatus.WARN:
-                self.get_logger().warn(f"[{rep.code}] {rep.message}{more}")
-            else:
-                self.get_logger().error(f"[{rep.code}] {rep.message}{more}")
+        log_report(rep, self._log_throttle, self.cfg.status_log_period_s, self.get_logger())
         pub = self._pubs.get("status")
         if pub is not None and pub.is_activated:
             self.stats[f"status_{rep.code}"] += 1
