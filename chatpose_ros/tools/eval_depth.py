@@ -17,10 +17,10 @@ keypoints (2D + 3D with ``--noise-3d-m`` noise, like MediaPipe's world landmarks
 Columns, side by side on the same samples:
 - ``fit K``     : ``core.camera.estimate_translation`` with the camera's intrinsics (camera_info);
 - ``fit f=W``   : the same fit with the assumed focal length (image width), no camera_info;
-- ``spread f=W``: the default profile's earlier estimate (``models.default.pipeline.
-  estimate_translation``: ratio of the keypoints' spread in px and in m, focal = image width);
+- ``spread f=W``: the first version's estimate (``_spread``: ratio of the keypoints' spread in
+  px and in m, focal = image width);
 - ``spread K``  : that spread ratio with the true focal length (separates the method from the
-  focal assumption). The two spread columns are left out once that function is gone.
+  focal assumption).
 
 Printed: median absolute depth error (m), median and 90th-percentile relative error (%), by
 distance bucket and by focal length, and the share of people without an estimate. Synthetic:
@@ -58,31 +58,30 @@ def _camera_rotation(yaw: float) -> np.ndarray:
 
 def _load_poses():
     """Held-out mocap: (N, 24, 3, 3) rotmats and (N, 24, 3) joints, canonical frame."""
-    try:
-        from chatpose_ros.models.default.offline.mocap import load_mocap
-    except ImportError:  # before the offline/runtime split
-        from chatpose_ros.models.default.mocap import load_mocap  # type: ignore[no-redef]
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+
     ms = load_mocap("test")
     return ms.rotmats.astype(np.float64), ms.joints.astype(np.float64)
 
 
-def _spread_translation():
-    """The default profile's spread-ratio estimate, or None where it no longer exists."""
-    from chatpose_ros.models.default import pipeline
+def _spread(kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) -> np.ndarray | None:
+    """The first version's spread-ratio translation (m, camera optical frame) from (15, 2) px and
+    (15, 3) m keypoints (KEYPOINT_NAMES order) seen by `seen`: depth = focal / (mean distance of
+    the seen keypoints from their centroid in px / the same in m, x and y only); None with fewer
+    than 6 seen keypoints."""
+    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
 
-    return getattr(pipeline, "estimate_translation", None)
-
-
-def _spread(spread_translation, kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float) -> np.ndarray | None:
-    """The spread-ratio translation on 15 keypoints placed at their MediaPipe landmark indices."""
-    from chatpose_ros.models.default.keypoints import MEDIAPIPE_INDEX, MEDIAPIPE_NUM_LANDMARKS
-
-    lm2d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 2))
-    lm3d = np.zeros((MEDIAPIPE_NUM_LANDMARKS, 3))
-    vis = np.zeros(MEDIAPIPE_NUM_LANDMARKS)
-    idx = list(MEDIAPIPE_INDEX)
-    lm2d[idx], lm3d[idx], vis[idx] = kp2d, world, seen.astype(float)
-    return spread_translation(lm2d, lm3d, vis, IMAGE_WH, focal=focal)
+    W, H = IMAGE_WH
+    if seen.sum() < 6:
+        return None
+    p, w = kp2d[seen], world[seen, :2]
+    spread_px = np.linalg.norm(p - p.mean(0), axis=1).mean()
+    spread_m = np.linalg.norm(w - w.mean(0), axis=1).mean()
+    if spread_m < 1e-3 or spread_px < 1e-3:
+        return None
+    z = focal / (spread_px / spread_m)
+    hip = 0.5 * (kp2d[KEYPOINT_NAMES.index("left_hip")] + kp2d[KEYPOINT_NAMES.index("right_hip")])
+    return np.array([(hip[0] - W / 2) * z / focal, (hip[1] - H / 2) * z / focal, z])
 
 
 def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, size_sd: float, seed: int,
@@ -146,9 +145,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     else:
         fit3d = kp_mean
 
-    spread_translation = _spread_translation()
-    methods = METHODS if spread_translation is not None else METHODS[:2]
-    err = {m: np.full(samples, np.nan) for m in methods}
+    err = {m: np.full(samples, np.nan) for m in METHODS}
     for i in range(samples):
         cam_w = CameraIntrinsics.from_focal(float(W), W, H)
         for name, cam in (("fit K", cams[i]), ("fit f=W", cam_w)):
@@ -156,9 +153,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
             if est is not None:
                 err[name][i] = est.translation[2] - depth[i]
         for name, f in (("spread f=W", float(W)), ("spread K", float(focal[i]))):
-            if spread_translation is None:
-                break
-            t = _spread(spread_translation, kp2d[i], world[i], seen[i], f)
+            t = _spread(kp2d[i], world[i], seen[i].astype(bool), f)
             if t is not None:
                 err[name][i] = float(t[2]) - depth[i]
     cut = seen.sum(1) < seen.shape[1]

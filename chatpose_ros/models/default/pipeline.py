@@ -74,26 +74,6 @@ def weights_sha(folder: Path) -> str:
     return h.hexdigest()[:10]
 
 
-def estimate_translation(lm2d: np.ndarray, world: np.ndarray, vis: np.ndarray, image_size: tuple[int, int],
-                         focal: float | None = None) -> np.ndarray | None:
-    """Pelvis position (m, camera optical frame) from (33, 2) px landmarks, (33, 3) m world
-    landmarks and visibility, with focal length `focal` (default image width) px; None if too
-    few landmarks are visible."""
-    W, H = image_size
-    f = focal or ASSUMED_FOCAL_PER_WIDTH * W
-    m = vis > 0.5
-    if m.sum() < 6:
-        return None
-    p, w = lm2d[m], world[m, :2]
-    spread_px = np.linalg.norm(p - p.mean(0), axis=1).mean()
-    spread_m = np.linalg.norm(w - w.mean(0), axis=1).mean()
-    if spread_m < 1e-3 or spread_px < 1e-3:
-        return None
-    Z = f / (spread_px / spread_m)
-    hip = 0.5 * (lm2d[23] + lm2d[24])
-    return np.array([(hip[0] - W / 2) * Z / f, (hip[1] - H / 2) * Z / f, Z], np.float32)
-
-
 def build_perception(config: PipelineConfig):
     """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
     shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
