@@ -38,6 +38,7 @@ from chatpose_ros.core.errors import (
     ModelLoadError,
 )
 from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.image_files import read_image
 from chatpose_ros.core.scene import Attribute, Scene, SceneObject, ScenePerson
 from chatpose_ros.models.default import perception_attributes as attrs
 
@@ -607,15 +608,6 @@ class Perception:
         return Scene((w, h), tuple(out), objs, timings)
 
 
-def _read_rgb(path: str) -> np.ndarray:
-    import cv2
-
-    bgr = cv2.imread(path)
-    if bgr is None:
-        raise InvalidImageError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Perception benchmark: per-stage ms per image and what was seen.")
     ap.add_argument("--bench", nargs="+", required=True, metavar="IMAGE", help="image files (any size)")
@@ -630,7 +622,7 @@ def main(argv: list[str] | None = None) -> None:
 
     images = []
     for p in args.bench:
-        im = _read_rgb(p)
+        im = read_image(p)
         if args.resize:
             wh = tuple(int(v) for v in args.resize.split("x"))
             im = cv2.resize(im, wh, interpolation=cv2.INTER_AREA)

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chatpose_ros.core.image_files import read_image
+
 log = logging.getLogger(__name__)
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -49,12 +51,8 @@ REAL_CASES: tuple[tuple[str, str, str], ...] = (
 
 
 def load_photo(name: str) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(PHOTOS / name))
-    if img is None:
-        raise FileNotFoundError(PHOTOS / name)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """(H, W, 3) uint8 RGB of an opencv-doc photo; InvalidImageError when missing."""
+    return read_image(str(PHOTOS / name))
 
 
 def expected_index(people, expect: str) -> int:
