@@ -42,6 +42,9 @@ class PipelineConfig:
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(5, "Maximum number of people detected per image.")
+    min_grounding_confidence: float = _f(0.3, "Default profile: when the calibrated probability of the chosen person is "
+                                         "below this, nobody is chosen and the node reports no_match on ~/status "
+                                         "(0 = always choose).")
     max_query_chars: int = _f(500, "Queries longer than this many characters are refused.")
     max_image_pixels: int = _f(16_000_000, "Images with more pixels than this are refused.")
     seed: int = _f(0, "Random seed for sampling-free decoding ties and any stochastic step.")
@@ -52,6 +55,8 @@ class PipelineConfig:
         validate_choices(self)
         if self.max_new_tokens < 1 or self.chatpose_max_new_tokens < 1:
             raise ConfigError("max_new_tokens and chatpose_max_new_tokens must be >= 1")
+        if not 0.0 <= self.min_grounding_confidence <= 1.0:
+            raise ConfigError("min_grounding_confidence must be in [0, 1]")
         if self.max_people < 1:
             raise ConfigError("max_people must be >= 1")
         if self.cpu_threads < 0:

@@ -9,6 +9,7 @@ name: the core imports no profile.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -23,8 +24,18 @@ class PosePipeline(Protocol):
 
     model_id: str
 
-    def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
+    def estimate(self, image: np.ndarray | None, query: str, on_pose: Callable[[PoseResult], None] | None = None,
+                 on_text: Callable[[str], None] | None = None) -> PoseResult:
         """Answer `query` about `image`.
+
+        Streaming (optional; a profile that does not stream may ignore both callbacks, and the
+        caller then publishes everything from the returned result):
+        - `on_pose(result)` is called at most once, as soon as the model has decided who is
+          meant (or that nobody is) and the pose is ready, before the answer's words are
+          generated: `result` holds people, selected, no_match, grounding_confidence and the
+          timings so far; its `answer` may be "" or partial;
+        - `on_text(delta)` is called with each new piece of the answer text, in order; the
+          pieces joined are the returned result's `answer`.
 
         Args:
             image: (H, W, 3) uint8 RGB, or None for text-only questions.

@@ -92,6 +92,11 @@ class PoseResult:
         timings_ms: stage name -> milliseconds.
         pose_forced: True when the model did not emit the pose token by itself and it was
             appended (forced) to obtain a pose; such a pose is less trustworthy.
+        no_match: True when the question asks about someone but nobody in view fits it (or the
+            choice was less confident than the profile's threshold): `selected` is -1 and the
+            answer says so; the node reports ``no_match`` on ``~/status``.
+        grounding_confidence: calibrated probability that the selected person is the one the
+            question means (before any threshold), or None when no choice was made.
     """
 
     query: str
@@ -102,6 +107,8 @@ class PoseResult:
     image_size: tuple[int, int] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     pose_forced: bool = False
+    no_match: bool = False
+    grounding_confidence: float | None = None
 
     @property
     def selected_person(self) -> PersonPose | None:
@@ -114,6 +121,8 @@ class PoseResult:
             "model_id": self.model_id,
             "selected": self.selected,
             "pose_forced": self.pose_forced,
+            "no_match": self.no_match,
+            "grounding_confidence": self.grounding_confidence,
             "image_size": None if self.image_size is None else list(self.image_size),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "people": [p.to_json() for p in self.people],
