@@ -16,7 +16,7 @@ from conftest import REAL_PHOTOS, load_photo
 cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnxruntime")
 
-from chatpose_ros.core.errors import ConfigError, InvalidImageError, ModelLoadError  # noqa: E402
+from chatpose_ros.core.errors import ConfigError, InferenceError, InvalidImageError, ModelLoadError  # noqa: E402
 from chatpose_ros.core.geometry import box_iou  # noqa: E402
 from chatpose_ros.core.scene import COCO17, Scene  # noqa: E402
 from chatpose_ros.models.default.perception import (  # noqa: E402
@@ -315,3 +315,48 @@ def test_close_releases_sessions():
         p.see(img)
     with pytest.raises(InferenceError):
         p.see_near(img, (0.0, 0.0, 100.0, 100.0))
+
+
+def test_split_jobs_longest_first():
+    from chatpose_ros.models.default.perception import split_jobs
+
+    assert split_jobs([184.0, 49.0, 100.0], 2) == [[0], [2, 1]]
+    assert split_jobs([5.0], 3) == [[0], [], []]
+    assert split_jobs([1.0, 2.0], 1) == [[1, 0]]
+
+
+def test_concurrent_runs_find_what_sequential_runs_find():
+    """With two threads, see() with objects runs the 480 pass beside the 256 pass + NanoDet
+    (one-thread sessions); people-only runs stay sequential (the split would be uneven). Both
+    find the same people and objects as the sequential runs."""
+    img = vtest_frame(300)
+    seq = Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=2, concurrent=False))
+    conc = Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=2, concurrent=True))
+    try:
+        bare = conc.see(img, objects=False, attributes=False)
+        assert conc._movenet1 is None  # 256 + 480 alone: too uneven to split
+        a, b = seq.see(img), conc.see(img)
+        assert conc._movenet1 is not None and conc._nanodet1 is not None
+        assert len(a.people) == len(b.people) == len(bare.people) >= 4
+        for p, q in zip(a.people, b.people):
+            assert np.allclose(p.box, q.box, atol=1.0) and np.allclose(p.keypoints, q.keypoints, atol=1.0)
+        assert [o.label for o in a.objects] == [o.label for o in b.objects]
+        assert {"people", "objects", "merge", "attributes", "total"} <= set(b.timings_ms)
+        assert b.timings_ms["total"] >= b.timings_ms["people"] > 0
+    finally:
+        conc.close()
+        seq.close()
+    with pytest.raises(InferenceError):
+        conc.see(img)
+
+
+def test_bench_variants():
+    from chatpose_ros.models.default.perception import parse_variant
+
+    name, cfg = parse_variant("movenet_256_480:concurrent=0,threads=2,person_sizes=256/448,object_score=0.4")
+    assert name.startswith("movenet_256_480:") and cfg.concurrent is False and cfg.threads == 2
+    assert cfg.person_sizes == (256, 448) and cfg.object_score == 0.4
+    with pytest.raises(ConfigError):
+        parse_variant("movenet_256_480:no_such_field=1")
+    with pytest.raises(ConfigError):
+        parse_variant("no_such_preset")

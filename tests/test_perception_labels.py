@@ -234,3 +234,66 @@ def test_perception_presets_become_candidates(monkeypatch):
         found = good.detect(np.zeros((50, 40, 3), np.uint8))
         assert found.boxes == [(1.0, 2.0, 30.0, 40.0)] and found.scores == [0.7] and found.people_ms == 3.0
         assert bad.detect is None and "perception model missing" in bad.unavailable
+
+
+def _source_key(item: ep.LabelledImage) -> str:
+    """The photo or video an image is cut from."""
+    return item.load["path"]
+
+
+def test_split_halves_keep_sources_whole(items):
+    """Every image is in exactly one half; images cut from one photo share a half; frames of
+    vtest.avi fall in one stretch per half (A's frames all before B's); each half holds every tag."""
+    listed = [i for members in ep.SPLIT_HALVES.values() for i in members]
+    assert sorted(listed) == sorted(it.id for it in items)
+    half = {i: h for h, members in ep.SPLIT_HALVES.items() for i in members}
+    photos: dict[str, set[str]] = {}
+    frames: dict[str, list[int]] = {h: [] for h in ep.SPLIT_HALVES}
+    for it in items:
+        if it.load["kind"] == "video_frame":
+            frames[half[it.id]].append(int(it.load["frame"]))
+        else:
+            photos.setdefault(_source_key(it), set()).add(half[it.id])
+    assert all(len(h) == 1 for h in photos.values()), photos
+    assert max(frames["A"]) < min(frames["B"])
+    for h, members in ep.SPLIT_HALVES.items():
+        tags = {p.tag for it in items if it.id in members for p in it.people}
+        assert tags == set(ep.TAGS), (h, tags)
+
+
+def _counts(tp: int, fp: int, fn: int) -> ep.Tally:
+    return ep.Tally(tp=tp, fp=fp, fn=fn)
+
+
+def test_choose_cheapest_reaching_the_targets():
+    tallies = [_counts(8, 0, 2), _counts(9, 1, 1), _counts(10, 0, 0), _counts(9, 0, 1)]
+    costs = [10.0, 20.0, 50.0, 20.0]
+    # 0 misses the recall target; 1 and 3 reach both at the same cost: 3 has the higher precision
+    assert ep.choose(tallies, costs) == 3
+    # none reaches both: the highest recall + precision
+    assert ep.choose([_counts(5, 5, 5), _counts(8, 4, 2)], [1.0, 2.0]) == 1
+
+
+def test_split_choice_reports_the_other_half():
+    """Chosen on A, figures from B (and back): a configuration perfect on A but blind on B is
+    chosen on A and shows B's zero recall."""
+    items = [ep.LabelledImage(i, {}, {"kind": "file", "path": i}, None, (ep.LabelledPerson((0, 0, 1, 1), "small"),))
+             for i in ("a1", "a2", "b1")]
+    grid = [ep.PassConfig((256,), (0.2,)), ep.PassConfig((256, 480), (0.2, 0.15))]
+    perfect, blind = _counts(1, 0, 0), _counts(0, 0, 1)
+    per_image = [[perfect, perfect, blind],    # cheap: good on A only
+                 [perfect, perfect, perfect]]  # dearer: good everywhere
+    rows = ep.split_choice(items, per_image, grid, halves={"A": ("a1", "a2"), "B": ("b1",)})
+    a, b = rows
+    assert (a.choice, a.held_out, a.config) == ("A", "B", grid[0])
+    assert a.on_choice.recall == 1.0 and a.on_held_out.recall == 0.0 and a.on_all.tp == 2
+    assert (b.choice, b.config) == ("B", grid[1]) and b.on_held_out.recall == 1.0
+    assert "| B | 256@0.2+480@0.15 |" in ep.split_table(rows)
+    with pytest.raises(ValueError):
+        ep.split_choice(items, per_image, grid, halves={"A": ("a1",), "B": ("b1",)})
+
+
+def test_pass_config_cost_counts_padded_input_pixels():
+    # 640x480 at long side 480 -> 480 x 360, padded to 480 x 384
+    assert ep.PassConfig((480,), (0.15,)).kpx() == pytest.approx(480 * 384 / 1000)
+    assert ep.PassConfig((256, 480), (0.2, 0.15)).kpx() == pytest.approx((256 * 192 + 480 * 384) / 1000)

@@ -24,8 +24,13 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
+import statistics
+import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +67,9 @@ BLAZEPOSE_SIZE = 256
 BLAZEPOSE_LANDMARKS = 33      # of the 39 rows (6 are auxiliary ROI points)
 BLAZEPOSE_ROWS = 39
 BLAZEPOSE_CROP_SCALE = 1.25   # square crop side / the person box's long side
+NANODET_COST_KPX = 100.0      # NanoDet's CPU time in MoveNet input kpx of the same time (one
+                              # thread: NanoDet 416 about 50 ms, MoveNet about 0.5 ms per kpx),
+                              # for splitting the runs of one see() over threads
 
 COCO80: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -138,7 +146,17 @@ class PerceptionConfig:
     """Tracking pass: minimum MoveNet person score (lower than person_score: the crop is
     already where the person was)."""
     threads: int = 1
-    """ONNX Runtime intra-op threads per session."""
+    """CPU threads perception may use: ONNX Runtime intra-op threads per session, or (see
+    concurrent) this many passes at once with one intra-op thread each."""
+    concurrent: bool = False
+    """With threads >= 2, split the runs of one see() (MoveNet passes, NanoDet) over `threads`
+    Python threads, each running whole models with one ONNX Runtime thread (ONNX Runtime
+    releases the GIL), when the split is even enough (concurrent_max_imbalance); otherwise run
+    them one after another, each with `threads` intra-op threads."""
+    concurrent_max_imbalance: float = 1.25
+    """Run concurrently only when the busiest thread's estimated work is at most this times an
+    even share: one model on one thread runs at full speed, while two intra-op threads on one
+    model reach only about 1 / 1.25 of twice that speed (small layers, thread hand-offs)."""
     model_dir: str = ""
     """Folder of the ONNX files; empty = the package's assets/default/perception."""
 
@@ -438,6 +456,37 @@ def _tiles(w: int, h: int, grid: tuple[int, int], overlap: float) -> list[tuple[
     return out
 
 
+def movenet_input_shape(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(H, W) of MoveNet's padded input for a `width` x `height` image at `long_side`."""
+    scale = long_side / max(height, width)
+    nw, nh = max(1, round(width * scale)), max(1, round(height * scale))
+    return -(-nh // MOVENET_STRIDE) * MOVENET_STRIDE, -(-nw // MOVENET_STRIDE) * MOVENET_STRIDE
+
+
+@dataclass
+class _Job:
+    """One model run of a see() call: its estimated cost (MoveNet input kpx) and what it does
+    given (movenet, nanodet) runners; `kind` is "people" or "objects"."""
+
+    kind: str
+    cost: float
+    run: Callable
+    result: list = field(default_factory=list)
+    done: float = 0.0      # clock at the end of the run
+
+
+def split_jobs(costs: list[float], workers: int) -> list[list[int]]:
+    """Longest-first greedy split of job indices over `workers` lists (each list's jobs run
+    one after another on one thread)."""
+    loads = [0.0] * workers
+    out: list[list[int]] = [[] for _ in range(workers)]
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        w = loads.index(min(loads))
+        out[w].append(i)
+        loads[w] += costs[i]
+    return out
+
+
 class Perception:
     """People, objects and attributes in one RGB image (see the module docstring)."""
 
@@ -447,11 +496,17 @@ class Perception:
         self.config = config or PERCEPTION_PRESETS[DEFAULT_PRESET]
         self.clock = clock
         self.closed = False
-        d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
+        self._dir = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
         t = self.config.threads
-        self.movenet = MoveNetMultiPose(d / MODEL_FILES["movenet_multipose"], t)
-        self.nanodet = NanoDet(d / MODEL_FILES["nanodet"], t) if self.config.objects else None
-        self.blazepose = (BlazePoseLandmarks(d / MODEL_FILES["blazepose_full"], t)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        # one-thread sessions for concurrent runs (ONNX Runtime runs one session from several
+        # threads at once); created on first use
+        self._movenet1: MoveNetMultiPose | None = None
+        self._nanodet1: NanoDet | None = None
+        self.movenet = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], t)
+        self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], t) if self.config.objects else None
+        self.blazepose = (BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], t)
                           if self.config.refine == "blazepose_full" else None)
 
     @classmethod
@@ -462,8 +517,12 @@ class Perception:
 
     # -- public -----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the ONNX Runtime sessions; see() and see_near() raise InferenceError after."""
-        self.movenet = self.nanodet = self.blazepose = None
+        """Release the ONNX Runtime sessions and threads; see() and see_near() raise
+        InferenceError after."""
+        self.movenet = self.nanodet = self.blazepose = self._movenet1 = self._nanodet1 = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         self.closed = True
 
     def see(self, image: np.ndarray, objects: bool | None = None, attributes: bool | None = None) -> Scene:
@@ -475,19 +534,91 @@ class Perception:
         cfg = self.config
         objects = cfg.objects if objects is None else objects
         attributes = cfg.attributes if attributes is None else attributes
-        h, w = image.shape[:2]
         timings: dict[str, float] = {}
         t0 = self.clock()
-        cands: list[_Candidate] = []
-        for size, min_score in zip(cfg.person_sizes, cfg.person_scores or [cfg.person_score] * len(cfg.person_sizes)):
-            cands += self.movenet.run(image, size, min_score=min_score)
+        jobs = self._jobs(image, objects)
+        self._run_jobs(jobs)
+        cands = [c for j in jobs if j.kind == "people" for c in j.result]
+        people_done = max(j.done for j in jobs if j.kind == "people")
+        timings["people"] = (people_done - t0) * 1000.0
+        objs = None
+        if objects:
+            objs = next(j.result for j in jobs if j.kind == "objects")
+            # NanoDet's time beyond the people runs (all of it when run one after another)
+            timings["objects"] = max(0.0, next(j.done for j in jobs if j.kind == "objects") - people_done) * 1000.0
+        return self._finish(image, cands, timings, objects=objects, attributes=attributes, objs=objs)
+
+    def _jobs(self, image: np.ndarray, objects: bool) -> list[_Job]:
+        """The model runs of one see(): MoveNet per whole-image size and per tile, NanoDet."""
+        cfg = self.config
+        h, w = image.shape[:2]
+        jobs = []
+        scores = cfg.person_scores or (cfg.person_score,) * len(cfg.person_sizes)
+        for size, min_score in zip(cfg.person_sizes, scores):
+            ph, pw = movenet_input_shape(w, h, size)
+            jobs.append(_Job("people", ph * pw / 1000.0,
+                             lambda mn, nd, size=size, s=min_score: mn.run(image, size, min_score=s)))
         if cfg.tile_grid[0] > 0 and cfg.tile_grid[1] > 0:
-            for x0, y0, x1, y1 in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
-                found = self.movenet.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
-                cands += [c for c in found if not _cut_by_tile(c.box, (x0, y0, x1, y1), w, h, cfg.tile_edge_margin,
-                                                                  cfg.tile_overlap)]
-        timings["people"] = self._ms(t0)
-        return self._finish(image, cands, timings, objects=objects, attributes=attributes)
+            for tile in _tiles(w, h, cfg.tile_grid, cfg.tile_overlap):
+                x0, y0, x1, y1 = tile
+                ph, pw = movenet_input_shape(x1 - x0, y1 - y0, cfg.tile_size)
+
+                def run_tile(mn, nd, tile=tile):
+                    x0, y0, x1, y1 = tile
+                    found = mn.run(image[y0:y1, x0:x1], cfg.tile_size, (x0, y0), cfg.person_score)
+                    return [c for c in found
+                            if not _cut_by_tile(c.box, tile, w, h, cfg.tile_edge_margin, cfg.tile_overlap)]
+                jobs.append(_Job("people", ph * pw / 1000.0, run_tile))
+        if objects:
+            jobs.append(_Job("objects", NANODET_COST_KPX,
+                             lambda mn, nd: nd.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects)))
+        return jobs
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        """Run `jobs` concurrently (threads of one-thread sessions) when the config allows it
+        and their split is even enough, else one after another with `threads` intra-op
+        threads; each job gets its result and end time."""
+        cfg = self.config
+        groups = split_jobs([j.cost for j in jobs], cfg.threads) if cfg.threads > 1 else [list(range(len(jobs)))]
+        busiest = max(sum(jobs[i].cost for i in g) for g in groups)
+        share = sum(j.cost for j in jobs) / len(groups)
+        groups = [g for g in groups if g]
+        if not (cfg.concurrent and len(groups) > 1 and busiest <= cfg.concurrent_max_imbalance * share):
+            mn, nd = self.movenet, (self._nanodet(cfg.threads) if any(j.kind == "objects" for j in jobs) else None)
+            for j in jobs:
+                j.result, j.done = j.run(mn, nd), self.clock()
+            return
+        mn, nd = self._one_thread_models(any(j.kind == "objects" for j in jobs))
+
+        def run_group(g: list[int]) -> None:
+            for i in g:
+                jobs[i].result, jobs[i].done = jobs[i].run(mn, nd), self.clock()
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=cfg.threads - 1, thread_name_prefix="perception")
+        futures = [self._pool.submit(run_group, g) for g in groups[1:]]
+        try:
+            run_group(groups[0])
+        finally:
+            for f in futures:
+                f.result()
+
+    def _nanodet(self, threads: int) -> NanoDet:
+        """The NanoDet runner with `threads` intra-op threads (loaded on first use)."""
+        with self._lock:
+            if threads == 1 and self.config.threads > 1:
+                if self._nanodet1 is None:
+                    self._nanodet1 = NanoDet(self._dir / MODEL_FILES["nanodet"], 1)
+                return self._nanodet1
+            if self.nanodet is None:
+                self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], self.config.threads)
+            return self.nanodet
+
+    def _one_thread_models(self, objects: bool) -> tuple[MoveNetMultiPose, NanoDet | None]:
+        with self._lock:
+            if self._movenet1 is None:
+                self._movenet1 = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], 1)
+        return self._movenet1, (self._nanodet(1) if objects else None)
 
     def see_near(self, image: np.ndarray, box: tuple[float, float, float, float],
                  attributes: bool = False) -> Scene:
@@ -518,13 +649,23 @@ class Perception:
         BlazePose model on first use when the config did not ask for refinement."""
         image = self._check(image)
         if self.blazepose is None:
-            d = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
-            self.blazepose = BlazePoseLandmarks(d / MODEL_FILES["blazepose_full"], self.config.threads)
+            self.blazepose = BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], self.config.threads)
         out = self._refine_one(image, np.asarray(person.box, np.float32))
         if out is None:
             return person
         kp, vis, world = out
         return replace(person, layout="blazepose33", keypoints=kp, keypoint_scores=vis, world_keypoints=world)
+
+    def person_pass(self, image: np.ndarray, size: int, min_score: float = 0.0) -> list[_Candidate]:
+        """One whole-image MoveNet pass at input long side `size`, people scoring >= min_score
+        (unmerged). With people_from, evaluation scores many size / score choices from one
+        set of passes."""
+        return self.movenet.run(self._check(image), size, min_score=min_score)
+
+    def people_from(self, image: np.ndarray, candidates: list[_Candidate]) -> Scene:
+        """The people of see(image, objects=False, attributes=False) made from these passes'
+        candidates (merged, filtered and flagged as see() does)."""
+        return self._finish(self._check(image), candidates, {}, objects=False, attributes=False, refine=False)
 
     # -- internals --------------------------------------------------------------------------
     def _check(self, image: np.ndarray) -> np.ndarray:
@@ -547,7 +688,10 @@ class Perception:
         return (self.clock() - t0) * 1000.0
 
     def _finish(self, image: np.ndarray, cands: list[_Candidate], timings: dict[str, float],
-                objects: bool, attributes: bool, refine: bool = True) -> Scene:
+                objects: bool, attributes: bool, refine: bool = True,
+                objs: list[SceneObject] | None = None) -> Scene:
+        """Merge the passes' people, refine, attach objects (`objs` when already found, else
+        NanoDet now if `objects`) and attributes -> Scene."""
         cfg = self.config
         h, w = image.shape[:2]
         t0 = self.clock()
@@ -572,14 +716,14 @@ class Perception:
                 refined[i] = self._refine_one(image, box)
             timings["refine"] = self._ms(t0)
 
-        objs: tuple[SceneObject, ...] = ()
-        if objects and self.nanodet is None:
-            d = Path(cfg.model_dir) if cfg.model_dir else PERCEPTION_DIR
-            self.nanodet = NanoDet(d / MODEL_FILES["nanodet"], cfg.threads)
-        if objects:
+        found: tuple[SceneObject, ...] = ()
+        if objs is not None:
+            found = tuple(objs)
+        elif objects:
             t0 = self.clock()
-            objs = tuple(self.nanodet.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
+            found = tuple(self._nanodet(cfg.threads).run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
             timings["objects"] = self._ms(t0)
+        objs = found
 
         t0 = self.clock()
         rels: list[tuple] = [()] * len(people)
@@ -608,13 +752,40 @@ class Perception:
         return Scene((w, h), tuple(out), objs, timings)
 
 
+def parse_variant(spec: str) -> tuple[str, PerceptionConfig]:
+    """"PRESET" or "PRESET:field=value,field=value" (e.g. "movenet_256_480:concurrent=0,threads=2")
+    -> (spec, config). Values are parsed as the field's type (bools as 0/1, tuples as
+    "256/480")."""
+    name, _, rest = spec.partition(":")
+    if name not in PERCEPTION_PRESETS:
+        raise ConfigError(f"unknown perception preset {name!r}: expected one of {sorted(PERCEPTION_PRESETS)}")
+    cfg = PERCEPTION_PRESETS[name]
+    changes = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if not hasattr(cfg, key):
+            raise ConfigError(f"{spec}: PerceptionConfig has no field {key!r}")
+        old = getattr(cfg, key)
+        if isinstance(old, bool):
+            changes[key] = value not in ("0", "false", "False", "")
+        elif isinstance(old, tuple):
+            kind = type(old[0]) if old else float
+            changes[key] = tuple(kind(v) for v in value.split("/") if v)
+        else:
+            changes[key] = type(old)(value)
+    return spec, replace(cfg, **changes)
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Perception benchmark: per-stage ms per image and what was seen.")
+    ap = argparse.ArgumentParser(description="Perception benchmark: wall and CPU ms per 640x480 image, "
+                                             "candidates interleaved in one run.")
     ap.add_argument("--bench", nargs="+", required=True, metavar="IMAGE", help="image files (any size)")
     ap.add_argument("--preset", action="append", default=None,
-                    help=f"preset(s) to compare (default {DEFAULT_PRESET}); one of {sorted(PERCEPTION_PRESETS)}")
-    ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per session")
-    ap.add_argument("--repeat", type=int, default=5, help="timed runs per image (the median is printed)")
+                    help=f"preset(s) to compare (default {DEFAULT_PRESET}), each PRESET or "
+                         f"PRESET:field=value,... (see parse_variant); one of {sorted(PERCEPTION_PRESETS)}")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads (PerceptionConfig.threads) unless a "
+                                                          "variant sets its own")
+    ap.add_argument("--repeat", type=int, default=5, help="timed rounds (the median is printed)")
     ap.add_argument("--resize", default="640x480", help="resize each image to WxH first ('' = keep)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -627,22 +798,66 @@ def main(argv: list[str] | None = None) -> None:
             wh = tuple(int(v) for v in args.resize.split("x"))
             im = cv2.resize(im, wh, interpolation=cv2.INTER_AREA)
         images.append((Path(p).name, im))
-    log.info("median of %d runs per image, ms; wall = elapsed, cpu = process CPU time (threads=%d)",
-             args.repeat, args.threads)
-    for name in args.preset or [DEFAULT_PRESET]:
-        perc = Perception.from_preset(name, threads=args.threads)
+    variants = []
+    for spec in args.preset or [DEFAULT_PRESET]:
+        name, cfg = parse_variant(spec)
+        if "threads=" not in spec:
+            cfg = replace(cfg, threads=args.threads)
+        variants.append((name, Perception(cfg)))
+    # per variant and image: wall / CPU ms of people only (see(objects=False, attributes=False)),
+    # of the whole see(), of see_near on the first person; the whole see()'s stage timings (wall)
+    calls = ("people", "see", "near")
+    wall = {(v, i, c): [] for v, _ in variants for i, _ in images for c in calls}
+    cpu = {k: [] for k in wall}
+    stages: dict[tuple[str, str], list[dict[str, float]]] = {(v, i): [] for v, _ in variants for i, _ in images}
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    boxes = {}
+    for name, perc in variants:  # warm-up: ONNX Runtime plans per input shape
         for img_name, im in images:
-            sc = perc.see(im)  # warm-up (ONNX Runtime plans per input shape)
-            box = sc.people[0].box if sc.people else None
-            for clock_name, clock in (("wall", time.perf_counter), ("cpu", time.process_time)):
-                perc.clock = clock
-                runs = [perc.see(im) for _ in range(args.repeat)]
-                stages = {k: float(np.median([r.timings_ms[k] for r in runs])) for k in runs[0].timings_ms}
-                near = [perc.see_near(im, box).timings_ms["total"] for _ in range(args.repeat)] if box else []
-                log.info("%-28s %-16s %-4s people=%d objects=%-2d %s near=%s", name, img_name, clock_name,
-                         len(runs[-1].people), len(runs[-1].objects),
-                         " ".join(f"{k}={v:.1f}" for k, v in stages.items()),
-                         f"{np.median(near):.1f}" if near else "-")
+            sc = perc.see(im)
+            perc.see(im, objects=False, attributes=False)
+            found[name, img_name] = (len(sc.people), len(sc.objects))
+            boxes[name, img_name] = sc.people[0].box if sc.people else None
+            if boxes[name, img_name]:
+                perc.see_near(im, boxes[name, img_name])
+    for _ in range(args.repeat):  # rounds: every variant on every image, so load changes hit all alike
+        for name, perc in variants:
+            for img_name, im in images:
+                for call in calls:
+                    if call == "near" and boxes[name, img_name] is None:
+                        continue
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    if call == "people":
+                        perc.see(im, objects=False, attributes=False)
+                    elif call == "see":
+                        stages[name, img_name].append(perc.see(im).timings_ms)
+                    else:
+                        perc.see_near(im, boxes[name, img_name])
+                    wall[name, img_name, call].append(1000 * (time.perf_counter() - t0))
+                    cpu[name, img_name, call].append(1000 * (time.process_time() - c0))
+    log.info("median of %d rounds, ms per image (wall / CPU time of the process, all threads); "
+             "people = see(objects=False, attributes=False), see = whole see(), near = see_near; "
+             "load average at the end: %s", args.repeat, " ".join(f"{v:.2f}" for v in _loadavg()))
+    med = statistics.median
+    for name, _ in variants:
+        for img_name, _ in images:
+            st = {k: med([r[k] for r in stages[name, img_name]]) for k in stages[name, img_name][0]}
+            log.info("%-44s %-16s people=%d objects=%-2d | people %5.1f / %5.1f | see %5.1f / %5.1f | "
+                     "near %s | see stages: %s", name, img_name, *found[name, img_name],
+                     *(med(d[name, img_name, c]) for c in ("people", "see") for d in (wall, cpu)),
+                     (f"{med(wall[name, img_name, 'near']):4.1f} / {med(cpu[name, img_name, 'near']):4.1f}"
+                      if wall[name, img_name, "near"] else "-"),
+                     " ".join(f"{k}={v:.1f}" for k, v in st.items()))
+    for _, perc in variants:
+        perc.close()
+
+
+def _loadavg() -> tuple[float, ...]:
+    try:
+        return os.getloadavg()
+    except OSError:  # pragma: no cover - not on every platform
+        return ()
+
 
 if __name__ == "__main__":
     main()
