@@ -15,7 +15,6 @@ import time
 from typing import Callable
 
 from std_msgs.msg import Header
-from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
@@ -23,14 +22,13 @@ from chatpose_ros.core.session import Output
 
 from . import markers
 
-MESH_NS = markers.NAMESPACES[3]
-
 
 class MeshMarkers:
-    """Dresses results with `mesh` in a thread; `publish(MarkerArray)` gets the mesh markers,
-    `emit(reports)` the mesh's reports. `start()` / `close()` the thread."""
+    """Dresses results with `mesh` in a thread; `publish(bytes)` gets the mesh markers (a
+    serialised visualization_msgs/MarkerArray), `emit(reports)` the mesh's reports.
+    `start()` / `close()` the thread."""
 
-    def __init__(self, mesh: BodyMesh, cfg: NodeConfig, publish: Callable[[MarkerArray], None],
+    def __init__(self, mesh: BodyMesh, cfg: NodeConfig, publish: Callable[[bytes], None],
                  emit: Callable[[list], None], on_error: Callable[[Exception], None]) -> None:
         self.mesh, self.cfg = mesh, cfg
         self._publish, self._emit, self._on_error = publish, emit, on_error
@@ -92,9 +90,7 @@ class MeshMarkers:
                                           None if out.answer else track_ms)
         self._emit(reports)
         i, person = result.selected, result.selected_person
-        if person is None or person.vertices is None:
-            return
-        label = result.query[:60] if result.query else ""
-        drawn = markers.person_markers(person, i, header, label, True, self.cfg.marker_lifetime_s,
-                                       self.cfg.marker_joint_diameter_m, self.cfg.default_depth_m)
-        self._publish(MarkerArray(markers=[m for m in drawn if m.ns == MESH_NS]))
+        mesh = None if person is None else markers.mesh_marker(person, i, header, self.cfg.marker_lifetime_s,
+                                                                self.cfg.default_depth_m)
+        if mesh is not None:  # serialised by numpy: thousands of Point objects cost tens of ms
+            self._publish(markers.serialize_markers([mesh[0]], {0: mesh[1]}))

@@ -332,10 +332,10 @@ class ChatPoseNode(LifecycleNode):
     def _log_publish_error(self, exc: Exception) -> None:
         self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
 
-    def _publish_mesh(self, arr: MarkerArray) -> None:
+    def _publish_mesh(self, raw: bytes) -> None:
         pub = self._pubs.get("markers")
         if pub is not None and not self._publisher.discard:
-            pub.publish(arr)
+            pub.publish(raw)
 
     def _emit(self, events) -> None:
         for ev in events:
