@@ -519,11 +519,13 @@ def split_table(rows: Sequence[SplitRow], default: PassConfig | None = None,
              f"{', '.join(f'{h}: {len(m)} images' for h, m in SPLIT_HALVES.items())}). Rule: the cheapest "
              f"MoveNet configuration (sizes@scores; kpx at {COST_FRAME[0]}x{COST_FRAME[1]}) with recall >= "
              f"{TARGET_RECALL} and precision >= {TARGET_PRECISION} on the choice half.",
-             "", "| chosen among | chosen on | chosen | kpx | recall / precision on the choice half | on the held-out half "
+             "", "| chosen among | chosen on | chosen | kpx | recall / precision on the choice half "
+             "| on the held-out half (TP / FP / FN) "
              "| held-out recall small / close-up / edge-cut / group | on all images |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.among} | {r.choice} | {r.config.name} | {r.kpx:.0f} | {_fmt(r.on_choice.recall)} / "
                      f"{_fmt(r.on_choice.precision)} | **{_fmt(r.on_held_out.recall)} / {_fmt(r.on_held_out.precision)}** "
+                     f"({r.on_held_out.tp} / {r.on_held_out.fp} / {r.on_held_out.fn}) "
                      f"| {' / '.join(_fmt(r.on_held_out.tag_recall(g)) for g in ('small', 'closeup', 'edge_cut', 'group'))} "
                      f"| {_fmt(r.on_all.recall)} / {_fmt(r.on_all.precision)} |")
     if default is not None and default_tallies:

@@ -804,11 +804,23 @@ def main(argv: list[str] | None = None) -> None:
         if "threads=" not in spec:
             cfg = replace(cfg, threads=args.threads)
         variants.append((name, Perception(cfg)))
-    # per variant and image: wall / CPU ms of people only (see(objects=False, attributes=False)),
-    # of the whole see(), of see_near on the first person; the whole see()'s stage timings (wall)
+    try:
+        for line in bench(variants, images, args.repeat):
+            log.info("%s", line)
+    finally:
+        for _, perc in variants:
+            perc.close()
+
+
+def bench(variants: list[tuple[str, Perception]], images: list[tuple[str, np.ndarray]], repeat: int) -> list[str]:
+    """Wall and CPU ms of people only (see(objects=False, attributes=False)), the whole see()
+    and see_near (on the first person found) per variant and image, in `repeat` rounds that
+    each run every variant on every image (a change of load hits all alike); medians, as text
+    lines (the first names the load average at the end)."""
     calls = ("people", "see", "near")
-    wall = {(v, i, c): [] for v, _ in variants for i, _ in images for c in calls}
-    cpu = {k: [] for k in wall}
+    wall: dict[tuple[str, str, str], list[float]] = {(v, i, c): [] for v, _ in variants for i, _ in images
+                                                      for c in calls}
+    cpu: dict[tuple[str, str, str], list[float]] = {k: [] for k in wall}
     stages: dict[tuple[str, str], list[dict[str, float]]] = {(v, i): [] for v, _ in variants for i, _ in images}
     found: dict[tuple[str, str], tuple[int, int]] = {}
     boxes = {}
@@ -820,7 +832,7 @@ def main(argv: list[str] | None = None) -> None:
             boxes[name, img_name] = sc.people[0].box if sc.people else None
             if boxes[name, img_name]:
                 perc.see_near(im, boxes[name, img_name])
-    for _ in range(args.repeat):  # rounds: every variant on every image, so load changes hit all alike
+    for _ in range(repeat):
         for name, perc in variants:
             for img_name, im in images:
                 for call in calls:
@@ -835,21 +847,21 @@ def main(argv: list[str] | None = None) -> None:
                         perc.see_near(im, boxes[name, img_name])
                     wall[name, img_name, call].append(1000 * (time.perf_counter() - t0))
                     cpu[name, img_name, call].append(1000 * (time.process_time() - c0))
-    log.info("median of %d rounds, ms per image (wall / CPU time of the process, all threads); "
-             "people = see(objects=False, attributes=False), see = whole see(), near = see_near; "
-             "load average at the end: %s", args.repeat, " ".join(f"{v:.2f}" for v in _loadavg()))
     med = statistics.median
+    lines = [f"median of {repeat} rounds, ms per image (wall / CPU time of the process, all threads); "
+             f"people = see(objects=False, attributes=False), see = whole see(), near = see_near; "
+             f"load average at the end: {' '.join(f'{v:.2f}' for v in _loadavg())}"]
     for name, _ in variants:
         for img_name, _ in images:
             st = {k: med([r[k] for r in stages[name, img_name]]) for k in stages[name, img_name][0]}
-            log.info("%-44s %-16s people=%d objects=%-2d | people %5.1f / %5.1f | see %5.1f / %5.1f | "
-                     "near %s | see stages: %s", name, img_name, *found[name, img_name],
-                     *(med(d[name, img_name, c]) for c in ("people", "see") for d in (wall, cpu)),
-                     (f"{med(wall[name, img_name, 'near']):4.1f} / {med(cpu[name, img_name, 'near']):4.1f}"
-                      if wall[name, img_name, "near"] else "-"),
-                     " ".join(f"{k}={v:.1f}" for k, v in st.items()))
-    for _, perc in variants:
-        perc.close()
+            near = (f"{med(wall[name, img_name, 'near']):4.1f} / {med(cpu[name, img_name, 'near']):4.1f}"
+                    if wall[name, img_name, "near"] else "-")
+            lines.append(f"{name:44s} {img_name:16s} people={found[name, img_name][0]} "
+                         f"objects={found[name, img_name][1]:<2d} | people "
+                         f"{med(wall[name, img_name, 'people']):5.1f} / {med(cpu[name, img_name, 'people']):5.1f} | "
+                         f"see {med(wall[name, img_name, 'see']):5.1f} / {med(cpu[name, img_name, 'see']):5.1f} | "
+                         f"near {near} | see stages: {' '.join(f'{k}={v:.1f}' for k, v in st.items())}")
+    return lines
 
 
 def _loadavg() -> tuple[float, ...]:
