@@ -160,6 +160,19 @@ def random_scene(rng: np.random.Generator, count: int) -> SceneWords:
 # ----------------------------------------------------------------------------- words
 
 
+HELD_WORDS: frozenset[str] = frozenset(
+    {w for d in (COLOUR_WORDS, OBJECT_WORDS, POSTURE_WORDS, ARM_WORDS, FACING_WORDS) for _, held in d.values()
+     for w in held} | set(TOP_WORDS[1]) | set(BOTTOM_WORDS[1]) | set(NOUNS[1]) | set(UNKNOWN_THINGS[1]))
+
+
+def uses_held_word(question: str) -> bool:
+    """Whether `question` contains a held-out word or phrase (whole words)."""
+    import re
+
+    q = question.lower()
+    return any(re.search(rf"\b{re.escape(w)}\b", q) for w in HELD_WORDS)
+
+
 class Vocab:
     """Which synonyms a split may use: train words only, or (split "words") held-out ones too,
     of which each question must use at least one."""
@@ -549,7 +562,7 @@ def make_qa(rng: np.random.Generator, split: str = "train", category: str | None
         scene = random_scene(rng, n)
         vocab = Vocab(split)
         got = maker(rng, scene, vocab)
-        if got is None or (split == "words" and not vocab.used_held):
+        if got is None or (split == "words" and not uses_held_word(got[0])):
             continue
         q, a, t, count, yes = got
         return QA(scene, q, a, t, cat, fam, count, yes)

@@ -156,8 +156,19 @@ def fit_temperature(model: SceneReader, seed: int, n: int = CALIBRATION_SAMPLES)
             "calibration_samples": n}
 
 
+def _write(model: SceneReader, spec: ReaderSpec, out: Path, extra: dict) -> None:
+    """The adapter (LoRA in float16) and a reader.json with `spec` (temperature not yet fitted)."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = model.trainable_state()
+    save_file({k: v.to(torch.float16) if k.startswith("lora.") else v for k, v in state.items()},
+              str(out / ADAPTER_FILE), metadata={"format": "pt"})
+    (out / SPEC_FILE).write_text(json.dumps({"spec": spec.to_json(), **extra}, indent=2))
+
+
 def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
-          threads: int = 1, num_layers: int = 10, lora_r: int = 8) -> dict:
+          threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0) -> dict:
     """Train, fit the temperature, write the adapter + reader.json; returns the record."""
     from tqdm import tqdm
 
@@ -196,22 +207,18 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
             hist.setdefault(k, []).append(float(v))
         if step % 5 == 0:
             bar.set_postfix({k: f"{np.mean(v[-20:]):.3f}" for k, v in hist.items()})
+        if save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            _write(model, spec, Path(out) / f"step{step + 1}", {"steps_done": step + 1})
     model.eval()
     # the merged model decides exactly as the live one: fit the temperature on it
-    state = model.trainable_state()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.to(torch.float16) if k.startswith("lora.") else v for k, v in state.items()},
-              str(out / ADAPTER_FILE), metadata={"format": "pt"})
+    _write(model, spec, out, {})
     record = {"spec": spec.to_json(), "adapter_file": ADAPTER_FILE,
               "command": f"python -m chatpose_ros.models.default.offline.train_reader --seed {seed} --steps {steps} "
                          f"--batch-size {batch_size} --lr {lr} --threads {threads} --num-layers {num_layers}",
               "data": "symbolic scenes + questions (offline.scene_questions, split 'train') and text-to-pose "
                       "samples from the CMU mocap train split (offline.queries.SampleStream)",
               "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "threads": threads,
-              "train_minutes": round((time.perf_counter() - t0) / 60, 1),
               "final_train": {k: round(float(np.mean(v[-20:])), 4) for k, v in hist.items()}}
     (out / SPEC_FILE).write_text(json.dumps(record, indent=2))
     loaded = SceneReader.load(out / ADAPTER_FILE, spec)
@@ -234,13 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-layers", type=int, default=10)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--save-every", type=int, default=0, help="also write the adapter every N steps to OUT/stepN")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
-    rec = train(a.seed, a.steps, a.batch_size, a.lr, a.out, a.threads, a.num_layers)
+    rec = train(a.seed, a.steps, a.batch_size, a.lr, a.out, a.threads, a.num_layers, save_every=a.save_every)
     print(json.dumps({k: rec[k] for k in ("final_train", "calibration", "train_minutes")}, indent=2))
     return 0
 

@@ -1,0 +1,248 @@
+"""Evaluate the scene reader on questions it was not trained on, with ablations and calibration.
+
+    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.eval_reader --threads 1 --json build/eval_reader.json
+
+Splits (offline.scene_questions.SPLITS, each drawn with its own seed, none with the training
+seed): ``in_dist`` (the training families, words and layouts), ``family`` (held-out template
+families), ``words`` (every question uses a held-out synonym), ``layout`` (scenes of
+HELD_OUT_PEOPLE people, a count training never shows).
+
+Figures per split: decision accuracy (the first answer token: the right person, <none>, [POSE]
+or a text answer), per category; counting exact (the number in the generated answer); pose
+yes/no (right person and right yes/no in the generated answer); chance (one over the
+candidates <p1..pN>, <none> of the person and no-match questions).
+
+Ablations (on in_dist and family): the LLM's last states zeroed (the LM head then sees no
+input: ties broken at random), the question's words shuffled, the question removed, and the
+scene lines cut to their positions (no clothing, posture, objects).
+
+Calibration: expected calibration error (10 bins) of the decision probability over
+<p1..pN>, <none> (reader.SceneReader.decision_probs, with the fitted temperature) on in_dist,
+and the share of no-match questions refused / person questions wrongly refused at the
+threshold ``PipelineConfig.min_grounding_confidence``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from chatpose_ros.models.default.offline.scene_questions import QA, SPLITS, make_qa
+from chatpose_ros.models.default.scene_words import SceneWords
+
+log = logging.getLogger(__name__)
+
+EVAL_SEEDS = {"in_dist": 101, "family": 202, "words": 303, "layout": 404}
+ABLATION_SPLITS = ("in_dist", "family")
+ECE_BINS = 10
+_NUMBER = re.compile(r"\b(\d+)\b")
+
+
+def load_reader(folder: Path):
+    from chatpose_ros.models.default.reader import ADAPTER_FILE, SceneReader
+
+    return SceneReader.load(folder / ADAPTER_FILE, SceneReader.read_spec(folder))
+
+
+@torch.no_grad()
+def first_logits(model, scene_text: str | None, question: str, zero_states: bool = False):
+    """(V,) logits of the first answer token and the KV cache of the prompt."""
+    ids = torch.tensor([model.prompt_ids(scene_text, question)])
+    out = model.lm(input_ids=ids, use_cache=True, output_hidden_states=True)
+    if zero_states:
+        return model.lm.get_output_embeddings()(torch.zeros_like(out.hidden_states[-1][0, -1:]))[0], None
+    return out.logits[0, -1].float(), out.past_key_values
+
+
+@torch.no_grad()
+def generate(model, first: int, past, max_tokens: int = 24) -> str:
+    ids, tok = [first], first
+    for _ in range(max_tokens):
+        if tok == model.end_id:
+            break
+        out = model.lm(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
+        past, tok = out.past_key_values, int(out.logits[0, -1].argmax())
+        ids.append(tok)
+    return model.render(ids)
+
+
+def expected_token(model, qa: QA) -> int | None:
+    """The id the first answer token must be, or None for a text answer (any ordinary token)."""
+    if qa.target >= 0:
+        return int(model.person_ids[qa.target])
+    if qa.target == -1:
+        return model.none_id
+    if qa.target == -3:
+        return model.pose_id
+    return None
+
+
+def decide(model, logits: torch.Tensor, n: int, rng: np.random.Generator) -> int:
+    """The first token as the pipeline takes it (person tokens beyond N masked); exact ties
+    (zeroed states) broken at random among the candidates."""
+    masked = logits.clone()
+    masked[model.person_ids[n:]] = float("-inf")
+    top = torch.nonzero(masked == masked.max()).flatten().tolist()
+    return int(top[int(rng.integers(len(top)))])
+
+
+def correct(model, qa: QA, first: int) -> bool:
+    want = expected_token(model, qa)
+    special = set(model.new_ids.tolist())
+    return first not in special if want is None else first == want
+
+
+def _shuffle(rng, q: str) -> str:
+    w = q.split()
+    rng.shuffle(w)
+    return " ".join(w)
+
+
+def _positions_only(s: SceneWords) -> SceneWords:
+    return replace(s, people=tuple(type(p)(order=p.order, count=p.count, near=p.near, edge=p.edge) for p in s.people),
+                   objects=())
+
+
+def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float) -> dict:
+    rng = np.random.default_rng(EVAL_SEEDS[split])
+    arng = np.random.default_rng(EVAL_SEEDS[split] + 1)
+    rows = []
+    for _ in range(n):
+        qa = make_qa(rng, split)
+        k = len(qa.scene.people)
+        logits, past = first_logits(model, qa.scene.text(), qa.question)
+        first = decide(model, logits, k, arng)
+        row = {"category": qa.category, "family": qa.family, "question": qa.question, "people": k,
+               "target": qa.target, "first": model.tokenizer.convert_ids_to_tokens(first), "ok": correct(model, qa, first)}
+        if qa.target >= -1 and k:
+            probs = model.decision_probs(logits, k)
+            row["chance"] = 1.0 / (k + 1)
+            row["confidence"] = float(probs.max())
+            row["top_ok"] = int(probs.argmax()) == (qa.target if qa.target >= 0 else k)
+            persons = model.person_ids[:k].tolist()
+            row["refused"] = first == model.none_id or (
+                first in persons and float(probs[persons.index(first)]) < threshold)
+        if qa.category in ("counting", "pose"):
+            answer = generate(model, first, past)
+            row["answer"] = answer
+            if qa.category == "counting":
+                m = _NUMBER.search(answer)
+                got = int(m.group(1)) if m else (0 if "anyone" in answer else None)
+                row["count_ok"] = got == qa.count
+            else:
+                yn = answer.lower().startswith("yes") if answer.lower().startswith(("yes", "no")) else None
+                row["yes_no_ok"] = row["ok"] and yn == qa.yes
+        if ablations:
+            zl, _ = first_logits(model, qa.scene.text(), qa.question, zero_states=True)
+            row["abl_zero_states"] = correct(model, qa, decide(model, zl, k, arng))
+            sl, _ = first_logits(model, qa.scene.text(), _shuffle(arng, qa.question))
+            row["abl_shuffled_question"] = correct(model, qa, decide(model, sl, k, arng))
+            el, _ = first_logits(model, qa.scene.text(), "?")
+            row["abl_no_question"] = correct(model, qa, decide(model, el, k, arng))
+            pl, _ = first_logits(model, _positions_only(qa.scene).text(), qa.question)
+            row["abl_positions_only"] = correct(model, qa, decide(model, pl, k, arng))
+        rows.append(row)
+    return summarise(rows)
+
+
+def _mean(rows, key) -> float | None:
+    vals = [float(r[key]) for r in rows if key in r]
+    return round(float(np.mean(vals)), 4) if vals else None
+
+
+def ece(rows) -> float | None:
+    rs = [r for r in rows if "confidence" in r]
+    if not rs:
+        return None
+    conf = np.array([r["confidence"] for r in rs])
+    ok = np.array([r["top_ok"] for r in rs], float)
+    bins = np.minimum((conf * ECE_BINS).astype(int), ECE_BINS - 1)
+    return round(float(sum(abs(conf[bins == b].mean() - ok[bins == b].mean()) * (bins == b).mean()
+                           for b in range(ECE_BINS) if (bins == b).any())), 4)
+
+
+def summarise(rows) -> dict:
+    cats = sorted({r["category"] for r in rows})
+    nm = [r for r in rows if r["category"] == "no_match" and "refused" in r]
+    person = [r for r in rows if r["target"] >= 0 and "refused" in r]
+    return {
+        "n": len(rows), "decision_accuracy": _mean(rows, "ok"),
+        "chance_person_or_none": _mean(rows, "chance"),
+        "per_category": {c: {"n": sum(r["category"] == c for r in rows),
+                             "accuracy": _mean([r for r in rows if r["category"] == c], "ok")} for c in cats},
+        "counting_exact": _mean(rows, "count_ok"), "pose_yes_no": _mean(rows, "yes_no_ok"),
+        "no_match_refused": _mean(nm, "refused"), "person_wrongly_refused": _mean(person, "refused"),
+        "ece": ece(rows),
+        "ablations": {k: _mean(rows, k) for k in ("abl_zero_states", "abl_shuffled_question", "abl_no_question",
+                                                   "abl_positions_only") if any(k in r for r in rows)},
+        "failures": [{k: r[k] for k in ("category", "question", "people", "target", "first") + (
+            ("answer",) if "answer" in r else ())} for r in rows if not r["ok"]][:12],
+    }
+
+
+def evaluate(folder: Path, n: int = 120, threshold: float | None = None) -> dict:
+    from chatpose_ros.core.config import PipelineConfig
+
+    threshold = PipelineConfig().min_grounding_confidence if threshold is None else threshold
+    model = load_reader(folder)
+    out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature}
+    for split in SPLITS[1:]:
+        t = time.perf_counter()
+        out[split] = evaluate_split(model, split, n, split in ABLATION_SPLITS, threshold)
+        log.info("%s: %.1f%% (%.0f s)", split, 100 * out[split]["decision_accuracy"], time.perf_counter() - t)
+    return out
+
+
+def table(res: dict) -> str:
+    lines = ["| split | n | decision accuracy | chance | counting exact | pose yes/no | no-match refused | ECE |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s in SPLITS[1:]:
+        r = res[s]
+
+        def f(v):
+            return "-" if v is None else f"{100 * v:.1f} %"
+        lines.append(f"| {s} | {r['n']} | {f(r['decision_accuracy'])} | {f(r['chance_person_or_none'])} | "
+                     f"{f(r['counting_exact'])} | {f(r['pose_yes_no'])} | {f(r['no_match_refused'])} | "
+                     f"{'-' if r['ece'] is None else r['ece']} |")
+    lines += ["", "| ablation | " + " | ".join(ABLATION_SPLITS) + " |", "|---|" + "---|" * len(ABLATION_SPLITS)]
+    for k in ("abl_zero_states", "abl_shuffled_question", "abl_no_question", "abl_positions_only"):
+        vals = [res[s]["ablations"].get(k) for s in ABLATION_SPLITS]
+        lines.append(f"| {k[4:].replace('_', ' ')} | " + " | ".join("-" if v is None else f"{100 * v:.1f} %"
+                                                                    for v in vals) + " |")
+    lines += ["", "| category | " + " | ".join(SPLITS[1:]) + " |", "|---|" + "---|" * 4]
+    cats = sorted({c for s in SPLITS[1:] for c in res[s]["per_category"]})
+    for c in cats:
+        vals = [res[s]["per_category"].get(c, {}).get("accuracy") for s in SPLITS[1:]]
+        lines.append(f"| {c} | " + " | ".join("-" if v is None else f"{100 * v:.0f} %" for v in vals) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
+
+    p = argparse.ArgumentParser(description="Evaluate the scene reader (held-out families, words, layouts; "
+                                            "ablations; calibration).")
+    p.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS_DIR)
+    p.add_argument("-n", type=int, default=120, help="questions per split")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(a.threads)
+    res = evaluate(a.weights, a.n)
+    print(table(res))
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
