@@ -35,7 +35,8 @@ NO_PEOPLE_LINE = "People: none."
 # Tags from geometry (thresholds in units named beside them).
 NEAR_FAR_RATIO = 1.3            # tallest / shortest box height at least this: tag "nearest" / "farthest"
 EDGE_MARGIN = 0.01              # box within this fraction of the width of the left / right edge: at the edge
-ATTRIBUTE_MIN_CONFIDENCE = 0.3  # attributes under this confidence are left out of the words
+ATTRIBUTE_MIN_CONFIDENCE = 0.15  # attributes under this confidence are left out of the words (perception_attributes
+#   confidences are a colour or geometry share times the keypoints' mean score, typically 0.2-0.5 on real photos)
 KEYPOINT_MIN_SCORE = 0.3        # keypoints under this score are not seen
 ARM_RAISED_TORSO = 0.1          # wrist this far (torso lengths) above the shoulder: arm raised
 HAND_AT_HEAD_TORSO = 0.45       # wrist within this distance (torso lengths) of the nose / ears: hand at head
