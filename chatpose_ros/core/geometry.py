@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .geometry_np import box_iou  # noqa: F401  (re-exported: boxes need no torch)
+
 _EPS = 1e-8
 
 
@@ -111,13 +113,3 @@ def geodesic_angle(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
     """(..., 3, 3), (..., 3, 3) -> (...) angle (rad) of the rotation R1^T R2."""
     tr = (R1.transpose(-1, -2) @ R2).diagonal(dim1=-2, dim2=-1).sum(-1)
     return torch.acos(((tr - 1.0) / 2.0).clamp(-1.0, 1.0))
-
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Intersection over union of two (x_min, y_min, x_max, y_max) boxes (pixels); 0 when
-    either is empty."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0

@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from .body import SMPL_JOINT_NAMES
+from .smpl_layout import SMPL_JOINT_NAMES
 from .camera import CameraIntrinsics, estimate_translation
 from .scene import BLAZEPOSE33, COCO17
 from .types import PersonPose, PoseResult

@@ -29,10 +29,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from .body import SMPL_PARENTS
-from .geometry import axis_angle_to_matrix, matrix_to_quaternion
+from .geometry_np import axis_angle_to_matrix, matrix_to_quaternion
+from .smpl_layout import SMPL_PARENTS
 
 # rows: REP x (forward) = SMPL z, REP y (left) = SMPL x, REP z (up) = SMPL y
 SMPL_TO_REP = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -88,8 +87,7 @@ def body_id(track_id: int, prefix: str = "b") -> str:
 
 def _rotations(theta: np.ndarray) -> np.ndarray:
     """(72,) axis-angle -> (24, 3, 3) float64 local rotation matrices."""
-    aa = torch.as_tensor(np.asarray(theta, dtype=np.float64).reshape(24, 3))
-    return axis_angle_to_matrix(aa).numpy()
+    return axis_angle_to_matrix(np.asarray(theta, dtype=np.float64).reshape(24, 3))
 
 
 def _to_rep(R: np.ndarray) -> np.ndarray:
@@ -112,7 +110,7 @@ def body_origin(translation: np.ndarray, joints: np.ndarray) -> np.ndarray:
 
 def quaternion_xyzw(R: np.ndarray) -> np.ndarray:
     """(3, 3) rotation -> (4,) unit quaternion (x, y, z, w), w >= 0."""
-    return matrix_to_quaternion(torch.as_tensor(np.asarray(R, dtype=np.float64))).numpy()
+    return matrix_to_quaternion(R)
 
 
 def _rot(axis: str, a: float) -> np.ndarray:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Protocol, Union
 
 from .config import NodeConfig
 from .errors import ChatPoseError, InvalidQueryError
-from .geometry import box_iou
+from .geometry_np import box_iou
 from .pipeline import validate_query
 from .types import PersonPose, PoseResult
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .body import NUM_BETAS, NUM_JOINTS
+from .smpl_layout import NUM_BETAS, NUM_JOINTS
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from hri_msgs.msg import IdsList, LiveSpeech, NormalizedPointOfInterest2D, Norma
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 
-from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.geometry_np import box_iou
 from chatpose_ros.core.placement import keypoint_names
 from chatpose_ros.core.rep155 import REP155_JOINT_NAMES, base36, body_id, joint_angles, skeleton18
 from chatpose_ros.core.types import PersonPose, PoseResult

@@ -16,7 +16,7 @@ from std_msgs.msg import ColorRGBA, Header
 from rclpy.serialization import serialize_message
 from visualization_msgs.msg import Marker, MarkerArray
 
-from chatpose_ros.core.body import SMPL_BONES
+from chatpose_ros.core.smpl_layout import SMPL_BONES
 from chatpose_ros.core.types import PersonPose, PoseResult
 
 UNTRACKED_ID_BASE = 1000
