@@ -24,8 +24,10 @@ bench: setup
 train-default: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.train --seed 0 --threads 1
 
+# Every figure of the default profile: the reader on held-out synthetic questions with its ablations and
+# calibration, the hand-written real-photo questions, poses, and speed (2 threads); JSON in build/.
 eval-default: setup
-	$(PY) -m chatpose_ros.models.default.offline.evaluate
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.default.offline.evaluate --threads 2 --json build/eval_default.json
 
 # Person recall/precision and ms per image on the labelled real photos (tests/data/perception_labels.json):
 # the old MediaPipe detector and every perception preset side by side, one thread; misses in build/eval_perception.json.

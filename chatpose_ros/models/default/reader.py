@@ -26,6 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -56,6 +57,9 @@ class ReaderSpec:
     lora_alpha: int = 16
     pose_inner: int = 512
     temperature: float = 1.0  # decision temperature (fitted on a calibration split after training)
+    # the question before the scene, each <pK> at the end of its person's line, and the decision read
+    # by the pointer head from the LLM's states at the <pK> tokens (else: the LM head's first token)
+    pointer: bool = False
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -90,6 +94,38 @@ def load_base(cache: Path | None, num_layers: int):
     return lm, tok
 
 
+DECISION_KINDS: tuple[str, ...] = ("none", "pose", "text")  # the decisions that are not a person
+
+
+class PointerHead(nn.Module):
+    """The decision from the LLM's own states: one score per person from the state at its <pK>
+    token (which has read the question and the person's line), and one score for each of
+    DECISION_KINDS from the last prompt state.
+
+    Shapes: h_people (N, H), h_last (H,) -> (N + 3,) logits [p1..pN, none, pose, text]."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.person = nn.Sequential(nn.Linear(hidden_size, 256), nn.GELU(), nn.Linear(256, 1))
+        self.other = nn.Sequential(nn.Linear(hidden_size, 256), nn.GELU(), nn.Linear(256, len(DECISION_KINDS)))
+
+    def forward(self, h_people: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        return torch.cat((self.person(h_people)[:, 0], self.other(h_last)), -1)
+
+
+@dataclass
+class Decision:
+    """One prefill's outcome: `first` the first answer token id (<pK>, <none>, [POSE] or the
+    LM's own first word), `logits` the decision logits (SceneReader.decision_logits), `hidden`
+    (1, H) the last prompt state (the one that emits the first token), `past` the prompt's KV
+    cache (None when the states were zeroed for an ablation)."""
+
+    first: int
+    logits: torch.Tensor
+    hidden: torch.Tensor
+    past: Any
+
+
 class SceneReader(nn.Module):
     """SmolLM2 + LoRA + added tokens + pose head. Build with :meth:`create` (training: LoRA live,
     base frozen) or :meth:`load` (inference: LoRA merged)."""
@@ -101,6 +137,7 @@ class SceneReader(nn.Module):
         self.spec = spec
         self.hidden_size = lm.config.hidden_size
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
+        self.pointer = PointerHead(self.hidden_size) if spec.pointer else None
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
         self.none_id = tokenizer.convert_tokens_to_ids(NONE_TOKEN)
         self.pose_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
@@ -131,11 +168,17 @@ class SceneReader(nn.Module):
         out = {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
         out["new_rows"] = self.new_rows.detach().contiguous()
         out.update({f"pose_head.{k}": v.detach().contiguous() for k, v in self.pose_head.state_dict().items()})
+        if self.pointer is not None:
+            out.update({f"pointer.{k}": v.detach().contiguous() for k, v in self.pointer.state_dict().items()})
         return out
 
     @classmethod
-    def load(cls, weights: Path, spec: ReaderSpec, cache: Path | None = None) -> "SceneReader":
-        """For inference: base from the GGUF cache, shipped LoRA merged, added token rows set."""
+    def load(cls, weights: Path, spec: ReaderSpec, cache: Path | None = None, int8: bool = False) -> "SceneReader":
+        """For inference: base from the GGUF cache, shipped LoRA merged, added token rows set.
+
+        `int8`: the decoder layers' linear projections quantised dynamically to int8
+        (torch.ao.quantization.quantize_dynamic) after the merge: faster prefill on a CPU;
+        ``offline.eval_reader --int8`` measures what it costs in accuracy."""
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -162,11 +205,17 @@ class SceneReader(nn.Module):
                 lm.get_input_embeddings().weight[model.new_ids] = state["new_rows"]
             sub = {k[len("pose_head."):]: v for k, v in state.items() if k.startswith("pose_head.")}
             model.pose_head.load_state_dict(sub, strict=True)
+            if model.pointer is not None:
+                sub = {k[len("pointer."):]: v for k, v in state.items() if k.startswith("pointer.")}
+                model.pointer.load_state_dict(sub, strict=True)
         except (KeyError, RuntimeError) as exc:
             raise CheckpointError(f"{weights} does not match the model (spec {spec}): {exc}") from exc
         model.eval()
         for p in model.parameters():
             p.requires_grad_(False)
+        if int8:
+            model.lm.model.layers = torch.ao.quantization.quantize_dynamic(
+                model.lm.model.layers, {nn.Linear}, dtype=torch.qint8)
         return model
 
     @staticmethod
@@ -179,9 +228,16 @@ class SceneReader(nn.Module):
             raise CheckpointError(f"malformed {folder / SPEC_FILE}: {exc}") from exc
 
     # -- text ---------------------------------------------------------------------------
-    def prompt_ids(self, scene_text: str | None, query: str) -> list[int]:
-        """Chat-template prompt ids, generation prompt added. `scene_text` None: no image."""
-        body = f"{scene_text if scene_text is not None else NO_IMAGE_LINE}\nQuestion: {query}"
+    def prompt_ids(self, scene, query: str) -> list[int]:
+        """Chat-template prompt ids, generation prompt added. `scene`: a scene_words.SceneWords
+        (or its text), None: no image."""
+        if scene is None:
+            text = NO_IMAGE_LINE
+        elif isinstance(scene, str):
+            text = scene
+        else:
+            text = scene.text(tokens_last=self.spec.pointer)
+        body = f"Question: {query}\n{text}" if self.spec.pointer else f"{text}\nQuestion: {query}"
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
         if isinstance(ids, dict) or hasattr(ids, "keys"):
@@ -226,8 +282,47 @@ class SceneReader(nn.Module):
         return inner.model(inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     # -- decision -----------------------------------------------------------------------
+    def decision_logits(self, ids: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """(T,) prompt ids, (T, H) last-layer states -> decision logits: with the pointer head
+        (N + 3,) [p1..pN, none, pose, text]; without it the LM head's (V,) first-token logits."""
+        if self.pointer is None:
+            return self.lm_logits(h[-1:])[0]
+        pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
+        return self.pointer(h[pos], h[-1])
+
+    def first_token(self, logits: torch.Tensor, num_people: int) -> int:
+        """The decision as the first answer token id; text answers give -1 (the LM chooses its
+        own first word). Person tokens beyond `num_people` are never chosen."""
+        if self.pointer is None:
+            masked = logits.clone()
+            masked[self.person_ids[num_people:]] = float("-inf")
+            return int(masked.argmax())
+        k = int(logits.argmax())
+        if k < num_people:
+            return int(self.person_ids[k])
+        return {"none": self.none_id, "pose": self.pose_id, "text": -1}[DECISION_KINDS[k - num_people]]
+
+    @torch.no_grad()
+    def decide(self, scene, query: str, num_people: int, zero_states: bool = False) -> Decision:
+        """One prefill over the prompt of `scene` (SceneWords or None) and `query`, then the
+        decision. `zero_states` (ablation): the LLM's last-layer states replaced by zeros."""
+        ids = torch.tensor([self.prompt_ids(scene, query)])
+        out = self.lm.model(input_ids=ids, use_cache=not zero_states)
+        h = out.last_hidden_state[0]
+        if zero_states:
+            h = torch.zeros_like(h)
+        logits = self.decision_logits(ids[0], h)
+        first = self.first_token(logits, num_people)
+        if first < 0:  # a text answer: the LM's own first word, never a decision token
+            words = self.lm_logits(h[-1:])[0].float()
+            words[self.new_ids] = float("-inf")
+            first = int(words.argmax())
+        return Decision(first, logits, h[-1:], None if zero_states else out.past_key_values)
+
     def decision_probs(self, logits: torch.Tensor, num_people: int) -> torch.Tensor:
-        """(V,) first-token logits -> (num_people + 1,) calibrated probabilities over
-        [<p1>, ..., <pN>, <none>] (temperature `spec.temperature`)."""
-        cand = torch.cat((self.person_ids[:num_people], torch.tensor([self.none_id])))
-        return torch.softmax(logits[cand].float() / self.spec.temperature, -1)
+        """Decision logits -> (num_people + 1,) calibrated probabilities over [<p1>, ..., <pN>,
+        <none>] (temperature `spec.temperature`)."""
+        if self.pointer is None:
+            cand = torch.cat((self.person_ids[:num_people], torch.tensor([self.none_id])))
+            return torch.softmax(logits[cand].float() / self.spec.temperature, -1)
+        return torch.softmax(logits[:num_people + 1].float() / self.spec.temperature, -1)

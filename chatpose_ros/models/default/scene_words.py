@@ -109,10 +109,13 @@ class SceneWords:
     objects: tuple[str, ...] = ()
     index: tuple[int, ...] = field(default=())
 
-    def text(self) -> str:
-        """The scene block of the prompt."""
+    def text(self, tokens_last: bool = False) -> str:
+        """The scene block of the prompt; `tokens_last` puts each person's <pK> at the end of its
+        line (where its state has read the whole line) instead of the start."""
         if not self.people:
             lines = [NO_PEOPLE_LINE]
+        elif tokens_last:
+            lines = ["People:"] + [f"{p.line()} {PERSON_TOKENS[p.order - 1]}" for p in self.people]
         else:
             lines = ["People:"] + [f"{PERSON_TOKENS[p.order - 1]} {p.line()}" for p in self.people]
         if self.objects:

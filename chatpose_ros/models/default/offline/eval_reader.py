@@ -45,20 +45,10 @@ ECE_BINS = 10
 _NUMBER = re.compile(r"\b(\d+)\b")
 
 
-def load_reader(folder: Path):
+def load_reader(folder: Path, int8: bool = False):
     from chatpose_ros.models.default.reader import ADAPTER_FILE, SceneReader
 
-    return SceneReader.load(folder / ADAPTER_FILE, SceneReader.read_spec(folder))
-
-
-@torch.no_grad()
-def first_logits(model, scene_text: str | None, question: str, zero_states: bool = False):
-    """(V,) logits of the first answer token and the KV cache of the prompt."""
-    ids = torch.tensor([model.prompt_ids(scene_text, question)])
-    out = model.lm(input_ids=ids, use_cache=True, output_hidden_states=True)
-    if zero_states:
-        return model.lm.get_output_embeddings()(torch.zeros_like(out.hidden_states[-1][0, -1:]))[0], None
-    return out.logits[0, -1].float(), out.past_key_values
+    return SceneReader.load(folder / ADAPTER_FILE, SceneReader.read_spec(folder), int8=int8)
 
 
 @torch.no_grad()
@@ -84,19 +74,26 @@ def expected_token(model, qa: QA) -> int | None:
     return None
 
 
-def decide(model, logits: torch.Tensor, n: int, rng: np.random.Generator) -> int:
-    """The first token as the pipeline takes it (person tokens beyond N masked); exact ties
-    (zeroed states) broken at random among the candidates."""
-    masked = logits.clone()
-    masked[model.person_ids[n:]] = float("-inf")
-    top = torch.nonzero(masked == masked.max()).flatten().tolist()
-    return int(top[int(rng.integers(len(top)))])
-
-
 def correct(model, qa: QA, first: int) -> bool:
     want = expected_token(model, qa)
     special = set(model.new_ids.tolist())
     return first not in special if want is None else first == want
+
+
+def tie_broken(model, d, n: int, rng: np.random.Generator) -> int:
+    """The decision's first token, exact ties (zeroed states: every logit equal) broken at random
+    among the candidates instead of by index."""
+    logits = d.logits
+    if model.pointer is None:
+        logits = logits.clone()
+        logits[model.person_ids[n:]] = float("-inf")
+        top = torch.nonzero(logits == logits.max()).flatten().tolist()
+        return int(top[int(rng.integers(len(top)))])
+    top = torch.nonzero(logits == logits.max()).flatten().tolist()
+    k = int(top[int(rng.integers(len(top)))])
+    if k < n:
+        return int(model.person_ids[k])
+    return {0: model.none_id, 1: model.pose_id, 2: -1}[k - n]
 
 
 def _shuffle(rng, q: str) -> str:
@@ -117,8 +114,8 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
     for _ in range(n):
         qa = make_qa(rng, split)
         k = len(qa.scene.people)
-        logits, past = first_logits(model, qa.scene.text(), qa.question)
-        first = decide(model, logits, k, arng)
+        d = model.decide(qa.scene, qa.question, k)
+        logits, past, first = d.logits, d.past, d.first
         row = {"category": qa.category, "family": qa.family, "question": qa.question, "people": k,
                "target": qa.target, "first": model.tokenizer.convert_ids_to_tokens(first), "ok": correct(model, qa, first)}
         if qa.target >= -1 and k:
@@ -140,14 +137,11 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
                 yn = answer.lower().startswith("yes") if answer.lower().startswith(("yes", "no")) else None
                 row["yes_no_ok"] = row["ok"] and yn == qa.yes
         if ablations:
-            zl, _ = first_logits(model, qa.scene.text(), qa.question, zero_states=True)
-            row["abl_zero_states"] = correct(model, qa, decide(model, zl, k, arng))
-            sl, _ = first_logits(model, qa.scene.text(), _shuffle(arng, qa.question))
-            row["abl_shuffled_question"] = correct(model, qa, decide(model, sl, k, arng))
-            el, _ = first_logits(model, qa.scene.text(), "?")
-            row["abl_no_question"] = correct(model, qa, decide(model, el, k, arng))
-            pl, _ = first_logits(model, _positions_only(qa.scene).text(), qa.question)
-            row["abl_positions_only"] = correct(model, qa, decide(model, pl, k, arng))
+            z = model.decide(qa.scene, qa.question, k, zero_states=True)
+            row["abl_zero_states"] = correct(model, qa, tie_broken(model, z, k, arng))
+            row["abl_shuffled_question"] = correct(model, qa, model.decide(qa.scene, _shuffle(arng, qa.question), k).first)
+            row["abl_no_question"] = correct(model, qa, model.decide(qa.scene, "?", k).first)
+            row["abl_positions_only"] = correct(model, qa, model.decide(_positions_only(qa.scene), qa.question, k).first)
         rows.append(row)
     return summarise(rows)
 
@@ -187,13 +181,14 @@ def summarise(rows) -> dict:
     }
 
 
-def evaluate(folder: Path, n: int = 120, threshold: float | None = None) -> dict:
+def evaluate(folder: Path, n: int = 120, threshold: float | None = None, int8: bool = False,
+             splits: tuple[str, ...] = SPLITS[1:]) -> dict:
     from chatpose_ros.core.config import PipelineConfig
 
     threshold = PipelineConfig().min_grounding_confidence if threshold is None else threshold
-    model = load_reader(folder)
-    out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature}
-    for split in SPLITS[1:]:
+    model = load_reader(folder, int8)
+    out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature, "int8": int8}
+    for split in splits:
         t = time.perf_counter()
         out[split] = evaluate_split(model, split, n, split in ABLATION_SPLITS, threshold)
         log.info("%s: %.1f%% (%.0f s)", split, 100 * out[split]["decision_accuracy"], time.perf_counter() - t)
@@ -204,6 +199,8 @@ def table(res: dict) -> str:
     lines = ["| split | n | decision accuracy | chance | counting exact | pose yes/no | no-match refused | ECE |",
              "|---|---|---|---|---|---|---|---|"]
     for s in SPLITS[1:]:
+        if s not in res:
+            continue
         r = res[s]
 
         def f(v):
@@ -213,13 +210,13 @@ def table(res: dict) -> str:
                      f"{'-' if r['ece'] is None else r['ece']} |")
     lines += ["", "| ablation | " + " | ".join(ABLATION_SPLITS) + " |", "|---|" + "---|" * len(ABLATION_SPLITS)]
     for k in ("abl_zero_states", "abl_shuffled_question", "abl_no_question", "abl_positions_only"):
-        vals = [res[s]["ablations"].get(k) for s in ABLATION_SPLITS]
+        vals = [res[s]["ablations"].get(k) if s in res else None for s in ABLATION_SPLITS]
         lines.append(f"| {k[4:].replace('_', ' ')} | " + " | ".join("-" if v is None else f"{100 * v:.1f} %"
                                                                     for v in vals) + " |")
     lines += ["", "| category | " + " | ".join(SPLITS[1:]) + " |", "|---|" + "---|" * 4]
-    cats = sorted({c for s in SPLITS[1:] for c in res[s]["per_category"]})
+    cats = sorted({c for s in SPLITS[1:] if s in res for c in res[s]["per_category"]})
     for c in cats:
-        vals = [res[s]["per_category"].get(c, {}).get("accuracy") for s in SPLITS[1:]]
+        vals = [res[s]["per_category"].get(c, {}).get("accuracy") if s in res else None for s in SPLITS[1:]]
         lines.append(f"| {c} | " + " | ".join("-" if v is None else f"{100 * v:.0f} %" for v in vals) + " |")
     return "\n".join(lines)
 
@@ -233,10 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", type=int, default=120, help="questions per split")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--int8", action="store_true", help="decoder layers quantised to int8 (reader.SceneReader.load)")
+    p.add_argument("--splits", default=",".join(SPLITS[1:]), help="comma-separated splits to evaluate")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(a.threads)
-    res = evaluate(a.weights, a.n)
+    res = evaluate(a.weights, a.n, int8=a.int8, splits=tuple(a.splits.split(",")))
     print(table(res))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -43,13 +43,24 @@ CALIBRATION_SEED_OFFSET = 7919
 
 @dataclass(frozen=True)
 class Example:
-    """One training sequence: scene text (None: no image), question, answer, optional pose
-    target (24, 3, 3) for a [POSE] answer."""
+    """One training sequence: scene (scene_words.SceneWords; None: no image), question, answer,
+    the decision (QA.target: person index, -1 nobody, -2 text, -3 imagined pose) and an optional
+    pose target (24, 3, 3) for a [POSE] answer."""
 
-    scene_text: str | None
+    scene: object
     question: str
     answer: str
+    target: int
     rotmats: np.ndarray | None = None
+
+    @property
+    def num_people(self) -> int:
+        return 0 if self.scene is None else len(self.scene.people)
+
+    def decision(self) -> int:
+        """Index of the decision among the pointer head's [p1..pN, none, pose, text]."""
+        n = self.num_people
+        return self.target if self.target >= 0 else {-1: n, -3: n + 1, -2: n + 2}[self.target]
 
 
 class ExampleStream:
@@ -68,11 +79,11 @@ class ExampleStream:
         if self.poses is not None and self.rng.random() < TEXT_POSE_SHARE:
             s = self.poses.text_pose() if self.rng.random() < 0.6 else self.poses.speculative_pose()
             # no image, or people in view who are not what the question is about
-            scene = None if self.rng.random() < 0.5 else random_scene(self.rng, int(self.rng.integers(1, 4))).text()
+            scene = None if self.rng.random() < 0.5 else random_scene(self.rng, int(self.rng.integers(1, 4)))
             answer = f"{POSE_TOKEN} Here is a pose made from your words, not a person in view."
-            return Example(scene, s.query, answer, np.asarray(s.rotmats, np.float32))
+            return Example(scene, s.query, answer, -3, np.asarray(s.rotmats, np.float32))
         qa = make_qa(self.rng, self.split)
-        return Example(qa.scene.text(), qa.question, qa.answer)
+        return Example(qa.scene, qa.question, qa.answer, qa.target)
 
     def __iter__(self) -> "ExampleStream":
         return self
@@ -83,7 +94,7 @@ def collate(model: SceneReader, examples: list[Example]) -> dict:
     first answer position (B,)."""
     seqs, starts = [], []
     for e in examples:
-        p = model.prompt_ids(e.scene_text, e.question)
+        p = model.prompt_ids(e.scene, e.question)
         seqs.append(p + model.answer_ids(e.answer))
         starts.append(len(p))
     T = max(len(x) for x in seqs)
@@ -113,6 +124,14 @@ def batch_losses(model: SceneReader, examples: list[Example], batch: dict) -> di
     is_first = first[:, 1:][pred]
     out = {"ce": ce, "tok_acc": (logits.argmax(-1) == labels).float().mean().detach(),
            "decision_acc": (logits.argmax(-1)[is_first] == labels[is_first]).float().mean().detach()}
+    if model.pointer is not None:  # the decision from the LLM's states at the <pK> tokens and the last prompt state
+        terms, hits = [], 0
+        for b, e in enumerate(examples):
+            d = model.decision_logits(ids[b, :int(start[b])], h[b, :int(start[b])])
+            terms.append(F.cross_entropy(d[None], torch.tensor([e.decision()])))
+            hits += int(int(d.argmax()) == e.decision())
+        out["pointer"] = torch.stack(terms).mean()
+        out["pointer_acc"] = torch.tensor(hits / len(examples))
     pose_b = [b for b, e in enumerate(examples) if e.rotmats is not None]
     if pose_b:
         hp = h[torch.tensor(pose_b), start[pose_b] - 1]  # the state that emits [POSE]
@@ -124,11 +143,11 @@ def batch_losses(model: SceneReader, examples: list[Example], batch: dict) -> di
 
 
 @torch.no_grad()
-def decision_logits(model: SceneReader, scene_text: str | None, question: str) -> torch.Tensor:
-    """(V,) next-token logits at the end of the prompt (one prefill)."""
-    ids = torch.tensor([model.prompt_ids(scene_text, question)])
+def decision_logits(model: SceneReader, scene, question: str) -> torch.Tensor:
+    """The decision logits of one prompt (SceneReader.decision_logits; one prefill)."""
+    ids = torch.tensor([model.prompt_ids(scene, question)])
     h = model.backbone(model.token_embeddings(ids), torch.ones_like(ids))
-    return model.lm_logits(h[0, -1:])[0]
+    return model.decision_logits(ids[0], h[0])
 
 
 @torch.no_grad()
@@ -143,9 +162,13 @@ def fit_temperature(model: SceneReader, seed: int, n: int = CALIBRATION_SAMPLES)
         qa = make_qa(rng, "in_dist")
         if qa.target < -1 or not qa.scene.people:
             continue
-        logits = decision_logits(model, qa.scene.text(), qa.question)
-        cand = torch.cat((model.person_ids[:len(qa.scene.people)], torch.tensor([model.none_id])))
-        rows.append(logits[cand].float())
+        logits = decision_logits(model, qa.scene, qa.question)
+        n_people = len(qa.scene.people)
+        if model.pointer is None:
+            cand = torch.cat((model.person_ids[:n_people], torch.tensor([model.none_id])))
+            rows.append(logits[cand].float())
+        else:
+            rows.append(logits[:n_people + 1].float())
         labels.append(qa.target if qa.target >= 0 else len(qa.scene.people))
     best = (float("inf"), 1.0)
     for t in np.exp(np.linspace(math.log(0.25), math.log(8.0), 61)):
@@ -168,7 +191,7 @@ def _write(model: SceneReader, spec: ReaderSpec, out: Path, extra: dict) -> None
 
 
 def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
-          threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0) -> dict:
+          threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0, pointer: bool = True) -> dict:
     """Train, fit the temperature, write the adapter + reader.json; returns the record."""
     from tqdm import tqdm
 
@@ -180,10 +203,11 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
     np.random.seed(seed)
     t0 = time.perf_counter()
     stream = ExampleStream(seed, load_mocap("train"))
-    spec = ReaderSpec(num_layers=num_layers, lora_r=lora_r, lora_alpha=2 * lora_r)
+    spec = ReaderSpec(num_layers=num_layers, lora_r=lora_r, lora_alpha=2 * lora_r, pointer=pointer)
     model = SceneReader.create(spec)
     params = [p for p in model.parameters() if p.requires_grad]
-    fast = {id(p) for p in model.pose_head.parameters()} | {id(model.new_rows)}
+    heads = [model.pose_head] + ([model.pointer] if model.pointer is not None else [])
+    fast = {id(p) for m in heads for p in m.parameters()} | {id(model.new_rows)}
     groups = [{"params": [p for p in params if id(p) not in fast], "lr": lr},
               {"params": [p for p in params if id(p) in fast], "lr": HEAD_LR_SCALE * lr}]
     opt = torch.optim.AdamW(groups, lr=lr, weight_decay=0.0)
@@ -197,7 +221,8 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
     for step in bar:
         examples = [next(stream) for _ in range(batch_size)]
         terms = batch_losses(model, examples, collate(model, examples))
-        loss = terms["ce"] + ROT_WEIGHT * terms.get("rot", 0.0) + JOINT_WEIGHT * terms.get("joint", 0.0)
+        loss = terms["ce"] + ROT_WEIGHT * terms.get("rot", 0.0) + JOINT_WEIGHT * terms.get("joint", 0.0) \
+            + terms.get("pointer", 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -215,7 +240,8 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
     _write(model, spec, out, {})
     record = {"spec": spec.to_json(), "adapter_file": ADAPTER_FILE,
               "command": f"python -m chatpose_ros.models.default.offline.train_reader --seed {seed} --steps {steps} "
-                         f"--batch-size {batch_size} --lr {lr} --threads {threads} --num-layers {num_layers}",
+                         f"--batch-size {batch_size} --lr {lr} --threads {threads} --num-layers {num_layers}"
+                         + ("" if pointer else " --no-pointer"),
               "data": "symbolic scenes + questions (offline.scene_questions, split 'train') and text-to-pose "
                       "samples from the CMU mocap train split (offline.queries.SampleStream)",
               "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "threads": threads,
@@ -242,13 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-layers", type=int, default=10)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--save-every", type=int, default=0, help="also write the adapter every N steps to OUT/stepN")
+    p.add_argument("--no-pointer", action="store_true", help="decide with the LM head's first token (no pointer head)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
-    rec = train(a.seed, a.steps, a.batch_size, a.lr, a.out, a.threads, a.num_layers, save_every=a.save_every)
+    rec = train(a.seed, a.steps, a.batch_size, a.lr, a.out, a.threads, a.num_layers, save_every=a.save_every,
+                pointer=not a.no_pointer)
     print(json.dumps({k: rec[k] for k in ("final_train", "calibration", "train_minutes")}, indent=2))
     return 0
 
