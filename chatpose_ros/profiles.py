@@ -8,6 +8,7 @@ cli / tools. The core names no profile; a profile is imported only when it is bu
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from typing import Callable
@@ -58,11 +59,11 @@ def build_pipeline(config: PipelineConfig) -> PosePipeline:
     return _load(profile.pipeline).from_config(config)
 
 
+def _make_tracker(spec: str) -> Tracker:
+    return _load(spec)()
+
+
 def tracker_factory(name: str) -> Callable[[], Tracker]:
-    """A callable making a fresh tracker for profile `name` (ConfigError when unknown)."""
-    spec = _profile(name).tracker
-
-    def make() -> Tracker:
-        return _load(spec)()
-
-    return make
+    """A callable making a fresh tracker for profile `name` (ConfigError when unknown); picklable
+    (the model's worker process makes the trackers), and importing the tracker only when called."""
+    return functools.partial(_make_tracker, _profile(name).tracker)
