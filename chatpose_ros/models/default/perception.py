@@ -68,8 +68,8 @@ BLAZEPOSE_LANDMARKS = 33      # of the 39 rows (6 are auxiliary ROI points)
 BLAZEPOSE_ROWS = 39
 BLAZEPOSE_CROP_SCALE = 1.25   # square crop side / the person box's long side
 NANODET_COST_KPX = 100.0      # NanoDet's CPU time in MoveNet input kpx of the same time (one
-                              # thread: NanoDet 416 about 50 ms, MoveNet about 0.5 ms per kpx),
-                              # for splitting the runs of one see() over threads
+                              # thread: NanoDet 416 about 50 ms, MoveNet 480 x 384 = 184 kpx about
+                              # 95 ms), for splitting the runs of one see() over threads
 
 COCO80: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -148,15 +148,19 @@ class PerceptionConfig:
     threads: int = 1
     """CPU threads perception may use: ONNX Runtime intra-op threads per session, or (see
     concurrent) this many passes at once with one intra-op thread each."""
-    concurrent: bool = False
+    concurrent: bool = True
     """With threads >= 2, split the runs of one see() (MoveNet passes, NanoDet) over `threads`
     Python threads, each running whole models with one ONNX Runtime thread (ONNX Runtime
     releases the GIL), when the split is even enough (concurrent_max_imbalance); otherwise run
-    them one after another, each with `threads` intra-op threads."""
+    them one after another, each with `threads` intra-op threads. For the default with objects:
+    the 480 pass beside the 256 pass + NanoDet (see() 181-184 vs 195-198 ms wall and 176 vs
+    193-199 CPU ms one after another, 2 threads, one core busy with another process); people
+    alone (256 + 480) stay sequential: the 480 pass alone would bound the time."""
     concurrent_max_imbalance: float = 1.25
     """Run concurrently only when the busiest thread's estimated work is at most this times an
     even share: one model on one thread runs at full speed, while two intra-op threads on one
-    model reach only about 1 / 1.25 of twice that speed (small layers, thread hand-offs)."""
+    model reach about 1.6 x one thread's speed, not 2 x (people 71-82 ms wall with two threads
+    at low load vs about 123 CPU ms with one)."""
     model_dir: str = ""
     """Folder of the ONNX files; empty = the package's assets/default/perception."""
 
