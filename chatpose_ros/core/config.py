@@ -33,9 +33,11 @@ class PipelineConfig:
                              "'tensorrt' (fp16 engine, falls back to torch without TensorRT/CUDA).",
                              ("torch", "onnx", "tensorrt"))
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
-    force_pose_token: bool = _f(True, "When a pose is asked for and the model ends its answer without a pose "
-                                "token, append one so that a pose is always returned.")
-    max_new_tokens: int = _f(32, "Maximum number of tokens generated per answer (default profile).")
+    force_pose_token: bool = _f(True, "ChatPose profile: when a pose is asked for and the model ends its answer "
+                                "without a pose token, append one so that a pose is always returned (the default "
+                                "profile's reader decides by itself whether a pose is asked for).")
+    max_new_tokens: int = _f(40, "Maximum number of tokens generated per answer (default profile; the pose is "
+                             "published before the words, so longer answers do not delay it).")
     chatpose_max_new_tokens: int = _f(512, "ChatPose profile: maximum number of tokens generated per answer "
                                       "(512 as the released code; an answer cut off here gets no pose unless "
                                       "force_pose_token applies).")
