@@ -40,12 +40,14 @@ class Harness:
         self.node = ChatPoseNode(pipeline_factory=pipeline_factory, context=context, parameter_overrides=overrides)
         self.client = Node("chatpose_test_client", context=context)
         ns = "/chatpose_node"
-        self.received: dict[str, list] = {k: [] for k in ("poses", "pose", "markers", "answer", "status", "diagnostics")}
+        self.received: dict[str, list] = {k: [] for k in ("poses", "pose", "markers", "answer", "answer_stream", "status",
+                                                          "diagnostics")}
         self._cv = threading.Condition()
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)  # tests count messages: lose none
         self._subs = []
         for key, typ, topic in (("poses", SmplPoseArray, f"{ns}/poses"), ("pose", SmplPose, f"{ns}/pose"),
                                 ("markers", MarkerArray, f"{ns}/markers"), ("answer", String, f"{ns}/answer"),
+                                ("answer_stream", String, f"{ns}/answer_stream"),
                                 ("status", PipelineStatus, f"{ns}/status"), ("diagnostics", DiagnosticArray, "/diagnostics")):
             self._subs.append(self.client.create_subscription(typ, topic, self._collector(key), qos))
         self.image_pub = self.client.create_publisher(Image, params.get("image_topic", "/camera/image_raw"), qos)

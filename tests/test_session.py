@@ -10,6 +10,7 @@ import pytest
 
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
+from chatpose_ros.core.model_worker import TrackerHost
 from chatpose_ros.core.session import (ERROR, OK, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
                                        Track)
 from chatpose_ros.core.types import PoseResult
@@ -28,11 +29,11 @@ class StubTracker:
     """Follows the first person of every frame; lost after `lose_after` empty frames."""
 
     def __init__(self, lose_after: int = 1) -> None:
-        self.track_id, self.misses, self.lose_after, self.lost = 7, 0, lose_after, False
+        self.track_id, self.misses, self.lose_after, self.lost = -1, 0, lose_after, False
         self.last_box = None
 
-    def start(self, person):
-        self.last_box = person.box
+    def start(self, person, track_id=None):
+        self.last_box, self.track_id = person.box, track_id
         return dataclasses.replace(person, track_id=self.track_id)
 
     def update(self, people):
@@ -44,8 +45,23 @@ class StubTracker:
         return dataclasses.replace(people[0], track_id=self.track_id)
 
 
+class PeopleSeen:
+    """The model's observe: the people the test says are in the frame."""
+
+    def __init__(self, people) -> None:
+        self.people = people
+
+    def observe(self, rgb, near=None):
+        return list(self.people)
+
+
 def _session(clock=None, tracker=StubTracker, **cfg):
-    return Session(NodeConfig(**cfg), max_query_chars=50, tracker_factory=tracker, clock=clock or Clock())
+    return Session(NodeConfig(**cfg), max_query_chars=50, can_track=tracker is not None, clock=clock or Clock())
+
+
+def _finish_track(s: Session, host: TrackerHost, work: Track, people, **kw):
+    """What the model loop does with a Track: the tracker beside the model, then the session."""
+    return s.finish_track(work, host.track(PeopleSeen(people), None, work.request), **kw)
 
 
 def _result(query="q", selected=1):
@@ -169,25 +185,29 @@ def test_throttle_table_stays_small():
 def test_tracking_after_query_at_its_cadence_until_lost():
     clock = Clock()
     s = _session(clock, tracking_rate_hz=10.0)
+    host = TrackerHost(StubTracker)
     s.put_frame(Frame(image="f1", header="h1"))
     s.submit("the person on the right")
     events = s.finish_answer(s.take(), _result("the person on the right"))
-    assert events[0].tracked[0].track_id == 7 and events[0].result.people[0].track_id == -1
+    track_id = events[0].tracked[0].track_id
+    assert track_id >= 1 and events[0].result.people[0].track_id == -1
     assert s.tracking and s.take() is None  # no new frame since the answer
     s.put_frame(Frame(image="f2", header="h2"))
     work = s.take()
     assert isinstance(work, Track) and work.frame.header == "h2" and work.near == (10.0, 0.0, 20.0, 20.0)
-    out = s.finish_track(work, [make_person(3, box=(11.0, 0.0, 21.0, 20.0))], model_id="m", image_size=(20, 20))
-    assert out[0].answer is False and out[0].tracked[0].track_id == 7 and out[0].frame.header == "h2"
+    assert work.request.seed.track_id == track_id and not work.request.keep, "the first update starts the tracker"
+    out = _finish_track(s, host, work, [make_person(3, box=(11.0, 0.0, 21.0, 20.0))], model_id="m", image_size=(20, 20))
+    assert out[0].answer is False and out[0].tracked[0].track_id == track_id and out[0].frame.header == "h2"
     assert out[0].result.query == "the person on the right"
     s.put_frame(Frame(image="f3"))
     assert s.take() is None  # too soon: 10 Hz
     clock.t += 0.1
-    assert isinstance(s.take(), Track)
-    assert s.finish_track(Track(frame=s.latest, near=None), []) == []  # one miss: not yet lost
+    work = s.take()
+    assert isinstance(work, Track) and work.request.seed is None and work.near == (11.0, 0.0, 21.0, 20.0)
+    assert _finish_track(s, host, work, []) == []  # one miss: not yet lost
     s.put_frame(Frame(image="f4"))
     clock.t += 0.1
-    events = s.finish_track(s.take(), [])
+    events = _finish_track(s, host, s.take(), [])
     assert _codes(events) == ["track_lost"] and not s.tracking
     s.put_frame(Frame(image="f5"))
     clock.t += 1

@@ -1,9 +1,11 @@
 """Stable ids per person (REP-155 bodies): a query choosing the person already tracked keeps the
 track and its id; `track_all_bodies` makes tracking updates carry everyone in view. Session with
-the default profile's real tracker (through the profile registry) and an injected clock."""
+the default profile's real tracker (through the profile registry, hosted as beside the model)
+and an injected clock."""
 from __future__ import annotations
 
 from chatpose_ros.core.config import NodeConfig
+from chatpose_ros.core.model_worker import TrackerHost
 from chatpose_ros.core.session import Frame, Output, Session, Track
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.profiles import tracker_factory
@@ -25,9 +27,22 @@ def _people(dx: float = 0.0):
             make_person(2, box=(RIGHT[0] + dx, 0.0, RIGHT[2] + dx, 20.0))]
 
 
+class Seen:
+    def __init__(self, people) -> None:
+        self.people = people
+
+    def observe(self, rgb, near=None):
+        return list(self.people)
+
+
 def _session(clock, **cfg):
-    return Session(NodeConfig(tracking_rate_hz=10.0, **cfg), max_query_chars=50,
-                   tracker_factory=tracker_factory("default"), clock=clock)
+    s = Session(NodeConfig(tracking_rate_hz=10.0, **cfg), max_query_chars=50, can_track=True, clock=clock)
+    s.host = TrackerHost(tracker_factory("default"))  # the tracker beside the model
+    return s
+
+
+def _finish(s: Session, work: Track, people) -> list:
+    return s.finish_track(work, s.host.track(Seen(people), None, work.request))
 
 
 def _answer(s: Session, clock: Clock, selected: int, dx: float = 0.0) -> Output:
@@ -43,7 +58,7 @@ def _update(s: Session, clock: Clock, people) -> list:
     s.put_frame(Frame(image="f"))
     work = s.take()
     assert isinstance(work, Track)
-    return s.finish_track(work, people)
+    return _finish(s, work, people)
 
 
 def test_choosing_the_tracked_person_again_keeps_its_id():
@@ -77,7 +92,7 @@ def test_tracking_updates_carry_the_chosen_person_only_by_default():
     s.put_frame(Frame(image="f"))
     work = s.take()
     assert work.near == RIGHT, "searched near the chosen person"
-    out = s.finish_track(work, _people(1.0))[0]
+    out = _finish(s, work, _people(1.0))[0]
     assert len(out.result.people) == 1 and out.result.selected == 0
 
 
@@ -89,7 +104,7 @@ def test_track_all_bodies_searches_the_whole_frame_and_carries_everyone():
     s.put_frame(Frame(image="f"))
     work = s.take()
     assert work.near is None, "the whole frame"
-    out = s.finish_track(work, _people(1.0))[0]
+    out = _finish(s, work, _people(1.0))[0]
     people = out.result.people
     assert len(people) == 2 and out.result.selected == 0 and people[0].track_id == chosen
     assert people[1].track_id == -1 and people[1].box[0] == LEFT[0] + 1.0

@@ -1,8 +1,9 @@
 """Where the model runs: in the caller's process, or in a worker process of its own (ROS-free).
 
-    runner = ProcessRunner(build_pipeline, PipelineConfig(), max_pixels)   # or InProcessRunner(pipeline, max_pixels)
+    runner = ProcessRunner(build_pipeline, PipelineConfig(), make_tracker)   # or InProcessRunner(...)
     runner.start()                                   # spawns the worker and loads the model (ModelLoadError)
-    result, size = runner.estimate(RawImage(...), "the person on the left")
+    result, size = runner.estimate(RawImage(...), "the person on the left", on_pose=..., on_text=...)
+    update, size = runner.track(RawImage(...), TrackRequest(near=box, seed=person))
     people, size = runner.observe(RawImage(...), near=box)
     runner.close()
 
@@ -12,15 +13,27 @@ for the frames the model is given. The process runner copies the bytes once, int
 memory block (multiprocessing.shared_memory); the worker decodes them there, so neither the
 decode nor the model holds the node's GIL. Results come back pickled over a pipe (a few kB).
 
+Streaming: `estimate(..., on_pose, on_text)` passes the callbacks to the pipeline (see
+core.pipeline.PosePipeline.estimate); in the worker process each call is sent over the pipe as it
+happens and the callback runs in the caller's thread, before `estimate` returns. A pipeline that
+does not call them streams nothing (the caller publishes the returned result).
+
+Tracking: the profile's tracker lives where the model lives (`tracker_factory`, a picklable
+callable making a core.session.Tracker); `track` observes a frame and matches the tracked person
+in one round trip (core.session.TrackRequest in, TrackUpdate out), so the caller's process never
+imports a profile's tracker.
+
 If the worker dies, the call raises WorkerCrashedError; `restart()` spawns and loads a new one.
 The worker is started with the "spawn" method (no fork of a process running DDS threads).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import multiprocessing
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any, Callable, Protocol
@@ -32,6 +45,7 @@ from .config import PipelineConfig
 from .errors import ChatPoseError, InferenceError, ModelLoadError, WorkerCrashedError
 from .image_codec import decode_compressed, decode_raw
 from .pipeline import PosePipeline, validate_image
+from .session import ERROR, WARN, Answer, Report, Tracker, TrackRequest, TrackUpdate
 from .types import PersonPose, PoseResult
 
 log = logging.getLogger(__name__)
@@ -39,6 +53,9 @@ log = logging.getLogger(__name__)
 Box = tuple[float, float, float, float]
 Size = tuple[int, int]  # (width, height) px
 PipelineFactory = Callable[[PipelineConfig], PosePipeline]
+TrackerFactory = Callable[[], Tracker]
+OnPose = Callable[[PoseResult], None] | None
+OnText = Callable[[str], None] | None
 
 WORKER_POLL_S = 0.1  # how often a waiting call checks that the worker is alive
 WORKER_STOP_S = 10.0  # how long close() waits for the worker to exit before killing it
@@ -133,12 +150,18 @@ class ModelRunner(Protocol):
         """Load the model (ModelLoadError / ChatPoseError when it cannot be loaded)."""
         ...
 
-    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
-        """Decode `image` and answer `query` about it; also returns the image size."""
+    def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
+                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+        """Decode `image` and answer `query` about it; also returns the image size. `on_pose` /
+        `on_text`: the pipeline's streaming callbacks, called in this thread before it returns."""
         ...
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         """Decode `image` and find every person in it (near `near` when given)."""
+        ...
+
+    def track(self, image: Image, request: TrackRequest) -> tuple[TrackUpdate, Size]:
+        """Decode `image`, (re)start the tracker when `request.seed` is set, observe and match."""
         ...
 
     def close(self) -> None:
@@ -157,9 +180,10 @@ class ModelRunner(Protocol):
 class InProcessRunner:
     """The model in this process (tests, debugging): decode and call the pipeline here."""
 
-    def __init__(self, factory: PipelineFactory, config: PipelineConfig) -> None:
+    def __init__(self, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None) -> None:
         self._factory, self._config = factory, config
         self.pipeline: PosePipeline | None = None
+        self._tracking = TrackerHost(tracker_factory)
         self.model_id = ""
 
     alive = True  # lives and dies with this process
@@ -167,14 +191,20 @@ class InProcessRunner:
     def start(self) -> None:
         self.pipeline = self._factory(self._config)
         self.model_id = self.pipeline.model_id
+        self._tracking.reset()
 
-    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
+    def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
+                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
         rgb = None if image is None else image.decode(self._config.max_image_pixels)
-        return self.pipeline.estimate(rgb, query), None if rgb is None else _size(rgb)
+        return _estimate(self.pipeline, rgb, query, on_pose, on_text), None if rgb is None else _size(rgb)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         rgb = image.decode(self._config.max_image_pixels)
         return list(self.pipeline.observe(rgb, near=near)), _size(rgb)
+
+    def track(self, image: Image, request: TrackRequest) -> tuple[TrackUpdate, Size]:
+        rgb = image.decode(self._config.max_image_pixels)
+        return self._tracking.track(self.pipeline, rgb, request), _size(rgb)
 
     def close(self) -> None:
         pipeline, self.pipeline = self.pipeline, None
@@ -184,6 +214,49 @@ class InProcessRunner:
     def restart(self) -> None:
         self.close()
         self.start()
+
+
+def _streams(pipeline: PosePipeline) -> bool:
+    """Whether `pipeline.estimate` takes the streaming callbacks (a profile written before them,
+    e.g. the chatpose profile, takes `(image, query)` only)."""
+    try:
+        params = inspect.signature(pipeline.estimate).parameters
+    except (TypeError, ValueError):
+        return False
+    return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose, on_text: OnText) -> PoseResult:
+    """pipeline.estimate, with the streaming callbacks when there are any and it takes them."""
+    if (on_pose is None and on_text is None) or not _streams(pipeline):
+        return pipeline.estimate(rgb, query)
+    return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text)
+
+
+class TrackerHost:
+    """The tracker of the person chosen last, beside the model: serves TrackRequests (see the
+    module docstring). `factory` makes the profile's tracker; None = nobody is ever followed."""
+
+    def __init__(self, factory: TrackerFactory | None) -> None:
+        self._factory = factory
+        self._tracker: Tracker | None = None
+
+    def reset(self) -> None:
+        self._tracker = None
+
+    def track(self, pipeline: PosePipeline, rgb: np.ndarray, request: TrackRequest) -> TrackUpdate:
+        seed = request.seed
+        if seed is not None and self._factory is not None:
+            if not (request.keep and self._tracker is not None):
+                self._tracker = self._factory()
+            self._tracker.start(seed, track_id=seed.track_id)
+        people = list(pipeline.observe(rgb, near=request.near))
+        tracker = self._tracker
+        if tracker is None:  # nothing to follow (e.g. a new worker after a crash): the track is lost
+            return TrackUpdate(person=None, people=tuple(people) if request.everyone else (), lost=True, box=None)
+        person = tracker.update(people)
+        return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
+                           box=tracker.last_box)
 
 
 # ---------------------------------------------------------------------- worker process
@@ -208,12 +281,13 @@ def _attach(name: str) -> shared_memory.SharedMemory:
     return shared_memory.SharedMemory(name=name)
 
 
-def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
+def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None) -> None:
     """The worker process: load the model, then answer requests from `conn` until "close".
 
-    Requests: ("estimate", shm name | None, image meta | None, nbytes, query) and
-    ("observe", shm name, image meta, nbytes, near); replies ("ok", value) or ("error", error
-    class name, message)."""
+    Requests: ("estimate", shm name | None, image meta | None, nbytes, (query, stream)),
+    ("observe", shm name, image meta, nbytes, near) and ("track", shm name, image meta, nbytes,
+    TrackRequest); replies ("ok", value) or ("error", error class name, message), before them
+    for a streamed estimate ("pose", PoseResult) and ("text", delta) as the pipeline calls back."""
     # Ctrl-C in a terminal reaches the whole process group: the node stops its worker itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -222,6 +296,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
         conn.send(_error_reply(exc))
         return
     conn.send(("ok", pipeline.model_id))
+    tracking = TrackerHost(tracker_factory)
     blocks: dict[str, shared_memory.SharedMemory] = {}
     try:
         while True:
@@ -241,7 +316,12 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
                     image = _rebuild(meta, blocks[name].buf[:nbytes])
                 rgb = None if image is None else image.decode(config.max_image_pixels)
                 if op == "estimate":
-                    value = (pipeline.estimate(rgb, arg), None if rgb is None else _size(rgb))
+                    query, stream = arg
+                    on_pose = (lambda result: conn.send(("pose", result))) if stream else None
+                    on_text = (lambda delta: conn.send(("text", delta))) if stream else None
+                    value = (_estimate(pipeline, rgb, query, on_pose, on_text), None if rgb is None else _size(rgb))
+                elif op == "track":
+                    value = (tracking.track(pipeline, rgb, arg), _size(rgb))
                 else:
                     value = (list(pipeline.observe(rgb, near=arg)), _size(rgb))
                 del rgb, image
@@ -251,6 +331,17 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig) -> None:
     finally:
         _close_blocks(blocks)
         pipeline.close()
+
+
+def _stream(callback: Callable | None, value: Any) -> None:
+    """Run a streaming callback in the caller's process; what it raises is logged, not raised
+    (the worker's further events and its reply must still be read)."""
+    if callback is None:
+        return
+    try:
+        callback(value)
+    except Exception:
+        log.exception("a streaming callback failed (the answer goes on)")
 
 
 def _close_blocks(blocks: dict[str, shared_memory.SharedMemory]) -> None:
@@ -268,11 +359,15 @@ class ProcessRunner:
         factory: builds the pipeline in the worker; it must be picklable (a module-level
             function such as chatpose_ros.profiles.build_pipeline).
         config: the pipeline configuration (sent to the worker).
+        tracker_factory: makes the profile's tracker in the worker (picklable, e.g.
+            chatpose_ros.profiles.tracker_factory(name)); None: `track` finds nobody to follow.
         start_timeout_s: how long `start` waits for the model to load.
     """
 
-    def __init__(self, factory: PipelineFactory, config: PipelineConfig, start_timeout_s: float = 600.0) -> None:
+    def __init__(self, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None,
+                 start_timeout_s: float = 600.0) -> None:
         self._factory, self._config, self._start_timeout = factory, config, start_timeout_s
+        self._tracker_factory = tracker_factory
         self._ctx = multiprocessing.get_context("spawn")
         self._proc = None
         self._conn = None
@@ -293,7 +388,7 @@ class ProcessRunner:
         """Spawn the worker and wait until the model is loaded (ModelLoadError or the typed
         error the worker reported)."""
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=worker_main, args=(child, self._factory, self._config),
+        proc = self._ctx.Process(target=worker_main, args=(child, self._factory, self._config, self._tracker_factory),
                                  name="chatpose_model_worker", daemon=True)
         proc.start()
         child.close()
@@ -338,7 +433,7 @@ class ProcessRunner:
         self._shm.buf[:n] = src
         return self._shm.name, n
 
-    def _call(self, op: str, image: Image | None, arg: Any) -> Any:
+    def _call(self, op: str, image: Image | None, arg: Any, on_pose: OnPose = None, on_text: OnText = None) -> Any:
         if self._proc is None:
             raise WorkerCrashedError("the model worker is not running")
         with self._lock:
@@ -347,16 +442,22 @@ class ProcessRunner:
                 self._conn.send((op, name, None if image is None else image.meta(), n, arg))
             except (BrokenPipeError, OSError) as exc:
                 raise WorkerCrashedError(f"model worker {self._proc.pid} is gone ({exc})") from exc
-            reply = self._wait()
+            while (reply := self._wait())[0] in ("pose", "text"):  # streamed events, then the reply
+                _stream(on_pose if reply[0] == "pose" else on_text, reply[1])
         if reply[0] != "ok":
             _raise_reply(reply)
         return reply[1]
 
-    def estimate(self, image: Image | None, query: str) -> tuple[PoseResult, Size | None]:
-        return self._call("estimate", image, query)
+    def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
+                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+        stream = on_pose is not None or on_text is not None
+        return self._call("estimate", image, (query, stream), on_pose, on_text)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         return self._call("observe", image, near)
+
+    def track(self, image: Image, request: TrackRequest) -> tuple[TrackUpdate, Size]:
+        return self._call("track", image, request)
 
     def _free_shm(self) -> None:
         if self._shm is not None:
@@ -386,3 +487,94 @@ class ProcessRunner:
         with self._lock:
             self._stop()
             self._free_shm()
+
+
+# ---------------------------------------------------------------------- the worker thread
+WORKER_WAIT_S = 0.1  # the loop's longest wait for work (then it checks stop and the model's health)
+
+
+class ModelLoop:
+    """The thread that serves a Session with a runner: takes work (`session.take`), runs it on the
+    model (answers streamed when the pipeline streams; tracking updates through the tracker
+    beside the model), and hands the session's events to `emit` in order. If the model's
+    process dies (during work or while idle) it is reported, the track dropped, and the model
+    restarted; the loop serves on. ROS-free: the node passes its publishing queue as `emit`.
+
+    Args:
+        session, runner: what to serve, and where the model runs.
+        emit: `emit(events)` publishes a list of session events (Report, Output, AnswerDelta).
+        on_error: `on_error(text)` logs an unexpected (non-ChatPoseError) model error.
+        state: the model's state to start from ("loaded"); `state` follows restarts.
+    """
+
+    def __init__(self, session: Any, runner: ModelRunner, emit: Callable[[list], None],
+                 on_error: Callable[[str], None], state: str = "loaded") -> None:
+        self.session, self.runner = session, runner
+        self._emit, self._on_error = emit, on_error
+        self.state = state
+        self.track_ms: float | None = None  # how long the last tracking update took (ms)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="chatpose_worker", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def stop(self, timeout: float) -> bool:
+        """Stop after the work in progress; False when it is still busy after `timeout` s (it
+        stops after the current inference). The session must be stopped too (it wakes `take`)."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        thread.join(timeout=timeout)
+        return not thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            work = self.session.take(timeout=WORKER_WAIT_S)
+            try:
+                if work is None:
+                    if self.state == "loaded" and not self.runner.alive and not self._stop.is_set():
+                        self._recover(WorkerCrashedError("the model worker died while idle"))
+                elif isinstance(work, Answer):
+                    self._answer(work)
+                else:
+                    t0 = time.monotonic()
+                    update, size = self.runner.track(work.frame.image, work.request)
+                    self.track_ms = (time.monotonic() - t0) * 1000.0
+                    self._emit(self.session.finish_track(work, update, self.runner.model_id, size))
+            except WorkerCrashedError as exc:
+                self._emit(self.session.fail(work, exc) if work is not None else [])
+                self._recover(exc)
+            except Exception as exc:  # model errors (typed or not) are reported; the loop lives on
+                if not isinstance(exc, ChatPoseError):
+                    self._on_error(f"worker error (recovered): {type(exc).__name__}: {exc}")
+                self._emit(self.session.fail(work, exc) if work is not None else [])
+
+    def _answer(self, work: Answer) -> None:
+        self._emit(list(work.reports))
+        result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query,
+                                             on_pose=lambda r: self._emit(self.session.answer_pose(work, r)),
+                                             on_text=lambda d: self._emit(self.session.answer_text(work, d)))
+        self._emit(self.session.finish_answer(work, result))
+
+    def _recover(self, exc: WorkerCrashedError) -> None:
+        """The model's process died: report it, forget the track, start a new one."""
+        self.session.stats["worker_crashes"] += 1
+        self.state = "restarting"
+        self._emit([Report(ERROR, exc.code, f"{exc}; restarting the model worker")])
+        self.session.drop_track()
+        try:
+            self.runner.restart()
+        except Exception as err:
+            self.state = f"restart failed: {err}"
+            self._emit([Report(ERROR, "model_load_failed", f"model worker restart failed: {err}")])
+            return
+        self.state = "loaded"
+        self._emit([Report(WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])

@@ -1,12 +1,12 @@
 """The node's scheduling, without ROS: latest frame, query queue, image policy, tracking cadence
 and throttled reports. The ROS node (chatpose_ros.ros.node) only converts, submits and publishes.
 
-    session = Session(NodeConfig(), max_query_chars=500, tracker_factory=make_tracker)
+    session = Session(NodeConfig(), max_query_chars=500, can_track=True)
     session.put_frame(Frame(image=raw, header=hdr))          # image callback: O(1), nothing decoded
     job, events = session.submit("the person on the left")   # query callback (or action goal)
     work = session.take(timeout=0.1)                         # worker thread: Answer, Track or None
     ... run the model on work.frame.image (decode it only now) ...
-    events = session.finish_answer(work, result)             # or finish_track(work, people) / fail(work, exc)
+    events = session.finish_answer(work, result)             # or finish_track(work, update) / fail(work, exc)
 
 Public API (everything else is private):
 - `Frame(image, header)`: one received image, kept *undecoded*. `image` is opaque to the session
@@ -17,12 +17,20 @@ Public API (everything else is private):
   PoseResult) or `code`/`error` tell what happened. `cancelled = True` drops it before it runs.
 - Work items from `take()`: `Answer(job, frame, reports)` (frame None = answer from the text
   alone; `reports` are the no_image / stale_image warnings to publish first) and
-  `Track(frame, near)` (observe `frame`, searching near the box `near`).
+  `Track(frame, request)`: observe `frame` and match the tracked person there with the
+  profile's tracker, which lives beside the model (core.model_worker), as `request`
+  (TrackRequest) says: search near `request.near`; when `request.seed` is set, (re)start the
+  tracker on that person first (`keep`: the person already tracked, keep the tracker's state).
+  Its outcome, a `TrackUpdate`, goes to `finish_track`. The session decides who is tracked and
+  under which id; the tracker only follows.
 - Events returned by every mutating call, to publish in order: `Report(level, code, message,
   query)` for ~/status, and `Output(result, frame, answer)`: a PoseResult to publish, made from
   `frame` (None: text only, the adapter stamps a header of its own), `answer` False for tracking
   updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
   lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
+- Streaming answers: `answer_pose(work, result)` (the model chose who is meant before its words:
+  the Output to publish now, with the chosen person's track id) and `answer_text(work, delta)`
+  (the job's partial answer grows); `finish_answer` then completes the job.
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
   same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
   The Report keeps the key in `repeating`; `LogThrottle` thins such reports further in the log.
@@ -39,6 +47,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import statistics
 import threading
 import time
@@ -63,11 +72,12 @@ MESSAGE_QUERY_CHARS = 80  # how much of a query goes into a human-readable messa
 SAME_PERSON_IOU = 0.5
 
 Box = tuple[float, float, float, float]
+_TRACK_IDS = itertools.count(1)  # track ids, unique in this process (across sessions and model restarts)
 
 
 class Tracker(Protocol):
-    """What the session needs of a single-person tracker (e.g. the default profile's
-    PersonTracker, given through the profile registry)."""
+    """A single-person tracker (e.g. the default profile's PersonTracker, made through the
+    profile registry): it runs beside the model (core.model_worker), as TrackRequests say."""
 
     lost: bool
     last_box: Box | None
@@ -103,9 +113,11 @@ class Job:
     used_frame: Frame | None = None  # the frame the answer was made from (None: text only)
     error: str = ""
     code: str = ""
-    stage: str = "queued"  # queued -> estimating -> publishing
+    stage: str = "queued"  # queued -> estimating -> (answering: streamed words) -> publishing
     cancelled: bool = False
     source: str = ""  # who asked (e.g. a ROS4HRI voice id); "" = the query topic or the action
+    partial: str = ""  # the answer's words so far, while a streaming profile answers
+    posed: PoseResult | None = None  # the pose published before the words (streaming), with track ids
 
     def _fail(self, code: str, error: str) -> None:
         self.code, self.error = code, error
@@ -149,14 +161,20 @@ class LogThrottle:
             return self._skipped.pop(key, 0)
 
 
+POSES, WORDS = "poses", "words"  # Output.only: publish only the poses (streamed early) / only the words
+
+
 @dataclass(frozen=True)
 class Output:
-    """A result to publish: poses, markers and (when `answer`) the text answer."""
+    """A result to publish: poses, markers and (when `answer`) the text answer. `only`: ""
+    everything; POSES the poses, markers and TF of an answer whose words follow (streaming);
+    WORDS the complete answer of a job whose poses were already published."""
 
     result: PoseResult
     frame: Frame | None
     answer: bool
     source: str = ""  # the answered job's source (who asked), "" for tracking updates
+    only: str = ""
 
     @property
     def tracked(self) -> list[PersonPose]:
@@ -175,16 +193,64 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class AnswerDelta:
+    """A new piece of a streamed answer (ROS: ~/answer_stream)."""
+
+    delta: str
+    query: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class TrackRequest:
+    """What the tracker beside the model does with one frame (picklable: sent to the worker).
+
+    near: search near this box (xyxy px), None = the whole frame.
+    seed: (re)start tracking this person (its track_id set) before matching, None = go on.
+    keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
+    everyone: return every person found too (`track_all_bodies`)."""
+
+    near: Box | None = None
+    seed: PersonPose | None = None
+    keep: bool = False
+    everyone: bool = False
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """The tracker's answer for one frame: `person` (track_id set) or None when missed; `people`
+    everyone found (only when asked); `lost` the tracker gave up; `box` where to search next."""
+
+    person: PersonPose | None
+    people: tuple[PersonPose, ...] = ()
+    lost: bool = False
+    box: Box | None = None
+
+
+@dataclass(frozen=True)
 class Track:
-    """Work: find the tracked person in `frame`, searching near `near` (xyxy px)."""
+    """Work: observe `frame` and match the tracked person as `request` says."""
 
     frame: Frame
-    near: Box | None
+    request: TrackRequest = field(default_factory=TrackRequest)
     started: float = 0.0
+
+    @property
+    def near(self) -> Box | None:
+        return self.request.near
+
+
+@dataclass
+class _TrackState:
+    track_id: int
+    query: str
+    box: Box | None
+    seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
+    keep: bool
 
 
 Work = Union[Answer, Track]
-Event = Union[Report, Output]
+Event = Union[Report, Output, AnswerDelta]
 
 
 class Session:
@@ -193,15 +259,15 @@ class Session:
     Args:
         config: topics, queue size, image age limit, tracking switches (NodeConfig).
         max_query_chars: longer queries are refused (PipelineConfig.max_query_chars).
-        tracker_factory: makes a Tracker for a person chosen by a query; None = no tracking.
+        can_track: the model has a tracker (TrackRequests will be served); False = no tracking.
         clock: monotonic seconds (injected: tests drive it by hand).
     """
 
-    def __init__(self, config: NodeConfig, max_query_chars: int, tracker_factory: Callable[[], Tracker] | None = None,
+    def __init__(self, config: NodeConfig, max_query_chars: int, can_track: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.max_query_chars = int(max_query_chars)
-        self._tracker_factory = tracker_factory
+        self._can_track = can_track
         self._clock = clock
         self._cv = threading.Condition()
         self._latest: Frame | None = None
@@ -209,8 +275,7 @@ class Session:
         self._queue: collections.deque[Job] = collections.deque()
         self._running = True
         self._busy = False
-        self._tracker: Tracker | None = None
-        self._track_query = ""
+        self._track: _TrackState | None = None
         self._last_track_seq = -1
         self._last_track_time = -float("inf")
         self._throttle: dict[str, float] = {}
@@ -235,7 +300,7 @@ class Session:
 
     @property
     def tracking(self) -> bool:
-        return self._tracker is not None
+        return self._track is not None
 
     def start(self) -> None:
         """Accept work again (after `stop`)."""
@@ -255,12 +320,12 @@ class Session:
     def reset(self) -> None:
         """Forget the latest frame and the tracked person (cleanup)."""
         with self._cv:
-            self._latest, self._tracker = None, None
+            self._latest, self._track = None, None
 
     def drop_track(self) -> None:
         """Stop tracking (e.g. the model restarted); the next query may start a new track."""
         with self._cv:
-            self._tracker = None
+            self._track = None
 
     # ------------------------------------------------------------------ inputs
     def put_frame(self, frame: Frame, delay_ms: float | None = None) -> None:
@@ -276,7 +341,7 @@ class Session:
                 self._image_gaps_ms.append((frame.received - self._last_arrival) * 1000.0)
             self._last_arrival = frame.received
             self._latest = frame
-            if self._tracker is not None:
+            if self._track is not None:
                 self._cv.notify_all()
 
     def refuse_frame(self, code: str, message: str) -> list[Event]:
@@ -325,7 +390,7 @@ class Session:
     def _track_wait(self, now: float) -> float | None:
         """Seconds until a tracking update is due (0 = now), None when none is possible."""
         frame = self._latest
-        if self._tracker is None or frame is None or frame.seq == self._last_track_seq:
+        if self._track is None or frame is None or frame.seq == self._last_track_seq:
             return None
         return max(0.0, self._last_track_time + 1.0 / self.config.tracking_rate_hz - now)
 
@@ -352,8 +417,10 @@ class Session:
                     frame = self._latest
                     self._last_track_seq, self._last_track_time = frame.seq, now
                     self._busy = True
-                    near = None if self.config.track_all_bodies else self._tracker.last_box
-                    return Track(frame=frame, near=near, started=now)
+                    track = self._track
+                    request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
+                                           keep=track.keep, everyone=self.config.track_all_bodies)
+                    return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return None
@@ -373,19 +440,52 @@ class Session:
         job.stage, job.used_frame = "estimating", frame
         return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
 
+    def answer_pose(self, work: Answer, result: PoseResult) -> list[Event]:
+        """A streaming model chose who is meant before its words: start tracking the chosen person
+        and return the Output to publish now (poses, markers, TF; its words follow)."""
+        job = work.job
+        if job.posed is not None or job.done.is_set():  # at most once per answer
+            return []
+        result = self._start_tracking(result, work.frame)
+        job.posed, job.stage = result, "answering"
+        return [Output(result=result, frame=work.frame, answer=True, source=job.source, only=POSES)]
+
+    def answer_text(self, work: Answer, delta: str) -> list[Event]:
+        """A piece of a streamed answer: the job's partial answer grows; the delta to publish."""
+        job = work.job
+        if not delta or job.done.is_set():
+            return []
+        job.partial += delta
+        job.stage = "answering"
+        return [AnswerDelta(delta=delta, query=job.query, source=job.source)]
+
     def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
         """The model answered `work`: start tracking the chosen person (when enabled and it has
-        a box), complete the job, and return the Output and the OK report."""
+        a box), complete the job, and return the Output and the report (``ok``, or ``no_match``
+        when nobody in view fits the question). After `answer_pose` the Output carries the words
+        only (the poses are out) and the people keep the track ids given then."""
         job = work.job
         latency = (self._clock() - work.started) * 1000.0
-        result = self._start_tracking(result, work.frame)
+        if job.posed is None:
+            result, only = self._start_tracking(result, work.frame), ""
+        else:
+            only = WORDS
+            if len(result.people) == len(job.posed.people):
+                result = dataclasses.replace(result, people=tuple(
+                    dataclasses.replace(p, track_id=q.track_id) for p, q in zip(result.people, job.posed.people)))
         with self._cv:
             self._latencies.append(latency)
             self.stats["queries_answered"] += 1
+            if result.no_match:
+                self.stats["queries_no_match"] += 1
             self._busy = False
         job.stage, job.result = "publishing", result
-        events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source),
-                               self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)]
+        if result.no_match:
+            rep = self.report(WARN, "no_match", f"nobody in view fits the question (answered in {latency:.0f} ms): "
+                              f"{result.answer[:120]}", query=job.query)
+        else:
+            rep = self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)
+        events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source, only=only), rep]
         job.done.set()
         return events
 
@@ -394,39 +494,39 @@ class Session:
         (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one."""
         chosen = result.selected_person
         with self._cv:
-            old, self._tracker = self._tracker, None
-            if not (self.config.track_after_query and self._tracker_factory is not None and frame is not None
+            old, self._track = self._track, None
+            if not (self.config.track_after_query and self._can_track and frame is not None
                     and chosen is not None and chosen.box is not None):
                 return result
-            if old is not None and not old.lost and old.last_box is not None \
-                    and box_iou(old.last_box, chosen.box) >= SAME_PERSON_IOU:
-                tracker, tracked = old, old.start(chosen, track_id=old.track_id)
+            keep = old is not None and old.box is not None and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU
+            if keep:
                 self.stats["tracks_kept"] += 1
-            else:
-                tracker = self._tracker_factory()
-                tracked = tracker.start(chosen)
-            self._tracker, self._track_query = tracker, result.query
+            tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
+            self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked, keep=keep)
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
         return dataclasses.replace(result, people=tuple(people))
 
-    def finish_track(self, work: Track, people: list[PersonPose], model_id: str = "",
+    def finish_track(self, work: Track, update: TrackUpdate, model_id: str = "",
                      image_size: tuple[int, int] | None = None) -> list[Event]:
-        """The model observed `work.frame` and found `people`: match the tracked person.
-        Returns an Output (tracking update, the person with its track id), a track_lost report,
-        or nothing (not found in this frame, or a new query replaced the track meanwhile).
-        With `track_all_bodies` the Output carries every person found (the others untracked;
+        """The tracker beside the model matched `work.frame` (`update`). Returns an Output
+        (tracking update, the person with its track id), a track_lost report, or nothing (not
+        found in this frame, or a new query replaced the track meanwhile). With
+        `track_all_bodies` the Output carries every person found (the others untracked;
         `selected` -1 in a frame where the tracked person was missed)."""
         with self._cv:
             self._busy = False
-            tracker = self._tracker
-            if tracker is None:
-                return []
-            person = tracker.update(people)
-            if person is None and tracker.lost:
-                self._tracker = None
-                query = self._track_query
+            track = self._track
+            if track is None or (track.seed is not None and work.request.seed is not track.seed):
+                return []  # the track was dropped, or replaced by one this frame did not start
+            if work.request.seed is not None:
+                track.seed, track.keep = None, False  # the tracker has it now
+            track.box = update.box if update.box is not None else track.box
+            person, people = update.person, list(update.people)
+            if person is None and update.lost:
+                self._track = None
+                query = track.query
             elif person is None and not (self.config.track_all_bodies and people):
                 return []
             else:
@@ -435,7 +535,7 @@ class Session:
                     self.stats["tracking_updates"] += 1
                 others = [p for p in people if person is None or p.box != person.box] if everyone else []
                 found = () if person is None else (person,)
-                result = PoseResult(query=self._track_query, answer="", people=found + tuple(others),
+                result = PoseResult(query=track.query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
                 return [Output(result=result, frame=work.frame, answer=False)]
         return [self.report(WARN, "track_lost", f"lost the person chosen by '{query[:MESSAGE_QUERY_CHARS]}'; "
@@ -479,7 +579,7 @@ class Session:
             values = {"busy": str(self._busy), "queue_length": str(len(self._queue)),
                       "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
                       "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
-                      "tracking": str(self._tracker is not None),
+                      "tracking": str(self._track is not None),
                       "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else ""}
             values.update({k: str(v) for k, v in sorted(self.stats.items())})
         return values

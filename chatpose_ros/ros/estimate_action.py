@@ -1,6 +1,9 @@
 """The node's ~/estimate action (chatpose_ros/EstimatePose): a goal becomes a query of the node's
 Session (with the goal's image, if any), its stages are sent as feedback, and the result carries
 the poses. Goals are refused while the node is not active; a cancel marks the job cancelled.
+
+Feedback `stage`: queued, estimating, publishing; while a streaming profile speaks,
+"answering: <the words so far>" (sent when they grew, at most every GOAL_POLL_S).
 """
 from __future__ import annotations
 
@@ -21,6 +24,11 @@ from chatpose_ros.msg import PipelineStatus
 from . import convert
 
 GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
+
+
+def feedback_stage(stage: str, partial: str) -> str:
+    """The feedback `stage` of a job: its stage, with the answer's words so far while answering."""
+    return f"{stage}: {partial}" if stage == "answering" and partial else stage
 
 
 class EstimateAction:
@@ -72,9 +80,10 @@ class EstimateAction:
         while not job.done.wait(timeout=GOAL_POLL_S):
             if goal_handle.is_cancel_requested:
                 job.cancelled = True
-            if job.stage != last_stage:
-                last_stage = job.stage
-                goal_handle.publish_feedback(EstimatePose.Feedback(stage=job.stage))
+            stage = feedback_stage(job.stage, job.partial)
+            if stage != last_stage:
+                last_stage = stage
+                goal_handle.publish_feedback(EstimatePose.Feedback(stage=stage))
         if job.result is None:
             result.success, result.message = False, f"{job.code}: {job.error}"
             if job.cancelled and goal_handle.is_cancel_requested:

@@ -2,14 +2,21 @@
 
 A thin adapter: callbacks convert messages and submit them to a ROS-free Session
 (chatpose_ros.core.session: latest frame, query queue, image policy, tracking cadence,
-throttled reports); one worker thread takes work from the session, runs the model through a
-runner (chatpose_ros.core.model_worker) and publishes what the session returns.
+throttled reports); a ModelLoop thread (chatpose_ros.core.model_worker) takes work from the
+session, runs the model through a runner and hands the session's events to a publishing
+thread (ros/outputs.py), which publishes them.
 
 Frames cost nothing until used: the image subscriptions are raw (serialised bytes); only the
 header is read at arrival (chatpose_ros.ros.cdr) and the layout checked, and only the frame the
-worker takes is decoded. The model runs in a worker process of its own (frames through shared
-memory; `model_in_process` keeps it here for tests); if that process dies it is reported on
-~/status and /diagnostics and restarted, and the node keeps serving.
+worker takes is decoded. The model and the profile's tracker run in a worker process of their
+own (frames through shared memory; `model_in_process` keeps them here for tests): this process
+imports neither torch nor a profile. If that process dies it is reported on ~/status and
+/diagnostics and restarted, and the node keeps serving.
+
+Streaming answers: when the profile streams (core.pipeline.PosePipeline.estimate's on_pose /
+on_text), the poses, markers and TF go out as soon as the model has chosen the person, the
+words follow on ~/answer_stream (deltas) and as action feedback, and ~/answer carries the
+complete answer at the end. A profile that does not stream publishes everything at the end.
 
 Lifecycle: configure = read parameters, create the (lifecycle) publishers and the action server,
 start the model (a load failure fails the transition with a clear message); activate =
@@ -17,43 +24,39 @@ subscriptions, worker thread, diagnostics; deactivate = stop them; cleanup = sto
 An inactive node publishes nothing.
 
 Hook for other outputs (TF, ROS4HRI): `node.output_hooks` is a list of callables
-`hook(output: core.session.Output, header: std_msgs.msg.Header)`, called from the worker thread
-after every published result; `output.tracked` are the people with their track ids.
+`hook(output: core.session.Output, header: std_msgs.msg.Header)`, called from the publishing
+thread after every published result; `output.tracked` are the people with their track ids.
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable
 
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header, String
-from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError, WorkerCrashedError
+from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError
 from chatpose_ros.core.image_codec import check_raw_layout
-from chatpose_ros.core.model_worker import InProcessRunner, ModelRunner, PipelineFactory, ProcessRunner, RawImage
-from chatpose_ros.core.session import Answer, Frame, LogThrottle, Output, Report, Session
-from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
+from chatpose_ros.core.model_worker import InProcessRunner, ModelLoop, ModelRunner, PipelineFactory, ProcessRunner, RawImage
+from chatpose_ros.core.session import Frame, LogThrottle, Output, Session
+from chatpose_ros.msg import PipelineStatus
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from . import cdr, convert
 from .diagnostics import pipeline_diagnostics
 from .estimate_action import EstimateAction
-from .outputs import PublishThread, log_report, publish_result
 from .mesh_markers import MeshMarkers
+from .outputs import NodeOutputs, PublishThread, create_publishers
 from .params import declare_from_dataclass, read_dataclass
 from .robot_io import RobotIO
 
 MODEL_PREFIX = "model."
-WORKER_WAIT_S = 0.1  # the worker thread's longest wait for work (then it checks stop and the model's health)
 PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worker waits for it
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 
@@ -68,28 +71,29 @@ class ChatPoseNode(LifecycleNode):
         declare_from_dataclass(self, PipelineConfig, MODEL_PREFIX)
         self.cfg, self.model_cfg = NodeConfig(), PipelineConfig()
         self.session = Session(self.cfg, self.model_cfg.max_query_chars)
-        self._log_throttle = LogThrottle(self.cfg.status_log_period_s)
         self.runner: ModelRunner | None = None
-        self.model_state = "unconfigured"
+        self._model_state = "unconfigured"
         self.output_hooks: list[Callable[[Output, Header], None]] = []
         self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
         self.mesh: BodyMesh | None = None  # the chosen person's body mesh (SMPL file or Anny; core/body_mesh.py)
-        self._meshes: MeshMarkers | None = None  # the Anny mesh, dressed and published off the pose path
-        self._track_ms: float | None = None  # how long the last tracking update took (worker thread)
+        self._outputs: NodeOutputs | None = None
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
         self._action: EstimateAction | None = None
-        self._worker: threading.Thread | None = None
-        self._stop = threading.Event()
-        # the worker's results are published by a thread of their own, so that the model works
-        # on the next frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
+        self._worker: ModelLoop | None = None
+        # results are published by a thread of their own, so that the model works on the next
+        # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
         self._publisher = PublishThread(self._emit, self._log_publish_error, PUBLISH_BACKLOG)
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
     def stats(self):
         return self.session.stats
+
+    @property
+    def model_state(self) -> str:
+        return self._worker.state if self._worker is not None else self._model_state
 
     # ------------------------------------------------------------------ lifecycle
     def autostart(self) -> bool:
@@ -105,40 +109,35 @@ class ChatPoseNode(LifecycleNode):
         try:
             self.cfg = read_dataclass(self, NodeConfig)
             self.model_cfg = read_dataclass(self, PipelineConfig, MODEL_PREFIX)
-            make_tracker = tracker_factory(self.model_cfg.profile)
+            make_tracker = tracker_factory(self.model_cfg.profile)  # called beside the model only
             # the Anny mesh is computed in a thread of its own, beside the worker's next tracking update
             mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz, overlapped=True)
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
         stats = self.session.stats  # counters run on across reconfigurations
-        self.session = Session(self.cfg, self.model_cfg.max_query_chars, tracker_factory=make_tracker)
+        self.session = Session(self.cfg, self.model_cfg.max_query_chars, can_track=True)
         self.session.stats = stats
-        self._log_throttle = LogThrottle(self.cfg.status_log_period_s)
         where = "in this process" if self.cfg.model_in_process else "in a worker process"
-        self.model_state, t0 = "loading", time.monotonic()
+        self._model_state, t0 = "loading", time.monotonic()
         self.get_logger().info(f"loading model profile '{self.model_cfg.profile}' {where}")
-        runner = (InProcessRunner if self.cfg.model_in_process else ProcessRunner)(self._factory, self.model_cfg)
+        runner = (InProcessRunner if self.cfg.model_in_process else ProcessRunner)(self._factory, self.model_cfg, make_tracker)
         try:
             runner.start()
         except Exception as exc:  # a model library failing in any way must not kill the node
             code = exc.code if isinstance(exc, ChatPoseError) else type(exc).__name__
-            self.model_state = f"load failed: {exc}"
+            self._model_state = f"load failed: {exc}"
             self.get_logger().error(f"configure failed: cannot load the model ({code}): {exc}")
             runner.close()
             return TransitionCallbackReturn.FAILURE
-        self.runner, self.model_state = runner, "loaded"
-        self.mesh = mesh
+        self.runner, self._model_state, self.mesh = runner, "loaded", mesh
         self.mesh.start()  # Anny loads in a process of its own: never waited for
         self.get_logger().info(f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
-        reliability = ReliabilityPolicy.RELIABLE if self.cfg.output_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        out_qos = QoSProfile(depth=self.cfg.output_qos_depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
-        topics = {"poses": (SmplPoseArray, "~/poses"), "pose": (SmplPose, "~/pose"), "markers": (MarkerArray, "~/markers"),
-                  "answer": (String, "~/answer"), "status": (PipelineStatus, "~/status")}
-        self._pubs = {k: self.create_lifecycle_publisher(t, n, out_qos) for k, (t, n) in topics.items()}
-        self._pubs["diagnostics"] = self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pubs, out_qos = create_publishers(self, self.cfg)
         self.robot = RobotIO(self, self.cfg, self.model_cfg.max_image_pixels, self._robot_report, self._submit_speech)
         self.robot.configure(out_qos)
+        self._outputs = NodeOutputs(self, self.cfg, self._pubs, self.session.stats, LogThrottle(self.cfg.status_log_period_s),
+                                    self.robot, self.mesh, self.output_hooks)
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = EstimateAction(self, self.cfg, self.model_cfg.max_image_pixels, self.session, self._emit,
@@ -162,11 +161,12 @@ class ChatPoseNode(LifecycleNode):
                                           callback_group=MutuallyExclusiveCallbackGroup())]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
         self.session.start()
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name="chatpose_worker", daemon=True)
+        self._worker = ModelLoop(self.session, self.runner, self._publisher.put, self.get_logger().error, self._model_state)
         if self.mesh is not None and self.mesh.mode == "anny":
-            self._meshes = MeshMarkers(self.mesh, self.cfg, self._publish_mesh, self._emit_later, self._log_publish_error)
-            self._meshes.start()
+            self._outputs.meshes = MeshMarkers(self.mesh, self.cfg, self._outputs.publish_mesh, self._publisher.put,
+                                               self._log_publish_error)
+            self._outputs.meshes.start()
+        self._outputs.track_ms = lambda: self._worker.track_ms if self._worker is not None else None
         self._publisher.start()
         self._worker.start()
         self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
@@ -200,6 +200,7 @@ class ChatPoseNode(LifecycleNode):
         if self._action is not None:
             self._action.destroy()
             self._action = None
+        self._outputs = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
@@ -212,7 +213,7 @@ class ChatPoseNode(LifecycleNode):
         mesh, self.mesh = self.mesh, None
         if mesh is not None:
             mesh.close()
-        self.model_state = "unconfigured"
+        self._model_state = "unconfigured"
         self.session.reset()
 
     def close_model(self) -> None:
@@ -228,16 +229,16 @@ class ChatPoseNode(LifecycleNode):
             mesh.close()
 
     def _stop_worker(self) -> None:
-        self._stop.set()
         self.session.stop()
-        if self._worker is not None:
-            self._worker.join(timeout=STOP_JOIN_S)
-            if self._worker.is_alive():
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._model_state = worker.state
+            if not worker.stop(STOP_JOIN_S):
                 self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
-            self._worker = None
-        if self._meshes is not None:  # before the publisher: the mesh thread's reports go through it
-            self._meshes.close(STOP_JOIN_S)
-            self._meshes = None
+        meshes = self._outputs.meshes if self._outputs is not None else None
+        if meshes is not None:  # before the publisher: the mesh thread's reports go through it
+            meshes.close(STOP_JOIN_S)
+            self._outputs.meshes = None
         self._publisher.stop(STOP_JOIN_S)  # after the worker: what it produced is published first
 
     # ------------------------------------------------------------------ inputs
@@ -283,90 +284,15 @@ class ChatPoseNode(LifecycleNode):
     def _robot_report(self, level: int, code: str, message: str, throttle_key: str = "") -> None:
         self._emit([self.session.report(level, code, message, throttle_key=throttle_key)])
 
-    # ------------------------------------------------------------------ worker
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            work = self.session.take(timeout=WORKER_WAIT_S)
-            try:
-                if work is None:
-                    if self.runner is not None and self.model_state == "loaded" and not self.runner.alive \
-                            and not self._stop.is_set():
-                        self._recover(WorkerCrashedError("the model worker died while idle"))
-                elif isinstance(work, Answer):
-                    self._emit_later(work.reports)
-                    result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query)
-                    self._emit_later(self.session.finish_answer(work, result))
-                else:
-                    t0 = time.monotonic()
-                    people, size = self.runner.observe(work.frame.image, work.near)
-                    self._track_ms = (time.monotonic() - t0) * 1000.0
-                    self._emit_later(self.session.finish_track(work, people, self.runner.model_id, size))
-            except WorkerCrashedError as exc:
-                self._emit_later(self.session.fail(work, exc) if work is not None else [])
-                self._recover(exc)
-            except Exception as exc:  # model errors (typed or not) are reported; the worker lives on
-                if not isinstance(exc, ChatPoseError):
-                    self.get_logger().error(f"worker error (recovered): {type(exc).__name__}: {exc}")
-                self._emit_later(self.session.fail(work, exc) if work is not None else [])
-
-    def _recover(self, exc: WorkerCrashedError) -> None:
-        """The model's process died: report it, forget the track, start a new one."""
-        self.stats["worker_crashes"] += 1
-        self.model_state = "restarting"
-        self._emit_later([Report(PipelineStatus.ERROR, exc.code, f"{exc}; restarting the model worker")])
-        self.session.drop_track()
-        try:
-            self.runner.restart()
-        except Exception as err:
-            self.model_state = f"restart failed: {err}"
-            self._emit_later([Report(PipelineStatus.ERROR, "model_load_failed", f"model worker restart failed: {err}")])
-            return
-        self.model_state = "loaded"
-        self._emit_later([Report(PipelineStatus.WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])
-
     # ------------------------------------------------------------------ outputs
-    def _emit_later(self, events) -> None:
-        """Publish `events` from the publisher thread (in order with the worker's other events)."""
-        self._publisher.put(events)
+    def _emit(self, events) -> None:
+        """Publish the session's `events` now, in this thread (ros/outputs.NodeOutputs)."""
+        outputs = self._outputs
+        if outputs is not None:
+            outputs.emit(events)
 
     def _log_publish_error(self, exc: Exception) -> None:
         self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
-
-    def _publish_mesh(self, raw: bytes) -> None:
-        pub = self._pubs.get("markers")
-        if pub is not None and not self._publisher.discard:
-            pub.publish(raw)
-
-    def _emit(self, events) -> None:
-        for ev in events:
-            if isinstance(ev, Report):
-                self._report(ev)
-            elif isinstance(ev, Output):
-                self._publish(ev)
-
-    def _publish(self, out: Output) -> None:
-        if not self._pubs:
-            return
-        header = out.frame.header if out.frame is not None else Header(stamp=self.get_clock().now().to_msg(),
-                                                                       frame_id=self.cfg.frame_id)
-        if self.robot is not None:  # translations from camera_info (or unknown) before anything is published
-            out = self.robot.place(out)
-        out = publish_result(out, header, self._pubs, self.cfg, self.mesh, self.get_logger())
-        meshes = self._meshes
-        if meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
-            meshes.submit(out, header, None if out.answer else self._track_ms)
-        if self.robot is not None:
-            self.robot.publish(out, header)
-        for hook in self.output_hooks:
-            hook(out, header)
-
-    def _report(self, rep: Report) -> None:
-        log_report(rep, self._log_throttle, self.cfg.status_log_period_s, self.get_logger())
-        pub = self._pubs.get("status")
-        if pub is not None and pub.is_activated:
-            self.stats[f"status_{rep.code}"] += 1
-            pub.publish(convert.status_msg(rep.level, rep.code, rep.message, rep.query, self.get_clock().now().to_msg(),
-                                           self.cfg.frame_id))
 
     def _publish_diagnostics(self) -> None:
         if self.mesh is not None:  # the Anny mesh reports its readiness without waiting for traffic

@@ -1,5 +1,15 @@
-"""How the node's results leave it: the publishing thread, the pose / marker / answer messages
-of one result, and the log lines of the session's reports (throttled)."""
+"""How the node's results leave it: its publishers, the publishing thread, the session's events
+published (NodeOutputs: pose / marker / answer messages of one result, streamed answer pieces,
+~/status, TF and ROS4HRI through the robot's outputs, the Anny mesh, output hooks), and the log
+lines of the session's reports (throttled).
+
+~/status conventions: `level` OK / WARN / ERROR (chatpose_ros/PipelineStatus), `code` a short
+snake_case word (``ok``, ``no_match``, ``stale_image``, an error class's code, ...), `query` the
+query it concerns ("" if none). A streamed answer publishes its poses on ~/poses, ~/pose,
+~/markers (and TF, ROS4HRI) as soon as the model has chosen the person (the array's `answer`
+then holds the words so far, usually ""), each new piece of the words on ~/answer_stream, and
+the complete answer on ~/answer at the end, with the ``ok`` (or ``no_match``) status.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,14 +17,82 @@ import queue
 import threading
 from typing import Callable
 
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header, String
+from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.session import LogThrottle, Output, Report
-from chatpose_ros.msg import PipelineStatus
+from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, LogThrottle, Output, Report
+from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 
 from . import convert, markers
+
+DIAGNOSTICS_DEPTH = 10
+
+
+def create_publishers(node, cfg: NodeConfig) -> tuple[dict, QoSProfile]:
+    """The node's lifecycle publishers by key (poses, pose, markers, answer, answer_stream,
+    status, diagnostics) and the output QoS they use."""
+    reliability = ReliabilityPolicy.RELIABLE if cfg.output_qos == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    qos = QoSProfile(depth=cfg.output_qos_depth, history=HistoryPolicy.KEEP_LAST, reliability=reliability)
+    topics = {"poses": (SmplPoseArray, "~/poses"), "pose": (SmplPose, "~/pose"), "markers": (MarkerArray, "~/markers"),
+              "answer": (String, "~/answer"), "answer_stream": (String, "~/answer_stream"),
+              "status": (PipelineStatus, "~/status")}
+    pubs = {k: node.create_lifecycle_publisher(t, n, qos) for k, (t, n) in topics.items()}
+    pubs["diagnostics"] = node.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", DIAGNOSTICS_DEPTH)
+    return pubs, qos
+
+
+class NodeOutputs:
+    """Publishes the session's events (`emit`) for one configuration of `node`: see the module
+    docstring. `meshes` (ros/mesh_markers.MeshMarkers) and `track_ms` (a callable: the last
+    tracking update's duration) are set while the node is active."""
+
+    def __init__(self, node, cfg: NodeConfig, pubs: dict, stats, log_throttle: LogThrottle, robot, mesh: BodyMesh | None,
+                 hooks: list) -> None:
+        self._node, self.cfg, self._pubs, self._stats = node, cfg, pubs, stats
+        self._log_throttle, self._robot, self._mesh, self._hooks = log_throttle, robot, mesh, hooks
+        self.meshes = None
+        self.track_ms: Callable[[], float | None] = lambda: None
+
+    def emit(self, events) -> None:
+        for ev in events:
+            if isinstance(ev, Report):
+                self.report(ev)
+            elif isinstance(ev, AnswerDelta):
+                self._pubs["answer_stream"].publish(String(data=ev.delta))
+            elif isinstance(ev, Output):
+                self.publish(ev)
+
+    def publish(self, out: Output) -> None:
+        logger = self._node.get_logger()
+        header = out.frame.header if out.frame is not None else Header(stamp=self._node.get_clock().now().to_msg(),
+                                                                       frame_id=self.cfg.frame_id)
+        if out.only == WORDS:  # the poses went out when the model chose the person
+            publish_answer(out, self._pubs, logger)
+            return
+        if self._robot is not None:  # translations from camera_info (or unknown) before anything is published
+            out = self._robot.place(out)
+        out = publish_result(out, header, self._pubs, self.cfg, self._mesh, logger)
+        if self.meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
+            self.meshes.submit(out, header, None if out.answer else self.track_ms())
+        if self._robot is not None:
+            self._robot.publish(out, header)
+        for hook in self._hooks:
+            hook(out, header)
+
+    def publish_mesh(self, raw: bytes) -> None:
+        self._pubs["markers"].publish(raw)
+
+    def report(self, rep: Report) -> None:
+        log_report(rep, self._log_throttle, self.cfg.status_log_period_s, self._node.get_logger())
+        pub = self._pubs.get("status")
+        if pub is not None and pub.is_activated:
+            self._stats[f"status_{rep.code}"] += 1
+            pub.publish(convert.status_msg(rep.level, rep.code, rep.message, rep.query,
+                                           self._node.get_clock().now().to_msg(), self.cfg.frame_id))
 
 
 class PublishThread:
@@ -54,9 +132,9 @@ class PublishThread:
 
 
 def publish_result(out: Output, header: Header, pubs: dict, cfg: NodeConfig, mesh: BodyMesh | None, logger) -> Output:
-    """Publish ~/poses, ~/pose (the chosen person), ~/markers and, for an answer, ~/answer of one
-    (placed) output; returns it with the mesh of modes smpl / off applied (the Anny mesh follows
-    later: ros/mesh_markers.py)."""
+    """Publish ~/poses, ~/pose (the chosen person), ~/markers and, for an answer, ~/answer (not
+    for streamed poses: the words follow) of one (placed) output; returns it with the mesh of
+    modes smpl / off applied (the Anny mesh follows later: ros/mesh_markers.py)."""
     arr = convert.result_to_msg(out.result, header)
     pubs["poses"].publish(arr)
     if 0 <= out.result.selected < len(arr.poses):
@@ -65,12 +143,16 @@ def publish_result(out: Output, header: Header, pubs: dict, cfg: NodeConfig, mes
         out = dataclasses.replace(out, result=mesh.dress(out.result)[0])
     pubs["markers"].publish(markers.result_markers(out.result, header, cfg.marker_lifetime_s, cfg.marker_joint_diameter_m,
                                                    cfg.default_depth_m))
-    if out.answer:
-        # a spoken query's answer says which voice asked
-        pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))
-        logger.info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
-                    f"({len(out.result.people)} people, selected {out.result.selected})")
+    if out.answer and out.only != POSES:
+        publish_answer(out, pubs, logger)
     return out
+
+
+def publish_answer(out: Output, pubs: dict, logger) -> None:
+    """~/answer: the complete answer of `out` (a spoken query's answer says which voice asked)."""
+    pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))
+    logger.info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
+                f"({len(out.result.people)} people, selected {out.result.selected})")
 
 
 def log_report(rep: Report, throttle: LogThrottle, period_s: float, logger) -> None:
