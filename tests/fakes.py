@@ -95,6 +95,43 @@ class EchoPipeline(FakePipeline):
         return dataclasses.replace(result, answer=text)
 
 
+class StreamingPipeline(FakePipeline):
+    """A FakePipeline that streams (core.pipeline.PosePipeline.estimate's callbacks): on_pose once
+    with the chosen person (answer ""), then on_text with each word of WORDS; a query containing
+    'nobody' is a no_match (nobody selected). `hold`: when set, waits after the first word until
+    the test sets it (so that a test sees the partial answer)."""
+
+    model_id = "fake:streaming"
+    WORDS = ("The person ", "on the ", "right ", "waves.")
+
+    def __init__(self, hold: threading.Event | None = None, **kw) -> None:
+        super().__init__(**kw)
+        self.hold = hold
+        self.events: list[tuple[str, object]] = []  # what it called back, in order
+
+    def estimate(self, image, query, on_pose=None, on_text=None):
+        result = super().estimate(image, query)
+        if "nobody" in query:
+            result = dataclasses.replace(result, selected=-1, no_match=True, grounding_confidence=0.1)
+        else:
+            result = dataclasses.replace(result, grounding_confidence=0.9)
+        if on_pose is not None:
+            self.events.append(("pose", result.selected))
+            on_pose(dataclasses.replace(result, answer=""))
+        for i, word in enumerate(self.WORDS):
+            if on_text is not None:
+                self.events.append(("text", word))
+                on_text(word)
+            if i == 0 and self.hold is not None:
+                self.hold.wait()
+        return dataclasses.replace(result, answer="".join(self.WORDS))
+
+
+def streaming_pipeline(cfg) -> StreamingPipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return StreamingPipeline()
+
+
 def echo_pipeline(cfg) -> EchoPipeline:
     """Pipeline factory for a model worker process (module level: picklable)."""
     return EchoPipeline()
@@ -110,6 +147,7 @@ def fake_pipeline(cfg) -> FakePipeline:
     return FakePipeline()
 
 
-__all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "crashing_pipeline", "echo_pipeline", "fake_pipeline",
+__all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "StreamingPipeline", "crashing_pipeline", "echo_pipeline",
+           "fake_pipeline", "streaming_pipeline",
            "make_person", "InferenceError",
            "InvalidImageError"]

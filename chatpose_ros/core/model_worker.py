@@ -196,7 +196,10 @@ class InProcessRunner:
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
                  on_text: OnText = None) -> tuple[PoseResult, Size | None]:
         rgb = None if image is None else image.decode(self._config.max_image_pixels)
-        return _estimate(self.pipeline, rgb, query, on_pose, on_text), None if rgb is None else _size(rgb)
+        # a callback's error is logged, as across the pipe: the answer goes on
+        pose_cb = None if on_pose is None else (lambda result: _stream(on_pose, result))
+        text_cb = None if on_text is None else (lambda delta: _stream(on_text, delta))
+        return _estimate(self.pipeline, rgb, query, pose_cb, text_cb), None if rgb is None else _size(rgb)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         rgb = image.decode(self._config.max_image_pixels)
