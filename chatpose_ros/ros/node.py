@@ -32,25 +32,20 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from builtin_interfaces.msg import Time
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Header, String
+from std_msgs.msg import Header
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError
-from chatpose_ros.core.image_codec import check_raw_layout
-from chatpose_ros.core.model_worker import InProcessRunner, ModelLoop, ModelRunner, PipelineFactory, ProcessRunner, RawImage
-from chatpose_ros.core.session import Frame, LogThrottle, Output, Session
-from chatpose_ros.msg import PipelineStatus
+from chatpose_ros.core.errors import ChatPoseError
+from chatpose_ros.core.model_worker import InProcessRunner, ModelLoop, ModelRunner, PipelineFactory, ProcessRunner
+from chatpose_ros.core.session import LogThrottle, Output, Session
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
-from . import cdr, convert
 from .diagnostics import pipeline_diagnostics
 from .estimate_action import EstimateAction
+from .inputs import Inputs
 from .mesh_markers import MeshMarkers
 from .outputs import NodeOutputs, PublishThread, create_publishers
 from .params import declare_from_dataclass, read_dataclass
@@ -145,18 +140,8 @@ class ChatPoseNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        img_qos = qos_profile_sensor_data if self.cfg.image_qos == "sensor_data" else \
-            QoSProfile(depth=self.cfg.image_qos_depth, reliability=ReliabilityPolicy.RELIABLE)
-        img_group = MutuallyExclusiveCallbackGroup()
-        # raw=True: frames stay serialised until the worker takes one; queries are decoded here
-        # so that non-UTF-8 payloads are reported, not fatal
-        self._subs = [self.create_subscription(Image, self.cfg.image_topic, self._on_image, img_qos,
-                                               callback_group=img_group, raw=True),
-                      self.create_subscription(String, self.cfg.query_topic, self._on_query_raw, 10,
-                                               callback_group=MutuallyExclusiveCallbackGroup(), raw=True)]
-        if self.cfg.compressed_image_topic:
-            self._subs.append(self.create_subscription(CompressedImage, self.cfg.compressed_image_topic, self._on_compressed,
-                                                       img_qos, callback_group=img_group, raw=True))
+        self._subs = Inputs(self, self.cfg, self.model_cfg.max_image_pixels, lambda: self.session, self._emit,
+                            self._robot_report).subscribe()
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics,
                                           callback_group=MutuallyExclusiveCallbackGroup())]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
@@ -207,12 +192,7 @@ class ChatPoseNode(LifecycleNode):
         if self.robot is not None:
             self.robot.release()
             self.robot = None
-        runner, self.runner = self.runner, None
-        if runner is not None:
-            runner.close()
-        mesh, self.mesh = self.mesh, None
-        if mesh is not None:
-            mesh.close()
+        self._close_runner()
         self._model_state = "unconfigured"
         self.session.reset()
 
@@ -221,6 +201,9 @@ class ChatPoseNode(LifecycleNode):
         the ROS context may already be shut down and no transition can run)."""
         self._publisher.discard = True  # results still queued for publishing are dropped
         self._stop_worker()
+        self._close_runner()
+
+    def _close_runner(self) -> None:
         runner, self.runner = self.runner, None
         if runner is not None:
             runner.close()
@@ -241,42 +224,7 @@ class ChatPoseNode(LifecycleNode):
             self._outputs.meshes = None
         self._publisher.stop(STOP_JOIN_S)  # after the worker: what it produced is published first
 
-    # ------------------------------------------------------------------ inputs
-    def _header(self, stamp: cdr.Stamped) -> Header:
-        if not stamp.frame_id:
-            self._robot_report(PipelineStatus.WARN, "missing_frame_id", "image without header.frame_id: using "
-                               f"frame_id '{self.cfg.frame_id}' (parameter frame_id) for its poses and TF", "missing_frame_id")
-        return Header(stamp=Time(sec=stamp.sec, nanosec=stamp.nanosec), frame_id=stamp.frame_id or self.cfg.frame_id)
-
-    def _put(self, raw: bytes, parse: Callable) -> None:
-        try:
-            stamp, image = parse(raw)
-            if isinstance(image, RawImage):  # the layout only: pixels are decoded when the frame is used
-                check_raw_layout(image.width, image.height, image.encoding, image.step, image.nbytes,
-                                 self.model_cfg.max_image_pixels)
-        except ChatPoseError as exc:
-            self._emit(self.session.refuse_frame(exc.code, str(exc)))
-            return
-        delay = None
-        if stamp.sec > 0 or stamp.nanosec > 0:  # transport + queueing delay (camera stamp to callback), ms
-            delay = (self.get_clock().now().nanoseconds - stamp.sec * 10**9 - stamp.nanosec) * 1e-6
-        self.session.put_frame(Frame(image=image, header=self._header(stamp)), delay_ms=delay)
-
-    def _on_image(self, raw: bytes) -> None:
-        self._put(raw, cdr.parse_image)
-
-    def _on_compressed(self, raw: bytes) -> None:
-        self._put(raw, cdr.parse_compressed)
-
-    def _on_query_raw(self, raw: bytes) -> None:
-        self.stats["queries_received"] += 1
-        try:
-            text = convert.string_from_cdr(raw)
-        except InvalidQueryError as exc:
-            self._emit(self.session.refuse_query(exc))
-            return
-        self._emit(self.session.submit(text)[1])
-
+    # ------------------------------------------------------------------ inputs (also ros/inputs.py)
     def _submit_speech(self, text: str, voice: str) -> None:
         self.stats["queries_received"] += 1
         self._emit(self.session.submit(text, source=voice)[1])
