@@ -366,9 +366,14 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     tracking: list[float] = []
     diags: list[tuple[float, dict]] = []
 
+    asked = set(queries)
+    words: list[float] = []  # arrival times of the complete answers (~/answer), in query order
+
     def on_poses(msg):
-        if msg.answer:
-            answers.setdefault(msg.query, time.monotonic())
+        # the first pose message about a query is its answer's (streamed before the words, or
+        # with them): later ones are tracking updates of the person it chose
+        if msg.query in asked and msg.query not in answers:
+            answers[msg.query] = time.monotonic()
         else:
             tracking.append(time.monotonic())
 
@@ -378,11 +383,19 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                 diags.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
 
     client.create_subscription(SmplPoseArray, "/chatpose_node/poses", on_poses, 50)
+    client.create_subscription(String, "/chatpose_node/answer", lambda _msg: words.append(time.monotonic()), 50)
     client.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 50)
     qpub = client.create_publisher(String, "/chatpose_node/query", 10)
     ex = MultiThreadedExecutor(num_threads=2)
     ex.add_node(client)
-    th = threading.Thread(target=ex.spin, daemon=True)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin():  # spin_once until told to stop: shutting down a waiting executor races rclpy's guard condition
+        while spinning.is_set():
+            ex.spin_once(timeout_sec=0.1)
+
+    th = threading.Thread(target=spin, daemon=True)
     th.start()
     cam = _Camera(client, "/camera/image_raw", img, args.hz).start()
     out: dict = {}
@@ -393,17 +406,19 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                 raise RuntimeError("the node did not come up (model load) within 300 s")
             time.sleep(0.2)
         print(f"node ready after {time.monotonic() - t0:.1f} s (model load included)", flush=True)
-        lat, rss = [], []
+        lat, lat_words, rss = [], [], []
         t_start, sent0 = time.monotonic(), cam.sent
         busy_windows = []
         for q in queries:
-            sent = time.monotonic()
+            sent, n_words = time.monotonic(), len(words)
             qpub.publish(String(data=q))
-            while q not in answers and time.monotonic() - sent < 30:
+            while (q not in answers or len(words) == n_words) and time.monotonic() - sent < 30:
                 time.sleep(0.002)
             if q in answers:
                 lat.append((answers[q] - sent) * 1000)
                 busy_windows.append((sent, answers[q]))
+            if len(words) > n_words:
+                lat_words.append((words[n_words] - sent) * 1000)
             rss.append((time.monotonic() - t_start, *_family_rss(proc.pid)))
             time.sleep(max(0.0, args.query_period - (time.monotonic() - sent)))
         elapsed = time.monotonic() - t_start
@@ -423,6 +438,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         node_rss, worker_rss = _family_rss(proc.pid)
         load_during = os.getloadavg()[0]
         out = {"query_p50_ms_ros": _pct(lat, 50), "query_p95_ms_ros": _pct(lat, 95), "answered": len(lat),
+               "query_words_p50_ms_ros": _pct(lat_words, 50),
                "asked": len(queries), "tracking_hz_ros": track_hz, "camera_hz": camera_hz,
                "callback_gap_p95_ms": _pct(gaps, 95), "callback_gap_max_ms": float(np.max(gaps)) if gaps else float("nan"),
                "camera_send_gap_p95_ms": _pct(camera_gaps, 95),
@@ -430,6 +446,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                "load_average_1min": [load_before, load_during]}
         rows = [("query -> pose message over ROS (p50 / p95 ms)",
                   f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
+                 ("query -> complete answer on ~/answer (p50 ms)", f"{out['query_words_p50_ms_ros']:.0f}"),
                  ("answered / asked", f"{len(lat)} / {len(queries)}"),
                  (f"tracking pose messages per second, {args.track_seconds:.0f} s without queries",
                   f"{track_hz:.1f} (camera {camera_hz:.1f} Hz)"),
@@ -449,8 +466,9 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                f"{elapsed:.0f} s)", rows)
     finally:
         cam.stop()
-        ex.shutdown(timeout_sec=5)
+        spinning.clear()
         th.join(timeout=10)
+        ex.shutdown(timeout_sec=5)
         client.destroy_node()
         rclpy.shutdown()
         proc.send_signal(2)
