@@ -14,9 +14,12 @@ checksums in ``assets/default/MODEL_CARD.md``), run with ONNX Runtime on the CPU
 Attributes (``perception_attributes``): clothing colours, facing, posture, objects held / next to.
 
 ``see_near(image, box)`` is the tracking pass: one MoveNet run on a crop around a tracked box.
+With ``threads`` >= 2 the model runs of one ``see()`` may run concurrently in Python threads
+(``PerceptionConfig.concurrent``).
 
-Benchmark (per-stage ms, one thread by default):
-    python -m chatpose_ros.models.default.perception --bench IMAGE... [--preset NAME] [--threads N]
+Benchmark (wall and CPU ms of people only, whole see() and see_near, variants interleaved):
+    python -m chatpose_ros.models.default.perception --bench IMAGE... [--preset NAME[:field=value,...]]
+        [--threads N] [--repeat R]
 No ROS here.
 """
 from __future__ import annotations
