@@ -182,7 +182,7 @@ def summarise(rows) -> dict:
 
 
 def evaluate(folder: Path, n: int = 120, threshold: float | None = None, int8: bool = False,
-             splits: tuple[str, ...] = SPLITS[1:]) -> dict:
+             splits: tuple[str, ...] = SPLITS[1:], ablations: bool = True) -> dict:
     from chatpose_ros.core.config import PipelineConfig
 
     threshold = PipelineConfig().min_grounding_confidence if threshold is None else threshold
@@ -190,7 +190,7 @@ def evaluate(folder: Path, n: int = 120, threshold: float | None = None, int8: b
     out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature, "int8": int8}
     for split in splits:
         t = time.perf_counter()
-        out[split] = evaluate_split(model, split, n, split in ABLATION_SPLITS, threshold)
+        out[split] = evaluate_split(model, split, n, ablations and split in ABLATION_SPLITS, threshold)
         log.info("%s: %.1f%% (%.0f s)", split, 100 * out[split]["decision_accuracy"], time.perf_counter() - t)
     return out
 

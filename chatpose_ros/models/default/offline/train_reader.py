@@ -191,7 +191,8 @@ def _write(model: SceneReader, spec: ReaderSpec, out: Path, extra: dict) -> None
 
 
 def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
-          threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0, pointer: bool = True) -> dict:
+          threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0, pointer: bool = True,
+          calibration_samples: int = CALIBRATION_SAMPLES) -> dict:
     """Train, fit the temperature, write the adapter + reader.json; returns the record."""
     from tqdm import tqdm
 
@@ -248,7 +249,7 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
               "final_train": {k: round(float(np.mean(v[-20:])), 4) for k, v in hist.items()}}
     (out / SPEC_FILE).write_text(json.dumps(record, indent=2))
     loaded = SceneReader.load(out / ADAPTER_FILE, spec)
-    cal = fit_temperature(loaded, seed)
+    cal = fit_temperature(loaded, seed, calibration_samples)
     record["spec"]["temperature"] = cal["temperature"]
     record["calibration"] = cal
     record["adapter_sha256"] = hashlib.sha256((out / ADAPTER_FILE).read_bytes()).hexdigest()
