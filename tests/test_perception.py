@@ -360,3 +360,16 @@ def test_bench_variants():
         parse_variant("movenet_256_480:no_such_field=1")
     with pytest.raises(ConfigError):
         parse_variant("no_such_preset")
+
+
+def test_passes_rebuild_what_see_finds(perception):
+    """The evaluation's held-out check scores configurations from cached passes: filtering the
+    passes by each pass's score and merging them gives exactly see()'s people."""
+    img = vtest_frame(300)
+    cfg = perception.config
+    cands = [c for size, score in zip(cfg.person_sizes, cfg.person_scores)
+             for c in perception.person_pass(img, size) if c.score >= score]
+    rebuilt = perception.people_from(img, cands).people
+    seen = perception.see(img, objects=False, attributes=False).people
+    assert len(rebuilt) == len(seen) >= 4
+    assert [p.box for p in rebuilt] == [p.box for p in seen]
