@@ -44,6 +44,8 @@ class PipelineConfig:
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(8, "Maximum number of people detected per image (the default profile names at most 10).")
+    llm_int8: bool = _f(False, "Default profile: quantise the reader's decoder layers to int8 at load (dynamic "
+                        "quantisation): a faster prefill on a CPU; chatpose-eval-default reports what it costs.")
     min_grounding_confidence: float = _f(0.3, "Default profile: when the calibrated probability of the chosen person is "
                                          "below this, nobody is chosen and the node reports no_match on ~/status "
                                          "(0 = always choose).")

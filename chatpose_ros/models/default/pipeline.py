@@ -148,7 +148,7 @@ class DefaultPipeline:
         t0 = time.perf_counter()
         regressor = SmplRegressor.load(folder / REGRESSOR_FILE)
         regressor.eval()
-        reader = SceneReader.load(folder / ADAPTER_FILE, spec)
+        reader = SceneReader.load(folder / ADAPTER_FILE, spec, int8=config.llm_int8)
         perception = perception if perception is not None else build_perception(config)
         model_id = "default:" + weights_sha(folder)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)

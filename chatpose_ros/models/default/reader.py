@@ -57,9 +57,12 @@ class ReaderSpec:
     lora_alpha: int = 16
     pose_inner: int = 512
     temperature: float = 1.0  # decision temperature (fitted on a calibration split after training)
-    # the question before the scene, each <pK> at the end of its person's line, and the decision read
-    # by the pointer head from the LLM's states at the <pK> tokens (else: the LM head's first token)
+    # the decision read by a pointer head from the LLM's states (else: the LM head's first token):
+    # "state": the question first, each <pK> at the end of its line, one score per <pK> state;
+    # "pooled": the scene first and the question last, each line and the question mean-pooled,
+    # a bilinear score between them (PooledPointerHead)
     pointer: bool = False
+    pointer_kind: str = "state"
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -126,6 +129,25 @@ class Decision:
     past: Any
 
 
+class PooledPointerHead(nn.Module):
+    """score_k = <q([u; h_last]), k(v_k)> / sqrt(d) for each person line k, and three scores
+    (DECISION_KINDS) from [u; h_last]; v_k the mean last-layer state over line k's tokens, u the
+    mean over the question's tokens, h_last the last prompt state.
+
+    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 3,) logits [p1..pN, none, pose, text]."""
+
+    def __init__(self, hidden_size: int, dim: int = 128) -> None:
+        super().__init__()
+        self.q = nn.Sequential(nn.Linear(2 * hidden_size, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.k = nn.Sequential(nn.Linear(hidden_size, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.other = nn.Sequential(nn.Linear(2 * hidden_size, 256), nn.GELU(), nn.Linear(256, len(DECISION_KINDS)))
+        self.scale = dim ** -0.5
+
+    def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        qin = torch.cat((question, h_last), -1)
+        return torch.cat((self.k(lines) @ self.q(qin) * self.scale, self.other(qin)), -1)
+
+
 class SceneReader(nn.Module):
     """SmolLM2 + LoRA + added tokens + pose head. Build with :meth:`create` (training: LoRA live,
     base frozen) or :meth:`load` (inference: LoRA merged)."""
@@ -137,7 +159,12 @@ class SceneReader(nn.Module):
         self.spec = spec
         self.hidden_size = lm.config.hidden_size
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
-        self.pointer = PointerHead(self.hidden_size) if spec.pointer else None
+        if spec.pointer and spec.pointer_kind not in ("state", "pooled"):
+            raise CheckpointError(f"unknown pointer_kind {spec.pointer_kind!r}")
+        self.pooled = spec.pointer and spec.pointer_kind == "pooled"
+        self.pointer = (PooledPointerHead(self.hidden_size) if self.pooled else PointerHead(self.hidden_size)) \
+            if spec.pointer else None
+        self.newline_id = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
         self.none_id = tokenizer.convert_tokens_to_ids(NONE_TOKEN)
         self.pose_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
@@ -231,6 +258,8 @@ class SceneReader(nn.Module):
     def prompt_ids(self, scene, query: str) -> list[int]:
         """Chat-template prompt ids, generation prompt added. `scene`: a scene_words.SceneWords
         (or its text), None: no image."""
+        if self.pooled:
+            return self._pooled_prompt_ids(scene, query)
         if scene is None:
             text = NO_IMAGE_LINE
         elif isinstance(scene, str):
@@ -243,6 +272,32 @@ class SceneReader(nn.Module):
         if isinstance(ids, dict) or hasattr(ids, "keys"):
             ids = ids["input_ids"]
         return list(ids)
+
+    def _pooled_prompt_ids(self, scene, query: str) -> list[int]:
+        """The "pooled" layout: the scene's lines then the question, each tokenised on its own and
+        joined by newline tokens, so that every line and the question are whole spans (a line:
+        from the newline before it to its <pK>; the question: from the last newline before the
+        end of the user turn)."""
+        tok = self.tokenizer
+        if not hasattr(self, "_template"):
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\x00"}]
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            head, tail = text.split("\x00")
+            self._template = (tok(head, add_special_tokens=False)["input_ids"],
+                              tok(tail, add_special_tokens=False)["input_ids"])
+        head, tail = self._template
+        if scene is None:
+            lines = [NO_IMAGE_LINE]
+        elif isinstance(scene, str):
+            lines = scene.splitlines()
+        else:
+            lines = scene.text(tokens_last=True).splitlines()
+        body: list[int] = []
+        for i, line in enumerate(lines + [f"Question: {query}"]):
+            if i:
+                body.append(self.newline_id)
+            body += tok(line, add_special_tokens=False)["input_ids"]
+        return list(head) + body + list(tail)
 
     def answer_ids(self, answer: str) -> list[int]:
         """Answer text + <|im_end|> as ids."""
@@ -288,7 +343,15 @@ class SceneReader(nn.Module):
         if self.pointer is None:
             return self.lm_logits(h[-1:])[0]
         pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
-        return self.pointer(h[pos], h[-1])
+        if not self.pooled:
+            return self.pointer(h[pos], h[-1])
+        newlines = (ids == self.newline_id).nonzero()[:, 0]
+        ends = (ids == self.end_id).nonzero()[:, 0]
+        end_user = int(ends[-1])
+        q_start = int(newlines[newlines < end_user][-1]) + 1
+        lines = torch.stack([h[int(newlines[newlines < p][-1]) + 1:int(p) + 1].mean(0) for p in pos]) \
+            if len(pos) else h[:0]
+        return self.pointer(lines, h[q_start:end_user].mean(0), h[-1])
 
     def first_token(self, logits: torch.Tensor, num_people: int) -> int:
         """The decision as the first answer token id; text answers give -1 (the LM chooses its

@@ -192,7 +192,7 @@ def _write(model: SceneReader, spec: ReaderSpec, out: Path, extra: dict) -> None
 
 def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
           threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0, pointer: bool = True,
-          calibration_samples: int = CALIBRATION_SAMPLES) -> dict:
+          calibration_samples: int = CALIBRATION_SAMPLES, pointer_kind: str = "pooled") -> dict:
     """Train, fit the temperature, write the adapter + reader.json; returns the record."""
     from tqdm import tqdm
 
@@ -204,7 +204,8 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
     np.random.seed(seed)
     t0 = time.perf_counter()
     stream = ExampleStream(seed, load_mocap("train"))
-    spec = ReaderSpec(num_layers=num_layers, lora_r=lora_r, lora_alpha=2 * lora_r, pointer=pointer)
+    spec = ReaderSpec(num_layers=num_layers, lora_r=lora_r, lora_alpha=2 * lora_r, pointer=pointer,
+                      pointer_kind=pointer_kind)
     model = SceneReader.create(spec)
     params = [p for p in model.parameters() if p.requires_grad]
     heads = [model.pose_head] + ([model.pointer] if model.pointer is not None else [])
@@ -242,7 +243,7 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
     record = {"spec": spec.to_json(), "adapter_file": ADAPTER_FILE,
               "command": f"python -m chatpose_ros.models.default.offline.train_reader --seed {seed} --steps {steps} "
                          f"--batch-size {batch_size} --lr {lr} --threads {threads} --num-layers {num_layers}"
-                         + ("" if pointer else " --no-pointer"),
+                         + ("" if pointer else " --no-pointer") + f" --pointer-kind {pointer_kind}",
               "data": "symbolic scenes + questions (offline.scene_questions, split 'train') and text-to-pose "
                       "samples from the CMU mocap train split (offline.queries.SampleStream)",
               "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr, "threads": threads,
@@ -270,6 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--save-every", type=int, default=0, help="also write the adapter every N steps to OUT/stepN")
     p.add_argument("--no-pointer", action="store_true", help="decide with the LM head's first token (no pointer head)")
+    p.add_argument("--pointer-kind", choices=("pooled", "state"), default="pooled",
+                   help="pooled: line and question states mean-pooled, bilinear score; state: one score per <pK> state")
     return p
 
 
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
     rec = train(a.seed, a.steps, a.batch_size, a.lr, a.out, a.threads, a.num_layers, save_every=a.save_every,
-                pointer=not a.no_pointer)
+                pointer=not a.no_pointer, pointer_kind=a.pointer_kind)
     print(json.dumps({k: rec[k] for k in ("final_train", "calibration", "train_minutes")}, indent=2))
     return 0
 
