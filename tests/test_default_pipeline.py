@@ -241,7 +241,7 @@ def test_world_keypoints_path_with_blazepose_refinement(pipe):
     scene = refined.see(img, objects=False, attributes=False)
     if not any(p.world_keypoints is not None for p in scene.people):
         pytest.skip("BlazePose refused this person (pose-presence flag)")
-    two = DefaultPipeline(pipe.config, refined, pipe.regressor, pipe.llm, pipe.model_id)
+    two = DefaultPipeline(pipe.config, refined, pipe.regressor, pipe.reader, pipe.model_id)
     res = two.estimate(img, "the person kicking")
     p = res.selected_person
     assert p is not None and p.estimator == "smplr_regressor" and np.isfinite(p.theta).all()
