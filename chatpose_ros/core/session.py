@@ -31,6 +31,7 @@ Public API (everything else is private):
 - Streaming answers: `answer_pose(work, result)` (the model chose who is meant before its words:
   the Output to publish now, with the chosen person's track id) and `answer_text(work, delta)`
   (the job's partial answer grows); `finish_answer` then completes the job.
+- `RateLimit(rate_hz, clock)`: at most so many events a second (the node's crop and mesh rates).
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
   same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
   The Report keeps the key in `repeating`; `LogThrottle` thins such reports further in the log.
@@ -162,6 +163,32 @@ class LogThrottle:
 
 
 POSES, WORDS = "poses", "words"  # Output.only: publish only the poses (streamed early) / only the words
+
+
+class RateLimit:
+    """At most `rate_hz` events a second, on an injected clock (monotonic seconds): `wait()` says
+    how long until the next one may happen (0.0 now, inf never: rate <= 0), `admit()` takes it
+    when it may (True) and `mark()` records one that happened anyway (an answer is never held)."""
+
+    def __init__(self, rate_hz: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate_hz, self._clock = float(rate_hz), clock
+        self._last: float | None = None
+
+    def wait(self) -> float:
+        if self.rate_hz <= 0:
+            return float("inf")
+        if self._last is None:
+            return 0.0
+        return max(0.0, self._last + 1.0 / self.rate_hz - self._clock())
+
+    def admit(self) -> bool:
+        if self.wait() > 0.0:
+            return False
+        self.mark()
+        return True
+
+    def mark(self) -> None:
+        self._last = self._clock()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from std_msgs.msg import Header
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.session import Output
+from chatpose_ros.core.session import Output, RateLimit
 
 from . import markers
 
@@ -29,15 +29,16 @@ class MeshMarkers:
     `start()` / `close()` the thread."""
 
     def __init__(self, mesh: BodyMesh, cfg: NodeConfig, publish: Callable[[bytes], None],
-                 emit: Callable[[list], None], on_error: Callable[[Exception], None]) -> None:
+                 emit: Callable[[list], None], on_error: Callable[[Exception], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.mesh, self.cfg = mesh, cfg
+        self._rate = RateLimit(cfg.mesh_rate_hz, clock)  # tracking updates dressed (answers always)
         self._publish, self._emit, self._on_error = publish, emit, on_error
         self._cond = threading.Condition()
         self._pending: tuple | None = None  # (output, header, track_ms) waiting for the thread
         self._stop = False
         self._thread: threading.Thread | None = None
         self.skipped = 0  # results replaced while a mesh was in flight or the rate limit held them
-        self._next_track = 0.0  # monotonic time from which the next tracking update may be dressed
 
     def start(self) -> None:
         with self._cond:
@@ -71,14 +72,14 @@ class MeshMarkers:
                     if self._pending is None:
                         self._cond.wait()
                         continue
-                    hold = 0.0 if self._pending[0].answer else self._next_track - time.monotonic()
+                    hold = 0.0 if self._pending[0].answer else self._rate.wait()
                     if hold <= 0:
                         break
-                    self._cond.wait(hold)  # a newer result or an answer may come meanwhile
+                    # a newer result or an answer may come meanwhile (an injected clock: re-checked then)
+                    self._cond.wait(None if hold == float("inf") else hold)
                 (out, header, track_ms), self._pending = self._pending, None
             if not out.answer:
-                rate = self.cfg.mesh_rate_hz
-                self._next_track = time.monotonic() + (1.0 / rate if rate > 0 else float("inf"))
+                self._rate.mark()
             try:
                 self._dress(out, header, track_ms)
             except Exception as exc:  # the mesh thread outlives any bug in a conversion

@@ -32,7 +32,7 @@ from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
 from chatpose_ros.core.model_worker import RawImage
 from chatpose_ros.core.placement import place_result
-from chatpose_ros.core.session import Output
+from chatpose_ros.core.session import Output, RateLimit
 from chatpose_ros.msg import PipelineStatus
 
 from . import hri, tf
@@ -49,10 +49,10 @@ ReportFn = Callable[[int, str, str, str], None]
 
 class RobotIO:
     """See the module docstring. `report` publishes a status (throttled by key); `submit_speech`
-    queues a query with the voice id as its source."""
+    queues a query with the voice id as its source; `clock` (monotonic s) paces the crops."""
 
     def __init__(self, node, cfg: NodeConfig, max_image_pixels: int, report: ReportFn,
-                 submit_speech: Callable[[str, str], None]) -> None:
+                 submit_speech: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._node = node
         self.cfg = cfg
         self._max_pixels = max_image_pixels
@@ -66,7 +66,7 @@ class RobotIO:
         self._target_pub = None
         self._camera_sub = None
         self._speech: hri.SpeechInput | None = None
-        self._last_crops: float | None = None  # monotonic time of the last cropped images (publishing thread)
+        self._crop_rate = RateLimit(cfg.hri_cropped_rate_hz, clock)  # cropped images of tracking updates (publishing thread)
         self.camera_info_topic = cfg.camera_info_topic or tf.camera_info_topic_for(cfg.image_topic)
 
     @property
@@ -156,11 +156,10 @@ class RobotIO:
         a raw frame of a row-local encoding is decoded only in the band of rows of `boxes`."""
         if out.frame is None:
             return None, 0
-        now = time.monotonic()
-        rate = self.cfg.hri_cropped_rate_hz
-        if not out.answer and (rate <= 0 or (self._last_crops is not None and now - self._last_crops < 1.0 / rate)):
+        if out.answer:
+            self._crop_rate.mark()
+        elif not self._crop_rate.admit():
             return None, 0
-        self._last_crops = now
         image = out.frame.image
         try:
             if isinstance(image, RawImage) and image.encoding in ROW_LOCAL_ENCODINGS and out.result.image_size:
