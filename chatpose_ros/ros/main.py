@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+GIL_SWITCH_INTERVAL_S = 0.001
+
 
 def default_params_file() -> str:
     """config/default.yaml of the source tree, or of the install space's share folder."""
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     from .node import ChatPoseNode
 
     rclpy_args = ["--ros-args"] + (["--params-file", args.params_file] if args.params_file else []) + ros_args[1:]
+    # The model loop's turnaround between two frames (reply in, next frame out) needs the GIL a
+    # few times while the publishing and executor threads run Python: a shorter switch interval
+    # (default 5 ms) keeps the model's process from idling meanwhile.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=rclpy_args)
     node = ChatPoseNode()
     executor = MultiThreadedExecutor(num_threads=4)
