@@ -373,3 +373,19 @@ def test_passes_rebuild_what_see_finds(perception):
     seen = perception.see(img, objects=False, attributes=False).people
     assert len(rebuilt) == len(seen) >= 4
     assert [p.box for p in rebuilt] == [p.box for p in seen]
+
+
+def test_bench_reports_every_variant_and_the_load():
+    from chatpose_ros.models.default.perception import bench
+
+    img = cv2.resize(vtest_frame(300), (320, 240), interpolation=cv2.INTER_AREA)
+    variants = [(name, Perception(replace(PERCEPTION_PRESETS["movenet256"], threads=2, concurrent=c)))
+                for name, c in (("seq", False), ("conc", True))]
+    try:
+        lines = bench(variants, [("vtest", img)], repeat=1)
+    finally:
+        for _, p in variants:
+            p.close()
+    assert "other processes used" in lines[0] and len(lines) == 3
+    assert lines[1].startswith("seq") and lines[2].startswith("conc")
+    assert all("| people " in line and "| see " in line and "| near " in line for line in lines[1:])

@@ -845,6 +845,7 @@ def bench(variants: list[tuple[str, Perception]], images: list[tuple[str, np.nda
             boxes[name, img_name] = sc.people[0].box if sc.people else None
             if boxes[name, img_name]:
                 perc.see_near(im, boxes[name, img_name])
+    busy0, t_start, cpu_start = _busy_cpu_s(), time.perf_counter(), time.process_time()
     for _ in range(repeat):
         for name, perc in variants:
             for img_name, im in images:
@@ -860,9 +861,13 @@ def bench(variants: list[tuple[str, Perception]], images: list[tuple[str, np.nda
                         perc.see_near(im, boxes[name, img_name])
                     wall[name, img_name, call].append(1000 * (time.perf_counter() - t0))
                     cpu[name, img_name, call].append(1000 * (time.process_time() - c0))
+    busy1, t_end, cpu_end = _busy_cpu_s(), time.perf_counter(), time.process_time()
+    others = ("unknown" if busy0 is None or busy1 is None else
+              f"{max(0.0, (busy1 - busy0) - (cpu_end - cpu_start)) / (t_end - t_start):.2f}")
     med = statistics.median
     lines = [f"median of {repeat} rounds, ms per image (wall / CPU time of the process, all threads); "
              f"people = see(objects=False, attributes=False), see = whole see(), near = see_near; "
+             f"other processes used {others} cores on average during the rounds (of {os.cpu_count()}); "
              f"load average at the end: {' '.join(f'{v:.2f}' for v in _loadavg())}"]
     for name, _ in variants:
         for img_name, _ in images:
@@ -875,6 +880,17 @@ def bench(variants: list[tuple[str, Perception]], images: list[tuple[str, np.nda
                          f"see {med(wall[name, img_name, 'see']):5.1f} / {med(cpu[name, img_name, 'see']):5.1f} | "
                          f"near {near} | see stages: {' '.join(f'{k}={v:.1f}' for k, v in st.items())}")
     return lines
+
+
+def _busy_cpu_s() -> float | None:
+    """Seconds of CPU time the whole machine has spent busy (all processes; Linux /proc/stat),
+    None where unavailable."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _loadavg() -> tuple[float, ...]:
