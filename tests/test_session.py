@@ -12,7 +12,7 @@ from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
 from chatpose_ros.core.model_worker import TrackerHost
 from chatpose_ros.core.session import (ERROR, OK, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
-                                       Track)
+                                       Track, TrackUpdate)
 from chatpose_ros.core.types import PoseResult
 from fakes import make_person
 
@@ -333,3 +333,22 @@ def test_drop_track_keeps_the_frame():
     s.finish_answer(s.take(), _result())
     s.drop_track()
     assert s.latest is not None and not s.tracking
+
+
+def test_choosing_the_tracked_person_again_keeps_the_tracker_only_once_it_has_them():
+    clock = Clock()
+    s = _session(clock, tracking_rate_hz=10.0)
+    s.put_frame(Frame(image="f1"))
+    for _ in range(2):  # the same person twice before any tracking update: the tracker never had them
+        s.submit("the person on the right")
+        first = s.finish_answer(s.take(), _result("the person on the right"))[0].tracked[0].track_id
+    s.put_frame(Frame(image="f2"))
+    work = s.take()
+    assert work.request.seed.track_id == first and not work.request.keep and s.stats["tracks_kept"] == 1
+    s.finish_track(work, TrackUpdate(person=work.request.seed, box=work.request.seed.box))
+    clock.t += 1
+    s.submit("the person on the right")
+    again = s.finish_answer(s.take(), _result("the person on the right"))[0].tracked[0].track_id
+    s.put_frame(Frame(image="f3"))
+    work = s.take()
+    assert again == first and work.request.keep and work.request.seed.track_id == first

@@ -529,7 +529,10 @@ class Session:
             if keep:
                 self.stats["tracks_kept"] += 1
             tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
-            self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked, keep=keep)
+            # the tracker's state is this person's only if the old track's own seed reached it (or was kept)
+            keep_state = keep and (old.seed is None or old.keep)
+            self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked,
+                                      keep=keep_state)
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
