@@ -47,7 +47,7 @@ def test_people_are_numbered_left_to_right_with_their_attributes():
     words = scene_words(scene)
     assert words.index == (1, 2, 0)  # scene indices in left-to-right order
     text = words.text().splitlines()
-    assert text[0] == "People:"
+    assert text[0] == "People (3):"  # the count is in the words: counting answers copy it
     assert text[1].startswith("<p1> 1st from left, 3rd from right, nearest, blue top, back to camera")
     assert "farthest" in text[2] and "black trousers" in text[2] and "both arms raised" in text[2]
     assert "red top" in text[3] and "right arm raised" in text[3] and "holding sports ball" in text[3]

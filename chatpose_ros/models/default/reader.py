@@ -60,7 +60,8 @@ class ReaderSpec:
     # the decision read by a pointer head from the LLM's states (else: the LM head's first token):
     # "state": the question first, each <pK> at the end of its line, one score per <pK> state;
     # "pooled": the scene first and the question last, each line and the question mean-pooled,
-    # a bilinear score between them (PooledPointerHead)
+    # a bilinear score between them (PooledPointerHead); "ranked": the same with a learned key
+    # per rank from the left and from the right
     pointer: bool = False
     pointer_kind: str = "state"
 
@@ -136,16 +137,24 @@ class PooledPointerHead(nn.Module):
 
     Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 3,) logits [p1..pN, none, pose, text]."""
 
-    def __init__(self, hidden_size: int, dim: int = 128) -> None:
+    def __init__(self, hidden_size: int, dim: int = 128, ranked: bool = False) -> None:
         super().__init__()
         self.q = nn.Sequential(nn.Linear(2 * hidden_size, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.k = nn.Sequential(nn.Linear(hidden_size, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.other = nn.Sequential(nn.Linear(2 * hidden_size, 256), nn.GELU(), nn.Linear(256, len(DECISION_KINDS)))
         self.scale = dim ** -0.5
+        # `ranked`: a learned key per rank from the left and from the right (a mean over a line's
+        # words cannot tell "1st from left, 2nd from right" from "2nd from left, 1st from right")
+        self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim) if ranked else None
+        self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim) if ranked else None
 
     def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
         qin = torch.cat((question, h_last), -1)
-        return torch.cat((self.k(lines) @ self.q(qin) * self.scale, self.other(qin)), -1)
+        k = self.k(lines)
+        if self.rank_left is not None and len(lines):
+            idx = torch.arange(len(lines))
+            k = k + self.rank_left(idx) + self.rank_right(len(lines) - 1 - idx)
+        return torch.cat((k @ self.q(qin) * self.scale, self.other(qin)), -1)
 
 
 class SceneReader(nn.Module):
@@ -159,11 +168,11 @@ class SceneReader(nn.Module):
         self.spec = spec
         self.hidden_size = lm.config.hidden_size
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
-        if spec.pointer and spec.pointer_kind not in ("state", "pooled"):
+        if spec.pointer and spec.pointer_kind not in ("state", "pooled", "ranked"):
             raise CheckpointError(f"unknown pointer_kind {spec.pointer_kind!r}")
-        self.pooled = spec.pointer and spec.pointer_kind == "pooled"
-        self.pointer = (PooledPointerHead(self.hidden_size) if self.pooled else PointerHead(self.hidden_size)) \
-            if spec.pointer else None
+        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked")
+        self.pointer = (PooledPointerHead(self.hidden_size, ranked=spec.pointer_kind == "ranked") if self.pooled
+                        else PointerHead(self.hidden_size)) if spec.pointer else None
         self.newline_id = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
         self.none_id = tokenizer.convert_tokens_to_ids(NONE_TOKEN)

@@ -115,9 +115,9 @@ class SceneWords:
         if not self.people:
             lines = [NO_PEOPLE_LINE]
         elif tokens_last:
-            lines = ["People:"] + [f"{p.line()} {PERSON_TOKENS[p.order - 1]}" for p in self.people]
+            lines = [f"People ({len(self.people)}):"] + [f"{p.line()} {PERSON_TOKENS[p.order - 1]}" for p in self.people]
         else:
-            lines = ["People:"] + [f"{PERSON_TOKENS[p.order - 1]} {p.line()}" for p in self.people]
+            lines = [f"People ({len(self.people)}):"] + [f"{PERSON_TOKENS[p.order - 1]} {p.line()}" for p in self.people]
         if self.objects:
             lines.append("Objects: " + ", ".join(self.objects) + ".")
         return "\n".join(lines)

@@ -7,7 +7,7 @@ Loss = CE on the answer tokens (the first one, the decision, weighted DECISION_W
 + 0.1 x L1 on the rotation matrices + L1 on forward-kinematics joints (m) of [POSE] answers.
 Writes ``reader_adapter.safetensors`` and ``reader.json`` to ``--out``.
 
-    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader --seed 0 --steps 300 --threads 1
+    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader --seed 0 --steps 360 --threads 1
 """
 from __future__ import annotations
 
@@ -190,9 +190,9 @@ def _write(model: SceneReader, spec: ReaderSpec, out: Path, extra: dict) -> None
     (out / SPEC_FILE).write_text(json.dumps({"spec": spec.to_json(), **extra}, indent=2))
 
 
-def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
+def train(seed: int = 0, steps: int = 360, batch_size: int = 8, lr: float = 1e-3, out: Path = DEFAULT_OUT,
           threads: int = 1, num_layers: int = 10, lora_r: int = 8, save_every: int = 0, pointer: bool = True,
-          calibration_samples: int = CALIBRATION_SAMPLES, pointer_kind: str = "pooled") -> dict:
+          calibration_samples: int = CALIBRATION_SAMPLES, pointer_kind: str = "ranked") -> dict:
     """Train, fit the temperature, write the adapter + reader.json; returns the record."""
     from tqdm import tqdm
 
@@ -263,7 +263,7 @@ def train(seed: int = 0, steps: int = 300, batch_size: int = 8, lr: float = 1e-3
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=360)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--save-every", type=int, default=0, help="also write the adapter every N steps to OUT/stepN")
     p.add_argument("--no-pointer", action="store_true", help="decide with the LM head's first token (no pointer head)")
-    p.add_argument("--pointer-kind", choices=("pooled", "state"), default="pooled",
+    p.add_argument("--pointer-kind", choices=("ranked", "pooled", "state"), default="ranked",
                    help="pooled: line and question states mean-pooled, bilinear score; state: one score per <pK> state")
     return p
 

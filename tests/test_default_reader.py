@@ -1,0 +1,89 @@
+"""The scene reader (models/default/reader.py): the decision, its calibration and the figures the
+model card claims, on questions it was never trained on; and training that reproduces itself."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
+from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, SceneReader
+
+# n per split in these checks: the card's figures come from n = 120 (offline.eval_reader); with
+# n = CHECK_N a figure moves by about 2 standard errors at MARGIN
+CHECK_N = 40
+MARGIN = 0.12
+
+
+@pytest.fixture(scope="module")
+def reader():
+    torch.set_num_threads(2)
+    return SceneReader.load(DEFAULT_WEIGHTS_DIR / ADAPTER_FILE, SceneReader.read_spec(DEFAULT_WEIGHTS_DIR))
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    return json.loads((DEFAULT_WEIGHTS_DIR / SPEC_FILE).read_text())["evaluation"]
+
+
+def test_first_token_maps_the_pointer_decision(reader):
+    n = 3
+    logits = torch.tensor([0.1, 2.0, 0.3, -1.0, -1.0, -1.0])  # [p1, p2, p3, none, pose, text]
+    assert reader.first_token(logits, n) == int(reader.person_ids[1])
+    assert reader.first_token(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0, 0.0]), n) == reader.none_id
+    assert reader.first_token(torch.tensor([0.0, 0.0, 0.0, 0.0, 5.0, 0.0]), n) == reader.pose_id
+    assert reader.first_token(torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 5.0]), n) == -1
+    p = reader.decision_probs(logits, n)
+    assert p.shape == (n + 1,) and abs(float(p.sum()) - 1) < 1e-6 and int(p.argmax()) == 1
+
+
+def test_decisions_on_a_symbolic_scene(reader):
+    from chatpose_ros.models.default.scene_words import PersonWords, SceneWords
+
+    people = (PersonWords(1, 3, upper="red", posture="standing", arms="arms down"),
+              PersonWords(2, 3, upper="blue", posture="sitting", holding="sports ball"),
+              PersonWords(3, 3, upper="green", posture="standing", arms="both arms raised"))
+    scene = SceneWords(people, (), (0, 1, 2))
+    assert reader.decide(scene, "Show me the person in the blue jacket.", 3).first == int(reader.person_ids[1])
+    assert reader.decide(scene, "the one on the far right", 3).first == int(reader.person_ids[2])
+    assert reader.decide(scene, "the person holding an umbrella", 3).first == reader.none_id
+    counted = reader.decide(scene, "How many people do you see?", 3)
+    assert counted.first not in reader.new_ids.tolist()
+
+
+def test_card_figures_hold_on_held_out_questions(card):
+    """The decision accuracy per split is within MARGIN of what the model card reports."""
+    from chatpose_ros.models.default.offline import eval_reader
+
+    res = eval_reader.evaluate(DEFAULT_WEIGHTS_DIR, CHECK_N, splits=("in_dist", "family"), ablations=False)
+    for split in ("in_dist", "family"):
+        assert res[split]["decision_accuracy"] >= card[split]["decision_accuracy"] - MARGIN, (split, res[split])
+
+
+def test_without_the_llm_states_the_decision_falls_to_chance(reader):
+    """Ablation: the LLM's last-layer states zeroed, every decision logit is the same: the
+    choice is a coin toss among the candidates (no path around the LLM)."""
+    from chatpose_ros.models.default.offline.scene_questions import make_qa
+
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        qa = make_qa(rng, "in_dist", category="attribute")
+        d = reader.decide(qa.scene, qa.question, len(qa.scene.people), zero_states=True)
+        k = len(qa.scene.people)
+        assert torch.allclose(d.logits[:k], d.logits[0].expand(k))
+
+
+def test_training_reproduces_itself(tmp_path):
+    """Two runs with the same seed write byte-identical weights (one step, tiny batch)."""
+    from chatpose_ros.models.default.offline import train_reader
+
+    shas = []
+    for run in ("a", "b"):
+        train_reader.train(seed=3, steps=1, batch_size=2, out=tmp_path / run, threads=1, calibration_samples=3)
+        shas.append(hashlib.sha256((tmp_path / run / ADAPTER_FILE).read_bytes()).hexdigest())
+        rec = json.loads((tmp_path / run / SPEC_FILE).read_text())
+        assert rec["seed"] == 3 and rec["adapter_sha256"] == shas[-1]
+    assert shas[0] == shas[1]
