@@ -316,20 +316,14 @@ def ref_relation_person(rng, s: SceneWords, vocab: Vocab):
 def ref_posture(rng, s: SceneWords, vocab: Vocab):
     kind = _pick(rng, ("posture", "posture", "arms", "facing"))
     p = s.people
-    if kind == "posture":
-        cands = sorted({x.posture for x in p if x.posture})
+    if kind in ("posture", "arms"):
+        words = POSTURE_WORDS if kind == "posture" else ARM_WORDS
+        cands = sorted({getattr(x, kind) for x in p if getattr(x, kind)})
         if not cands:
             return None
         v = _pick(rng, cands)
-        t = _unique(p, lambda x: x.posture == v)
-        return None if t is None else (vocab.pick(rng, POSTURE_WORDS[v]), t, v)
-    if kind == "arms":
-        cands = sorted({x.arms for x in p if x.arms})
-        if not cands:
-            return None
-        v = _pick(rng, cands)
-        t = _unique(p, lambda x: x.arms == v)
-        return None if t is None else (vocab.pick(rng, ARM_WORDS[v]), t, v)
+        t = _unique(p, lambda x: getattr(x, kind) == v)
+        return None if t is None else (vocab.pick(rng, words[v]), t, v)
     v = _pick(rng, tuple(FACING_WORDS))
     t = _unique(p, lambda x: x.facing == v)
     return None if t is None else (vocab.pick(rng, FACING_WORDS[v]), t, FACINGS[v])
