@@ -264,9 +264,10 @@ class DefaultPipeline:
         indexes `people`, ranked by the calibrated decision probability; the pose is the
         regressor's), nobody (`no_match`, `selected` -1, no pose; also when the chosen
         person's probability is under `min_grounding_confidence`), a pose made from the
-        text ([POSE]: one generated pose, `selected` 0 when no one is in view... never a
-        person in view) or a text answer (counts, chat: `selected` -1). An image where nobody
-        is found: the answer says so and `selected` is -1.
+        text ([POSE]: a generated pose first in `people` and selected, marked generated, never
+        someone in view; with an image where nobody is found it is returned but not selected)
+        or a text answer (counts, chat: `selected` -1). An image where nobody is found: the
+        answer says so and `selected` is -1.
 
         Streaming: `on_pose(result)` as soon as the decision and the pose are ready (answer
         ""), then `on_text(delta)` while the words are generated."""
