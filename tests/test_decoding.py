@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chatpose_ros.core.decoding import Generation, generate_with_pose_tokens, render_answer
+from chatpose_ros.core.decoding import POSE_STATE_AT, Generation, generate_with_pose_tokens, render_answer
 from chatpose_ros.models.chatpose.tiny import POSE_TOKEN, tiny_llama, tiny_tokenizer
 
 
@@ -53,11 +53,12 @@ def test_cache_and_recompute_agree_with_pose(lm, tok):
 
 
 def test_pose_hidden_is_the_state_before_the_pose_token_in_a_real_llama(lm, tok):
-    """Upstream (ChatPose/LISA): the last-layer state at the position *before* the pose token,
-    not the state at the pose token itself."""
+    """Upstream (ChatPose/LISA): the last-layer state at the position *before* the pose token;
+    the default profile's "at" option: the state at the pose token itself."""
     emb = _prompt(lm, tok)
     lm2, pose = _make_emit_pose(lm, tok, emb)
     g = generate_with_pose_tokens(lm2, tok, emb, pose, max_new_tokens=6, eos_token_ids=[])
+    g_at = generate_with_pose_tokens(lm2, tok, emb, pose, max_new_tokens=6, eos_token_ids=[], pose_state=POSE_STATE_AT)
     k = g.token_ids.index(pose)
     ids = torch.tensor([g.token_ids[: k + 1]])
     with torch.no_grad():
@@ -65,6 +66,7 @@ def test_pose_hidden_is_the_state_before_the_pose_token_in_a_real_llama(lm, tok)
         states = lm2(inputs_embeds=full, output_hidden_states=True).hidden_states[-1][0]
     seg = emb.shape[1] + k  # position of the pose token in the full sequence
     torch.testing.assert_close(g.pose_hidden[0], states[seg - 1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(g_at.pose_hidden[0], states[seg], atol=1e-4, rtol=1e-4)
     assert not torch.allclose(states[seg - 1], states[seg], atol=1e-3)
 
 
@@ -148,6 +150,8 @@ def test_pose_head_input_is_the_state_that_emitted_the_pose_token(use_cache):
     assert g.token_ids == [5, POSE, 8, 2] and not g.forced_pose
     # the pose token sits at position T + 1; the head reads position T (the token 5 before it)
     assert g.pose_hidden.tolist() == [[T, 5, 0, 0]]
+    g_at = generate_with_pose_tokens(lm, _Tok(), _position_prompt(T), POSE, use_cache=use_cache, pose_state=POSE_STATE_AT)
+    assert g_at.pose_hidden.tolist() == [[T + 1, POSE, 0, 0]]
 
 
 @pytest.mark.parametrize("use_cache", [True, False])
@@ -164,6 +168,9 @@ def test_forced_pose_uses_the_state_of_the_step_before_it_is_appended(use_cache)
                                   use_cache=use_cache)
     assert g.token_ids == [5, 6, POSE] and g.forced_pose
     assert g.pose_hidden.tolist() == [[T + 1, 6, 0, 0]]
+    g_at = generate_with_pose_tokens(lm, _Tok(), _position_prompt(T), POSE, max_new_tokens=2, force_pose_token=True,
+                                     use_cache=use_cache, pose_state=POSE_STATE_AT)
+    assert g_at.pose_hidden.tolist() == [[T + 2, POSE, 0, 0]]
     # without forcing: no pose, none made up
     g = generate_with_pose_tokens(lm, _Tok(), _position_prompt(T), POSE, max_new_tokens=2, use_cache=use_cache)
     assert g.pose_hidden.shape == (0, _PositionLM.H) and not g.forced_pose
@@ -196,6 +203,9 @@ def test_eos_stops_and_forced_pose_goes_before_eos(lm, tok):
     assert g.token_ids == [eos] and g.steps == 1
     g = generate_with_pose_tokens(lm, tok, emb, pose, max_new_tokens=8, eos_token_ids=[eos], force_pose_token=True)
     assert g.token_ids == [pose] and g.forced_pose and g.steps == 1  # the prefill's state: nothing to feed
+    g = generate_with_pose_tokens(lm, tok, emb, pose, max_new_tokens=8, eos_token_ids=[eos], force_pose_token=True,
+                                  pose_state=POSE_STATE_AT)
+    assert g.token_ids == [pose] and g.forced_pose and g.steps == 2
 
 
 def test_render_answer(tok):

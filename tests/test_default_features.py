@@ -1,6 +1,5 @@
-"""Default profile: the per-person feature vector of real people (perception Scene on real photos),
-the colour statistics it carries (the tracker's appearance vector) and the named-colour
-prototypes perception names clothing with."""
+"""Default profile: the person-token features, the same function for real people (perception
+Scene on real photos) and synthetic ones, and the colour statistics they carry."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,31 +9,6 @@ from conftest import load_photo
 
 cv2 = pytest.importorskip("cv2")
 
-SKIN = (200, 160, 130)  # sRGB of the skin that contaminates garment pixels
-
-
-def garment_pixels(rng: np.random.Generator, colour: str, n: int, cast: np.ndarray | None = None) -> np.ndarray:
-    """(n, 3) uint8 RGB pixels of a garment of a named colour as a camera sees it: hue,
-    saturation and value jitter, per-pixel shading (folds), a colour cast, up to 25 % of the
-    pixels skin or background, sensor noise."""
-    from chatpose_ros.models.default.person_features import NAMED_COLOURS
-
-    base = np.array(NAMED_COLOURS[colour], np.uint8).reshape(1, 1, 3)
-    hsv = cv2.cvtColor(base, cv2.COLOR_RGB2HSV).astype(np.float32)[0, 0]
-    hsv[0] = (hsv[0] + rng.uniform(-6, 6)) % 180
-    hsv[1] = np.clip(hsv[1] * rng.uniform(0.7, 1.15), 0, 255)
-    hsv[2] = np.clip(hsv[2] * rng.uniform(0.65, 1.1), 0, 255)
-    rgb = cv2.cvtColor(hsv.astype(np.uint8).reshape(1, 1, 3), cv2.COLOR_HSV2RGB).astype(np.float32)[0, 0]
-    px = rgb[None] * np.clip(rng.normal(1.0, 0.15, (n, 1)), 0.4, 1.5)
-    if cast is not None:
-        px = px + cast[None]
-    k = int(rng.uniform(0.0, 0.25) * n)
-    if k:
-        idx = rng.choice(n, k, replace=False)
-        px[idx] = np.where(rng.random((k, 1)) < 0.5, np.array(SKIN, np.float32)[None],
-                           rng.uniform(0, 255, (k, 3)).astype(np.float32))
-    return np.clip(px + rng.normal(0, 5.0, px.shape), 0, 255).astype(np.uint8)
-
 
 @pytest.fixture(scope="module")
 def perception():
@@ -43,7 +17,9 @@ def perception():
     return Perception()
 
 
-def test_features_of_real_people(perception):
+def test_features_same_function_real_and_synthetic(perception):
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.scenes import make_scene
     from chatpose_ros.models.default.person_features import FEATURE_BLOCKS, FEATURE_DIM, observe_detection, scene_features
     from chatpose_ros.models.default.scene_input import person_keypoints
 
@@ -59,6 +35,8 @@ def test_features_of_real_people(perception):
         obs.append(observe_detection(img, kp2d, kp3d))
     real = scene_features(obs)
     assert real.shape == (2, FEATURE_DIM) and np.isfinite(real).all()
+    synthetic = make_scene(np.random.default_rng(0), load_mocap("test"), num_people=2)
+    assert synthetic.features.shape == (len(synthetic.people), FEATURE_DIM)
     # the leftmost-rank feature orders the real people as their boxes do
     rank_x = real[:, FEATURE_BLOCKS["box"]][:, 5]
     cx = [0.5 * (p.box[0] + p.box[2]) for p in scene.people]
@@ -68,26 +46,41 @@ def test_features_of_real_people(perception):
 
 
 def test_colour_stats_separate_named_colours():
-    from chatpose_ros.models.default.person_features import NAMED_COLOURS, colour_stats
+    from chatpose_ros.models.default.offline.scenes import COLOURS, clothing_pixels
+    from chatpose_ros.models.default.person_features import colour_stats
 
     rng = np.random.default_rng(0)
-    stats = {c: colour_stats(garment_pixels(rng, c, 300)) for c in NAMED_COLOURS}
+    stats = {c: colour_stats(clothing_pixels(rng, c, 300)) for c in COLOURS}
     assert stats["white"][0] > stats["grey"][0] > stats["black"][0]  # Lab lightness
     assert stats["red"][1] > 0.2 and stats["blue"][2] < -0.2  # a* red, b* blue
 
 
-def test_colour_prototypes_name_camera_seen_garments():
-    """The nearest prototype of a garment's mean Lab (what perception_attributes.clothing_colours
-    names) is its colour for most garments under shading, casts and contamination."""
-    from chatpose_ros.models.default.person_features import COLOUR_NAMES, colour_prototypes_lab, colour_stats
+def test_colour_descriptor_names_synthetic_garments():
+    import torch
 
-    protos = colour_prototypes_lab()
-    assert protos.shape == (len(COLOUR_NAMES), 3)
+    from chatpose_ros.models.default.offline.scenes import clothing_pixels
+    from chatpose_ros.models.default.person_features import (
+        COLOUR_DESCRIPTOR_DIM,
+        COLOUR_NAMES,
+        FEATURE_BLOCKS,
+        FEATURE_DIM,
+        NUM_COLOUR_NAMES,
+        colour_descriptor,
+        colour_stats,
+    )
+
     rng = np.random.default_rng(0)
-    hits = 0
-    for i in range(10 * len(COLOUR_NAMES)):
+    feats = np.zeros((10 * len(COLOUR_NAMES), FEATURE_DIM), np.float32)
+    truth = []
+    for i in range(len(feats)):
         c = i % len(COLOUR_NAMES)
         cast = rng.normal(0, 8.0, 3).astype(np.float32)
-        lab = colour_stats(garment_pixels(rng, COLOUR_NAMES[c], 200, cast=cast))[:3] * np.array([100.0, 128.0, 128.0])
-        hits += int(np.argmin(np.linalg.norm(protos - lab, axis=1)) == c)
-    assert hits / (10 * len(COLOUR_NAMES)) >= 0.85, hits
+        feats[i, FEATURE_BLOCKS["upper"]] = colour_stats(clothing_pixels(rng, COLOUR_NAMES[c], 200, cast=cast))
+        truth.append(c)
+    desc = colour_descriptor(torch.from_numpy(feats))
+    assert desc.shape == (len(feats), COLOUR_DESCRIPTOR_DIM)
+    upper, lower = desc[:, :NUM_COLOUR_NAMES], desc[:, NUM_COLOUR_NAMES:]
+    assert torch.allclose(upper.sum(-1), torch.ones(len(feats)))  # a soft assignment
+    assert (lower == 0).all()  # a region without pixels names no colour
+    acc = float((upper.argmax(-1) == torch.tensor(truth)).float().mean())
+    assert acc >= 0.85, acc

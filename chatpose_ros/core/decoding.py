@@ -2,11 +2,15 @@
 
 ChatPose's answer contains a special token (trained as `[SEG]`, shown as `[POSE]`). Which
 last-layer hidden state (after the final norm) goes through the pose head is a convention the
-head was trained with, so it must match or every pose is wrong. As ChatPose and LISA: the state
-at the position *before* the pose token, i.e. the state whose logits produced it (training:
-`input_ids[:, 1:] == seg_id`). With a KV cache that is the last-position state of the decoding
-step whose argmax is the pose token (the prefill's last prompt position for the first step). A
-forced pose token uses the state of the step before it is appended.
+head was trained with, so it must match or every pose is wrong:
+
+- `pose_state="before"` (ChatPose, LISA; the default): the state at the position *before* the
+  pose token, i.e. the state whose logits produced it (training: `input_ids[:, 1:] == seg_id`).
+  With a KV cache that is the last-position state of the decoding step whose argmax is the pose
+  token (the prefill's last prompt position for the first step). A forced pose token uses the
+  state of the step before it is appended.
+- `pose_state="at"`: the state at the pose token itself (one step after it was sampled, when it
+  is fed in). The default profile's heads were trained this way.
 
 The cached path runs the LM's decoder and its output layer separately
 (`get_decoder()` / `get_output_embeddings()`): the last-position state comes with every step at
@@ -89,6 +93,10 @@ def render_answer(tokenizer, token_ids: Sequence[int], pose_token_id: int) -> st
     text = " ".join(text.split())
     return re.sub(r"\s+([.,!?;:])", r"\1", text)
 
+
+POSE_STATE_BEFORE = "before"
+POSE_STATE_AT = "at"
+POSE_STATES = (POSE_STATE_BEFORE, POSE_STATE_AT)
 
 
 class _CachedSteps:
@@ -181,6 +189,7 @@ def generate_with_pose_tokens(
     eos_token_ids: Sequence[int] | None = None,
     use_cache: bool = True,
     return_prompt_hidden: bool = False,
+    pose_state: str = POSE_STATE_BEFORE,
 ) -> Generation:
     """Greedy decoding of one answer that records the hidden state of each pose token.
 
@@ -197,6 +206,8 @@ def generate_with_pose_tokens(
         eos_token_ids: ids that end the answer; default `tokenizer.eos_token_id`.
         use_cache: KV-cached decoding (True) or upstream-style full recomputation (False).
         return_prompt_hidden: also return the prompt's last-layer hidden states from the prefill.
+        pose_state: "before" (the state whose logits produced the pose token: ChatPose, LISA)
+            or "at" (the state at the pose token once fed in); see the module docstring.
     Returns:
         Generation; `pose_hidden` is (P, H) in the LM's dtype, on its device.
     """
@@ -204,12 +215,15 @@ def generate_with_pose_tokens(
         raise ValueError(f"inputs_embeds must be (1, T, H), got {tuple(inputs_embeds.shape)}")
     if max_new_tokens < 1:
         raise ValueError("max_new_tokens must be >= 1")
+    if pose_state not in POSE_STATES:
+        raise ValueError(f"pose_state must be one of {POSE_STATES}, got {pose_state!r}")
     if eos_token_ids is None:
         eos = getattr(tokenizer, "eos_token_id", None)
         eos_token_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
     eos_set = {int(e) for e in eos_token_ids}
     if attention_mask is None:
         attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+    at = pose_state == POSE_STATE_AT
     run = (_CachedSteps if use_cache else _RecomputeSteps)(lm, inputs_embeds, attention_mask, return_prompt_hidden)
 
     generated: list[int] = []
@@ -226,20 +240,32 @@ def generate_with_pose_tokens(
     while True:
         tok = int(logits.argmax())
         generated.append(tok)
-        if tok == pose_token_id:
+        is_pose = tok == pose_token_id
+        if is_pose and not at:
             pose_states.append(state)
-        if tok in eos_set or len(generated) >= max_new_tokens:
+        if tok in eos_set:
+            break
+        if len(generated) >= max_new_tokens and not (is_pose and at):
             break
         state, logits = feed_pending()
+        if is_pose and at:
+            pose_states.append(state)
+        if len(generated) >= max_new_tokens:
+            break
 
     forced = False
     if force_pose_token and not pose_states:
         ended = generated[-1] in eos_set
         if ended:
-            generated.pop()  # the pose token goes before the end of the answer; the state that produced it
-        else:
+            generated.pop()  # the pose token goes before the end of the answer
+        if at:
+            generated.append(int(pose_token_id))
+            state, _ = feed_pending()
+        elif not ended:
             state, _ = feed_pending()  # the answer was cut off: the state after its last token
-        generated.append(int(pose_token_id))
+            generated.append(int(pose_token_id))
+        else:
+            generated.append(int(pose_token_id))  # the state that produced the end token
         pose_states.append(state)
         forced = True
         log.debug("answer ended without a pose token; one was appended (force_pose_token)")

@@ -3,7 +3,7 @@
 Offline tooling (`make eval-questions`); runtime code never imports this module.
 
 The question set is `tests/data/real_questions.json`: questions written by hand (none from the
-question generator of `offline.scene_questions`) about the labelled photos of
+query generator of `offline.queries`) about the labelled photos of
 `tests/data/perception_labels.json`, one category each (attribute, position, ordinal, relation,
 posture, negation, correction, pose, counting, no_match; the file's header says what each means
 and how its expected answer is written). Every question goes through the pipeline the registry

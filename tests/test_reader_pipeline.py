@@ -1,0 +1,101 @@
+"""The experimental `reader` profile end to end on real photos: the pose before the words, refusals,
+the confidence threshold, imagined poses, nobody in view, bad weights. (How often it chooses the
+right person is the model card's business: `make eval-reader`; it is far from the default
+profile on positions, see the card.)"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.errors import CheckpointError, ModelLoadError
+from conftest import load_photo
+
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    import torch
+
+    torch.set_num_threads(2)
+    from chatpose_ros.profiles import build_pipeline
+
+    p = build_pipeline(PipelineConfig(profile="reader"))
+    yield p
+    p.close()
+
+
+def test_pose_is_streamed_before_the_words(pipe):
+    """on_pose comes first, with the chosen person's pose and no words yet; the words follow in
+    pieces that join to the final answer."""
+    events: list[tuple[str, object]] = []
+    res = pipe.estimate(load_photo("basketball2.png"), "the person on the left",
+                        on_pose=lambda r: events.append(("pose", r)), on_text=lambda t: events.append(("text", t)))
+    assert res.model_id.startswith("reader:")
+    assert events[0][0] == "pose" and sum(k == "pose" for k, _ in events) == 1
+    early = events[0][1]
+    assert early.answer == "" and early.selected_person is not None
+    assert np.allclose(early.selected_person.theta, res.selected_person.theta)
+    texts = [t for k, t in events if k == "text"]
+    assert len(texts) >= 2 and "".join(texts).strip() == res.answer
+    assert "<p" not in res.answer and 0 < res.grounding_confidence <= 1
+    assert res.timings_ms["to_pose"] < res.timings_ms["to_pose"] + res.timings_ms["answer"]
+    json.dumps(res.to_json())
+
+
+def test_question_that_matches_nobody_is_refused(pipe):
+    res = pipe.estimate(load_photo("basketball1.png"), "the dog")
+    assert res.selected == -1 and res.selected_person is None and res.no_match, res.answer
+    assert res.answer.startswith("Nobody") and len(res.people) == 2
+
+
+def test_confidence_threshold_turns_a_choice_into_no_match():
+    from chatpose_ros.profiles import build_pipeline
+
+    strict = build_pipeline(PipelineConfig(profile="reader", min_grounding_confidence=1.0))
+    try:
+        res = strict.estimate(load_photo("basketball1.png"), "the person on the left")
+    finally:
+        strict.close()
+    assert res.selected == -1 and res.no_match and 0 < res.grounding_confidence < 1.0
+    assert res.answer.startswith("Nobody")
+
+
+def test_counting_is_a_text_answer_without_a_chosen_pose(pipe):
+    res = pipe.estimate(load_photo("basketball1.png"), "How many people do you see?")
+    assert res.selected == -1 and not res.no_match and res.answer.startswith("I see")
+
+
+def test_imagined_pose_is_generated_never_someone_in_view(pipe):
+    res = pipe.estimate(load_photo("basketball1.png"), "What pose would a tired person take?")
+    assert res.selected == 0 and res.selected_person.generated and res.selected_person.box is None
+    assert len(res.people) == 3 and not any(p.generated for p in res.people[1:])
+    res = pipe.estimate(None, "What pose would a tired person take?")
+    assert res.image_size is None and res.selected == 0 and res.people[0].estimator == "llm_generated"
+
+
+@pytest.mark.parametrize("query", ["the person on the left", "How many people are there?"])
+def test_image_without_people_says_so(pipe, query):
+    from chatpose_ros.models.default.pipeline import NO_PERSON_ANSWER
+
+    res = pipe.estimate(np.zeros((480, 640, 3), np.uint8), query)
+    assert res.answer == NO_PERSON_ANSWER and res.selected == -1 and res.people == ()
+
+
+def test_missing_and_corrupt_reader_weights(tmp_path):
+    from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
+    from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
+
+    bad = tmp_path / "w"
+    shutil.copytree(DEFAULT_WEIGHTS_DIR, bad)
+    (bad / "reader_adapter.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="reader_adapter"):
+        ReaderPipeline.from_config(PipelineConfig(profile="reader", weights_dir=str(bad)))
+    shutil.copy(DEFAULT_WEIGHTS_DIR / "reader_adapter.safetensors", bad)
+    (bad / "reader.json").write_text("{not json")
+    with pytest.raises(CheckpointError):
+        ReaderPipeline.from_config(PipelineConfig(profile="reader", weights_dir=str(bad)))
