@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-perception eval-questions colcon-check
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions colcon-check
 setup:
 	@bash scripts/setup.sh
 
@@ -24,10 +24,13 @@ bench: setup
 train-default: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.train --seed 0 --threads 1
 
-# Every figure of the default profile: the reader on held-out synthetic questions with its ablations and
-# calibration, the hand-written real-photo questions, poses, and speed (2 threads); JSON in build/.
 eval-default: setup
-	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.default.offline.evaluate --threads 2 --json build/eval_default.json
+	$(PY) -m chatpose_ros.models.default.offline.evaluate
+
+# Every figure of the reader profile: the scene reader on held-out synthetic questions with its ablations and
+# calibration, the hand-written real-photo questions, poses, and speed (2 threads); JSON in build/.
+eval-reader: setup
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.default.offline.evaluate_reader --threads 2 --json build/eval_reader.json
 
 # Person recall/precision and ms per image on the labelled real photos (tests/data/perception_labels.json):
 # the old MediaPipe detector and every perception preset side by side, one thread; misses in build/eval_perception.json.

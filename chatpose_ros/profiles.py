@@ -30,6 +30,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "default": Profile(pipeline="chatpose_ros.models.default.pipeline:DefaultPipeline"),
+    # experimental: the default profile's perception and regressor with the scene reader (issue 12)
+    "reader": Profile(pipeline="chatpose_ros.models.default.reader_pipeline:ReaderPipeline"),
     "chatpose": Profile(pipeline="chatpose_ros.models.chatpose.pipeline:ChatPosePipeline"),
 }
 

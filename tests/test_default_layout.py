@@ -16,7 +16,7 @@ DEFAULT = ROOT / "chatpose_ros" / "models" / "default"
 OFFLINE_PACKAGE = "chatpose_ros.models.default.offline"
 # what the node and the CLI load at run time
 RUNTIME = ("pipeline", "llm", "regressor", "keypoints", "person_features", "tracking", "scene_input", "perception_attributes",
-           "perception")
+           "perception", "reader_pipeline", "reader", "scene_words")
 # evaluation scripts that sit beside the runtime modules (may import offline code)
 EVALUATION = ("eval_perception",)
 
@@ -92,7 +92,8 @@ def test_blocking_catches_an_offline_import(tmp_path):
     assert f"{OFFLINE_PACKAGE}.train_llm" in _imported_modules(f)
 
 
-@pytest.mark.parametrize("module", ["train", "evaluate", "train_regressor", "train_llm"])
+@pytest.mark.parametrize("module", ["train", "evaluate", "train_regressor", "train_llm", "train_reader", "eval_reader",
+                                    "evaluate_reader", "eval_questions"])
 def test_offline_entry_points_import(module):
     """The console entry points (setup.py) and make targets point at importable modules."""
     import importlib

@@ -45,8 +45,7 @@ def test_real_photo_grounding(pipe, image, query, side):
     xs = [_cx(p) for p in res.people]
     want = int(np.argmin(xs)) if side == "left" else int(np.argmax(xs))
     assert res.selected == want, (res.answer, xs, [p.confidence for p in res.people])
-    assert not res.no_match and 0 < res.grounding_confidence <= 1
-    assert res.answer and "<p" not in res.answer  # the decision token is not shown to the user
+    assert "[POSE]" in res.answer
 
 
 def test_result_shapes_and_fields(pipe):
@@ -68,8 +67,7 @@ def test_result_shapes_and_fields(pipe):
     json.dumps(res.to_json())
 
 
-@pytest.mark.parametrize("query", ["What pose would a tired person take?",
-                                   "Generate this pose: the person is standing with both arms raised."])
+@pytest.mark.parametrize("query", ["What pose would a tired person take?", "the person on the left"])
 def test_text_only_question_gives_a_generated_pose(pipe, query):
     res = pipe.estimate(None, query)
     assert res.image_size is None and res.selected == 0
@@ -99,14 +97,15 @@ def test_imagined_pose_with_an_empty_image_is_generated_not_selected(pipe):
     assert len(res.people) == 1 and res.people[0].generated and res.people[0].box is None
 
 
-def test_imagined_pose_is_generated_even_with_people_in_view(pipe):
-    """The reader, not a regex, tells an imagined pose from a person in view: [POSE] gives a
-    generated pose and no one in view is selected as its owner."""
-    res = pipe.estimate(load_photo("basketball1.png"), "What pose would a tired person take?")
-    assert res.selected_person is not None and res.selected_person.generated
-    assert all(not p.generated for p in res.people[1:]) and len(res.people) == 3
-    res = pipe.estimate(load_photo("basketball1.png"), "What is the pose of the person on the left?")
-    assert res.selected_person is not None and not res.selected_person.generated
+def test_imagined_pose_question_is_recognised():
+    from chatpose_ros.models.default.pipeline import asks_imagined_pose
+
+    for q in ("What pose would a tired person take?", "Show me how someone celebrates a goal.",
+              "What does a person waving look like?", "Imagine a person balancing on one foot."):
+        assert asks_imagined_pose(q), q
+    for q in ("the person on the left", "Show me the pose of the person on the far right.",
+              "What is the pose of the leftmost person?", "Who is waving?"):
+        assert not asks_imagined_pose(q), q
 
 
 def test_bad_inputs_raise_typed_errors(pipe):
@@ -144,11 +143,11 @@ def test_missing_and_corrupt_weights(tmp_path):
         DefaultPipeline.from_config(PipelineConfig(weights_dir=str(tmp_path / "nowhere")))
     bad = tmp_path / "w"
     shutil.copytree(DEFAULT_WEIGHTS_DIR, bad)
-    (bad / "reader_adapter.safetensors").unlink()
-    with pytest.raises(ModelLoadError, match="reader_adapter"):
+    (bad / "llm_adapter.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="llm_adapter"):
         DefaultPipeline.from_config(PipelineConfig(weights_dir=str(bad)))
-    shutil.copy(DEFAULT_WEIGHTS_DIR / "reader_adapter.safetensors", bad)
-    (bad / "reader.json").write_text("{not json")
+    shutil.copy(DEFAULT_WEIGHTS_DIR / "llm_adapter.safetensors", bad)
+    (bad / "llm.json").write_text("{not json")
     with pytest.raises(CheckpointError):
         DefaultPipeline.from_config(PipelineConfig(weights_dir=str(bad)))
 
@@ -241,51 +240,10 @@ def test_world_keypoints_path_with_blazepose_refinement(pipe):
     scene = refined.see(img, objects=False, attributes=False)
     if not any(p.world_keypoints is not None for p in scene.people):
         pytest.skip("BlazePose refused this person (pose-presence flag)")
-    two = DefaultPipeline(pipe.config, refined, pipe.regressor, pipe.reader, pipe.model_id)
+    two = DefaultPipeline(pipe.config, refined, pipe.regressor, pipe.llm, pipe.model_id)
     res = two.estimate(img, "the person kicking")
     p = res.selected_person
     assert p is not None and p.estimator == "smplr_regressor" and np.isfinite(p.theta).all()
     assert p.translation is not None and p.translation[2] > 0
     # BlazePose has foot and hand landmarks: those joints can be seen on this layout
     assert p.joint_confidence.shape == (24,) and p.joint_confidence.max() > 0.5
-
-
-def test_pose_is_streamed_before_the_words(pipe):
-    """on_pose comes first, with the chosen person's pose and no words yet; the words follow in
-    pieces that join to the final answer."""
-    events: list[tuple[str, object]] = []
-    res = pipe.estimate(load_photo("basketball2.png"), "the person on the right",
-                        on_pose=lambda r: events.append(("pose", r)), on_text=lambda t: events.append(("text", t)))
-    assert events[0][0] == "pose" and sum(k == "pose" for k, _ in events) == 1
-    early = events[0][1]
-    assert early.answer == "" and early.selected_person is not None
-    assert np.allclose(early.selected_person.theta, res.selected_person.theta)
-    texts = [t for k, t in events if k == "text"]
-    assert len(texts) >= 2 and "".join(texts).strip() == res.answer
-    assert res.timings_ms["to_pose"] <= res.timings_ms["perception"] + res.timings_ms["regress"] + \
-        res.timings_ms["decide"] + 50
-
-
-@pytest.mark.parametrize("query", ["the dog", "Show me the person holding an umbrella."])
-def test_question_that_matches_nobody_is_refused(pipe, query):
-    res = pipe.estimate(load_photo("basketball1.png"), query)
-    assert res.selected == -1 and res.selected_person is None and res.no_match, res.answer
-    assert "obody" in res.answer and len(res.people) == 2
-
-
-def test_counting_answers_in_words_without_a_pose(pipe):
-    res = pipe.estimate(load_photo("basketball1.png"), "How many people are there?")
-    assert res.selected == -1 and not res.no_match
-    assert "2" in res.answer or "two" in res.answer.lower(), res.answer
-
-
-def test_confidence_threshold_turns_a_choice_into_no_match():
-    from chatpose_ros.profiles import build_pipeline
-
-    strict = build_pipeline(PipelineConfig(profile="default", min_grounding_confidence=1.0))
-    try:
-        res = strict.estimate(load_photo("basketball1.png"), "the person on the left")
-    finally:
-        strict.close()
-    assert res.selected == -1 and res.no_match and 0 < res.grounding_confidence < 1.0
-    assert "obody" in res.answer

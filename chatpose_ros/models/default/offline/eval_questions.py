@@ -343,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question file (JSON)")
     p.add_argument("--labels", type=Path, default=DEFAULT_LABELS, help="labelled images (JSON)")
     p.add_argument("--weights-dir", default="", help="default profile weights folder (default: the shipped ones)")
+    p.add_argument("--profile", default="default", choices=("default", "reader"), help="which embedded profile answers")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (PipelineConfig.cpu_threads)")
     p.add_argument("--json", type=Path, default=Path("build/eval_questions.json"),
                    help="where to write every outcome and the figures")
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = load_labels(args.labels)
     questions = load_questions(args.questions, labels)
-    pipe = build_pipeline(PipelineConfig(profile="default", weights_dir=args.weights_dir, cpu_threads=args.threads))
+    pipe = build_pipeline(PipelineConfig(profile=args.profile, weights_dir=args.weights_dir, cpu_threads=args.threads))
     t = time.perf_counter()
     try:
         outcomes = run(pipe, questions, labels)

@@ -1,18 +1,23 @@
-"""``chatpose-eval-default`` (``make eval-default``): every figure of the default profile in one run.
+"""Evaluate the shipped default model; print a table and write JSON.
 
-    chatpose-eval-default [--weights-dir DIR] [--json build/eval_default.json] [--quick]
+    chatpose-eval-default [--weights-dir DIR] [--json build/eval_default.json] [--grounding-only] [--families]
 
-Sections:
-- the scene reader on synthetic questions it was never trained on (offline.eval_reader):
-  in-distribution, held-out template families, held-out words, held-out layout; per category;
-  counting; pose yes/no; no-match refusals; ECE; the ablations (LLM states zeroed, question
-  shuffled, question removed, scene cut to positions);
-- the hand-written questions about real photos (offline.eval_questions, through the whole
-  pipeline as the node asks it): accuracy per category, refusals, counting;
-- regressor MPJPE / PA-MPJPE (held-out mocap) against the mean pose, and text-to-pose with the
-  reader's pose head;
-- speed at 640x480 on this machine: one query to the pose (p50 / p95, the figure issue 12's
-  target names), to the whole answer, and the tracking pass.
+With --families only the question-family rows (offline/query_families.py): synthetic grounding in
+distribution vs held-out wording families and held-out colour words, and the ablations (LLM
+person-token / pose / all states zeroed, question words shuffled).
+
+Rows:
+- grounding accuracy on held-out synthetic scenes (mocap test split 01_01, unseen in
+  training), per query kind; the answer is teacher-forced ("Sure, it is [POSE].") and the
+  grounding head reads the pose token's state, as at inference;
+- grounding on real photos (opencv-doc examples) for the labelled cases in REAL_CASES;
+- regressor MPJPE / PA-MPJPE from clean, noisy (MediaPipe-like 3D) and COCO-17 2D-only synthetic
+  keypoints vs the mean-pose baseline
+  (the regressor module's own evaluation, train_regressor.evaluate / baselines);
+- text-to-pose: MPJPE / PA-MPJPE of the LLM pose head on posecode descriptions of held-out mocap
+  poses vs the mean training pose;
+- speed at 640x480 on this machine: p50/p95 of one query end to end, tracking frames per second
+  (observe near the tracked box + PersonTracker.update).
 """
 from __future__ import annotations
 
@@ -30,6 +35,19 @@ from chatpose_ros.core.image_files import read_image
 log = logging.getLogger(__name__)
 
 PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
+# (image, query, expected person: "left" / "right" = smaller / larger box centre x, "only" = the one person)
+REAL_CASES: tuple[tuple[str, str, str], ...] = (
+    ("basketball1.png", "the person on the left", "left"),
+    ("basketball1.png", "the person on the right", "right"),
+    ("basketball1.png", "What is the pose of the leftmost person?", "left"),
+    ("basketball1.png", "Show me the pose of the person on the far right.", "right"),
+    ("basketball2.png", "the person on the left", "left"),
+    ("basketball2.png", "the person on the right", "right"),
+    ("basketball2.png", "Give me the 3D pose of the rightmost person.", "right"),
+    ("basketball2.png", "Where is the one on the left?", "left"),
+    ("messi5.jpg", "the person kicking", "only"),
+    ("messi5.jpg", "What is the pose of the person in the red shirt?", "only"),
+)
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -37,11 +55,91 @@ def load_photo(name: str) -> np.ndarray:
     return read_image(str(PHOTOS / name))
 
 
-def text_to_pose(reader, n: int = 48, seed: int = 4321) -> dict:
-    """Pose head on posecode descriptions of held-out poses (mocap 01_01) vs the mean training
-    pose (MPJPE mm); the pose head reads the state that emits [POSE] (no image in the prompt),
-    whichever token the reader chose (`pose_token_rate`: how often it chose [POSE])."""
+def expected_index(people, expect: str) -> int:
+    """Index into `people` (PersonPose with boxes) of the person a REAL_CASES label means."""
+    cx = [0.5 * (p.box[0] + p.box[2]) for p in people]
+    if expect == "left":
+        return int(np.argmin(cx))
+    if expect == "right":
+        return int(np.argmax(cx))
+    if expect == "only":
+        return 0 if len(people) == 1 else -1
+    raise ValueError(expect)
+
+
+def real_grounding(pipe) -> list[dict]:
+    rows = []
+    for name, query, expect in REAL_CASES:
+        res = pipe.estimate(load_photo(name), query)
+        want = expected_index(res.people, expect) if res.people else -1
+        rows.append({"image": name, "query": query, "expected": expect, "answer": res.answer,
+                     "people": len(res.people), "selected": res.selected,
+                     "correct": bool(want >= 0 and res.selected == want)})
+    return rows
+
+
+def regressor_3d_features(regressor):
+    """scene -> person features whose 3D keypoints come from the regressor's skeleton, lifted
+    from the 2D keypoints alone with the feet hidden (what the pipeline does for MoveNet's COCO-17
+    people), instead of the synthetic world keypoints the LLM was trained on."""
+    import dataclasses
+
+    from chatpose_ros.models.default.person_features import keypoint_box, scene_features
+    from chatpose_ros.models.default.pipeline import lift_people
+
+    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+
+    feet = [KEYPOINT_NAMES.index("left_foot"), KEYPOINT_NAMES.index("right_foot")]
+
+    def features(scene) -> np.ndarray:
+        kp2d = np.stack([p.obs.kp2d for p in scene.people]).astype(np.float32)
+        vis = np.ones(kp2d.shape[:2], np.float32)
+        vis[:, feet] = 0.0
+        boxes = np.stack([keypoint_box(k) for k in kp2d])
+        _, _, skeleton = lift_people(regressor, kp2d, vis, boxes, [None] * len(kp2d))
+        return scene_features([dataclasses.replace(p.obs, kp3d=skeleton[i]) for i, p in enumerate(scene.people)])
+
+    return features
+
+
+@torch.no_grad()
+def synthetic_grounding(llm, n: int = 200, seed: int = 1234, batch: int = 16, features=None) -> dict:
+    """Accuracy of the grounding head on held-out scenes, per query kind (`features`: see
+    queries.SampleStream, e.g. :func:`regressor_3d_features`)."""
+    from chatpose_ros.models.default.offline.mocap import load_mocap
+    from chatpose_ros.models.default.offline.queries import SampleStream
+    from chatpose_ros.models.default.offline.train_llm import collate
+
+    stream = SampleStream(load_mocap("test"), seed, features=features)
+    samples = [stream.grounding() for _ in range(n)]
+    per: dict[str, list[int]] = {}
+    chance = []
+    tok = []
+    for i in range(0, n, batch):
+        part = samples[i:i + batch]
+        b = collate(llm, part)
+        emb = llm.embed(b["ids"], b["feats"], b["counts"])
+        h = llm.backbone(emb, b["att"])
+        pred_pos = b["tgt"][:, 1:]
+        logits = llm.lm_head_logits(h[:, :-1][pred_pos])
+        tok.append(float((logits.argmax(-1) == b["ids"][:, 1:][pred_pos]).float().mean()))
+        for j, s in enumerate(part):
+            ids = b["ids"][j]
+            hp = h[j, int((ids == llm.pose_token_id).nonzero()[0])]
+            pred = int(llm.ground_sequence(ids, h[j], hp, torch.from_numpy(np.asarray(s.features, np.float32))).argmax())
+            per.setdefault(s.kind, []).append(int(pred == s.target))
+            chance.append(1.0 / int(s.features.shape[0]))
+    allc = [c for v in per.values() for c in v]
+    return {"n": n, "accuracy": float(np.mean(allc)), "chance": float(np.mean(chance)),
+            "answer_token_accuracy": float(np.mean(tok)),
+            "per_kind": {k: {"n": len(v), "accuracy": float(np.mean(v))} for k, v in sorted(per.items())}}
+
+
+@torch.no_grad()
+def text_to_pose(llm, n: int = 48, seed: int = 4321) -> dict:
+    """Pose head on posecode descriptions of held-out poses vs the mean training pose (MPJPE mm)."""
     from chatpose_ros.core.body import forward_kinematics
+    from chatpose_ros.core.decoding import POSE_STATE_AT, generate_with_pose_tokens
     from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
     from chatpose_ros.models.default.offline.mocap import load_mocap
     from chatpose_ros.models.default.offline.queries import SampleStream, canonical_pose
@@ -51,17 +149,19 @@ def text_to_pose(reader, n: int = 48, seed: int = 4321) -> dict:
     train = load_mocap("train")
     canon = np.stack([canonical_pose(r) for r in train.rotmats[::4]])
     mean_joints = forward_kinematics(torch.from_numpy(canon)).numpy().mean(0)
-    preds, trues, chose = [], [], 0
+    preds, trues = [], []
     for s in samples:
-        d = reader.decide(None, s.query, 0)
-        chose += int(d.first == reader.pose_id)
-        with torch.no_grad():
-            R = reader.pose_head(d.hidden.float())
+        ids = torch.tensor([llm.prompt_ids(s.query, 0)])
+        emb = llm.embed(ids, torch.zeros((0, llm.spec.feature_dim)), [0])
+        gen = generate_with_pose_tokens(llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=12,
+                                        force_pose_token=True, eos_token_ids=[llm.end_token_id],
+                                        pose_state=POSE_STATE_AT)
+        R = llm.pose_head(gen.pose_hidden[:1].float())
         preds.append(forward_kinematics(R)[0].numpy())
         trues.append(forward_kinematics(torch.from_numpy(s.rotmats[None]))[0].numpy())
     P, T = np.stack(preds), np.stack(trues)
     M = np.repeat(mean_joints[None], len(T), 0)
-    return {"n": n, "pose_token_rate": chose / n, "llm_pose_head": {"mpjpe_mm": mpjpe_mm(P, T), "pa_mpjpe_mm": pa_mpjpe_mm(P, T)},
+    return {"n": n, "llm_pose_head": {"mpjpe_mm": mpjpe_mm(P, T), "pa_mpjpe_mm": pa_mpjpe_mm(P, T)},
             "mean_pose": {"mpjpe_mm": mpjpe_mm(M, T), "pa_mpjpe_mm": pa_mpjpe_mm(M, T)}}
 
 
@@ -83,19 +183,17 @@ def regressor_metrics(regressor) -> dict:
 
 
 def speed(pipe, runs: int = 10) -> dict:
-    """p50/p95 latency of one query at 640x480 (to the pose: the decision and the pose ready,
-    before the answer's words; and to the whole answer) and tracking frames per second."""
+    """p50/p95 latency of one query at 640x480 and tracking frames per second."""
     import cv2
 
     from chatpose_ros.models.default.tracking import PersonTracker
 
     frames = [cv2.resize(load_photo(n), (640, 480)) for n in ("basketball1.png", "basketball2.png")]
     pipe.estimate(frames[0], "the person on the left")  # warm-up
-    lat, to_pose = [], []
+    lat = []
     for i in range(runs):
         t = time.perf_counter()
-        res = pipe.estimate(frames[i % 2], "the person on the left",
-                            on_pose=lambda r, t=t: to_pose.append((time.perf_counter() - t) * 1e3))
+        res = pipe.estimate(frames[i % 2], "the person on the left")
         lat.append((time.perf_counter() - t) * 1e3)
     tracker = PersonTracker()
     tracker.start(res.selected_person)
@@ -107,8 +205,7 @@ def speed(pipe, runs: int = 10) -> dict:
         track_ms.append((time.perf_counter() - t) * 1e3)
         track_cpu_ms.append((time.process_time() - c) * 1e3)
         kept += int(got is not None and got.track_id == tracker.track_id)
-    return {"to_pose_p50_ms": float(np.percentile(to_pose, 50)), "to_pose_p95_ms": float(np.percentile(to_pose, 95)),
-            "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
+    return {"query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
             "tracking_p50_ms": float(np.percentile(track_ms, 50)),
             "tracking_cpu_p50_ms": float(np.percentile(track_cpu_ms, 50)),
             "tracking_fps": float(1e3 / np.mean(track_ms)), "tracking_kept": f"{kept}/{runs}",
@@ -116,46 +213,58 @@ def speed(pipe, runs: int = 10) -> dict:
 
 
 def format_table(r: dict) -> str:
-    from chatpose_ros.models.default.offline import eval_questions, eval_reader
+    if "families" in r:  # --families: that table alone
+        from chatpose_ros.models.default.offline.query_families import format_family_table
 
-    parts = ["## Scene reader, synthetic questions (never trained on)", "", eval_reader.table(r["reader"])]
-    if "real_questions" in r:
-        parts += ["", "## Hand-written questions about real photos", "",
-                  eval_questions.format_table(r["real_questions"])]
+        return format_family_table(r["families"])
     lines = ["| metric | value |", "|---|---|"]
+    g = r["synthetic_grounding"]
+    lines.append(f"| synthetic grounding accuracy (held-out, n={g['n']}) | {g['accuracy']:.1%} "
+                 f"(chance {g['chance']:.1%}) |")
+    for k, v in g["per_kind"].items():
+        lines.append(f"| - {k} (n={v['n']}) | {v['accuracy']:.1%} |")
+    lines.append(f"| answer token accuracy (teacher-forced) | {g['answer_token_accuracy']:.1%} |")
+    g3 = r.get("synthetic_grounding_regressor_3d")
+    if g3 is not None:
+        lines.append(f"| same scenes, 3D keypoints from the regressor (2D only, feet hidden, as for COCO-17) | "
+                     f"{g3['accuracy']:.1%} |")
+        for k, v in g3["per_kind"].items():
+            lines.append(f"| - {k} (n={v['n']}) | {v['accuracy']:.1%} |")
+    real = r["real_grounding"]
+    lines.append(f"| real-photo grounding | {sum(x['correct'] for x in real)}/{len(real)} |")
+    for x in real:
+        lines.append(f"| - {x['image']}: \"{x['query']}\" -> {x['expected']} | "
+                     f"{'ok' if x['correct'] else 'WRONG'} (people {x['people']}, answer \"{x['answer']}\") |")
     for cond, v in r.get("regressor", {}).items():
-        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} (mm) | "
+        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} landmarks (mm) | "
                      f"{v['regressor']['mpjpe_mm']:.1f} / {v['regressor']['pa_mpjpe_mm']:.1f} "
                      f"(mean pose {v['mean_pose']['mpjpe_mm']:.1f} / {v['mean_pose']['pa_mpjpe_mm']:.1f}) |")
     if "text_to_pose" in r:
         t = r["text_to_pose"]
-        lines.append(f"| text-to-pose MPJPE / PA-MPJPE (mm, n={t['n']}, [POSE] chosen {t['pose_token_rate']:.0%}) | "
-                     f"{t['llm_pose_head']['mpjpe_mm']:.1f} / {t['llm_pose_head']['pa_mpjpe_mm']:.1f} "
-                     f"(mean pose {t['mean_pose']['mpjpe_mm']:.1f} / {t['mean_pose']['pa_mpjpe_mm']:.1f}) |")
+        lines.append(f"| text-to-pose MPJPE / PA-MPJPE (mm, n={t['n']}) | {t['llm_pose_head']['mpjpe_mm']:.1f} / "
+                     f"{t['llm_pose_head']['pa_mpjpe_mm']:.1f} (mean pose {t['mean_pose']['mpjpe_mm']:.1f} / "
+                     f"{t['mean_pose']['pa_mpjpe_mm']:.1f}) |")
     if "speed" in r:
         s = r["speed"]
-        lines.append(f"| one query at 640x480, to the pose p50 / p95 (ms) | {s['to_pose_p50_ms']:.0f} / "
-                     f"{s['to_pose_p95_ms']:.0f} |")
-        lines.append(f"| one query at 640x480, to the whole answer p50 / p95 (ms) | {s['query_p50_ms']:.0f} / "
-                     f"{s['query_p95_ms']:.0f} |")
+        lines.append(f"| query latency 640x480 p50 / p95 (ms) | {s['query_p50_ms']:.0f} / {s['query_p95_ms']:.0f} |")
         lines.append(f"| tracking pass (observe near the tracked box + tracker) p50 wall / CPU (ms) | "
                      f"{s['tracking_p50_ms']:.0f} / {s['tracking_cpu_p50_ms']:.0f} ({s['tracking_fps']:.1f} fps, "
                      f"kept id {s['tracking_kept']}) |")
-        lines.append(f"| stages of the last query (ms) | {s['last_timings_ms']} |")
-    if len(lines) > 2:
-        parts += ["", "## Poses and speed", ""] + lines
-    return "\n".join(parts)
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Evaluate the default profile (reader, real questions, poses, speed).")
+    p = argparse.ArgumentParser(description="Evaluate the default profile (grounding, poses, speed).")
     p.add_argument("--weights-dir", default="", help="weights folder (default: the shipped ones)")
     p.add_argument("--json", type=Path, default=Path("build/eval_default.json"), help="where to write the JSON")
-    p.add_argument("-n", type=int, default=120, help="synthetic questions per split")
+    p.add_argument("--scenes", type=int, default=200, help="held-out synthetic grounding samples")
     p.add_argument("--text-poses", type=int, default=48, help="held-out text-to-pose samples")
     p.add_argument("--runs", type=int, default=10, help="timed queries / tracking frames")
-    p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime CPU threads")
-    p.add_argument("--quick", action="store_true", help="only the synthetic reader section")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--grounding-only", action="store_true",
+                   help="only the synthetic and real-photo grounding rows (about 1 min instead of several)")
+    p.add_argument("--families", action="store_true",
+                   help="only in-distribution vs held-out question families and the ablations (--scenes samples)")
     return p
 
 
@@ -164,24 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     from chatpose_ros.core.config import PipelineConfig
-    from chatpose_ros.models.default.offline import eval_questions, eval_reader
-    from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR, DefaultPipeline
+    from chatpose_ros.models.default.pipeline import DefaultPipeline
 
-    folder = Path(args.weights_dir).expanduser() if args.weights_dir else DEFAULT_WEIGHTS_DIR
-    r: dict = {"reader": eval_reader.evaluate(folder, args.n)}
-    if args.quick:
-        return _report(r, args.json)
-    pipe = DefaultPipeline.from_config(PipelineConfig(weights_dir=args.weights_dir, cpu_threads=args.threads))
+    pipe = DefaultPipeline.from_config(PipelineConfig(weights_dir=args.weights_dir))
     try:
-        r["model_id"] = pipe.model_id
-        labels = eval_questions.load_labels(eval_questions.DEFAULT_LABELS)
-        outcomes = eval_questions.run(pipe, eval_questions.load_questions(labels=labels), labels)
-        r["real_questions"] = eval_questions.summarise(outcomes)
+        r = {"model_id": pipe.model_id}
+        if args.families:
+            from chatpose_ros.models.default.offline.query_families import family_report
+
+            r["families"] = family_report(pipe.llm, n=args.scenes)
+            return _report(r, args.json)
+        r["synthetic_grounding"] = synthetic_grounding(pipe.llm, n=args.scenes)
+        r["synthetic_grounding_regressor_3d"] = synthetic_grounding(pipe.llm, n=args.scenes,
+                                                                    features=regressor_3d_features(pipe.regressor))
+        r["real_grounding"] = real_grounding(pipe)
+        if args.grounding_only:
+            return _report(r, args.json)
         try:
             r["regressor"] = regressor_metrics(pipe.regressor)
         except (ImportError, AttributeError) as exc:  # the regressor's evaluation API changed
             log.warning("regressor metrics unavailable: %s", exc)
-        r["text_to_pose"] = text_to_pose(pipe.reader, n=args.text_poses)
+        r["text_to_pose"] = text_to_pose(pipe.llm, n=args.text_poses)
         r["speed"] = speed(pipe, runs=args.runs)
     finally:
         pipe.close()
@@ -189,11 +301,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(r: dict, path: Path) -> int:
-    """Print the tables of `r` and write it with the figures to `path` (JSON)."""
+    """Print the table of `r` and write it with the figures to `path` (JSON)."""
     table = format_table(r)
     print(table)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**r, "table": table}, indent=2, default=str) + "\n")
+    path.write_text(json.dumps({**r, "table": table}, indent=2) + "\n")
     return 0
 
 

