@@ -26,16 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from chatpose_ros.core.image_files import read_image
+from chatpose_ros.models.default.offline.evaluate import load_photo, regressor_metrics
 
 log = logging.getLogger(__name__)
-
-PHOTOS = Path("/usr/share/doc/opencv-doc/examples/data")
-
-
-def load_photo(name: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an opencv-doc photo; InvalidImageError when missing."""
-    return read_image(str(PHOTOS / name))
 
 
 def text_to_pose(reader, n: int = 48, seed: int = 4321) -> dict:
@@ -64,23 +57,6 @@ def text_to_pose(reader, n: int = 48, seed: int = 4321) -> dict:
     M = np.repeat(mean_joints[None], len(T), 0)
     return {"n": n, "pose_token_rate": chose / n, "llm_pose_head": {"mpjpe_mm": mpjpe_mm(P, T), "pa_mpjpe_mm": pa_mpjpe_mm(P, T)},
             "mean_pose": {"mpjpe_mm": mpjpe_mm(M, T), "pa_mpjpe_mm": pa_mpjpe_mm(M, T)}}
-
-
-def regressor_metrics(regressor) -> dict:
-    """The regressor module's own held-out evaluation (train_regressor.EVAL_CONDITIONS) with baselines."""
-    from chatpose_ros.models.default.offline import train_regressor as tr
-    from chatpose_ros.models.default.offline.mocap import load_mocap
-
-    train_bank = tr.PoseBank.from_mocap(load_mocap("train", tr.TrainConfig.fps), mirror=True)
-    test_bank = tr.PoseBank.from_mocap(load_mocap("test", tr.TrainConfig.fps), mirror=False)
-    mean_body = tr.mean_body_pose(train_bank.rotmats)
-    out = {}
-    for cond, b in tr.eval_batches(test_bank).items():
-        b = {k: (v.to(regressor.init6d.dtype) if torch.is_tensor(v) and v.is_floating_point() else v)
-             for k, v in b.items()}
-        out[cond] = {"regressor": tr.evaluate(regressor, b),
-                                              **tr.baselines(b, mean_body)}
-    return out
 
 
 def speed(pipe, runs: int = 10) -> dict:
