@@ -105,6 +105,44 @@ def ensure_base_model(cache: Path | None = None) -> Path:
     return cache
 
 
+def read_adapter(weights: Path, what: str) -> dict[str, torch.Tensor]:
+    """A shipped adapter file (safetensors) as float32 tensors; ModelLoadError when it is
+    missing, CheckpointError when it cannot be read. `what` names it in the message."""
+    from safetensors.torch import load_file
+
+    try:
+        return {k: v.float() for k, v in load_file(str(weights)).items()}
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"{what} weights not found: {weights}") from exc
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {what} weights {weights}: {exc}") from exc
+
+
+def with_lora(lm, r: int, alpha: int):
+    """`lm` with its own weights frozen and fresh LoRA adapters (peft) on LORA_TARGETS."""
+    from peft import LoraConfig, get_peft_model
+
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none")
+    return get_peft_model(lm, cfg)
+
+
+def merge_lora(lm, r: int, alpha: int, state: dict[str, torch.Tensor], weights: Path):
+    """`lm` with the "lora." entries of `state` loaded into adapters and merged (merge_and_unload).
+    CheckpointError when `state` has no LoRA weights or keys the model lacks."""
+    from peft import set_peft_model_state_dict
+
+    peft_lm = with_lora(lm, r, alpha)
+    lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
+    if not lora:
+        raise CheckpointError(f"{weights} holds no LoRA weights")
+    res = set_peft_model_state_dict(peft_lm, lora)
+    if getattr(res, "unexpected_keys", None):
+        raise CheckpointError(f"{weights}: unexpected LoRA keys {res.unexpected_keys[:3]}")
+    return peft_lm.merge_and_unload()
+
+
 # --------------------------------------------------------------------------- modules
 
 
@@ -290,14 +328,8 @@ class PoseLanguageModel(nn.Module):
     @classmethod
     def create(cls, spec: LlmSpec, cache: Path | None = None) -> "PoseLanguageModel":
         """For training: base frozen, LoRA adapters (peft) and the new token rows trainable."""
-        from peft import LoraConfig, get_peft_model
-
         lm, tok = load_base(cache, spec.num_layers)
-        for p in lm.parameters():
-            p.requires_grad_(False)
-        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
-                         target_modules=list(LORA_TARGETS), bias="none")
-        lm = get_peft_model(lm, cfg)
+        lm = with_lora(lm, spec.lora_r, spec.lora_alpha)
         model = cls(lm, tok, spec)
         model.new_token_rows = nn.Parameter(lm.get_input_embeddings().weight[model.new_token_ids].detach().clone())
         return model
@@ -320,26 +352,9 @@ class PoseLanguageModel(nn.Module):
         """For inference: base from the GGUF cache, shipped LoRA merged (merge_and_unload).
 
         `skip` names sub-modules ("grounding", ...) left freshly initialised (for re-fitting)."""
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        try:
-            state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        except FileNotFoundError as exc:
-            raise ModelLoadError(f"LLM adapter weights not found: {weights}") from exc
-        except Exception as exc:
-            raise CheckpointError(f"cannot read LLM adapter weights {weights}: {exc}") from exc
+        state = read_adapter(weights, "LLM adapter")
         lm, tok = load_base(cache, spec.num_layers)
-        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
-                         target_modules=list(LORA_TARGETS), bias="none")
-        peft_lm = get_peft_model(lm, cfg)
-        lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
-        if not lora:
-            raise CheckpointError(f"{weights} holds no LoRA weights")
-        res = set_peft_model_state_dict(peft_lm, lora)
-        if getattr(res, "unexpected_keys", None):
-            raise CheckpointError(f"{weights}: unexpected LoRA keys {res.unexpected_keys[:3]}")
-        lm = peft_lm.merge_and_unload()
+        lm = merge_lora(lm, spec.lora_r, spec.lora_alpha, state, weights)
         model = cls(lm, tok, spec)
         try:
             with torch.no_grad():

@@ -33,7 +33,7 @@ from torch import nn
 
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
-from chatpose_ros.models.default.llm import LORA_TARGETS, ensure_base_model
+from chatpose_ros.models.default.llm import ensure_base_model, merge_lora, read_adapter, with_lora
 from chatpose_ros.models.default.scene_words import NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
 
 log = logging.getLogger(__name__)
@@ -184,14 +184,8 @@ class SceneReader(nn.Module):
     @classmethod
     def create(cls, spec: ReaderSpec, cache: Path | None = None) -> "SceneReader":
         """For training: base frozen, LoRA adapters and the new token rows trainable."""
-        from peft import LoraConfig, get_peft_model
-
         lm, tok = load_base(cache, spec.num_layers)
-        for p in lm.parameters():
-            p.requires_grad_(False)
-        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
-                         target_modules=list(LORA_TARGETS), bias="none")
-        lm = get_peft_model(lm, cfg)
+        lm = with_lora(lm, spec.lora_r, spec.lora_alpha)
         model = cls(lm, tok, spec)
         model.new_rows = nn.Parameter(lm.get_input_embeddings().weight[model.new_ids].detach().clone())
         return model
@@ -215,26 +209,9 @@ class SceneReader(nn.Module):
         `int8`: the decoder layers' linear projections quantised dynamically to int8
         (torch.ao.quantization.quantize_dynamic) after the merge: faster prefill on a CPU;
         ``offline.eval_reader --int8`` measures what it costs in accuracy."""
-        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        try:
-            state = {k: v.float() for k, v in load_file(str(weights)).items()}
-        except FileNotFoundError as exc:
-            raise ModelLoadError(f"reader weights not found: {weights}") from exc
-        except Exception as exc:
-            raise CheckpointError(f"cannot read reader weights {weights}: {exc}") from exc
+        state = read_adapter(weights, "reader")
         lm, tok = load_base(cache, spec.num_layers)
-        cfg = LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=0.0,
-                         target_modules=list(LORA_TARGETS), bias="none")
-        peft_lm = get_peft_model(lm, cfg)
-        lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
-        if not lora:
-            raise CheckpointError(f"{weights} holds no LoRA weights")
-        res = set_peft_model_state_dict(peft_lm, lora)
-        if getattr(res, "unexpected_keys", None):
-            raise CheckpointError(f"{weights}: unexpected LoRA keys {res.unexpected_keys[:3]}")
-        lm = peft_lm.merge_and_unload()
+        lm = merge_lora(lm, spec.lora_r, spec.lora_alpha, state, weights)
         model = cls(lm, tok, spec)
         try:
             with torch.no_grad():
