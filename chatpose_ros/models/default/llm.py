@@ -128,6 +128,14 @@ def with_lora(lm, r: int, alpha: int):
     return get_peft_model(lm, cfg)
 
 
+def lora_state(peft_lm) -> dict[str, torch.Tensor]:
+    """The LoRA weights of a live peft model, keyed "lora.<name>" (what the adapter files hold)."""
+    from peft import get_peft_model_state_dict
+
+    lora = get_peft_model_state_dict(peft_lm, save_embedding_layers=False)
+    return {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
+
+
 def merge_lora(lm, r: int, alpha: int, state: dict[str, torch.Tensor], weights: Path):
     """`lm` with the "lora." entries of `state` loaded into adapters and merged (merge_and_unload).
     CheckpointError when `state` has no LoRA weights or keys the model lacks."""
@@ -336,10 +344,7 @@ class PoseLanguageModel(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """What is shipped: LoRA weights, new token rows, projector, heads."""
-        from peft import get_peft_model_state_dict
-
-        lora = get_peft_model_state_dict(self.lm, save_embedding_layers=False)
-        out = {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
+        out = lora_state(self.lm)
         out["new_token_rows"] = self.new_token_rows.detach().contiguous()
         for name in ("projector", "grounding", "pose_head"):
             for k, v in getattr(self, name).state_dict().items():

@@ -33,7 +33,7 @@ from torch import nn
 
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
-from chatpose_ros.models.default.llm import ensure_base_model, merge_lora, read_adapter, with_lora
+from chatpose_ros.models.default.llm import ensure_base_model, lora_state, merge_lora, read_adapter, with_lora
 from chatpose_ros.models.default.scene_words import NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
 
 log = logging.getLogger(__name__)
@@ -192,10 +192,7 @@ class SceneReader(nn.Module):
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """What is shipped: LoRA weights, new token rows, pose head."""
-        from peft import get_peft_model_state_dict
-
-        lora = get_peft_model_state_dict(self.lm, save_embedding_layers=False)
-        out = {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
+        out = lora_state(self.lm)
         out["new_rows"] = self.new_rows.detach().contiguous()
         out.update({f"pose_head.{k}": v.detach().contiguous() for k, v in self.pose_head.state_dict().items()})
         if self.pointer is not None:

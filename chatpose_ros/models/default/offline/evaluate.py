@@ -300,12 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     return _report(r, args.json)
 
 
-def _report(r: dict, path: Path) -> int:
-    """Print the table of `r` and write it with the figures to `path` (JSON)."""
-    table = format_table(r)
+def _report(r: dict, path: Path, table_of=None) -> int:
+    """Print the table of `r` (`table_of(r)`, default format_table) and write it with the figures
+    to `path` (JSON; values JSON cannot hold are written as text)."""
+    table = (table_of or format_table)(r)
     print(table)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**r, "table": table}, indent=2) + "\n")
+    path.write_text(json.dumps({**r, "table": table}, indent=2, default=str) + "\n")
     return 0
 
 

@@ -18,7 +18,6 @@ Sections:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from chatpose_ros.models.default.offline.evaluate import _report as report
 from chatpose_ros.models.default.offline.evaluate import load_photo, regressor_metrics
 
 log = logging.getLogger(__name__)
@@ -169,11 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(r: dict, path: Path) -> int:
     """Print the tables of `r` and write it with the figures to `path` (JSON)."""
-    table = format_table(r)
-    print(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**r, "table": table}, indent=2, default=str) + "\n")
-    return 0
+    return report(r, path, table_of=format_table)
 
 
 if __name__ == "__main__":  # pragma: no cover
