@@ -2,11 +2,13 @@
 memory decoded in the worker, typed errors across the process boundary, crash and restart."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import InvalidImageError, ModelLoadError, WorkerCrashedError
+from chatpose_ros.core.errors import ConfigError, InvalidImageError, ModelLoadError, WorkerCrashedError
 from chatpose_ros.core.image_codec import encode_raw
 from chatpose_ros.core.model_worker import InProcessRunner, ProcessRunner, RawImage, RgbImage
 from fakes import crashing_pipeline, echo_pipeline
@@ -99,3 +101,19 @@ def test_close_frees_the_shared_block(runner):
     r.close()
     with pytest.raises(FileNotFoundError):
         shared_memory.SharedMemory(name=name)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX priorities")
+def test_worker_runs_nicer_than_the_node_by_worker_nice(runner):
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    nicer = runner(echo_pipeline, worker_nice=7)
+    same = runner(echo_pipeline, worker_nice=0)
+    assert os.getpriority(os.PRIO_PROCESS, nicer.pid) == min(19, ours + 7)
+    assert os.getpriority(os.PRIO_PROCESS, same.pid) == ours
+
+
+def test_worker_nice_is_validated():
+    with pytest.raises(ConfigError):
+        PipelineConfig(worker_nice=20)
+    with pytest.raises(ConfigError):
+        PipelineConfig(worker_nice=-1)

@@ -57,6 +57,8 @@ class PipelineConfig:
     seed: int = _f(0, "Random seed for sampling-free decoding ties and any stochastic step.")
     cpu_threads: int = _f(0, "CPU threads torch may use for inference (process-wide); 0 = torch's default. "
                           "On small machines, fewer threads than cores leave room for the image callbacks.")
+    worker_nice: int = _f(5, "Niceness added to the model's worker process (POSIX, 0..19; 0 = as the node): the "
+                          "node's image callbacks and the camera driver keep their CPU while the model answers.")
 
     def __post_init__(self) -> None:
         validate_choices(self)
@@ -68,6 +70,8 @@ class PipelineConfig:
             raise ConfigError("max_people must be >= 1")
         if self.cpu_threads < 0:
             raise ConfigError("cpu_threads must be >= 0")
+        if not 0 <= self.worker_nice <= 19:
+            raise ConfigError("worker_nice must be in 0..19")
         if self.max_query_chars < 1 or self.max_image_pixels < 1:
             raise ConfigError("max_query_chars and max_image_pixels must be >= 1")
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import inspect
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -284,6 +285,16 @@ def _attach(name: str) -> shared_memory.SharedMemory:
     return shared_memory.SharedMemory(name=name)
 
 
+def _lower_priority(nice: int) -> None:
+    """Make this (worker) process `nice` steps nicer, so the node's callbacks win the CPU."""
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(nice)
+    except OSError as exc:  # not allowed here: run at the node's priority
+        log.warning("cannot lower the model worker's priority by %d: %s", nice, exc)
+
+
 def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None) -> None:
     """The worker process: load the model, then answer requests from `conn` until "close".
 
@@ -293,6 +304,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
     for a streamed estimate ("pose", PoseResult) and ("text", delta) as the pipeline calls back."""
     # Ctrl-C in a terminal reaches the whole process group: the node stops its worker itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _lower_priority(config.worker_nice)
     try:
         pipeline = factory(config)
     except BaseException as exc:  # report why the model could not load, then exit
