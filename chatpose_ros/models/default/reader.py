@@ -61,7 +61,8 @@ class ReaderSpec:
     # "state": the question first, each <pK> at the end of its line, one score per <pK> state;
     # "pooled": the scene first and the question last, each line and the question mean-pooled,
     # a bilinear score between them (PooledPointerHead); "ranked": the same with a learned key
-    # per rank from the left and from the right
+    # per rank from the left and from the right; "interact": the pooled layout with
+    # InteractionPointerHead (trained on the frozen LLM's states, offline.train_reader_head)
     pointer: bool = False
     pointer_kind: str = "state"
 
@@ -157,6 +158,71 @@ class PooledPointerHead(nn.Module):
         return torch.cat((k @ self.q(qin) * self.scale, self.other(qin)), -1)
 
 
+class InteractionPointerHead(nn.Module):
+    """A person's score from the interaction of the question with the person's line and with
+    its neighbours' lines (for "to the right of the one in red"): with z = q([u; h_last]) and
+    a_k = k(v_k) + rank keys, score_k = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
+    the three DECISION_KINDS from [u; h_last; max_k a_k * z]. v_k, u and h_last as in
+    PooledPointerHead (one prefill, the scene first and the question last, so the question's
+    states have read the scene). Trained on the frozen reader's states
+    (offline.train_reader_head): an elementwise interaction has a gradient from the start,
+    where the bilinear score stayed flat over the question.
+
+    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 3,) logits [p1..pN, none, pose, text]."""
+
+    def __init__(self, hidden_size: int, dim: int = 256) -> None:
+        super().__init__()
+        self.q = nn.Sequential(nn.Linear(2 * hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.k = nn.Sequential(nn.Linear(hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.left = nn.Linear(hidden_size, dim)
+        self.right = nn.Linear(hidden_size, dim)
+        self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim)
+        self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
+        self.score = nn.Sequential(nn.Linear(4 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim, 256), nn.GELU(),
+                                   nn.Linear(256, len(DECISION_KINDS)))
+        self.dim = dim
+
+    def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        n = len(lines)
+        padded = torch.cat((lines, lines.new_zeros(1, lines.shape[-1])))[None]  # at least one slot
+        mask = (torch.arange(n + 1) < n)[None]
+        out = self.forward_batch(padded, mask, question[None], h_last[None])[0]
+        return torch.cat((out[:n], out[n + 1:]))
+
+    def forward_batch(self, lines: torch.Tensor, mask: torch.Tensor, question: torch.Tensor,
+                      h_last: torch.Tensor) -> torch.Tensor:
+        """Padded batch (training): lines (B, P, H) zero beyond each example's people, mask
+        (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + 3) logits
+        [p1..pP, none, pose, text], padded people at -inf."""
+        B, P, _ = lines.shape
+        n = mask.sum(1)
+        qin = torch.cat((question, h_last), -1)
+        z = self.q(qin)[:, None]
+        idx = torch.arange(P)[None].expand(B, P)
+        a = self.k(lines) + self.rank_left(idx) + self.rank_right((n[:, None] - 1 - idx).clamp(min=0))
+        pad = torch.zeros_like(lines[:, :1])
+        left = self.left(torch.cat((pad, lines[:, :-1]), 1))
+        right = self.right(torch.cat((lines[:, 1:], pad), 1))
+        az = a * z
+        scores = self.score(torch.cat((az, left * z, right * z, a), -1))[..., 0].masked_fill(~mask, float("-inf"))
+        pooled = az.masked_fill(~mask[..., None], float("-inf")).max(1).values
+        pooled = torch.where(n[:, None] > 0, pooled, torch.zeros_like(pooled))
+        return torch.cat((scores, self.other(torch.cat((qin, pooled), -1))), -1)
+
+
+POINTER_KINDS: tuple[str, ...] = ("state", "pooled", "ranked", "interact")
+
+
+def make_pointer(spec: ReaderSpec, hidden_size: int) -> nn.Module:
+    """The decision head named by `spec.pointer_kind` (see ReaderSpec)."""
+    if spec.pointer_kind == "interact":
+        return InteractionPointerHead(hidden_size)
+    if spec.pointer_kind in ("pooled", "ranked"):
+        return PooledPointerHead(hidden_size, ranked=spec.pointer_kind == "ranked")
+    return PointerHead(hidden_size)
+
+
 class SceneReader(nn.Module):
     """SmolLM2 + LoRA + added tokens + pose head. Build with :meth:`create` (training: LoRA live,
     base frozen) or :meth:`load` (inference: LoRA merged)."""
@@ -168,11 +234,10 @@ class SceneReader(nn.Module):
         self.spec = spec
         self.hidden_size = lm.config.hidden_size
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
-        if spec.pointer and spec.pointer_kind not in ("state", "pooled", "ranked"):
+        if spec.pointer and spec.pointer_kind not in POINTER_KINDS:
             raise CheckpointError(f"unknown pointer_kind {spec.pointer_kind!r}")
-        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked")
-        self.pointer = (PooledPointerHead(self.hidden_size, ranked=spec.pointer_kind == "ranked") if self.pooled
-                        else PointerHead(self.hidden_size)) if spec.pointer else None
+        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked", "interact")
+        self.pointer = make_pointer(spec, self.hidden_size) if spec.pointer else None
         self.newline_id = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
         self.none_id = tokenizer.convert_tokens_to_ids(NONE_TOKEN)
@@ -325,16 +390,23 @@ class SceneReader(nn.Module):
         (N + 3,) [p1..pN, none, pose, text]; without it the LM head's (V,) first-token logits."""
         if self.pointer is None:
             return self.lm_logits(h[-1:])[0]
-        pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
         if not self.pooled:
+            pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
             return self.pointer(h[pos], h[-1])
+        return self.pointer(*self.pooled_states(ids, h))
+
+    def pooled_states(self, ids: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The pooled layout's inputs to the pointer head: (T,) prompt ids, (T, H) states ->
+        lines (N, H) the mean state over each person's line, question (H,) the mean over the
+        question's tokens, h_last (H,) the last prompt state."""
+        pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
         newlines = (ids == self.newline_id).nonzero()[:, 0]
         ends = (ids == self.end_id).nonzero()[:, 0]
         end_user = int(ends[-1])
         q_start = int(newlines[newlines < end_user][-1]) + 1
         lines = torch.stack([h[int(newlines[newlines < p][-1]) + 1:int(p) + 1].mean(0) for p in pos]) \
             if len(pos) else h[:0]
-        return self.pointer(lines, h[q_start:end_user].mean(0), h[-1])
+        return lines, h[q_start:end_user].mean(0), h[-1]
 
     def first_token(self, logits: torch.Tensor, num_people: int) -> int:
         """The decision as the first answer token id; text answers give -1 (the LM chooses its

@@ -1,0 +1,68 @@
+"""The reader's interaction head (reader.InteractionPointerHead) and its training on the frozen
+reader's states (offline.train_reader_head)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+
+from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, InteractionPointerHead
+
+H = 16
+
+
+def test_one_example_equals_its_row_of_a_padded_batch():
+    torch.manual_seed(0)
+    head = InteractionPointerHead(H, dim=8).eval()
+    examples = [(torch.randn(n, H), torch.randn(H), torch.randn(H)) for n in (0, 1, 3, 5)]
+    P = 6
+    lines = torch.zeros(len(examples), P, H)
+    mask = torch.zeros(len(examples), P, dtype=torch.bool)
+    for b, (ln, _, _) in enumerate(examples):
+        lines[b, :len(ln)], mask[b, :len(ln)] = ln, True
+    batch = head.forward_batch(lines, mask, torch.stack([e[1] for e in examples]), torch.stack([e[2] for e in examples]))
+    for b, (ln, q, last) in enumerate(examples):
+        one = head(ln, q, last)
+        n = len(ln)
+        assert one.shape == (n + 3,)
+        assert torch.allclose(one[:n], batch[b, :n], atol=1e-5) and torch.allclose(one[n:], batch[b, P:], atol=1e-5)
+        assert torch.isinf(batch[b, n:P]).all()
+
+
+def test_head_learns_a_choice_that_depends_on_the_question():
+    """Synthetic states: the right line is the one whose state matches the question's; the
+    head must beat chance by far on new examples (fails if the question is ignored)."""
+    from chatpose_ros.models.default.offline.train_reader_head import train_head
+
+    g = torch.Generator().manual_seed(1)
+    protos = torch.randn(6, H, generator=g)
+
+    def example():
+        n = int(torch.randint(2, 6, (1,), generator=g))
+        kinds = torch.randperm(6, generator=g)[:n]
+        t = int(torch.randint(0, n, (1,), generator=g))
+        lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
+        return lines, protos[kinds[t]].clone(), torch.zeros(H), t
+
+    train = [example() for _ in range(1500)]
+    val = [example() for _ in range(300)]
+    _, fit = train_head(train, val, H, seed=0, epochs=15, lr=3e-3, max_people=10)
+    assert fit["val_acc"] > 0.8, fit  # chance is about 0.3
+
+
+@pytest.mark.timeout(900)
+def test_head_training_reproduces_itself(tmp_path):
+    """Two runs with the same seed over the shipped reader write byte-identical weights."""
+    from chatpose_ros.models.default.offline import train_reader_head
+    from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
+
+    shas = []
+    for run in ("a", "b"):
+        rec = train_reader_head.train(DEFAULT_WEIGHTS_DIR, seed=2, examples=8, val=4, epochs=2, out=tmp_path / run,
+                                      calibration_samples=4)
+        shas.append(hashlib.sha256((tmp_path / run / ADAPTER_FILE).read_bytes()).hexdigest())
+        assert rec["spec"]["pointer_kind"] == "interact" and rec["adapter_sha256"] == shas[-1]
+        assert json.loads((tmp_path / run / SPEC_FILE).read_text())["head_stage"]["best_epoch"] >= 1
+    assert shas[0] == shas[1]
