@@ -19,6 +19,7 @@ import argparse
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ import numpy as np
 DEMO_IMAGE = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
 MESH_STARTING = ("anny: not started", "anny: loading")  # /diagnostics mesh_body values while the mesh loads
 CAMERA_TIMES_KEPT = 100_000  # send times a benchmark camera remembers (about an hour at 30 Hz)
+CAMERA_MAX_S = 3600.0  # an e2e run stops its camera process itself; this bounds it if the run dies
 
 
 def _pct(xs, q):
@@ -153,6 +155,18 @@ class _Camera:
         self._t.join()
 
 
+def _stop_camera(cam: subprocess.Popen) -> list[float]:
+    """Stop a `chatpose-bench camera` process; its send times (monotonic s)."""
+    cam.terminate()
+    try:
+        text = cam.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        cam.kill()
+        return []
+    lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1])["times"] if lines else []
+
+
 def run_camera(args) -> int:
     """Hidden mode: be the camera (own process) for `args.seconds`, publishing at `args.hz`."""
     from chatpose_ros.ros.netsafe import configure_loopback_only
@@ -164,9 +178,12 @@ def run_camera(args) -> int:
     rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     node = Node("bench_camera")
     cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz).start()
-    time.sleep(args.seconds)
+    stop = threading.Event()  # SIGTERM ends the run early (e2e stops its camera so)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait(args.seconds)
     cam.stop()
-    print(json.dumps({"sent": cam.sent}), flush=True)
+    # send times on the system-wide monotonic clock (time.monotonic), comparable across processes
+    print(json.dumps({"sent": cam.sent, "times": list(cam.times)}), flush=True)
     node.destroy_node()
     rclpy.shutdown()
     return 0
@@ -398,7 +415,11 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
 
     th = threading.Thread(target=spin, daemon=True)
     th.start()
-    cam = _Camera(client, "/camera/image_raw", img, args.hz).start()
+    # the camera in a process of its own, as a camera driver is: its timing does not depend on
+    # this process's polling and subscriptions
+    cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
+                            "--seconds", str(CAMERA_MAX_S), "--image", args.image],
+                           env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out: dict = {}
     try:
         t0 = time.monotonic()
@@ -411,7 +432,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
             time.sleep(0.2)
         print(f"node ready after {time.monotonic() - t0:.1f} s (model load included)", flush=True)
         lat, lat_words, rss = [], [], []
-        t_start, sent0 = time.monotonic(), cam.sent
+        t_start = time.monotonic()
         busy_windows = []
         for q in queries:
             sent, n_words = time.monotonic(), len(words)
@@ -426,9 +447,6 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
             rss.append((time.monotonic() - t_start, *_family_rss(proc.pid)))
             time.sleep(max(0.0, args.query_period - (time.monotonic() - sent)))
         elapsed = time.monotonic() - t_start
-        camera_hz = (cam.sent - sent0) / elapsed
-        cam_times = [t for t in cam.times if t_start <= t <= t_start + elapsed]
-        camera_gaps = np.diff(cam_times) * 1000 if len(cam_times) > 1 else []
         # gaps between image callbacks: each diagnostics message carries those since the last
         # one; keep the messages whose period overlaps an answer in progress
         period = 1.0
@@ -441,6 +459,11 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         track_hz = len([t for t in tracking if t >= t_track]) / (time.monotonic() - t_track)
         node_rss, worker_rss = _family_rss(proc.pid)
         load_during = os.getloadavg()[0]
+        cam_times = _stop_camera(cam)
+        cam = None
+        sent_in_run = [t for t in cam_times if t_start <= t <= t_start + elapsed]
+        camera_hz = len(sent_in_run) / elapsed
+        camera_gaps = np.diff(sent_in_run) * 1000 if len(sent_in_run) > 1 else []
         out = {"query_p50_ms_ros": _pct(lat, 50), "query_p95_ms_ros": _pct(lat, 95), "answered": len(lat),
                "query_words_p50_ms_ros": _pct(lat_words, 50),
                "asked": len(queries), "tracking_hz_ros": track_hz, "camera_hz": camera_hz,
@@ -469,7 +492,8 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, model in its worker, "
                f"{elapsed:.0f} s)", rows)
     finally:
-        cam.stop()
+        if cam is not None:
+            _stop_camera(cam)
         spinning.clear()
         th.join(timeout=10)
         ex.shutdown(timeout_sec=5)
