@@ -22,34 +22,47 @@ def test_one_example_equals_its_row_of_a_padded_batch():
     mask = torch.zeros(len(examples), P, dtype=torch.bool)
     for b, (ln, _, _) in enumerate(examples):
         lines[b, :len(ln)], mask[b, :len(ln)] = ln, True
-    batch = head.forward_batch(lines, mask, torch.stack([e[1] for e in examples]), torch.stack([e[2] for e in examples]))
+    batch, counted = head.forward_batch(lines, mask, torch.stack([e[1] for e in examples]),
+                                        torch.stack([e[2] for e in examples]), with_counted=True)
+    assert batch.shape == (len(examples), P + len(head.kinds)) and counted.shape == (len(examples), P)
     for b, (ln, q, last) in enumerate(examples):
         one = head(ln, q, last)
         n = len(ln)
-        assert one.shape == (n + 3,)
+        assert one.shape == (n + 4,)
         assert torch.allclose(one[:n], batch[b, :n], atol=1e-5) and torch.allclose(one[n:], batch[b, P:], atol=1e-5)
+        assert torch.allclose(head.count_logits(ln, q, last), counted[b, :n], atol=1e-5)
         assert torch.isinf(batch[b, n:P]).all()
 
 
-def test_head_learns_a_choice_that_depends_on_the_question():
-    """Synthetic states: the right line is the one whose state matches the question's; the
-    head must beat chance by far on new examples (fails if the question is ignored)."""
+def _synthetic(g, protos, count: bool):
+    """Lines are noisy prototypes; the question is one prototype. A choice: the one line of
+    that prototype (decision index = its position). A count: every line of that prototype is
+    counted (decision index n + 3, the count kind)."""
+    n = int(torch.randint(2, 6, (1,), generator=g))
+    if count:
+        kinds = torch.randint(0, 3, (n,), generator=g)
+        asked = int(torch.randint(0, 3, (1,), generator=g))
+        counted = (kinds == asked).float()
+        lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
+        return lines, protos[asked] + protos[5], torch.zeros(H), n + 3, counted
+    kinds = torch.randperm(5, generator=g)[:n]
+    t = int(torch.randint(0, n, (1,), generator=g))
+    lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
+    return lines, protos[kinds[t]].clone(), torch.zeros(H), t, None
+
+
+def test_head_learns_choices_and_counts_that_depend_on_the_question():
+    """Synthetic states: the head must choose the line that matches the question and count the
+    lines that match it, far above chance on new examples (fails if the question is ignored)."""
     from chatpose_ros.models.default.offline.train_reader_head import train_head
 
     g = torch.Generator().manual_seed(1)
     protos = torch.randn(6, H, generator=g)
-
-    def example():
-        n = int(torch.randint(2, 6, (1,), generator=g))
-        kinds = torch.randperm(6, generator=g)[:n]
-        t = int(torch.randint(0, n, (1,), generator=g))
-        lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
-        return lines, protos[kinds[t]].clone(), torch.zeros(H), t
-
-    train = [example() for _ in range(1500)]
-    val = [example() for _ in range(300)]
+    train = [_synthetic(g, protos, i % 4 == 0) for i in range(2000)]
+    val = [_synthetic(g, protos, i % 4 == 0) for i in range(400)]
     _, fit = train_head(train, val, H, seed=0, epochs=15, lr=3e-3, max_people=10)
-    assert fit["val_acc"] > 0.8, fit  # chance is about 0.3
+    assert fit["val_acc"] > 0.8, fit  # chance is about 0.3 for a choice
+    assert fit["val_count_exact"] > 0.7, fit  # a count of 2-5 people right by chance: well under 0.3
 
 
 @pytest.mark.timeout(900)

@@ -39,6 +39,7 @@ from chatpose_ros.models.default.scene_words import NONE_TOKEN, PERSON_TOKENS, P
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You see the people listed and answer about them."
+COUNT_PREFIX = "I see {count}"  # a count answer's first words (offline.scene_questions.count_answer)
 NO_IMAGE_LINE = "No image."
 ADAPTER_FILE = "reader_adapter.safetensors"
 SPEC_FILE = "reader.json"
@@ -100,6 +101,7 @@ def load_base(cache: Path | None, num_layers: int):
 
 
 DECISION_KINDS: tuple[str, ...] = ("none", "pose", "text")  # the decisions that are not a person
+COUNT_KIND = "count"  # InteractionPointerHead's fourth kind: a count, from its per-person "counted" scores
 
 
 class PointerHead(nn.Module):
@@ -123,12 +125,15 @@ class Decision:
     """One prefill's outcome: `first` the first answer token id (<pK>, <none>, [POSE] or the
     LM's own first word), `logits` the decision logits (SceneReader.decision_logits), `hidden`
     (1, H) the last prompt state (the one that emits the first token), `past` the prompt's KV
-    cache (None when the states were zeroed for an ablation)."""
+    cache (None when the states were zeroed for an ablation). The answer goes on from `first`
+    and `forced` (SceneReader.generate)."""
 
     first: int
     logits: torch.Tensor
     hidden: torch.Tensor
     past: Any
+    forced: tuple[int, ...] = ()  # answer tokens after `first` that the decision fixes (a count's "I see 3")
+    count: int | None = None      # a count answer's number
 
 
 class PooledPointerHead(nn.Module):
@@ -161,14 +166,17 @@ class PooledPointerHead(nn.Module):
 class InteractionPointerHead(nn.Module):
     """A person's score from the interaction of the question with the person's line and with
     its neighbours' lines (for "to the right of the one in red"): with z = q([u; h_last]) and
-    a_k = k(v_k) + rank keys, score_k = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
-    the three DECISION_KINDS from [u; h_last; max_k a_k * z]. v_k, u and h_last as in
+    a_k = k(v_k) + rank keys, [score_k, counted_k] = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
+    the four `kinds` (DECISION_KINDS and COUNT_KIND) from [u; h_last; max_k a_k * z]. A count
+    answer counts the people whose `counted_k` > 0 (count_logits). v_k, u and h_last as in
     PooledPointerHead (one prefill, the scene first and the question last, so the question's
     states have read the scene). Trained on the frozen reader's states
     (offline.train_reader_head): an elementwise interaction has a gradient from the start,
     where the bilinear score stayed flat over the question.
 
-    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 3,) logits [p1..pN, none, pose, text]."""
+    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 4,) logits [p1..pN, none, pose, text, count]."""
+
+    kinds: tuple[str, ...] = DECISION_KINDS + (COUNT_KIND,)
 
     def __init__(self, hidden_size: int, dim: int = 256) -> None:
         super().__init__()
@@ -178,23 +186,31 @@ class InteractionPointerHead(nn.Module):
         self.right = nn.Linear(hidden_size, dim)
         self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim)
         self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
-        self.score = nn.Sequential(nn.Linear(4 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.score = nn.Sequential(nn.Linear(4 * dim, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
         self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim, 256), nn.GELU(),
-                                   nn.Linear(256, len(DECISION_KINDS)))
+                                   nn.Linear(256, len(self.kinds)))
         self.dim = dim
 
     def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        return self._one(lines, question, h_last)[0]
+
+    def count_logits(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
+        """(N, H), (H,), (H,) -> (N,) logits of "person k is counted" (the count: how many > 0)."""
+        return self._one(lines, question, h_last)[1]
+
+    def _one(self, lines, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(lines)
         padded = torch.cat((lines, lines.new_zeros(1, lines.shape[-1])))[None]  # at least one slot
         mask = (torch.arange(n + 1) < n)[None]
-        out = self.forward_batch(padded, mask, question[None], h_last[None])[0]
-        return torch.cat((out[:n], out[n + 1:]))
+        out, counted = self.forward_batch(padded, mask, question[None], h_last[None], with_counted=True)
+        return torch.cat((out[0, :n], out[0, n + 1:])), counted[0, :n]
 
     def forward_batch(self, lines: torch.Tensor, mask: torch.Tensor, question: torch.Tensor,
-                      h_last: torch.Tensor) -> torch.Tensor:
+                      h_last: torch.Tensor, with_counted: bool = False):
         """Padded batch (training): lines (B, P, H) zero beyond each example's people, mask
-        (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + 3) logits
-        [p1..pP, none, pose, text], padded people at -inf."""
+        (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + 4) logits
+        [p1..pP, none, pose, text, count], padded people at -inf; `with_counted`: also the
+        (B, P) "counted" logits."""
         B, P, _ = lines.shape
         n = mask.sum(1)
         qin = torch.cat((question, h_last), -1)
@@ -205,10 +221,12 @@ class InteractionPointerHead(nn.Module):
         left = self.left(torch.cat((pad, lines[:, :-1]), 1))
         right = self.right(torch.cat((lines[:, 1:], pad), 1))
         az = a * z
-        scores = self.score(torch.cat((az, left * z, right * z, a), -1))[..., 0].masked_fill(~mask, float("-inf"))
+        both = self.score(torch.cat((az, left * z, right * z, a), -1))
+        scores = both[..., 0].masked_fill(~mask, float("-inf"))
         pooled = az.masked_fill(~mask[..., None], float("-inf")).max(1).values
         pooled = torch.where(n[:, None] > 0, pooled, torch.zeros_like(pooled))
-        return torch.cat((scores, self.other(torch.cat((qin, pooled), -1))), -1)
+        logits = torch.cat((scores, self.other(torch.cat((qin, pooled), -1))), -1)
+        return (logits, both[..., 1]) if with_counted else logits
 
 
 POINTER_KINDS: tuple[str, ...] = ("state", "pooled", "ranked", "interact")
@@ -244,6 +262,7 @@ class SceneReader(nn.Module):
         self.pose_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
         self.end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.new_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(NEW_TOKENS)))
+        self.kinds: tuple[str, ...] = getattr(self.pointer, "kinds", DECISION_KINDS)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -418,7 +437,11 @@ class SceneReader(nn.Module):
         k = int(logits.argmax())
         if k < num_people:
             return int(self.person_ids[k])
-        return {"none": self.none_id, "pose": self.pose_id, "text": -1}[DECISION_KINDS[k - num_people]]
+        return self.kind_token(self.kinds[k - num_people])
+
+    def kind_token(self, kind: str) -> int:
+        """A decision kind's first answer token; -1: the LM's own first word (text, count)."""
+        return {"none": self.none_id, "pose": self.pose_id, "text": -1, COUNT_KIND: -1}[kind]
 
     @torch.no_grad()
     def decide(self, scene, query: str, num_people: int, zero_states: bool = False) -> Decision:
@@ -431,11 +454,34 @@ class SceneReader(nn.Module):
             h = torch.zeros_like(h)
         logits = self.decision_logits(ids[0], h)
         first = self.first_token(logits, num_people)
+        past = None if zero_states else out.past_key_values
+        k = int(logits.argmax()) - num_people
+        if k >= 0 and self.kinds[k] == COUNT_KIND:  # a count: how many the head counts, said by the LM
+            count = int((self.pointer.count_logits(*self.pooled_states(ids[0], h)) > 0).sum())
+            forced = self.tokenizer(COUNT_PREFIX.format(count=count), add_special_tokens=False)["input_ids"]
+            return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
             words[self.new_ids] = float("-inf")
             first = int(words.argmax())
-        return Decision(first, logits, h[-1:], None if zero_states else out.past_key_values)
+        return Decision(first, logits, h[-1:], past)
+
+    @torch.no_grad()
+    def generate(self, d: Decision, max_tokens: int, on_ids=None) -> list[int]:
+        """Greedy answer ids after the decision `d` (its `first` and `forced` tokens first), on
+        the prompt's KV cache; `on_ids(ids)` after every step. Stops at <|im_end|>."""
+        ids = [d.first, *d.forced]
+        feed, past = list(ids), d.past
+        for _ in range(max_tokens):
+            if ids[-1] == self.end_id:
+                break
+            out = self.lm(input_ids=torch.tensor([feed]), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            ids.append(int(out.logits[0, -1].argmax()))
+            feed = ids[-1:]
+            if on_ids is not None:
+                on_ids(ids)
+        return ids
 
     def decision_probs(self, logits: torch.Tensor, num_people: int) -> torch.Tensor:
         """Decision logits -> (num_people + 1,) calibrated probabilities over [<p1>, ..., <pN>,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -105,25 +106,19 @@ class ReaderPipeline(DefaultPipeline):
         log.info("reader model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, reader, model_id)
 
-    @torch.no_grad()
-    def _words(self, first: int, past, on_text=None) -> tuple[str, int]:
-        """Greedy decoding of the answer after the decision token `first` (KV cache); calls
+    def _words(self, d, on_text=None) -> tuple[str, int]:
+        """The answer after the decision `d` (SceneReader.generate, greedy, KV cache); calls
         `on_text(delta)` as the text grows. Returns (rendered answer, tokens generated)."""
         reader = self.reader
-        ids = [first]
-        text = ""
-        tok = first
-        for _ in range(self.config.max_new_tokens):
-            if tok == reader.end_id:
-                break
-            out = reader.lm(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            tok = int(out.logits[0, -1].argmax())
-            ids.append(tok)
+        shown = [""]
+
+        def stream(ids):
             now = reader.render(ids)
-            if on_text is not None and len(now) > len(text) and now.startswith(text):
-                on_text(now[len(text):])
-            text = now
+            if on_text is not None and len(now) > len(shown[0]) and now.startswith(shown[0]):
+                on_text(now[len(shown[0]):])
+            shown[0] = now
+
+        ids = reader.generate(d, self.config.max_new_tokens, stream)
         return reader.render(ids), len(ids)
 
     def _generated_pose(self, hidden: torch.Tensor) -> PersonPose:
@@ -181,7 +176,7 @@ class ReaderPipeline(DefaultPipeline):
         n = len(people)
         reader = self.reader
         d = reader.decide(words, query, n)
-        first, logits, hidden, past = d.first, d.logits, d.hidden, d.past
+        first, logits, hidden = d.first, d.logits, d.hidden
         image_size = None if image is None else (int(image.shape[1]), int(image.shape[0]))
         ranked: tuple[PersonPose, ...] = tuple(people)
         selected, no_match, conf = -1, False, None
@@ -227,7 +222,9 @@ class ReaderPipeline(DefaultPipeline):
             prefix = NO_PERSON_ANSWER + " " if nobody_seen else ""
             if prefix and on_text is not None:
                 on_text(prefix)
-            answer, _ = self._words(first, past, on_text)
+            if first != d.first:  # overruled (not sure enough): the answer starts from <none>
+                d = replace(d, first=first, forced=(), count=None)
+            answer, _ = self._words(d, on_text)
             answer = prefix + answer
         timings["answer"] = (time.perf_counter() - t) * 1e3
         timings["llm"] = timings["decide"] + timings["answer"]

@@ -51,16 +51,9 @@ def load_reader(folder: Path, int8: bool = False):
     return SceneReader.load(folder / ADAPTER_FILE, SceneReader.read_spec(folder), int8=int8)
 
 
-@torch.no_grad()
-def generate(model, first: int, past, max_tokens: int = 24) -> str:
-    ids, tok = [first], first
-    for _ in range(max_tokens):
-        if tok == model.end_id:
-            break
-        out = model.lm(input_ids=torch.tensor([[tok]]), past_key_values=past, use_cache=True)
-        past, tok = out.past_key_values, int(out.logits[0, -1].argmax())
-        ids.append(tok)
-    return model.render(ids)
+def generate(model, d, max_tokens: int = 24) -> str:
+    """The answer the reader writes after its decision `d` (SceneReader.generate), as text."""
+    return model.render(model.generate(d, max_tokens))
 
 
 def expected_token(model, qa: QA) -> int | None:
@@ -93,7 +86,7 @@ def tie_broken(model, d, n: int, rng: np.random.Generator) -> int:
     k = int(top[int(rng.integers(len(top)))])
     if k < n:
         return int(model.person_ids[k])
-    return {0: model.none_id, 1: model.pose_id, 2: -1}[k - n]
+    return model.kind_token(model.kinds[k - n])
 
 
 def _shuffle(rng, q: str) -> str:
@@ -115,7 +108,7 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
         qa = make_qa(rng, split)
         k = len(qa.scene.people)
         d = model.decide(qa.scene, qa.question, k)
-        logits, past, first = d.logits, d.past, d.first
+        logits, first = d.logits, d.first
         row = {"category": qa.category, "family": qa.family, "question": qa.question, "people": k,
                "target": qa.target, "first": model.tokenizer.convert_ids_to_tokens(first), "ok": correct(model, qa, first)}
         if qa.target >= -1 and k:
@@ -127,7 +120,7 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
             row["refused"] = first == model.none_id or (
                 first in persons and float(probs[persons.index(first)]) < threshold)
         if qa.category in ("counting", "pose"):
-            answer = generate(model, first, past)
+            answer = generate(model, d)
             row["answer"] = answer
             if qa.category == "counting":
                 m = _NUMBER.search(answer)

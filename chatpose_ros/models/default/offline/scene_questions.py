@@ -110,7 +110,8 @@ class QA:
 
     target: 0-based index into `scene.people` (left to right) of the person meant; -1 nobody
     (no match, or nobody in view); -2 a text answer (counting, chat); -3 an imagined pose.
-    count: the number a counting question expects; yes: the expected yes/no of a pose question."""
+    count: the number a counting question expects; counted: the indexes of the people it counts;
+    yes: the expected yes/no of a pose question."""
 
     scene: SceneWords
     question: str
@@ -120,6 +121,7 @@ class QA:
     family: str
     count: int | None = None
     yes: bool | None = None
+    counted: tuple[int, ...] | None = None
 
 
 # ----------------------------------------------------------------------------- scenes
@@ -362,7 +364,7 @@ def count_answer(k: int, what: str = "") -> str:
 
 
 # ----------------------------------------------------------------------------- families
-# (category, family id, held out?, maker(rng, scene, vocab) -> (question, answer, target, count, yes) | None)
+# (category, family id, held out?, maker(rng, scene, vocab) -> (question, answer, target, count, yes[, counted]) | None)
 
 def _referring(category: str, wrap: bool = True):
     def make(rng, s, vocab):
@@ -451,7 +453,7 @@ def _pose_question(rng, s, vocab):
 def _count_all(questions):
     def make(rng, s, vocab):
         n = len(s.people)
-        return _pick(rng, questions), count_answer(n), -2, n, None
+        return _pick(rng, questions), count_answer(n), -2, n, None, tuple(range(n))
     return make
 
 
@@ -459,13 +461,13 @@ def _count_filtered(rng, s, vocab):
     kind = _pick(rng, ("posture", "colour"))
     if kind == "posture":
         v = _pick(rng, POSTURES)
-        k = sum(x.posture == v for x in s.people)
+        counted = tuple(i for i, x in enumerate(s.people) if x.posture == v)
         q = f"How many people are {vocab.pick(rng, POSTURE_WORDS[v])}?"
-        return q, count_answer(k, v), -2, k, None
+        return q, count_answer(len(counted), v), -2, len(counted), None, counted
     c = _pick(rng, COLOURS)
-    k = sum(c in (x.upper, x.lower) for x in s.people)
+    counted = tuple(i for i, x in enumerate(s.people) if c in (x.upper, x.lower))
     q = f"How many people are wearing {vocab.pick(rng, COLOUR_WORDS[c])}?"
-    return q, count_answer(k, f"wearing {c}"), -2, k, None
+    return q, count_answer(len(counted), f"wearing {c}"), -2, len(counted), None, counted
 
 
 def _no_match(rng, s, vocab):
@@ -585,6 +587,6 @@ def make_qa(rng: np.random.Generator, split: str = "train", category: str | None
             continue
         if split == "train" and normalised(got[0]) in hand_written():
             continue
-        q, a, t, count, yes = got
-        return QA(scene, q, a, t, cat, fam, count, yes)
+        q, a, t, count, yes, *counted = got  # counting makers add the indexes counted
+        return QA(scene, q, a, t, cat, fam, count, yes, counted[0] if counted else None)
     raise RuntimeError(f"no {category or 'any'} question found for split {split!r} in {tries} tries")

@@ -44,22 +44,27 @@ CALIBRATION_SEED_OFFSET = 7919
 @dataclass(frozen=True)
 class Example:
     """One training sequence: scene (scene_words.SceneWords; None: no image), question, answer,
-    the decision (QA.target: person index, -1 nobody, -2 text, -3 imagined pose) and an optional
-    pose target (24, 3, 3) for a [POSE] answer."""
+    the decision (QA.target: person index, -1 nobody, -2 text, -3 imagined pose), an optional
+    pose target (24, 3, 3) for a [POSE] answer, and for a counting question the indexes of the
+    people it counts."""
 
     scene: object
     question: str
     answer: str
     target: int
     rotmats: np.ndarray | None = None
+    counted: tuple[int, ...] | None = None
 
     @property
     def num_people(self) -> int:
         return 0 if self.scene is None else len(self.scene.people)
 
-    def decision(self) -> int:
-        """Index of the decision among the pointer head's [p1..pN, none, pose, text]."""
+    def decision(self, count_kind: bool = False) -> int:
+        """Index of the decision among the pointer head's [p1..pN, none, pose, text] (and, with
+        `count_kind`, count: where a counting question goes)."""
         n = self.num_people
+        if count_kind and self.counted is not None:
+            return n + 3
         return self.target if self.target >= 0 else {-1: n, -3: n + 1, -2: n + 2}[self.target]
 
 
@@ -83,7 +88,7 @@ class ExampleStream:
             answer = f"{POSE_TOKEN} Here is a pose made from your words, not a person in view."
             return Example(scene, s.query, answer, -3, np.asarray(s.rotmats, np.float32))
         qa = make_qa(self.rng, self.split)
-        return Example(qa.scene, qa.question, qa.answer, qa.target)
+        return Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted)
 
     def __iter__(self) -> "ExampleStream":
         return self

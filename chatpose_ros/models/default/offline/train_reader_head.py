@@ -39,9 +39,61 @@ PREFILL_BATCH = 8
 HEAD_BATCH = 64
 
 
-def _features(model: SceneReader, examples: list, desc: str) -> list[tuple]:
-    """Examples -> [(lines (N, H), question (H,), h_last (H,), decision index)] from one
-    prefill each (batched, right-padded: causal attention keeps the real tokens' states)."""
+def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "") -> list[tuple]:
+    """Examples -> [(lines (N, H), question (H,), h_last (H,), decision index, counted (N,) float
+    or None)] from one prefill each (batched, right-padded: causal attention keeps the real
+    tokens' states). `cache`: a file holding the states of exactly these prompts read by the
+    LLM `llm` names (llm_key; read if there, written if not; the labels always come from `examples`)."""
+    key = _cache_key(model, examples, llm)
+    states = _read_cache(cache, key)
+    if states is None:
+        states = _states(model, examples, desc)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"key": key, "states": states}, cache)
+    out = []
+    for (lines, question, last), e in zip(states, examples):
+        counted = None
+        if e.counted is not None:
+            counted = torch.zeros(len(lines))
+            counted[list(e.counted)] = 1.0
+        out.append((lines, question, last, e.decision(count_kind=True), counted))
+    return out
+
+
+def _cache_key(model: SceneReader, examples: list, llm_key: str) -> str:
+    """Which states a cache holds: the LLM's weights (`llm_key`) and the prompts, hashed."""
+    h = hashlib.sha256(llm_key.encode())
+    for e in examples:
+        h.update(repr(model.prompt_ids(e.scene, e.question)).encode())
+    return h.hexdigest()
+
+
+def llm_key(adapter: Path) -> str:
+    """A hash of what makes the LLM's states: the adapter's tensors but the heads' (pointer,
+    pose head), which do not change them."""
+    from safetensors.torch import load_file
+
+    h = hashlib.sha256()
+    for k, v in sorted(load_file(str(adapter)).items()):
+        if not k.startswith(("pointer.", "pose_head.")):
+            h.update(k.encode())
+            h.update(v.contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_cache(cache: Path | None, key: str):
+    if cache is None or not cache.exists():
+        return None
+    saved = torch.load(cache, weights_only=True)
+    if saved.get("key") != key:
+        log.info("feature cache %s is of other prompts or weights: reading again", cache)
+        return None
+    log.info("states read from the cache %s", cache)
+    return saved["states"]
+
+
+def _states(model: SceneReader, examples: list, desc: str) -> list[tuple]:
     from tqdm import tqdm
 
     from chatpose_ros.models.default.offline.train_reader import collate
@@ -56,7 +108,7 @@ def _features(model: SceneReader, examples: list, desc: str) -> list[tuple]:
         for b, e in enumerate(chunk):
             n = int(batch["start"][b])
             lines, question, last = model.pooled_states(batch["ids"][b, :n], h[b, :n])
-            out.append((lines.clone(), question.clone(), last.clone(), e.decision()))
+            out.append((lines.clone(), question.clone(), last.clone()))
     return out
 
 
@@ -69,22 +121,50 @@ def replace_answer(example):
 
 def _pad(feats: list[tuple], max_people: int) -> dict[str, torch.Tensor]:
     """Features -> padded tensors: lines (B, P, H), mask (B, P), question (B, H), last (B, H),
-    target (B,) as an index into [p1..pP, none, pose, text]."""
+    target (B,) as an index into [p1..pP, none, pose, text, count], counted (B, P) 0/1 and
+    is_count (B,) (counting questions: who is counted)."""
     B, H = len(feats), feats[0][1].shape[-1]
     lines = torch.zeros(B, max_people, H)
     mask = torch.zeros(B, max_people, dtype=torch.bool)
     target = torch.zeros(B, dtype=torch.long)
-    for b, (ln, _, _, d) in enumerate(feats):
+    counted = torch.zeros(B, max_people)
+    is_count = torch.zeros(B, dtype=torch.bool)
+    for b, (ln, _, _, d, c) in enumerate(feats):
         n = len(ln)
         lines[b, :n], mask[b, :n] = ln, True
         target[b] = d if d < n else max_people + (d - n)
+        if c is not None:
+            counted[b, :n], is_count[b] = c, True
     return {"lines": lines, "mask": mask, "question": torch.stack([f[1] for f in feats]),
-            "last": torch.stack([f[2] for f in feats]), "target": target}
+            "last": torch.stack([f[2] for f in feats]), "target": target, "counted": counted, "is_count": is_count}
+
+
+def _losses(head: InteractionPointerHead, t: dict, j) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows `j` of padded tensors `t` -> (decision CE, counted BCE over the counting questions'
+    people, (B,) decision hits)."""
+    logits, counted = head.forward_batch(t["lines"][j], t["mask"][j], t["question"][j], t["last"][j],
+                                         with_counted=True)
+    ce = F.cross_entropy(logits, t["target"][j])
+    sel = t["mask"][j] & t["is_count"][j][:, None]
+    bce = F.binary_cross_entropy_with_logits(counted[sel], t["counted"][j][sel]) if sel.any() else ce * 0
+    return ce, bce, logits.argmax(-1) == t["target"][j]
+
+
+def _count_exact(head: InteractionPointerHead, t: dict) -> float | None:
+    """Share of the counting questions in `t` whose count (people with counted logit > 0) is right."""
+    j = t["is_count"].nonzero()[:, 0]
+    if not len(j):
+        return None
+    _, counted = head.forward_batch(t["lines"][j], t["mask"][j], t["question"][j], t["last"][j], with_counted=True)
+    got = ((counted > 0) & t["mask"][j]).sum(1)
+    want = (t["counted"][j] > 0).sum(1)
+    return float((got == want).float().mean())
 
 
 def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int, epochs: int, lr: float,
                max_people: int) -> tuple[InteractionPointerHead, dict]:
-    """Adam over shuffled mini-batches; the epoch with the best validation accuracy is kept."""
+    """Adam over shuffled mini-batches (decision CE + counted BCE); the epoch with the best
+    validation decision accuracy is kept."""
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -95,33 +175,37 @@ def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int
     gen = torch.Generator().manual_seed(seed)
     best = (-1.0, None, 0)
     hist = []
-    for epoch in tqdm(range(epochs), desc="head", unit="epoch"):
+    bar = tqdm(range(epochs), desc="head", unit="epoch")
+    for epoch in bar:
         head.train()
         order = torch.randperm(len(train), generator=gen)
         for i in range(0, len(order), HEAD_BATCH):
             j = order[i:i + HEAD_BATCH]
-            logits = head.forward_batch(tr["lines"][j], tr["mask"][j], tr["question"][j], tr["last"][j])
-            loss = F.cross_entropy(logits, tr["target"][j])
+            ce, bce, _ = _losses(head, tr, j)
+            loss = ce + bce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         sched.step()
         head.eval()
         with torch.no_grad():
-            acc = float((head.forward_batch(va["lines"], va["mask"], va["question"], va["last"]).argmax(-1)
-                         == va["target"]).float().mean())
-            tr_acc = float((head.forward_batch(tr["lines"], tr["mask"], tr["question"], tr["last"]).argmax(-1)
-                            == tr["target"]).float().mean())
-        hist.append({"epoch": epoch + 1, "train_acc": round(tr_acc, 4), "val_acc": round(acc, 4)})
+            acc = float(_losses(head, va, torch.arange(len(val)))[2].float().mean())
+            tr_acc = float(_losses(head, tr, torch.arange(len(train)))[2].float().mean())
+            count_acc = _count_exact(head, va)
+        hist.append({"epoch": epoch + 1, "train_acc": round(tr_acc, 4), "val_acc": round(acc, 4),
+                     "val_count_exact": None if count_acc is None else round(count_acc, 4)})
+        bar.set_postfix(train_acc=f"{tr_acc:.3f}", val_acc=f"{acc:.3f}", val_count=f"{count_acc}")
         if acc > best[0]:
             best = (acc, copy.deepcopy(head.state_dict()), epoch + 1)
     head.load_state_dict(best[1])
     head.eval()
-    return head, {"best_epoch": best[2], "val_acc": round(best[0], 4), "history": hist[-5:]}
+    return head, {"best_epoch": best[2], "val_acc": round(best[0], 4),
+                  "val_count_exact": hist[best[2] - 1]["val_count_exact"], "history": hist[-5:]}
 
 
 def train(folder: Path, seed: int = 0, examples: int = 6000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
-          threads: int = 1, out: Path | None = None, calibration_samples: int | None = None) -> dict:
+          threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
+          cache_dir: Path | None = None) -> dict:
     """Read the features with the reader in `folder`, train the head, write the adapter and
     reader.json (pointer_kind "interact", temperature fitted) to `out` (default: `folder`)."""
     from dataclasses import replace
@@ -144,8 +228,12 @@ def train(folder: Path, seed: int = 0, examples: int = 6000, val: int = 600, epo
     mocap = load_mocap("train")
     stream = ExampleStream(seed + STREAM_SEED_OFFSET, mocap)
     val_stream = ExampleStream(seed + 1 + STREAM_SEED_OFFSET, mocap)
-    train_feats = _features(model, [next(stream) for _ in range(examples)], "states (train)")
-    val_feats = _features(model, [next(val_stream) for _ in range(val)], "states (val)")
+    cache = None if cache_dir is None else Path(cache_dir)
+    key = llm_key(folder / ADAPTER_FILE)
+    train_feats = _features(model, [next(stream) for _ in range(examples)], "states (train)",
+                            cache and cache / f"train_seed{seed}_{examples}.pt", key)
+    val_feats = _features(model, [next(val_stream) for _ in range(val)], "states (val)",
+                          cache and cache / f"val_seed{seed}_{val}.pt", key)
     t_feat = time.perf_counter() - t0
     head, fit = train_head(train_feats, val_feats, model.hidden_size, seed, epochs, lr, len(PERSON_TOKENS))
     # the adapter: the LoRA stage's tensors, the old head's replaced by the new one
@@ -186,13 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--cache-dir", type=Path, default=Path("build/reader_head_states"),
+                   help="keep the LLM's states of the training prompts here (read again only if the weights or prompts change)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
-    rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out)
+    rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir)
     print(json.dumps({k: rec[k] for k in ("head_stage", "calibration")}, indent=2))
     return 0
 
