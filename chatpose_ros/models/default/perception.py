@@ -196,7 +196,9 @@ class PerceptionConfig:
 # the tiles saw at a similar scale, without the tiles' overlap; its person score is lower (0.15)
 # while the 256 pass keeps 0.2 (at 0.15 it adds false people). int8 static quantisation of
 # MoveNet (onnxruntime QDQ / QOperator, per channel) measured 0-10 % faster here (AVX2, no
-# VNNI): not used.
+# VNNI): not used. OpenVINO Runtime on the same ONNX files: people 1.12-1.22 x, see() 1.07-1.09 x
+# faster, same recall / precision; not used either (MODEL_CARD.md, with the ONNX Runtime session
+# options tried).
 PERCEPTION_PRESETS: dict[str, PerceptionConfig] = {
     "movenet256": PerceptionConfig(person_sizes=(256,)),
     "movenet320": PerceptionConfig(person_sizes=(320,)),
