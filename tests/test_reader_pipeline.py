@@ -1,7 +1,7 @@
 """The experimental `reader` profile end to end on real photos: the pose before the words, refusals,
-the confidence threshold, imagined poses, nobody in view, bad weights. (How often it chooses the
-right person is the model card's business: `make eval-reader`; it is far from the default
-profile on positions, see the card.)"""
+the confidence threshold, imagined poses, nobody in view, bad weights, the person a position names,
+a count. (How often it chooses the right person overall is the model card's business:
+`make eval-reader`.)"""
 from __future__ import annotations
 
 import json
@@ -45,6 +45,25 @@ def test_pose_is_streamed_before_the_words(pipe):
     assert "<p" not in res.answer and 0 < res.grounding_confidence <= 1
     assert res.timings_ms["to_pose"] < res.timings_ms["to_pose"] + res.timings_ms["answer"]
     json.dumps(res.to_json())
+
+
+@pytest.mark.parametrize("photo", ["basketball1.png", "basketball2.png"])
+def test_left_and_right_choose_the_leftmost_and_rightmost_person(pipe, photo):
+    img = load_photo(photo)
+    centres = {}
+    for side in ("left", "right"):
+        res = pipe.estimate(img, f"the person on the {side}")
+        assert res.selected_person is not None, res.answer
+        x0, _, x1, _ = res.selected_person.box
+        centres[side] = (x0 + x1) / 2
+        all_centres = [(p.box[0] + p.box[2]) / 2 for p in res.people if p.box is not None]
+        assert centres[side] == (min(all_centres) if side == "left" else max(all_centres)), (side, res.answer)
+    assert centres["left"] < centres["right"]
+
+
+def test_a_count_is_the_number_of_people_found(pipe):
+    res = pipe.estimate(load_photo("basketball1.png"), "How many people do you see?")
+    assert res.selected == -1 and res.answer.startswith(f"I see {len(res.people)}"), res.answer
 
 
 def test_question_that_matches_nobody_is_refused(pipe):

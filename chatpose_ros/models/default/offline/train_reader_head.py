@@ -15,7 +15,7 @@ questions); model selection on a second "train"-split stream (``--val`` question
 STREAM_SEED_OFFSET): no evaluation split is read. The decision temperature is fitted afterwards
 as in train_reader (split "in_dist", the calibration seed).
 
-    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head --seed 0 --examples 6000 --threads 1
+    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head --seed 0 --examples 8000 --threads 1
 """
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int
                   "val_count_exact": hist[best[2] - 1]["val_count_exact"], "history": hist[-5:]}
 
 
-def train(folder: Path, seed: int = 0, examples: int = 6000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
+def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
           cache_dir: Path | None = None) -> dict:
     """Read the features with the reader in `folder`, train the head, write the adapter and
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, default=DEFAULT_OUT, help="folder of the reader (LoRA stage) to read with")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: --weights)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--examples", type=int, default=6000, help="training prompts read once each")
+    p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=1e-3)
