@@ -594,7 +594,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "all", "camera"), nargs="?",
                    default="all")
-    p.add_argument("--profile", default="default", choices=("default", "chatpose"))
+    from chatpose_ros.core.config import PipelineConfig
+
+    profiles = PipelineConfig.__dataclass_fields__["profile"].metadata["choices"]
+    p.add_argument("--profile", default="default", choices=profiles)
     p.add_argument("--checkpoint", default="")
     p.add_argument("--image", default=DEMO_IMAGE)
     p.add_argument("--hz", type=float, default=30.0, help="camera rate")
