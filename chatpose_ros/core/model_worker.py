@@ -200,7 +200,7 @@ class InProcessRunner:
         # a callback's error is logged, as across the pipe: the answer goes on
         pose_cb = None if on_pose is None else (lambda result: _stream(on_pose, result))
         text_cb = None if on_text is None else (lambda delta: _stream(on_text, delta))
-        return _estimate(self.pipeline, rgb, query, pose_cb, text_cb), None if rgb is None else _size(rgb)
+        return estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb), None if rgb is None else _size(rgb)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         rgb = image.decode(self._config.max_image_pixels)
@@ -230,7 +230,8 @@ def _streams(pipeline: PosePipeline) -> bool:
     return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose, on_text: OnText) -> PoseResult:
+def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose,
+                       on_text: OnText) -> PoseResult:
     """pipeline.estimate, with the streaming callbacks when there are any and it takes them."""
     if (on_pose is None and on_text is None) or not _streams(pipeline):
         return pipeline.estimate(rgb, query)
@@ -334,7 +335,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                     query, stream = arg
                     on_pose = (lambda result: conn.send(("pose", result))) if stream else None
                     on_text = (lambda delta: conn.send(("text", delta))) if stream else None
-                    value = (_estimate(pipeline, rgb, query, on_pose, on_text), None if rgb is None else _size(rgb))
+                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text), None if rgb is None else _size(rgb))
                 elif op == "track":
                     value = (tracking.track(pipeline, rgb, arg), _size(rgb))
                 else:
