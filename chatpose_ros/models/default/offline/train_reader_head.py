@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 STREAM_SEED_OFFSET = 5003
 PREFILL_BATCH = 8
 HEAD_BATCH = 64
+WEIGHT_DECAY = 1e-4
 
 
 def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "") -> list[tuple]:
@@ -169,7 +170,7 @@ def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int
 
     torch.manual_seed(seed)
     head = InteractionPointerHead(hidden_size)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     tr, va = _pad(train, max_people), _pad(val, max_people)
     gen = torch.Generator().manual_seed(seed)
