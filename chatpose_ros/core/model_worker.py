@@ -238,6 +238,16 @@ def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: st
     return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text)
 
 
+def timed_estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str) -> tuple[PoseResult, float, float]:
+    """One query, timed: (result, ms to the pose, ms to the whole answer). A streaming pipeline
+    hands the pose out (on_pose) before its words; for one that does not, both times are equal."""
+    posed: list[float] = []
+    t0 = time.perf_counter()
+    result = estimate_streaming(pipeline, rgb, query, lambda _r: posed.append(time.perf_counter()), None)
+    t_end = time.perf_counter()
+    return result, ((posed[0] if posed else t_end) - t0) * 1e3, (t_end - t0) * 1e3
+
+
 class TrackerHost:
     """The tracker of the person chosen last, beside the model: serves TrackRequests (see the
     module docstring). `factory` makes the profile's tracker; None = nobody is ever followed."""

@@ -318,7 +318,7 @@ def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
     tracked box + tracker update, as the node does per frame) in this process. The latency is
     to the pose, as over ROS: a streaming profile hands the pose out (on_pose) before its words,
     and the whole answer's latency is kept beside it."""
-    from chatpose_ros.core.model_worker import estimate_streaming
+    from chatpose_ros.core.model_worker import timed_estimate
     from chatpose_ros.profiles import tracker_factory
 
     pipeline = _pipeline(args)
@@ -326,12 +326,9 @@ def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
         pipeline.estimate(img, "warm up")
         lat, whole, result = [], [], None
         for q in queries:
-            posed: list[float] = []
-            t0 = time.perf_counter()
-            result = estimate_streaming(pipeline, img, q, lambda _r: posed.append(time.perf_counter()), None)
-            t_end = time.perf_counter()
-            whole.append((t_end - t0) * 1000)
-            lat.append(((posed[0] if posed else t_end) - t0) * 1000)
+            result, to_pose_ms, whole_ms = timed_estimate(pipeline, img, q)
+            lat.append(to_pose_ms)
+            whole.append(whole_ms)
         tracker = tracker_factory(args.profile)()
         frames = 0
         if result is not None and result.selected_person is not None and result.selected_person.box is not None:

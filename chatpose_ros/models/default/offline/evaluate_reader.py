@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from chatpose_ros.models.default.offline.evaluate import _report as report
-from chatpose_ros.models.default.offline.evaluate import load_photo, regressor_metrics
+from chatpose_ros.models.default.offline.evaluate import regressor_metrics, speed
 
 log = logging.getLogger(__name__)
 
@@ -57,39 +56,6 @@ def text_to_pose(reader, n: int = 48, seed: int = 4321) -> dict:
     M = np.repeat(mean_joints[None], len(T), 0)
     return {"n": n, "pose_token_rate": chose / n, "llm_pose_head": {"mpjpe_mm": mpjpe_mm(P, T), "pa_mpjpe_mm": pa_mpjpe_mm(P, T)},
             "mean_pose": {"mpjpe_mm": mpjpe_mm(M, T), "pa_mpjpe_mm": pa_mpjpe_mm(M, T)}}
-
-
-def speed(pipe, runs: int = 10) -> dict:
-    """p50/p95 latency of one query at 640x480 (to the pose: the decision and the pose ready,
-    before the answer's words; and to the whole answer) and tracking frames per second."""
-    import cv2
-
-    from chatpose_ros.models.default.tracking import PersonTracker
-
-    frames = [cv2.resize(load_photo(n), (640, 480)) for n in ("basketball1.png", "basketball2.png")]
-    pipe.estimate(frames[0], "the person on the left")  # warm-up
-    lat, to_pose = [], []
-    for i in range(runs):
-        t = time.perf_counter()
-        res = pipe.estimate(frames[i % 2], "the person on the left",
-                            on_pose=lambda r, t=t: to_pose.append((time.perf_counter() - t) * 1e3))
-        lat.append((time.perf_counter() - t) * 1e3)
-    tracker = PersonTracker()
-    tracker.start(res.selected_person)
-    kept = 0
-    track_ms, track_cpu_ms = [], []
-    for i in range(runs):  # the node's tracking pass: perception only around the tracked box
-        t, c = time.perf_counter(), time.process_time()
-        got = tracker.update(pipe.observe(frames[i % 2], near=tracker.last_box))
-        track_ms.append((time.perf_counter() - t) * 1e3)
-        track_cpu_ms.append((time.process_time() - c) * 1e3)
-        kept += int(got is not None and got.track_id == tracker.track_id)
-    return {"to_pose_p50_ms": float(np.percentile(to_pose, 50)), "to_pose_p95_ms": float(np.percentile(to_pose, 95)),
-            "query_p50_ms": float(np.percentile(lat, 50)), "query_p95_ms": float(np.percentile(lat, 95)),
-            "tracking_p50_ms": float(np.percentile(track_ms, 50)),
-            "tracking_cpu_p50_ms": float(np.percentile(track_cpu_ms, 50)),
-            "tracking_fps": float(1e3 / np.mean(track_ms)), "tracking_kept": f"{kept}/{runs}",
-            "last_timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
 
 
 def format_table(r: dict) -> str:
