@@ -11,24 +11,13 @@ default profile's (``reader_adapter.safetensors``, ``reader.json``).
           -> the scene in words (scene_words: one line per person, left to right, ending with <pK>)
           -> the scene reader (reader: SmolLM2 + LoRA) decides with its first answer token:
              <pK> (that person; pose from the regressor, estimator "smplr_regressor"), <none>
-             (nobody fits: no_match), [POSE] (a pose made from the text, pose head) or text
-             (counts, chat); then it says in words what it chose and why.
+             (nobody fits: no_match), [POSE] (a pose made from the text, pose head), a count ("I
+             see N", N from the decision head) or text (chat); then it says in words what it
+             chose and why.
 
-Nobody, or a pose from the text alone:
-- an image where nobody is found: the answer is NO_PERSON_ANSWER, `selected` is -1 and no pose
-  stands for a person in the image (a pose the model makes up for a question about an imagined
-  pose comes back marked generated, never selected);
-- a text-only question: the pose comes from the LLM's pose head, marked generated (estimator
-  "llm_generated", `PersonPose.generated`, no box, no translation).
-
-Per-joint confidence (`PersonPose.joint_confidence`) says which SMPL joints the camera saw
-(scene_input.joint_confidence); `keypoints_2d` holds the seen keypoints (px) and NaN for the
-others (cut by the image edge, occluded, or no such keypoint in the layout: COCO-17 has no feet).
-
-Translation of a person: ``core.camera.estimate_translation`` fits the regressor's skeleton
-(mean SMPL body, metres) to the seen 2D keypoints with an ASSUMED focal length ``f = image
-width`` px (about 53 deg horizontal field of view, pinhole at the image centre). Without camera
-intrinsics this is a rough estimate (tens of percent).
+Nobody in view, a pose from the text alone, per-joint confidence and the translation of a
+person: as in the default pipeline (``pipeline`` module docstring), whose perception and
+regressor this one shares.
 """
 from __future__ import annotations
 
