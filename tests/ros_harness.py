@@ -161,7 +161,7 @@ class Harness:
             self._thread.join(timeout=60.0)
         finally:
             self.executor.shutdown(timeout_sec=5.0)
-            still_up = self.node.runner is not None or self.node._worker is not None
+            still_up = self.node.model.runner is not None or self.node.model.loop is not None
             if still_up and self.node._state_machine.current_state[1] != "finalized":
                 self.node.trigger_shutdown()
             self.node.destroy_node()

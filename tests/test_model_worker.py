@@ -7,11 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ConfigError, InvalidImageError, ModelLoadError, WorkerCrashedError
 from chatpose_ros.core.image_codec import encode_raw
-from chatpose_ros.core.model_worker import InProcessRunner, ProcessRunner, RawImage, RgbImage
-from fakes import crashing_pipeline, echo_pipeline
+from chatpose_ros.core.model_worker import InProcessRunner, ModelHost, ProcessRunner, RawImage, RgbImage
+from chatpose_ros.core.session import Session
+from fakes import FakePipeline, crashing_pipeline, echo_pipeline
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -117,3 +118,25 @@ def test_worker_nice_is_validated():
         PipelineConfig(worker_nice=20)
     with pytest.raises(ConfigError):
         PipelineConfig(worker_nice=-1)
+
+
+def test_model_host_states_through_load_serve_stop_and_close():
+    host = ModelHost()
+    assert host.state == "unconfigured" and host.runner is None and host.stop(1.0)
+    with pytest.raises(ModelLoadError, match="not found"):
+        host.load(_broken_factory, PipelineConfig(), None, in_process=True)
+    assert host.state.startswith("load failed:") and "not found" in host.state and host.runner is None
+    pipeline = FakePipeline()
+    runner = host.load(lambda cfg: pipeline, PipelineConfig(), None, in_process=True)
+    assert host.runner is runner and host.state == "loaded"
+    session = Session(NodeConfig(), max_query_chars=100)
+    events = []
+    host.serve(session, events.extend, on_error=events.append)
+    job, _ = session.submit("the person on the right")
+    assert job.done.wait(30) and job.result.model_id == "fake:0" and pipeline.calls == [(None, job.query)]  # a bound
+    host.loop.state = "restarting"  # the loop's state is the host's while it runs, and kept after it
+    assert host.state == "restarting"
+    session.stop()
+    assert host.stop(30.0) and host.loop is None and host.state == "restarting"
+    host.close()
+    assert pipeline.closed and host.runner is None and host.state == "unconfigured"

@@ -126,7 +126,7 @@ def test_lifecycle_transitions_under_load_and_shutdown_while_busy(ros_harness):
                 h.ask(f"cycle {cycle} query {i}")
             assert fake.started.wait(30)  # an inference is running now
             assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-            assert h.node._worker is None and h.node.session.queue_length == 0
+            assert h.node.model.loop is None and h.node.session.queue_length == 0
             assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             h.wait_for_connections()
         h.received["poses"].clear()
@@ -136,7 +136,7 @@ def test_lifecycle_transitions_under_load_and_shutdown_while_busy(ros_harness):
         h.ask("busy at shutdown")
         assert fake.started.wait(30)
         h.node.trigger_shutdown()
-        assert fake.closed and h.node.runner is None
+        assert fake.closed and h.node.model.runner is None
     finally:
         stop.set()
         cam.join()

@@ -24,7 +24,7 @@ def tiny_checkpoint(tmp_path_factory):
 def test_node_answers_with_chatpose_profile(ros_harness, tiny_checkpoint):
     h = ros_harness(build_pipeline, **{"model.profile": "chatpose", "model.checkpoint": str(tiny_checkpoint),
                                        "model.chatpose_max_new_tokens": 8})
-    assert h.node.runner.model_id.startswith("chatpose:")
+    assert h.node.model.runner.model_id.startswith("chatpose:")
     h.publish_and_wait(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     h.ask("what is the pose of the man?")
     arr = h.wait_for("poses", timeout=60)[0]

@@ -218,7 +218,7 @@ def test_lifecycle_cleanup_releases_model_and_can_reconfigure(ros_harness):
     assert h.action.wait_for_server(timeout_sec=10)
     assert not h.wait_future(h.action.send_goal_async(EstimatePose.Goal(query="while inactive"))).accepted  # refused
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert fakes[0].closed and h.node.runner is None
+    assert fakes[0].closed and h.node.model.runner is None
     assert h.node.autostart()
     h.wait_for_connections()
     h.ask("hello again")
@@ -238,13 +238,13 @@ def test_model_worker_crash_is_reported_restarted_and_node_keeps_serving(ros_har
     from fakes import crashing_pipeline
 
     h = ros_harness(crashing_pipeline, model_in_process=False, track_after_query=False, diagnostics_period_s=0.2)
-    first_pid = h.node.runner.pid
+    first_pid = h.node.model.runner.pid
     h.publish_and_wait(_img())
     h.ask("please crash")
     crashed = h.wait_status("worker_crashed")
     assert crashed[0].level == PipelineStatus.ERROR and "died" in crashed[0].message
     h.wait_status("worker_restarted")
-    assert h.node.runner.pid != first_pid and h.node.model_state == "loaded"
+    assert h.node.model.runner.pid != first_pid and h.node.model_state == "loaded"
     h.publish_and_wait(_img())  # the restart may take longer than max_image_age_s: a fresh frame
     h.ask("the person on the right")
     arr = h.wait_for("poses")[0]

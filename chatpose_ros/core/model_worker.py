@@ -604,3 +604,55 @@ class ModelLoop:
             return
         self.state = "loaded"
         self._emit([Report(WARN, "worker_restarted", f"model worker restarted ({self.runner.model_id})")])
+
+
+class ModelHost:
+    """The model of one node, ROS-free: its runner (loaded at configure, closed at cleanup), the
+    ModelLoop that serves the node's Session while it is active, and the model's state for
+    diagnostics: "unconfigured", "loading", "loaded", "load failed: ...", then the loop's
+    ("restarting", "restart failed: ...", kept when the loop stops)."""
+
+    def __init__(self) -> None:
+        self.runner: ModelRunner | None = None
+        self.loop: ModelLoop | None = None
+        self._state = "unconfigured"
+
+    @property
+    def state(self) -> str:
+        return self.loop.state if self.loop is not None else self._state
+
+    def load(self, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None,
+             in_process: bool) -> ModelRunner:
+        """Start the model, in this process (InProcessRunner) or in a worker process
+        (ProcessRunner). On failure the runner is closed, `state` says why and the error is raised."""
+        self._state = "loading"
+        runner = (InProcessRunner if in_process else ProcessRunner)(factory, config, tracker_factory)
+        try:
+            runner.start()
+        except Exception as exc:
+            self._state = f"load failed: {exc}"
+            runner.close()
+            raise
+        self.runner, self._state = runner, "loaded"
+        return runner
+
+    def serve(self, session: Any, emit: Callable[[list], None], on_error: Callable[[str], None]) -> None:
+        """Start a ModelLoop on `session` (see ModelLoop for `emit` and `on_error`)."""
+        self.loop = ModelLoop(session, self.runner, emit, on_error, self._state)
+        self.loop.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the loop after the work in progress (stop the session first: that wakes it);
+        False when it is still busy after `timeout` s (it stops after the current inference)."""
+        loop, self.loop = self.loop, None
+        if loop is None:
+            return True
+        self._state = loop.state
+        return loop.stop(timeout)
+
+    def close(self) -> None:
+        """Stop the model (a worker process and its shared memory); state "unconfigured"."""
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            runner.close()
+        self._state = "unconfigured"

@@ -288,10 +288,11 @@ class Session:
         max_query_chars: longer queries are refused (PipelineConfig.max_query_chars).
         can_track: the model has a tracker (TrackRequests will be served); False = no tracking.
         clock: monotonic seconds (injected: tests drive it by hand).
+        stats: counters to go on with (a node's, across reconfigurations); None = new ones.
     """
 
     def __init__(self, config: NodeConfig, max_query_chars: int, can_track: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: collections.Counter | None = None) -> None:
         self.config = config
         self.max_query_chars = int(max_query_chars)
         self._can_track = can_track
@@ -306,7 +307,7 @@ class Session:
         self._last_track_seq = -1
         self._last_track_time = -float("inf")
         self._throttle: dict[str, float] = {}
-        self.stats: collections.Counter = collections.Counter()
+        self.stats: collections.Counter = collections.Counter() if stats is None else stats
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
         self._image_gaps_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)

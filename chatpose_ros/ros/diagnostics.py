@@ -8,15 +8,16 @@ from std_msgs.msg import Header
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.model_worker import ModelRunner
+from chatpose_ros.core.model_worker import ModelHost
 from chatpose_ros.core.session import Session
 
 
-def pipeline_diagnostics(node_name: str, stamp: Time, cfg: NodeConfig, runner: ModelRunner | None, model_state: str,
-                         session: Session, mesh: BodyMesh | None) -> DiagnosticArray:
+def pipeline_diagnostics(node_name: str, stamp: Time, cfg: NodeConfig, model: ModelHost, session: Session,
+                         mesh: BodyMesh | None) -> DiagnosticArray:
     """One DiagnosticStatus "<node_name>: pipeline": ERROR while the model is not loaded, WARN
     when the last answer took longer than cfg.latency_warn_ms, else OK. Drains the session's
     image callback gaps."""
+    runner, model_state = model.runner, model.state
     values = {"model_id": runner.model_id if runner else "", "model_state": model_state,
               "model_process": "in process" if cfg.model_in_process else str(getattr(runner, "pid", "")),
               **session.snapshot(), **(mesh.snapshot() if mesh is not None else {}),

@@ -2,9 +2,9 @@
 
 A thin adapter: callbacks convert messages and submit them to a ROS-free Session
 (chatpose_ros.core.session: latest frame, query queue, image policy, tracking cadence,
-throttled reports); a ModelLoop thread (chatpose_ros.core.model_worker) takes work from the
-session, runs the model through a runner and hands the session's events to a publishing
-thread (ros/outputs.py), which publishes them.
+throttled reports); the model (core.model_worker.ModelHost: runner, state, and a ModelLoop
+thread while active) takes work from the session and hands the session's events to a
+publishing thread (ros/outputs.py), which publishes them.
 
 Frames cost nothing until used: the image subscriptions are raw (serialised bytes); only the
 header is read at arrival (chatpose_ros.ros.cdr) and the layout checked, and only the frame the
@@ -13,10 +13,8 @@ own (frames through shared memory; `model_in_process` keeps them here for tests)
 imports neither torch nor a profile. If that process dies it is reported on ~/status and
 /diagnostics and restarted, and the node keeps serving.
 
-Streaming answers: when the profile streams (core.pipeline.PosePipeline.estimate's on_pose /
-on_text), the poses, markers and TF go out as soon as the model has chosen the person, the
-words follow on ~/answer_stream (deltas) and as action feedback, and ~/answer carries the
-complete answer at the end. A profile that does not stream publishes everything at the end.
+Streaming answers (a profile whose estimate calls on_pose / on_text): poses first, then the
+words (ros/outputs.py; action feedback too); a profile that does not stream publishes at the end.
 
 Lifecycle: configure = read parameters, create the (lifecycle) publishers and the action server,
 start the model (a load failure fails the transition with a clear message); activate =
@@ -39,15 +37,13 @@ from std_msgs.msg import Header
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError
-from chatpose_ros.core.model_worker import InProcessRunner, ModelLoop, ModelRunner, PipelineFactory, ProcessRunner
+from chatpose_ros.core.model_worker import ModelHost, PipelineFactory
 from chatpose_ros.core.session import LogThrottle, Output, Session
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
-from .diagnostics import pipeline_diagnostics
 from .estimate_action import EstimateAction
 from .inputs import Inputs
-from .mesh_markers import MeshMarkers
-from .outputs import NodeOutputs, PublishThread, create_publishers
+from .outputs import NodeOutputs, PublishThread, create_publishers, log_publish_error
 from .params import declare_from_dataclass, read_dataclass
 from .robot_io import RobotIO
 
@@ -66,8 +62,7 @@ class ChatPoseNode(LifecycleNode):
         declare_from_dataclass(self, PipelineConfig, MODEL_PREFIX)
         self.cfg, self.model_cfg = NodeConfig(), PipelineConfig()
         self.session = Session(self.cfg, self.model_cfg.max_query_chars)
-        self.runner: ModelRunner | None = None
-        self._model_state = "unconfigured"
+        self.model = ModelHost()  # runner, model loop thread and the model's state (core/model_worker.py)
         self.output_hooks: list[Callable[[Output, Header], None]] = []
         self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
         self.mesh: BodyMesh | None = None  # the chosen person's body mesh (SMPL file or Anny; core/body_mesh.py)
@@ -76,10 +71,9 @@ class ChatPoseNode(LifecycleNode):
         self._subs: list = []
         self._timers: list = []
         self._action: EstimateAction | None = None
-        self._worker: ModelLoop | None = None
         # results are published by a thread of their own, so that the model works on the next
         # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
-        self._publisher = PublishThread(self._emit, self._log_publish_error, PUBLISH_BACKLOG)
+        self._publisher = PublishThread(self._emit, log_publish_error(self.get_logger()), PUBLISH_BACKLOG)
         self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
@@ -88,7 +82,7 @@ class ChatPoseNode(LifecycleNode):
 
     @property
     def model_state(self) -> str:
-        return self._worker.state if self._worker is not None else self._model_state
+        return self.model.state
 
     # ------------------------------------------------------------------ lifecycle
     def autostart(self) -> bool:
@@ -110,22 +104,17 @@ class ChatPoseNode(LifecycleNode):
         except ChatPoseError as exc:
             self.get_logger().error(f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
-        stats = self.session.stats  # counters run on across reconfigurations
-        self.session = Session(self.cfg, self.model_cfg.max_query_chars, can_track=True)
-        self.session.stats = stats
-        where = "in this process" if self.cfg.model_in_process else "in a worker process"
-        self._model_state, t0 = "loading", time.monotonic()
+        # counters run on across reconfigurations
+        self.session = Session(self.cfg, self.model_cfg.max_query_chars, can_track=True, stats=self.session.stats)
+        where, t0 = "in this process" if self.cfg.model_in_process else "in a worker process", time.monotonic()
         self.get_logger().info(f"loading model profile '{self.model_cfg.profile}' {where}")
-        runner = (InProcessRunner if self.cfg.model_in_process else ProcessRunner)(self._factory, self.model_cfg, make_tracker)
         try:
-            runner.start()
+            runner = self.model.load(self._factory, self.model_cfg, make_tracker, self.cfg.model_in_process)
         except Exception as exc:  # a model library failing in any way must not kill the node
             code = exc.code if isinstance(exc, ChatPoseError) else type(exc).__name__
-            self._model_state = f"load failed: {exc}"
             self.get_logger().error(f"configure failed: cannot load the model ({code}): {exc}")
-            runner.close()
             return TransitionCallbackReturn.FAILURE
-        self.runner, self._model_state, self.mesh = runner, "loaded", mesh
+        self.mesh = mesh
         self.mesh.start()  # Anny loads in a process of its own: never waited for
         self.get_logger().info(f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
         self._pubs, out_qos = create_publishers(self, self.cfg)
@@ -136,24 +125,20 @@ class ChatPoseNode(LifecycleNode):
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = EstimateAction(self, self.cfg, self.model_cfg.max_image_pixels, self.session, self._emit,
-                                      lambda: self._worker is not None)
+                                      lambda: self.model.loop is not None)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._subs = Inputs(self, self.cfg, self.model_cfg.max_image_pixels, lambda: self.session, self._emit,
                             self._robot_report).subscribe()
-        self._timers = [self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics,
+        outputs, model = self._outputs, self.model
+        self._timers = [self.create_timer(self.cfg.diagnostics_period_s, lambda: outputs.publish_diagnostics(self.session, model),
                                           callback_group=MutuallyExclusiveCallbackGroup())]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
         self.session.start()
-        self._worker = ModelLoop(self.session, self.runner, self._publisher.put, self.get_logger().error, self._model_state)
-        if self.mesh is not None and self.mesh.mode == "anny":
-            self._outputs.meshes = MeshMarkers(self.mesh, self.cfg, self._outputs.publish_mesh, self._publisher.put,
-                                               self._log_publish_error)
-            self._outputs.meshes.start()
-        self._outputs.track_ms = lambda: self._worker.track_ms if self._worker is not None else None
+        outputs.start_meshes(self._publisher.put, lambda: model.loop.track_ms if model.loop is not None else None)
         self._publisher.start()
-        self._worker.start()
+        model.serve(self.session, self._publisher.put, self.get_logger().error)
         self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
                                f"'{self.resolve_topic_name(self.cfg.query_topic)}', "
                                f"action '{self.get_fully_qualified_name()}/estimate'")
@@ -193,7 +178,6 @@ class ChatPoseNode(LifecycleNode):
             self.robot.release()
             self.robot = None
         self._close_runner()
-        self._model_state = "unconfigured"
         self.session.reset()
 
     def close_model(self) -> None:
@@ -204,24 +188,17 @@ class ChatPoseNode(LifecycleNode):
         self._close_runner()
 
     def _close_runner(self) -> None:
-        runner, self.runner = self.runner, None
-        if runner is not None:
-            runner.close()
+        self.model.close()
         mesh, self.mesh = self.mesh, None
         if mesh is not None:  # the Anny mesh process, asked to stop (a build it was writing is redone next time)
             mesh.close()
 
     def _stop_worker(self) -> None:
-        self.session.stop()
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            self._model_state = worker.state
-            if not worker.stop(STOP_JOIN_S):
-                self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
-        meshes = self._outputs.meshes if self._outputs is not None else None
-        if meshes is not None:  # before the publisher: the mesh thread's reports go through it
-            meshes.close(STOP_JOIN_S)
-            self._outputs.meshes = None
+        self.session.stop()  # wakes the model loop
+        if not self.model.stop(STOP_JOIN_S):
+            self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
+        if self._outputs is not None:  # before the publisher: the mesh thread's reports go through it
+            self._outputs.stop_meshes(STOP_JOIN_S)
         self._publisher.stop(STOP_JOIN_S)  # after the worker: what it produced is published first
 
     # ------------------------------------------------------------------ inputs (also ros/inputs.py)
@@ -238,12 +215,3 @@ class ChatPoseNode(LifecycleNode):
         outputs = self._outputs
         if outputs is not None:
             outputs.emit(events)
-
-    def _log_publish_error(self, exc: Exception) -> None:
-        self.get_logger().error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
-
-    def _publish_diagnostics(self) -> None:
-        if self.mesh is not None:  # the Anny mesh reports its readiness without waiting for traffic
-            self._emit(self.mesh.poll())
-        self._pubs["diagnostics"].publish(pipeline_diagnostics(self.get_name(), self.get_clock().now().to_msg(), self.cfg,
-                                                               self.runner, self.model_state, self.session, self.mesh))

@@ -1,7 +1,7 @@
 """How the node's results leave it: its publishers, the publishing thread, the session's events
 published (NodeOutputs: pose / marker / answer messages of one result, streamed answer pieces,
-~/status, TF and ROS4HRI through the robot's outputs, the Anny mesh, output hooks), and the log
-lines of the session's reports (throttled).
+~/status, TF and ROS4HRI through the robot's outputs, the Anny mesh thread, output hooks,
+/diagnostics), and the log lines of the session's reports (throttled) and of publishing errors.
 
 ~/status conventions: `level` OK / WARN / ERROR (chatpose_ros/PipelineStatus), `code` a short
 snake_case word (``ok``, ``no_match``, ``stale_image``, an error class's code, ...), `query` the
@@ -24,10 +24,13 @@ from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, LogThrottle, Output, Report
+from chatpose_ros.core.model_worker import ModelHost
+from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, LogThrottle, Output, Report, Session
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 
 from . import convert, markers
+from .diagnostics import pipeline_diagnostics
+from .mesh_markers import MeshMarkers
 
 DIAGNOSTICS_DEPTH = 10
 
@@ -45,10 +48,16 @@ def create_publishers(node, cfg: NodeConfig) -> tuple[dict, QoSProfile]:
     return pubs, qos
 
 
+def log_publish_error(logger) -> Callable[[Exception], None]:
+    """`on_error` of the publishing and mesh threads: log what a batch raised (they go on)."""
+    return lambda exc: logger.error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+
+
 class NodeOutputs:
     """Publishes the session's events (`emit`) for one configuration of `node`: see the module
-    docstring. `meshes` (ros/mesh_markers.MeshMarkers) and `track_ms` (a callable: the last
-    tracking update's duration) are set while the node is active."""
+    docstring. While the node is active, `meshes` (ros/mesh_markers.MeshMarkers, Anny mesh only:
+    `start_meshes` / `stop_meshes`) dresses the results, and `track_ms` (a callable: the last
+    tracking update's duration) paces it."""
 
     def __init__(self, node, cfg: NodeConfig, pubs: dict, stats, log_throttle: LogThrottle, robot, mesh: BodyMesh | None,
                  hooks: list) -> None:
@@ -85,6 +94,29 @@ class NodeOutputs:
 
     def publish_mesh(self, raw: bytes) -> None:
         self._pubs["markers"].publish(raw)
+
+    def start_meshes(self, put: Callable[[list], None], track_ms: Callable[[], float | None]) -> None:
+        """Activate: the Anny mesh thread (mesh_body 'anny' only); its reports go to `put` (the
+        publishing thread's queue)."""
+        self.track_ms = track_ms
+        if self._mesh is not None and self._mesh.mode == "anny":
+            self.meshes = MeshMarkers(self._mesh, self.cfg, self.publish_mesh, put, log_publish_error(self._node.get_logger()))
+            self.meshes.start()
+
+    def stop_meshes(self, timeout: float) -> None:
+        """Deactivate: stop the mesh thread after the mesh in flight (before the publishing thread
+        stops: the mesh thread's reports go through it)."""
+        meshes, self.meshes = self.meshes, None
+        if meshes is not None:
+            meshes.close(timeout)
+
+    def publish_diagnostics(self, session: Session, model: ModelHost) -> None:
+        """/diagnostics (ros/diagnostics.py); the Anny mesh reports its readiness first, without
+        waiting for traffic."""
+        if self._mesh is not None:
+            self.emit(self._mesh.poll())
+        self._pubs["diagnostics"].publish(pipeline_diagnostics(self._node.get_name(), self._node.get_clock().now().to_msg(),
+                                                               self.cfg, model, session, self._mesh))
 
     def report(self, rep: Report) -> None:
         log_report(rep, self._log_throttle, self.cfg.status_log_period_s, self._node.get_logger())

@@ -286,7 +286,7 @@ def bench_callback(args) -> dict:
             ex.shutdown(timeout_sec=5)
             th.join(timeout=10)
             if name == "ours":
-                node.runner = None  # the pipeline is shared with the baseline: closed once at the end
+                node.model.runner = None  # the pipeline is shared with the baseline: closed once at the end
             node.destroy_node()
             client.destroy_node()
     finally:
