@@ -210,3 +210,33 @@ def test_run_asks_the_pipeline_and_scores(labels, questions):
     outcomes = eq.run(fake, picked, labels)
     assert fake.asked == [q.question for q in picked]
     assert all(o.correct for o in outcomes) and all(o.confidence == 0.7 for o in outcomes)
+
+
+def test_target_lines_name_what_perception_said_about_the_expected_person(labels, questions):
+    """`target_lines` gives, per person question, the scene line of the person matching the
+    expected box (a fake perception that sees the expected person in red and a decoy), and None
+    when perception did not find that person."""
+    import numpy as np
+
+    from chatpose_ros.core.scene import Attribute, Scene, ScenePerson
+
+    by_id = {im.id: im for im in labels}
+    q = next(q for q in questions if q.category in eq.PERSON_CATEGORIES and by_id[q.image].load["kind"] == "repo_file")
+    target = by_id[q.image].people[q.expected].box
+
+    def person(box, colour):
+        return ScenePerson(box, 0.9, "coco17", np.zeros((17, 2), np.float32), np.zeros(17, np.float32),
+                           attributes={"upper_colour": Attribute(colour, 0.8)})
+
+    class Fake:
+        def __init__(self, boxes):
+            self.boxes = boxes
+
+        def see(self, image):
+            h, w = image.shape[:2]
+            return Scene((w, h), tuple(person(b, c) for b, c in self.boxes))
+
+    decoy = (0.0, 0.0, 2.0, 2.0)
+    line = eq.target_lines(Fake([(decoy, "blue"), (target, "red")]), [q], labels)[q.id]
+    assert "red top" in line and "blue" not in line
+    assert eq.target_lines(Fake([(decoy, "blue")]), [q], labels)[q.id] is None

@@ -20,8 +20,13 @@ as the node would ask it. Scoring:
 - pose: correct when the answer starts with "yes" / "no" as expected;
 - answer variety: how many distinct answer texts over all questions.
 
+`--lines` prints, for every person question, the scene line the model read about the expected
+person (scene_words: what perception told it), or that perception did not find that person: it
+tells a failure of perception (the line does not say what the question asks) from a failure of
+reading (it does, and the model chose someone else).
+
     python -m chatpose_ros.models.default.offline.eval_questions [--questions FILE] [--labels FILE]
-        [--weights-dir DIR] [--threads N] [--json FILE] [--failures]
+        [--weights-dir DIR] [--threads N] [--json FILE] [--failures] [--lines]
 """
 from __future__ import annotations
 
@@ -338,6 +343,31 @@ def run(pipe, questions: Sequence[Question], labels: Sequence[LabelledImage], ro
     return out
 
 
+def target_lines(perception, questions: Sequence[Question], labels: Sequence[LabelledImage],
+                 root: Path = REPO_ROOT) -> dict[str, str | None]:
+    """Question id -> the scene line (scene_words) of the person whose box best matches the
+    expected label (IoU >= MATCH_IOU), None when perception found no such person; person
+    categories only. `perception`: anything with see(image) -> core.scene.Scene."""
+    from chatpose_ros.models.default.eval_perception import load_image
+    from chatpose_ros.models.default.scene_words import PERSON_TOKENS, scene_words
+
+    by_id = {im.id: im for im in labels}
+    seen: dict[str, object] = {}
+    out: dict[str, str | None] = {}
+    for q in questions:
+        if q.category not in PERSON_CATEGORIES:
+            continue
+        if q.image not in seen:
+            scene = perception.see(load_image(by_id[q.image], root))
+            seen[q.image] = (scene, scene_words(scene))
+        scene, words = seen[q.image]
+        target = by_id[q.image].people[q.expected].box
+        ious = [box_iou(target, scene.people[i].box) for i in words.index]
+        k = max(range(len(ious)), key=ious.__getitem__) if ious else -1
+        out[q.id] = None if k < 0 or ious[k] < MATCH_IOU else f"{PERSON_TOKENS[k]} {words.people[k].line()}"
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Accuracy per category on hand-written questions about real photos.")
     p.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="question file (JSON)")
@@ -348,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=Path("build/eval_questions.json"),
                    help="where to write every outcome and the figures")
     p.add_argument("--failures", action="store_true", help="also print every wrong answer")
+    p.add_argument("--lines", action="store_true",
+                   help="also print, per person question, the scene line the model read about the expected person")
     return p
 
 
@@ -364,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         outcomes = run(pipe, questions, labels)
         model_id = pipe.model_id
+        lines = target_lines(pipe.perception, questions, labels) if args.lines else {}
     finally:
         pipe.close()
     log.info("%d questions in %.0f s", len(outcomes), time.perf_counter() - t)
@@ -374,6 +407,12 @@ def main(argv: list[str] | None = None) -> int:
     failures = format_failures(outcomes)
     if args.failures:
         print("\nwrong answers:\n" + failures)
+    if lines:
+        print("\nwhat the model read about the expected person (right / wrong):")
+        for o in outcomes:
+            if o.id in lines:
+                print(f"{'right' if o.correct else 'WRONG'} {o.category} {o.id} \"{o.question}\": "
+                      f"{lines[o.id] or 'not found by perception'}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"model_id": model_id, "summary": s, "table": table,
                                      "outcomes": [asdict(o) for o in outcomes]}, indent=1) + "\n")
