@@ -1,5 +1,5 @@
-"""The reader's interaction head (reader.InteractionPointerHead) and its training on the frozen
-reader's states (offline.train_reader_head)."""
+"""The reader's decision heads (reader.InteractionPointerHead, reader.LateInteractionHead) and
+their training on the frozen reader's states (offline.train_reader_head)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, InteractionPointerHead
+from chatpose_ros.models.default.reader import (ADAPTER_FILE, SPEC_FILE, InteractionPointerHead, LateInteractionHead,
+                                                ReaderSpec)
 
 H = 16
 
@@ -44,11 +45,11 @@ def _synthetic(g, protos, count: bool):
         asked = int(torch.randint(0, 3, (1,), generator=g))
         counted = (kinds == asked).float()
         lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
-        return lines, protos[asked] + protos[5], torch.zeros(H), n + 3, counted
+        return (lines, protos[asked] + protos[5], torch.zeros(H)), n + 3, counted
     kinds = torch.randperm(5, generator=g)[:n]
     t = int(torch.randint(0, n, (1,), generator=g))
     lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
-    return lines, protos[kinds[t]].clone(), torch.zeros(H), t, None
+    return (lines, protos[kinds[t]].clone(), torch.zeros(H)), t, None
 
 
 def test_head_learns_choices_and_counts_that_depend_on_the_question():
@@ -60,22 +61,76 @@ def test_head_learns_choices_and_counts_that_depend_on_the_question():
     protos = torch.randn(6, H, generator=g)
     train = [_synthetic(g, protos, i % 4 == 0) for i in range(2000)]
     val = [_synthetic(g, protos, i % 4 == 0) for i in range(400)]
-    _, fit = train_head(train, val, H, seed=0, epochs=15, lr=3e-3, max_people=10)
+    _, fit = train_head(train, val, ReaderSpec(pointer=True, pointer_kind="interact"), H, seed=0, epochs=15,
+                        lr=3e-3, max_people=10)
     assert fit["val_acc"] > 0.8, fit  # chance is about 0.3 for a choice
     assert fit["val_count_exact"] > 0.7, fit  # a count of 2-5 people right by chance: well under 0.3
 
 
+def test_late_head_one_example_equals_its_row_of_a_padded_batch():
+    from chatpose_ros.models.default.offline.train_reader_head import _forward, _pad
+
+    torch.manual_seed(0)
+    head = LateInteractionHead(H, dim=8, late_dim=8, groups=2).eval()
+    feats = []
+    for lengths in ((), (3,), (4, 2, 5), (1, 1, 1, 1, 2)):
+        line_of = torch.cat([torch.full((t,), k) for k, t in enumerate(lengths)]) if lengths else torch.zeros(0)
+        feats.append(((torch.randn(len(line_of), H), line_of.long(), torch.randn(3 + len(lengths), H), torch.randn(H)),
+                      0, None))
+    batch, counted = _forward(head, _pad(feats, 6, token_level=True))
+    for b, (inputs, _, _) in enumerate(feats):
+        n = len(set(inputs[1].tolist()))
+        one = head(*inputs)
+        assert one.shape == (n + 4,)
+        assert torch.allclose(one[:n], batch[b, :n], atol=1e-5) and torch.allclose(one[n:], batch[b, 6:], atol=1e-5)
+        assert torch.allclose(head.count_logits(*inputs), counted[b, :n], atol=1e-5)
+        assert torch.isinf(batch[b, n:6]).all()
+
+
+def _tokens_example(g, vocab, n_words: int = 12):
+    """Token states: each person line is `n_words` noise tokens (vocabulary rows 6..) and one
+    attribute token (rows 0..5, a different one per line); the question holds three noise tokens
+    and the target's attribute token. One attribute among 13 tokens is diluted in a line's mean."""
+    n = int(torch.randint(2, 6, (1,), generator=g))
+    attrs = torch.randperm(6, generator=g)[:n]
+    tokens, line_of = [], []
+    for k in range(n):
+        words = vocab[6 + torch.randint(0, len(vocab) - 6, (n_words,), generator=g)]
+        at = int(torch.randint(0, n_words + 1, (1,), generator=g))
+        tokens.append(torch.cat((words[:at], vocab[attrs[k]][None], words[at:])))
+        line_of.append(torch.full((n_words + 1,), k))
+    t = int(torch.randint(0, n, (1,), generator=g))
+    question = torch.cat((vocab[6 + torch.randint(0, len(vocab) - 6, (3,), generator=g)], vocab[attrs[t]][None]))
+    return (torch.cat(tokens), torch.cat(line_of), question, torch.zeros(vocab.shape[1])), t, None
+
+
+def test_late_head_finds_one_word_among_many():
+    """The token-level head picks the line holding the question's attribute token, where a mean
+    over the line's tokens dilutes it (fails if the token-level match does not work)."""
+    from chatpose_ros.models.default.offline.train_reader_head import train_head
+
+    g = torch.Generator().manual_seed(3)
+    vocab = torch.randn(40, H, generator=g)
+    train = [_tokens_example(g, vocab) for _ in range(1500)]
+    val = [_tokens_example(g, vocab) for _ in range(300)]
+    _, fit = train_head(train, val, ReaderSpec(pointer=True, pointer_kind="late"), H, seed=0, epochs=8, lr=3e-3,
+                        max_people=10)
+    assert fit["val_acc"] > 0.8, fit  # chance is about 0.3
+
+
 @pytest.mark.timeout(900)
-def test_head_training_reproduces_itself(tmp_path):
-    """Two runs with the same seed over the shipped reader write byte-identical weights."""
+@pytest.mark.parametrize("kind", ["interact", "late"])
+def test_head_training_reproduces_itself(tmp_path, kind):
+    """Two runs with the same seed over the shipped reader write byte-identical weights (each run
+    loads what it wrote and decides with it to fit the temperature)."""
     from chatpose_ros.models.default.offline import train_reader_head
     from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR
 
     shas = []
     for run in ("a", "b"):
         rec = train_reader_head.train(DEFAULT_WEIGHTS_DIR, seed=2, examples=8, val=4, epochs=2, out=tmp_path / run,
-                                      calibration_samples=4)
+                                      calibration_samples=4, head=kind)
         shas.append(hashlib.sha256((tmp_path / run / ADAPTER_FILE).read_bytes()).hexdigest())
-        assert rec["spec"]["pointer_kind"] == "interact" and rec["adapter_sha256"] == shas[-1]
+        assert rec["spec"]["pointer_kind"] == kind and rec["adapter_sha256"] == shas[-1]
         assert json.loads((tmp_path / run / SPEC_FILE).read_text())["head_stage"]["best_epoch"] >= 1
     assert shas[0] == shas[1]

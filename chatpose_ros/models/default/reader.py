@@ -65,7 +65,8 @@ class ReaderSpec:
     # "pooled": the scene first and the question last, each line and the question mean-pooled,
     # a bilinear score between them (PooledPointerHead); "ranked": the same with a learned key
     # per rank from the left and from the right; "interact": the pooled layout with
-    # InteractionPointerHead (trained on the frozen LLM's states, offline.train_reader_head)
+    # InteractionPointerHead (trained on the frozen LLM's states, offline.train_reader_head);
+    # "late": the same plus a token-level match of the question with each line (LateInteractionHead)
     pointer: bool = False
     pointer_kind: str = "state"
 
@@ -180,7 +181,9 @@ class InteractionPointerHead(nn.Module):
 
     kinds: tuple[str, ...] = DECISION_KINDS + (COUNT_KIND,)
 
-    def __init__(self, hidden_size: int, dim: int = 256) -> None:
+    def __init__(self, hidden_size: int, dim: int = 256, extra_person: int = 0, extra_pooled: int = 0) -> None:
+        """`extra_person` / `extra_pooled`: widths of extra per-person and per-question
+        features a subclass feeds to the score and to the kinds (LateInteractionHead)."""
         super().__init__()
         self.q = nn.Sequential(nn.Linear(2 * hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
         self.k = nn.Sequential(nn.Linear(hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
@@ -188,8 +191,8 @@ class InteractionPointerHead(nn.Module):
         self.right = nn.Linear(hidden_size, dim)
         self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim)
         self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
-        self.score = nn.Sequential(nn.Linear(4 * dim, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
-        self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim, 256), nn.GELU(),
+        self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
+        self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim + extra_pooled, 256), nn.GELU(),
                                    nn.Linear(256, len(self.kinds)))
         self.dim = dim
 
@@ -208,11 +211,13 @@ class InteractionPointerHead(nn.Module):
         return torch.cat((out[0, :n], out[0, n + 1:])), counted[0, :n]
 
     def forward_batch(self, lines: torch.Tensor, mask: torch.Tensor, question: torch.Tensor,
-                      h_last: torch.Tensor, with_counted: bool = False):
+                      h_last: torch.Tensor, with_counted: bool = False,
+                      person_extra: torch.Tensor | None = None, pooled_extra: torch.Tensor | None = None):
         """Padded batch (training): lines (B, P, H) zero beyond each example's people, mask
         (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + 4) logits
         [p1..pP, none, pose, text, count], padded people at -inf; `with_counted`: also the
-        (B, P) "counted" logits."""
+        (B, P) "counted" logits. `person_extra` (B, P, extra_person) and `pooled_extra`
+        (B, extra_pooled): a subclass's extra features."""
         B, P, _ = lines.shape
         n = mask.sum(1)
         qin = torch.cat((question, h_last), -1)
@@ -223,19 +228,87 @@ class InteractionPointerHead(nn.Module):
         left = self.left(torch.cat((pad, lines[:, :-1]), 1))
         right = self.right(torch.cat((lines[:, 1:], pad), 1))
         az = a * z
-        both = self.score(torch.cat((az, left * z, right * z, a), -1))
+        both = self.score(torch.cat((az, left * z, right * z, a) + (() if person_extra is None else (person_extra,)), -1))
         scores = both[..., 0].masked_fill(~mask, float("-inf"))
         pooled = az.masked_fill(~mask[..., None], float("-inf")).max(1).values
         pooled = torch.where(n[:, None] > 0, pooled, torch.zeros_like(pooled))
-        logits = torch.cat((scores, self.other(torch.cat((qin, pooled), -1))), -1)
+        other_in = (qin, pooled) + (() if pooled_extra is None else (pooled_extra,))
+        logits = torch.cat((scores, self.other(torch.cat(other_in, -1))), -1)
         return (logits, both[..., 1]) if with_counted else logits
 
 
-POINTER_KINDS: tuple[str, ...] = ("state", "pooled", "ranked", "interact")
+class LateInteractionHead(InteractionPointerHead):
+    """InteractionPointerHead plus a token-level match of the question against each line (late
+    interaction, as in ColBERT): each question token i meets its best-matching token of line k,
+    m_ik = max_t <tq(x_i), tl(y_kt)> / sqrt(d), and G learned attention pools over the question's
+    tokens weigh them, s_kg = sum_i softmax_i(tw(x_i))_g m_ik. [s_k, s_(k-1), s_(k+1)] join the
+    person score's input, max_k s_k the kinds' input. A mean over a line's some 25 tokens dilutes
+    a colour or posture word; the max over its tokens does not.
+
+    Inputs are the LLM's token states (SceneReader.token_states): line_tokens (T, H) the tokens of
+    every person line, line_of (T,) which line (0..N-1) each is, question (M, H) the question's
+    tokens, h_last (H,) -> (N + 4,) logits as InteractionPointerHead."""
+
+    def __init__(self, hidden_size: int, dim: int = 256, late_dim: int = 128, groups: int = 4) -> None:
+        super().__init__(hidden_size, dim, extra_person=3 * groups, extra_pooled=groups)
+        self.tq = nn.Linear(hidden_size, late_dim)
+        self.tl = nn.Linear(hidden_size, late_dim)
+        self.tw = nn.Linear(hidden_size, groups)
+        self.groups = groups
+
+    def forward(self, line_tokens: torch.Tensor, line_of: torch.Tensor, question: torch.Tensor,
+                h_last: torch.Tensor) -> torch.Tensor:
+        return self._one(line_tokens, line_of, question, h_last)[0]
+
+    def count_logits(self, line_tokens, line_of, question, h_last) -> torch.Tensor:
+        """As InteractionPointerHead.count_logits, from token states: -> (N,)."""
+        return self._one(line_tokens, line_of, question, h_last)[1]
+
+    def _one(self, line_tokens, line_of, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
+        n = int(line_of.max()) + 1 if len(line_of) else 0
+        mask = (torch.arange(n + 1) < n)[None]  # at least one slot
+        out, counted = self.forward_tokens(line_tokens[None], line_of[None], question[None],
+                                           torch.ones(1, len(question), dtype=torch.bool), h_last[None], mask,
+                                           with_counted=True)
+        return torch.cat((out[0, :n], out[0, n + 1:])), counted[0, :n]
+
+    def forward_tokens(self, line_tokens: torch.Tensor, line_of: torch.Tensor, question: torch.Tensor,
+                       qmask: torch.Tensor, h_last: torch.Tensor, mask: torch.Tensor, with_counted: bool = False):
+        """Padded batch: line_tokens (B, L, H), line_of (B, L) the line of each token, P (=
+        mask.shape[1]) for padding; question (B, M, H) with qmask (B, M); h_last (B, H); mask
+        (B, P) true for real people -> as InteractionPointerHead.forward_batch."""
+        B, P = mask.shape
+        H = line_tokens.shape[-1]
+        slot = line_of.clamp(max=P)  # padding tokens into an extra column, dropped below
+        # each line's mean state (the pooled inputs of InteractionPointerHead)
+        sums = line_tokens.new_zeros(B, P + 1, H).scatter_add_(1, slot[..., None].expand(-1, -1, H), line_tokens)
+        counts = line_tokens.new_zeros(B, P + 1).scatter_add_(1, slot, torch.ones_like(slot, dtype=line_tokens.dtype))
+        lines = (sums / counts.clamp(min=1)[..., None])[:, :P]
+        qm = qmask[..., None].to(question.dtype)
+        q_mean = (question * qm).sum(1) / qm.sum(1).clamp(min=1)
+        # token-level match
+        sim = torch.einsum("bmd,bld->bml", self.tq(question), self.tl(line_tokens)) * self.tq.out_features ** -0.5
+        best = sim.new_full((B, sim.shape[1], P + 1), -1e4).scatter_reduce(
+            2, slot[:, None, :].expand_as(sim), sim, reduce="amax", include_self=True)[..., :P]
+        best = best.masked_fill(~mask[:, None, :], 0.0)
+        w = torch.softmax(self.tw(question).masked_fill(~qmask[..., None], float("-inf")), 1)  # (B, M, G)
+        s = torch.einsum("bmg,bmp->bpg", w, best)  # (B, P, G)
+        zero = s.new_zeros(B, 1, self.groups)
+        person = torch.cat((s, torch.cat((zero, s[:, :-1]), 1), torch.cat((s[:, 1:], zero), 1)), -1)
+        n = mask.sum(1)
+        top = s.masked_fill(~mask[..., None], float("-inf")).max(1).values
+        top = torch.where(n[:, None] > 0, top, torch.zeros_like(top))
+        return self.forward_batch(lines, mask, q_mean, h_last, with_counted, person_extra=person, pooled_extra=top)
+
+
+POINTER_KINDS: tuple[str, ...] = ("state", "pooled", "ranked", "interact", "late")
+TOKEN_LEVEL_KINDS: tuple[str, ...] = ("late",)  # heads that read every token's state (SceneReader.token_states)
 
 
 def make_pointer(spec: ReaderSpec, hidden_size: int) -> nn.Module:
     """The decision head named by `spec.pointer_kind` (see ReaderSpec)."""
+    if spec.pointer_kind == "late":
+        return LateInteractionHead(hidden_size)
     if spec.pointer_kind == "interact":
         return InteractionPointerHead(hidden_size)
     if spec.pointer_kind in ("pooled", "ranked"):
@@ -256,7 +329,7 @@ class SceneReader(nn.Module):
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
         if spec.pointer and spec.pointer_kind not in POINTER_KINDS:
             raise CheckpointError(f"unknown pointer_kind {spec.pointer_kind!r}")
-        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked", "interact")
+        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked", "interact", "late")
         self.pointer = make_pointer(spec, self.hidden_size) if spec.pointer else None
         self.newline_id = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))
@@ -415,19 +488,42 @@ class SceneReader(nn.Module):
         if not self.pooled:
             pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
             return self.pointer(h[pos], h[-1])
-        return self.pointer(*self.pooled_states(ids, h))
+        return self.pointer(*self.head_inputs(ids, h))
+
+    def head_inputs(self, ids: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the pooled layout's pointer head reads: token_states for a token-level head
+        (TOKEN_LEVEL_KINDS), else pooled_states."""
+        if self.spec.pointer_kind in TOKEN_LEVEL_KINDS:
+            return self.token_states(ids, h)
+        return self.pooled_states(ids, h)
+
+    def _spans(self, ids: torch.Tensor) -> tuple[list[tuple[int, int]], int, int]:
+        """The pooled layout's spans: each person line [start, end) (from the newline before it
+        to its <pK> included) and the question's [start, end)."""
+        pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
+        newlines = (ids == self.newline_id).nonzero()[:, 0]
+        end_user = int((ids == self.end_id).nonzero()[-1, 0])
+        q_start = int(newlines[newlines < end_user][-1]) + 1
+        return [(int(newlines[newlines < p][-1]) + 1, int(p) + 1) for p in pos], q_start, end_user
+
+    def token_states(self, ids: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A token-level head's inputs: (T,) prompt ids, (T, H) states -> line_tokens (L, H) the
+        states of every person line's tokens, line_of (L,) the line (0..N-1) of each,
+        question (M, H) the question's token states, h_last (H,)."""
+        spans, q_start, end_user = self._spans(ids)
+        if spans:
+            line_tokens = torch.cat([h[a:b] for a, b in spans])
+            line_of = torch.cat([torch.full((b - a,), k, dtype=torch.long) for k, (a, b) in enumerate(spans)])
+        else:
+            line_tokens, line_of = h[:0], torch.zeros(0, dtype=torch.long)
+        return line_tokens, line_of, h[q_start:end_user], h[-1]
 
     def pooled_states(self, ids: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The pooled layout's inputs to the pointer head: (T,) prompt ids, (T, H) states ->
         lines (N, H) the mean state over each person's line, question (H,) the mean over the
         question's tokens, h_last (H,) the last prompt state."""
-        pos = torch.isin(ids, self.person_ids).nonzero()[:, 0]
-        newlines = (ids == self.newline_id).nonzero()[:, 0]
-        ends = (ids == self.end_id).nonzero()[:, 0]
-        end_user = int(ends[-1])
-        q_start = int(newlines[newlines < end_user][-1]) + 1
-        lines = torch.stack([h[int(newlines[newlines < p][-1]) + 1:int(p) + 1].mean(0) for p in pos]) \
-            if len(pos) else h[:0]
+        spans, q_start, end_user = self._spans(ids)
+        lines = torch.stack([h[a:b].mean(0) for a, b in spans]) if spans else h[:0]
         return lines, h[q_start:end_user].mean(0), h[-1]
 
     def first_token(self, logits: torch.Tensor, num_people: int) -> int:
@@ -460,7 +556,7 @@ class SceneReader(nn.Module):
         past = None if zero_states else out.past_key_values
         k = int(logits.argmax()) - num_people
         if k >= 0 and self.kinds[k] == COUNT_KIND:  # a count: how many the head counts, said by the LM
-            count = int((self.pointer.count_logits(*self.pooled_states(ids[0], h)) > 0).sum())
+            count = int((self.pointer.count_logits(*self.head_inputs(ids[0], h)) > 0).sum())
             forced = self.tokenizer(COUNT_PREFIX.format(count=count), add_special_tokens=False)["input_ids"]
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first < 0:  # a text answer: the LM's own first word, never a decision token

@@ -30,35 +30,42 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, InteractionPointerHead, SceneReader
+from chatpose_ros.models.default.reader import (ADAPTER_FILE, SPEC_FILE, TOKEN_LEVEL_KINDS, InteractionPointerHead,
+                                                SceneReader, make_pointer)
 
 log = logging.getLogger(__name__)
 
 STREAM_SEED_OFFSET = 5003
 PREFILL_BATCH = 8
 HEAD_BATCH = 64
+EVAL_CHUNK = 512     # examples per forward when measuring accuracy (token-level inputs are large)
 WEIGHT_DECAY = 1e-4
+HEAD_KINDS = ("interact", "late")  # reader.InteractionPointerHead, reader.LateInteractionHead
 
 
-def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "") -> list[tuple]:
-    """Examples -> [(lines (N, H), question (H,), h_last (H,), decision index, counted (N,) float
-    or None)] from one prefill each (batched, right-padded: causal attention keeps the real
-    tokens' states). `cache`: a file holding the states of exactly these prompts read by the
-    LLM `llm` names (llm_key; read if there, written if not; the labels always come from `examples`)."""
-    key = _cache_key(model, examples, llm)
+def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "",
+              token_level: bool = False) -> list[tuple]:
+    """Examples -> [(inputs, decision index, counted (N,) float or None)] from one prefill each
+    (batched, right-padded: causal attention keeps the real tokens' states). `inputs`: the
+    pooled states (lines (N, H), question (H,), h_last (H,); SceneReader.pooled_states) or, with
+    `token_level`, the token states (SceneReader.token_states, float16 but h_last). `cache`: a
+    file holding the states of exactly these prompts read by the LLM `llm` names (llm_key; read
+    if there, written if not; the labels always come from `examples`)."""
+    key = _cache_key(model, examples, llm + (":tokens" if token_level else ""))
     states = _read_cache(cache, key)
     if states is None:
-        states = _states(model, examples, desc)
+        states = _states(model, examples, desc, token_level)
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"key": key, "states": states}, cache)
     out = []
-    for (lines, question, last), e in zip(states, examples):
+    for inputs, e in zip(states, examples):
+        n = _people(inputs, token_level)
         counted = None
         if e.counted is not None:
-            counted = torch.zeros(len(lines))
+            counted = torch.zeros(n)
             counted[list(e.counted)] = 1.0
-        out.append((lines, question, last, e.decision(count_kind=True), counted))
+        out.append((inputs, e.decision(count_kind=True), counted))
     return out
 
 
@@ -94,7 +101,7 @@ def _read_cache(cache: Path | None, key: str):
     return saved["states"]
 
 
-def _states(model: SceneReader, examples: list, desc: str) -> list[tuple]:
+def _states(model: SceneReader, examples: list, desc: str, token_level: bool) -> list[tuple]:
     from tqdm import tqdm
 
     from chatpose_ros.models.default.offline.train_reader import collate
@@ -108,8 +115,12 @@ def _states(model: SceneReader, examples: list, desc: str) -> list[tuple]:
             h = model.backbone(model.token_embeddings(batch["ids"]), batch["att"])
         for b, e in enumerate(chunk):
             n = int(batch["start"][b])
-            lines, question, last = model.pooled_states(batch["ids"][b, :n], h[b, :n])
-            out.append((lines.clone(), question.clone(), last.clone()))
+            if token_level:
+                tokens, line_of, question, last = model.token_states(batch["ids"][b, :n], h[b, :n])
+                out.append((tokens.half(), line_of.to(torch.int16), question.half(), last.clone()))
+            else:
+                lines, question, last = model.pooled_states(batch["ids"][b, :n], h[b, :n])
+                out.append((lines.clone(), question.clone(), last.clone()))
     return out
 
 
@@ -120,79 +131,117 @@ def replace_answer(example):
     return replace(example, answer="")
 
 
-def _pad(feats: list[tuple], max_people: int) -> dict[str, torch.Tensor]:
-    """Features -> padded tensors: lines (B, P, H), mask (B, P), question (B, H), last (B, H),
-    target (B,) as an index into [p1..pP, none, pose, text, count], counted (B, P) 0/1 and
-    is_count (B,) (counting questions: who is counted)."""
-    B, H = len(feats), feats[0][1].shape[-1]
-    lines = torch.zeros(B, max_people, H)
+def _people(inputs: tuple, token_level: bool) -> int:
+    """How many person lines one example's inputs hold."""
+    if token_level:
+        return int(inputs[1].max()) + 1 if len(inputs[1]) else 0
+    return len(inputs[0])
+
+
+def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict[str, torch.Tensor]:
+    """Features -> padded tensors: mask (B, P) real people, last (B, H), target (B,) as an index
+    into [p1..pP, none, pose, text, count], counted (B, P) 0/1 and is_count (B,) (counting
+    questions: who is counted); the pooled inputs lines (B, P, H) and question (B, H), or the
+    token-level ones line_tokens (B, L, H), line_of (B, L) (P for padding), question (B, M, H)
+    and qmask (B, M)."""
+    B, H = len(feats), feats[0][0][-1].shape[-1]
     mask = torch.zeros(B, max_people, dtype=torch.bool)
     target = torch.zeros(B, dtype=torch.long)
     counted = torch.zeros(B, max_people)
     is_count = torch.zeros(B, dtype=torch.bool)
-    for b, (ln, _, _, d, c) in enumerate(feats):
-        n = len(ln)
-        lines[b, :n], mask[b, :n] = ln, True
+    out: dict[str, torch.Tensor] = {}
+    if token_level:
+        L = max(1, max(len(f[0][0]) for f in feats))
+        M = max(len(f[0][2]) for f in feats)
+        out["line_tokens"] = torch.zeros(B, L, H)
+        out["line_of"] = torch.full((B, L), max_people, dtype=torch.long)
+        out["question"] = torch.zeros(B, M, H)
+        out["qmask"] = torch.zeros(B, M, dtype=torch.bool)
+    else:
+        out["lines"] = torch.zeros(B, max_people, H)
+    for b, (inputs, d, c) in enumerate(feats):
+        n = _people(inputs, token_level)
+        mask[b, :n] = True
+        if token_level:
+            tokens, line_of, question, _ = inputs
+            out["line_tokens"][b, :len(tokens)] = tokens.float()
+            out["line_of"][b, :len(tokens)] = line_of.long()
+            out["question"][b, :len(question)] = question.float()
+            out["qmask"][b, :len(question)] = True
+        else:
+            out["lines"][b, :n] = inputs[0]
         target[b] = d if d < n else max_people + (d - n)
         if c is not None:
             counted[b, :n], is_count[b] = c, True
-    return {"lines": lines, "mask": mask, "question": torch.stack([f[1] for f in feats]),
-            "last": torch.stack([f[2] for f in feats]), "target": target, "counted": counted, "is_count": is_count}
+    if not token_level:
+        out["question"] = torch.stack([f[0][1] for f in feats])
+    out.update(mask=mask, last=torch.stack([f[0][-1] for f in feats]), target=target, counted=counted,
+               is_count=is_count)
+    return out
 
 
-def _losses(head: InteractionPointerHead, t: dict, j) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rows `j` of padded tensors `t` -> (decision CE, counted BCE over the counting questions'
-    people, (B,) decision hits)."""
-    logits, counted = head.forward_batch(t["lines"][j], t["mask"][j], t["question"][j], t["last"][j],
-                                         with_counted=True)
-    ce = F.cross_entropy(logits, t["target"][j])
-    sel = t["mask"][j] & t["is_count"][j][:, None]
-    bce = F.binary_cross_entropy_with_logits(counted[sel], t["counted"][j][sel]) if sel.any() else ce * 0
-    return ce, bce, logits.argmax(-1) == t["target"][j]
+def _forward(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded tensors (_pad) -> (B, P + 4) decision logits, (B, P) counted logits."""
+    if "line_tokens" in t:
+        return head.forward_tokens(t["line_tokens"], t["line_of"], t["question"], t["qmask"], t["last"], t["mask"],
+                                   with_counted=True)
+    return head.forward_batch(t["lines"], t["mask"], t["question"], t["last"], with_counted=True)
 
 
-def _count_exact(head: InteractionPointerHead, t: dict) -> float | None:
-    """Share of the counting questions in `t` whose count (people with counted logit > 0) is right."""
-    j = t["is_count"].nonzero()[:, 0]
-    if not len(j):
-        return None
-    _, counted = head.forward_batch(t["lines"][j], t["mask"][j], t["question"][j], t["last"][j], with_counted=True)
-    got = ((counted > 0) & t["mask"][j]).sum(1)
-    want = (t["counted"][j] > 0).sum(1)
-    return float((got == want).float().mean())
+def _losses(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded tensors -> (decision CE, counted BCE over the counting questions' people)."""
+    logits, counted = _forward(head, t)
+    ce = F.cross_entropy(logits, t["target"])
+    sel = t["mask"] & t["is_count"][:, None]
+    bce = F.binary_cross_entropy_with_logits(counted[sel], t["counted"][sel]) if sel.any() else ce * 0
+    return ce, bce
 
 
-def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int, epochs: int, lr: float,
+@torch.no_grad()
+def _accuracy(head: InteractionPointerHead, feats: list[tuple], max_people: int,
+              token_level: bool) -> tuple[float, float | None]:
+    """(decision accuracy, share of the counting questions whose count (people with counted
+    logit > 0) is right; None without counting questions), EVAL_CHUNK examples at a time."""
+    hits = counts = count_right = 0
+    for i in range(0, len(feats), EVAL_CHUNK):
+        t = _pad(feats[i:i + EVAL_CHUNK], max_people, token_level)
+        logits, counted = _forward(head, t)
+        hits += int((logits.argmax(-1) == t["target"]).sum())
+        j = t["is_count"]
+        got = ((counted[j] > 0) & t["mask"][j]).sum(1)
+        count_right += int((got == (t["counted"][j] > 0).sum(1)).sum())
+        counts += int(j.sum())
+    return hits / len(feats), (count_right / counts if counts else None)
+
+
+def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, seed: int, epochs: int, lr: float,
                max_people: int) -> tuple[InteractionPointerHead, dict]:
-    """Adam over shuffled mini-batches (decision CE + counted BCE); the epoch with the best
-    validation decision accuracy is kept."""
+    """Adam over shuffled mini-batches (decision CE + counted BCE) of the head `spec.pointer_kind`
+    names; the epoch with the best validation decision accuracy is kept."""
     from tqdm import tqdm
 
+    token_level = spec.pointer_kind in TOKEN_LEVEL_KINDS
     torch.manual_seed(seed)
-    head = InteractionPointerHead(hidden_size)
+    head = make_pointer(spec, hidden_size)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    tr, va = _pad(train, max_people), _pad(val, max_people)
     gen = torch.Generator().manual_seed(seed)
     best = (-1.0, None, 0)
     hist = []
     bar = tqdm(range(epochs), desc="head", unit="epoch")
     for epoch in bar:
         head.train()
-        order = torch.randperm(len(train), generator=gen)
+        order = torch.randperm(len(train), generator=gen).tolist()
         for i in range(0, len(order), HEAD_BATCH):
-            j = order[i:i + HEAD_BATCH]
-            ce, bce, _ = _losses(head, tr, j)
+            ce, bce = _losses(head, _pad([train[j] for j in order[i:i + HEAD_BATCH]], max_people, token_level))
             loss = ce + bce
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         sched.step()
         head.eval()
-        with torch.no_grad():
-            acc = float(_losses(head, va, torch.arange(len(val)))[2].float().mean())
-            tr_acc = float(_losses(head, tr, torch.arange(len(train)))[2].float().mean())
-            count_acc = _count_exact(head, va)
+        acc, count_acc = _accuracy(head, val, max_people, token_level)
+        tr_acc, _ = _accuracy(head, train, max_people, token_level)
         hist.append({"epoch": epoch + 1, "train_acc": round(tr_acc, 4), "val_acc": round(acc, 4),
                      "val_count_exact": None if count_acc is None else round(count_acc, 4)})
         bar.set_postfix(train_acc=f"{tr_acc:.3f}", val_acc=f"{acc:.3f}", val_count=f"{count_acc}")
@@ -206,9 +255,9 @@ def train_head(train: list[tuple], val: list[tuple], hidden_size: int, seed: int
 
 def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None) -> dict:
-    """Read the features with the reader in `folder`, train the head, write the adapter and
-    reader.json (pointer_kind "interact", temperature fitted) to `out` (default: `folder`)."""
+          cache_dir: Path | None = None, head: str = "interact") -> dict:
+    """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), write
+    the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
     from dataclasses import replace
 
     from safetensors.torch import load_file, save_file
@@ -223,7 +272,7 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     out = Path(out or folder)
     record = json.loads((folder / SPEC_FILE).read_text())
     spec = SceneReader.read_spec(folder)
-    if spec.pointer_kind not in ("pooled", "ranked", "interact"):
+    if spec.pointer_kind not in ("pooled", "ranked") + HEAD_KINDS:
         raise SystemExit(f"the reader in {folder} uses pointer_kind {spec.pointer_kind!r}: the head needs the pooled layout")
     model = SceneReader.load(folder / ADAPTER_FILE, spec)
     mocap = load_mocap("train")
@@ -231,22 +280,26 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     val_stream = ExampleStream(seed + 1 + STREAM_SEED_OFFSET, mocap)
     cache = None if cache_dir is None else Path(cache_dir)
     key = llm_key(folder / ADAPTER_FILE)
+    new_spec = replace(spec, pointer_kind=head, temperature=1.0)
+    token_level = head in TOKEN_LEVEL_KINDS
+    suffix = "_tokens" if token_level else ""
     train_feats = _features(model, [next(stream) for _ in range(examples)], "states (train)",
-                            cache and cache / f"train_seed{seed}_{examples}.pt", key)
+                            cache and cache / f"train_seed{seed}_{examples}{suffix}.pt", key, token_level)
     val_feats = _features(model, [next(val_stream) for _ in range(val)], "states (val)",
-                          cache and cache / f"val_seed{seed}_{val}.pt", key)
+                          cache and cache / f"val_seed{seed}_{val}{suffix}.pt", key, token_level)
     t_feat = time.perf_counter() - t0
-    head, fit = train_head(train_feats, val_feats, model.hidden_size, seed, epochs, lr, len(PERSON_TOKENS))
+    head_net, fit = train_head(train_feats, val_feats, new_spec, model.hidden_size, seed, epochs, lr,
+                               len(PERSON_TOKENS))
     # the adapter: the LoRA stage's tensors, the old head's replaced by the new one
     state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items() if not k.startswith("pointer.")}
-    state.update({f"pointer.{k}": v.detach().contiguous() for k, v in head.state_dict().items()})
+    state.update({f"pointer.{k}": v.detach().contiguous() for k, v in head_net.state_dict().items()})
     out.mkdir(parents=True, exist_ok=True)
     save_file(state, str(out / ADAPTER_FILE), metadata={"format": "pt"})
-    spec = replace(spec, pointer_kind="interact", temperature=1.0)
+    spec = new_spec
     record["spec"] = spec.to_json()
     record["head_stage"] = {
-        "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --seed {seed} --examples {examples} "
-                   f"--val {val} --epochs {epochs} --lr {lr} --threads {threads}",
+        "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --head {head} --seed {seed} "
+                   f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}",
         "data": f"{examples} prompts of the 'train' split + text-to-pose (ExampleStream seed {seed + STREAM_SEED_OFFSET}); "
                 f"model selection on {val} more (seed {seed + 1 + STREAM_SEED_OFFSET})",
         "features_minutes": round(t_feat / 60, 1), **fit}
@@ -269,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=DEFAULT_OUT, help="folder of the reader (LoRA stage) to read with")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: --weights)")
+    p.add_argument("--head", choices=HEAD_KINDS, default="interact",
+                   help="the decision head: interact (pooled lines) or late (plus a token-level match)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
@@ -283,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
-    rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir)
+    rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir,
+                head=a.head)
     print(json.dumps({k: rec[k] for k in ("head_stage", "calibration")}, indent=2))
     return 0
 
