@@ -38,6 +38,7 @@ eval-perception: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --json build/eval_perception.json
 
 # Hand-written questions about the labelled real photos (tests/data/real_questions.json) through the shipped
-# default pipeline: accuracy per category, refusals, counting, answer variety; one thread; outcomes in build/.
+# default pipeline: accuracy per category, refusals, counting, answer variety, and per person question the
+# scene line the model read about the expected person (perception's part of a failure); one thread; outcomes in build/.
 eval-questions: setup
-	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --json build/eval_questions.json
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
