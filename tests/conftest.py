@@ -55,8 +55,8 @@ def ros_harness(ros_context):
 
     harnesses = []
 
-    def make(pipeline_factory, autostart=True, **params):
-        h = Harness(ros_context, pipeline_factory, params, autostart=autostart)
+    def make(pipeline_factory, autostart=True, executor=None, **params):
+        h = Harness(ros_context, pipeline_factory, params, autostart=autostart, executor=executor)
         harnesses.append(h)
         return h
 

@@ -5,12 +5,12 @@ matched), never fixed sleeps: the tests hold on a loaded machine."""
 from __future__ import annotations
 
 import faulthandler
+import os
 import threading
 import time
 
 import numpy as np
 from rclpy.action import ActionClient
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -22,6 +22,7 @@ from visualization_msgs.msg import MarkerArray
 from chatpose_ros.action import EstimatePose
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 from chatpose_ros.ros.convert import rgb_to_image
+from chatpose_ros.ros.main import DEFAULT_EXECUTOR, make_executor
 from chatpose_ros.ros.node import ChatPoseNode
 
 POLL_S = 0.01  # how often wait_until looks at its condition
@@ -30,7 +31,7 @@ EXECUTOR_CHECK_S = 0.5  # how often a wait checks that the executor thread still
 
 
 class Harness:
-    def __init__(self, context, pipeline_factory, params: dict, autostart: bool = True):
+    def __init__(self, context, pipeline_factory, params: dict, autostart: bool = True, executor: str | None = None):
         self.context = context
         self._closing = False
         # the model in this process: the test doubles are lambdas (not picklable for a worker process)
@@ -53,7 +54,9 @@ class Harness:
         self.image_pub = self.client.create_publisher(Image, params.get("image_topic", "/camera/image_raw"), qos)
         self.query_pub = self.client.create_publisher(String, f"{ns}/query", qos)
         self.action = ActionClient(self.client, EstimatePose, f"{ns}/estimate")
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        # chatpose-node --executor's choices (its default unless told); CHATPOSE_TEST_EXECUTOR=multi runs
+        # every ROS test on the other one
+        self.executor = make_executor(executor or os.environ.get("CHATPOSE_TEST_EXECUTOR", DEFAULT_EXECUTOR), context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.client)
         self._spinning = threading.Event()

@@ -39,11 +39,14 @@ def test_poses_first_then_words_then_the_complete_answer(ros_harness):
     assert h.wait_for("poses", lambda ms: len(ms) == 2)[-1].selected == -1
 
 
-def test_action_feedback_carries_the_words_so_far(ros_harness):
+@pytest.mark.parametrize("executor", ["multi", "events"])
+def test_action_feedback_carries_the_words_so_far(ros_harness, executor):
+    """Under the events executor (one thread, the client's callbacks too) the feedback arrives
+    only if a goal waiting for its answer leaves that thread free."""
     from chatpose_ros.action import EstimatePose
 
     hold = threading.Event()
-    h = ros_harness(lambda cfg: StreamingPipeline(hold=hold), track_after_query=False)
+    h = ros_harness(lambda cfg: StreamingPipeline(hold=hold), executor=executor, track_after_query=False)
     h.publish_and_wait(np.zeros((40, 80, 3), np.uint8))
     assert h.action.wait_for_server(timeout_sec=10)
     feedback: list[str] = []

@@ -20,9 +20,10 @@ pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def node_process():
-    proc = subprocess.Popen([sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(STATE_DIR), "--ros-args",
+@pytest.fixture(params=["multi", "events"])  # chatpose-node --executor
+def node_process(request):
+    proc = subprocess.Popen([sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(STATE_DIR),
+                             "--executor", request.param, "--ros-args",
                              "-p", "image_qos:=reliable", "-p", "image_qos_depth:=5", "-p", "track_after_query:=true",
                              "-p", "diagnostics_period_s:=0.2", "-p", "mesh_body:='off'"],  # quoted: YAML reads off as false
                             env=os.environ.copy(), cwd=ROOT)

@@ -4,13 +4,21 @@ the poses. Goals are refused while the node is not active; a cancel marks the jo
 
 Feedback `stage`: queued, estimating, publishing; while a streaming profile speaks,
 "answering: <the words so far>" (sent when they grew, at most every GOAL_POLL_S).
+
+A goal waits for its answer in a thread: one of the executor's (rclpy's MultiThreadedExecutor),
+or, under the events executor (one thread for every callback: chatpose-node --executor events),
+a thread of its own that the executor awaits, so that images, queries and cancel requests are
+served meanwhile.
 """
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import Executor
+from rclpy.task import Future
 from std_msgs.msg import Header
 
 from chatpose_ros.action import EstimatePose
@@ -40,9 +48,12 @@ class EstimateAction:
                  emit: Callable[[list], None], is_active: Callable[[], bool]) -> None:
         self.cfg, self.max_image_pixels, self.session = cfg, max_image_pixels, session
         self._node, self._emit, self._is_active = node, emit, is_active
-        self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=self._execute,
+        self._group = ReentrantCallbackGroup()
+        # rclpy's own executors run a goal in one of their threads; the events executor is not one
+        execute = self._execute if node.executor is None or isinstance(node.executor, Executor) else self._execute_beside
+        self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=execute,
                                     goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
-                                    callback_group=ReentrantCallbackGroup())
+                                    callback_group=self._group)
 
     def destroy(self) -> None:
         self._server.destroy()
@@ -52,6 +63,24 @@ class EstimateAction:
             self._node.get_logger().warn("action goal refused: the node is not active")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
+
+    async def _execute_beside(self, goal_handle) -> EstimatePose.Result:
+        """`_execute` in a thread of its own, awaited. The events executor revisits a waiting
+        coroutine after its next callback: a timer every GOAL_POLL_S while the goal runs is one."""
+        done = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self._execute(goal_handle))
+            except Exception as exc:  # the action server logs it and answers with an empty result
+                done.set_exception(exc)
+
+        wake = self._node.create_timer(GOAL_POLL_S, lambda: None, callback_group=self._group)
+        threading.Thread(target=run, name="chatpose_goal", daemon=True).start()
+        try:
+            return await done
+        finally:
+            self._node.destroy_timer(wake)
 
     def _execute(self, goal_handle) -> EstimatePose.Result:
         """Run one goal as a query of `self.session`; feedback = the job's stages."""

@@ -1,6 +1,6 @@
 """`chatpose-node`: run the node with a params file, without `ros2 launch`.
 
-    chatpose-node --params-file config/default.yaml [--no-autostart] [--ros-args ...]
+    chatpose-node --params-file config/default.yaml [--no-autostart] [--executor events|multi] [--ros-args ...]
 
 DDS is kept on loopback unless the environment already chooses (see netsafe.py).
 """
@@ -12,6 +12,30 @@ import sys
 from pathlib import Path
 
 GIL_SWITCH_INTERVAL_S = 0.001
+EXECUTOR_THREADS = 4  # the multi-threaded executor's threads
+EXECUTORS = ("events", "multi")
+# events: measured side by side against multi (README, issue 11): query latency, tracking rate and
+# image callback gaps better in every pair
+DEFAULT_EXECUTOR = "events"
+# rclpy 7.1.5's EventsExecutor.spin() ran no callback here (a timer never fired); spin_once does:
+# it is spun in slices of at most this long (each returns after one callback)
+EVENTS_SPIN_SLICE_S = 0.5
+
+
+def make_executor(kind: str, context=None):
+    """The executor that spins the node: "events", rclpy.experimental.EventsExecutor (one thread,
+    its event loop in C++; an action goal waits for its answer in a thread of its own, see
+    ros/estimate_action.py), or "multi", rclpy's MultiThreadedExecutor (EXECUTOR_THREADS
+    threads, its wait set rebuilt in Python for every callback)."""
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor(context=context)
+    if kind != "multi":
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {kind!r}")
+    from rclpy.executors import MultiThreadedExecutor
+
+    return MultiThreadedExecutor(num_threads=EXECUTOR_THREADS, context=context)
 
 
 def default_params_file() -> str:
@@ -40,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stay unconfigured until a lifecycle manager configures and activates the node")
     parser.add_argument("--state-dir", default=os.environ.get("CHATPOSE_STATE_DIR", str(Path.cwd() / "build" / "ros_state")),
                         help="folder for the loopback Fast DDS profile and ROS logs")
+    parser.add_argument("--executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
+                        help="events: rclpy.experimental.EventsExecutor (default); multi: rclpy's MultiThreadedExecutor")
     args = parser.parse_args(argv)
 
     from .netsafe import configure_loopback_only
@@ -47,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_loopback_only(args.state_dir)
 
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException
 
     from .node import ChatPoseNode
 
@@ -58,13 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=rclpy_args)
     node = ChatPoseNode()
-    executor = MultiThreadedExecutor(num_threads=4)
+    executor = make_executor(args.executor)
     executor.add_node(node)
     code = 0
     try:
         if not args.no_autostart and not node.autostart():
             code = 1  # stays unconfigured and serves its lifecycle services; see the error logged
-        executor.spin()
+        if args.executor == "events":
+            while rclpy.ok():
+                executor.spin_once(timeout_sec=EVENTS_SPIN_SLICE_S)
+        else:
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -301,7 +301,8 @@ def bench_callback(args) -> dict:
 
 
 def _node_process(args, state: Path):
-    cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--ros-args",
+    cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--executor", args.node_executor,
+           "--ros-args",
            "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0",
            "-p", "image_qos:=reliable", "-p", f"tracking_rate_hz:={args.hz}", "-p", "diagnostics_period_s:=1.0",
            "-p", f"model.cpu_threads:={args.cpu_threads}"]
@@ -474,6 +475,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                "callback_gap_p95_ms": _pct(gaps, 95), "callback_gap_max_ms": float(np.max(gaps)) if gaps else float("nan"),
                "camera_send_gap_p95_ms": _pct(camera_gaps, 95),
                "node_rss_mb": node_rss, "worker_rss_mb": worker_rss, "cpu_threads": args.cpu_threads,
+               "node_executor": args.node_executor,
                "load_average_1min": [load_before, load_during]}
         rows = [("query -> pose message over ROS (p50 / p95 ms)",
                   f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
@@ -616,6 +618,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default="", help="write the figures here")
     p.add_argument("--node-param", action="append", default=[], metavar="NAME:=VALUE",
                    help="extra ROS parameter for the node (e2e, memory), e.g. hri_enabled:=false; repeatable")
+    from chatpose_ros.ros.main import DEFAULT_EXECUTOR, EXECUTORS
+
+    p.add_argument("--node-executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
+                   help="the node process's executor (chatpose-node --executor; e2e, memory)")
     args = p.parse_args(argv)
     if args.what == "camera":
         return run_camera(args)
