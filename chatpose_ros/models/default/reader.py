@@ -3,8 +3,8 @@
     prompt  = chat template: system line, then the scene's words (scene_words.SceneWords.text:
               one line per person ending with its token <p1>..<pN>, people left to right, and an
               Objects line), then "Question: <query>"
-    decide  = one prefill, then the decision head (spec.pointer_kind; shipped: "interact",
-              InteractionPointerHead) over the LLM's own last-layer states: one of <p1>..<pN>
+    decide  = one prefill, then the decision head (spec.pointer_kind; shipped: "late",
+              LateInteractionHead) over the LLM's own last-layer states: one of <p1>..<pN>
               (that person), <none> (nobody fits, or nobody in view), [POSE] (a pose made from
               the text), a count ("I see N", N from the head's per-person "counted" scores) or
               a text answer (the LM's own first word: chat)

@@ -1,9 +1,11 @@
 """Train the scene reader's decision head on the frozen reader's own states (stage 2 of the reader).
 
-The reader's LLM (LoRA merged, offline.train_reader) reads each training prompt once; the pooled
-states the pointer head reads (reader.SceneReader.pooled_states: each person line's mean state,
-the question's mean state, the last prompt state) are kept, and a new
-reader.InteractionPointerHead is trained on them for many epochs. Without a backward pass
+The reader's LLM (LoRA merged, offline.train_reader) reads each training prompt once; the states
+the decision head reads are kept, and a new head is trained on them for many epochs: ``--head
+late`` (the shipped one, reader.LateInteractionHead) keeps every token state of the person lines
+and of the question (reader.SceneReader.token_states, float16: about 0.9 GB for 8 000 prompts);
+``--head interact`` (reader.InteractionPointerHead) only the pooled ones
+(reader.SceneReader.pooled_states: each line's mean state, the question's, the last state). Without a backward pass
 through the LLM, one core reads many more questions than the LoRA stage can train on (about
 3 000 prompts there against ``--examples`` here), and the head's elementwise interaction of the
 question with each line has a gradient from the start. The LLM, its added tokens and the pose
@@ -15,7 +17,7 @@ questions); model selection on a second "train"-split stream (``--val`` question
 STREAM_SEED_OFFSET): no evaluation split is read. The decision temperature is fitted afterwards
 as in train_reader (split "in_dist", the calibration seed).
 
-    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head --seed 0 --examples 8000 --threads 1
+    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head --head late --seed 0 --examples 8000 --threads 1
 """
 from __future__ import annotations
 
@@ -255,7 +257,7 @@ def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, see
 
 def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None, head: str = "interact") -> dict:
+          cache_dir: Path | None = None, head: str = "late") -> dict:
     """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), write
     the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
     from dataclasses import replace
@@ -322,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--weights", type=Path, default=DEFAULT_OUT, help="folder of the reader (LoRA stage) to read with")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: --weights)")
-    p.add_argument("--head", choices=HEAD_KINDS, default="interact",
-                   help="the decision head: interact (pooled lines) or late (plus a token-level match)")
+    p.add_argument("--head", choices=HEAD_KINDS, default="late",
+                   help="the decision head: late (pooled lines plus a token-level match; shipped) or interact (pooled lines)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
