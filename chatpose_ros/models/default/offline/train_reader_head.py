@@ -17,8 +17,8 @@ questions); model selection on a second "train"-split stream (``--val`` question
 STREAM_SEED_OFFSET): no evaluation split is read. The decision temperature is fitted afterwards
 as in train_reader (split "in_dist", the calibration seed).
 
-    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head --head late --seed 0 \
-        --examples 8000 --threads 1
+    OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head \\
+        --head late --seed 0 --examples 8000 --threads 1
 """
 from __future__ import annotations
 
