@@ -5,10 +5,10 @@ the decision head reads are kept, and a new head is trained on them for many epo
 late`` (the shipped one, reader.LateInteractionHead) keeps every token state of the person lines
 and of the question (reader.SceneReader.token_states, float16: about 0.9 GB for 8 000 prompts);
 ``--head interact`` (reader.InteractionPointerHead) only the pooled ones
-(reader.SceneReader.pooled_states: each line's mean state, the question's, the last state). Without a backward pass
-through the LLM, one core reads many more questions than the LoRA stage can train on (about
-3 000 prompts there against ``--examples`` here), and the head's elementwise interaction of the
-question with each line has a gradient from the start. The LLM, its added tokens and the pose
+(reader.SceneReader.pooled_states: each line's mean state, the question's, the last state).
+Without a backward pass through the LLM, one core reads many more questions than the LoRA stage
+can train on (about 3 000 prompts there against ``--examples`` here), and the head's
+elementwise interaction of the question with each line has a gradient from the start. The LLM, its added tokens and the pose
 head are unchanged; the answer words are still the LM's own after the decision token.
 
 Data: the "train" split of offline.scene_questions and text-to-pose samples
