@@ -302,6 +302,7 @@ class LateInteractionHead(InteractionPointerHead):
 
 
 POINTER_KINDS: tuple[str, ...] = ("state", "pooled", "ranked", "interact", "late")
+POOLED_LAYOUT_KINDS: tuple[str, ...] = POINTER_KINDS[1:]  # the scene first, the question last (_pooled_prompt_ids)
 TOKEN_LEVEL_KINDS: tuple[str, ...] = ("late",)  # heads that read every token's state (SceneReader.token_states)
 
 
@@ -329,7 +330,7 @@ class SceneReader(nn.Module):
         self.pose_head = PoseHead(self.hidden_size, spec.pose_inner)
         if spec.pointer and spec.pointer_kind not in POINTER_KINDS:
             raise CheckpointError(f"unknown pointer_kind {spec.pointer_kind!r}")
-        self.pooled = spec.pointer and spec.pointer_kind in ("pooled", "ranked", "interact", "late")
+        self.pooled = spec.pointer and spec.pointer_kind in POOLED_LAYOUT_KINDS
         self.pointer = make_pointer(spec, self.hidden_size) if spec.pointer else None
         self.newline_id = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
         self.person_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(PERSON_TOKENS)))

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from chatpose_ros.models.default.reader import (ADAPTER_FILE, SPEC_FILE, TOKEN_LEVEL_KINDS, InteractionPointerHead,
-                                                SceneReader, make_pointer)
+from chatpose_ros.models.default.reader import (ADAPTER_FILE, POOLED_LAYOUT_KINDS, SPEC_FILE, TOKEN_LEVEL_KINDS,
+                                                InteractionPointerHead, SceneReader, make_pointer)
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     out = Path(out or folder)
     record = json.loads((folder / SPEC_FILE).read_text())
     spec = SceneReader.read_spec(folder)
-    if spec.pointer_kind not in ("pooled", "ranked") + HEAD_KINDS:
+    if spec.pointer_kind not in POOLED_LAYOUT_KINDS:
         raise SystemExit(f"the reader in {folder} uses pointer_kind {spec.pointer_kind!r}: the head needs the pooled layout")
     model = SceneReader.load(folder / ADAPTER_FILE, spec)
     mocap = load_mocap("train")
