@@ -361,10 +361,9 @@ def target_lines(perception, questions: Sequence[Question], labels: Sequence[Lab
             scene = perception.see(load_image(by_id[q.image], root))
             seen[q.image] = (scene, scene_words(scene))
         scene, words = seen[q.image]
-        target = by_id[q.image].people[q.expected].box
-        ious = [box_iou(target, scene.people[i].box) for i in words.index]
-        k = max(range(len(ious)), key=ious.__getitem__) if ious else -1
-        out[q.id] = None if k < 0 or ious[k] < MATCH_IOU else f"{PERSON_TOKENS[k]} {words.people[k].line()}"
+        # the line whose box best matches the expected label: chosen_label with the roles swapped
+        k = chosen_label(by_id[q.image].people[q.expected].box, [scene.people[i].box for i in words.index])
+        out[q.id] = f"{PERSON_TOKENS[k]} {words.people[k].line()}" if k >= 0 else None
     return out
 
 
