@@ -35,6 +35,30 @@ def test_one_example_equals_its_row_of_a_padded_batch():
         assert torch.isinf(batch[b, n:P]).all()
 
 
+@pytest.mark.parametrize("cls", [InteractionPointerHead, LateInteractionHead])
+def test_count_all_is_a_fifth_kind_and_the_example_label_points_at_it(cls):
+    from chatpose_ros.models.default.offline.scene_questions import SceneWords, make_qa
+    from chatpose_ros.models.default.offline.train_reader import Example
+    from chatpose_ros.models.default.reader import COUNT_ALL_KIND, COUNT_KIND
+
+    assert cls(H, dim=8).kinds[-1] == COUNT_KIND
+    head = cls(H, dim=8, count_all=True)
+    assert head.kinds[-2:] == (COUNT_KIND, COUNT_ALL_KIND)
+    assert head.other[-1].out_features == len(head.kinds)
+    rng = __import__("numpy").random.default_rng(0)
+    seen = set()
+    for _ in range(80):
+        qa = make_qa(rng, "train", category="counting")
+        e = Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted, everyone=qa.counts_everyone)
+        n = len(qa.scene.people)
+        assert isinstance(qa.scene, SceneWords)
+        assert e.decision(count_kind=True) == n + 3  # without the fifth kind: the count kind
+        want = n + 4 if qa.family == "count_all" else n + 3
+        assert e.decision(count_kind=True, count_all=True) == want, (qa.family, qa.question)
+        seen.add(qa.family)
+    assert seen == {"count_all", "count_filtered"}
+
+
 def _synthetic(g, protos, count: bool):
     """Lines are noisy prototypes; the question is one prototype. A choice: the one line of
     that prototype (decision index = its position). A count: every line of that prototype is

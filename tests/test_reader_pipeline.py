@@ -69,7 +69,15 @@ def test_a_count_is_the_number_of_people_found(pipe):
 def test_question_that_matches_nobody_is_refused(pipe):
     res = pipe.estimate(load_photo("basketball1.png"), "the dog")
     assert res.selected == -1 and res.selected_person is None and res.no_match, res.answer
-    assert res.answer.startswith("Nobody") and len(res.people) == 2
+    assert res.answer == 'Nobody here matches "the dog".' and len(res.people) == 2
+
+
+def test_count_of_everyone_is_the_whole_answer(pipe):
+    """A count of everyone (the head's count_all kind) says the number of people found, and
+    nothing the head did not decide (no description the LM would add)."""
+    res = pipe.estimate(load_photo("basketball1.png"), "How many people do you see?")
+    n = len(res.people)
+    assert res.answer == ("I see 1 person." if n == 1 else f"I see {n} people."), res.answer
 
 
 def test_confidence_threshold_turns_a_choice_into_no_match():
@@ -81,7 +89,7 @@ def test_confidence_threshold_turns_a_choice_into_no_match():
     finally:
         strict.close()
     assert res.selected == -1 and res.no_match and 0 < res.grounding_confidence < 1.0
-    assert res.answer.startswith("Nobody")
+    assert res.answer == 'Nobody here matches "the person on the left".', res.answer
 
 
 def test_counting_is_a_text_answer_without_a_chosen_pose(pipe):

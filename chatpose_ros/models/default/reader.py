@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You see the people listed and answer about them."
 COUNT_PREFIX = "I see {count}"  # a count answer's first words (offline.scene_questions.count_answer)
+# the whole answer of a count of everyone in view (offline.scene_questions.count_answer; 0 people:
+# the pipeline's "nobody in view" answer)
+COUNT_ALL_ANSWER = {True: "I see 1 person.", False: "I see {count} people."}
+# the answer of a question that fits nobody in view: the user's own words quoted (the LM wrote them
+# out itself before, and garbled words no template has)
+NO_MATCH_ANSWER = 'Nobody here matches "{phrase}".'
+MAX_QUOTED_CHARS = 80
 NO_IMAGE_LINE = "No image."
 ADAPTER_FILE = "reader_adapter.safetensors"
 SPEC_FILE = "reader.json"
@@ -69,6 +76,9 @@ class ReaderSpec:
     # "late": the same plus a token-level match of the question with each line (LateInteractionHead)
     pointer: bool = False
     pointer_kind: str = "state"
+    # an interaction head's fifth kind COUNT_ALL_KIND: a count of everyone in view, decided from the
+    # question as a whole (its per-person "counted" scores followed the training wordings)
+    count_all: bool = False
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -105,6 +115,7 @@ def load_base(cache: Path | None, num_layers: int):
 
 DECISION_KINDS: tuple[str, ...] = ("none", "pose", "text")  # the decisions that are not a person
 COUNT_KIND = "count"  # InteractionPointerHead's fourth kind: a count, from its per-person "counted" scores
+COUNT_ALL_KIND = "count_all"  # its optional fifth kind: a count of everyone in view (ReaderSpec.count_all)
 
 
 class PointerHead(nn.Module):
@@ -170,21 +181,24 @@ class InteractionPointerHead(nn.Module):
     """A person's score from the interaction of the question with the person's line and with
     its neighbours' lines (for "to the right of the one in red"): with z = q([u; h_last]) and
     a_k = k(v_k) + rank keys, [score_k, counted_k] = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
-    the four `kinds` (DECISION_KINDS and COUNT_KIND) from [u; h_last; max_k a_k * z]. A count
-    answer counts the people whose `counted_k` > 0 (count_logits). v_k, u and h_last as in
+    the `kinds` (DECISION_KINDS, COUNT_KIND and with `count_all` COUNT_ALL_KIND) from
+    [u; h_last; max_k a_k * z]. A count answer counts the people whose `counted_k` > 0
+    (count_logits); a count of everyone needs no per-person score. v_k, u and h_last as in
     PooledPointerHead (one prefill, the scene first and the question last, so the question's
     states have read the scene). Trained on the frozen reader's states
     (offline.train_reader_head): an elementwise interaction has a gradient from the start,
     where the bilinear score stayed flat over the question.
 
-    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + 4,) logits [p1..pN, none, pose, text, count]."""
+    Shapes: lines (N, H), question (H,), h_last (H,) -> (N + K,) logits [p1..pN, none, pose, text,
+    count(, count_all)], K = len(kinds)."""
 
-    kinds: tuple[str, ...] = DECISION_KINDS + (COUNT_KIND,)
-
-    def __init__(self, hidden_size: int, dim: int = 256, extra_person: int = 0, extra_pooled: int = 0) -> None:
+    def __init__(self, hidden_size: int, dim: int = 256, extra_person: int = 0, extra_pooled: int = 0,
+                 count_all: bool = False) -> None:
         """`extra_person` / `extra_pooled`: widths of extra per-person and per-question
-        features a subclass feeds to the score and to the kinds (LateInteractionHead)."""
+        features a subclass feeds to the score and to the kinds (LateInteractionHead);
+        `count_all`: the fifth kind COUNT_ALL_KIND."""
         super().__init__()
+        self.kinds: tuple[str, ...] = DECISION_KINDS + (COUNT_KIND,) + ((COUNT_ALL_KIND,) if count_all else ())
         self.q = nn.Sequential(nn.Linear(2 * hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
         self.k = nn.Sequential(nn.Linear(hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
         self.left = nn.Linear(hidden_size, dim)
@@ -214,8 +228,8 @@ class InteractionPointerHead(nn.Module):
                       h_last: torch.Tensor, with_counted: bool = False,
                       person_extra: torch.Tensor | None = None, pooled_extra: torch.Tensor | None = None):
         """Padded batch (training): lines (B, P, H) zero beyond each example's people, mask
-        (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + 4) logits
-        [p1..pP, none, pose, text, count], padded people at -inf; `with_counted`: also the
+        (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + K) logits
+        [p1..pP, none, pose, text, count(, count_all)], padded people at -inf; `with_counted`: also the
         (B, P) "counted" logits. `person_extra` (B, P, extra_person) and `pooled_extra`
         (B, extra_pooled): a subclass's extra features."""
         B, P, _ = lines.shape
@@ -247,10 +261,11 @@ class LateInteractionHead(InteractionPointerHead):
 
     Inputs are the LLM's token states (SceneReader.token_states): line_tokens (T, H) the tokens of
     every person line, line_of (T,) which line (0..N-1) each is, question (M, H) the question's
-    tokens, h_last (H,) -> (N + 4,) logits as InteractionPointerHead."""
+    tokens, h_last (H,) -> (N + K,) logits as InteractionPointerHead."""
 
-    def __init__(self, hidden_size: int, dim: int = 256, late_dim: int = 128, groups: int = 4) -> None:
-        super().__init__(hidden_size, dim, extra_person=3 * groups, extra_pooled=groups)
+    def __init__(self, hidden_size: int, dim: int = 256, late_dim: int = 128, groups: int = 4,
+                 count_all: bool = False) -> None:
+        super().__init__(hidden_size, dim, extra_person=3 * groups, extra_pooled=groups, count_all=count_all)
         self.tq = nn.Linear(hidden_size, late_dim)
         self.tl = nn.Linear(hidden_size, late_dim)
         self.tw = nn.Linear(hidden_size, groups)
@@ -309,9 +324,9 @@ TOKEN_LEVEL_KINDS: tuple[str, ...] = ("late",)  # heads that read every token's 
 def make_pointer(spec: ReaderSpec, hidden_size: int) -> nn.Module:
     """The decision head named by `spec.pointer_kind` (see ReaderSpec)."""
     if spec.pointer_kind == "late":
-        return LateInteractionHead(hidden_size)
+        return LateInteractionHead(hidden_size, count_all=spec.count_all)
     if spec.pointer_kind == "interact":
-        return InteractionPointerHead(hidden_size)
+        return InteractionPointerHead(hidden_size, count_all=spec.count_all)
     if spec.pointer_kind in ("pooled", "ranked"):
         return PooledPointerHead(hidden_size, ranked=spec.pointer_kind == "ranked")
     return PointerHead(hidden_size)
@@ -541,7 +556,16 @@ class SceneReader(nn.Module):
 
     def kind_token(self, kind: str) -> int:
         """A decision kind's first answer token; -1: the LM's own first word (text, count)."""
-        return {"none": self.none_id, "pose": self.pose_id, "text": -1, COUNT_KIND: -1}[kind]
+        return {"none": self.none_id, "pose": self.pose_id, "text": -1, COUNT_KIND: -1, COUNT_ALL_KIND: -1}[kind]
+
+    def no_match_forced(self, query: str) -> tuple[int, ...]:
+        """The answer tokens after <none> when people are in view: NO_MATCH_ANSWER quoting `query`
+        (trailing punctuation dropped, cut at MAX_QUOTED_CHARS), then <|im_end|>."""
+        phrase = query.strip().rstrip("?.! ")
+        if len(phrase) > MAX_QUOTED_CHARS:
+            phrase = phrase[:MAX_QUOTED_CHARS].rstrip() + "..."
+        ids = self.tokenizer(NONE_TOKEN + " " + NO_MATCH_ANSWER.format(phrase=phrase), add_special_tokens=False)
+        return tuple(ids["input_ids"][1:]) + (self.end_id,)
 
     @torch.no_grad()
     def decide(self, scene, query: str, num_people: int, zero_states: bool = False) -> Decision:
@@ -556,10 +580,17 @@ class SceneReader(nn.Module):
         first = self.first_token(logits, num_people)
         past = None if zero_states else out.past_key_values
         k = int(logits.argmax()) - num_people
-        if k >= 0 and self.kinds[k] == COUNT_KIND:  # a count: how many the head counts, said by the LM
+        kind = self.kinds[k] if k >= 0 else None
+        if kind == COUNT_ALL_KIND:  # everyone in view: the whole answer is fixed
+            text = COUNT_ALL_ANSWER[num_people == 1].format(count=num_people)
+            forced = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.end_id]
+            return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), num_people)
+        if kind == COUNT_KIND:  # a count: how many the head counts, said by the LM
             count = int((self.pointer.count_logits(*self.head_inputs(ids[0], h)) > 0).sum())
             forced = self.tokenizer(COUNT_PREFIX.format(count=count), add_special_tokens=False)["input_ids"]
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
+        if first == self.none_id and num_people and self.pointer is not None:
+            return Decision(first, logits, h[-1:], past, self.no_match_forced(query))
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
             words[self.new_ids] = float("-inf")

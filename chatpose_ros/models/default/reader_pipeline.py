@@ -211,8 +211,8 @@ class ReaderPipeline(DefaultPipeline):
             prefix = NO_PERSON_ANSWER + " " if nobody_seen else ""
             if prefix and on_text is not None:
                 on_text(prefix)
-            if first != d.first:  # overruled (not sure enough): the answer starts from <none>
-                d = replace(d, first=first, forced=(), count=None)
+            if first != d.first:  # overruled (not sure enough): the answer of <none>
+                d = replace(d, first=first, forced=reader.no_match_forced(query), count=None)
             answer, _ = self._words(d, on_text)
             answer = prefix + answer
         timings["answer"] = (time.perf_counter() - t) * 1e3

@@ -46,7 +46,7 @@ class Example:
     """One training sequence: scene (scene_words.SceneWords; None: no image), question, answer,
     the decision (QA.target: person index, -1 nobody, -2 text, -3 imagined pose), an optional
     pose target (24, 3, 3) for a [POSE] answer, and for a counting question the indexes of the
-    people it counts."""
+    people it counts (`everyone`: a question that counts everyone in view, QA.counts_everyone)."""
 
     scene: object
     question: str
@@ -54,15 +54,19 @@ class Example:
     target: int
     rotmats: np.ndarray | None = None
     counted: tuple[int, ...] | None = None
+    everyone: bool = False
 
     @property
     def num_people(self) -> int:
         return 0 if self.scene is None else len(self.scene.people)
 
-    def decision(self, count_kind: bool = False) -> int:
+    def decision(self, count_kind: bool = False, count_all: bool = False) -> int:
         """Index of the decision among the pointer head's [p1..pN, none, pose, text] (and, with
-        `count_kind`, count: where a counting question goes)."""
+        `count_kind`, count: where a counting question goes; with `count_all` too, count_all:
+        where a count of everyone goes)."""
         n = self.num_people
+        if count_kind and count_all and self.everyone:
+            return n + 4
         if count_kind and self.counted is not None:
             return n + 3
         return self.target if self.target >= 0 else {-1: n, -3: n + 1, -2: n + 2}[self.target]
@@ -88,7 +92,7 @@ class ExampleStream:
             answer = f"{POSE_TOKEN} Here is a pose made from your words, not a person in view."
             return Example(scene, s.query, answer, -3, np.asarray(s.rotmats, np.float32))
         qa = make_qa(self.rng, self.split)
-        return Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted)
+        return Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted, everyone=qa.counts_everyone)
 
     def __iter__(self) -> "ExampleStream":
         return self

@@ -47,13 +47,14 @@ HEAD_KINDS = ("interact", "late")  # reader.InteractionPointerHead, reader.LateI
 
 
 def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "",
-              token_level: bool = False) -> list[tuple]:
+              token_level: bool = False, count_all: bool = False) -> list[tuple]:
     """Examples -> [(inputs, decision index, counted (N,) float or None)] from one prefill each
     (batched, right-padded: causal attention keeps the real tokens' states). `inputs`: the
     pooled states (lines (N, H), question (H,), h_last (H,); SceneReader.pooled_states) or, with
     `token_level`, the token states (SceneReader.token_states, float16 but h_last). `cache`: a
     file holding the states of exactly these prompts read by the LLM `llm` names (llm_key; read
-    if there, written if not; the labels always come from `examples`)."""
+    if there, written if not; the labels always come from `examples`). `count_all`: a count of
+    everyone is the head's own kind (reader.COUNT_ALL_KIND)."""
     key = _cache_key(model, examples, llm + (":tokens" if token_level else ""))
     states = _read_cache(cache, key)
     if states is None:
@@ -68,7 +69,7 @@ def _features(model: SceneReader, examples: list, desc: str, cache: Path | None 
         if e.counted is not None:
             counted = torch.zeros(n)
             counted[list(e.counted)] = 1.0
-        out.append((inputs, e.decision(count_kind=True), counted))
+        out.append((inputs, e.decision(count_kind=True, count_all=count_all), counted))
     return out
 
 
@@ -184,7 +185,7 @@ def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict
 
 
 def _forward(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padded tensors (_pad) -> (B, P + 4) decision logits, (B, P) counted logits."""
+    """Padded tensors (_pad) -> (B, P + K) decision logits (K: the head's kinds), (B, P) counted logits."""
     if "line_tokens" in t:
         return head.forward_tokens(t["line_tokens"], t["line_of"], t["question"], t["qmask"], t["last"], t["mask"],
                                    with_counted=True)
@@ -258,9 +259,10 @@ def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, see
 
 def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None, head: str = "late") -> dict:
-    """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), write
-    the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
+          cache_dir: Path | None = None, head: str = "late", count_all: bool = True) -> dict:
+    """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), with
+    the kind reader.COUNT_ALL_KIND if `count_all`, write the adapter and reader.json (that
+    pointer_kind, temperature fitted) to `out` (default: `folder`)."""
     from dataclasses import replace
 
     from safetensors.torch import load_file, save_file
@@ -283,13 +285,13 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     val_stream = ExampleStream(seed + 1 + STREAM_SEED_OFFSET, mocap)
     cache = None if cache_dir is None else Path(cache_dir)
     key = llm_key(folder / ADAPTER_FILE)
-    new_spec = replace(spec, pointer_kind=head, temperature=1.0)
+    new_spec = replace(spec, pointer_kind=head, temperature=1.0, count_all=count_all)
     token_level = head in TOKEN_LEVEL_KINDS
     suffix = "_tokens" if token_level else ""
     train_feats = _features(model, [next(stream) for _ in range(examples)], "states (train)",
-                            cache and cache / f"train_seed{seed}_{examples}{suffix}.pt", key, token_level)
+                            cache and cache / f"train_seed{seed}_{examples}{suffix}.pt", key, token_level, count_all)
     val_feats = _features(model, [next(val_stream) for _ in range(val)], "states (val)",
-                          cache and cache / f"val_seed{seed}_{val}{suffix}.pt", key, token_level)
+                          cache and cache / f"val_seed{seed}_{val}{suffix}.pt", key, token_level, count_all)
     t_feat = time.perf_counter() - t0
     head_net, fit = train_head(train_feats, val_feats, new_spec, model.hidden_size, seed, epochs, lr,
                                len(PERSON_TOKENS))
@@ -302,7 +304,8 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     record["spec"] = spec.to_json()
     record["head_stage"] = {
         "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --head {head} --seed {seed} "
-                   f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}",
+                   f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}"
+                   + ("" if count_all else " --no-count-all"),
         "data": f"{examples} prompts of the 'train' split + text-to-pose (ExampleStream seed {seed + STREAM_SEED_OFFSET}); "
                 f"model selection on {val} more (seed {seed + 1 + STREAM_SEED_OFFSET})",
         "features_minutes": round(t_feat / 60, 1), **fit}
@@ -327,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: --weights)")
     p.add_argument("--head", choices=HEAD_KINDS, default="late",
                    help="the decision head: late (pooled lines plus a token-level match; shipped) or interact (pooled lines)")
+    p.add_argument("--no-count-all", dest="count_all", action="store_false",
+                   help="no count_all kind: every count from the per-person counted scores (the head before)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
@@ -342,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
     rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir,
-                head=a.head)
+                head=a.head, count_all=a.count_all)
     print(json.dumps({k: rec[k] for k in ("head_stage", "calibration")}, indent=2))
     return 0
 
