@@ -25,13 +25,13 @@ def test_one_example_equals_its_row_of_a_padded_batch():
         lines[b, :len(ln)], mask[b, :len(ln)] = ln, True
     batch, counted = head.forward_batch(lines, mask, torch.stack([e[1] for e in examples]),
                                         torch.stack([e[2] for e in examples]), with_counted=True)
-    assert batch.shape == (len(examples), P + len(head.kinds)) and counted.shape == (len(examples), P)
+    assert batch.shape == (len(examples), P + len(head.kinds)) and counted.shape == (len(examples), P, 1)
     for b, (ln, q, last) in enumerate(examples):
         one = head(ln, q, last)
         n = len(ln)
         assert one.shape == (n + 4,)
         assert torch.allclose(one[:n], batch[b, :n], atol=1e-5) and torch.allclose(one[n:], batch[b, P:], atol=1e-5)
-        assert torch.allclose(head.count_logits(ln, q, last), counted[b, :n], atol=1e-5)
+        assert torch.allclose(head.count_logits(ln, q, last), counted[b, :n, 0], atol=1e-5)
         assert torch.isinf(batch[b, n:P]).all()
 
 
@@ -69,11 +69,11 @@ def _synthetic(g, protos, count: bool):
         asked = int(torch.randint(0, 3, (1,), generator=g))
         counted = (kinds == asked).float()
         lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
-        return (lines, protos[asked] + protos[5], torch.zeros(H)), n + 3, counted
+        return (lines, protos[asked] + protos[5], torch.zeros(H)), n + 3, counted, None
     kinds = torch.randperm(5, generator=g)[:n]
     t = int(torch.randint(0, n, (1,), generator=g))
     lines = protos[kinds] + 0.1 * torch.randn(n, H, generator=g)
-    return (lines, protos[kinds[t]].clone(), torch.zeros(H)), t, None
+    return (lines, protos[kinds[t]].clone(), torch.zeros(H)), t, None, None
 
 
 def test_head_learns_choices_and_counts_that_depend_on_the_question():
@@ -100,14 +100,14 @@ def test_late_head_one_example_equals_its_row_of_a_padded_batch():
     for lengths in ((), (3,), (4, 2, 5), (1, 1, 1, 1, 2)):
         line_of = torch.cat([torch.full((t,), k) for k, t in enumerate(lengths)]) if lengths else torch.zeros(0)
         feats.append(((torch.randn(len(line_of), H), line_of.long(), torch.randn(3 + len(lengths), H), torch.randn(H)),
-                      0, None))
+                      0, None, None))
     batch, counted = _forward(head, _pad(feats, 6, token_level=True))
-    for b, (inputs, _, _) in enumerate(feats):
+    for b, (inputs, *_) in enumerate(feats):
         n = len(set(inputs[1].tolist()))
         one = head(*inputs)
         assert one.shape == (n + 4,)
         assert torch.allclose(one[:n], batch[b, :n], atol=1e-5) and torch.allclose(one[n:], batch[b, 6:], atol=1e-5)
-        assert torch.allclose(head.count_logits(*inputs), counted[b, :n], atol=1e-5)
+        assert torch.allclose(head.count_logits(*inputs), counted[b, :n, 0], atol=1e-5)
         assert torch.isinf(batch[b, n:6]).all()
 
 
@@ -125,7 +125,7 @@ def _tokens_example(g, vocab, n_words: int = 12):
         line_of.append(torch.full((n_words + 1,), k))
     t = int(torch.randint(0, n, (1,), generator=g))
     question = torch.cat((vocab[6 + torch.randint(0, len(vocab) - 6, (3,), generator=g)], vocab[attrs[t]][None]))
-    return (torch.cat(tokens), torch.cat(line_of), question, torch.zeros(vocab.shape[1])), t, None
+    return (torch.cat(tokens), torch.cat(line_of), question, torch.zeros(vocab.shape[1])), t, None, None
 
 
 def test_late_head_finds_one_word_among_many():
@@ -140,6 +140,39 @@ def test_late_head_finds_one_word_among_many():
     _, fit = train_head(train, val, ReaderSpec(pointer=True, pointer_kind="late"), H, seed=0, epochs=8, lr=3e-3,
                         max_people=10)
     assert fit["val_acc"] > 0.8, fit  # chance is about 0.3
+
+
+def test_yes_score_answers_about_the_chosen_person():
+    """Synthetic yes/no questions: the question names a line's attribute token (who is asked
+    about) and a second token; the answer is yes when that person's line holds the second token
+    too. The head's yes score at the target must learn it (chance 0.5; fails if the yes score is
+    not trained or does not read the chosen person's line)."""
+    from chatpose_ros.models.default.offline.train_reader_head import _forward, _pad, train_head
+
+    g = torch.Generator().manual_seed(5)
+    vocab = torch.randn(40, H, generator=g)
+
+    def example():
+        (tokens, line_of, question, last), t, _, _ = _tokens_example(g, vocab, n_words=4)
+        flag = int(torch.randint(0, 2, (1,), generator=g))
+        if flag:  # the asked person's line gets the property token (row 39)
+            tokens = torch.cat((tokens, vocab[39][None]))
+            line_of = torch.cat((line_of, torch.tensor([t])))
+            order = torch.argsort(line_of, stable=True)
+            tokens, line_of = tokens[order], line_of[order]
+        question = torch.cat((question, vocab[39][None]))
+        return (tokens, line_of, question, last), t, None, float(flag)
+
+    train = [example() for _ in range(1500)]
+    val = [example() for _ in range(300)]
+    spec = ReaderSpec(pointer=True, pointer_kind="late", yes_no=True)
+    head, _ = train_head(train, val, spec, H, seed=0, epochs=10, lr=3e-3, max_people=10)
+    assert len(head.score[-1].bias) == 3
+    t = _pad(val, 10, token_level=True)
+    with torch.no_grad():
+        _, per_person = _forward(head, t)
+    at = per_person[..., 1].gather(1, t["target"][:, None])[:, 0]
+    assert ((at > 0).float() == t["yes"]).float().mean() > 0.8
 
 
 @pytest.mark.timeout(900)

@@ -79,6 +79,9 @@ class ReaderSpec:
     # an interaction head's fifth kind COUNT_ALL_KIND: a count of everyone in view, decided from the
     # question as a whole (its per-person "counted" scores followed the training wordings)
     count_all: bool = False
+    # an interaction head's per-person "yes" score: the answer to a yes/no question about a
+    # person's pose is the head's (the LM's own "Yes"/"No" contradicted the pose it then named)
+    yes_no: bool = False
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -148,6 +151,7 @@ class Decision:
     past: Any
     forced: tuple[int, ...] = ()  # answer tokens after `first` that the decision fixes (a count's "I see 3")
     count: int | None = None      # a count answer's number
+    yes: bool | None = None       # the head's yes/no about the chosen person (ReaderSpec.yes_no)
 
 
 class PooledPointerHead(nn.Module):
@@ -183,7 +187,8 @@ class InteractionPointerHead(nn.Module):
     a_k = k(v_k) + rank keys, [score_k, counted_k] = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
     the `kinds` (DECISION_KINDS, COUNT_KIND and with `count_all` COUNT_ALL_KIND) from
     [u; h_last; max_k a_k * z]. A count answer counts the people whose `counted_k` > 0
-    (count_logits); a count of everyone needs no per-person score. v_k, u and h_last as in
+    (count_logits); a count of everyone needs no per-person score. With `yes_no`, f also gives
+    yes_k: the answer to a yes/no question about person k's pose (yes_logits). v_k, u and h_last as in
     PooledPointerHead (one prefill, the scene first and the question last, so the question's
     states have read the scene). Trained on the frozen reader's states
     (offline.train_reader_head): an elementwise interaction has a gradient from the start,
@@ -193,10 +198,10 @@ class InteractionPointerHead(nn.Module):
     count(, count_all)], K = len(kinds)."""
 
     def __init__(self, hidden_size: int, dim: int = 256, extra_person: int = 0, extra_pooled: int = 0,
-                 count_all: bool = False) -> None:
+                 count_all: bool = False, yes_no: bool = False) -> None:
         """`extra_person` / `extra_pooled`: widths of extra per-person and per-question
         features a subclass feeds to the score and to the kinds (LateInteractionHead);
-        `count_all`: the fifth kind COUNT_ALL_KIND."""
+        `count_all`: the fifth kind COUNT_ALL_KIND; `yes_no`: the per-person yes score."""
         super().__init__()
         self.kinds: tuple[str, ...] = DECISION_KINDS + (COUNT_KIND,) + ((COUNT_ALL_KIND,) if count_all else ())
         self.q = nn.Sequential(nn.Linear(2 * hidden_size, dim), nn.GELU(), nn.Linear(dim, dim))
@@ -205,7 +210,8 @@ class InteractionPointerHead(nn.Module):
         self.right = nn.Linear(hidden_size, dim)
         self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim)
         self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
-        self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
+        # per person: chosen, counted(, yes)
+        self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 3 if yes_no else 2))
         self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim + extra_pooled, 256), nn.GELU(),
                                    nn.Linear(256, len(self.kinds)))
         self.dim = dim
@@ -213,16 +219,22 @@ class InteractionPointerHead(nn.Module):
     def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
         return self._one(lines, question, h_last)[0]
 
-    def count_logits(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
-        """(N, H), (H,), (H,) -> (N,) logits of "person k is counted" (the count: how many > 0)."""
-        return self._one(lines, question, h_last)[1]
+    def count_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The inputs of forward (lines (N, H), question (H,), h_last (H,) here) -> (N,) logits of
+        "person k is counted" (the count: how many > 0)."""
+        return self._one(*inputs)[1][:, 0]
+
+    def yes_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """The inputs of forward -> (N,) logits of "yes" to a yes/no question about person k
+        (`yes_no` heads only)."""
+        return self._one(*inputs)[1][:, 1]
 
     def _one(self, lines, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(lines)
         padded = torch.cat((lines, lines.new_zeros(1, lines.shape[-1])))[None]  # at least one slot
         mask = (torch.arange(n + 1) < n)[None]
-        out, counted = self.forward_batch(padded, mask, question[None], h_last[None], with_counted=True)
-        return torch.cat((out[0, :n], out[0, n + 1:])), counted[0, :n]
+        out, per_person = self.forward_batch(padded, mask, question[None], h_last[None], with_counted=True)
+        return torch.cat((out[0, :n], out[0, n + 1:])), per_person[0, :n]
 
     def forward_batch(self, lines: torch.Tensor, mask: torch.Tensor, question: torch.Tensor,
                       h_last: torch.Tensor, with_counted: bool = False,
@@ -230,7 +242,7 @@ class InteractionPointerHead(nn.Module):
         """Padded batch (training): lines (B, P, H) zero beyond each example's people, mask
         (B, P) true for real people, question (B, H), h_last (B, H) -> (B, P + K) logits
         [p1..pP, none, pose, text, count(, count_all)], padded people at -inf; `with_counted`: also the
-        (B, P) "counted" logits. `person_extra` (B, P, extra_person) and `pooled_extra`
+        (B, P, E) per-person logits [counted(, yes)]. `person_extra` (B, P, extra_person) and `pooled_extra`
         (B, extra_pooled): a subclass's extra features."""
         B, P, _ = lines.shape
         n = mask.sum(1)
@@ -248,7 +260,7 @@ class InteractionPointerHead(nn.Module):
         pooled = torch.where(n[:, None] > 0, pooled, torch.zeros_like(pooled))
         other_in = (qin, pooled) + (() if pooled_extra is None else (pooled_extra,))
         logits = torch.cat((scores, self.other(torch.cat(other_in, -1))), -1)
-        return (logits, both[..., 1]) if with_counted else logits
+        return (logits, both[..., 1:]) if with_counted else logits
 
 
 class LateInteractionHead(InteractionPointerHead):
@@ -264,8 +276,9 @@ class LateInteractionHead(InteractionPointerHead):
     tokens, h_last (H,) -> (N + K,) logits as InteractionPointerHead."""
 
     def __init__(self, hidden_size: int, dim: int = 256, late_dim: int = 128, groups: int = 4,
-                 count_all: bool = False) -> None:
-        super().__init__(hidden_size, dim, extra_person=3 * groups, extra_pooled=groups, count_all=count_all)
+                 count_all: bool = False, yes_no: bool = False) -> None:
+        super().__init__(hidden_size, dim, extra_person=3 * groups, extra_pooled=groups, count_all=count_all,
+                         yes_no=yes_no)
         self.tq = nn.Linear(hidden_size, late_dim)
         self.tl = nn.Linear(hidden_size, late_dim)
         self.tw = nn.Linear(hidden_size, groups)
@@ -275,17 +288,13 @@ class LateInteractionHead(InteractionPointerHead):
                 h_last: torch.Tensor) -> torch.Tensor:
         return self._one(line_tokens, line_of, question, h_last)[0]
 
-    def count_logits(self, line_tokens, line_of, question, h_last) -> torch.Tensor:
-        """As InteractionPointerHead.count_logits, from token states: -> (N,)."""
-        return self._one(line_tokens, line_of, question, h_last)[1]
-
     def _one(self, line_tokens, line_of, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
         n = int(line_of.max()) + 1 if len(line_of) else 0
         mask = (torch.arange(n + 1) < n)[None]  # at least one slot
-        out, counted = self.forward_tokens(line_tokens[None], line_of[None], question[None],
-                                           torch.ones(1, len(question), dtype=torch.bool), h_last[None], mask,
-                                           with_counted=True)
-        return torch.cat((out[0, :n], out[0, n + 1:])), counted[0, :n]
+        out, per_person = self.forward_tokens(line_tokens[None], line_of[None], question[None],
+                                              torch.ones(1, len(question), dtype=torch.bool), h_last[None], mask,
+                                              with_counted=True)
+        return torch.cat((out[0, :n], out[0, n + 1:])), per_person[0, :n]
 
     def forward_tokens(self, line_tokens: torch.Tensor, line_of: torch.Tensor, question: torch.Tensor,
                        qmask: torch.Tensor, h_last: torch.Tensor, mask: torch.Tensor, with_counted: bool = False):
@@ -324,9 +333,9 @@ TOKEN_LEVEL_KINDS: tuple[str, ...] = ("late",)  # heads that read every token's 
 def make_pointer(spec: ReaderSpec, hidden_size: int) -> nn.Module:
     """The decision head named by `spec.pointer_kind` (see ReaderSpec)."""
     if spec.pointer_kind == "late":
-        return LateInteractionHead(hidden_size, count_all=spec.count_all)
+        return LateInteractionHead(hidden_size, count_all=spec.count_all, yes_no=spec.yes_no)
     if spec.pointer_kind == "interact":
-        return InteractionPointerHead(hidden_size, count_all=spec.count_all)
+        return InteractionPointerHead(hidden_size, count_all=spec.count_all, yes_no=spec.yes_no)
     if spec.pointer_kind in ("pooled", "ranked"):
         return PooledPointerHead(hidden_size, ranked=spec.pointer_kind == "ranked")
     return PointerHead(hidden_size)
@@ -353,6 +362,9 @@ class SceneReader(nn.Module):
         self.pose_id = tokenizer.convert_tokens_to_ids(POSE_TOKEN)
         self.end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.new_ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(NEW_TOKENS)))
+        # the first answer word after a person token of a yes/no answer ("<p1> Yes, the person ...")
+        self.yes_no_ids = tuple(tokenizer(f"{PERSON_TOKENS[0]} {w}", add_special_tokens=False)["input_ids"][1]
+                                for w in ("Yes", "No"))
         self.kinds: tuple[str, ...] = getattr(self.pointer, "kinds", DECISION_KINDS)
 
     # -- construction -------------------------------------------------------------------
@@ -591,6 +603,9 @@ class SceneReader(nn.Module):
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first == self.none_id and num_people and self.pointer is not None:
             return Decision(first, logits, h[-1:], past, self.no_match_forced(query))
+        if self.spec.yes_no and k < 0:  # a person: what the head says to a yes/no question about them
+            yes = bool(self.pointer.yes_logits(*self.head_inputs(ids[0], h))[int(logits.argmax())] > 0)
+            return Decision(first, logits, h[-1:], past, yes=yes)
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
             words[self.new_ids] = float("-inf")
@@ -600,7 +615,8 @@ class SceneReader(nn.Module):
     @torch.no_grad()
     def generate(self, d: Decision, max_tokens: int, on_ids=None) -> list[int]:
         """Greedy answer ids after the decision `d` (its `first` and `forced` tokens first), on
-        the prompt's KV cache; `on_ids(ids)` after every step. Stops at <|im_end|>."""
+        the prompt's KV cache; `on_ids(ids)` after every step. Stops at <|im_end|>. When the LM
+        starts a yes/no answer about the chosen person, the yes or no is the head's (`d.yes`)."""
         ids = [d.first, *d.forced]
         feed, past = list(ids), d.past
         for _ in range(max_tokens):
@@ -608,7 +624,10 @@ class SceneReader(nn.Module):
                 break
             out = self.lm(input_ids=torch.tensor([feed]), past_key_values=past, use_cache=True)
             past = out.past_key_values
-            ids.append(int(out.logits[0, -1].argmax()))
+            nxt = int(out.logits[0, -1].argmax())
+            if len(ids) == 1 and d.yes is not None and nxt in self.yes_no_ids:
+                nxt = self.yes_no_ids[0 if d.yes else 1]
+            ids.append(nxt)
             feed = ids[-1:]
             if on_ids is not None:
                 on_ids(ids)

@@ -46,7 +46,8 @@ class Example:
     """One training sequence: scene (scene_words.SceneWords; None: no image), question, answer,
     the decision (QA.target: person index, -1 nobody, -2 text, -3 imagined pose), an optional
     pose target (24, 3, 3) for a [POSE] answer, and for a counting question the indexes of the
-    people it counts (`everyone`: a question that counts everyone in view, QA.counts_everyone)."""
+    people it counts (`everyone`: a question that counts everyone in view, QA.counts_everyone);
+    `yes`: the answer to a yes/no question about the target's pose."""
 
     scene: object
     question: str
@@ -55,6 +56,7 @@ class Example:
     rotmats: np.ndarray | None = None
     counted: tuple[int, ...] | None = None
     everyone: bool = False
+    yes: bool | None = None
 
     @property
     def num_people(self) -> int:
@@ -92,7 +94,8 @@ class ExampleStream:
             answer = f"{POSE_TOKEN} Here is a pose made from your words, not a person in view."
             return Example(scene, s.query, answer, -3, np.asarray(s.rotmats, np.float32))
         qa = make_qa(self.rng, self.split)
-        return Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted, everyone=qa.counts_everyone)
+        return Example(qa.scene, qa.question, qa.answer, qa.target, counted=qa.counted, everyone=qa.counts_everyone,
+                       yes=qa.yes)
 
     def __iter__(self) -> "ExampleStream":
         return self

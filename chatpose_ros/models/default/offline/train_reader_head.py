@@ -3,7 +3,7 @@
 The reader's LLM (LoRA merged, offline.train_reader) reads each training prompt once; the states
 the decision head reads are kept, and a new head is trained on them for many epochs: ``--head
 late`` (the shipped one, reader.LateInteractionHead) keeps every token state of the person lines
-and of the question (reader.SceneReader.token_states, float16: about 0.9 GB for 8 000 prompts);
+and of the question (reader.SceneReader.token_states, float16: about 1.4 GB for 12 000 prompts);
 ``--head interact`` (reader.InteractionPointerHead) only the pooled ones
 (reader.SceneReader.pooled_states: each line's mean state, the question's, the last state).
 Without a backward pass through the LLM, one core reads many more questions than the LoRA stage
@@ -18,7 +18,7 @@ STREAM_SEED_OFFSET): no evaluation split is read. The decision temperature is fi
 as in train_reader (split "in_dist", the calibration seed).
 
     OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head \\
-        --head late --seed 0 --examples 8000 --threads 1
+        --head late --seed 0 --examples 12000 --threads 1
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ HEAD_KINDS = ("interact", "late")  # reader.InteractionPointerHead, reader.LateI
 
 def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "",
               token_level: bool = False, count_all: bool = False) -> list[tuple]:
-    """Examples -> [(inputs, decision index, counted (N,) float or None)] from one prefill each
+    """Examples -> [(inputs, decision index, counted (N,) float or None, yes 0/1 or None)] from one prefill each
     (batched, right-padded: causal attention keeps the real tokens' states). `inputs`: the
     pooled states (lines (N, H), question (H,), h_last (H,); SceneReader.pooled_states) or, with
     `token_level`, the token states (SceneReader.token_states, float16 but h_last). `cache`: a
@@ -69,7 +69,8 @@ def _features(model: SceneReader, examples: list, desc: str, cache: Path | None 
         if e.counted is not None:
             counted = torch.zeros(n)
             counted[list(e.counted)] = 1.0
-        out.append((inputs, e.decision(count_kind=True, count_all=count_all), counted))
+        yes = None if e.yes is None else float(e.yes)
+        out.append((inputs, e.decision(count_kind=True, count_all=count_all), counted, yes))
     return out
 
 
@@ -144,8 +145,9 @@ def _people(inputs: tuple, token_level: bool) -> int:
 
 def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict[str, torch.Tensor]:
     """Features -> padded tensors: mask (B, P) real people, last (B, H), target (B,) as an index
-    into [p1..pP, none, pose, text, count], counted (B, P) 0/1 and is_count (B,) (counting
-    questions: who is counted); the pooled inputs lines (B, P, H) and question (B, H), or the
+    into [p1..pP, none, pose, text, count(, count_all)], counted (B, P) 0/1 and is_count (B,)
+    (counting questions: who is counted), yes (B,) 0/1 and is_yes (B,) (yes/no questions about
+    the target person); the pooled inputs lines (B, P, H) and question (B, H), or the
     token-level ones line_tokens (B, L, H), line_of (B, L) (P for padding), question (B, M, H)
     and qmask (B, M)."""
     B, H = len(feats), feats[0][0][-1].shape[-1]
@@ -153,6 +155,8 @@ def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict
     target = torch.zeros(B, dtype=torch.long)
     counted = torch.zeros(B, max_people)
     is_count = torch.zeros(B, dtype=torch.bool)
+    yes = torch.zeros(B)
+    is_yes = torch.zeros(B, dtype=torch.bool)
     out: dict[str, torch.Tensor] = {}
     if token_level:
         L = max(1, max(len(f[0][0]) for f in feats))
@@ -163,7 +167,7 @@ def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict
         out["qmask"] = torch.zeros(B, M, dtype=torch.bool)
     else:
         out["lines"] = torch.zeros(B, max_people, H)
-    for b, (inputs, d, c) in enumerate(feats):
+    for b, (inputs, d, c, y) in enumerate(feats):
         n = _people(inputs, token_level)
         mask[b, :n] = True
         if token_level:
@@ -177,15 +181,18 @@ def _pad(feats: list[tuple], max_people: int, token_level: bool = False) -> dict
         target[b] = d if d < n else max_people + (d - n)
         if c is not None:
             counted[b, :n], is_count[b] = c, True
+        if y is not None:
+            yes[b], is_yes[b] = y, True
     if not token_level:
         out["question"] = torch.stack([f[0][1] for f in feats])
     out.update(mask=mask, last=torch.stack([f[0][-1] for f in feats]), target=target, counted=counted,
-               is_count=is_count)
+               is_count=is_count, yes=yes, is_yes=is_yes)
     return out
 
 
 def _forward(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padded tensors (_pad) -> (B, P + K) decision logits (K: the head's kinds), (B, P) counted logits."""
+    """Padded tensors (_pad) -> (B, P + K) decision logits (K: the head's kinds), (B, P, E)
+    per-person logits [counted(, yes)]."""
     if "line_tokens" in t:
         return head.forward_tokens(t["line_tokens"], t["line_of"], t["question"], t["qmask"], t["last"], t["mask"],
                                    with_counted=True)
@@ -193,11 +200,16 @@ def _forward(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch
 
 
 def _losses(head: InteractionPointerHead, t: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Padded tensors -> (decision CE, counted BCE over the counting questions' people)."""
-    logits, counted = _forward(head, t)
+    """Padded tensors -> (decision CE, counted BCE over the counting questions' people + with a
+    yes score, its BCE at the target person of the yes/no questions)."""
+    logits, per_person = _forward(head, t)
     ce = F.cross_entropy(logits, t["target"])
     sel = t["mask"] & t["is_count"][:, None]
-    bce = F.binary_cross_entropy_with_logits(counted[sel], t["counted"][sel]) if sel.any() else ce * 0
+    bce = F.binary_cross_entropy_with_logits(per_person[..., 0][sel], t["counted"][sel]) if sel.any() else ce * 0
+    j = t["is_yes"]
+    if per_person.shape[-1] > 1 and j.any():
+        at = per_person[..., 1][j].gather(1, t["target"][j, None])[:, 0]
+        bce = bce + F.binary_cross_entropy_with_logits(at, t["yes"][j])
     return ce, bce
 
 
@@ -209,7 +221,8 @@ def _accuracy(head: InteractionPointerHead, feats: list[tuple], max_people: int,
     hits = counts = count_right = 0
     for i in range(0, len(feats), EVAL_CHUNK):
         t = _pad(feats[i:i + EVAL_CHUNK], max_people, token_level)
-        logits, counted = _forward(head, t)
+        logits, per_person = _forward(head, t)
+        counted = per_person[..., 0]
         hits += int((logits.argmax(-1) == t["target"]).sum())
         j = t["is_count"]
         got = ((counted[j] > 0) & t["mask"][j]).sum(1)
@@ -257,12 +270,12 @@ def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, see
                   "val_count_exact": hist[best[2] - 1]["val_count_exact"], "history": hist[-5:]}
 
 
-def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
+def train(folder: Path, seed: int = 0, examples: int = 12000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None, head: str = "late", count_all: bool = True) -> dict:
+          cache_dir: Path | None = None, head: str = "late", count_all: bool = True, yes_no: bool = True) -> dict:
     """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), with
-    the kind reader.COUNT_ALL_KIND if `count_all`, write the adapter and reader.json (that
-    pointer_kind, temperature fitted) to `out` (default: `folder`)."""
+    the kind reader.COUNT_ALL_KIND if `count_all` and the per-person yes score if `yes_no`, write
+    the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
     from dataclasses import replace
 
     from safetensors.torch import load_file, save_file
@@ -285,7 +298,7 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     val_stream = ExampleStream(seed + 1 + STREAM_SEED_OFFSET, mocap)
     cache = None if cache_dir is None else Path(cache_dir)
     key = llm_key(folder / ADAPTER_FILE)
-    new_spec = replace(spec, pointer_kind=head, temperature=1.0, count_all=count_all)
+    new_spec = replace(spec, pointer_kind=head, temperature=1.0, count_all=count_all, yes_no=yes_no)
     token_level = head in TOKEN_LEVEL_KINDS
     suffix = "_tokens" if token_level else ""
     train_feats = _features(model, [next(stream) for _ in range(examples)], "states (train)",
@@ -305,7 +318,7 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     record["head_stage"] = {
         "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --head {head} --seed {seed} "
                    f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}"
-                   + ("" if count_all else " --no-count-all"),
+                   + ("" if count_all else " --no-count-all") + ("" if yes_no else " --no-yes-no"),
         "data": f"{examples} prompts of the 'train' split + text-to-pose (ExampleStream seed {seed + STREAM_SEED_OFFSET}); "
                 f"model selection on {val} more (seed {seed + 1 + STREAM_SEED_OFFSET})",
         "features_minutes": round(t_feat / 60, 1), **fit}
@@ -332,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the decision head: late (pooled lines plus a token-level match; shipped) or interact (pooled lines)")
     p.add_argument("--no-count-all", dest="count_all", action="store_false",
                    help="no count_all kind: every count from the per-person counted scores (the head before)")
+    p.add_argument("--no-yes-no", dest="yes_no", action="store_false",
+                   help="no per-person yes score: the LM says yes or no by itself (the head before)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
+    p.add_argument("--examples", type=int, default=12000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -347,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
     rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir,
-                head=a.head, count_all=a.count_all)
+                head=a.head, count_all=a.count_all, yes_no=a.yes_no)
     print(json.dumps({k: rec[k] for k in ("head_stage", "calibration")}, indent=2))
     return 0
 
