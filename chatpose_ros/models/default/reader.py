@@ -36,15 +36,14 @@ from torch import nn
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 from chatpose_ros.models.default.llm import ensure_base_model, lora_state, merge_lora, read_adapter, with_lora
-from chatpose_ros.models.default.scene_words import NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
+from chatpose_ros.models.default.scene_words import NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You see the people listed and answer about them."
 COUNT_PREFIX = "I see {count}"  # a count answer's first words (offline.scene_questions.count_answer)
-# the whole answer of a count of everyone in view (offline.scene_questions.count_answer; 0 people:
-# the pipeline's "nobody in view" answer)
-COUNT_ALL_ANSWER = {True: "I see 1 person.", False: "I see {count} people."}
+# the whole answer of a count of everyone in view, by min(count, 2) (offline.scene_questions.count_answer)
+COUNT_ALL_ANSWER = (NO_ONE_ANSWER, "I see 1 person.", "I see {count} people.")
 # the answer of a question that fits nobody in view: the user's own words quoted (the LM wrote them
 # out itself before, and garbled words no template has)
 NO_MATCH_ANSWER = 'Nobody here matches "{phrase}".'
@@ -594,7 +593,7 @@ class SceneReader(nn.Module):
         k = int(logits.argmax()) - num_people
         kind = self.kinds[k] if k >= 0 else None
         if kind == COUNT_ALL_KIND:  # everyone in view: the whole answer is fixed
-            text = COUNT_ALL_ANSWER[num_people == 1].format(count=num_people)
+            text = COUNT_ALL_ANSWER[min(num_people, 2)].format(count=num_people)
             forced = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.end_id]
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), num_people)
         if kind == COUNT_KIND:  # a count: how many the head counts, said by the LM

@@ -29,6 +29,7 @@ from chatpose_ros.core.scene import Scene, ScenePerson
 MAX_PEOPLE_TOKENS = 10          # <p1> .. <p10>: the most people one prompt can name
 NONE_TOKEN = "<none>"
 POSE_TOKEN = "[POSE]"
+NO_ONE_ANSWER = "I don't see anyone in the image."  # a count of nobody (reader, offline.scene_questions)
 PERSON_TOKENS: tuple[str, ...] = tuple(f"<p{k}>" for k in range(1, MAX_PEOPLE_TOKENS + 1))
 NO_PEOPLE_LINE = "People: none."
 

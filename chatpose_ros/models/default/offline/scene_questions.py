@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 
 from chatpose_ros.models.default.scene_words import (
-    ARMS, COLOURS, FACINGS, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN, POSTURES, PersonWords, SceneWords, ordinal)
+    ARMS, COLOURS, FACINGS, NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN, POSTURES, PersonWords, SceneWords,
+    ordinal)
 
 HELD_OUT_PEOPLE = 6
 SPLITS = ("train", "in_dist", "family", "words", "layout")
@@ -107,7 +108,6 @@ CHAT = (("hello", "Hello! Ask me about the people in the image."),
         ("hi there", "Hello! Ask me about the people in the image."),
         ("thanks", "You are welcome."),
         ("what can you do?", "I find the people in the image, answer about them and give their 3D pose."))
-NO_ONE_ANSWER = "I don't see anyone in the image."
 
 
 @dataclass(frozen=True)
