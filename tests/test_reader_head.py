@@ -167,7 +167,7 @@ def test_yes_score_answers_about_the_chosen_person():
     val = [example() for _ in range(300)]
     spec = ReaderSpec(pointer=True, pointer_kind="late", yes_no=True)
     head, _ = train_head(train, val, spec, H, seed=0, epochs=10, lr=3e-3, max_people=10)
-    assert len(head.score[-1].bias) == 3
+    assert head.yes is not None
     t = _pad(val, 10, token_level=True)
     with torch.no_grad():
         _, per_person = _forward(head, t)

@@ -186,8 +186,9 @@ class InteractionPointerHead(nn.Module):
     a_k = k(v_k) + rank keys, [score_k, counted_k] = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
     the `kinds` (DECISION_KINDS, COUNT_KIND and with `count_all` COUNT_ALL_KIND) from
     [u; h_last; max_k a_k * z]. A count answer counts the people whose `counted_k` > 0
-    (count_logits); a count of everyone needs no per-person score. With `yes_no`, f also gives
-    yes_k: the answer to a yes/no question about person k's pose (yes_logits). v_k, u and h_last as in
+    (count_logits); a count of everyone needs no per-person score. With `yes_no`, an MLP g of
+    f's input (detached) gives yes_k: the answer to a yes/no question about person k's pose
+    (yes_logits). v_k, u and h_last as in
     PooledPointerHead (one prefill, the scene first and the question last, so the question's
     states have read the scene). Trained on the frozen reader's states
     (offline.train_reader_head): an elementwise interaction has a gradient from the start,
@@ -209,10 +210,16 @@ class InteractionPointerHead(nn.Module):
         self.right = nn.Linear(hidden_size, dim)
         self.rank_left = nn.Embedding(len(PERSON_TOKENS), dim)
         self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
-        # per person: chosen, counted(, yes)
-        self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 3 if yes_no else 2))
+        self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
         self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim + extra_pooled, 256), nn.GELU(),
                                    nn.Linear(256, len(self.kinds)))
+        # the yes score reads the score's input but does not train it: trained through it, its loss
+        # slowed the decision's learning (train accuracy after 4 epochs 0.63 against 0.77); made on
+        # a fork of the random state, so that every other weight starts as without it
+        self.yes = None
+        if yes_no:
+            with torch.random.fork_rng(devices=[]):
+                self.yes = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 1))
         self.dim = dim
 
     def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
@@ -253,7 +260,10 @@ class InteractionPointerHead(nn.Module):
         left = self.left(torch.cat((pad, lines[:, :-1]), 1))
         right = self.right(torch.cat((lines[:, 1:], pad), 1))
         az = a * z
-        both = self.score(torch.cat((az, left * z, right * z, a) + (() if person_extra is None else (person_extra,)), -1))
+        feat = torch.cat((az, left * z, right * z, a) + (() if person_extra is None else (person_extra,)), -1)
+        both = self.score(feat)
+        if self.yes is not None:
+            both = torch.cat((both, self.yes(feat.detach())), -1)
         scores = both[..., 0].masked_fill(~mask, float("-inf"))
         pooled = az.masked_fill(~mask[..., None], float("-inf")).max(1).values
         pooled = torch.where(n[:, None] > 0, pooled, torch.zeros_like(pooled))
