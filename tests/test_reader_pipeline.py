@@ -72,12 +72,49 @@ def test_question_that_matches_nobody_is_refused(pipe):
     assert res.answer == 'Nobody here matches "the dog".' and len(res.people) == 2
 
 
-def test_count_of_everyone_is_the_whole_answer(pipe):
-    """A count of everyone (the head's count_all kind) says the number of people found, and
-    nothing the head did not decide (no description the LM would add)."""
-    res = pipe.estimate(load_photo("basketball1.png"), "How many people do you see?")
-    n = len(res.people)
-    assert res.answer == ("I see 1 person." if n == 1 else f"I see {n} people."), res.answer
+def _head_with_count_all_and_yes(reader, count_all_bias: float, yes_bias: float):
+    """The shipped decision head with the optional count_all kind and yes score added (not in
+    the shipped weights): the shipped weights where they exist, the new outputs fixed by a bias."""
+    import dataclasses
+
+    import torch
+
+    from chatpose_ros.models.default.reader import make_pointer
+
+    spec = dataclasses.replace(reader.spec, count_all=True, yes_no=True)
+    head = make_pointer(spec, reader.hidden_size)
+    old = reader.pointer.state_dict()
+    head.load_state_dict({k: v for k, v in old.items() if not k.startswith("other.2.")}, strict=False)
+    with torch.no_grad():
+        head.other[2].weight.zero_()
+        head.other[2].bias.zero_()
+        head.other[2].weight[:-1] = old["other.2.weight"]
+        head.other[2].bias[:-1] = old["other.2.bias"]
+        head.other[2].bias[-1] = count_all_bias
+        head.yes[2].weight.zero_()
+        head.yes[2].bias.fill_(yes_bias)
+    return spec, head.eval()
+
+
+@pytest.mark.parametrize("count_all_bias, yes_bias, question, want", [
+    (1e4, 0.0, "the person on the left", "I see 2 people."),
+    (-1e4, 20.0, "Is the man on the left holding his hands up in front of him?", "Yes, "),
+    (-1e4, -20.0, "Is the man on the left holding his hands up in front of him?", "No, "),
+])
+def test_count_all_and_yes_decisions_fix_the_answer(pipe, count_all_bias, yes_bias, question, want):
+    """A count of everyone (the head's optional count_all kind) is the whole answer, the number of
+    people found; a yes/no answer about the chosen person says the head's yes or no, whatever
+    the LM would have said."""
+    reader = pipe.reader
+    saved = reader.pointer, reader.spec, reader.kinds
+    spec, head = _head_with_count_all_and_yes(reader, count_all_bias, yes_bias)
+    reader.pointer, reader.spec, reader.kinds = head, spec, head.kinds
+    try:
+        res = pipe.estimate(load_photo("basketball1.png"), question)
+    finally:
+        reader.pointer, reader.spec, reader.kinds = saved
+    assert len(res.people) == 2
+    assert res.answer == want if want.endswith(".") else res.answer.startswith(want), res.answer
 
 
 def test_confidence_threshold_turns_a_choice_into_no_match():

@@ -3,7 +3,7 @@
 The reader's LLM (LoRA merged, offline.train_reader) reads each training prompt once; the states
 the decision head reads are kept, and a new head is trained on them for many epochs: ``--head
 late`` (the shipped one, reader.LateInteractionHead) keeps every token state of the person lines
-and of the question (reader.SceneReader.token_states, float16: about 1.4 GB for 12 000 prompts);
+and of the question (reader.SceneReader.token_states, float16: about 0.9 GB for 8 000 prompts);
 ``--head interact`` (reader.InteractionPointerHead) only the pooled ones
 (reader.SceneReader.pooled_states: each line's mean state, the question's, the last state).
 Without a backward pass through the LLM, one core reads many more questions than the LoRA stage
@@ -18,7 +18,7 @@ STREAM_SEED_OFFSET): no evaluation split is read. The decision temperature is fi
 as in train_reader (split "in_dist", the calibration seed).
 
     OMP_NUM_THREADS=1 python -m chatpose_ros.models.default.offline.train_reader_head \\
-        --head late --seed 0 --examples 12000 --threads 1
+        --head late --seed 0 --examples 8000 --threads 1
 """
 from __future__ import annotations
 
@@ -270,9 +270,9 @@ def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, see
                   "val_count_exact": hist[best[2] - 1]["val_count_exact"], "history": hist[-5:]}
 
 
-def train(folder: Path, seed: int = 0, examples: int = 12000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
+def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None, head: str = "late", count_all: bool = True, yes_no: bool = True) -> dict:
+          cache_dir: Path | None = None, head: str = "late", count_all: bool = False, yes_no: bool = False) -> dict:
     """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), with
     the kind reader.COUNT_ALL_KIND if `count_all` and the per-person yes score if `yes_no`, write
     the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
@@ -318,7 +318,7 @@ def train(folder: Path, seed: int = 0, examples: int = 12000, val: int = 600, ep
     record["head_stage"] = {
         "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --head {head} --seed {seed} "
                    f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}"
-                   + ("" if count_all else " --no-count-all") + ("" if yes_no else " --no-yes-no"),
+                   + (" --count-all" if count_all else "") + (" --yes-no" if yes_no else ""),
         "data": f"{examples} prompts of the 'train' split + text-to-pose (ExampleStream seed {seed + STREAM_SEED_OFFSET}); "
                 f"model selection on {val} more (seed {seed + 1 + STREAM_SEED_OFFSET})",
         "features_minutes": round(t_feat / 60, 1), **fit}
@@ -343,12 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: --weights)")
     p.add_argument("--head", choices=HEAD_KINDS, default="late",
                    help="the decision head: late (pooled lines plus a token-level match; shipped) or interact (pooled lines)")
-    p.add_argument("--no-count-all", dest="count_all", action="store_false",
-                   help="no count_all kind: every count from the per-person counted scores (the head before)")
-    p.add_argument("--no-yes-no", dest="yes_no", action="store_false",
-                   help="no per-person yes score: the LM says yes or no by itself (the head before)")
+    p.add_argument("--count-all", action="store_true",
+                   help="a fifth kind, count_all: a count of everyone (not in the shipped head; see the model card)")
+    p.add_argument("--yes-no", action="store_true",
+                   help="a per-person yes score that answers yes/no questions (not in the shipped head; see the model card)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--examples", type=int, default=12000, help="training prompts read once each")
+    p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--lr", type=float, default=1e-3)
