@@ -186,9 +186,8 @@ class InteractionPointerHead(nn.Module):
     a_k = k(v_k) + rank keys, [score_k, counted_k] = f([a_k * z, l(v_{k-1}) * z, r(v_{k+1}) * z, a_k]);
     the `kinds` (DECISION_KINDS, COUNT_KIND and with `count_all` COUNT_ALL_KIND) from
     [u; h_last; max_k a_k * z]. A count answer counts the people whose `counted_k` > 0
-    (count_logits); a count of everyone needs no per-person score. With `yes_no`, an MLP g of
-    f's input (detached) gives yes_k: the answer to a yes/no question about person k's pose
-    (yes_logits). v_k, u and h_last as in
+    (outputs); a count of everyone needs no per-person score. With `yes_no`, an MLP g of
+    f's input (detached) gives yes_k: the answer to a yes/no question about person k's pose. v_k, u and h_last as in
     PooledPointerHead (one prefill, the scene first and the question last, so the question's
     states have read the scene). Trained on the frozen reader's states
     (offline.train_reader_head): an elementwise interaction has a gradient from the start,
@@ -223,19 +222,11 @@ class InteractionPointerHead(nn.Module):
         self.dim = dim
 
     def forward(self, lines: torch.Tensor, question: torch.Tensor, h_last: torch.Tensor) -> torch.Tensor:
-        return self._one(lines, question, h_last)[0]
+        return self.outputs(lines, question, h_last)[0]
 
-    def count_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The inputs of forward (lines (N, H), question (H,), h_last (H,) here) -> (N,) logits of
-        "person k is counted" (the count: how many > 0)."""
-        return self._one(*inputs)[1][:, 0]
-
-    def yes_logits(self, *inputs: torch.Tensor) -> torch.Tensor:
-        """The inputs of forward -> (N,) logits of "yes" to a yes/no question about person k
-        (`yes_no` heads only)."""
-        return self._one(*inputs)[1][:, 1]
-
-    def _one(self, lines, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
+    def outputs(self, lines, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs of forward -> ((N + K,) decision logits, (N, E) per-person logits [counted
+        (a count: how many > 0)(, yes)]) in one pass."""
         n = len(lines)
         padded = torch.cat((lines, lines.new_zeros(1, lines.shape[-1])))[None]  # at least one slot
         mask = (torch.arange(n + 1) < n)[None]
@@ -295,9 +286,10 @@ class LateInteractionHead(InteractionPointerHead):
 
     def forward(self, line_tokens: torch.Tensor, line_of: torch.Tensor, question: torch.Tensor,
                 h_last: torch.Tensor) -> torch.Tensor:
-        return self._one(line_tokens, line_of, question, h_last)[0]
+        return self.outputs(line_tokens, line_of, question, h_last)[0]
 
-    def _one(self, line_tokens, line_of, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
+    def outputs(self, line_tokens, line_of, question, h_last) -> tuple[torch.Tensor, torch.Tensor]:
+        """As InteractionPointerHead.outputs, from token states."""
         n = int(line_of.max()) + 1 if len(line_of) else 0
         mask = (torch.arange(n + 1) < n)[None]  # at least one slot
         out, per_person = self.forward_tokens(line_tokens[None], line_of[None], question[None],
@@ -597,7 +589,10 @@ class SceneReader(nn.Module):
         h = out.last_hidden_state[0]
         if zero_states:
             h = torch.zeros_like(h)
-        logits = self.decision_logits(ids[0], h)
+        if isinstance(self.pointer, InteractionPointerHead):  # the decision and the per-person outputs at once
+            logits, per_person = self.pointer.outputs(*self.head_inputs(ids[0], h))
+        else:
+            logits, per_person = self.decision_logits(ids[0], h), None
         first = self.first_token(logits, num_people)
         past = None if zero_states else out.past_key_values
         k = int(logits.argmax()) - num_people
@@ -607,13 +602,13 @@ class SceneReader(nn.Module):
             forced = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.end_id]
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), num_people)
         if kind == COUNT_KIND:  # a count: how many the head counts, said by the LM
-            count = int((self.pointer.count_logits(*self.head_inputs(ids[0], h)) > 0).sum())
+            count = int((per_person[:, 0] > 0).sum())
             forced = self.tokenizer(COUNT_PREFIX.format(count=count), add_special_tokens=False)["input_ids"]
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first == self.none_id and num_people and self.pointer is not None:
             return Decision(first, logits, h[-1:], past, self.no_match_forced(query))
         if self.spec.yes_no and k < 0:  # a person: what the head says to a yes/no question about them
-            yes = bool(self.pointer.yes_logits(*self.head_inputs(ids[0], h))[int(logits.argmax())] > 0)
+            yes = bool(per_person[int(logits.argmax()), 1] > 0)
             return Decision(first, logits, h[-1:], past, yes=yes)
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
