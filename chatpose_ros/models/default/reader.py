@@ -36,14 +36,12 @@ from torch import nn
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 from chatpose_ros.models.default.llm import ensure_base_model, lora_state, merge_lora, read_adapter, with_lora
-from chatpose_ros.models.default.scene_words import NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
+from chatpose_ros.models.default.scene_words import COUNT_ALL_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PROMPT = "You see the people listed and answer about them."
 COUNT_PREFIX = "I see {count}"  # a count answer's first words (offline.scene_questions.count_answer)
-# the whole answer of a count of everyone in view, by min(count, 2) (offline.scene_questions.count_answer)
-COUNT_ALL_ANSWER = (NO_ONE_ANSWER, "I see 1 person.", "I see {count} people.")
 # the answer of a question that fits nobody in view: the user's own words quoted (the LM wrote them
 # out itself before, and garbled words no template has)
 NO_MATCH_ANSWER = 'Nobody here matches "{phrase}".'

@@ -30,6 +30,8 @@ MAX_PEOPLE_TOKENS = 10          # <p1> .. <p10>: the most people one prompt can 
 NONE_TOKEN = "<none>"
 POSE_TOKEN = "[POSE]"
 NO_ONE_ANSWER = "I don't see anyone in the image."  # a count of nobody (reader, offline.scene_questions)
+# a count of everyone in view, by min(count, 2) (reader, offline.scene_questions.count_answer)
+COUNT_ALL_ANSWER = (NO_ONE_ANSWER, "I see 1 person.", "I see {count} people.")
 PERSON_TOKENS: tuple[str, ...] = tuple(f"<p{k}>" for k in range(1, MAX_PEOPLE_TOKENS + 1))
 NO_PEOPLE_LINE = "People: none."
 

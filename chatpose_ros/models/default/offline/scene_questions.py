@@ -29,8 +29,8 @@ from typing import Callable
 import numpy as np
 
 from chatpose_ros.models.default.scene_words import (
-    ARMS, COLOURS, FACINGS, NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN, POSTURES, PersonWords, SceneWords,
-    ordinal)
+    ARMS, COLOURS, COUNT_ALL_ANSWER, FACINGS, NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN, POSTURES,
+    PersonWords, SceneWords, ordinal)
 
 HELD_OUT_PEOPLE = 6
 SPLITS = ("train", "in_dist", "family", "words", "layout")
@@ -362,10 +362,10 @@ def person_answer(s: SceneWords, t: int, reason: str) -> str:
 
 
 def count_answer(k: int, what: str = "") -> str:
-    if k == 0 and not what:
-        return NO_ONE_ANSWER
+    if not what:
+        return COUNT_ALL_ANSWER[min(k, 2)].format(count=k)
     noun = "person" if k == 1 else "people"
-    return f"I see {k} {noun}{(' ' + what) if what else ''}."
+    return f"I see {k} {noun} {what}."
 
 
 # ----------------------------------------------------------------------------- families
