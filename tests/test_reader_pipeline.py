@@ -163,3 +163,22 @@ def test_missing_and_corrupt_reader_weights(tmp_path):
     (bad / "reader.json").write_text("{not json")
     with pytest.raises(CheckpointError):
         ReaderPipeline.from_config(PipelineConfig(profile="reader", weights_dir=str(bad)))
+
+
+def test_cached_system_turn_gives_the_states_of_a_full_prefill(pipe):
+    """decide reads the fixed system turn once (SceneReader._prefill): the states, the decision
+    and the answer equal a full prefill's, also on the second query (the cache is copied, not grown)."""
+    import torch
+
+    from chatpose_ros.models.default.scene_words import scene_words
+
+    reader = pipe.reader
+    scene = scene_words(pipe._see(load_photo("basketball1.png"), everything=True))
+    for query in ("the person on the right", "How many people are there?"):
+        ids = torch.tensor([reader.prompt_ids(scene, query)])
+        with torch.no_grad():
+            full = reader.lm.model(input_ids=ids, use_cache=True).last_hidden_state[0]
+            out, cached = reader._prefill(ids)
+        assert cached.shape == full.shape and out.past_key_values.get_seq_length() == ids.shape[1]
+        assert torch.allclose(cached, full, atol=1e-3, rtol=1e-3), float((cached - full).abs().max())
+    assert reader._head_state[0].get_seq_length() == len(reader._template()[0])

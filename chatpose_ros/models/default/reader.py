@@ -24,6 +24,7 @@ the added tokens, the pose head, the decision head and the decision temperature 
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from dataclasses import dataclass
@@ -442,19 +443,25 @@ class SceneReader(nn.Module):
             ids = ids["input_ids"]
         return list(ids)
 
+    def _template(self) -> tuple[list[int], list[int]]:
+        """The pooled layout's fixed ids around the user's text: (head: the system turn and the
+        start of the user turn, tail: the end of the user turn and the generation prompt)."""
+        if not hasattr(self, "_template_ids"):
+            tok = self.tokenizer
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\x00"}]
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            head, tail = text.split("\x00")
+            self._template_ids = (tok(head, add_special_tokens=False)["input_ids"],
+                                  tok(tail, add_special_tokens=False)["input_ids"])
+        return self._template_ids
+
     def _pooled_prompt_ids(self, scene, query: str) -> list[int]:
         """The "pooled" layout: the scene's lines then the question, each tokenised on its own and
         joined by newline tokens, so that every line and the question are whole spans (a line:
         from the newline before it to its <pK>; the question: from the last newline before the
         end of the user turn)."""
         tok = self.tokenizer
-        if not hasattr(self, "_template"):
-            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": "\x00"}]
-            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-            head, tail = text.split("\x00")
-            self._template = (tok(head, add_special_tokens=False)["input_ids"],
-                              tok(tail, add_special_tokens=False)["input_ids"])
-        head, tail = self._template
+        head, tail = self._template()
         if scene is None:
             lines = [NO_IMAGE_LINE]
         elif isinstance(scene, str):
@@ -578,15 +585,32 @@ class SceneReader(nn.Module):
         ids = self.tokenizer(NONE_TOKEN + " " + NO_MATCH_ANSWER.format(phrase=phrase), add_special_tokens=False)
         return tuple(ids["input_ids"][1:]) + (self.end_id,)
 
+    def _prefill(self, ids: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """(1, T) prompt ids -> (the LM's output with its KV cache, (T, H) last-layer states). The
+        pooled layout's fixed head (the system turn, :meth:`_template`) is read once and its KV
+        cache reused: only the scene and the question are read per query."""
+        if not self.pooled:
+            out = self.lm.model(input_ids=ids, use_cache=True)
+            return out, out.last_hidden_state[0]
+        if getattr(self, "_head_state", None) is None:
+            head = torch.tensor([self._template()[0]])
+            out = self.lm.model(input_ids=head, use_cache=True)
+            self._head_state = (out.past_key_values, out.last_hidden_state[0])
+        cache, h_head = self._head_state
+        n = len(h_head)
+        out = self.lm.model(input_ids=ids[:, n:], past_key_values=copy.deepcopy(cache), use_cache=True)
+        return out, torch.cat((h_head, out.last_hidden_state[0]))
+
     @torch.no_grad()
     def decide(self, scene, query: str, num_people: int, zero_states: bool = False) -> Decision:
         """One prefill over the prompt of `scene` (SceneWords or None) and `query`, then the
         decision. `zero_states` (ablation): the LLM's last-layer states replaced by zeros."""
         ids = torch.tensor([self.prompt_ids(scene, query)])
-        out = self.lm.model(input_ids=ids, use_cache=not zero_states)
-        h = out.last_hidden_state[0]
         if zero_states:
-            h = torch.zeros_like(h)
+            out = self.lm.model(input_ids=ids, use_cache=False)
+            h = torch.zeros_like(out.last_hidden_state[0])
+        else:
+            out, h = self._prefill(ids)
         if isinstance(self.pointer, InteractionPointerHead):  # the decision and the per-person outputs at once
             logits, per_person = self.pointer.outputs(*self.head_inputs(ids[0], h))
         else:
