@@ -182,3 +182,21 @@ def test_cached_system_turn_gives_the_states_of_a_full_prefill(pipe):
         assert cached.shape == full.shape and out.past_key_values.get_seq_length() == ids.shape[1]
         assert torch.allclose(cached, full, atol=1e-3, rtol=1e-3), float((cached - full).abs().max())
     assert reader._head_state[0].get_seq_length() == len(reader._template()[0])
+
+
+@pytest.mark.parametrize("query", ["the person in the red top", "the one on the right", "the one holding the cup",
+                                   "Is the person on the left sitting?"])
+def test_answers_about_a_chosen_person_are_true_to_its_line(pipe, query):
+    """After a person token the LM may only write one of the answers that person's line makes
+    true (SceneReader.generate with Decision.answers): no colour, place or pose it does not have."""
+    from chatpose_ros.models.default.scene_words import PersonWords, SceneWords, true_answers
+
+    reader = pipe.reader
+    people = (PersonWords(order=1, count=3, upper="blue", posture="sitting", arms="arms down"),
+              PersonWords(order=2, count=3, upper="red", lower="black", posture="standing", holding="cup"),
+              PersonWords(order=3, count=3, lower="white", arms="both arms raised", facing="away"))
+    scene = SceneWords(people, index=(0, 1, 2))
+    d = reader.decide(scene, query, 3)
+    assert d.first in reader.person_ids[:3].tolist(), reader.render([d.first])
+    chosen = people[reader.person_ids.tolist().index(d.first)]
+    assert reader.render(reader.generate(d, 40)) in true_answers(chosen)

@@ -8,7 +8,7 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.models.default.offline import scene_questions as sq
-from chatpose_ros.models.default.scene_words import PERSON_TOKENS, PersonWords, ordinal, scene_words
+from chatpose_ros.models.default.scene_words import PERSON_TOKENS, PersonWords, ordinal, scene_words, true_answers
 
 
 def _person(x0: float, height: float, attrs: dict[str, str] | None = None, arms_up: str = "", truncated=False,
@@ -143,3 +143,34 @@ def test_person_words_line_is_compact():
     p = PersonWords(order=2, count=3, upper="red", posture="sitting", holding="cup")
     assert p.line() == "2nd from left, 2nd from right, red top, sitting, holding cup"
     assert p.pose_words() == "sitting"
+
+
+def test_true_answers_say_only_what_the_line_says():
+    p = PersonWords(order=2, count=3, upper="red", lower="blue", posture="sitting", arms="right arm raised",
+                    holding="cup")
+    got = true_answers(p)
+    assert "The person in the red top, 2nd from the left: sitting, right arm raised." in got
+    assert "The person holding the cup, 2nd from the left: sitting, right arm raised." in got
+    assert "The person in the middle, 2nd from the left: sitting, right arm raised." in got
+    assert "No, the person 2nd from the left is raising the right arm." in got
+    text = " ".join(got)
+    assert "1st from the left" not in text and "on the far left" not in text and "standing" not in text
+    assert not any(c in text for c in ("green", "black", "yellow", "in the blue top", "in the red trousers"))
+    bare = true_answers(PersonWords(order=1, count=1))
+    assert bare == ("The person 1st from the left: pose not clearly seen.",)
+
+
+@pytest.mark.parametrize("split", sq.SPLITS)
+def test_every_generated_person_answer_is_a_true_answer(split):
+    """The reader's answers are kept to true_answers (reader.SceneReader.generate): every person
+    answer it was trained on must be one of them."""
+    rng = np.random.default_rng(3)
+    n = 0
+    for _ in range(400):
+        qa = sq.make_qa(rng, split)
+        if qa.target >= 0:
+            token, text = qa.answer.split(" ", 1)
+            assert token == PERSON_TOKENS[qa.target]
+            assert text in true_answers(qa.scene.people[qa.target]), (qa.question, qa.answer)
+            n += 1
+    assert n > 100

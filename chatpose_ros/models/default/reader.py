@@ -37,7 +37,8 @@ from torch import nn
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 from chatpose_ros.models.default.llm import ensure_base_model, lora_state, merge_lora, read_adapter, with_lora
-from chatpose_ros.models.default.scene_words import COUNT_ALL_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN
+from chatpose_ros.models.default.scene_words import (COUNT_ALL_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN,
+                                                     true_answers)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,9 @@ class Decision:
     forced: tuple[int, ...] = ()  # answer tokens after `first` that the decision fixes (a count's "I see 3")
     count: int | None = None      # a count answer's number
     yes: bool | None = None       # the head's yes/no about the chosen person (ReaderSpec.yes_no)
+    # a chosen person: the answers (ids after `first`, <|im_end|> last) its line makes true
+    # (scene_words.true_answers); generate keeps to them. Empty: the LM's words are free.
+    answers: tuple[tuple[int, ...], ...] = ()
 
 
 class PooledPointerHead(nn.Module):
@@ -629,32 +633,56 @@ class SceneReader(nn.Module):
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first == self.none_id and num_people and self.pointer is not None:
             return Decision(first, logits, h[-1:], past, self.no_match_forced(query))
-        if self.spec.yes_no and k < 0:  # a person: what the head says to a yes/no question about them
-            yes = bool(per_person[int(logits.argmax()), 1] > 0)
-            return Decision(first, logits, h[-1:], past, yes=yes)
+        if k < 0:  # a person: the answers its line makes true, and the head's yes/no about them
+            yes = bool(per_person[int(logits.argmax()), 1] > 0) if self.spec.yes_no else None
+            return Decision(first, logits, h[-1:], past, yes=yes, answers=self.true_answer_ids(scene, first))
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
             words[self.new_ids] = float("-inf")
             first = int(words.argmax())
         return Decision(first, logits, h[-1:], past)
 
+    def true_answer_ids(self, scene, first: int) -> tuple[tuple[int, ...], ...]:
+        """The answers (ids after the person token `first`, <|im_end|> last) that the chosen
+        person's words make true (scene_words.true_answers); () when `scene` has no words of
+        people (a text scene, or `first` is no person of it)."""
+        people = getattr(scene, "people", ())
+        k = self.person_ids.tolist().index(first) if first in self.person_ids.tolist() else len(people)
+        if k >= len(people):
+            return ()
+        token = PERSON_TOKENS[k]
+        return tuple(tuple(self.answer_ids(f"{token} {text}")[1:]) for text in true_answers(people[k]))
+
     @torch.no_grad()
     def generate(self, d: Decision, max_tokens: int, on_ids=None) -> list[int]:
         """Greedy answer ids after the decision `d` (its `first` and `forced` tokens first), on
         the prompt's KV cache; `on_ids(ids)` after every step. Stops at <|im_end|>. When the LM
-        starts a yes/no answer about the chosen person, the yes or no is the head's (`d.yes`)."""
+        starts a yes/no answer about the chosen person, the yes or no is the head's (`d.yes`).
+
+        With `d.answers` (a chosen person) the LM picks among those answers only: each step it
+        chooses its likeliest next token among the ones that keep the answer one of them, and a
+        token every remaining answer shares is taken without asking it (so the words are the
+        line's, and the LM's choice is which reason to give)."""
         ids = [d.first, *d.forced]
         feed, past = list(ids), d.past
+        live = list(d.answers)
         for _ in range(max_tokens):
             if ids[-1] == self.end_id:
                 break
-            out = self.lm(input_ids=torch.tensor([feed]), past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            nxt = int(out.logits[0, -1].argmax())
-            if len(ids) == 1 and d.yes is not None and nxt in self.yes_no_ids:
-                nxt = self.yes_no_ids[0 if d.yes else 1]
+            at = len(ids) - 1  # position in the answers (they start after `first`)
+            live = [a for a in live if len(a) > at and list(a[:at]) == ids[1:]]
+            allowed = sorted({a[at] for a in live})
+            if len(allowed) == 1:
+                nxt = allowed[0]
+            else:
+                out = self.lm(input_ids=torch.tensor([feed]), past_key_values=past, use_cache=True)
+                past, feed = out.past_key_values, []
+                logits = out.logits[0, -1]
+                nxt = allowed[int(logits[allowed].argmax())] if allowed else int(logits.argmax())
+                if len(ids) == 1 and d.yes is not None and nxt in self.yes_no_ids:
+                    nxt = self.yes_no_ids[0 if d.yes else 1]
             ids.append(nxt)
-            feed = ids[-1:]
+            feed.append(nxt)
             if on_ids is not None:
                 on_ids(ids)
         return ids

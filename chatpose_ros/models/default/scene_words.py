@@ -132,6 +132,58 @@ def ordinal(k: int) -> str:
     return f"{k}{suffix}"
 
 
+def arm_fact(arms: str) -> str:
+    """ARMS value -> what a yes/no answer says of it ("raising the right arm")."""
+    if arms == "both arms raised":
+        return "raising both arms"
+    return "keeping the arms down" if arms == "arms down" else f"raising the {arms.split()[0]} arm"
+
+
+def person_answer_text(p: PersonWords, reason: str) -> str:
+    """The answer about a chosen person (after its <pK>): who, by what (`reason`), and the pose,
+    e.g. "The person in the red top, 2nd from the left: standing, arms down."."""
+    where = f"{ordinal(p.order)} from the left"
+    lead = f"The person {reason}" if where in reason else f"The person {reason}, {where}"
+    return f"{lead}: {p.pose_words() or 'pose not clearly seen'}."
+
+
+def person_reasons(p: PersonWords) -> tuple[str, ...]:
+    """Every reason an answer may give for choosing `p` that its words make true: its place
+    (side, middle, ordinal from either side, near / far, an edge), its colours, its posture,
+    arms and facing, the object it holds or stands next to."""
+    n = p.count
+    out = [f"{ordinal(p.order)} from the left"]
+    if n >= 2:
+        out.append(f"{ordinal(p.from_right)} from the right")
+        out += ["on the far left"] if p.order == 1 else ["on the far right"] if p.order == n else []
+    if n % 2 and n >= 3 and p.order == (n + 1) // 2:
+        out.append("in the middle")
+    if p.near:
+        out.append(f"{p.near} to the camera")
+    if p.edge:
+        out.append(f"cut by the {p.edge} edge")
+    for colour, region in ((p.upper, "top"), (p.lower, "trousers")):
+        if colour:
+            out += [f"in the {colour} {region}", f"wearing {colour}"]
+    out += [w for w in (p.posture, p.arms, FACINGS.get(p.facing or "")) if w]
+    if p.holding:
+        out.append(f"holding the {p.holding}")
+    if p.next_to:
+        out.append(f"next to the {p.next_to}")
+    return tuple(dict.fromkeys(out))
+
+
+def true_answers(p: PersonWords) -> tuple[str, ...]:
+    """Every answer about the chosen person `p` whose words its line makes true: the person
+    answers (person_answer_text, one per person_reasons) and the yes/no answers to a question
+    about its pose ("No, the person 2nd from the left is standing."; whether yes or no fits is
+    the question's business, the fact after it is the line's)."""
+    where = f"the person {ordinal(p.order)} from the left"
+    facts = [w for w in (p.posture, p.arms and arm_fact(p.arms), FACINGS.get(p.facing or "")) if w]
+    return tuple(person_answer_text(p, r) for r in person_reasons(p)) + tuple(
+        f"{word}, {where} is {fact}." for fact in facts for word in ("Yes", "No"))
+
+
 def _attr(person: ScenePerson, name: str) -> str | None:
     a = person.attribute(name)
     return a.value if a is not None and a.confidence >= ATTRIBUTE_MIN_CONFIDENCE else None

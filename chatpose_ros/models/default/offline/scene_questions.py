@@ -30,7 +30,7 @@ import numpy as np
 
 from chatpose_ros.models.default.scene_words import (
     ARMS, COLOURS, COUNT_ALL_ANSWER, FACINGS, NO_ONE_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN, POSTURES,
-    PersonWords, SceneWords, ordinal)
+    PersonWords, SceneWords, arm_fact, ordinal, person_answer_text)
 
 HELD_OUT_PEOPLE = 6
 SPLITS = ("train", "in_dist", "family", "words", "layout")
@@ -354,11 +354,7 @@ def _any_ref(rng, s: SceneWords, vocab: Vocab, tries: int = 6):
 
 
 def person_answer(s: SceneWords, t: int, reason: str) -> str:
-    p = s.people[t]
-    pose = p.pose_words() or "pose not clearly seen"
-    where = f"{ordinal(p.order)} from the left"
-    lead = f"The person {reason}" if where in reason else f"The person {reason}, {where}"
-    return f"{PERSON_TOKENS[t]} {lead}: {pose}."
+    return f"{PERSON_TOKENS[t]} {person_answer_text(s.people[t], reason)}"
 
 
 def count_answer(k: int, what: str = "") -> str:
@@ -442,8 +438,7 @@ def _pose_question(rng, s, vocab):
         else:
             q = f"Is {ref} raising both arms?"
             yes = p.arms == "both arms raised"
-        fact = "raising both arms" if p.arms == "both arms raised" else \
-            f"raising the {p.arms.split()[0]} arm" if p.arms != "arms down" else "keeping the arms down"
+        fact = arm_fact(p.arms)
     elif kind == "facing" and p.facing in FACING_WORDS:
         q = f"Is {ref} facing the camera?"
         yes = p.facing == "camera"
