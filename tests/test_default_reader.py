@@ -75,6 +75,7 @@ def test_card_figures_hold_on_held_out_questions(card):
     for split in ("in_dist", "family"):
         want = card[split]["decision_accuracy"]
         assert res[split]["decision_accuracy"] >= want - margin(want), (split, res[split])
+        assert res[split]["person_answer_true"] == 1.0, res[split]["failures"]  # kept to scene_words.true_answers
 
 
 def test_without_the_llm_states_the_decision_ignores_question_and_scene(reader):

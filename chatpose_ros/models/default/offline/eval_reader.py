@@ -16,6 +16,11 @@ Ablations (on in_dist and family): the LLM's last states zeroed (the LM head the
 input: ties broken at random), the question's words shuffled, the question removed, and the
 scene lines cut to their positions (no clothing, posture, objects).
 
+Answers (person questions where a person was chosen): the share whose answer is one its line
+makes true (scene_words.true_answers; the reader keeps to them, so under 100 % means a bug), and
+of the right choices the share whose answer is the training target word for word (the reason
+the question gave, e.g. "in the red top" for "the one in the red shirt").
+
 Calibration: expected calibration error (10 bins) of the decision probability over
 <p1..pN>, <none> (reader.SceneReader.decision_probs, with the fitted temperature) on in_dist,
 and the share of no-match questions refused / person questions wrongly refused at the
@@ -35,7 +40,7 @@ import numpy as np
 import torch
 
 from chatpose_ros.models.default.offline.scene_questions import QA, SPLITS, make_qa
-from chatpose_ros.models.default.scene_words import SceneWords
+from chatpose_ros.models.default.scene_words import SceneWords, true_answers
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,9 @@ def _positions_only(s: SceneWords) -> SceneWords:
                    objects=())
 
 
-def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float) -> dict:
+def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float, free_answers: bool = False) -> dict:
+    """One split's rows, summarised. `free_answers` (ablation): the LM's words after a person
+    token are not kept to the person's true answers (Decision.answers cleared)."""
     rng = np.random.default_rng(EVAL_SEEDS[split])
     arng = np.random.default_rng(EVAL_SEEDS[split] + 1)
     rows = []
@@ -108,6 +115,8 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
         qa = make_qa(rng, split)
         k = len(qa.scene.people)
         d = model.decide(qa.scene, qa.question, k)
+        if free_answers:
+            d = replace(d, answers=())
         logits, first = d.logits, d.first
         row = {"category": qa.category, "family": qa.family, "question": qa.question, "people": k,
                "target": qa.target, "first": model.tokenizer.convert_ids_to_tokens(first), "ok": correct(model, qa, first)}
@@ -119,6 +128,12 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float)
             persons = model.person_ids[:k].tolist()
             row["refused"] = first == model.none_id or (
                 first in persons and float(probs[persons.index(first)]) < threshold)
+        persons = model.person_ids[:k].tolist()
+        if qa.target >= 0 and qa.category != "pose" and first in persons:  # what the answer says of its choice
+            answer = generate(model, d)
+            row["answer_true"] = answer in true_answers(qa.scene.people[persons.index(first)])
+            if row["ok"]:
+                row["answer_as_trained"] = answer == qa.answer.split(" ", 1)[1]
         if qa.category in ("counting", "pose"):
             answer = generate(model, d)
             row["answer"] = answer
@@ -165,6 +180,7 @@ def summarise(rows) -> dict:
         "per_category": {c: {"n": sum(r["category"] == c for r in rows),
                              "accuracy": _mean([r for r in rows if r["category"] == c], "ok")} for c in cats},
         "counting_exact": _mean(rows, "count_ok"), "pose_yes_no": _mean(rows, "yes_no_ok"),
+        "person_answer_true": _mean(rows, "answer_true"), "person_answer_as_trained": _mean(rows, "answer_as_trained"),
         "no_match_refused": _mean(nm, "refused"), "person_wrongly_refused": _mean(person, "refused"),
         "ece": ece(rows),
         "ablations": {k: _mean(rows, k) for k in ("abl_zero_states", "abl_shuffled_question", "abl_no_question",
@@ -175,22 +191,23 @@ def summarise(rows) -> dict:
 
 
 def evaluate(folder: Path, n: int = 120, threshold: float | None = None, int8: bool = False,
-             splits: tuple[str, ...] = SPLITS[1:], ablations: bool = True) -> dict:
+             splits: tuple[str, ...] = SPLITS[1:], ablations: bool = True, free_answers: bool = False) -> dict:
     from chatpose_ros.core.config import PipelineConfig
 
     threshold = PipelineConfig().min_grounding_confidence if threshold is None else threshold
     model = load_reader(folder, int8)
-    out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature, "int8": int8}
+    out = {"weights": str(folder), "threshold": threshold, "temperature": model.spec.temperature, "int8": int8,
+           "free_answers": free_answers}
     for split in splits:
         t = time.perf_counter()
-        out[split] = evaluate_split(model, split, n, ablations and split in ABLATION_SPLITS, threshold)
+        out[split] = evaluate_split(model, split, n, ablations and split in ABLATION_SPLITS, threshold, free_answers)
         log.info("%s: %.1f%% (%.0f s)", split, 100 * out[split]["decision_accuracy"], time.perf_counter() - t)
     return out
 
 
 def table(res: dict) -> str:
-    lines = ["| split | n | decision accuracy | chance | counting exact | pose yes/no | no-match refused | ECE |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| split | n | decision accuracy | chance | counting exact | pose yes/no | no-match refused | ECE | "
+             "answer true to the chosen line | answer as trained |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in SPLITS[1:]:
         if s not in res:
             continue
@@ -200,7 +217,8 @@ def table(res: dict) -> str:
             return "-" if v is None else f"{100 * v:.1f} %"
         lines.append(f"| {s} | {r['n']} | {f(r['decision_accuracy'])} | {f(r['chance_person_or_none'])} | "
                      f"{f(r['counting_exact'])} | {f(r['pose_yes_no'])} | {f(r['no_match_refused'])} | "
-                     f"{'-' if r['ece'] is None else r['ece']} |")
+                     f"{'-' if r['ece'] is None else r['ece']} | {f(r.get('person_answer_true'))} | "
+                     f"{f(r.get('person_answer_as_trained'))} |")
     lines += ["", "| ablation | " + " | ".join(ABLATION_SPLITS) + " |", "|---|" + "---|" * len(ABLATION_SPLITS)]
     for k in ("abl_zero_states", "abl_shuffled_question", "abl_no_question", "abl_positions_only"):
         vals = [res[s]["ablations"].get(k) if s in res else None for s in ABLATION_SPLITS]
@@ -225,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--int8", action="store_true", help="decoder layers quantised to int8 (reader.SceneReader.load)")
     p.add_argument("--splits", default=",".join(SPLITS[1:]), help="comma-separated splits to evaluate")
+    p.add_argument("--free-answers", action="store_true",
+                   help="ablation: the LM's words about a chosen person not kept to the answers its line makes true")
+    p.add_argument("--no-ablations", action="store_true", help="skip the decision ablations (faster)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(a.threads)
-    res = evaluate(a.weights, a.n, int8=a.int8, splits=tuple(a.splits.split(",")))
+    res = evaluate(a.weights, a.n, int8=a.int8, splits=tuple(a.splits.split(",")), ablations=not a.no_ablations,
+                   free_answers=a.free_answers)
     print(table(res))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
