@@ -191,3 +191,19 @@ def test_head_training_reproduces_itself(tmp_path, kind):
         assert rec["spec"]["pointer_kind"] == kind and rec["adapter_sha256"] == shas[-1]
         assert json.loads((tmp_path / run / SPEC_FILE).read_text())["head_stage"]["best_epoch"] >= 1
     assert shas[0] == shas[1]
+
+
+@pytest.mark.parametrize("cls", [InteractionPointerHead, LateInteractionHead])
+def test_optional_outputs_leave_the_other_weights_first_draw_alone(cls):
+    """count_all's row and the yes score are drawn on a fork of the random state: every other
+    weight starts as in the head without them (the head's training depends much on its first
+    draw, so a comparison with and without them would otherwise compare two draws)."""
+    torch.manual_seed(0)
+    plain = cls(64, dim=32).state_dict()
+    torch.manual_seed(0)
+    full = cls(64, dim=32, count_all=True, yes_no=True).state_dict()
+    assert set(full) - set(plain) == {"yes.0.weight", "yes.0.bias", "yes.2.weight", "yes.2.bias"}
+    for k, v in plain.items():
+        w = full[k][:len(v)] if k.startswith("other.2.") else full[k]
+        assert torch.equal(w, v), k
+    assert full["other.2.weight"].shape[0] == plain["other.2.weight"].shape[0] + 1

@@ -214,10 +214,19 @@ class InteractionPointerHead(nn.Module):
         self.rank_right = nn.Embedding(len(PERSON_TOKENS), dim)
         self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
         self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim + extra_pooled, 256), nn.GELU(),
-                                   nn.Linear(256, len(self.kinds)))
+                                   nn.Linear(256, len(DECISION_KINDS) + 1))
+        if count_all:  # its row made on a fork of the random state, as the yes score below
+            with torch.random.fork_rng(devices=[]):
+                row, last = nn.Linear(256, 1), nn.Linear(256, len(self.kinds))
+            with torch.no_grad():
+                last.weight.copy_(torch.cat((self.other[2].weight, row.weight)))
+                last.bias.copy_(torch.cat((self.other[2].bias, row.bias)))
+            self.other[2] = last
         # the yes score reads the score's input but does not train it: trained through it, its loss
         # slowed the decision's learning (train accuracy after 4 epochs 0.63 against 0.77); made on
-        # a fork of the random state, so that every other weight starts as without it
+        # a fork of the random state, so that every other weight starts as without it (the head's
+        # training depends much on its first draw: a count_all row drawn in line moved the
+        # validation accuracy from 93.8 % to 85.5 %)
         self.yes = None
         if yes_no:
             with torch.random.fork_rng(devices=[]):
