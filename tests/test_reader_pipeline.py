@@ -188,7 +188,8 @@ def test_cached_system_turn_gives_the_states_of_a_full_prefill(pipe):
                                    "Is the person on the left sitting?"])
 def test_answers_about_a_chosen_person_are_true_to_its_line(pipe, query):
     """After a person token the LM may only write one of the answers that person's line makes
-    true (SceneReader.generate with Decision.answers): no colour, place or pose it does not have."""
+    true (SceneReader.generate with Decision.answers): no colour, place or pose it does not have,
+    and never cut short."""
     from chatpose_ros.models.default.scene_words import PersonWords, SceneWords, true_answers
 
     reader = pipe.reader
@@ -200,3 +201,4 @@ def test_answers_about_a_chosen_person_are_true_to_its_line(pipe, query):
     assert d.first in reader.person_ids[:3].tolist(), reader.render([d.first])
     chosen = people[reader.person_ids.tolist().index(d.first)]
     assert reader.render(reader.generate(d, 40)) in true_answers(chosen)
+    assert reader.render(reader.generate(d, 3)) in true_answers(chosen)  # max_tokens bounds free words only

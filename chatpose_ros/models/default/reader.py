@@ -671,13 +671,13 @@ class SceneReader(nn.Module):
         With `d.answers` (a chosen person) the LM picks among those answers only: each step it
         chooses its likeliest next token among the ones that keep the answer one of them, and a
         token every remaining answer shares is taken without asking it (so the words are the
-        line's, and the LM's choice is which reason to give)."""
+        line's, and the LM's choice is which reason to give). `max_tokens` bounds the free words
+        only: an answer kept to `d.answers` always ends."""
         ids = [d.first, *d.forced]
         feed, past = list(ids), d.past
-        live = list(d.answers)
-        for _ in range(max_tokens):
-            if ids[-1] == self.end_id:
-                break
+        live, steps = list(d.answers), 0
+        while ids[-1] != self.end_id and (live or steps < max_tokens):  # a kept answer is never cut short
+            steps += 1
             at = len(ids) - 1  # position in the answers (they start after `first`)
             live = [a for a in live if len(a) > at and list(a[:at]) == ids[1:]]
             allowed = sorted({a[at] for a in live})
