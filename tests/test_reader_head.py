@@ -44,7 +44,11 @@ def test_count_all_is_a_fifth_kind_and_the_example_label_points_at_it(cls):
     assert cls(H, dim=8).kinds[-1] == COUNT_KIND
     head = cls(H, dim=8, count_all=True)
     assert head.kinds[-2:] == (COUNT_KIND, COUNT_ALL_KIND)
-    assert head.other[-1].out_features == len(head.kinds)
+    assert head.other[-1].out_features + head.count_all.out_features == len(head.kinds)
+    lines, question = torch.randn(3, H), torch.randn(H)
+    inputs = (lines, question, torch.randn(H)) if cls is InteractionPointerHead else (
+        lines, torch.tensor([0, 1, 2]), question[None], torch.randn(H))
+    assert head(*inputs).shape == (3 + len(head.kinds),)
     rng = __import__("numpy").random.default_rng(0)
     seen = set()
     for _ in range(80):
@@ -202,8 +206,38 @@ def test_optional_outputs_leave_the_other_weights_first_draw_alone(cls):
     plain = cls(64, dim=32).state_dict()
     torch.manual_seed(0)
     full = cls(64, dim=32, count_all=True, yes_no=True).state_dict()
-    assert set(full) - set(plain) == {"yes.0.weight", "yes.0.bias", "yes.2.weight", "yes.2.bias"}
+    assert set(full) - set(plain) == {"yes.0.weight", "yes.0.bias", "yes.2.weight", "yes.2.bias",
+                                      "count_all.weight", "count_all.bias"}
     for k, v in plain.items():
-        w = full[k][:len(v)] if k.startswith("other.2.") else full[k]
-        assert torch.equal(w, v), k
-    assert full["other.2.weight"].shape[0] == plain["other.2.weight"].shape[0] + 1
+        assert torch.equal(full[k], v), k
+
+
+def test_extend_trains_only_the_outputs_the_head_lacks():
+    """train_head with `start` (train_reader_head --extend): the trained head's weights stay as
+    they were, the yes score it lacked learns (chance 0.5)."""
+    from chatpose_ros.models.default.offline.train_reader_head import train_head
+
+    g = torch.Generator().manual_seed(1)
+    protos = torch.randn(6, H, generator=g)
+
+    def example():
+        (lines, q, last), t, _, _ = _synthetic(g, protos, False)
+        yes = float(lines[t] @ protos[5] > 0)  # the yes answer reads the chosen line
+        return (lines, q, last), t, None, yes
+
+    train = [example() for _ in range(1500)]
+    val = [example() for _ in range(300)]
+    base, _ = train_head(train, val, ReaderSpec(pointer=True, pointer_kind="interact"), H, seed=0, epochs=3,
+                         lr=3e-3, max_people=10)
+    start = {k: v.clone() for k, v in base.state_dict().items()}
+    spec = ReaderSpec(pointer=True, pointer_kind="interact", yes_no=True, count_all=True)
+    head, _ = train_head(train, val, spec, H, seed=0, epochs=6, lr=3e-3, max_people=10, start=start)
+    for k, v in start.items():
+        assert torch.equal(head.state_dict()[k], v), k
+    from chatpose_ros.models.default.offline.train_reader_head import _forward, _pad
+
+    t = _pad(val, 10)
+    with torch.no_grad():
+        _, per_person = _forward(head, t)
+    at = per_person[..., 1].gather(1, t["target"][:, None])[:, 0]
+    assert ((at > 0).float() == t["yes"]).float().mean() > 0.75

@@ -44,6 +44,7 @@ HEAD_BATCH = 64
 EVAL_CHUNK = 512     # examples per forward when measuring accuracy (token-level inputs are large)
 WEIGHT_DECAY = 1e-4
 HEAD_KINDS = ("interact", "late")  # reader.InteractionPointerHead, reader.LateInteractionHead
+EXTENSIONS = ("count_all.", "yes.")  # the optional outputs (ReaderSpec.count_all, .yes_no): --extend trains them alone
 
 
 def _features(model: SceneReader, examples: list, desc: str, cache: Path | None = None, llm: str = "",
@@ -232,15 +233,25 @@ def _accuracy(head: InteractionPointerHead, feats: list[tuple], max_people: int,
 
 
 def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, seed: int, epochs: int, lr: float,
-               max_people: int) -> tuple[InteractionPointerHead, dict]:
+               max_people: int, start: dict[str, torch.Tensor] | None = None) -> tuple[InteractionPointerHead, dict]:
     """Adam over shuffled mini-batches (decision CE + counted BCE) of the head `spec.pointer_kind`
-    names; the epoch with the best validation decision accuracy is kept."""
+    names; the epoch with the best validation decision accuracy is kept. `start`: a trained
+    head's weights (without the optional outputs): only the outputs it lacks (EXTENSIONS) are
+    trained, the rest is frozen."""
     from tqdm import tqdm
 
     token_level = spec.pointer_kind in TOKEN_LEVEL_KINDS
     torch.manual_seed(seed)
     head = make_pointer(spec, hidden_size)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    if start is not None:
+        missing, unexpected = head.load_state_dict(start, strict=False)
+        if unexpected or any(not k.startswith(EXTENSIONS) for k in missing):
+            raise SystemExit(f"the head to extend does not match: missing {missing}, unexpected {unexpected}")
+        for name, p in head.named_parameters():
+            p.requires_grad_(name in missing)
+        if not any(p.requires_grad for p in head.parameters()):
+            raise SystemExit("nothing to extend: the head already has every output asked for")
+    opt = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=lr, weight_decay=WEIGHT_DECAY)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     gen = torch.Generator().manual_seed(seed)
     best = (-1.0, None, 0)
@@ -272,10 +283,12 @@ def train_head(train: list[tuple], val: list[tuple], spec, hidden_size: int, see
 
 def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epochs: int = 40, lr: float = 1e-3,
           threads: int = 1, out: Path | None = None, calibration_samples: int | None = None,
-          cache_dir: Path | None = None, head: str = "late", count_all: bool = False, yes_no: bool = False) -> dict:
+          cache_dir: Path | None = None, head: str = "late", count_all: bool = False, yes_no: bool = False,
+          extend: bool = False) -> dict:
     """Read the features with the reader in `folder`, train the head `head` (HEAD_KINDS), with
     the kind reader.COUNT_ALL_KIND if `count_all` and the per-person yes score if `yes_no`, write
-    the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`)."""
+    the adapter and reader.json (that pointer_kind, temperature fitted) to `out` (default: `folder`).
+    `extend`: keep the head in `folder` as it is and train only the outputs it lacks."""
     from dataclasses import replace
 
     from safetensors.torch import load_file, save_file
@@ -306,8 +319,13 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     val_feats = _features(model, [next(val_stream) for _ in range(val)], "states (val)",
                           cache and cache / f"val_seed{seed}_{val}{suffix}.pt", key, token_level, count_all)
     t_feat = time.perf_counter() - t0
+    start = None
+    if extend:
+        if spec.pointer_kind != head:
+            raise SystemExit(f"--extend: the reader in {folder} has a {spec.pointer_kind!r} head, not {head!r}")
+        start = {k: v.float() for k, v in model.pointer.state_dict().items()}
     head_net, fit = train_head(train_feats, val_feats, new_spec, model.hidden_size, seed, epochs, lr,
-                               len(PERSON_TOKENS))
+                               len(PERSON_TOKENS), start)
     # the adapter: the LoRA stage's tensors, the old head's replaced by the new one
     state = {k: v for k, v in load_file(str(folder / ADAPTER_FILE)).items() if not k.startswith("pointer.")}
     state.update({f"pointer.{k}": v.detach().contiguous() for k, v in head_net.state_dict().items()})
@@ -315,10 +333,13 @@ def train(folder: Path, seed: int = 0, examples: int = 8000, val: int = 600, epo
     save_file(state, str(out / ADAPTER_FILE), metadata={"format": "pt"})
     spec = new_spec
     record["spec"] = spec.to_json()
+    if extend:  # the head it extends keeps its record
+        record["head_stage_base"] = record.get("head_stage")
     record["head_stage"] = {
         "command": f"python -m chatpose_ros.models.default.offline.train_reader_head --head {head} --seed {seed} "
                    f"--examples {examples} --val {val} --epochs {epochs} --lr {lr} --threads {threads}"
-                   + (" --count-all" if count_all else "") + (" --yes-no" if yes_no else ""),
+                   + (" --count-all" if count_all else "") + (" --yes-no" if yes_no else "")
+                   + (" --extend" if extend else ""),
         "data": f"{examples} prompts of the 'train' split + text-to-pose (ExampleStream seed {seed + STREAM_SEED_OFFSET}); "
                 f"model selection on {val} more (seed {seed + 1 + STREAM_SEED_OFFSET})",
         "features_minutes": round(t_feat / 60, 1), **fit}
@@ -347,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a fifth kind, count_all: a count of everyone (not in the shipped head; see the model card)")
     p.add_argument("--yes-no", action="store_true",
                    help="a per-person yes score that answers yes/no questions (not in the shipped head; see the model card)")
+    p.add_argument("--extend", action="store_true",
+                   help="keep the head in --weights and train only the outputs it lacks (--count-all, --yes-no)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--examples", type=int, default=8000, help="training prompts read once each")
     p.add_argument("--val", type=int, default=600, help="prompts for model selection (train split, another seed)")
@@ -362,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     a = build_parser().parse_args(argv)
     rec = train(a.weights, a.seed, a.examples, a.val, a.epochs, a.lr, a.threads, a.out, cache_dir=a.cache_dir,
-                head=a.head, count_all=a.count_all, yes_no=a.yes_no)
+                head=a.head, count_all=a.count_all, yes_no=a.yes_no, extend=a.extend)
     print(json.dumps({k: rec[k] for k in ("head_stage", "calibration")}, indent=2))
     return 0
 
