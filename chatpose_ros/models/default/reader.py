@@ -215,13 +215,13 @@ class InteractionPointerHead(nn.Module):
         self.score = nn.Sequential(nn.Linear(4 * dim + extra_person, dim), nn.GELU(), nn.Linear(dim, 2))  # chosen, counted
         self.other = nn.Sequential(nn.Linear(2 * hidden_size + dim + extra_pooled, 256), nn.GELU(),
                                    nn.Linear(256, len(DECISION_KINDS) + 1))
-        # the optional outputs are made on a fork of the random state, so that every other weight
+        # The optional outputs are made on a fork of the random state, so that every other weight
         # starts as without them, and they are modules of their own, so that they can be trained
         # on a frozen head (train_reader_head --extend): the head's training is fragile (trained
         # from the start with the count_all kind, same first draw, its validation accuracy fell
-        # from 93.8 % to 82.5 %). count_all: one more kind logit from the kinds' hidden layer. yes: an MLP that
-        # reads the person score's input but does not train it (trained through it, its loss
-        # slowed the decision's learning: train accuracy after 4 epochs 0.63 against 0.77).
+        # from 93.8 % to 82.5 %). count_all: one more kind logit from the kinds' hidden layer.
+        # yes: an MLP that reads the person score's input but does not train it (trained through
+        # it, its loss slowed the decision's learning: train accuracy after 4 epochs 0.63 against 0.77).
         self.count_all = self.yes = None
         with torch.random.fork_rng(devices=[]):
             if count_all:
