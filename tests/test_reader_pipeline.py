@@ -189,7 +189,7 @@ def test_cached_system_turn_gives_the_states_of_a_full_prefill(pipe):
                                    "Is the person on the left sitting?"])
 def test_answers_about_a_chosen_person_are_true_to_its_line(pipe, query):
     """After a person token the LM may only write one of the answers that person's line makes
-    true (SceneReader.generate with Decision.answers): no colour, place or pose it does not have,
+    true (SceneReader.generate with Decision.chosen): no colour, place or pose it does not have,
     and never cut short."""
     from chatpose_ros.models.default.scene_words import PersonWords, SceneWords, true_answers
 

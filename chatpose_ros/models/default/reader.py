@@ -38,7 +38,7 @@ from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.core.pose_head import PoseHead
 from chatpose_ros.models.default.llm import ensure_base_model, lora_state, merge_lora, read_adapter, with_lora
 from chatpose_ros.models.default.scene_words import (COUNT_ALL_ANSWER, NONE_TOKEN, PERSON_TOKENS, POSE_TOKEN,
-                                                     true_answers)
+                                                     PersonWords, true_answers)
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ class Decision:
     forced: tuple[int, ...] = ()  # answer tokens after `first` that the decision fixes (a count's "I see 3")
     count: int | None = None      # a count answer's number
     yes: bool | None = None       # the head's yes/no about the chosen person (ReaderSpec.yes_no)
-    # a chosen person: the answers (ids after `first`, <|im_end|> last) its line makes true
-    # (scene_words.true_answers); generate keeps to them. Empty: the LM's words are free.
-    answers: tuple[tuple[int, ...], ...] = ()
+    # a chosen person's words: generate keeps the answer to the ones they make true
+    # (scene_words.true_answers). None: the LM's words are free.
+    chosen: PersonWords | None = None
 
 
 class PooledPointerHead(nn.Module):
@@ -643,25 +643,22 @@ class SceneReader(nn.Module):
             return Decision(forced[0], logits, h[-1:], past, tuple(forced[1:]), count)
         if first == self.none_id and num_people and self.pointer is not None:
             return Decision(first, logits, h[-1:], past, self.no_match_forced(query))
-        if k < 0:  # a person: the answers its line makes true, and the head's yes/no about them
-            yes = bool(per_person[int(logits.argmax()), 1] > 0) if self.spec.yes_no else None
-            return Decision(first, logits, h[-1:], past, yes=yes, answers=self.true_answer_ids(scene, first))
+        if k < 0:  # person j: its words (the answer keeps to what they make true), the head's yes/no about them
+            j = k + num_people
+            yes = bool(per_person[j, 1] > 0) if self.spec.yes_no else None
+            people = getattr(scene, "people", ())  # a text scene has no words of people
+            return Decision(first, logits, h[-1:], past, yes=yes, chosen=people[j] if j < len(people) else None)
         if first < 0:  # a text answer: the LM's own first word, never a decision token
             words = self.lm_logits(h[-1:])[0].float()
             words[self.new_ids] = float("-inf")
             first = int(words.argmax())
         return Decision(first, logits, h[-1:], past)
 
-    def true_answer_ids(self, scene, first: int) -> tuple[tuple[int, ...], ...]:
-        """The answers (ids after the person token `first`, <|im_end|> last) that the chosen
-        person's words make true (scene_words.true_answers); () when `scene` has no words of
-        people (a text scene, or `first` is no person of it)."""
-        people = getattr(scene, "people", ())
-        k = self.person_ids.tolist().index(first) if first in self.person_ids.tolist() else len(people)
-        if k >= len(people):
-            return ()
-        token = PERSON_TOKENS[k]
-        return tuple(tuple(self.answer_ids(f"{token} {text}")[1:]) for text in true_answers(people[k]))
+    def true_answer_ids(self, person: PersonWords) -> tuple[tuple[int, ...], ...]:
+        """The answers that `person`'s words make true (scene_words.true_answers), as ids after
+        its person token, <|im_end|> last."""
+        token = PERSON_TOKENS[person.order - 1]
+        return tuple(tuple(self.answer_ids(f"{token} {text}")[1:]) for text in true_answers(person))
 
     @torch.no_grad()
     def generate(self, d: Decision, max_tokens: int, on_ids=None) -> list[int]:
@@ -669,14 +666,15 @@ class SceneReader(nn.Module):
         the prompt's KV cache; `on_ids(ids)` after every step. Stops at <|im_end|>. When the LM
         starts a yes/no answer about the chosen person, the yes or no is the head's (`d.yes`).
 
-        With `d.answers` (a chosen person) the LM picks among those answers only: each step it
+        With `d.chosen` (a chosen person) the LM picks among the answers its words make true
+        (true_answer_ids; made here, after the pose is out, not in decide): each step it
         chooses its likeliest next token among the ones that keep the answer one of them, and a
         token every remaining answer shares is taken without asking it (so the words are the
         line's, and the LM's choice is which reason to give). `max_tokens` bounds the free words
-        only: an answer kept to `d.answers` always ends."""
+        only: an answer kept to the true answers always ends."""
         ids = [d.first, *d.forced]
         feed, past = list(ids), d.past
-        live, steps = list(d.answers), 0
+        live, steps = list(self.true_answer_ids(d.chosen) if d.chosen is not None else ()), 0
         while ids[-1] != self.end_id and (live or steps < max_tokens):  # a kept answer is never cut short
             steps += 1
             at = len(ids) - 1  # position in the answers (they start after `first`)

@@ -212,7 +212,7 @@ class ReaderPipeline(DefaultPipeline):
             if prefix and on_text is not None:
                 on_text(prefix)
             if first != d.first:  # overruled (not sure enough): the answer of <none>
-                d = replace(d, first=first, forced=reader.no_match_forced(query), count=None, answers=())
+                d = replace(d, first=first, forced=reader.no_match_forced(query), count=None, chosen=None)
             answer, _ = self._words(d, on_text)
             answer = prefix + answer
         timings["answer"] = (time.perf_counter() - t) * 1e3

@@ -107,7 +107,7 @@ def _positions_only(s: SceneWords) -> SceneWords:
 
 def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float, free_answers: bool = False) -> dict:
     """One split's rows, summarised. `free_answers` (ablation): the LM's words after a person
-    token are not kept to the person's true answers (Decision.answers cleared)."""
+    token are not kept to the person's true answers (Decision.chosen cleared)."""
     rng = np.random.default_rng(EVAL_SEEDS[split])
     arng = np.random.default_rng(EVAL_SEEDS[split] + 1)
     rows = []
@@ -116,8 +116,9 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float,
         k = len(qa.scene.people)
         d = model.decide(qa.scene, qa.question, k)
         if free_answers:
-            d = replace(d, answers=())
+            d = replace(d, chosen=None)
         logits, first = d.logits, d.first
+        persons = model.person_ids[:k].tolist()
         row = {"category": qa.category, "family": qa.family, "question": qa.question, "people": k,
                "target": qa.target, "first": model.tokenizer.convert_ids_to_tokens(first), "ok": correct(model, qa, first)}
         if qa.target >= -1 and k:
@@ -125,10 +126,8 @@ def evaluate_split(model, split: str, n: int, ablations: bool, threshold: float,
             row["chance"] = 1.0 / (k + 1)
             row["confidence"] = float(probs.max())
             row["top_ok"] = int(probs.argmax()) == (qa.target if qa.target >= 0 else k)
-            persons = model.person_ids[:k].tolist()
             row["refused"] = first == model.none_id or (
                 first in persons and float(probs[persons.index(first)]) < threshold)
-        persons = model.person_ids[:k].tolist()
         if qa.target >= 0 and qa.category != "pose" and first in persons:  # what the answer says of its choice
             answer = generate(model, d)
             row["answer_true"] = answer in true_answers(qa.scene.people[persons.index(first)])
