@@ -678,7 +678,6 @@ class SceneReader(nn.Module):
         while ids[-1] != self.end_id and (live or steps < max_tokens):  # a kept answer is never cut short
             steps += 1
             at = len(ids) - 1  # position in the answers (they start after `first`)
-            live = [a for a in live if len(a) > at and list(a[:at]) == ids[1:]]
             allowed = sorted({a[at] for a in live})
             if len(allowed) == 1:
                 nxt = allowed[0]
@@ -691,6 +690,7 @@ class SceneReader(nn.Module):
                     nxt = self.yes_no_ids[0 if d.yes else 1]
             ids.append(nxt)
             feed.append(nxt)
+            live = [a for a in live if a[at] == nxt]  # every answer ends with <|im_end|>: none runs out first
             if on_ids is not None:
                 on_ids(ids)
         return ids
