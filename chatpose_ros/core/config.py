@@ -22,8 +22,10 @@ class PipelineConfig:
 
     profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package), 'reader' "
                       "(experimental: the embedded model with the scene reader, which reads the people as words, "
-                      "refuses, counts and streams its answer) or 'chatpose' (LLaVA-style ChatPose checkpoint, GPU "
-                      "recommended).", ("default", "reader", "chatpose"))
+                      "refuses, counts and streams its answer), 'grounded' (the embedded perception with compositional "
+                      "grounding: a typed parse of the question, open-vocabulary colour / WordNet / pose checks, answers "
+                      "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
+                      "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
     checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")

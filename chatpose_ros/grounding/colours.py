@@ -5,24 +5,21 @@
     pal = palette(region_rgb)                     # a region's main colours with their shares
     s = colour_score(pal, lab)                    # in [0, 1]: how well the word fits the region
 
-Colours are compared in CIELAB with CIEDE2000 (colour-science's `delta_E_CIE2000`, textiles
-weights: lightness counts half, since shade and exposure change lightness far more than hue).
+Colours are compared in CIELAB with CIEDE2000 (Sharma, Wu & Dalal 2005; textiles weights: lightness
+counts half, since shade and exposure change lightness far more than hue). The formula is written
+out here in numpy: colour-science, which has it, replaces a missing SciPy with a stand-in module at
+import, which breaks transformers' import in the same process.
 A region is a small palette (k-means in Lab: its main colours and the share of the region each
 covers), not one median: a red-and-navy jacket keeps its red. No ROS, no model.
 """
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-
-with warnings.catch_warnings():  # colour-science warns at import about optional SciPy / Matplotlib
-    warnings.simplefilter("ignore")
-    from colour.difference import delta_E_CIE2000
 
 COLOUR_TABLE = Path(__file__).resolve().parent / "data" / "colour_names.tsv"
 
@@ -59,10 +56,36 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(a, cv2.COLOR_RGB2Lab).reshape(np.shape(rgb)[:-1] + (3,))
 
 
-def delta_e(lab_a: np.ndarray, lab_b: np.ndarray) -> np.ndarray:
-    """CIEDE2000 (textiles weights) between broadcastable (..., 3) CIELAB arrays -> (...)."""
+def delta_e(lab_a: np.ndarray, lab_b: np.ndarray, k_l: float = 2.0) -> np.ndarray:
+    """CIEDE2000 between broadcastable (..., 3) CIELAB arrays -> (...); k_l = 2 are the textiles
+    weights (lightness counts half), k_l = 1 the standard formula."""
     a, b = np.broadcast_arrays(np.asarray(lab_a, np.float64), np.asarray(lab_b, np.float64))
-    return np.asarray(delta_E_CIE2000(a, b, textiles=True), np.float64)
+    l1, a1, b1 = a[..., 0], a[..., 1], a[..., 2]
+    l2, a2, b2 = b[..., 0], b[..., 1], b[..., 2]
+    c_bar = 0.5 * (np.hypot(a1, b1) + np.hypot(a2, b2))
+    g = 0.5 * (1 - np.sqrt(c_bar ** 7 / (c_bar ** 7 + 25.0 ** 7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dl, dc = l2 - l1, c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0.0, dh)
+    dhh = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
+    l_bar, c_barp = 0.5 * (l1 + l2), 0.5 * (c1p + c2p)
+    hs = h1p + h2p
+    h_bar = np.where(np.abs(h1p - h2p) > 180, np.where(hs < 360, (hs + 360) / 2, (hs - 360) / 2), hs / 2)
+    h_bar = np.where(c1p * c2p == 0, hs, h_bar)
+    t = (1 - 0.17 * np.cos(np.radians(h_bar - 30)) + 0.24 * np.cos(np.radians(2 * h_bar))
+         + 0.32 * np.cos(np.radians(3 * h_bar + 6)) - 0.20 * np.cos(np.radians(4 * h_bar - 63)))
+    d_theta = 30 * np.exp(-(((h_bar - 275) / 25) ** 2))
+    r_c = 2 * np.sqrt(c_barp ** 7 / (c_barp ** 7 + 25.0 ** 7))
+    s_l = 1 + 0.015 * (l_bar - 50) ** 2 / np.sqrt(20 + (l_bar - 50) ** 2)
+    s_c = 1 + 0.045 * c_barp
+    s_h = 1 + 0.015 * c_barp * t
+    r_t = -np.sin(np.radians(2 * d_theta)) * r_c
+    return np.sqrt((dl / (k_l * s_l)) ** 2 + (dc / s_c) ** 2 + (dhh / s_h) ** 2 + r_t * (dc / s_c) * (dhh / s_h))
 
 
 class ColourNames:

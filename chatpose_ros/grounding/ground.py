@@ -28,8 +28,9 @@ MARGIN = 0.6      # the best person is chosen when the runner-up scores under MA
 NOBODY = 0.06     # every person under this combined score: nobody matches
 HOLDS = 0.5       # a constraint holds of a person at or above this score (counts, yes/no)
 COLOUR_HOLDS = 0.3  # absolute colour fit at which a colour counts as worn (counts, yes/no)
-COLOUR_SEEN = 0.1   # under this absolute fit for everyone, nobody wears the colour (no relative boost)
+COLOUR_SEEN = 0.3   # under this absolute fit for everyone, nobody wears the colour (no relative boost)
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
+MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -209,7 +210,7 @@ class Grounder:
                     continue
                 gap = abs(f.cx - fj.cx) / (0.5 * (f.height + fj.height))
                 if c.value == "next_to":
-                    sj[i] = np.exp(-gap)
+                    sj[i] = np.exp(-2.0 * gap)
                 elif c.value == "left_of":
                     sj[i] = np.exp(-0.5 * gap) if f.cx < fj.cx else 0.02
                 elif c.value == "right_of":
@@ -300,6 +301,8 @@ class Grounder:
                 return self._clarify(range(n), facts, s, checked, unchecked,
                                      "I don't know who you mean yet: nobody was chosen before.")
         cannot = _cannot(unchecked)
+        if unseen:
+            cannot = (f"I can't see \"{_words(unseen)}\" on everyone. " + cannot).strip()
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
             if len(pool) == 1:
@@ -451,8 +454,9 @@ class Grounder:
         words.extend(g)
         if f.facing is not None and f.facing[0] == "away":
             words.append("back to the camera")
-        for label in f.holding:
-            words.append(f"holding a {label}")
+        for label, conf in f.holding.items():
+            if conf >= MENTION_OBJECT:
+                words.append(f"holding a {label}")
         return ", ".join(words) if words else "pose not clearly seen"
 
 
