@@ -146,8 +146,10 @@ def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
 def test_grounder_asks_instead_of_guessing_and_refuses_with_a_reason(parser, grounder, three):
     hat = grounder.answer(parser.parse("the man in the red hat"), three)
     assert hat.kind == "clarify" and hat.selected == -1 and "hat" in hat.answer and "?" in hat.answer
-    nobody = grounder.answer(parser.parse("the person in the yellow raincoat"), three)
-    assert nobody.kind == "no_match" and "yellow" in nobody.answer
+    nobody = grounder.answer(parser.parse("the person in the bright orange raincoat"), three)
+    assert nobody.kind == "no_match" and "orange" in nobody.answer
+    near = grounder.answer(parser.parse("the person in the yellow raincoat"), three)  # cream comes near
+    assert (near.kind, near.candidates) == ("clarify", (1,)) and "closest" in near.answer
     assert grounder.answer(parser.parse("the dog"), three).kind == "not_person"
 
 

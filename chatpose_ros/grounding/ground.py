@@ -28,7 +28,8 @@ MARGIN = 0.6      # the best person is chosen when the runner-up scores under MA
 NOBODY = 0.06     # every person under this combined score: nobody matches
 HOLDS = 0.5       # a constraint holds of a person at or above this score (counts, yes/no)
 COLOUR_HOLDS = 0.3  # absolute colour fit at which a colour counts as worn (counts, yes/no)
-COLOUR_SEEN = 0.3   # under this absolute fit for everyone, nobody wears the colour (no relative boost)
+COLOUR_SEEN = 0.3   # under this absolute fit for everyone, the closest person is offered, not chosen
+COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
@@ -108,8 +109,10 @@ class Grounder:
             s = np.array([self._colour(f, lab, c.region) for f in facts])
             seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
             best = s.max() if n else 0.0
-            if best >= COLOUR_SEEN:  # relative to the others in view as well as absolute: video colours are dull
-                s = 0.4 * s + 0.6 * s / best * min(1.0, best / 0.15)
+            if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
+                s = 0.4 * s + 0.6 * s / best
+            else:  # nobody's colours come close: the colour rules everyone out
+                s = s * 0.25
         elif c.kind == "pattern":
             raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
             rel = raw / max(1e-6, raw.max()) if n else raw
@@ -233,12 +236,13 @@ class Grounder:
         return j if ious[j] >= 0.3 else -1
 
     def rank(self, ref: Reference, facts: list[PersonFacts], context: Context,
-             extra: tuple[Constraint, ...] = ()) -> tuple[np.ndarray, list[str], list[str], list[str]]:
+             extra: tuple[Constraint, ...] = ()) -> tuple[np.ndarray, list[str], list[str], list[str], list[str]]:
         """(N,) combined score per person over the checkable constraints, with the words checked,
-        the words not checked, and checkable words that were not seen on somebody."""
+        the words not checked, checkable words that were not seen on somebody, and colour words
+        that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
         n = len(facts)
         s = np.ones(n)
-        checked, unchecked, unseen = [], [], []
+        checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints + extra:
             if c.kind == "relation" and c.ref is not None and c.ref.pronoun and extra and c in extra:
                 continue  # "holding his hands in front of him": himself
@@ -248,6 +252,10 @@ class Grounder:
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
+                if c.kind == "colour" and not c.negated:
+                    lab = self.colours.lab(c.value)
+                    if COLOUR_WEAK <= max(self._colour(f, lab, c.region) for f in facts) < COLOUR_SEEN:
+                        weak.append(c.words)
             elif c.kind in ("unchecked", "motion", "garment"):
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
@@ -256,7 +264,7 @@ class Grounder:
                 mask = np.zeros(n)
                 mask[j] = 1.0
                 s = s * (mask if ref.pronoun else 1.0 - mask)
-        return s, checked, unchecked, unseen
+        return s, checked, unchecked, unseen, weak
 
     # -- decisions and answers ---------------------------------------------------------------
     def answer(self, req: Request, facts: list[PersonFacts], context: Context = Context()) -> Outcome:
@@ -295,7 +303,7 @@ class Grounder:
 
     def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
-        s, checked, unchecked, unseen = self.rank(ref, facts, context)
+        s, checked, unchecked, unseen, weak = self.rank(ref, facts, context)
         if (ref.pronoun or ref.other) and self._previous(facts, context) < 0 and context.previous_box is None:
             if ref.pronoun:
                 return self._clarify(range(n), facts, s, checked, unchecked,
@@ -316,6 +324,10 @@ class Grounder:
                            checked=tuple(checked), unchecked=tuple(unchecked))
         others = np.delete(s, best)
         runner = float(others.max()) if others.size else 0.0
+        if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
+            return self._clarify([best], facts, s, checked, unchecked,
+                                 f"Nobody wears clearly \"{_words(weak)}\"; the closest I see is "
+                                 f"{self.colour_name(facts[best].palettes.get('upper')) or 'unclear'}.")
         if runner < MARGIN * s[best]:
             return self._chosen(best, s, facts, checked, unchecked, cannot)
         pool = [int(i) for i in np.argsort(-s) if s[i] >= MARGIN * s[best]][:3]
