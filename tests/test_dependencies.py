@@ -1,5 +1,5 @@
-"""Dependencies point one way: core <- profiles (models) <- registry (chatpose_ros.profiles) <- ros /
-cli / tools. Checked on the import statements of the source files (top level and inside
+"""Dependencies point one way: core <- perception <- profiles (models) <- registry (chatpose_ros.profiles)
+<- ros / cli / tools. Checked on the import statements of the source files (top level and inside
 functions)."""
 from __future__ import annotations
 
@@ -29,8 +29,13 @@ def _offenders(folder: str, forbidden: tuple[str, ...], skip: str = "") -> list[
 
 
 def test_core_imports_no_profile_registry_or_front_end():
-    assert not _offenders("core", ("chatpose_ros.models", "chatpose_ros.profiles", "chatpose_ros.ros",
-                                   "chatpose_ros.cli", "chatpose_ros.tools"))
+    assert not _offenders("core", ("chatpose_ros.perception", "chatpose_ros.models", "chatpose_ros.profiles",
+                                   "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"))
+
+
+def test_perception_imports_no_profile_registry_or_front_end():
+    assert not _offenders("perception", ("chatpose_ros.models", "chatpose_ros.profiles", "chatpose_ros.ros",
+                                         "chatpose_ros.cli", "chatpose_ros.tools"))
 
 
 def test_profiles_import_no_registry_or_front_end():
@@ -41,7 +46,7 @@ def test_profiles_import_no_registry_or_front_end():
 
 
 def test_ros_layer_imports_no_profile_and_not_the_cli():
-    assert not _offenders("ros", ("chatpose_ros.models", "chatpose_ros.cli", "chatpose_ros.tools"))
+    assert not _offenders("ros", ("chatpose_ros.perception", "chatpose_ros.models", "chatpose_ros.cli", "chatpose_ros.tools"))
 
 
 def test_registry_is_the_only_way_to_a_profile_from_the_front_ends():

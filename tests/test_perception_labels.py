@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import chatpose_ros.models.default as default_models
+import chatpose_ros.perception as perception_package
 from chatpose_ros.models.default import eval_perception as ep
 
 LABELS = Path(__file__).resolve().parent / "data" / "perception_labels.json"
@@ -226,8 +226,8 @@ def test_perception_presets_become_candidates(monkeypatch):
     PRESETS = {"good": "good", "bad": "broken"}
     fake = types.ModuleType("fake_perception")
     fake.PERCEPTION_PRESETS, fake.Perception = PRESETS, FakePerception
-    monkeypatch.setitem(sys.modules, "chatpose_ros.models.default.perception", fake)
-    monkeypatch.setattr(default_models, "perception", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "chatpose_ros.perception.perception", fake)
+    monkeypatch.setattr(perception_package, "perception", fake, raising=False)
     for threads in (None, 1):
         good, bad = ep.perception_candidates(threads)
         assert good.name == "new: good" and bad.name == "new: bad"

@@ -288,9 +288,9 @@ def old_detector_candidate() -> Candidate:
 
 
 def perception_candidates(threads: int | None) -> list[Candidate]:
-    """One candidate per preset of the new perception stage (models/default/perception.py)."""
+    """One candidate per preset of the new perception stage (perception/perception.py)."""
     try:
-        from chatpose_ros.models.default import perception as perception_mod
+        from chatpose_ros.perception import perception as perception_mod
     except ImportError as exc:
         return [Candidate("new: perception", None, f"unavailable ({exc})")]
     presets = getattr(perception_mod, "PERCEPTION_PRESETS", None)
@@ -425,7 +425,7 @@ class PassConfig:
 
     def kpx(self) -> float:
         """MoveNet input pixels (thousands) on a COST_FRAME image, which the CPU time follows."""
-        from chatpose_ros.models.default.perception import movenet_input_shape
+        from chatpose_ros.perception.perception import movenet_input_shape
 
         return sum(h * w for h, w in (movenet_input_shape(*COST_FRAME, s) for s in self.sizes)) / 1000.0
 
@@ -540,7 +540,7 @@ def run_split(items: Sequence[LabelledImage], images: Sequence[np.ndarray],
     """The held-out check over selection_grid(): (markdown, rows as plain data), or None when
     the perception stage cannot be built."""
     try:
-        from chatpose_ros.models.default import perception as pm
+        from chatpose_ros.perception import perception as pm
 
         base = pm.PERCEPTION_PRESETS[pm.DEFAULT_PRESET]
         perception = pm.Perception(replace(base, objects=False, attributes=False,

@@ -78,7 +78,7 @@ def build_perception(config: PipelineConfig):
     """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
     shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
     Runtime threads, at least 1)."""
-    from chatpose_ros.models.default.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
+    from chatpose_ros.perception.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
     from dataclasses import replace
 
     return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))))
@@ -97,7 +97,7 @@ def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray 
         skeleton's 15 keypoints (N, 15, 3) m pelvis-relative, camera optical axes (what the person
         features read as 3D keypoints when the scene has no world keypoints).
     """
-    from chatpose_ros.models.default import keypoints as kp
+    from chatpose_ros.perception import keypoints as kp
 
     n = kp2d.shape[0]
     has_world = np.array([w is not None for w in world], bool)
@@ -157,7 +157,7 @@ class DefaultPipeline:
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
         folder = weights_dir(config)
         if not folder.is_dir():
@@ -213,10 +213,10 @@ class DefaultPipeline:
         """Scene people -> regressor PersonPoses (confidence = detection score, per-joint
         confidence) and (N, F) person features."""
         from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
-        from chatpose_ros.models.default import keypoints as kp
+        from chatpose_ros.perception import keypoints as kp
         from chatpose_ros.models.default.person_features import (FEATURE_BLOCKS, FEATURE_DIM, observe_detection,
                                                                  scene_features)
-        from chatpose_ros.models.default.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
+        from chatpose_ros.perception.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
 
         n = len(scene.people)
         if n == 0:

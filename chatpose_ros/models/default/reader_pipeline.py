@@ -75,7 +75,7 @@ class ReaderPipeline(DefaultPipeline):
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, SceneReader
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
         folder = weights_dir(config)
         if not folder.is_dir():

@@ -87,7 +87,7 @@ def regressor_3d_features(regressor):
     from chatpose_ros.models.default.person_features import keypoint_box, scene_features
     from chatpose_ros.models.default.pipeline import lift_people
 
-    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+    from chatpose_ros.perception.keypoints import KEYPOINT_NAMES
 
     feet = [KEYPOINT_NAMES.index("left_foot"), KEYPOINT_NAMES.index("right_foot")]
 
@@ -189,7 +189,7 @@ def speed(pipe, runs: int = 10) -> dict:
     import cv2
 
     from chatpose_ros.core.model_worker import timed_estimate
-    from chatpose_ros.models.default.tracking import PersonTracker
+    from chatpose_ros.perception.tracking import PersonTracker
 
     frames = [cv2.resize(load_photo(n), (640, 480)) for n in ("basketball1.png", "basketball2.png")]
     pipe.estimate(frames[0], "the person on the left")  # warm-up
