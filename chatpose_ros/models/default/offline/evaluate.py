@@ -188,7 +188,7 @@ def speed(pipe, runs: int = 10) -> dict:
     tracking frames per second."""
     import cv2
 
-    from chatpose_ros.core.model_worker import timed_estimate
+    from chatpose_ros.core.model_runners import timed_estimate
     from chatpose_ros.perception.tracking import PersonTracker
 
     frames = [cv2.resize(load_photo(n), (640, 480)) for n in ("basketball1.png", "basketball2.png")]
