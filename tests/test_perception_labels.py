@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import chatpose_ros.perception as perception_package
-from chatpose_ros.models.default import eval_perception as ep
+from chatpose_ros.perception.offline import eval_perception as ep
 
 LABELS = Path(__file__).resolve().parent / "data" / "perception_labels.json"
 MIN_IMAGES = 12
@@ -190,14 +190,6 @@ def test_evaluate_candidate_and_table(items, tmp_path):
     assert len(data["candidates"][1]["misses"]) == blind.tally.fn
     ep.draw_results(perfect, subset, images, tmp_path)
     assert len(list(tmp_path.glob("oracle__*.png"))) == len(subset)
-
-
-def test_old_detector_reported_unavailable_without_mediapipe(monkeypatch):
-    """With mediapipe gone (as after its removal from the venv) the old detector is a row that
-    says unavailable, not a crash."""
-    monkeypatch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` raises ImportError
-    cand = ep.old_detector_candidate()
-    assert cand.detect is None and "unavailable" in cand.unavailable
 
 
 def test_perception_presets_become_candidates(monkeypatch):

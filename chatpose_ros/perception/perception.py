@@ -185,7 +185,7 @@ class PerceptionConfig:
 
 
 # Candidate configurations, compared side by side by `make eval-perception`
-# (models/default/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
+# (perception/offline/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
 # person_score 0.2): movenet256 recall 0.56 / precision 0.98 (misses small people),
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
 # movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
