@@ -64,14 +64,25 @@ def weights_dir(config: PipelineConfig) -> Path:
     return Path(config.weights_dir).expanduser() if config.weights_dir else DEFAULT_WEIGHTS_DIR
 
 
-def weights_sha(folder: Path) -> str:
-    """Short sha256 over the shipped weight files (the model id)."""
-    from chatpose_ros.models.default.llm import ADAPTER_FILE
-
+def weights_sha(folder: Path, adapter_file: str) -> str:
+    """Short sha256 over the regressor and the profile's adapter (the model id)."""
     h = hashlib.sha256()
-    for name in (REGRESSOR_FILE, ADAPTER_FILE):
+    for name in (REGRESSOR_FILE, adapter_file):
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:10]
+
+
+def weights_folder(config: PipelineConfig, profile: str, files: tuple[str, ...]) -> Path:
+    """The profile's weights folder (weights_dir) once every one of `files` is there; ModelLoadError
+    naming the folder or the first missing file otherwise."""
+    folder = weights_dir(config)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{profile} model folder not found: {folder} (PipelineConfig.weights_dir)")
+    for name in files:
+        if not (folder / name).is_file():
+            raise ModelLoadError(f"{profile} model file missing: {folder / name} "
+                                 "(reproduce it with chatpose-train-default)")
+    return folder
 
 
 def build_perception(config: PipelineConfig):
@@ -159,13 +170,7 @@ class DefaultPipeline:
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
         from chatpose_ros.perception.regressor import SmplRegressor
 
-        folder = weights_dir(config)
-        if not folder.is_dir():
-            raise ModelLoadError(f"default model folder not found: {folder} (PipelineConfig.weights_dir)")
-        for name in (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE):
-            if not (folder / name).is_file():
-                raise ModelLoadError(f"default model file missing: {folder / name} "
-                                     "(reproduce it with chatpose-train-default)")
+        folder = weights_folder(config, "default", (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE))
         try:
             record = json.loads((folder / SPEC_FILE).read_text())
             spec = LlmSpec(**record["spec"])
@@ -177,7 +182,7 @@ class DefaultPipeline:
         regressor.eval()
         llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
         perception = perception if perception is not None else build_perception(config)
-        model_id = "default:" + weights_sha(folder)
+        model_id = "default:" + weights_sha(folder, ADAPTER_FILE)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, llm, model_id)
 
