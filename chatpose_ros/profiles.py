@@ -25,7 +25,7 @@ class Profile:
     its tracker class live, as "module:attribute" (imported on first use)."""
 
     pipeline: str
-    tracker: str = "chatpose_ros.models.default.tracking:PersonTracker"  # generic: box, keypoints, appearance
+    tracker: str = "chatpose_ros.perception.tracking:PersonTracker"  # generic: box, keypoints, appearance
 
 
 PROFILES: dict[str, Profile] = {

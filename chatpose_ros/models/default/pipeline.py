@@ -64,21 +64,32 @@ def weights_dir(config: PipelineConfig) -> Path:
     return Path(config.weights_dir).expanduser() if config.weights_dir else DEFAULT_WEIGHTS_DIR
 
 
-def weights_sha(folder: Path) -> str:
-    """Short sha256 over the shipped weight files (the model id)."""
-    from chatpose_ros.models.default.llm import ADAPTER_FILE
-
+def weights_sha(folder: Path, adapter_file: str) -> str:
+    """Short sha256 over the regressor and the profile's adapter (the model id)."""
     h = hashlib.sha256()
-    for name in (REGRESSOR_FILE, ADAPTER_FILE):
+    for name in (REGRESSOR_FILE, adapter_file):
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:10]
+
+
+def weights_folder(config: PipelineConfig, profile: str, files: tuple[str, ...]) -> Path:
+    """The profile's weights folder (weights_dir) once every one of `files` is there; ModelLoadError
+    naming the folder or the first missing file otherwise."""
+    folder = weights_dir(config)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{profile} model folder not found: {folder} (PipelineConfig.weights_dir)")
+    for name in files:
+        if not (folder / name).is_file():
+            raise ModelLoadError(f"{profile} model file missing: {folder / name} "
+                                 "(reproduce it with chatpose-train-default)")
+    return folder
 
 
 def build_perception(config: PipelineConfig):
     """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
     shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
     Runtime threads, at least 1)."""
-    from chatpose_ros.models.default.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
+    from chatpose_ros.perception.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
     from dataclasses import replace
 
     return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))))
@@ -97,7 +108,7 @@ def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray 
         skeleton's 15 keypoints (N, 15, 3) m pelvis-relative, camera optical axes (what the person
         features read as 3D keypoints when the scene has no world keypoints).
     """
-    from chatpose_ros.models.default import keypoints as kp
+    from chatpose_ros.perception import keypoints as kp
 
     n = kp2d.shape[0]
     has_world = np.array([w is not None for w in world], bool)
@@ -157,15 +168,9 @@ class DefaultPipeline:
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
-        folder = weights_dir(config)
-        if not folder.is_dir():
-            raise ModelLoadError(f"default model folder not found: {folder} (PipelineConfig.weights_dir)")
-        for name in (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE):
-            if not (folder / name).is_file():
-                raise ModelLoadError(f"default model file missing: {folder / name} "
-                                     "(reproduce it with chatpose-train-default)")
+        folder = weights_folder(config, "default", (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE))
         try:
             record = json.loads((folder / SPEC_FILE).read_text())
             spec = LlmSpec(**record["spec"])
@@ -177,7 +182,7 @@ class DefaultPipeline:
         regressor.eval()
         llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
         perception = perception if perception is not None else build_perception(config)
-        model_id = "default:" + weights_sha(folder)
+        model_id = "default:" + weights_sha(folder, ADAPTER_FILE)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, llm, model_id)
 
@@ -213,10 +218,10 @@ class DefaultPipeline:
         """Scene people -> regressor PersonPoses (confidence = detection score, per-joint
         confidence) and (N, F) person features."""
         from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
-        from chatpose_ros.models.default import keypoints as kp
+        from chatpose_ros.perception import keypoints as kp
         from chatpose_ros.models.default.person_features import (FEATURE_BLOCKS, FEATURE_DIM, observe_detection,
                                                                  scene_features)
-        from chatpose_ros.models.default.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
+        from chatpose_ros.perception.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
 
         n = len(scene.people)
         if n == 0:

@@ -18,7 +18,7 @@ With ``threads`` >= 2 the model runs of one ``see()`` may run concurrently in Py
 (``PerceptionConfig.concurrent``).
 
 Benchmark (wall and CPU ms of people only, whole see() and see_near, variants interleaved):
-    python -m chatpose_ros.models.default.perception --bench IMAGE... [--preset NAME[:field=value,...]]
+    python -m chatpose_ros.perception.perception --bench IMAGE... [--preset NAME[:field=value,...]]
         [--threads N] [--repeat R]
 No ROS here.
 """
@@ -48,11 +48,11 @@ from chatpose_ros.core.errors import (
 from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.core.image_files import read_image
 from chatpose_ros.core.scene import Attribute, Scene, SceneObject, ScenePerson
-from chatpose_ros.models.default import perception_attributes as attrs
+from chatpose_ros.perception import perception_attributes as attrs
 
 log = logging.getLogger(__name__)
 
-PERCEPTION_DIR = Path(__file__).resolve().parents[2] / "assets" / "default" / "perception"
+PERCEPTION_DIR = Path(__file__).resolve().parents[1] / "assets" / "default" / "perception"
 MODEL_FILES = {
     "movenet_multipose": "movenet_multipose.onnx",
     "nanodet": "nanodet.onnx",
@@ -185,7 +185,7 @@ class PerceptionConfig:
 
 
 # Candidate configurations, compared side by side by `make eval-perception`
-# (models/default/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
+# (perception/offline/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
 # person_score 0.2): movenet256 recall 0.56 / precision 0.98 (misses small people),
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
 # movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
