@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatpose_ros.models.default.eval_perception import DEFAULT_LABELS, load_image, load_labels
+from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_image, load_labels
 
 DATA = Path(__file__).parent / "data"
 QUESTIONS = DATA / "real_questions2.json"

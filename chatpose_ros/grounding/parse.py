@@ -329,7 +329,7 @@ class QuestionParser:
                 return self.colours.normalise(phrase[:-4]), 1
         return "", 0
 
-    def _scan(self, toks: list[str], out: list[Constraint]) -> tuple[str, str, list[Constraint]]:  # noqa: C901
+    def _scan(self, toks: list[str], out: list[Constraint]) -> tuple[str, str, list[Constraint]]:
         """One pass over a description's tokens: colours (attached to the garment that follows),
         patterns, garments, head noun, positions, ordinals, distances, postures, objects, words
         perception cannot check. Returns (head noun, not-a-person noun, constraints)."""
