@@ -29,7 +29,9 @@ class PipelineConfig:
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
     lora_adapter: str = _f("", "ChatPose profile: optional PEFT LoRA adapter folder merged into the LLM at load.")
     device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'.")
-    dtype: str = _f("auto", "Weights dtype: 'auto' (float16 on CUDA, float32 on CPU), 'float32', 'float16', 'bfloat16'.",
+    dtype: str = _f("auto", "Weights dtype: 'auto' (on CUDA: bfloat16 for the chatpose profile as the released code, "
+                    "float16 where the GPU lacks bf16 and for the embedded LLM; float32 on CPU), 'float32', 'float16', "
+                    "'bfloat16'.",
                     ("auto", "float32", "float16", "bfloat16"))
     vision_backend: str = _f("torch", "ChatPose profile vision encoder backend: 'torch', 'onnx' (ONNX Runtime) or "
                              "'tensorrt' (fp16 engine, falls back to torch without TensorRT/CUDA).",
@@ -37,12 +39,16 @@ class PipelineConfig:
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
     force_pose_token: bool = _f(True, "When a pose is asked for (default profile: every question but counting / "
                                 "yes-no ones) and the model ends its answer without a pose token, append one so "
-                                "that a pose is always returned (the reader profile decides by itself).")
+                                "that a pose is always returned (the reader profile decides by itself; the chatpose "
+                                "profile has its own switch, chatpose_force_pose_token).")
     max_new_tokens: int = _f(40, "Maximum number of tokens generated per answer (default and reader profiles; "
                              "the reader publishes the pose before the words, so longer answers do not delay it).")
     chatpose_max_new_tokens: int = _f(512, "ChatPose profile: maximum number of tokens generated per answer "
                                       "(512 as the released code; an answer cut off here gets no pose unless "
                                       "force_pose_token applies).")
+    chatpose_force_pose_token: bool = _f(False, "ChatPose profile: append the pose token when a pose is asked for "
+                                         "and the answer has none (a pose the model did not give, flagged pose_forced "
+                                         "with confidence 0.5). Off as in the released code, which never forces it.")
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(8, "Maximum number of people detected per image (the default profile names at most 10).")
