@@ -146,6 +146,7 @@ class ModelRunner(Protocol):
     """What the node needs to run the model, wherever it runs."""
 
     model_id: str
+    runtime: str  # what runs where ("perception cuda; llm cuda:0 float16"), '' when the pipeline does not say
 
     def start(self) -> None:
         """Load the model (ModelLoadError / ChatPoseError when it cannot be loaded)."""
@@ -186,12 +187,14 @@ class InProcessRunner:
         self.pipeline: PosePipeline | None = None
         self._tracking = TrackerHost(tracker_factory)
         self.model_id = ""
+        self.runtime = ""
 
     alive = True  # lives and dies with this process
 
     def start(self) -> None:
         self.pipeline = self._factory(self._config)
         self.model_id = self.pipeline.model_id
+        self.runtime = str(getattr(self.pipeline, "runtime", ""))
         self._tracking.reset()
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
@@ -321,7 +324,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
     except BaseException as exc:  # report why the model could not load, then exit
         conn.send(_error_reply(exc))
         return
-    conn.send(("ok", pipeline.model_id))
+    conn.send(("ok", pipeline.model_id, str(getattr(pipeline, "runtime", ""))))
     tracking = TrackerHost(tracker_factory)
     blocks: dict[str, shared_memory.SharedMemory] = {}
     try:
@@ -400,6 +403,7 @@ class ProcessRunner:
         self._shm: shared_memory.SharedMemory | None = None
         self._lock = threading.Lock()  # one request at a time
         self.model_id = ""
+        self.runtime = ""
 
     @property
     def pid(self) -> int | None:
@@ -428,7 +432,8 @@ class ProcessRunner:
             self._stop()
             _raise_reply(reply)
         self.model_id = reply[1]
-        log.info("model worker %d loaded %s", proc.pid, self.model_id)
+        self.runtime = reply[2] if len(reply) > 2 else ""
+        log.info("model worker %d loaded %s (%s)", proc.pid, self.model_id, self.runtime or "runtime not reported")
 
     def restart(self) -> None:
         """Stop the worker (dead or alive) and start a new one."""

@@ -65,6 +65,8 @@ class ChatPosePipeline:
         self.backend = backend
         self.body = body
         self.model_id = model_id
+        # what runs where, for /diagnostics: e.g. "vision tensorrt; llm cuda:0 bfloat16"
+        self.runtime = f"vision {backend.name}; llm {model.device} {str(model.dtype).replace('torch.', '')}"
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> ChatPosePipeline:
