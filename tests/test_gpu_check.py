@@ -36,3 +36,19 @@ def test_gpu_check_refuses_a_gpu_run_without_cuda(monkeypatch, tmp_path):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["--out", str(tmp_path / "x.json")]) == 2
+
+
+def test_perception_parity_figures_on_one_provider(tmp_path):
+    """The per-provider measurement and its parity with the CPU, run with the CPU provider on both
+    sides: every person matched, keypoints 0 px apart."""
+    from chatpose_ros.models.default.perception import DEFAULT_PRESET, PERCEPTION_PRESETS, Perception
+    from chatpose_ros.tools import gpu_check as g
+
+    imgs = g.frames(2)
+    preset = PERCEPTION_PRESETS[DEFAULT_PRESET]
+    cpu = Perception(preset)
+    scenes = [cpu.see(im) for im in imgs]
+    check = g.Check(100)
+    r = g._perception_on(check, "cpu", "CPUExecutionProvider", preset, imgs, scenes, 100.0, tmp_path, 1)
+    assert r["people_cpu"] == r["people_gpu"] == r["matched"] > 0
+    assert r["keypoint_px_max"] == 0.0 and r["ms"] > 0 and len(check.rows) == 2

@@ -151,13 +151,20 @@ def test_runtime_reaches_the_runner():
     assert r.runtime == "perception cuda; llm cuda:0 float16"
 
 
-def test_default_pipeline_says_what_runs():
-    from chatpose_ros.models.default.pipeline import DefaultPipeline
-
-    pipe = DefaultPipeline.from_config(PipelineConfig(device="cpu"))
-    assert pipe.runtime == "perception cpu; llm cpu float32" and pipe.device == torch.device("cpu")
+def test_default_pipeline_says_what_runs_and_its_fp16_llm_answers_alike():
+    """The LLM in fp16 (as on CUDA; here on the CPU) next to float32: same answer, same choice."""
     import numpy as np
 
-    res = pipe.estimate(np.zeros((48, 64, 3), np.uint8), "what is the pose of the man?")
-    assert res.model_id == pipe.model_id
-    pipe.close()
+    from chatpose_ros.models.default.pipeline import DefaultPipeline
+    from chatpose_ros.tools.gpu_check import frames
+
+    p32 = DefaultPipeline.from_config(PipelineConfig(device="cpu"))
+    assert p32.runtime == "perception cpu; llm cpu float32" and p32.device == torch.device("cpu")
+    p16 = DefaultPipeline.from_config(PipelineConfig(device="cpu", dtype="float16"), perception=p32.perception)
+    assert p16.runtime.endswith("llm cpu float16") and next(p16.llm.pose_head.parameters()).dtype == torch.float32
+    image = frames(1)[0]
+    a, b = p32.estimate(image, "the person on the left"), p16.estimate(image, "the person on the left")
+    assert a.answer == b.answer and a.selected == b.selected and len(a.people) == len(b.people) > 0
+    a, b = p32.estimate(None, "a man raising his arms"), p16.estimate(None, "a man raising his arms")
+    assert a.people and b.people and np.abs(a.people[0].theta - b.people[0].theta).max() < 0.2
+    p32.close()

@@ -211,27 +211,12 @@ def section_vision(check: Check, model, cuda: bool, cache: Path, repeats: int) -
     check.row("vision", f"torch {'fp16' if cuda else 'fp32'} ({feats32.shape[1]} tokens)", f"{t16:.2f} ms, cos min {cos16:.5f}")
     ok, why = vb.tensorrt_available()
     if ok:
-        trt = vb._import_tensorrt()
-        onnx_path = cache / f"vision_op{vb.onnx_opset_for(trt)}.onnx"
-        t0 = time.perf_counter()
-        vb.export_onnx(model.encoder, onnx_path, side, opset=vb.onnx_opset_for(trt))
-        out["onnx_export_s"] = round(time.perf_counter() - t0, 1)
-        engine = vb.TensorRTVisionBackend(model, onnx_path, cache, precision="fp16")
-        with torch.no_grad():
-            yt = engine.encode(x)
-            te, _ = timed(lambda: engine.encode(x), repeats, cuda=True)
-        a, b = yt.float().reshape(-1, yt.shape[-1]), feats32.float().reshape(-1, feats32.shape[-1]).to(yt.device)
-        per_token = torch.nn.functional.cosine_similarity(a, b, dim=-1)
-        cmin, cmean = float(per_token.min()), float(per_token.mean())
-        speed = t16 / te
-        out.update(trt_version=str(trt.__version__), engine_build_s=round(engine.info.build_s, 1),
-                   trt_fp16_ms=round(te, 3), trt_cosine_min=round(cmin, 5), trt_cosine_mean=round(cmean, 5),
-                   speedup_vs_torch_fp16=round(speed, 2))
-        check.row("vision", f"TensorRT {trt.__version__} fp16 cosine vs torch fp32", f"min {cmin:.5f}, mean {cmean:.5f}",
-                  ">= 0.99", cmin >= TARGETS["vision_cosine_min"])
-        check.row("vision", "TensorRT fp16 engine latency", f"{te:.2f} ms ({speed:.1f}x torch fp16)", ">= 3x",
-                  speed >= TARGETS["vision_speedup_vs_torch_fp16"])
-        check.row("vision", "TensorRT engine build", f"{engine.info.build_s:.1f} s (+ ONNX export {out['onnx_export_s']} s)")
+        try:
+            out.update(_vision_tensorrt(check, model, vb, x.to(dev), feats32, t16, cache, repeats))
+        except Exception as exc:  # parser / builder / runtime errors of any TensorRT version
+            log.error("TensorRT vision engine failed:\n%s", traceback.format_exc())
+            out["tensorrt"] = f"error: {type(exc).__name__}: {exc}"
+            check.row("vision", "TensorRT fp16 engine", f"error: {type(exc).__name__}: {exc}"[:80], ">= 0.99, 3x", False)
     else:
         out["tensorrt"] = f"n/a: {why}"
         check.row("vision", "TensorRT fp16 engine", f"n/a: {why}", ">= 0.99, 3x", None)
@@ -254,6 +239,36 @@ def section_vision(check: Check, model, cuda: bool, cache: Path, repeats: int) -
         except vb.BackendUnavailableError as exc:
             check.row("vision", "ONNX Runtime", f"n/a: {exc}")
     return out
+
+
+def _vision_tensorrt(check: Check, model, vb, x: torch.Tensor, feats32: torch.Tensor, t16: float, cache: Path,
+                     repeats: int) -> dict:
+    """The fp16 engine of the encoder (the node's TensorRTVisionBackend): cosine per token against
+    torch fp32 (after the cast to the LLM's dtype, as the node hands the features on) and latency
+    against torch fp16 (`t16` ms), input already on the GPU for both."""
+    trt = vb._import_tensorrt()
+    side = model.preprocessor.crop
+    onnx_path = cache / f"vision_op{vb.onnx_opset_for(trt)}.onnx"
+    t0 = time.perf_counter()
+    vb.export_onnx(model.encoder, onnx_path, side, opset=vb.onnx_opset_for(trt))
+    export_s = time.perf_counter() - t0
+    engine = vb.TensorRTVisionBackend(model, onnx_path, cache, precision="fp16")
+    with torch.no_grad():
+        yt = engine.encode(x)
+        te, _ = timed(lambda: engine.encode(x), repeats, cuda=True)
+    a, b = yt.float().reshape(-1, yt.shape[-1]), feats32.float().reshape(-1, feats32.shape[-1]).to(yt.device)
+    per_token = torch.nn.functional.cosine_similarity(a, b, dim=-1)
+    cmin, cmean = float(per_token.min()), float(per_token.mean())
+    speed = t16 / te
+    check.row("vision", f"TensorRT {trt.__version__} fp16 cosine vs torch fp32", f"min {cmin:.5f}, mean {cmean:.5f}",
+              ">= 0.99", cmin >= TARGETS["vision_cosine_min"])
+    check.row("vision", "TensorRT fp16 engine latency", f"{te:.2f} ms ({speed:.1f}x torch fp16)", ">= 3x",
+              speed >= TARGETS["vision_speedup_vs_torch_fp16"])
+    check.row("vision", "TensorRT engine build", f"{engine.info.build_s:.1f} s (+ ONNX export {export_s:.1f} s)")
+    return {"trt_version": str(trt.__version__), "onnx_export_s": round(export_s, 1),
+            "engine_build_s": round(engine.info.build_s, 1), "trt_fp16_ms": round(te, 3),
+            "trt_cosine_min": round(cmin, 5), "trt_cosine_mean": round(cmean, 5),
+            "speedup_vs_torch_fp16": round(speed, 2)}
 
 
 def section_chatpose_e2e(check: Check, model, cuda: bool, repeats: int) -> dict:
@@ -292,7 +307,7 @@ def _match_people(a, b) -> tuple[int, list[float]]:
     for p in a:
         best, j = 0.0, -1
         for k, q in enumerate(b):
-            iou = float(box_iou(np.asarray(p.box, np.float32)[None], np.asarray(q.box, np.float32)[None])[0, 0])
+            iou = box_iou(p.box, q.box)
             if k not in used and iou > best:
                 best, j = iou, k
         if j >= 0 and best >= 0.5:
@@ -302,6 +317,40 @@ def _match_people(a, b) -> tuple[int, list[float]]:
             seen = (p.keypoint_scores >= 0.3) & (q.keypoint_scores >= 0.3)
             dists.extend(np.linalg.norm(p.keypoints[seen] - q.keypoints[seen], axis=1).tolist())
     return matched, dists
+
+
+def _perception_on(check: Check, short: str, name: str, preset, imgs: list, cpu_scenes: list, t_cpu: float, cache: Path,
+                   repeats: int):
+    """Perception on provider `short` (ONNX Runtime name `name`): ms per frame and parity with the
+    CPU scenes; a string when the provider did not start."""
+    from chatpose_ros.core import onnx_providers as op
+    from chatpose_ros.models.default.perception import Perception
+
+    plan = op.ProviderPlan((short, "cpu"), str(cache / "perception"), fp16=True)
+    t0 = time.perf_counter()
+    p = Perception(preset, plan=plan)
+    scenes = [p.see(im) for im in imgs]  # first calls: TensorRT builds its engines per input shape
+    first_s = time.perf_counter() - t0
+    if p.provider != short:
+        check.row("perception", name, f"n/a: fell back to {p.provider}", "<= 10 ms", None)
+        p.close()
+        return f"n/a: fell back to {p.provider}"
+    i = iter(range(10 ** 9))
+    t, _ = timed(lambda: p.see(imgs[next(i) % len(imgs)]), repeats * len(imgs), warmup=1)
+    p.close()
+    matched, dists = 0, []
+    for s_gpu, s_cpu in zip(scenes, cpu_scenes):
+        m, d = _match_people(s_cpu.people, s_gpu.people)
+        matched, dists = matched + m, dists + d
+    n_cpu = sum(len(s.people) for s in cpu_scenes)
+    n_gpu = sum(len(s.people) for s in scenes)
+    kp = (float(np.mean(dists)), float(np.max(dists))) if dists else (float("nan"), float("nan"))
+    check.row("perception", f"{name} ({'fp16, ' if short == 'tensorrt' else ''}640x480)",
+              f"{t:.2f} ms/frame ({t_cpu / t:.1f}x CPU)", "<= 10 ms", t <= TARGETS["perception_ms"])
+    check.row("perception", f"{name} parity vs CPU",
+              f"{matched}/{n_cpu} people matched ({n_gpu} found), kp {kp[0]:.1f}/{kp[1]:.1f} px mean/max")
+    return {"ms": round(t, 2), "first_frames_s": round(first_s, 1), "people_cpu": n_cpu, "people_gpu": n_gpu,
+            "matched": matched, "keypoint_px_mean": round(kp[0], 2), "keypoint_px_max": round(kp[1], 2)}
 
 
 def section_perception(check: Check, cache: Path, n_frames: int, repeats: int, cuda: bool) -> dict:
@@ -329,32 +378,12 @@ def section_perception(check: Check, cache: Path, n_frames: int, repeats: int, c
             out[short] = "n/a: not in this onnxruntime build"
             check.row("perception", name, "n/a: not in this onnxruntime build (onnxruntime-gpu)", "<= 10 ms", None)
             continue
-        plan = op.ProviderPlan((short, "cpu"), str(cache / "perception"), fp16=True)
-        t0 = time.perf_counter()
-        p = Perception(preset, plan=plan)
-        scenes = [p.see(im) for im in imgs]  # first calls: TensorRT builds its engines per input shape
-        first_s = time.perf_counter() - t0
-        if p.provider != short:
-            out[short] = f"n/a: fell back to {p.provider}"
-            check.row("perception", name, f"n/a: fell back to {p.provider}", "<= 10 ms", None)
-            p.close()
-            continue
-        i = iter(range(10 ** 9))
-        t, _ = timed(lambda: p.see(imgs[next(i) % len(imgs)]), repeats * len(imgs), warmup=1)
-        matched, dists = 0, []
-        for s_gpu, s_cpu in zip(scenes, cpu_scenes):
-            m, d = _match_people(s_cpu.people, s_gpu.people)
-            matched, dists = matched + m, dists + d
-        n_cpu = sum(len(s.people) for s in cpu_scenes)
-        n_gpu = sum(len(s.people) for s in scenes)
-        kp = (float(np.mean(dists)), float(np.max(dists))) if dists else (float("nan"), float("nan"))
-        out[short] = {"ms": round(t, 2), "first_frames_s": round(first_s, 1), "people_cpu": n_cpu, "people_gpu": n_gpu,
-                      "matched": matched, "keypoint_px_mean": round(kp[0], 2), "keypoint_px_max": round(kp[1], 2)}
-        check.row("perception", f"{name} ({'fp16, ' if short == 'tensorrt' else ''}640x480)",
-                  f"{t:.2f} ms/frame ({t_cpu / t:.1f}x CPU)", "<= 10 ms", t <= TARGETS["perception_ms"])
-        check.row("perception", f"{name} parity vs CPU",
-                  f"{matched}/{n_cpu} people matched ({n_gpu} found), kp {kp[0]:.1f}/{kp[1]:.1f} px mean/max")
-        p.close()
+        try:
+            out[short] = _perception_on(check, short, name, preset, imgs, cpu_scenes, t_cpu, cache, repeats)
+        except Exception as exc:  # a provider that starts but fails on the first frames
+            log.error("perception on %s failed:\n%s", name, traceback.format_exc())
+            out[short] = f"error: {type(exc).__name__}: {exc}"
+            check.row("perception", name, f"error: {type(exc).__name__}: {exc}"[:80], "<= 10 ms", False)
     return out
 
 
