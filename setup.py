@@ -33,6 +33,7 @@ setup(
             "chatpose-eval = chatpose_ros.models.chatpose.evaluate:main",
             "chatpose-bench-decoding = chatpose_ros.models.chatpose.bench_decoding:main",
             "chatpose-export = chatpose_ros.models.chatpose.export:main",
+            "chatpose-gpu-check = chatpose_ros.tools.gpu_check:main",
         ],
     },
 )
