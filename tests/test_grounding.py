@@ -195,3 +195,25 @@ def test_grounded_profile_end_to_end_on_a_real_photo():
         assert imagined.people and imagined.people[0].generated
     finally:
         pipe.close()
+
+
+@pytest.mark.slow
+def test_cli_chat_holds_a_conversation_and_ask_answers_several(tmp_path, capsys):
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from chatpose_ros import cli
+
+    photo = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
+    args = SimpleNamespace(source=photo, step=1, out=str(tmp_path / "chat.png"), profile="grounded", checkpoint="",
+                           weights_dir="", smpl_model="", device="auto", vision_backend="torch")
+    assert cli.cmd_chat(args, stdin=io.StringIO("the person on the right\nis he standing?\nreset\nquit\n")) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(">")]
+    assert len(lines) == 2 and "right" in lines[0] and lines[1].startswith(("> Yes", "> No", "> I can't"))
+    assert (tmp_path / "chat_1.png").is_file() and (tmp_path / "chat_2.png").is_file()
+    assert cli.main(["ask", photo, "the person on the left", "how many people are there?", "--profile", "grounded",
+                     "--out", str(tmp_path / "a.png"), "--json", str(tmp_path / "a.json"), "--compact"]) == 0
+    outs = json.loads((tmp_path / "a.json").read_text())
+    assert len(outs) == 2 and outs[0]["selected"] >= 0 and "2 people" in outs[1]["answer"]
+    assert (tmp_path / "a_1.png").is_file() and (tmp_path / "a_2.png").is_file()
