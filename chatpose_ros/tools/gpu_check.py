@@ -419,7 +419,8 @@ def section_default_e2e(check: Check, dev: str, cache: Path, n_frames: int, repe
     perception = statistics.median(r.timings_ms.get("perception", float("nan")) for r in res)
     llm_ms = statistics.median(r.timings_ms.get("llm", float("nan")) for r in res)
     out = {"runtime": pipe.runtime, "base": base, "to_pose_ms": round(total, 1), "perception_ms": round(perception, 2),
-           "llm_ms": round(llm_ms, 1), "with_pose": sum(1 for r in res if r.selected >= 0 or r.people), "frames": len(res)}
+           "llm_ms": round(llm_ms, 1), "with_pose": sum(1 for r in res if r.selected >= 0 or r.people), "frames": len(res),
+           "max_new_tokens": max_new_tokens, "last_answer": res[-1].answer[:120]}
     check.row("default_e2e", f"runtime: {pipe.runtime}", f"base: {base[:38]}")
     check.row("default_e2e", "to the pose per 640x480 frame", f"{total:.1f} ms (perception {perception:.1f}, "
               f"llm {llm_ms:.1f})", "<= 50 ms", total <= TARGETS["to_pose_ms"])
