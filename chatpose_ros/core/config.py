@@ -42,10 +42,11 @@ class PipelineConfig:
                              ("torch", "onnx", "tensorrt"))
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached "
                                "(the default profile's perception engines under perception/).")
-    perception_providers: str = _f("tensorrt,cuda,cpu", "Default and reader profiles, when device is cuda (or auto with "
-                                   "a GPU): ONNX Runtime execution providers for perception, in order of preference "
-                                   "(comma-separated: tensorrt, cuda, cpu); those the installed onnxruntime lacks are "
-                                   "skipped, one that fails to start falls to the next, cpu always closes the list.")
+    perception_providers: str = _f("tensorrt,cuda,cpu", "Embedded profiles (default, reader, grounded), when device "
+                                   "is cuda (or auto with a GPU): ONNX Runtime execution providers for perception, in "
+                                   "order of preference (comma-separated: tensorrt, cuda, cpu); those the installed "
+                                   "onnxruntime lacks are skipped, one that fails to start falls to the next, cpu "
+                                   "always closes the list.")
     perception_fp16: bool = _f(True, "TensorRT provider of perception: build fp16 engines (else fp32).")
     force_pose_token: bool = _f(True, "When a pose is asked for (default profile: every question but counting / "
                                 "yes-no ones) and the model ends its answer without a pose token, append one so "

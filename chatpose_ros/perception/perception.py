@@ -537,14 +537,16 @@ class Perception:
         self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], t, self._sessions) if self.config.objects else None
         self.blazepose = (BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], t, self._sessions)
                           if self.config.refine == "blazepose_full" else None)
-        if self._sessions.plan.gpu:  # one line naming what runs (and why not the first choice)
-            level = logging.INFO if self.provider == self._sessions.plan.providers[0] else logging.WARNING
-            log.log(level, "perception: %s", self._sessions.summary())
 
     @property
     def provider(self) -> str:
         """The ONNX Runtime provider perception runs on: 'tensorrt', 'cuda' or 'cpu'."""
         return self._sessions.short_provider() or "cpu"
+
+    @property
+    def provider_summary(self) -> str:
+        """One line: the provider that runs, and why not the plan's first choice."""
+        return self._sessions.summary() if self._sessions.plan.gpu else "ONNX Runtime on CPUExecutionProvider"
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> Perception:

@@ -60,6 +60,7 @@ class GroundedPipeline:
         self.parser = parser
         self.grounder = grounder
         self.model_id = model_id
+        self.runtime = str(getattr(base, "runtime", ""))  # the reader's perception provider and LLM device
         self._lock = threading.Lock()
         self._clock = clock
         self._conv = _Conversation()
