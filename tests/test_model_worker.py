@@ -65,6 +65,7 @@ def test_in_process_runner_answers_the_same(runner):
     here.start()
     there = runner(echo_pipeline)
     assert here.estimate(_raw(rgb), "q")[0].answer == there.estimate(_raw(rgb), "q")[0].answer
+    assert here.runtime == there.runtime == "fake runtime"  # across the process boundary too
     here.close()
     assert here.pipeline is None
 

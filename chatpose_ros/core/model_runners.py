@@ -40,6 +40,7 @@ class ModelRunner(Protocol):
     """What the node needs to run the model, wherever it runs."""
 
     model_id: str
+    runtime: str  # what runs where ("perception cuda; llm cuda:0 float16"), '' when the pipeline does not say
 
     def start(self) -> None:
         """Load the model (ModelLoadError / ChatPoseError when it cannot be loaded)."""
@@ -80,12 +81,14 @@ class InProcessRunner:
         self.pipeline: PosePipeline | None = None
         self._tracking = TrackerHost(tracker_factory)
         self.model_id = ""
+        self.runtime = ""
 
     alive = True  # lives and dies with this process
 
     def start(self) -> None:
         self.pipeline = self._factory(self._config)
         self.model_id = self.pipeline.model_id
+        self.runtime = str(getattr(self.pipeline, "runtime", ""))
         self._tracking.reset()
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,

@@ -511,6 +511,9 @@ class Session:
         if result.no_match:
             rep = self.report(WARN, "no_match", f"nobody in view fits the question (answered in {latency:.0f} ms): "
                               f"{result.answer[:120]}", query=job.query)
+        elif result.clarify:
+            rep = self.report(OK, "clarify", f"asked which person is meant (answered in {latency:.0f} ms): "
+                              f"{result.answer[:120]}", query=job.query)
         else:
             rep = self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)
         events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source, only=only), rep]

@@ -89,7 +89,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
     except BaseException as exc:  # report why the model could not load, then exit
         conn.send(_error_reply(exc))
         return
-    conn.send(("ok", pipeline.model_id))
+    conn.send(("ok", pipeline.model_id, str(getattr(pipeline, "runtime", ""))))
     tracking = TrackerHost(tracker_factory)
     blocks: dict[str, shared_memory.SharedMemory] = {}
     try:
@@ -157,6 +157,7 @@ class ProcessRunner:
         self._shm: shared_memory.SharedMemory | None = None
         self._lock = threading.Lock()  # one request at a time
         self.model_id = ""
+        self.runtime = ""
 
     @property
     def pid(self) -> int | None:
@@ -185,7 +186,8 @@ class ProcessRunner:
             self._stop()
             _raise_reply(reply)
         self.model_id = reply[1]
-        log.info("model worker %d loaded %s", proc.pid, self.model_id)
+        self.runtime = reply[2] if len(reply) > 2 else ""
+        log.info("model worker %d loaded %s (%s)", proc.pid, self.model_id, self.runtime or "runtime not reported")
 
     def restart(self) -> None:
         """Stop the worker (dead or alive) and start a new one."""
