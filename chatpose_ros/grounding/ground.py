@@ -32,6 +32,7 @@ COLOUR_SEEN = 0.3   # under this absolute fit for everyone, the closest person i
 COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
+POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -162,18 +163,12 @@ class Grounder:
         n = len(facts)
         if n == 1:
             return np.ones(1)
-        if value in ("left", "right", "middle"):
-            x = np.array([f.cx for f in facts])
-        else:
-            x = np.array([f.box[1] for f in facts])
-        u = (x - x.min()) / max(1e-9, x.max() - x.min())
-        if value in ("left", "top"):
-            s = 1.0 - u
-        elif value in ("right", "bottom"):
-            s = u
-        else:
-            s = 1.0 - 2.0 * np.abs(u - 0.5)
-        return np.clip(s, 0.05, 1.0) ** 2
+        x = np.array([f.cx if value in ("left", "right", "middle") else f.box[1] for f in facts])
+        if value == "middle":
+            u = (x - x.min()) / max(1e-9, x.max() - x.min())
+            return np.clip(1.0 - 2.0 * np.abs(u - 0.5), 0.05, 1.0) ** 2
+        rank = np.argsort(np.argsort(x if value in ("left", "top") else -x, kind="stable"), kind="stable")
+        return np.maximum(0.05, POSITION_DECAY ** rank)  # the leftmost 1, the next POSITION_DECAY, ...
 
     @staticmethod
     def _attribute(values: list[tuple[str, float] | None], want: set[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +305,7 @@ class Grounder:
                                      "I don't know who you mean yet: nobody was chosen before.")
         cannot = _cannot(unchecked)
         if unseen:
-            cannot = (f"I can't see \"{_words(unseen)}\" on everyone. " + cannot).strip()
+            cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
             if len(pool) == 1:
@@ -354,6 +349,22 @@ class Grounder:
             lead = f"More than one person fits \"{_words(checked)}\"."
         return Outcome("clarify", candidates=tuple(pool), scores=np.asarray(s, np.float32),
                        answer=(lead + " " + ask).strip(), checked=tuple(checked), unchecked=tuple(unchecked))
+
+    def _unseen_words(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
+        """What could not be seen: an object nobody was found with, a posture or gesture whose
+        joints were not seen on some of the people."""
+        out = []
+        for c in ref.constraints:
+            if c.kind not in CHECKABLE:
+                continue
+            _, seen = self.score(c, facts, context)
+            if seen.all():
+                continue
+            if c.kind == "object":
+                out.append(f"I don't see a {c.coco[0]} (for \"{c.words}\") anywhere in the image.")
+            else:
+                out.append(f"I can't see \"{c.words}\" on {'anyone' if not seen.any() else 'everyone'}.")
+        return " ".join(out)
 
     def _why_nobody(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
         worst, why = 1.0, "what I checked fits nobody"

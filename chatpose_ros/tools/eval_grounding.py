@@ -228,7 +228,7 @@ def table(results: dict) -> str:
                            "right when it chooses"), ("person_refused_rate", "person in view refused")):
             lines.append(f"| {label} | " + " | ".join(fmt(s[p][key]) for p in profiles) + " |")
         lines.append("| which person: right / wrong / asked / refused | " + " | ".join(
-            "{right}/{wrong}/{asked}/{refused}".format(**collections.defaultdict(int, s[p]["person"]))
+            "{right}/{wrong}/{asked}/{refused}".format_map(collections.defaultdict(int, s[p]["person"]))
             for p in profiles) + " |")
         cats = sorted({c for p in profiles for c in s[p]["categories"]})
         for c in cats:
