@@ -27,7 +27,7 @@ class PipelineConfig:
                       "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
                       "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
-    checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
+    checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see docs/chatpose.md); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
     lora_adapter: str = _f("", "ChatPose profile: optional PEFT LoRA adapter folder merged into the LLM at load.")
     device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'. On CUDA the "
@@ -116,7 +116,7 @@ class NodeConfig:
     track_all_bodies: bool = _f(False, "Tracking updates search the whole frame and carry every person in view (the "
                                 "chosen one tracked, the others with REP-155 ids kept by box overlap) instead of only "
                                 "the chosen person, searched near its last box. Costs a whole-frame perception per "
-                                "update: 6-8x the near search with the default profile (see README).")
+                                "update: 6-8x the near search with the default profile (see docs/robot.md).")
     frame_id: str = _f("camera_optical_frame", "Frame id used when an image arrives without one.")
     marker_lifetime_s: float = _f(1.0, "Lifetime of RViz markers (s); 0 = forever.")
     marker_joint_diameter_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")

@@ -53,7 +53,7 @@ STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 
 
 class ChatPoseNode(LifecycleNode):
-    """See the module docstring and README (topics, parameters, action)."""
+    """See the module docstring, README and docs/node.md (topics, parameters, action)."""
 
     def __init__(self, node_name: str = "chatpose_node", pipeline_factory: PipelineFactory = build_pipeline, **kwargs) -> None:
         super().__init__(node_name, **kwargs)
