@@ -53,22 +53,28 @@ def _emitting_model() -> ChatPoseModel:
     return m
 
 
-class _NeverPose(torch.nn.Module):
-    def __init__(self, head: torch.nn.Module, pose: int) -> None:
+class _FixedPoseLogit(torch.nn.Module):
+    """The LM head with the pose token's logit set to `value` (-1e9: never, 1e9: always)."""
+
+    def __init__(self, head: torch.nn.Module, pose: int, value: float) -> None:
         super().__init__()
-        self.head, self.pose = head, pose
+        self.head, self.pose, self.value = head, pose, value
 
     def forward(self, h):
         out = self.head(h).clone()
-        out[..., self.pose] = -1e9
+        out[..., self.pose] = self.value
         return out
+
+
+def _pose_logit_model(value: float) -> ChatPoseModel:
+    m = _model()
+    m.lm.lm_head = _FixedPoseLogit(m.lm.lm_head, m.pose_token_id, value)
+    return m
 
 
 def _silent_model() -> ChatPoseModel:
     """A tiny model that never emits [SEG] by itself (its logit masked)."""
-    m = _model()
-    m.lm.lm_head = _NeverPose(m.lm.lm_head, m.pose_token_id)
-    return m
+    return _pose_logit_model(-1e9)
 
 
 # --------------------------------------------------------------------------- 1. position
@@ -310,18 +316,9 @@ def test_released_tokenizer_without_im_start_end_tokens(tmp_path):
     assert res.query == QUESTION
 
 
-class _AlwaysPose(_NeverPose):
-    def forward(self, h):
-        out = self.head(h).clone()
-        out[..., self.pose] = 1e9
-        return out
-
-
 def _two_pose_model() -> ChatPoseModel:
     """A tiny model whose every answer token is [SEG] (its logit lifted)."""
-    m = _model()
-    m.lm.lm_head = _AlwaysPose(m.lm.lm_head, m.pose_token_id)
-    return m
+    return _pose_logit_model(1e9)
 
 
 def test_several_pose_tokens_keep_the_last_as_upstream():

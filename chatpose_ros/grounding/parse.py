@@ -249,20 +249,14 @@ class QuestionParser:
         if other:
             text = OTHER.sub(" ", text)
         constraints: list[Constraint] = []
-        for pattern, value in GESTURES:
-            m = re.search(pattern, text)
-            if m:
-                neg = self._negated_before(text, m.start())
-                constraints.append(Constraint("gesture", value, m.group(0), negated=neg))
-                text = text[:m.start()] + " " + text[m.end():]
-                break
-        for pattern, value in FACING:
-            m = re.search(pattern, text)
-            if m:
-                neg = self._negated_before(text, m.start())
-                constraints.append(Constraint("facing", value, m.group(0), negated=neg))
-                text = text[:m.start()] + " " + text[m.end():]
-                break
+        for kind, table in (("gesture", GESTURES), ("facing", FACING)):  # the first phrase of each kind
+            for pattern, value in table:
+                m = re.search(pattern, text)
+                if m:
+                    neg = self._negated_before(text, m.start())
+                    constraints.append(Constraint(kind, value, m.group(0), negated=neg))
+                    text = text[:m.start()] + " " + text[m.end():]
+                    break
         # a relation to another person: "the man next to the woman in red"
         for pattern, rel in RELATIONS:
             m = re.search(pattern, text)
