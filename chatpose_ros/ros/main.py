@@ -51,7 +51,8 @@ def default_params_file() -> str:
         return ""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, pipeline_factory=None) -> int:
+    """`pipeline_factory`: the node's (default: the profile registry's build_pipeline)."""
     argv = sys.argv[1:] if argv is None else argv
     ros_args: list[str] = []
     if "--ros-args" in argv:
@@ -68,9 +69,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="events: rclpy.experimental.EventsExecutor (default); multi: rclpy's MultiThreadedExecutor")
     args = parser.parse_args(argv)
 
+    from chatpose_ros.core.logs import StderrRelay, quiet_libraries
+
     from .netsafe import configure_loopback_only
 
     configure_loopback_only(args.state_dir)
+    # an operator's log: no progress bars or library advice (the model's worker inherits this
+    # environment), and no write to stderr ever blocks the node, even with nobody reading it
+    quiet_libraries()
+    StderrRelay.install()
 
     import rclpy
     from rclpy.executors import ExternalShutdownException
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     # (default 5 ms) keeps the model's process from idling meanwhile.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     rclpy.init(args=rclpy_args)
-    node = ChatPoseNode()
+    node = ChatPoseNode() if pipeline_factory is None else ChatPoseNode(pipeline_factory=pipeline_factory)
     executor = make_executor(args.executor)
     executor.add_node(node)
     code = 0

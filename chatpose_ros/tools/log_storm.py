@@ -38,11 +38,13 @@ NODE_NAME = "chatpose_node"
 NOT_FINAL = ("no_image", "stale_image")  # statuses said before a query's answer
 
 
-def node_command(state_dir: str, extra: list[str] | None = None) -> list[str]:
-    """The shipped node (chatpose-node), reliable image QoS so that the storm arrives."""
-    return [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", state_dir, *(extra or []), "--ros-args",
-            "-p", "image_qos:=reliable", "-p", "image_qos_depth:=20", "-p", "mesh_body:='off'",
-            "-p", "compressed_image_topic:=/camera/image_raw/compressed", "-p", "max_image_age_s:=0.0"]
+def node_command(state_dir: str, launcher: list[str] | None = None, params: tuple[str, ...] = ()) -> list[str]:
+    """The node started as `launcher` (default: chatpose-node, the shipped node), reliable image
+    QoS so that the storm arrives, and `params` ("name:=value") more."""
+    launcher = launcher or [sys.executable, "-m", "chatpose_ros.ros.main"]
+    params = ("image_qos:=reliable", "image_qos_depth:=20", "mesh_body:='off'",
+              "compressed_image_topic:=/camera/image_raw/compressed", "max_image_age_s:=0.0", *params)
+    return [*launcher, "--state-dir", state_dir, "--ros-args", *[a for p in params for a in ("-p", p)]]
 
 
 def bad_inputs(n: int, seed: int = 0):
@@ -78,15 +80,18 @@ def _log_size(path: Path | None) -> int:
 
 def run_storm(inputs: int = 1000, stderr: str = "file", rate_hz: float = 200.0, answer_timeout_s: float = 60.0,
               start_timeout_s: float = 300.0, node_cmd: Callable[[str], list[str]] | None = None,
-              state_dir: str | None = None, seed: int = 0) -> dict:
+              state_dir: str | None = None, seed: int = 0, loopback: bool = True) -> dict:
     """Start the node, storm it, ask the good question; the figures (see the module docstring).
 
     stderr: 'file' (the node's stderr and stdout into a file; `log_bytes` counts the storm's)
-    or 'unread' (a pipe of SMALL_PIPE_BYTES that nobody reads)."""
+    or 'unread' (a pipe of SMALL_PIPE_BYTES that nobody reads). `loopback`: set this process's
+    DDS environment (netsafe, a random domain); False keeps the one already set (tests)."""
     from chatpose_ros.ros.netsafe import configure_loopback_only
 
     state = state_dir or str(Path.cwd() / "build" / "log_storm_state")
-    configure_loopback_only(state, domain_id=random.randint(1, 101), force=True)
+    Path(state).mkdir(parents=True, exist_ok=True)
+    if loopback:
+        configure_loopback_only(state, domain_id=random.randint(1, 101), force=True)
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
@@ -102,7 +107,7 @@ def run_storm(inputs: int = 1000, stderr: str = "file", rate_hz: float = 200.0, 
     log_file: Path | None = None
     read_fd = None
     if stderr == "file":
-        log_file = Path(tempfile.mkdtemp(dir=state if Path(state).exists() else None)) / "node.log"
+        log_file = Path(tempfile.mkdtemp(dir=state)) / "node.log"
         out = open(log_file, "wb")
     elif stderr == "unread":
         read_fd, write_fd = os.pipe()
