@@ -10,13 +10,9 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
-from fakes import FakePipeline  # noqa: E402
+from fakes import fake_pipeline  # noqa: E402
 
 from chatpose_ros.ros.main import main  # noqa: E402
-
-
-def fake_pipeline(_config):
-    return FakePipeline()
 
 
 if __name__ == "__main__":

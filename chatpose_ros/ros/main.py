@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -18,8 +20,9 @@ EXECUTORS = ("events", "multi")
 # image callback gaps better in every pair
 DEFAULT_EXECUTOR = "events"
 # rclpy 7.1.5's EventsExecutor.spin() ran no callback here (a timer never fired); spin_once does:
-# it is spun in slices of at most this long (each returns after one callback)
-EVENTS_SPIN_SLICE_S = 0.5
+# either executor is spun in slices of at most this long (each returns after one callback), so that
+# a stop asked by a signal is seen within one
+SPIN_SLICE_S = 0.5
 
 
 def make_executor(kind: str, context=None):
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None, pipeline_factory=None) -> int:
 
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
     from .node import ChatPoseNode
 
@@ -89,7 +93,12 @@ def main(argv: list[str] | None = None, pipeline_factory=None) -> int:
     # few times while the publishing and executor threads run Python: a shorter switch interval
     # (default 5 ms) keeps the model's process from idling meanwhile.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    rclpy.init(args=rclpy_args)
+    # SIGINT / SIGTERM only ask the spin loop to stop: the context stays valid until the model and
+    # the publishing threads are stopped, so nothing publishes into a context already shut down
+    rclpy.init(args=rclpy_args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
     node = ChatPoseNode() if pipeline_factory is None else ChatPoseNode(pipeline_factory=pipeline_factory)
     executor = make_executor(args.executor)
     executor.add_node(node)
@@ -97,16 +106,13 @@ def main(argv: list[str] | None = None, pipeline_factory=None) -> int:
     try:
         if not args.no_autostart and not node.autostart():
             code = 1  # stays unconfigured and serves its lifecycle services; see the error logged
-        if args.executor == "events":
-            while rclpy.ok():
-                executor.spin_once(timeout_sec=EVENTS_SPIN_SLICE_S)
-        else:
-            executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_SLICE_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.close_model()  # the model's worker process and its shared memory; queued results dropped
         executor.shutdown(timeout_sec=5.0)
-        node.close_model()  # the model's worker process and its shared memory (the context may be gone)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

@@ -77,7 +77,7 @@ class ChatPoseNode(LifecycleNode):
         self._action: EstimateAction | None = None
         # results are published by a thread of their own, so that the model works on the next
         # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
-        self._publisher = PublishThread(self._emit, log_publish_error(self.log), PUBLISH_BACKLOG)
+        self._publisher = PublishThread(self._emit, log_publish_error(self.log, self.context.ok), PUBLISH_BACKLOG)
         self._say(INFO, "chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property

@@ -51,10 +51,16 @@ def create_publishers(node, cfg: NodeConfig) -> tuple[dict, QoSProfile]:
     return pubs, qos
 
 
-def log_publish_error(log: ThrottledLog) -> Callable[[Exception], None]:
-    """`on_error` of the publishing and mesh threads: log what a batch raised (they go on)."""
-    return lambda exc: log.write(ERROR, f"publish_error:{type(exc).__name__}",
-                                 f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+def log_publish_error(log: ThrottledLog, context_ok: Callable[[], bool]) -> Callable[[Exception], None]:
+    """`on_error` of the publishing and mesh threads: log what a batch raised (they go on). After
+    the ROS context is shut down (`context_ok()` False) a failed publish is expected: debug only."""
+    def on_error(exc: Exception) -> None:
+        name = type(exc).__name__
+        if not context_ok():
+            log.write(DEBUG, "publish_after_shutdown", f"not published, the context is shut down: {name}: {exc}")
+        else:
+            log.write(ERROR, f"publish_error:{name}", f"publishing failed (recovered): {name}: {exc}")
+    return on_error
 
 
 class NodeOutputs:
@@ -103,7 +109,8 @@ class NodeOutputs:
         publishing thread's queue)."""
         self.track_ms = track_ms
         if self._mesh is not None and self._mesh.mode == "anny":
-            self.meshes = MeshMarkers(self._mesh, self.cfg, self.publish_mesh, put, log_publish_error(self._log))
+            on_error = log_publish_error(self._log, self._node.context.ok)
+            self.meshes = MeshMarkers(self._mesh, self.cfg, self.publish_mesh, put, on_error)
             self.meshes.start()
 
     def stop_meshes(self, timeout: float) -> None:
