@@ -103,6 +103,10 @@ class NodeConfig:
     default_depth_m: float = _f(3.0, "Distance in front of the camera where a person without known translation "
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
+    camera_timeout_s: float = _f(0.5, "A camera that sent frames and then sends none for this long (or for 3 of its own "
+                                 "frame periods, when longer) is reported by a 10 Hz timer: status camera_stalled "
+                                 "(camera_resumed when frames come again) and /diagnostics WARN with the age of the "
+                                 "last frame (s); 0 = off.")
     latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
     status_log_period_s: float = _f(30.0, "Repeating statuses (no_camera_info, refused frames, missing_frame_id, "
                                     "tracking errors, ...) are logged the first time, then at most once per this many "
@@ -140,6 +144,8 @@ class NodeConfig:
             raise ConfigError("queue sizes and QoS depths must be >= 1")
         if self.tracking_rate_hz <= 0 or self.diagnostics_period_s <= 0:
             raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
+        if self.camera_timeout_s < 0:
+            raise ConfigError("camera_timeout_s must be >= 0")
         if self.status_log_period_s < 0:
             raise ConfigError("status_log_period_s must be >= 0")
         if self.hri_cropped_rate_hz < 0 or self.mesh_rate_hz < 0:

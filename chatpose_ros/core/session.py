@@ -69,6 +69,8 @@ OK, WARN, ERROR = 0, 1, 2
 REPORT_THROTTLE_S = 1.0  # reports sharing a throttle key: at most one per this many seconds
 LATENCY_HISTORY = 200  # answer latencies kept for the diagnostics median
 IMAGE_DELAY_HISTORY = 1000  # frame transport delays kept for the diagnostics median
+RECENT_GAPS = 30  # the latest gaps between frames: the camera's own period, for check_camera
+STALL_PERIODS = 3.0  # a camera is stopped after this many of its own periods without a frame (and camera_timeout_s)
 ERROR_CHARS = 300  # how much of an error's text goes into a report (it may quote an input)
 # A query choosing the person already tracked keeps the track (and its id) when the chosen box
 # overlaps the tracked person's last box this much (intersection over union).
@@ -289,6 +291,8 @@ class Session:
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
         self._image_gaps_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
         self._last_arrival: float | None = None
+        self._recent_gaps_s: collections.deque[float] = collections.deque(maxlen=RECENT_GAPS)
+        self._stalled = False  # the camera stopped (check_camera), until a frame arrives again
 
     # ------------------------------------------------------------------ state
     @property
@@ -343,7 +347,9 @@ class Session:
             self._seq += 1
             frame.received, frame.seq = self._clock(), self._seq
             if self._last_arrival is not None:
-                self._image_gaps_ms.append((frame.received - self._last_arrival) * 1000.0)
+                gap = frame.received - self._last_arrival
+                self._image_gaps_ms.append(gap * 1000.0)
+                self._recent_gaps_s.append(gap)
             self._last_arrival = frame.received
             self._latest = frame
             if self._track is not None:
@@ -585,6 +591,43 @@ class Session:
                     self._throttle = {k: t for k, t in self._throttle.items() if now - t < REPORT_THROTTLE_S}
         return Report(level=level, code=code, message=message, query=query, repeating=throttle_key, source=source)
 
+    def frame_age(self) -> float | None:
+        """Seconds since the last frame arrived (None: none yet)."""
+        with self._cv:
+            return None if self._last_arrival is None else self._clock() - self._last_arrival
+
+    def check_camera(self) -> list[Event]:
+        """The camera watchdog, called by a timer (never waits for a frame): once a camera that
+        sent frames has sent none for `camera_timeout_s` (or STALL_PERIODS of its own median
+        period, when longer), a ``camera_stalled`` WARN with the age of the last frame; when frames
+        come again, ``camera_resumed``. Counted in `camera_stalls`. 0 = off."""
+        timeout = self.config.camera_timeout_s
+        with self._cv:
+            if timeout <= 0 or self._last_arrival is None:
+                return []
+            age = self._clock() - self._last_arrival
+            gaps = sorted(self._recent_gaps_s)
+            limit = max(timeout, STALL_PERIODS * gaps[len(gaps) // 2]) if gaps else timeout
+            if age <= limit:
+                if not self._stalled:
+                    return []
+                self._stalled = False
+                resumed = True
+            else:
+                if self._stalled:
+                    return []
+                self._stalled, resumed = True, False
+                self.stats["camera_stalls"] += 1
+        topic = clip(self.config.image_topic)
+        if resumed:
+            return [self.report(OK, "camera_resumed", f"frames on '{topic}' again", source="image")]
+        return [self.report(WARN, "camera_stalled", f"no frame on '{topic}' for {age:.2f} s (camera_timeout_s="
+                            f"{timeout:g}): the camera stopped; poses and tracking wait for it", source="image")]
+
+    @property
+    def camera_stalled(self) -> bool:
+        return self._stalled
+
     def snapshot(self) -> dict[str, str]:
         """Values for /diagnostics (strings): busy, queue length, latencies, tracking, image
         delay, and every counter of `stats`."""
@@ -595,7 +638,9 @@ class Session:
                       "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
                       "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
                       "tracking": str(self._track is not None),
-                      "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else ""}
+                      "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else "",
+                      "last_frame_age_s": "" if self._last_arrival is None else f"{self._clock() - self._last_arrival:.2f}",
+                      "camera_stalled": str(self._stalled)}
             values.update({k: str(v) for k, v in sorted(self.stats.items())})
         return values
 

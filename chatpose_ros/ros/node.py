@@ -51,6 +51,7 @@ from .robot_io import RobotIO
 MODEL_PREFIX = "model."
 PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worker waits for it
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
+CAMERA_CHECK_S = 0.1  # the camera watchdog's period: a stopped camera is reported this soon after camera_timeout_s
 LOG_CLOSE_S = 1.0  # how long destroy_node waits for the log's queued lines
 
 
@@ -127,6 +128,7 @@ class ChatPoseNode(LifecycleNode):
         self.robot.configure(out_qos)
         self._outputs = NodeOutputs(self, self.cfg, self._pubs, self.session.stats, self.log,
                                     self.robot, self.mesh, self.output_hooks)
+        self._outputs.frame_id = self._image_frame_id
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = EstimateAction(self, self.cfg, self.model_cfg.max_image_pixels, self.session, self._emit,
@@ -137,8 +139,10 @@ class ChatPoseNode(LifecycleNode):
         self._subs = Inputs(self, self.cfg, self.model_cfg.max_image_pixels, lambda: self.session, self._emit,
                             self._robot_report).subscribe()
         outputs, model = self._outputs, self.model
+        diagnostics = MutuallyExclusiveCallbackGroup()
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, lambda: outputs.publish_diagnostics(self.session, model),
-                                          callback_group=MutuallyExclusiveCallbackGroup())]
+                                          callback_group=diagnostics),
+                        self.create_timer(CAMERA_CHECK_S, self._check_camera, callback_group=diagnostics)]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
         self.session.start()
         outputs.start_meshes(self._publisher.put, lambda: model.loop.track_ms if model.loop is not None else None)
@@ -218,6 +222,19 @@ class ChatPoseNode(LifecycleNode):
     def _submit_speech(self, text: str, voice: str) -> None:
         self.stats["queries_received"] += 1
         self._emit(self.session.submit(text, source=voice)[1])
+
+    def _image_frame_id(self) -> str:
+        """The latest image's frame id (parameter frame_id before the first image)."""
+        latest = self.session.latest
+        return getattr(latest.header if latest is not None else None, "frame_id", "") or self.cfg.frame_id
+
+    def _check_camera(self) -> None:
+        """The camera watchdog (a timer): a camera that stopped is reported on ~/status and at once
+        on /diagnostics, without waiting for a frame or for the diagnostics period."""
+        events, outputs = self.session.check_camera(), self._outputs
+        if events and outputs is not None:
+            outputs.emit(events)
+            outputs.publish_diagnostics(self.session, self.model)
 
     def _robot_report(self, level: int, code: str, message: str, throttle_key: str = "") -> None:
         self._emit([self.session.report(level, code, message, throttle_key=throttle_key)])

@@ -75,6 +75,7 @@ class NodeOutputs:
         self._log, self._robot, self._mesh, self._hooks = log, robot, mesh, hooks
         self.meshes = None
         self.track_ms: Callable[[], float | None] = lambda: None
+        self.frame_id: Callable[[], str] = lambda: cfg.frame_id  # ~/status's frame: the latest image's (set by the node)
 
     def emit(self, events) -> None:
         for ev in events:
@@ -134,7 +135,7 @@ class NodeOutputs:
         if pub is not None and pub.is_activated:
             self._stats[f"status_{rep.code}"] += 1
             pub.publish(convert.status_msg(rep.level, rep.code, rep.message, rep.query,
-                                           self._node.get_clock().now().to_msg(), self.cfg.frame_id))
+                                           self._node.get_clock().now().to_msg(), self.frame_id()))
 
 
 class PublishThread:
