@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -78,7 +78,15 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Topics, QoS and behaviour of the ROS node (plain data: no ROS import here)."""
+    """Topics, QoS and behaviour of the ROS node (plain data: no ROS import here).
+
+    RUNTIME: the fields a running node takes changes of (ROS: parameters set at run time, checked
+    by __post_init__); every other field is read at configure (ROS: read-only parameters)."""
+
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({
+        "tracking_rate_hz", "track_after_query", "track_all_bodies", "max_image_age_s", "query_queue_size",
+        "latency_warn_ms", "camera_timeout_s", "status_log_period_s", "marker_lifetime_s", "marker_joint_diameter_m",
+        "default_depth_m"})
 
     image_topic: str = _f("/camera/image_raw", "sensor_msgs/Image topic to read frames from.")
     compressed_image_topic: str = _f("", "Optional sensor_msgs/CompressedImage topic (JPEG/PNG); empty = off.")

@@ -31,6 +31,7 @@ import time
 from typing import Callable
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Header
 
@@ -45,7 +46,7 @@ from chatpose_ros.profiles import build_pipeline, tracker_factory
 from .estimate_action import EstimateAction
 from .inputs import Inputs
 from .outputs import NodeOutputs, PublishThread, create_publishers, log_publish_error
-from .params import declare_from_dataclass, read_dataclass
+from .params import declare_from_dataclass, read_dataclass, runtime_changes
 from .robot_io import RobotIO
 
 MODEL_PREFIX = "model."
@@ -79,6 +80,7 @@ class ChatPoseNode(LifecycleNode):
         # results are published by a thread of their own, so that the model works on the next
         # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
         self._publisher = PublishThread(self._emit, log_publish_error(self.log, self.context.ok), PUBLISH_BACKLOG)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._say(INFO, "chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
@@ -217,6 +219,28 @@ class ChatPoseNode(LifecycleNode):
     def _say(self, level: str, line: str) -> None:
         """A line of the node's own (lifecycle, start-up): unthrottled, written by the log's thread."""
         self.log.sink.write(level, line)
+
+    # ------------------------------------------------------------------ run-time parameters
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """NodeConfig.RUNTIME parameters set while the node runs: checked as at configure (an
+        invalid value is refused with the reason), then used from the next frame or query on."""
+        try:
+            cfg, changed = runtime_changes(NodeConfig, self.cfg, params)
+        except ChatPoseError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if changed:
+            old, self.cfg = self.cfg, cfg
+            self.session.config = cfg
+            self.log.throttle.period_s = cfg.status_log_period_s
+            outputs = self._outputs
+            if outputs is not None:
+                outputs.cfg = cfg
+                if outputs.meshes is not None:
+                    outputs.meshes.cfg = cfg
+            if old.track_after_query and not cfg.track_after_query:
+                self.session.drop_track()
+            self._say(INFO, f"parameters set: {', '.join(f'{n}={getattr(cfg, n)!r}' for n in changed)}")
+        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ inputs (also ros/inputs.py)
     def _submit_speech(self, text: str, voice: str) -> None:
