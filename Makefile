@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions colcon-check
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions
 setup:
 	@bash scripts/setup.sh
 
@@ -33,9 +33,9 @@ eval-reader: setup
 	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.default.offline.evaluate_reader --threads 2 --json build/eval_reader.json
 
 # Person recall/precision and ms per image on the labelled real photos (tests/data/perception_labels.json):
-# the old MediaPipe detector and every perception preset side by side, one thread; misses in build/eval_perception.json.
+# every perception preset side by side, one thread; misses in build/eval_perception.json.
 eval-perception: setup
-	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.eval_perception --json build/eval_perception.json
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.perception.offline.eval_perception --json build/eval_perception.json
 
 # Hand-written questions about the labelled real photos (tests/data/real_questions.json) through the shipped
 # default pipeline: accuracy per category, refusals, counting, answer variety, and per person question the

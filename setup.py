@@ -13,7 +13,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["chatpose_ros", "chatpose_ros.*"]),
-    package_data={"chatpose_ros": ["assets/**/*"]},
+    package_data={"chatpose_ros": ["assets/**/*"], "chatpose_ros.grounding": ["data/*"]},
     include_package_data=True,
     data_files=[
         ("share/chatpose_ros/launch", ["launch/chatpose.launch.py"]),
@@ -33,6 +33,7 @@ setup(
             "chatpose-eval = chatpose_ros.models.chatpose.evaluate:main",
             "chatpose-bench-decoding = chatpose_ros.models.chatpose.bench_decoding:main",
             "chatpose-export = chatpose_ros.models.chatpose.export:main",
+            "chatpose-gpu-check = chatpose_ros.tools.gpu_check:main",
         ],
     },
 )

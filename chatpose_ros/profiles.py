@@ -25,13 +25,15 @@ class Profile:
     its tracker class live, as "module:attribute" (imported on first use)."""
 
     pipeline: str
-    tracker: str = "chatpose_ros.models.default.tracking:PersonTracker"  # generic: box, keypoints, appearance
+    tracker: str = "chatpose_ros.perception.tracking:PersonTracker"  # generic: box, keypoints, appearance
 
 
 PROFILES: dict[str, Profile] = {
     "default": Profile(pipeline="chatpose_ros.models.default.pipeline:DefaultPipeline"),
     # experimental: the default profile's perception and regressor with the scene reader (issue 12)
     "reader": Profile(pipeline="chatpose_ros.models.default.reader_pipeline:ReaderPipeline"),
+    # compositional grounding (issue 24): a typed parse, open-vocabulary scorers, answers that say what was checked
+    "grounded": Profile(pipeline="chatpose_ros.models.grounded.pipeline:GroundedPipeline"),
     "chatpose": Profile(pipeline="chatpose_ros.models.chatpose.pipeline:ChatPosePipeline"),
 }
 

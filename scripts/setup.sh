@@ -10,11 +10,14 @@ PY=${PYTHON:-python3}
 stamp=$VENV/.chatpose-setup-$(cat requirements.txt package.xml CMakeLists.txt msg/*.msg action/*.action setup.py \
   $(find interfaces -type f | sort) | sha256sum | cut -c1-16)
 
-# Real photos (opencv-doc) and CMU motion capture (assimp-testmodels) used by the demo,
+# Real photos (opencv-doc), CMU motion capture (assimp-testmodels) and WordNet used by the demo,
 # the tests and the training of the embedded default model.
 need_apt=()
 [ -d /usr/share/doc/opencv-doc/examples/data ] || need_apt+=(opencv-doc)
 [ -f /usr/share/assimp/models/BVH/01_01.bvh ] || need_apt+=(assimp-testmodels)
+# WordNet 3.0 (nouns: people, garments, objects) for the grounded profile's open vocabulary.
+[ -f /usr/share/wordnet/data.noun ] || need_apt+=(wordnet-base)
+[ -f /usr/share/wordnet/index.sense ] || need_apt+=(wordnet-sense-index)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "[setup] apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

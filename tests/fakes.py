@@ -30,6 +30,7 @@ class FakePipeline:
     chooses the right one when it contains 'right'. Can be told to fail or to be slow."""
 
     model_id = "fake:0"
+    runtime = "fake runtime"
 
     def __init__(self, delay_s: float = 0.0, fail_with: Exception | None = None, observe_people: bool = True,
                  gate: threading.Event | None = None):

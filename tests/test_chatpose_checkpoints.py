@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import CheckpointError, ModelLoadError
 from chatpose_ros.models.chatpose import checkpoints as ck
-from chatpose_ros.models.chatpose.tiny import write_tiny_released
+from chatpose_ros.models.chatpose.tiny import TINY_IMAGE_TOKENS, TinySizes, write_tiny_released
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def _copy(released, tmp_path):
 
 
 def test_convert_maps_weights_exactly(released, tmp_path):
-    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours")
+    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours", image_tokens=TINY_IMAGE_TOKENS)
     model = ck.load_checkpoint(out)
     src = {}
     for f in sorted((released / "src").glob("*.safetensors")):
@@ -43,7 +43,7 @@ def test_convert_maps_weights_exactly(released, tmp_path):
 
 
 def test_save_load_round_trip(released, tmp_path):
-    out = ck.convert_released(released / "src", released / "clip", tmp_path / "a")
+    out = ck.convert_released(released / "src", released / "clip", tmp_path / "a", image_tokens=TINY_IMAGE_TOKENS)
     m1 = ck.load_checkpoint(out)
     ck.save_checkpoint(m1, tmp_path / "b")
     m2 = ck.load_checkpoint(tmp_path / "b")
@@ -65,7 +65,7 @@ def test_missing_pose_head_key_is_named(released, tmp_path):
     src, clip = _copy(released, tmp_path)
     _edit_shard(src, "model.text_hidden_fcs.0.2.weight", lambda s: s.pop("model.text_hidden_fcs.0.2.weight"))
     with pytest.raises(CheckpointError, match="text_hidden_fcs.0.2.weight"):
-        ck.convert_released(src, clip, tmp_path / "out")
+        ck.convert_released(src, clip, tmp_path / "out", image_tokens=TINY_IMAGE_TOKENS)
 
 
 def test_wrong_projector_shape_is_named(released, tmp_path):
@@ -73,24 +73,24 @@ def test_wrong_projector_shape_is_named(released, tmp_path):
     _edit_shard(src, "model.mm_projector.0.weight",
                 lambda s: s.__setitem__("model.mm_projector.0.weight", torch.zeros(3, 3)))
     with pytest.raises(CheckpointError, match=r"mm_projector.0.weight.*shape"):
-        ck.convert_released(src, clip, tmp_path / "out")
+        ck.convert_released(src, clip, tmp_path / "out", image_tokens=TINY_IMAGE_TOKENS)
 
 
 def test_missing_llm_key_and_shard(released, tmp_path):
     src, clip = _copy(released, tmp_path)
     _edit_shard(src, "model.norm.weight", lambda s: s.pop("model.norm.weight"))
     with pytest.raises(CheckpointError, match="model.norm.weight"):
-        ck.convert_released(src, clip, tmp_path / "out")
+        ck.convert_released(src, clip, tmp_path / "out", image_tokens=TINY_IMAGE_TOKENS)
     index = json.loads((src / "model.safetensors.index.json").read_text())
     (src / sorted(set(index["weight_map"].values()))[0]).unlink()
     with pytest.raises(CheckpointError, match="weight shard"):
-        ck.convert_released(src, clip, tmp_path / "out2")
+        ck.convert_released(src, clip, tmp_path / "out2", image_tokens=TINY_IMAGE_TOKENS)
 
 
 def test_missing_files(released, tmp_path):
     with pytest.raises(CheckpointError, match="config.json"):
-        ck.convert_released(tmp_path / "nowhere", released / "clip", tmp_path / "out")
-    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours")
+        ck.convert_released(tmp_path / "nowhere", released / "clip", tmp_path / "out", image_tokens=TINY_IMAGE_TOKENS)
+    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours", image_tokens=TINY_IMAGE_TOKENS)
     (out / ck.POSE_HEAD_FILE).unlink()
     with pytest.raises(CheckpointError, match="pose_head.safetensors"):
         ck.load_checkpoint(out)
@@ -99,7 +99,7 @@ def test_missing_files(released, tmp_path):
 
 
 def test_bad_head_file_in_our_layout(released, tmp_path):
-    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours")
+    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours", image_tokens=TINY_IMAGE_TOKENS)
     state = load_file(str(out / ck.POSE_HEAD_FILE))
     state["net.2.weight"] = state["net.2.weight"][:10]
     save_file(state, str(out / ck.POSE_HEAD_FILE))
@@ -119,3 +119,26 @@ def test_pipeline_errors(tmp_path):
 def test_convert_main_returns_error_code(tmp_path, released):
     assert ck.convert_main(["--src", str(tmp_path / "x"), "--vision", str(released / "clip"),
                             "--out", str(tmp_path / "o")]) == 2
+
+
+def test_a_tower_of_another_patch_count_is_refused(tmp_path):
+    """The released code assumes 576 image tokens (ViT-L/14 at 336 px); a 224-px CLIP tower with
+    the same hidden size (256 patches) must not pass silently."""
+    src, clip = tmp_path / "src", tmp_path / "clip224"
+    write_tiny_released(src, clip, TinySizes(image_size=224, patch_size=14))
+    with pytest.raises(CheckpointError, match=r"256 image tokens.*576"):
+        ck.convert_released(src, clip, tmp_path / "out")
+    assert ck.RELEASED_IMAGE_TOKENS == 576
+    out = ck.convert_released(src, clip, tmp_path / "out", image_tokens=256)  # when it is meant
+    assert ck.load_checkpoint(out).num_image_tokens == 256
+    assert ck.convert_main(["--src", str(src), "--vision", str(clip), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_loading_checks_the_tower_against_the_recorded_image_tokens(released, tmp_path):
+    out = ck.convert_released(released / "src", released / "clip", tmp_path / "ours", image_tokens=TINY_IMAGE_TOKENS)
+    cfg = json.loads((out / ck.CONFIG_FILE).read_text())
+    assert cfg["image_tokens"] == TINY_IMAGE_TOKENS
+    cfg["image_tokens"] = 576
+    (out / ck.CONFIG_FILE).write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="576"):
+        ck.load_checkpoint(out)

@@ -12,7 +12,7 @@ from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.pipeline import PosePipeline
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.models.chatpose import checkpoints as ck
-from chatpose_ros.models.chatpose.tiny import write_tiny_released
+from chatpose_ros.models.chatpose.tiny import TINY_IMAGE_TOKENS, write_tiny_released
 
 
 def _write_data(folder, n=6, seed=0):
@@ -49,7 +49,8 @@ def test_end_to_end(tmp_path):
 
     src, vis, ours = tmp_path / "released", tmp_path / "clip", tmp_path / "ours"
     write_tiny_released(src, vis)
-    assert ck.convert_main(["--src", str(src), "--vision", str(vis), "--out", str(ours)]) == 0
+    assert ck.convert_main(["--src", str(src), "--vision", str(vis), "--out", str(ours),
+                            "--image-tokens", str(TINY_IMAGE_TOKENS)]) == 0
     model = ck.load_checkpoint(ours)
     assert model.num_image_tokens == (32 // 8) ** 2
 
@@ -88,13 +89,14 @@ def test_end_to_end(tmp_path):
     image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     res = pipe.estimate(image, "what is the pose of the man ?")
     assert isinstance(res, PoseResult) and "[POSE]" in res.answer
+    assert not res.pose_forced  # the trained model emits the pose token itself (forcing is off)
     assert len(res.people) == 1
     p = res.people[0]
     assert p.theta.shape == (72,) and np.isfinite(p.theta).all() and p.estimator == "chatpose"
     assert p.joints.shape == (24, 3) and p.box is None and p.translation is None
     assert res.image_size == (64, 48) and pipe.observe(image) == []
     text_only = pipe.estimate(None, "what is the pose of the man ?")
-    assert len(text_only.people) >= 1
+    assert len(text_only.people) == 1 and not text_only.pose_forced
 
     # evaluation output
     metrics = evaluate(data, merged, pipeline=pipe)

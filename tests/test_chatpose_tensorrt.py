@@ -16,7 +16,7 @@ from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import BackendUnavailableError
 from chatpose_ros.models.chatpose import checkpoints as ck
 from chatpose_ros.models.chatpose import vision_backends as vb
-from chatpose_ros.models.chatpose.tiny import write_tiny_released
+from chatpose_ros.models.chatpose.tiny import TINY_IMAGE_TOKENS, write_tiny_released
 
 
 class FakeTensorRT(types.SimpleNamespace):
@@ -71,7 +71,7 @@ class FakeTensorRT(types.SimpleNamespace):
 def model(tmp_path_factory):
     d = tmp_path_factory.mktemp("trt")
     write_tiny_released(d / "src", d / "clip")
-    return d / "ours", ck.load_checkpoint(ck.convert_released(d / "src", d / "clip", d / "ours"))
+    return d / "ours", ck.load_checkpoint(ck.convert_released(d / "src", d / "clip", d / "ours", image_tokens=TINY_IMAGE_TOKENS))
 
 
 @pytest.fixture
@@ -228,3 +228,57 @@ def test_parity_figure():
     assert vb.feature_cosine(a, -a) == pytest.approx(-1.0)
     with pytest.raises(BackendUnavailableError):
         raise vb.ParityError("x")
+
+
+# --------------------------------------------------------------------------- issue 22
+def test_onnx_export_without_the_dynamo_keyword(model, tmp_path, monkeypatch):
+    """Older torch builds (older Jetson wheels) have no `dynamo` keyword: export without it."""
+    real = torch.onnx.export
+    calls = []
+
+    def old_export(*args, **kwargs):
+        calls.append(sorted(kwargs))
+        if "dynamo" in kwargs:
+            raise TypeError("export() got an unexpected keyword argument 'dynamo'")
+        return real(*args, dynamo=False, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", old_export)
+    path = vb.export_onnx(model[1].encoder, tmp_path / "v.onnx", model[1].preprocessor.crop)
+    assert path.exists() and len(calls) == 2 and "dynamo" in calls[0] and "dynamo" not in calls[1]
+
+
+def test_chatpose_export_reports_export_errors(model, tmp_path, monkeypatch, caplog):
+    from chatpose_ros.models.chatpose.export import EXIT_FAILED, main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Unsupported: ONNX export of operator scaled_dot_product_attention")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with caplog.at_level(logging.ERROR):
+        rc = main(["--checkpoint", str(model[0]), "--cache-dir", str(tmp_path), "--device", "cpu", "--onnx-only"])
+    assert rc == EXIT_FAILED
+    assert any("ONNX export" in r.message and "scaled_dot_product_attention" in r.message for r in caplog.records)
+
+
+def test_fp16_build_failure_tries_fp32_with_one_log_line(model, tmp_path, fake_trt, monkeypatch, caplog):
+    fake_trt["install"]("10.3.0")
+    real = vb.build_engine
+
+    def fp16_fails(trt, logger, onnx_path, side, max_batch, precision):
+        if precision == "fp16":
+            raise vb.BackendUnavailableError("TensorRT fp16 engine build failed (see the TensorRT log)")
+        return real(trt, logger, onnx_path, side, max_batch, precision)
+
+    monkeypatch.setattr(vb, "build_engine", fp16_fails)
+    with caplog.at_level(logging.WARNING):
+        b = vb.create_vision_backend(_cfg(tmp_path), model[1])
+    assert isinstance(b, vb.TensorRTVisionBackend) and b.precision == "fp32"
+    lines = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1 and "fp16" in lines[0] and "fp32" in lines[0], lines
+
+
+def test_engine_cache_key_includes_the_batch_size(model, tmp_path):
+    onnx = vb.export_onnx(model[1].encoder, tmp_path / "v.onnx", model[1].preprocessor.crop)
+    one = vb.engine_path_for(onnx, tmp_path, "10.3.0", "gpu", "fp16", max_batch=1)
+    four = vb.engine_path_for(onnx, tmp_path, "10.3.0", "gpu", "fp16", max_batch=4)
+    assert one != four and one == vb.engine_path_for(onnx, tmp_path, "10.3.0", "gpu", "fp16", max_batch=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from chatpose_ros.models.chatpose.model import (
 )
 from chatpose_ros.models.chatpose.pipeline import ChatPosePipeline, asks_for_pose
 from chatpose_ros.models.chatpose.tiny import (
-    TinySizes, tiny_clip_vision_config, tiny_image_processor_config, tiny_llama, tiny_tokenizer, write_tiny_released,
+    TINY_IMAGE_TOKENS, TinySizes, tiny_clip_vision_config, tiny_image_processor_config, tiny_llama, tiny_tokenizer,
+    write_tiny_released,
 )
 from chatpose_ros.models.chatpose.vision_backends import TorchVisionBackend
 
@@ -74,21 +76,20 @@ def test_pipeline_pose_is_the_head_on_the_state_before_seg():
     """The released code feeds the head the last-layer state before [SEG] (the state whose logits
     produced it). Reference: one full forward over prompt + answer, the head on that position."""
     m = _emitting_model()
-    n_tokens = 4
-    res = _pipeline(m, chatpose_max_new_tokens=n_tokens).estimate(None, QUESTION)
-    gen = m.generate(None, QUESTION, max_new_tokens=n_tokens)
-    segs = [k for k, t in enumerate(gen.token_ids) if t == m.pose_token_id]
-    assert segs and not res.pose_forced and len(res.people) == len(segs)
-    prompt = m.embed_ids(m.prompt_ids(m.question_prompt(QUESTION, False)), None)[None]
-    with torch.no_grad():
-        answer = m.lm.get_input_embeddings()(torch.tensor([gen.token_ids]))
-        states = m.lm(inputs_embeds=torch.cat((prompt, answer), 1), output_hidden_states=True).hidden_states[-1][0]
-        for person, k in zip(res.people, segs):
-            seg = prompt.shape[1] + k  # the first [SEG] reads the prompt's last state, the others an answer token's
+    for n_tokens in (1, 4):  # the first [SEG] reads the prompt's last state; a later one an answer token's
+        res = _pipeline(m, chatpose_max_new_tokens=n_tokens).estimate(None, QUESTION)
+        gen = m.generate(None, QUESTION, max_new_tokens=n_tokens)
+        segs = [k for k, t in enumerate(gen.token_ids) if t == m.pose_token_id]
+        assert segs and not res.pose_forced and len(res.people) == 1  # the last [SEG] (upstream's text_embeddings[-1:])
+        prompt = m.embed_ids(m.prompt_ids(m.question_prompt(QUESTION, False)), None)[None]
+        with torch.no_grad():
+            answer = m.lm.get_input_embeddings()(torch.tensor([gen.token_ids]))
+            states = m.lm(inputs_embeds=torch.cat((prompt, answer), 1), output_hidden_states=True).hidden_states[-1][0]
+            seg = prompt.shape[1] + segs[-1]
             before = m.rotmats_to_theta(m.pose_rotmats(states[seg - 1][None]))[0].numpy()
             at_seg = m.rotmats_to_theta(m.pose_rotmats(states[seg][None]))[0].numpy()
-            np.testing.assert_allclose(person.theta, before, atol=1e-4)
-            assert np.abs(person.theta - at_seg).max() > 1e-3
+        np.testing.assert_allclose(res.people[0].theta, before, atol=1e-4)
+        assert np.abs(res.people[0].theta - at_seg).max() > 1e-3
 
 
 def test_training_reads_the_state_before_seg():
@@ -139,7 +140,8 @@ def test_preprocessor_resizes_the_short_side_and_centre_crops():
 def test_converted_released_checkpoint_crops_and_wraps(tmp_path, overrides):
     """Whatever config.json says (or lacks), the released code crops and wraps the image."""
     write_tiny_released(tmp_path / "src", tmp_path / "clip", config_overrides=overrides)
-    model = ck.load_checkpoint(ck.convert_released(tmp_path / "src", tmp_path / "clip", tmp_path / "ours"))
+    model = ck.load_checkpoint(ck.convert_released(tmp_path / "src", tmp_path / "clip", tmp_path / "ours",
+                                                   image_tokens=TINY_IMAGE_TOKENS))
     assert model.config.image_aspect_ratio == "crop" and not model.preprocessor.pad_to_square
     assert model.config.mm_use_im_start_end
     ids = model.prompt_ids(model.question_prompt("what is the pose ?", True))
@@ -160,7 +162,7 @@ def sp_model(tmp_path_factory):
     model + added_tokens.json) made with transformers 4.31, converted and loaded."""
     d = tmp_path_factory.mktemp("sp")
     write_tiny_released(d / "src", d / "clip", tokenizer_dir=TOKENIZER_DATA / "released")
-    return ck.load_checkpoint(ck.convert_released(d / "src", d / "clip", d / "ours"))
+    return ck.load_checkpoint(ck.convert_released(d / "src", d / "clip", d / "ours", image_tokens=TINY_IMAGE_TOKENS))
 
 
 def test_prompt_token_ids_equal_transformers_4_31_slow_tokenizer(sp_model):
@@ -216,14 +218,14 @@ def test_training_tokenises_the_conversation_in_one_piece(sp_model):
 
 # --------------------------------------------------------------------------- 5. forcing
 def test_no_pose_is_forced_for_a_question_not_about_pose():
-    pipe = _pipeline(_silent_model(), force_pose_token=True, chatpose_max_new_tokens=6)
+    pipe = _pipeline(_silent_model(), chatpose_force_pose_token=True, chatpose_max_new_tokens=6)
     res = pipe.estimate(None, "What is the man wearing?")
     assert res.people == () and res.selected == -1 and not res.pose_forced and "[POSE]" not in res.answer
     res = pipe.estimate(None, QUESTION)
     assert len(res.people) == 1 and res.pose_forced and res.selected == 0
     assert res.people[0].confidence < 1.0 and "[POSE]" in res.answer
     assert res.to_json()["pose_forced"] is True
-    off = _pipeline(_silent_model(), force_pose_token=False, chatpose_max_new_tokens=6).estimate(None, QUESTION)
+    off = _pipeline(_silent_model(), chatpose_force_pose_token=False, chatpose_max_new_tokens=6).estimate(None, QUESTION)
     assert off.people == () and not off.pose_forced
 
 
@@ -231,7 +233,7 @@ def test_forced_flag_reaches_the_message():
     convert = pytest.importorskip("chatpose_ros.ros.convert")
     from std_msgs.msg import Header
 
-    res = _pipeline(_silent_model(), chatpose_max_new_tokens=4).estimate(None, QUESTION)
+    res = _pipeline(_silent_model(), chatpose_force_pose_token=True, chatpose_max_new_tokens=4).estimate(None, QUESTION)
     arr = convert.result_to_msg(res, Header(frame_id="camera"))
     assert arr.poses[0].pose_forced
 
@@ -284,3 +286,67 @@ def test_lora_defaults_to_q_and_v_projections():
     lm = get_peft_model(copy.deepcopy(tiny_llama(len(tiny_tokenizer()))),
                         LoraConfig(r=4, lora_alpha=8, target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM"))
     assert {n.split(".")[-4] for n, _ in lm.named_parameters() if "lora_A" in n} == {"q_proj", "v_proj"}
+
+
+# --------------------------------------------------------------------------- issue 22
+def test_released_tokenizer_without_im_start_end_tokens(tmp_path):
+    """Upstream's merge script adds <im_start>/<im_end> as tokens only with --use_mm_start_end
+    (off by default); its inference wraps the image in them all the same, as plain text. Such a
+    tokenizer ([SEG] alone) converts, and the wrappers are encoded as text, as 4.31 did."""
+    tok_dir = tmp_path / "tok"
+    shutil.copytree(TOKENIZER_DATA / "released", tok_dir)
+    (tok_dir / "added_tokens.json").write_text(json.dumps({"[SEG]": GOLDEN["seg_id"]}))
+    write_tiny_released(tmp_path / "src", tmp_path / "clip", tokenizer_dir=tok_dir)
+    m = ck.load_checkpoint(ck.convert_released(tmp_path / "src", tmp_path / "clip", tmp_path / "ours",
+                                               image_tokens=TINY_IMAGE_TOKENS))
+    assert m.pose_token_id == GOLDEN["seg_id"] and m.config.mm_use_im_start_end
+    assert m.im_start_id is None and m.im_end_id is None
+    prompt = m.question_prompt(QUESTION, True)
+    assert "<im_start><image><im_end>\n" in prompt
+    head, tail = prompt.split("<image>")
+    sp = m.tokenizer.sp  # the slow tokenizer: no added token in either piece, so sentencepiece whole
+    assert m.prompt_ids(prompt) == [m.tokenizer.bos_token_id, *sp.encode(head), IMAGE_TOKEN_INDEX, *sp.encode(tail)]
+    res = _pipeline(m, chatpose_max_new_tokens=2).estimate(np.zeros((40, 40, 3), np.uint8), QUESTION)
+    assert res.query == QUESTION
+
+
+class _AlwaysPose(_NeverPose):
+    def forward(self, h):
+        out = self.head(h).clone()
+        out[..., self.pose] = 1e9
+        return out
+
+
+def _two_pose_model() -> ChatPoseModel:
+    """A tiny model whose every answer token is [SEG] (its logit lifted)."""
+    m = _model()
+    m.lm.lm_head = _AlwaysPose(m.lm.lm_head, m.pose_token_id)
+    return m
+
+
+def test_several_pose_tokens_keep_the_last_as_upstream():
+    """Upstream keeps the last pose token's state (`text_embeddings[-1:]`)."""
+    m = _two_pose_model()
+    gen = m.generate(None, QUESTION, max_new_tokens=3)
+    assert gen.num_poses >= 2
+    res = _pipeline(m, chatpose_max_new_tokens=3).estimate(None, QUESTION)
+    assert len(res.people) == 1 and res.selected == 0 and not res.pose_forced
+    with torch.no_grad():
+        last = m.rotmats_to_theta(m.pose_rotmats(gen.pose_hidden[-1:]))[0].numpy()
+    np.testing.assert_allclose(res.people[0].theta, last, atol=1e-5)
+    assert res.answer.count("[POSE]") == gen.num_poses
+
+
+def test_pose_forcing_is_off_by_default_for_chatpose():
+    """Upstream never forces the pose token: nor does the ChatPose profile unless asked."""
+    assert PipelineConfig().chatpose_force_pose_token is False
+    res = _pipeline(_silent_model(), chatpose_max_new_tokens=4).estimate(None, QUESTION)
+    assert res.people == () and not res.pose_forced and res.selected == -1
+
+
+@pytest.mark.parametrize("bf16,expect", [(True, torch.bfloat16), (False, torch.float16)])
+def test_auto_dtype_is_bf16_on_cuda_as_upstream(monkeypatch, bf16, expect):
+    """The released inference runs bf16 (--precision default); fp16 only where the GPU lacks bf16."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert ck.resolve_dtype("auto", torch.device("cuda")) == expect
+    assert ck.resolve_dtype("auto", torch.device("cpu")) == torch.float32

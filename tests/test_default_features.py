@@ -12,7 +12,7 @@ cv2 = pytest.importorskip("cv2")
 
 @pytest.fixture(scope="module")
 def perception():
-    from chatpose_ros.models.default.perception import Perception
+    from chatpose_ros.perception.perception import Perception
 
     return Perception()
 
@@ -21,7 +21,7 @@ def test_features_same_function_real_and_synthetic(perception):
     from chatpose_ros.models.default.offline.mocap import load_mocap
     from chatpose_ros.models.default.offline.scenes import make_scene
     from chatpose_ros.models.default.person_features import FEATURE_BLOCKS, FEATURE_DIM, observe_detection, scene_features
-    from chatpose_ros.models.default.scene_input import person_keypoints
+    from chatpose_ros.perception.scene_input import person_keypoints
 
     img = load_photo("basketball1.png")
     scene = perception.see(img)
@@ -61,13 +61,12 @@ def test_colour_descriptor_names_synthetic_garments():
     from chatpose_ros.models.default.offline.scenes import clothing_pixels
     from chatpose_ros.models.default.person_features import (
         COLOUR_DESCRIPTOR_DIM,
-        COLOUR_NAMES,
         FEATURE_BLOCKS,
         FEATURE_DIM,
-        NUM_COLOUR_NAMES,
         colour_descriptor,
         colour_stats,
     )
+    from chatpose_ros.perception.colours import COLOUR_NAMES, NUM_COLOUR_NAMES
 
     rng = np.random.default_rng(0)
     feats = np.zeros((10 * len(COLOUR_NAMES), FEATURE_DIM), np.float32)

@@ -7,7 +7,7 @@ import torch
 
 from chatpose_ros.core.body import SMPL_JOINT_NAMES, forward_kinematics
 from chatpose_ros.core.errors import ConfigError, ModelLoadError
-from chatpose_ros.models.default import keypoints as kp
+from chatpose_ros.perception import keypoints as kp
 from chatpose_ros.models.default.offline import mocap
 
 BVH = mocap.BVH_DIR

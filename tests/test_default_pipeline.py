@@ -125,7 +125,7 @@ def test_bad_inputs_raise_typed_errors(pipe):
 
 
 def test_tracker_keeps_id_across_real_frames(pipe):
-    from chatpose_ros.models.default.tracking import PersonTracker
+    from chatpose_ros.perception.tracking import PersonTracker
 
     res = pipe.estimate(load_photo("basketball1.png"), "the person on the right")
     tracker = PersonTracker()
@@ -231,7 +231,7 @@ def test_small_far_people(pipe, query, side):
 def test_world_keypoints_path_with_blazepose_refinement(pipe):
     """Real pixels through the 3D path: perception refines each person with BlazePose (33
     landmarks + world 3D), the regressor reads the world keypoints, the features use them."""
-    from chatpose_ros.models.default.perception import Perception
+    from chatpose_ros.perception.perception import Perception
     from chatpose_ros.models.default.pipeline import DefaultPipeline
 
     try:

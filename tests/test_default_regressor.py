@@ -11,7 +11,7 @@ from chatpose_ros.core.errors import CheckpointError, ConfigError, ModelLoadErro
 from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
 from chatpose_ros.models.default.offline import train_regressor as tr
 from chatpose_ros.models.default.offline.mocap import BVH_DIR, load_mocap
-from chatpose_ros.models.default.regressor import RegressorConfig, SmplRegressor, normalise_inputs
+from chatpose_ros.perception.regressor import RegressorConfig, SmplRegressor, normalise_inputs
 
 SHIPPED = Path(__file__).resolve().parents[1] / "chatpose_ros" / "assets" / "default" / "regressor.safetensors"
 needs_bvh = pytest.mark.skipif(not (BVH_DIR / "01_01.bvh").is_file(), reason="apt-get install assimp-testmodels")

@@ -6,7 +6,7 @@ import pytest
 
 from chatpose_ros.core.types import PersonPose
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.models.default.tracking import PersonTracker
+from chatpose_ros.perception.tracking import PersonTracker
 
 
 def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> PersonPose:

@@ -25,3 +25,13 @@ def test_ruff_uses_the_repository_config_and_reports_findings():
     res = _ruff("check", "--no-cache", "--output-format", "concise", "--stdin-filename", "tests/lint_probe.py", "-", stdin=bad)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "F401" in res.stdout and "E501" in res.stdout, res.stdout
+
+
+def test_library_code_may_not_print_or_grow_too_complex():
+    # A print and a function of complexity 17 in a library file under chatpose_ros/core: both reported.
+    branches = "".join(f"    if x == {i}:\n        return {i}\n" for i in range(16))
+    bad = "def f(x):\n    print(x)\n" + branches + "    return -1\n"
+    res = _ruff("check", "--no-cache", "--output-format", "concise", "--stdin-filename", "chatpose_ros/core/lint_probe.py", "-",
+                stdin=bad)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "T201" in res.stdout and "C901" in res.stdout, res.stdout

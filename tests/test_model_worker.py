@@ -1,4 +1,4 @@
-"""The model in its own process (chatpose_ros.core.model_worker, no ROS): frames through shared
+"""The model in its own process (chatpose_ros.core.worker_process, model_worker; no ROS): frames through shared
 memory decoded in the worker, typed errors across the process boundary, crash and restart."""
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, ConfigError, InvalidImageError, ModelLoadError, WorkerCrashedError
 from chatpose_ros.core.image_codec import encode_raw
-from chatpose_ros.core.model_worker import InProcessRunner, ModelHost, ProcessRunner, RawImage, RgbImage
+from chatpose_ros.core.images import RawImage, RgbImage
+from chatpose_ros.core.model_runners import InProcessRunner
+from chatpose_ros.core.model_worker import ModelHost
+from chatpose_ros.core.worker_process import ProcessRunner
 from chatpose_ros.core.session import Session
 from fakes import FakePipeline, crashing_pipeline, echo_pipeline, profile_error_pipeline, rewrapping_pipeline
 
@@ -62,6 +65,7 @@ def test_in_process_runner_answers_the_same(runner):
     here.start()
     there = runner(echo_pipeline)
     assert here.estimate(_raw(rgb), "q")[0].answer == there.estimate(_raw(rgb), "q")[0].answer
+    assert here.runtime == there.runtime == "fake runtime"  # across the process boundary too
     here.close()
     assert here.pipeline is None
 

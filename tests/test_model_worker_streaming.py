@@ -1,4 +1,4 @@
-"""Streaming answers and tracking through the model's runner (chatpose_ros.core.model_worker, no
+"""Streaming answers and tracking through the model's runner (chatpose_ros.core.model_runners, worker_process, model_worker; no
 ROS): on_pose / on_text events cross the worker process's pipe as they happen and run in the
 caller's thread in order, before the reply; a profile that takes no callbacks streams nothing;
 the tracker lives beside the model; ModelLoop turns it all into the Session's events."""
@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
-from chatpose_ros.core.model_worker import InProcessRunner, ModelLoop, ProcessRunner, RgbImage
+from chatpose_ros.core.images import RgbImage
+from chatpose_ros.core.model_runners import InProcessRunner
+from chatpose_ros.core.model_worker import ModelLoop
 from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, Frame, Output, Report, Session, TrackRequest
+from chatpose_ros.core.worker_process import ProcessRunner
 from fakes import StreamingPipeline, echo_pipeline, make_person, streaming_pipeline
 
 pytestmark = pytest.mark.timeout(300)

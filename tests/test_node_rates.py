@@ -14,7 +14,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.model_worker import RgbImage
+from chatpose_ros.core.images import RgbImage
 from chatpose_ros.core.session import Frame, Output, RateLimit
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.ros.mesh_markers import MeshMarkers

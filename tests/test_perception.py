@@ -19,7 +19,7 @@ pytest.importorskip("onnxruntime")
 from chatpose_ros.core.errors import ConfigError, InferenceError, InvalidImageError, ModelLoadError  # noqa: E402
 from chatpose_ros.core.geometry import box_iou  # noqa: E402
 from chatpose_ros.core.scene import COCO17, Scene  # noqa: E402
-from chatpose_ros.models.default.perception import (  # noqa: E402
+from chatpose_ros.perception.perception import (  # noqa: E402
     DEFAULT_PRESET,
     PERCEPTION_DIR,
     PERCEPTION_PRESETS,
@@ -260,7 +260,7 @@ STANDING = {"nose": (100, 20), "left_shoulder": (120, 50), "right_shoulder": (80
 
 
 def test_posture_and_facing_from_keypoint_geometry():
-    from chatpose_ros.models.default import perception_attributes as pa
+    from chatpose_ros.perception import perception_attributes as pa
 
     box = (60.0, 10.0, 140.0, 280.0)
     kp, sc = _skeleton(STANDING)
@@ -283,7 +283,7 @@ def test_posture_and_facing_from_keypoint_geometry():
 
 def test_holding_and_next_to():
     from chatpose_ros.core.scene import SceneObject
-    from chatpose_ros.models.default import perception_attributes as pa
+    from chatpose_ros.perception import perception_attributes as pa
 
     kp, sc = _skeleton(STANDING)
     box = (60.0, 10.0, 140.0, 280.0)
@@ -318,7 +318,7 @@ def test_close_releases_sessions():
 
 
 def test_split_jobs_longest_first():
-    from chatpose_ros.models.default.perception import split_jobs
+    from chatpose_ros.perception.perception import split_jobs
 
     assert split_jobs([184.0, 49.0, 100.0], 2) == [[0], [2, 1]]
     assert split_jobs([5.0], 3) == [[0], [], []]
@@ -351,7 +351,7 @@ def test_concurrent_runs_find_what_sequential_runs_find():
 
 
 def test_bench_variants():
-    from chatpose_ros.models.default.perception import parse_variant
+    from chatpose_ros.perception.perception import parse_variant
 
     name, cfg = parse_variant("movenet_256_480:concurrent=0,threads=2,person_sizes=256/448,object_score=0.4")
     assert name.startswith("movenet_256_480:") and cfg.concurrent is False and cfg.threads == 2
@@ -376,7 +376,7 @@ def test_passes_rebuild_what_see_finds(perception):
 
 
 def test_bench_reports_every_variant_and_the_load():
-    from chatpose_ros.models.default.perception import bench
+    from chatpose_ros.perception.perception import bench
 
     img = cv2.resize(vtest_frame(300), (320, 240), interpolation=cv2.INTER_AREA)
     variants = [(name, Perception(replace(PERCEPTION_PRESETS["movenet256"], threads=2, concurrent=c)))

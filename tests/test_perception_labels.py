@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import chatpose_ros.models.default as default_models
-from chatpose_ros.models.default import eval_perception as ep
+import chatpose_ros.perception as perception_package
+from chatpose_ros.perception.offline import eval_perception as ep
 
 LABELS = Path(__file__).resolve().parent / "data" / "perception_labels.json"
 MIN_IMAGES = 12
@@ -192,14 +192,6 @@ def test_evaluate_candidate_and_table(items, tmp_path):
     assert len(list(tmp_path.glob("oracle__*.png"))) == len(subset)
 
 
-def test_old_detector_reported_unavailable_without_mediapipe(monkeypatch):
-    """With mediapipe gone (as after its removal from the venv) the old detector is a row that
-    says unavailable, not a crash."""
-    monkeypatch.setitem(sys.modules, "mediapipe", None)  # `import mediapipe` raises ImportError
-    cand = ep.old_detector_candidate()
-    assert cand.detect is None and "unavailable" in cand.unavailable
-
-
 def test_perception_presets_become_candidates(monkeypatch):
     """Every preset of the perception module is one candidate; its Scene's people become boxes
     and scores, its people-stage timing is kept; a preset that fails to load is unavailable."""
@@ -226,8 +218,8 @@ def test_perception_presets_become_candidates(monkeypatch):
     PRESETS = {"good": "good", "bad": "broken"}
     fake = types.ModuleType("fake_perception")
     fake.PERCEPTION_PRESETS, fake.Perception = PRESETS, FakePerception
-    monkeypatch.setitem(sys.modules, "chatpose_ros.models.default.perception", fake)
-    monkeypatch.setattr(default_models, "perception", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "chatpose_ros.perception.perception", fake)
+    monkeypatch.setattr(perception_package, "perception", fake, raising=False)
     for threads in (None, 1):
         good, bad = ep.perception_candidates(threads)
         assert good.name == "new: good" and bad.name == "new: bad"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from chatpose_ros.models.default.eval_perception import DEFAULT_LABELS, load_labels
+from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
 from chatpose_ros.models.default.offline import eval_questions as eq
 
 MIN_QUESTIONS = 60

@@ -150,7 +150,7 @@ def test_skeleton18_from_coco17_and_the_default_layout():
 
 def test_the_default_profiles_keypoint_layout_is_known_by_its_count():
     # the ROS layer (Skeleton2D, placement) names the keypoints of PersonPose.keypoints_2d by their count
-    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+    from chatpose_ros.perception.keypoints import KEYPOINT_NAMES
 
     assert KEYPOINT_NAMES_BY_COUNT[len(KEYPOINT_NAMES)] == tuple(KEYPOINT_NAMES)
     assert KEYPOINT_NAMES_BY_COUNT[15] == DEFAULT15 and KEYPOINT_NAMES_BY_COUNT[17] == COCO17

@@ -8,7 +8,7 @@ import pytest
 
 from chatpose_ros.profiles import build_pipeline
 from chatpose_ros.models.chatpose import checkpoints as ck
-from chatpose_ros.models.chatpose.tiny import write_tiny_released
+from chatpose_ros.models.chatpose.tiny import TINY_IMAGE_TOKENS, write_tiny_released
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -17,18 +17,19 @@ pytestmark = pytest.mark.timeout(180)
 def tiny_checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("chatpose_ckpt")
     write_tiny_released(root / "released", root / "vision")
-    ck.convert_released(root / "released", root / "vision", root / "ours")
+    ck.convert_released(root / "released", root / "vision", root / "ours", image_tokens=TINY_IMAGE_TOKENS)
     return root / "ours"
 
 
 def test_node_answers_with_chatpose_profile(ros_harness, tiny_checkpoint):
     h = ros_harness(build_pipeline, **{"model.profile": "chatpose", "model.checkpoint": str(tiny_checkpoint),
-                                       "model.chatpose_max_new_tokens": 8})
+                                       "model.chatpose_max_new_tokens": 8,
+                                       "model.chatpose_force_pose_token": True})
     assert h.node.model.runner.model_id.startswith("chatpose:")
     h.publish_and_wait(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
     h.ask("what is the pose of the man?")
     arr = h.wait_for("poses", timeout=60)[0]
-    assert arr.poses and arr.selected == 0  # force_pose_token: a pose question always gets a pose
+    assert arr.poses and arr.selected == 0  # chatpose_force_pose_token: a pose question always gets a pose
     pose = arr.poses[0]
     assert pose.estimator == "chatpose" and not pose.box_known and not pose.translation_known
     assert np.isfinite(np.asarray(pose.theta)).all() and len(pose.joints) == 24

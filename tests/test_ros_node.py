@@ -232,6 +232,7 @@ def test_diagnostics_report_model_and_queue(ros_harness):
     st = diag.status[0]
     values = {kv.key: kv.value for kv in st.values}
     assert values["model_id"] == "fake:0" and values["model_state"] == "loaded" and "queue_length" in values
+    assert values["runtime"] == "fake runtime"
 
 
 def test_model_worker_crash_is_reported_restarted_and_node_keeps_serving(ros_harness):

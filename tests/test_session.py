@@ -10,7 +10,7 @@ import pytest
 
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
-from chatpose_ros.core.model_worker import TrackerHost
+from chatpose_ros.core.model_runners import TrackerHost
 from chatpose_ros.core.session import (ERROR, OK, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
                                        Track, TrackUpdate)
 from chatpose_ros.core.types import PoseResult

@@ -5,7 +5,7 @@ and an injected clock."""
 from __future__ import annotations
 
 from chatpose_ros.core.config import NodeConfig
-from chatpose_ros.core.model_worker import TrackerHost
+from chatpose_ros.core.model_runners import TrackerHost
 from chatpose_ros.core.session import Frame, Output, Session, Track
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.profiles import tracker_factory

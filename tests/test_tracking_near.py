@@ -10,7 +10,7 @@ import pytest
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.profiles import build_pipeline
-from chatpose_ros.models.default.tracking import PersonTracker
+from chatpose_ros.perception.tracking import PersonTracker
 from conftest import REAL_PHOTOS
 
 

@@ -306,10 +306,10 @@ def main(argv: list[str] | None = None) -> None:
 
     theta = torch.as_tensor(rng.normal(0.0, 0.3, (NUM_JOINTS, 3)))
     ms = body.benchmark(args.frames, axis_angle_to_matrix(theta).numpy())
-    print(f"Anny {args.topology}: {body.num_vertices} vertices, {body.num_faces} faces; load {body.load_seconds:.1f} s; "
-          f"mesh {ms:.1f} ms/frame (median of {args.frames}, torch threads {torch.get_num_threads()})")
+    log.info("Anny %s: %d vertices, %d faces; load %.1f s; mesh %.1f ms/frame (median of %d, torch threads %d)",
+             args.topology, body.num_vertices, body.num_faces, body.load_seconds, ms, args.frames, torch.get_num_threads())
     for hz in (10.0, 15.0, 30.0):
-        print(f"  {hz:.0f} Hz camera: {'fast enough' if body.fast_enough(hz) else 'too slow'} (budget {1000 / hz:.0f} ms)")
+        log.info("  %.0f Hz camera: %s (budget %.0f ms)", hz, "fast enough" if body.fast_enough(hz) else "too slow", 1000 / hz)
 
 
 if __name__ == "__main__":

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         while not proc.ready():
             time.sleep(POLL_S)
-        print(f"Anny process ready after {time.monotonic() - t0:.1f} s (Anny load {proc.load_seconds:.1f} s)")
+        log.info("Anny process ready after %.1f s (Anny load %.1f s)", time.monotonic() - t0, proc.load_seconds)
         rng = np.random.default_rng(0)
         times = []
         for i in range(BENCH_WARMUP + max(1, args.frames)):
@@ -350,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
             vertices = proc.mesh(theta)
             if i >= BENCH_WARMUP:
                 times.append(1000.0 * (time.perf_counter() - t))
-        print(f"{len(vertices)} vertices, {len(proc.faces)} faces: {np.median(times):.1f} ms per frame median, "
-              f"p90 {np.percentile(times, 90):.1f} ms ({len(times)} frames)")
+        log.info("%d vertices, %d faces: %.1f ms per frame median, p90 %.1f ms (%d frames)", len(vertices), len(proc.faces),
+                 np.median(times), np.percentile(times, 90), len(times))
     finally:
         proc.close()
 

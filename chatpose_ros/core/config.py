@@ -22,27 +22,43 @@ class PipelineConfig:
 
     profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package), 'reader' "
                       "(experimental: the embedded model with the scene reader, which reads the people as words, "
-                      "refuses, counts and streams its answer) or 'chatpose' (LLaVA-style ChatPose checkpoint, GPU "
-                      "recommended).", ("default", "reader", "chatpose"))
+                      "refuses, counts and streams its answer), 'grounded' (the embedded perception with compositional "
+                      "grounding: a typed parse of the question, open-vocabulary colour / WordNet / pose checks, answers "
+                      "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
+                      "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
     checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
     lora_adapter: str = _f("", "ChatPose profile: optional PEFT LoRA adapter folder merged into the LLM at load.")
-    device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'.")
-    dtype: str = _f("auto", "Weights dtype: 'auto' (float16 on CUDA, float32 on CPU), 'float32', 'float16', 'bfloat16'.",
+    device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'. On CUDA the "
+                     "default profile's perception also runs on the GPU when onnxruntime-gpu is installed "
+                     "(perception_providers; docs/gpu.md).")
+    dtype: str = _f("auto", "Weights dtype: 'auto' (on CUDA: bfloat16 for the chatpose profile as the released code, "
+                    "float16 where the GPU lacks bf16 and for the embedded LLM; float32 on CPU), 'float32', 'float16', "
+                    "'bfloat16'.",
                     ("auto", "float32", "float16", "bfloat16"))
     vision_backend: str = _f("torch", "ChatPose profile vision encoder backend: 'torch', 'onnx' (ONNX Runtime) or "
                              "'tensorrt' (fp16 engine, falls back to torch without TensorRT/CUDA).",
                              ("torch", "onnx", "tensorrt"))
-    engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached.")
+    engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached "
+                               "(the default profile's perception engines under perception/).")
+    perception_providers: str = _f("tensorrt,cuda,cpu", "Default and reader profiles, when device is cuda (or auto with "
+                                   "a GPU): ONNX Runtime execution providers for perception, in order of preference "
+                                   "(comma-separated: tensorrt, cuda, cpu); those the installed onnxruntime lacks are "
+                                   "skipped, one that fails to start falls to the next, cpu always closes the list.")
+    perception_fp16: bool = _f(True, "TensorRT provider of perception: build fp16 engines (else fp32).")
     force_pose_token: bool = _f(True, "When a pose is asked for (default profile: every question but counting / "
                                 "yes-no ones) and the model ends its answer without a pose token, append one so "
-                                "that a pose is always returned (the reader profile decides by itself).")
+                                "that a pose is always returned (the reader profile decides by itself; the chatpose "
+                                "profile has its own switch, chatpose_force_pose_token).")
     max_new_tokens: int = _f(40, "Maximum number of tokens generated per answer (default and reader profiles; "
                              "the reader publishes the pose before the words, so longer answers do not delay it).")
     chatpose_max_new_tokens: int = _f(512, "ChatPose profile: maximum number of tokens generated per answer "
                                       "(512 as the released code; an answer cut off here gets no pose unless "
                                       "force_pose_token applies).")
+    chatpose_force_pose_token: bool = _f(False, "ChatPose profile: append the pose token when a pose is asked for "
+                                         "and the answer has none (a pose the model did not give, flagged pose_forced "
+                                         "with confidence 0.5). Off as in the released code, which never forces it.")
     smpl_model_path: str = _f("", "Optional SMPL model file (e.g. SMPL_NEUTRAL.pkl, not shippable): enables the "
                               "body mesh; without it joints come from forward kinematics.")
     max_people: int = _f(8, "Maximum number of people detected per image (the default profile names at most 10).")
@@ -61,7 +77,10 @@ class PipelineConfig:
                           "node's image callbacks and the camera driver keep their CPU while the model answers.")
 
     def __post_init__(self) -> None:
+        from .onnx_providers import parse_providers
+
         validate_choices(self)
+        parse_providers(self.perception_providers)
         if self.max_new_tokens < 1 or self.chatpose_max_new_tokens < 1:
             raise ConfigError("max_new_tokens and chatpose_max_new_tokens must be >= 1")
         if not 0.0 <= self.min_grounding_confidence <= 1.0:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .geometry_np import box_iou  # noqa: F401  (re-exported: boxes need no torch)
+from .geometry_np import quaternion_candidates, rodrigues
 
 _EPS = 1e-8
 
@@ -39,12 +40,8 @@ def axis_angle_to_matrix(aa: torch.Tensor) -> torch.Tensor:
     angle = aa.norm(dim=-1, keepdim=True)  # (..., 1)
     axis = aa / angle.clamp_min(_EPS)
     x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    K = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1).reshape(*aa.shape[:-1], 3, 3)
-    s = torch.sin(angle)[..., None]
-    c = torch.cos(angle)[..., None]
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand(K.shape)
-    return eye + s * K + (1.0 - c) * (K @ K)
+    eye = torch.eye(3, dtype=aa.dtype, device=aa.device)
+    return rodrigues(x, y, z, torch.zeros_like(x), torch.sin(angle)[..., None], torch.cos(angle)[..., None], eye, torch.stack)
 
 
 def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
@@ -52,16 +49,7 @@ def matrix_to_quaternion(R: torch.Tensor) -> torch.Tensor:
 
     Uses the numerically stable branch on the largest of (w, x, y, z) for every element.
     """
-    m = R
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    # Four candidate (unnormalised) quaternions, each accurate when its own component is large.
-    m01, m02, m10, m12, m20, m21 = m[..., 0, 1], m[..., 0, 2], m[..., 1, 0], m[..., 1, 2], m[..., 2, 0], m[..., 2, 1]
-    qw = torch.stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1)
-    qx = torch.stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1)
-    qy = torch.stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1)
-    qz = torch.stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1)
-    cands = torch.stack((qw, qx, qy, qz), dim=-2)  # (..., 4, 4) rows: candidate (w, x, y, z)
-    diag = torch.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), -1)
+    cands, diag = quaternion_candidates(R, torch.stack)  # (..., 4, 4) rows: candidate (w, x, y, z)
     best = diag.argmax(-1)
     q_wxyz = torch.gather(cands, -2, best[..., None, None].expand(*best.shape, 1, 4)).squeeze(-2)
     q_wxyz = F.normalize(q_wxyz, dim=-1, eps=_EPS)

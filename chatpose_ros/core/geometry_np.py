@@ -1,14 +1,45 @@
-"""Rotation and box geometry in numpy: what the ROS node needs, without importing torch (the
-batched torch versions for models are in core/geometry.py, same conventions and results).
+"""Rotation and box geometry in numpy: what the ROS node needs, without importing torch.
+
+core/geometry.py holds the batched torch versions the models train through (autograd, any
+device); the formulas both use are written once, here, over the array module's `stack` (the
+same call in numpy and torch): `rodrigues` (axis-angle -> matrix) and `quaternion_candidates`
+(matrix -> quaternion). Same conventions and results (tests/test_node_imports.py).
 
 - Axis-angle: a 3-vector whose direction is the axis and whose norm is the angle (rad).
 - Quaternions are ``(x, y, z, w)`` (the order of geometry_msgs/Quaternion), unit norm, w >= 0.
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 _EPS = 1e-8
+
+Stack = Callable[..., Any]  # np.stack or torch.stack: (arrays, axis) -> array
+
+
+def rodrigues(x: Any, y: Any, z: Any, zero: Any, s: Any, c: Any, eye: Any, stack: Stack) -> Any:
+    """Rotation matrices from unit axes and the angle's sine and cosine (numpy or torch).
+
+    x, y, z, zero: (...) axis components and zeros; s, c: (..., 1, 1) sin and cos of the angle;
+    eye: the (3, 3) identity -> (..., 3, 3) ``I + s K + (1 - c) K^2``, K the cross-product matrix."""
+    K = stack((zero, -z, y, z, zero, -x, -y, x, zero), -1).reshape(*x.shape, 3, 3)
+    return eye + s * K + (1.0 - c) * (K @ K)
+
+
+def quaternion_candidates(m: Any, stack: Stack) -> tuple[Any, Any]:
+    """(..., 3, 3) rotation matrices (numpy or torch) -> four candidate unnormalised quaternions
+    (..., 4, 4) (rows: the candidate accurate when w, x, y, z is the largest; each (w, x, y, z)),
+    and (..., 4) the diagonal that says which is largest."""
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    m01, m02, m10, m12, m20, m21 = m[..., 0, 1], m[..., 0, 2], m[..., 1, 0], m[..., 1, 2], m[..., 2, 0], m[..., 2, 1]
+    cands = stack((stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1),
+                   stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1),
+                   stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1),
+                   stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1)), -2)
+    diag = stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), -1)
+    return cands, diag
 
 
 def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
@@ -16,23 +47,13 @@ def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
     aa = np.asarray(aa, dtype=np.float64)
     angle = np.linalg.norm(aa, axis=-1, keepdims=True)  # (..., 1)
     x, y, z = np.moveaxis(aa / np.maximum(angle, _EPS), -1, 0)
-    zero = np.zeros_like(x)
-    K = np.stack((zero, -z, y, z, zero, -x, -y, x, zero), axis=-1).reshape(*aa.shape[:-1], 3, 3)
-    s, c = np.sin(angle)[..., None], np.cos(angle)[..., None]
-    return np.eye(3) + s * K + (1.0 - c) * (K @ K)
+    return rodrigues(x, y, z, np.zeros_like(x), np.sin(angle)[..., None], np.cos(angle)[..., None], np.eye(3), np.stack)
 
 
 def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) rotation matrices -> (..., 4) float64 unit quaternions (x, y, z, w), w >= 0,
     from the numerically stable candidate (the largest of w, x, y, z) for every element."""
-    m = np.asarray(R, dtype=np.float64)
-    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
-    m01, m02, m10, m12, m20, m21 = m[..., 0, 1], m[..., 0, 2], m[..., 1, 0], m[..., 1, 2], m[..., 2, 0], m[..., 2, 1]
-    cands = np.stack((np.stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1),
-                      np.stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1),
-                      np.stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1),
-                      np.stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1)), axis=-2)  # rows (w, x, y, z)
-    diag = np.stack((1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22), -1)
+    cands, diag = quaternion_candidates(np.asarray(R, dtype=np.float64), np.stack)
     q = np.take_along_axis(cands, diag.argmax(-1)[..., None, None], axis=-2)[..., 0, :]
     q = q / np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), _EPS)
     q = np.where(q[..., :1] < 0, -q, q)

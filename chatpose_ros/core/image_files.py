@@ -1,4 +1,6 @@
-"""Image files to arrays (the one photo loader of the package: CLI, demo, benchmarks)."""
+"""Image files to arrays: the photo loader of the runtime and its tools (CLI, demo, perception
+bench, benchmarks, evaluations). The chatpose profile's training data (models/chatpose/data.py)
+is read with Pillow instead, and tests read their fixtures with OpenCV directly."""
 from __future__ import annotations
 
 import numpy as np

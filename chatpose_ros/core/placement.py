@@ -21,7 +21,7 @@ from .camera import CameraIntrinsics, estimate_translation
 from .scene import BLAZEPOSE33, COCO17
 from .types import PersonPose, PoseResult
 
-# The default profile's keypoints (chatpose_ros.models.default.keypoints.KEYPOINT_NAMES; a test
+# The default profile's keypoints (chatpose_ros.perception.keypoints.KEYPOINT_NAMES; a test
 # keeps the two equal): MediaPipe's nose, shoulders, elbows, wrists, hips, knees, ankles, feet.
 DEFAULT15: tuple[str, ...] = (
     "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",

@@ -10,7 +10,7 @@ and throttled reports. The ROS node (chatpose_ros.ros.node) only converts, submi
 
 Public API (everything else is private):
 - `Frame(image, header)`: one received image, kept *undecoded*. `image` is opaque to the session
-  (e.g. chatpose_ros.core.model_worker.RawImage over the serialised message); `header` is given
+  (e.g. chatpose_ros.core.images.RawImage over the serialised message); `header` is given
   back untouched with every output made from the frame (ROS: its std_msgs/Header). The session
   sets `received` (its clock) and `seq` (arrival number; -1 for explicit action-goal images).
 - `Job`: one query; `done` is set when it is answered, failed or dropped; then `result` (a
@@ -18,7 +18,7 @@ Public API (everything else is private):
 - Work items from `take()`: `Answer(job, frame, reports)` (frame None = answer from the text
   alone; `reports` are the no_image / stale_image warnings to publish first) and
   `Track(frame, request)`: observe `frame` and match the tracked person there with the
-  profile's tracker, which lives beside the model (core.model_worker), as `request`
+  profile's tracker, which lives beside the model (core.model_runners.TrackerHost), as `request`
   (TrackRequest) says: search near `request.near`; when `request.seed` is set, (re)start the
   tracker on that person first (`keep`: the person already tracked, keep the tracker's state).
   Its outcome, a `TrackUpdate`, goes to `finish_track`. The session decides who is tracked and
@@ -82,7 +82,7 @@ _TRACK_IDS = itertools.count(1)  # track ids, unique in this process (across ses
 
 class Tracker(Protocol):
     """A single-person tracker (e.g. the default profile's PersonTracker, made through the
-    profile registry): it runs beside the model (core.model_worker), as TrackRequests say."""
+    profile registry): it runs beside the model (core.model_runners.TrackerHost), as TrackRequests say."""
 
     lost: bool
     last_box: Box | None
@@ -497,6 +497,9 @@ class Session:
         job.stage, job.result = "publishing", result
         if result.no_match:
             rep = self.report(WARN, "no_match", f"nobody in view fits the question (answered in {latency:.0f} ms): "
+                              f"{clip(result.answer, 120)}", query=job.query, source=job.source or "query")
+        elif result.clarify:
+            rep = self.report(OK, "clarify", f"asked which person is meant (answered in {latency:.0f} ms): "
                               f"{clip(result.answer, 120)}", query=job.query, source=job.source or "query")
         else:
             rep = self.report(OK, "ok", f"answered in {latency:.0f} ms: {clip(result.answer, 120)}", query=job.query,

@@ -97,6 +97,8 @@ class PoseResult:
             answer says so; the node reports ``no_match`` on ``~/status``.
         grounding_confidence: calibrated probability that the selected person is the one the
             question means (before any threshold), or None when no choice was made.
+        clarify: True when the answer asks which person is meant (several fit what could be
+            checked): `selected` is -1; the node reports ``clarify`` on ``~/status``.
     """
 
     query: str
@@ -109,6 +111,7 @@ class PoseResult:
     pose_forced: bool = False
     no_match: bool = False
     grounding_confidence: float | None = None
+    clarify: bool = False
 
     @property
     def selected_person(self) -> PersonPose | None:
@@ -122,6 +125,7 @@ class PoseResult:
             "selected": self.selected,
             "pose_forced": self.pose_forced,
             "no_match": self.no_match,
+            "clarify": self.clarify,
             "grounding_confidence": self.grounding_confidence,
             "image_size": None if self.image_size is None else list(self.image_size),
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

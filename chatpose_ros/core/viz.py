@@ -108,11 +108,25 @@ def result_picture(image_rgb: np.ndarray | None, result: PoseResult) -> np.ndarr
         view = draw_skeleton_3d(person, title=f"{person.estimator}: {result.query}")
         view = cv2.resize(view, (width, int(view.shape[0] * width / view.shape[1])), interpolation=cv2.INTER_AREA)
         panels.append(view)
-    if not panels:
-        canvas = np.full((120, width, 3), 255, np.uint8)
-        cv2.putText(canvas, f"no pose: {result.answer[:80]}", (8, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
-        panels.append(canvas)
+    panels.append(caption(f"Q: {result.query}", f"A: {result.answer}" + (" (asks which person)" if result.clarify else "")
+                          + (" (nobody matches)" if result.no_match else ""), width))
     return np.concatenate(panels, axis=0)
+
+
+def caption(question: str, answer: str, width: int, chars_per_line: int | None = None) -> np.ndarray:
+    """A white band with the question and the answer wrapped to `width` px: what was checked and
+    what could not be, beside the picture. (H, width, 3) uint8 RGB."""
+    import textwrap
+
+    import cv2
+
+    per_line = chars_per_line or max(20, width // 9)
+    lines = textwrap.wrap(question, per_line) + textwrap.wrap(answer, per_line)
+    band = np.full((12 + 20 * len(lines), width, 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        colour = (0, 0, 0) if i >= len(textwrap.wrap(question, per_line)) else (60, 60, 160)
+        cv2.putText(band, line, (8, 24 + 20 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return band
 
 
 def save_png(path: str, image_rgb: np.ndarray) -> None:

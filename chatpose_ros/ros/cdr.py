@@ -1,7 +1,7 @@
 """Read serialised (CDR) sensor_msgs/Image and CompressedImage messages without deserialising
 them: the header fields and the offset of the pixel bytes, in a few microseconds, so that a
 raw subscription (`raw=True`) keeps frames as bytes and only the frame the model takes is
-decoded (chatpose_ros.core.model_worker).
+decoded (chatpose_ros.core.images).
 
 CDR (XCDR1, as rmw_fastrtps writes it): a 4-byte encapsulation header (byte 1: 1 = little
 endian), then the fields, each aligned to its size counted from the end of that header.
@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 
 from chatpose_ros.core.errors import InvalidImageError
-from chatpose_ros.core.model_worker import EncodedImage, RawImage
+from chatpose_ros.core.images import EncodedImage, RawImage
 
 ENCAPSULATION_BYTES = 4
 

@@ -1,5 +1,6 @@
-"""The node's /diagnostics message: the model's state, the session's counters and timings, the
-body mesh's state and the image callback gaps since the last message."""
+"""The node's /diagnostics message: the model's state and runtime (which ONNX Runtime provider
+and torch device run it), the session's counters and timings, the body mesh's state and the
+image callback gaps since the last message."""
 from __future__ import annotations
 
 from builtin_interfaces.msg import Time
@@ -20,6 +21,7 @@ def pipeline_diagnostics(node_name: str, stamp: Time, cfg: NodeConfig, model: Mo
     image callback gaps."""
     runner, model_state = model.runner, model.state
     values = {"model_id": runner.model_id if runner else "", "model_state": model_state,
+              "runtime": str(getattr(runner, "runtime", "")) if runner else "",
               "model_process": "in process" if cfg.model_in_process else str(getattr(runner, "pid", "")),
               **session.snapshot(), **(mesh.snapshot() if mesh is not None else {}),
               "image_gaps_ms": ",".join(f"{g:.1f}" for g in session.drain_image_gaps())}

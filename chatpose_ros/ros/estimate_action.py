@@ -25,7 +25,7 @@ from chatpose_ros.action import EstimatePose
 from chatpose_ros.core.errors import ChatPoseError
 from chatpose_ros.core.logs import WARN
 from chatpose_ros.core.image_codec import check_raw_layout
-from chatpose_ros.core.model_worker import RawImage
+from chatpose_ros.core.images import RawImage
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.session import Frame, Report, Session
 from chatpose_ros.msg import PipelineStatus

@@ -14,7 +14,7 @@ from std_msgs.msg import Header, String
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidQueryError
 from chatpose_ros.core.image_codec import check_raw_layout
-from chatpose_ros.core.model_worker import RawImage
+from chatpose_ros.core.images import RawImage
 from chatpose_ros.core.session import Frame, Session
 from chatpose_ros.msg import PipelineStatus
 

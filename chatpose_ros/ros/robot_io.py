@@ -30,8 +30,8 @@ from std_msgs.msg import Header
 from chatpose_ros.core.camera import CameraIntrinsics
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
+from chatpose_ros.core.images import RawImage
 from chatpose_ros.core.logs import INFO, clip
-from chatpose_ros.core.model_worker import RawImage
 from chatpose_ros.core.placement import place_result
 from chatpose_ros.core.session import Output, RateLimit
 from chatpose_ros.msg import PipelineStatus

@@ -319,7 +319,7 @@ def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
     tracked box + tracker update, as the node does per frame) in this process. The latency is
     to the pose, as over ROS: a streaming profile hands the pose out (on_pose) before its words,
     and the whole answer's latency is kept beside it."""
-    from chatpose_ros.core.model_worker import timed_estimate
+    from chatpose_ros.core.model_runners import timed_estimate
     from chatpose_ros.profiles import tracker_factory
 
     pipeline = _pipeline(args)

@@ -69,7 +69,7 @@ def _spread(kp2d: np.ndarray, world: np.ndarray, seen: np.ndarray, focal: float)
     (15, 3) m keypoints (KEYPOINT_NAMES order) seen by `seen`: depth = focal / (mean distance of
     the seen keypoints from their centroid in px / the same in m, x and y only); None with fewer
     than 6 seen keypoints."""
-    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+    from chatpose_ros.perception.keypoints import KEYPOINT_NAMES
 
     W, H = IMAGE_WH
     if seen.sum() < 6:
@@ -91,7 +91,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     import torch
 
     from chatpose_ros.core.body import forward_kinematics
-    from chatpose_ros.models.default.keypoints import smpl_to_keypoints
+    from chatpose_ros.perception.keypoints import smpl_to_keypoints
 
     rng = np.random.default_rng(seed)
     rot_all, joints_all = _load_poses()
@@ -112,7 +112,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
     kp_mean = smpl_to_keypoints(joints, rot)                           # (S, 15, 3) pelvis-relative
     detector_offset = np.zeros_like(kp_mean)                           # detector vs SMPL keypoints
     if mediapipe_hips:  # the detector's hip landmarks: lower and wider than SMPL's hip joints
-        from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+        from chatpose_ros.perception.keypoints import KEYPOINT_NAMES
         from chatpose_ros.models.default.offline.train_regressor import NoiseModel
 
         nm = NoiseModel()
@@ -134,7 +134,7 @@ def run(samples: int, joints_source: str, noise_px: float, noise_3d_m: float, si
 
     if joints_source == "regressor":
         from chatpose_ros.models.default.pipeline import DEFAULT_WEIGHTS_DIR, REGRESSOR_FILE
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
         reg = SmplRegressor.load(DEFAULT_WEIGHTS_DIR / REGRESSOR_FILE)
         pred = reg.predict(world.astype(np.float32), kp2d.astype(np.float32), visibility=seen.astype(np.float32))

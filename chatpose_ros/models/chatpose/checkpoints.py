@@ -59,6 +59,10 @@ LLAVA_CONFIG_KEYS = ("mm_vision_tower", "mm_hidden_size", "mm_projector_type", "
                      "image_grid_pinpoints", "mm_projector_lr", "tokenizer_model_max_length", "tokenizer_padding_side",
                      "use_mm_proj", "mm_vision_tower_lr", "unfreeze_mm_vision_tower", "out_dim", "train_mask_decoder",
                      "vision_pretrained", "vision_tower", "seg_token_idx")
+# Image tokens the released model was trained with: its inference code hard-codes the image
+# embedding length 575 (= 576 patches - 1) of CLIP ViT-L/14 at 336 px. The hidden size alone (1024)
+# cannot tell that tower from the 224-px one (256 patches).
+RELEASED_IMAGE_TOKENS = 576
 # CLIP ViT-L/14-336 preprocessing (LLaVA-1.5) when the vision folder carries no preprocessor file
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -101,9 +105,12 @@ def _load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], file: Pa
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """'auto' -> float16 on CUDA else float32; otherwise the named dtype."""
+    """'auto' -> bfloat16 on CUDA as the released inference (`--precision bf16`), float16 on a GPU
+    without bf16 (before Ampere: Turing, Volta), float32 on CPU; otherwise the named dtype."""
     if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type != "cuda":
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
@@ -247,10 +254,14 @@ def _iter_shard(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, pose_token: str = "[SEG]",
-                     image_processor: str | Path | None = None) -> Path:
+                     image_processor: str | Path | None = None, image_tokens: int = RELEASED_IMAGE_TOKENS) -> Path:
     """Convert a released CHATPOSE-V0 folder (+ CLIP tower folder) into our layout.
 
     The Llama weights are streamed shard by shard (never the whole 13B model in memory).
+    `image_tokens`: the image tokens the checkpoint was trained with (576: CLIP ViT-L/14 at 336
+    px); a tower giving another count is refused, and the count is recorded for every load.
+    The tokenizer needs the pose token; `<im_start>`/`<im_end>` are used as tokens when it has
+    them (merged with `--use_mm_start_end`), else as plain text, as the released inference does.
     """
     from safetensors.torch import save_file
     from transformers import CLIPVisionModel, LlamaConfig
@@ -276,6 +287,15 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
     mm_hidden = int(src_cfg.get("mm_hidden_size", tower.config.hidden_size))
     if mm_hidden != tower.config.hidden_size:
         raise CheckpointError(f"mm_hidden_size={mm_hidden} but the CLIP tower has hidden size {tower.config.hidden_size}")
+    select_feature = str(src_cfg.get("mm_vision_select_feature", "patch"))
+    side, patch = int(tower.config.image_size), int(tower.config.patch_size)
+    n_tokens = (side // patch) ** 2 + (1 if select_feature == "cls_patch" else 0)
+    if n_tokens != image_tokens:
+        raise CheckpointError(
+            f"the CLIP tower in {vision} gives {n_tokens} image tokens ({side} px, patch {patch}) but the checkpoint "
+            f"was trained with {image_tokens} (the released ChatPose: {RELEASED_IMAGE_TOKENS}, CLIP ViT-L/14 at 336 px, "
+            f"e.g. clip-vit-large-patch14-336); give the tower it was trained with (or --image-tokens {n_tokens} "
+            "if this tower is meant)")
     if src_cfg.get("mm_projector_type", "mlp2x_gelu") != "mlp2x_gelu":
         raise CheckpointError(f"mm_projector_type {src_cfg['mm_projector_type']!r} unsupported (expected mlp2x_gelu)")
 
@@ -356,6 +376,9 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
     tokenizer.save_pretrained(out)
     pre_src = Path(image_processor) if image_processor else vision / PREPROCESSOR_FILE
     if pre_src.exists():
+        crop = ImagePreprocessor.from_dict(json.loads(pre_src.read_text()), pad_to_square=False).crop
+        if crop != side:
+            raise CheckpointError(f"{pre_src} crops images to {crop} px but the CLIP tower takes {side} px")
         shutil.copyfile(pre_src, out / PREPROCESSOR_FILE)
     else:
         side = int(tower.config.image_size)
@@ -376,10 +399,12 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
         mm_vision_select_feature=str(src_cfg.get("mm_vision_select_feature", "patch")),
         image_aspect_ratio="crop",
         pose_head_inner=inner,
+        image_tokens=image_tokens,
     )
-    for token in (pose_token, config.im_start_token, config.im_end_token):
-        if token not in tokenizer.get_vocab():
-            raise CheckpointError(f"the released tokenizer has no {token!r} token")
+    absent = [t for t in (config.im_start_token, config.im_end_token) if t not in tokenizer.get_vocab()]
+    if absent:
+        log.info("the tokenizer has no %s token (merged without --use_mm_start_end): the image is wrapped in "
+                 "them as plain text, as the released inference does", " / ".join(absent))
     (out / CONFIG_FILE).write_text(json.dumps(config.to_json(), indent=2))
     log.info("converted %s (+ vision %s) into %s", src, vision, out)
     return out
@@ -409,11 +434,14 @@ def convert_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder (our layout)")
     ap.add_argument("--pose-token", default="[SEG]", help="the pose token in the released tokenizer")
     ap.add_argument("--image-processor", default=None, help="preprocessor_config.json (default: from --vision)")
+    ap.add_argument("--image-tokens", type=int, default=RELEASED_IMAGE_TOKENS,
+                    help="image tokens the checkpoint was trained with; the --vision tower must give as many "
+                         f"(default {RELEASED_IMAGE_TOKENS}: CLIP ViT-L/14 at 336 px, as the released ChatPose)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         convert_released(args.src, args.vision, args.out, pose_token=args.pose_token,
-                         image_processor=args.image_processor)
+                         image_processor=args.image_processor, image_tokens=args.image_tokens)
     except ModelLoadError as exc:
         log.error("%s", exc)
         return 2

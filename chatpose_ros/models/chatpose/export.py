@@ -5,7 +5,9 @@ Writes into the cache the node reads (`engine_cache_dir`, same file names and ke
 node finds the engine for its TensorRT version and GPU and uses it (an engine already cached is
 never rebuilt unless `--force`). Prints, for the ONNX file and the engine: path, size, build time
 and the parity figure (smallest cosine similarity of the features against the torch encoder on
-a fixed input; the engine is used only at >= PARITY_MIN_COSINE, fp16 first, else fp32).
+a fixed input; the engine is used only at >= PARITY_MIN_COSINE, fp16 first, else fp32, also when
+the fp16 build fails). Export errors (an operator torch cannot export) end with exit code 2 and
+one error line.
 Run it on the robot itself (an engine only runs on the GPU and TensorRT version that built it).
 """
 from __future__ import annotations

@@ -110,13 +110,16 @@ class ChatPoseModelConfig:
     Attributes:
         conv_template: name in CONVERSATION_TEMPLATES.
         pose_token: the token whose hidden state gives the pose ("[SEG]" in CHATPOSE-V0).
-        mm_use_im_start_end: wrap the image features in <im_start> ... <im_end> tokens.
-        im_start_token / im_end_token: those tokens.
+        mm_use_im_start_end: wrap the image placeholder in <im_start> ... <im_end> (as tokens when
+            the tokenizer has them, else as plain text: the released inference wraps it either way).
+        im_start_token / im_end_token: those strings.
         mm_vision_select_layer: which hidden state of the vision tower feeds the projector.
         mm_vision_select_feature: "patch" (drop CLS, LLaVA default) or "cls_patch".
         image_aspect_ratio: "crop" (the released ChatPose code: resize the short side, centre
             crop; the default) or "pad" (LLaVA-1.5 training: pad to square with the mean colour).
         pose_head_inner: inner width of the pose head (None = LLM hidden size).
+        image_tokens: image tokens the LLM was trained with (576 for CHATPOSE-V0); the vision
+            tower must give as many (None: not recorded, not checked).
         num_joints: rotations predicted (24: SMPL incl. global orientation).
         format: layout version.
     """
@@ -130,6 +133,7 @@ class ChatPoseModelConfig:
     mm_vision_select_feature: str = "patch"
     image_aspect_ratio: str = "crop"
     pose_head_inner: int | None = None
+    image_tokens: int | None = None
     num_joints: int = NUM_JOINTS
     format: str = CONFIG_FORMAT
 
@@ -265,17 +269,29 @@ class ChatPoseModel(nn.Module):
         self.template = get_template(config.conv_template)
         self.pose_token_id = self._token_id(config.pose_token)
         self.encoder = VisionEncoder(vision, projector, config.mm_vision_select_layer, config.mm_vision_select_feature)
-        if config.mm_use_im_start_end:
-            self.im_start_id = self._token_id(config.im_start_token)
-            self.im_end_id = self._token_id(config.im_end_token)
+        # ids of the image wrappers when the tokenizer has them as tokens; None: plain text
+        self.im_start_id = self._optional_token_id(config.im_start_token) if config.mm_use_im_start_end else None
+        self.im_end_id = self._optional_token_id(config.im_end_token) if config.mm_use_im_start_end else None
+        if config.image_tokens is not None and self.num_image_tokens != config.image_tokens:
+            vc = vision.config
+            raise CheckpointError(f"the vision tower gives {self.num_image_tokens} image tokens ({vc.image_size} px, "
+                                  f"patch {vc.patch_size}) but the model was trained with {config.image_tokens}")
         if lm.get_input_embeddings().weight.shape[0] < len(tokenizer):
             raise CheckpointError(f"LLM has {lm.get_input_embeddings().weight.shape[0]} token embeddings but the "
                                   f"tokenizer has {len(tokenizer)} tokens")
 
     def _token_id(self, token: str) -> int:
+        tid = self._optional_token_id(token)
+        if tid is None:
+            raise CheckpointError(f"the tokenizer has no {token!r} token")
+        return tid
+
+    def _optional_token_id(self, token: str) -> int | None:
+        if token not in self.tokenizer.get_vocab():
+            return None
         tid = self.tokenizer.convert_tokens_to_ids(token)
         if tid is None or tid == getattr(self.tokenizer, "unk_token_id", None):
-            raise CheckpointError(f"the tokenizer has no {token!r} token")
+            return None
         return int(tid)
 
     @classmethod

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ESTIMATOR = "chatpose"
 FORCED_POSE_CONFIDENCE = 0.5  # a pose the model did not choose to give (see PoseResult.pose_forced)
 
-# Whether a query asks for a pose: `force_pose_token` only ever applies to those. Counting and
+# Whether a query asks for a pose: `chatpose_force_pose_token` only ever applies to those. Counting and
 # yes/no-existence questions never do; then pose words win; a question about something else
 # ("what is he wearing?", "describe the scene") is answered in text; a bare referring expression
 # ("the man on the left") or a who/which question picks a person, whose pose is what the node is for.
@@ -51,7 +51,8 @@ def asks_for_pose(query: str) -> bool:
 
 
 class ChatPosePipeline:
-    """Answers questions with ChatPose; every pose token in the answer gives one SMPL pose.
+    """Answers questions with ChatPose; an answer with a pose token gives one SMPL pose (with
+    several pose tokens the last one, as the released code's `text_embeddings[-1:]`).
 
     ChatPose predicts no translation, box or shape: people carry theta, mean-shape joints by
     forward kinematics (or the SMPL mesh when a SMPL file is configured), box/translation None.
@@ -64,6 +65,8 @@ class ChatPosePipeline:
         self.backend = backend
         self.body = body
         self.model_id = model_id
+        # what runs where, for /diagnostics: e.g. "vision tensorrt; llm cuda:0 bfloat16"
+        self.runtime = f"vision {backend.name}; llm {model.device} {str(model.dtype).replace('torch.', '')}"
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> ChatPosePipeline:
@@ -101,13 +104,15 @@ class ChatPosePipeline:
                 features = self.backend.encode(pixels)
                 timings["vision"] = (time.perf_counter() - t1) * 1e3
             t2 = time.perf_counter()
-            force = self.config.force_pose_token and asks_for_pose(query)
+            force = self.config.chatpose_force_pose_token and asks_for_pose(query)
             gen = self.model.generate(features, query, max_new_tokens=self.config.chatpose_max_new_tokens,
                                       force_pose_token=force)
             timings["generate"] = (time.perf_counter() - t2) * 1e3
             t3 = time.perf_counter()
+            if gen.num_poses > 1:
+                log.debug("%d pose tokens in the answer: the last one gives the pose (as upstream)", gen.num_poses)
             with torch.no_grad():
-                rotmats = self.model.pose_rotmats(gen.pose_hidden)  # (P, 24, 3, 3)
+                rotmats = self.model.pose_rotmats(gen.pose_hidden[-1:])  # (P <= 1, 24, 3, 3)
                 theta = self.model.rotmats_to_theta(rotmats)  # (P, 72)
                 people = []
                 if rotmats.shape[0]:
@@ -126,7 +131,7 @@ class ChatPosePipeline:
             raise InferenceError(f"ChatPose inference failed: {exc}") from exc
         timings["total"] = (time.perf_counter() - t0) * 1e3
         if gen.forced_pose:
-            log.info("the answer had no pose token; one was appended (force_pose_token, a pose was asked for)")
+            log.info("the answer had no pose token; one was appended (chatpose_force_pose_token, a pose was asked for)")
         return PoseResult(query=query, answer=gen.text, people=tuple(people), selected=0 if people else -1,
                           model_id=self.model_id, image_size=size, timings_ms=timings, pose_forced=gen.forced_pose)
 

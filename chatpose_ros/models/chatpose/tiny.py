@@ -56,6 +56,9 @@ class TinySizes:
     max_positions: int = 256
 
 
+TINY_IMAGE_TOKENS = (TinySizes().image_size // TinySizes().patch_size) ** 2  # the tiny tower's patch count
+
+
 def tiny_llama(vocab_size: int, sizes: TinySizes = TinySizes(), seed: int = 0):
     """A random `LlamaForCausalLM` with the given vocabulary size."""
     from transformers import LlamaConfig, LlamaForCausalLM

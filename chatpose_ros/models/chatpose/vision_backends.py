@@ -10,7 +10,8 @@
   10), cached under `engine_cache_dir` keyed by the ONNX file's sha256, the TensorRT version,
   the GPU name and the precision, with a JSON note beside it (build time, parity), warmed up.
   `tensorrt_with_parity` checks an fp16 engine against torch on a fixed input (cosine
-  similarity >= PARITY_MIN_COSINE) and falls back to fp32, then torch. `create_vision_backend`
+  similarity >= PARITY_MIN_COSINE) and falls back to fp32 (also when the fp16 build fails),
+  then torch. Engines are keyed by batch size too. `create_vision_backend`
   never lets TensorRT fail configure: without TensorRT/CUDA or when a parse/build fails it
   falls back to ONNX Runtime on CUDA, then torch, with one log line. `chatpose-export`
   (export.py) builds the same files ahead of time.
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import BackendUnavailableError, ConfigError, InferenceError
+from chatpose_ros.core.errors import BackendUnavailableError, ConfigError, InferenceError, ModelLoadError
 
 from .model import ChatPoseModel, VisionEncoder
 
@@ -91,13 +92,22 @@ def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return _SHA_CACHE[key]
 
 
+class OnnxExportError(ModelLoadError):
+    """torch could not export the vision encoder to ONNX."""
+
+
 def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, opset: int = ONNX_OPSET) -> Path:
     """Export vision tower + projector (float32, on CPU) to ONNX with a dynamic batch axis.
+
+    The TorchScript exporter is asked for (`dynamo=False`: newer torch defaults to the dynamo
+    exporter); a torch older than that keyword (older Jetson wheels) is called without it.
 
     Args:
         encoder: the model's VisionEncoder (copied to float32 CPU for export; left unchanged).
         path: output .onnx file.
         image_size: side of the square input (the CLIP crop size).
+    Raises:
+        OnnxExportError naming torch's error.
     """
     import copy
 
@@ -105,14 +115,22 @@ def export_onnx(encoder: VisionEncoder, path: str | Path, image_size: int, *, op
     path.parent.mkdir(parents=True, exist_ok=True)
     enc = copy.deepcopy(encoder).float().cpu().eval()
     dummy = torch.zeros(1, 3, image_size, image_size)
+    kwargs = dict(input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=opset,
+                  dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, do_constant_folding=True)
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about Python-side shape checks in CLIP; shapes are fixed per engine
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            enc, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
-            dynamo=False, do_constant_folding=True,
-        )
+        try:
+            try:
+                torch.onnx.export(enc, (dummy,), str(path), dynamo=False, **kwargs)
+            except TypeError as exc:
+                if "dynamo" not in str(exc):
+                    raise
+                log.info("this torch (%s) has no dynamo keyword in torch.onnx.export: exporting without it",
+                         torch.__version__)
+                torch.onnx.export(enc, (dummy,), str(path), **kwargs)
+        except Exception as exc:  # torch raises RuntimeError, OnnxExporterError, SymbolicValueError, ...
+            raise OnnxExportError(f"ONNX export of the vision encoder failed ({type(exc).__name__}: {exc})") from exc
     log.info("vision encoder exported to %s (opset %d)", path, opset)
     return path
 
@@ -228,25 +246,26 @@ def build_engine(trt, logger, onnx_path: Path, side: int, max_batch: int, precis
     return bytes(blob)
 
 
-def engine_cache_key(onnx_path: Path, trt_ver: str, gpu: str) -> str:
-    """sha256(ONNX file) + TensorRT version + GPU name, shortened, filesystem-safe."""
-    raw = f"{_file_sha256(onnx_path)}|trt{trt_ver}|{gpu}"
+def engine_cache_key(onnx_path: Path, trt_ver: str, gpu: str, max_batch: int) -> str:
+    """sha256(ONNX file) + TensorRT version + GPU name + largest batch of the optimisation
+    profile, shortened, filesystem-safe."""
+    raw = f"{_file_sha256(onnx_path)}|trt{trt_ver}|{gpu}|b{max_batch}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-def engine_path_for(onnx_path: Path, cache_dir: Path, trt_ver: str, gpu: str, precision: str) -> Path:
-    """Where the engine of this ONNX file, TensorRT version, GPU and precision is cached."""
-    return Path(cache_dir) / f"vision_{engine_cache_key(onnx_path, trt_ver, gpu)}_{precision}.engine"
+def engine_path_for(onnx_path: Path, cache_dir: Path, trt_ver: str, gpu: str, precision: str, max_batch: int) -> Path:
+    """Where the engine of this ONNX file, TensorRT version, GPU, precision and batch is cached."""
+    return Path(cache_dir) / f"vision_{engine_cache_key(onnx_path, trt_ver, gpu, max_batch)}_{precision}.engine"
 
 
-def recorded_parity(onnx_path: Path, cache_dir: Path, precision: str) -> float | None:
-    """The parity figure noted beside a cached engine for this TensorRT and GPU (None: no engine,
-    no note, or not checked)."""
+def recorded_parity(onnx_path: Path, cache_dir: Path, precision: str, max_batch: int = 1) -> float | None:
+    """The parity figure noted beside a cached engine for this TensorRT, GPU and batch (None: no
+    engine, no note, or not checked)."""
     if not Path(onnx_path).exists():
         return None
     gpu = torch.cuda.get_device_name(torch.cuda.current_device())
     path = engine_path_for(onnx_path, Path(cache_dir).expanduser(), str(_import_tensorrt().__version__), gpu,
-                           precision)
+                           precision, max_batch)
     meta = path.with_suffix(".json")
     if not (path.exists() and meta.exists()):
         return None
@@ -288,10 +307,10 @@ class EngineInfo:
 
 def ensure_engine(trt, logger, onnx_path: Path, cache_dir: Path, side: int, max_batch: int, precision: str,
                   gpu: str, force_rebuild: bool = False) -> EngineInfo:
-    """The engine for this ONNX file, TensorRT version, GPU and precision: read from `cache_dir`
+    """The engine for this ONNX file, TensorRT version, GPU, precision and batch: read from `cache_dir`
     when there, else built once and written atomically (never rebuilt unless `force_rebuild`)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = engine_path_for(onnx_path, cache_dir, str(trt.__version__), gpu, precision)
+    path = engine_path_for(onnx_path, cache_dir, str(trt.__version__), gpu, precision, max_batch)
     info = EngineInfo(path, precision, str(trt.__version__), gpu, 0.0, False)
     if path.exists() and not force_rebuild:
         if info.meta_path.exists():
@@ -400,32 +419,45 @@ class ParityError(BackendUnavailableError):
 
 
 def tensorrt_with_parity(model: ChatPoseModel, onnx_path: Path, cache_dir: Path, *,
-                         precisions: tuple[str, ...] = PRECISIONS, force_rebuild: bool = False):
-    """The first engine in `precisions` (fp16, then fp32) whose parity with the torch encoder on
-    the fixed input reaches PARITY_MIN_COSINE. A cached engine's recorded parity is trusted (no
-    rebuild, no re-check); an engine that failed stays cached and is skipped next time.
+                         precisions: tuple[str, ...] = PRECISIONS, force_rebuild: bool = False, max_batch: int = 1):
+    """The first engine in `precisions` (fp16, then fp32) that builds and whose parity with the
+    torch encoder on the fixed input reaches PARITY_MIN_COSINE. A cached engine's recorded parity
+    is trusted (no rebuild, no re-check); an engine that failed stays cached and is skipped next
+    time. When an engine is used after others failed, one warning line names their failures.
 
-    Raises ParityError when none passes, BackendUnavailableError / others when building fails."""
+    Raises ParityError when every engine built but none passes; BackendUnavailableError naming
+    each failure when none could be built (or the last error of another kind)."""
     reference = TorchVisionBackend(model)
     figures = []
+    build_errors: list[str] = []
     for precision in precisions:
-        known = None if force_rebuild else recorded_parity(onnx_path, cache_dir, precision)
+        known = None if force_rebuild else recorded_parity(onnx_path, cache_dir, precision, max_batch)
         if known is not None and known < PARITY_MIN_COSINE:  # failed before: not even loaded
             figures.append(f"{precision} {known:.5f} (cached)")
             log.info("skipping the cached TensorRT %s engine (parity %.5f < %.4f)", precision, known,
                      PARITY_MIN_COSINE)
             continue
-        backend = TensorRTVisionBackend(model, onnx_path, cache_dir, precision=precision, force_rebuild=force_rebuild)
+        try:
+            backend = TensorRTVisionBackend(model, onnx_path, cache_dir, precision=precision, max_batch=max_batch,
+                                            force_rebuild=force_rebuild)
+        except Exception as exc:  # parser, builder and runtime errors of any TensorRT version
+            build_errors.append(f"{precision}: {type(exc).__name__}: {exc}")
+            log.info("TensorRT %s engine unusable (%s)", precision, exc)
+            continue
         cos = backend.info.parity_cosine
         if cos is None or backend.info.built_now:
             cos = backend.check_parity(reference)
         if cos >= PARITY_MIN_COSINE:
-            if figures:  # one line for the engines that failed before this one
-                log.warning("TensorRT parity below %.4f for %s: using the %s engine (cosine %.5f)",
-                            PARITY_MIN_COSINE, ", ".join(figures), precision, cos)
+            if figures or build_errors:  # one line for the engines that failed before this one
+                why = ([f"parity below {PARITY_MIN_COSINE:.4f} for {', '.join(figures)}"] if figures else []) + \
+                      ([f"build failed for {'; '.join(build_errors)}"] if build_errors else [])
+                log.warning("TensorRT %s: using the %s engine (cosine %.5f)", "; ".join(why), precision, cos)
             return backend
         figures.append(f"{precision} {cos:.5f}")
         log.info("TensorRT %s engine differs from torch (cosine %.5f < %.4f)", precision, cos, PARITY_MIN_COSINE)
+    if build_errors:
+        raise BackendUnavailableError("no TensorRT engine could be built or loaded (" + "; ".join(build_errors)
+                                      + (f"; parity below threshold: {', '.join(figures)}" if figures else "") + ")")
     raise ParityError(f"no TensorRT engine passes the parity check (cosine {', '.join(figures)}; "
                       f"threshold {PARITY_MIN_COSINE})")
 

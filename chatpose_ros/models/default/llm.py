@@ -451,4 +451,4 @@ class PoseLanguageModel(nn.Module):
 
 if __name__ == "__main__":  # pragma: no cover - manual one-time conversion
     logging.basicConfig(level=logging.INFO)
-    print(ensure_base_model())
+    log.info("base model: %s", ensure_base_model())

@@ -21,18 +21,18 @@ Blocks of the vector (FEATURE_BLOCKS gives the slices):
 
 :func:`colour_descriptor` derives an interpretable colour-name descriptor from the ``upper``
 and ``lower`` blocks of that vector (a soft assignment of each region's mean Lab to the
-NAMED_COLOURS prototypes); it is read by the grounding head's keys, not by the projector, so
+NAMED_COLOURS prototypes of perception.colours); it is read by the grounding head's keys, not by the projector, so
 the vector layout is unchanged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chatpose_ros.models.default import keypoints as kp
+from chatpose_ros.perception import keypoints as kp
+from chatpose_ros.perception.colours import COLOUR_NAME_TEMPERATURE, NUM_COLOUR_NAMES, colour_prototypes_lab, region_pixels
 
 if TYPE_CHECKING:
     import torch
@@ -51,22 +51,7 @@ for _name, _n in (("kp2d", NUM_KP * 2), ("kp3d", NUM_KP * 3), ("box", BOX_DIM), 
 FEATURE_DIM = _o
 APPEARANCE_BLOCKS = ("upper", "lower")
 
-# the clothing colours the synthetic scenes draw (sRGB) and the queries name
-NAMED_COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (200, 30, 35), "blue": (35, 65, 185), "green": (40, 140, 60), "yellow": (230, 205, 40),
-    "black": (22, 22, 26), "white": (236, 236, 236), "orange": (240, 120, 30),
-    "purple": (115, 50, 145), "pink": (240, 135, 175), "grey": (128, 128, 128),
-}
-COLOUR_NAMES: tuple[str, ...] = tuple(NAMED_COLOURS)
-NUM_COLOUR_NAMES = len(COLOUR_NAMES)
 COLOUR_DESCRIPTOR_DIM = len(APPEARANCE_BLOCKS) * NUM_COLOUR_NAMES
-# A garment seen by a camera is darker and less saturated than its nominal sRGB (shading, folds,
-# skin/background contamination): the prototypes are the named colours at this value (HSV V
-# scale) and this Lab chroma scale. Nearest prototype of the mean Lab: 95 % correct on synthetic
-# garments with these, 83 % with the nominal colours.
-PROTOTYPE_VALUE_SCALE = 0.87
-PROTOTYPE_CHROMA_SCALE = 0.8
-COLOUR_NAME_TEMPERATURE = 8.0  # Lab units: softmax(-distance / T) over the named colours
 LAB_SCALE = (100.0, 128.0, 128.0)  # colour_stats stores L/100, a/128, b/128
 
 
@@ -135,20 +120,6 @@ def colour_stats(pixels: np.ndarray) -> np.ndarray:
     hist = np.bincount(bins, weights=wgt, minlength=HUE_BINS) / len(hue)
     out[3:3 + HUE_BINS] = hist
     out[3 + HUE_BINS] = float((chroma < 12.0).mean())
-    return out
-
-
-@lru_cache(maxsize=1)
-def colour_prototypes_lab() -> np.ndarray:
-    """(NUM_COLOUR_NAMES, 3) float32 Lab (L 0-100, a, b) prototypes of COLOUR_NAMES, in that
-    order: the named sRGB scaled by PROTOTYPE_VALUE_SCALE, chroma scaled by PROTOTYPE_CHROMA_SCALE.
-    Black, white and grey have a = b = 0 (achromatic) and differ only in L."""
-    import cv2
-
-    rgb = np.clip(np.array([NAMED_COLOURS[c] for c in COLOUR_NAMES], np.float32) * PROTOTYPE_VALUE_SCALE, 0, 255)
-    lab = cv2.cvtColor(rgb.astype(np.uint8).reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
-    out = np.stack([lab[:, 0] * (100.0 / 255.0), lab[:, 1] - 128.0, lab[:, 2] - 128.0], 1)
-    out[:, 1:] *= PROTOTYPE_CHROMA_SCALE
     return out
 
 
@@ -253,27 +224,6 @@ def scene_features(people: list[PersonObservation]) -> np.ndarray:
         out[i, FEATURE_BLOCKS["lower"]] = colour_stats(p.lower)
         out[i, FEATURE_BLOCKS["posture"]] = posture_features(k3)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def region_pixels(image: np.ndarray, quad: np.ndarray, shrink: float = 0.15, max_pixels: int = 400) -> np.ndarray:
-    """RGB pixels inside a quadrilateral ((4, 2) px), shrunk towards its centre by `shrink`,
-    subsampled deterministically to at most `max_pixels` -> (P, 3) uint8."""
-    import cv2
-
-    H, W = image.shape[:2]
-    q = np.asarray(quad, np.float32)
-    q = q.mean(0) + (1.0 - shrink) * (q - q.mean(0))
-    x0, y0 = np.floor(q.min(0)).astype(int)
-    x1, y1 = np.ceil(q.max(0)).astype(int)
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1 + 1), min(H, y1 + 1)
-    if x1 <= x0 or y1 <= y0:
-        return np.zeros((0, 3), np.uint8)
-    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [np.round(q - [x0, y0]).astype(np.int32)], 1)
-    px = image[y0:y1, x0:x1][mask.astype(bool)]
-    if len(px) > max_pixels:
-        px = px[np.linspace(0, len(px) - 1, max_pixels).astype(int)]
-    return px
 
 
 def clothing_quads(kp2d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -64,24 +64,63 @@ def weights_dir(config: PipelineConfig) -> Path:
     return Path(config.weights_dir).expanduser() if config.weights_dir else DEFAULT_WEIGHTS_DIR
 
 
-def weights_sha(folder: Path) -> str:
-    """Short sha256 over the shipped weight files (the model id)."""
-    from chatpose_ros.models.default.llm import ADAPTER_FILE
-
+def weights_sha(folder: Path, adapter_file: str) -> str:
+    """Short sha256 over the regressor and the profile's adapter (the model id)."""
     h = hashlib.sha256()
-    for name in (REGRESSOR_FILE, ADAPTER_FILE):
+    for name in (REGRESSOR_FILE, adapter_file):
         h.update((folder / name).read_bytes())
     return h.hexdigest()[:10]
+
+
+def weights_folder(config: PipelineConfig, profile: str, files: tuple[str, ...]) -> Path:
+    """The profile's weights folder (weights_dir) once every one of `files` is there; ModelLoadError
+    naming the folder or the first missing file otherwise."""
+    folder = weights_dir(config)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{profile} model folder not found: {folder} (PipelineConfig.weights_dir)")
+    for name in files:
+        if not (folder / name).is_file():
+            raise ModelLoadError(f"{profile} model file missing: {folder / name} "
+                                 "(reproduce it with chatpose-train-default)")
+    return folder
 
 
 def build_perception(config: PipelineConfig):
     """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
     shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
-    Runtime threads, at least 1)."""
-    from chatpose_ros.models.default.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
+    Runtime threads, at least 1), on ONNX Runtime's TensorRT / CUDA providers when
+    ``config.device`` asks for the GPU and they are installed (core/onnx_providers.py)."""
+    from chatpose_ros.core.onnx_providers import plan_providers
+    from chatpose_ros.perception.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
     from dataclasses import replace
 
-    return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))))
+    plan = plan_providers(config.device, config.perception_providers, config.engine_cache_dir,
+                          config.perception_fp16, cuda_available=torch.cuda.is_available())
+    return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))), plan=plan)
+
+
+def llm_placement(config: PipelineConfig) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype) of the default profile's LLM: CUDA when ``config.device`` is 'cuda[:N]' (or
+    'auto' with a GPU), float16 there for 'auto'; the CPU in float32 otherwise.
+
+    Raises ModelLoadError when CUDA is asked for but not available."""
+    if config.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(config.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ModelLoadError(f"device {config.device!r} asked for but CUDA is not available")
+    if config.dtype == "auto":
+        return device, torch.float16 if device.type == "cuda" else torch.float32
+    return device, {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[config.dtype]
+
+
+def place_llm(llm, device: torch.device, dtype: torch.dtype):
+    """Move the LLM to `device`, its transformer (`llm.lm`) in `dtype`; the small projector and
+    heads stay float32 (their inputs are cast). Returns `llm`."""
+    llm.to(device)
+    llm.lm.to(dtype)
+    return llm
 
 
 def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray | None,
@@ -97,7 +136,7 @@ def lift_people(regressor, kp2d: np.ndarray, vis: np.ndarray, boxes: np.ndarray 
         skeleton's 15 keypoints (N, 15, 3) m pelvis-relative, camera optical axes (what the person
         features read as 3D keypoints when the scene has no world keypoints).
     """
-    from chatpose_ros.models.default import keypoints as kp
+    from chatpose_ros.perception import keypoints as kp
 
     n = kp2d.shape[0]
     has_world = np.array([w is not None for w in world], bool)
@@ -148,6 +187,12 @@ class DefaultPipeline:
         self.llm = llm
         self.model_id = model_id
         self._lock = threading.Lock()
+        lm = getattr(llm, "lm", None)
+        weight = next(lm.parameters()) if lm is not None else None
+        self.device = weight.device if weight is not None else torch.device("cpu")
+        # what runs where, for /diagnostics: e.g. "perception cuda; llm cuda:0 float16"
+        self.runtime = (f"perception {getattr(perception, 'provider', 'external')}; "
+                        f"llm {self.device} {str(weight.dtype).replace('torch.', '') if weight is not None else ''}")
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -157,15 +202,9 @@ class DefaultPipeline:
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.llm import ADAPTER_FILE, SPEC_FILE, LlmSpec, PoseLanguageModel
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
-        folder = weights_dir(config)
-        if not folder.is_dir():
-            raise ModelLoadError(f"default model folder not found: {folder} (PipelineConfig.weights_dir)")
-        for name in (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE):
-            if not (folder / name).is_file():
-                raise ModelLoadError(f"default model file missing: {folder / name} "
-                                     "(reproduce it with chatpose-train-default)")
+        folder = weights_folder(config, "default", (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE))
         try:
             record = json.loads((folder / SPEC_FILE).read_text())
             spec = LlmSpec(**record["spec"])
@@ -175,9 +214,10 @@ class DefaultPipeline:
         t0 = time.perf_counter()
         regressor = SmplRegressor.load(folder / REGRESSOR_FILE)
         regressor.eval()
-        llm = PoseLanguageModel.load(folder / ADAPTER_FILE, spec)
+        device, dtype = llm_placement(config)
+        llm = place_llm(PoseLanguageModel.load(folder / ADAPTER_FILE, spec), device, dtype)
         perception = perception if perception is not None else build_perception(config)
-        model_id = "default:" + weights_sha(folder)
+        model_id = "default:" + weights_sha(folder, ADAPTER_FILE)
         log.info("default model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, llm, model_id)
 
@@ -213,10 +253,10 @@ class DefaultPipeline:
         """Scene people -> regressor PersonPoses (confidence = detection score, per-joint
         confidence) and (N, F) person features."""
         from chatpose_ros.core.camera import CameraIntrinsics, estimate_translation
-        from chatpose_ros.models.default import keypoints as kp
+        from chatpose_ros.perception import keypoints as kp
         from chatpose_ros.models.default.person_features import (FEATURE_BLOCKS, FEATURE_DIM, observe_detection,
                                                                  scene_features)
-        from chatpose_ros.models.default.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
+        from chatpose_ros.perception.scene_input import SEEN_SCORE, joint_confidence, person_keypoints
 
         n = len(scene.people)
         if n == 0:
@@ -260,23 +300,24 @@ class DefaultPipeline:
 
         llm = self.llm
         n = int(feats.shape[0])
-        ids = torch.tensor([llm.prompt_ids(query, n)])
-        emb = llm.embed(ids, torch.from_numpy(feats), [n])
+        ids = torch.tensor([llm.prompt_ids(query, n)], device=self.device)
+        feats_t = torch.from_numpy(feats).to(self.device)
+        emb = llm.embed(ids, feats_t, [n])
         gen = generate_with_pose_tokens(
             llm.lm, llm.tokenizer, emb, llm.pose_token_id, max_new_tokens=self.config.max_new_tokens,
             force_pose_token=force_pose, eos_token_ids=[llm.end_token_id], use_cache=True,
             return_prompt_hidden=n > 0, pose_state=POSE_STATE_AT)
         probs = None
         if n and gen.num_poses:
-            h = gen.prompt_hidden  # (T, H): the person tokens' states from the prefill, no second pass
-            scores = llm.ground_sequence(ids[0], h, gen.pose_hidden[0].to(h.dtype), torch.from_numpy(feats))
-            probs = torch.softmax(scores.float(), -1).numpy()
+            h = gen.prompt_hidden.float()  # (T, H): the person tokens' states from the prefill, no second pass
+            scores = llm.ground_sequence(ids[0], h, gen.pose_hidden[0].float(), feats_t)
+            probs = torch.softmax(scores.float(), -1).cpu().numpy()
         return gen, probs
 
     def _llm_pose(self, pose_hidden: torch.Tensor, confidence: float) -> PersonPose:
         """A pose made from the text alone (LLM pose head): marked generated, no box, no translation."""
         with torch.no_grad():
-            rot = self.llm.pose_head(pose_hidden[:1].float())
+            rot = self.llm.pose_head(pose_hidden[:1].float()).cpu()
             joints = forward_kinematics(rot)[0].numpy()
             theta = matrix_to_axis_angle(rot).reshape(-1).numpy()
         return PersonPose(theta=theta.astype(np.float32), joints=joints.astype(np.float32),

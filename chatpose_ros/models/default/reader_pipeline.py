@@ -30,27 +30,15 @@ import torch
 
 from chatpose_ros.core.body import forward_kinematics
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InferenceError, ModelLoadError
+from chatpose_ros.core.errors import ChatPoseError, InferenceError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.models.default.pipeline import (
     GENERATED_ESTIMATOR, NO_PERSON_ANSWER, REGRESSOR_FILE, DefaultPipeline, _with_confidence, build_perception,
-    weights_dir)
+    weights_folder, weights_sha)
 
 log = logging.getLogger(__name__)
-
-
-def weights_sha(folder) -> str:
-    """Short sha256 over the regressor and the reader adapter (the model id)."""
-    import hashlib
-
-    from chatpose_ros.models.default.reader import ADAPTER_FILE
-
-    h = hashlib.sha256()
-    for name in (REGRESSOR_FILE, ADAPTER_FILE):
-        h.update((folder / name).read_bytes())
-    return h.hexdigest()[:10]
 
 
 class ReaderPipeline(DefaultPipeline):
@@ -75,15 +63,9 @@ class ReaderPipeline(DefaultPipeline):
         `perception` replaces the one :func:`build_perception` makes (e.g. to compare two).
         Raises ModelLoadError for missing files, CheckpointError for malformed ones."""
         from chatpose_ros.models.default.reader import ADAPTER_FILE, SPEC_FILE, SceneReader
-        from chatpose_ros.models.default.regressor import SmplRegressor
+        from chatpose_ros.perception.regressor import SmplRegressor
 
-        folder = weights_dir(config)
-        if not folder.is_dir():
-            raise ModelLoadError(f"reader model folder not found: {folder} (PipelineConfig.weights_dir)")
-        for name in (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE):
-            if not (folder / name).is_file():
-                raise ModelLoadError(f"reader model file missing: {folder / name} "
-                                     "(reproduce it with chatpose-train-default)")
+        folder = weights_folder(config, "reader", (REGRESSOR_FILE, ADAPTER_FILE, SPEC_FILE))
         spec = SceneReader.read_spec(folder)
         torch.manual_seed(config.seed)
         t0 = time.perf_counter()
@@ -91,7 +73,7 @@ class ReaderPipeline(DefaultPipeline):
         regressor.eval()
         reader = SceneReader.load(folder / ADAPTER_FILE, spec, int8=config.llm_int8)
         perception = perception if perception is not None else build_perception(config)
-        model_id = "reader:" + weights_sha(folder)
+        model_id = "reader:" + weights_sha(folder, ADAPTER_FILE)
         log.info("reader model %s loaded from %s in %.1f s", model_id, folder, time.perf_counter() - t0)
         return cls(config, perception, regressor, reader, model_id)
 

@@ -1,4 +1,4 @@
-"""Hand-written questions about real photos: accuracy per category of the shipped default pipeline.
+"""Hand-written questions about real photos: accuracy per category of an embedded profile (default or reader).
 
 Offline tooling (`make eval-questions`); runtime code never imports this module.
 
@@ -7,8 +7,8 @@ query generator of `offline.queries`) about the labelled photos of
 `tests/data/perception_labels.json`, one category each (attribute, position, ordinal, relation,
 posture, negation, correction, pose, counting, no_match; the file's header says what each means
 and how its expected answer is written). Every question goes through the pipeline the registry
-builds for `PipelineConfig(profile="default")` (`chatpose_ros.profiles.build_pipeline`), exactly
-as the node would ask it. Scoring:
+builds for `PipelineConfig(profile=--profile)` (`chatpose_ros.profiles.build_pipeline`; "default"
+unless told), exactly as the node would ask it. Scoring:
 
 - person categories (attribute ... correction): the selected person's box is matched to the
   labelled boxes (the label of highest IoU, at IoU >= 0.5, the COCO AP50 criterion of
@@ -25,8 +25,8 @@ person (scene_words: what perception told it), or that perception did not find t
 tells a failure of perception (the line does not say what the question asks) from a failure of
 reading (it does, and the model chose someone else).
 
-    python -m chatpose_ros.models.default.offline.eval_questions [--questions FILE] [--labels FILE]
-        [--weights-dir DIR] [--threads N] [--json FILE] [--failures] [--lines]
+    python -m chatpose_ros.models.default.offline.eval_questions [--profile default|reader] [--questions FILE]
+        [--labels FILE] [--weights-dir DIR] [--threads N] [--json FILE] [--failures] [--lines]
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.models.default.eval_perception import DEFAULT_LABELS, MATCH_IOU, REPO_ROOT, LabelledImage, load_labels
+from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, MATCH_IOU, REPO_ROOT, LabelledImage, load_labels
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def response_of(result) -> Response:
 
 def run(pipe, questions: Sequence[Question], labels: Sequence[LabelledImage], root: Path = REPO_ROOT) -> list[Outcome]:
     """Ask every question of `pipe` (a core.pipeline.PosePipeline) about its image and score it."""
-    from chatpose_ros.models.default.eval_perception import load_image
+    from chatpose_ros.perception.offline.eval_perception import load_image
 
     by_id = {im.id: im for im in labels}
     images: dict[str, object] = {}
@@ -348,7 +348,7 @@ def target_lines(perception, questions: Sequence[Question], labels: Sequence[Lab
     """Question id -> the scene line (scene_words) of the person whose box best matches the
     expected label (IoU >= MATCH_IOU), None when perception found no such person; person
     categories only. `perception`: anything with see(image) -> core.scene.Scene."""
-    from chatpose_ros.models.default.eval_perception import load_image
+    from chatpose_ros.perception.offline.eval_perception import load_image
     from chatpose_ros.models.default.scene_words import PERSON_TOKENS, scene_words
 
     by_id = {im.id: im for im in labels}

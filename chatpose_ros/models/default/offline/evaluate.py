@@ -87,7 +87,7 @@ def regressor_3d_features(regressor):
     from chatpose_ros.models.default.person_features import keypoint_box, scene_features
     from chatpose_ros.models.default.pipeline import lift_people
 
-    from chatpose_ros.models.default.keypoints import KEYPOINT_NAMES
+    from chatpose_ros.perception.keypoints import KEYPOINT_NAMES
 
     feet = [KEYPOINT_NAMES.index("left_foot"), KEYPOINT_NAMES.index("right_foot")]
 
@@ -188,8 +188,8 @@ def speed(pipe, runs: int = 10) -> dict:
     tracking frames per second."""
     import cv2
 
-    from chatpose_ros.core.model_worker import timed_estimate
-    from chatpose_ros.models.default.tracking import PersonTracker
+    from chatpose_ros.core.model_runners import timed_estimate
+    from chatpose_ros.perception.tracking import PersonTracker
 
     frames = [cv2.resize(load_photo(n), (640, 480)) for n in ("basketball1.png", "basketball2.png")]
     pipe.estimate(frames[0], "the person on the left")  # warm-up
@@ -240,21 +240,29 @@ def format_table(r: dict) -> str:
         lines.append(f"| - {x['image']}: \"{x['query']}\" -> {x['expected']} | "
                      f"{'ok' if x['correct'] else 'WRONG'} (people {x['people']}, answer \"{x['answer']}\") |")
     for cond, v in r.get("regressor", {}).items():
-        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} landmarks (mm) | "
-                     f"{v['regressor']['mpjpe_mm']:.1f} / {v['regressor']['pa_mpjpe_mm']:.1f} "
-                     f"(mean pose {v['mean_pose']['mpjpe_mm']:.1f} / {v['mean_pose']['pa_mpjpe_mm']:.1f}) |")
+        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} landmarks (mm) | {pose_errors(v['regressor'], v['mean_pose'])} |")
     if "text_to_pose" in r:
         t = r["text_to_pose"]
-        lines.append(f"| text-to-pose MPJPE / PA-MPJPE (mm, n={t['n']}) | {t['llm_pose_head']['mpjpe_mm']:.1f} / "
-                     f"{t['llm_pose_head']['pa_mpjpe_mm']:.1f} (mean pose {t['mean_pose']['mpjpe_mm']:.1f} / "
-                     f"{t['mean_pose']['pa_mpjpe_mm']:.1f}) |")
+        lines.append(f"| text-to-pose MPJPE / PA-MPJPE (mm, n={t['n']}) | {pose_errors(t['llm_pose_head'], t['mean_pose'])} |")
     if "speed" in r:
         s = r["speed"]
         lines.append(f"| query latency 640x480 p50 / p95 (ms) | {s['query_p50_ms']:.0f} / {s['query_p95_ms']:.0f} |")
-        lines.append(f"| tracking pass (observe near the tracked box + tracker) p50 wall / CPU (ms) | "
-                     f"{s['tracking_p50_ms']:.0f} / {s['tracking_cpu_p50_ms']:.0f} ({s['tracking_fps']:.1f} fps, "
-                     f"kept id {s['tracking_kept']}) |")
+        lines.append(tracking_row(s))
     return "\n".join(lines)
+
+
+def pose_errors(model: dict, mean_pose: dict) -> str:
+    """A table cell: MPJPE / PA-MPJPE (mm) of `model` with the mean pose's beside it (each a
+    dict with mpjpe_mm and pa_mpjpe_mm)."""
+    return (f"{model['mpjpe_mm']:.1f} / {model['pa_mpjpe_mm']:.1f} "
+            f"(mean pose {mean_pose['mpjpe_mm']:.1f} / {mean_pose['pa_mpjpe_mm']:.1f})")
+
+
+def tracking_row(s: dict) -> str:
+    """The table row of the tracking pass from `speed`'s figures."""
+    return (f"| tracking pass (observe near the tracked box + tracker) p50 wall / CPU (ms) | "
+            f"{s['tracking_p50_ms']:.0f} / {s['tracking_cpu_p50_ms']:.0f} ({s['tracking_fps']:.1f} fps, "
+            f"kept id {s['tracking_kept']}) |")
 
 
 def build_parser() -> argparse.ArgumentParser:

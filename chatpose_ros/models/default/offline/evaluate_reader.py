@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from chatpose_ros.models.default.offline.evaluate import _report as report
-from chatpose_ros.models.default.offline.evaluate import regressor_metrics, speed
+from chatpose_ros.models.default.offline.evaluate import pose_errors, regressor_metrics, speed, tracking_row
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +67,18 @@ def format_table(r: dict) -> str:
                   eval_questions.format_table(r["real_questions"])]
     lines = ["| metric | value |", "|---|---|"]
     for cond, v in r.get("regressor", {}).items():
-        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} (mm) | "
-                     f"{v['regressor']['mpjpe_mm']:.1f} / {v['regressor']['pa_mpjpe_mm']:.1f} "
-                     f"(mean pose {v['mean_pose']['mpjpe_mm']:.1f} / {v['mean_pose']['pa_mpjpe_mm']:.1f}) |")
+        lines.append(f"| regressor MPJPE / PA-MPJPE, {cond} (mm) | {pose_errors(v['regressor'], v['mean_pose'])} |")
     if "text_to_pose" in r:
         t = r["text_to_pose"]
         lines.append(f"| text-to-pose MPJPE / PA-MPJPE (mm, n={t['n']}, [POSE] chosen {t['pose_token_rate']:.0%}) | "
-                     f"{t['llm_pose_head']['mpjpe_mm']:.1f} / {t['llm_pose_head']['pa_mpjpe_mm']:.1f} "
-                     f"(mean pose {t['mean_pose']['mpjpe_mm']:.1f} / {t['mean_pose']['pa_mpjpe_mm']:.1f}) |")
+                     f"{pose_errors(t['llm_pose_head'], t['mean_pose'])} |")
     if "speed" in r:
         s = r["speed"]
         lines.append(f"| one query at 640x480, to the pose p50 / p95 (ms) | {s['to_pose_p50_ms']:.0f} / "
                      f"{s['to_pose_p95_ms']:.0f} |")
         lines.append(f"| one query at 640x480, to the whole answer p50 / p95 (ms) | {s['query_p50_ms']:.0f} / "
                      f"{s['query_p95_ms']:.0f} |")
-        lines.append(f"| tracking pass (observe near the tracked box + tracker) p50 wall / CPU (ms) | "
-                     f"{s['tracking_p50_ms']:.0f} / {s['tracking_cpu_p50_ms']:.0f} ({s['tracking_fps']:.1f} fps, "
-                     f"kept id {s['tracking_kept']}) |")
+        lines.append(tracking_row(s))
         lines.append(f"| stages of the last query (ms) | {s['last_timings_ms']} |")
     if len(lines) > 2:
         parts += ["", "## Poses and speed", ""] + lines

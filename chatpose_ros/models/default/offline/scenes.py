@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chatpose_ros.models.default import keypoints as kp
 from chatpose_ros.models.default.offline.mocap import MocapSet
-from chatpose_ros.models.default.person_features import NAMED_COLOURS, PersonObservation, keypoint_box, scene_features
+from chatpose_ros.models.default.person_features import PersonObservation, keypoint_box, scene_features
+from chatpose_ros.perception import keypoints as kp
+from chatpose_ros.perception.colours import NAMED_COLOURS
 
 COLOURS: dict[str, tuple[int, int, int]] = NAMED_COLOURS  # garment colours drawn (and named by queries)
 ACHROMATIC = ("black", "white", "grey")

@@ -18,7 +18,7 @@ With ``threads`` >= 2 the model runs of one ``see()`` may run concurrently in Py
 (``PerceptionConfig.concurrent``).
 
 Benchmark (wall and CPU ms of people only, whole see() and see_near, variants interleaved):
-    python -m chatpose_ros.models.default.perception --bench IMAGE... [--preset NAME[:field=value,...]]
+    python -m chatpose_ros.perception.perception --bench IMAGE... [--preset NAME[:field=value,...]]
         [--threads N] [--repeat R]
 No ROS here.
 """
@@ -46,13 +46,14 @@ from chatpose_ros.core.errors import (
     ModelLoadError,
 )
 from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.onnx_providers import OnnxSessionFactory, ProviderPlan
 from chatpose_ros.core.image_files import read_image
 from chatpose_ros.core.scene import Attribute, Scene, SceneObject, ScenePerson
-from chatpose_ros.models.default import perception_attributes as attrs
+from chatpose_ros.perception import perception_attributes as attrs
 
 log = logging.getLogger(__name__)
 
-PERCEPTION_DIR = Path(__file__).resolve().parents[2] / "assets" / "default" / "perception"
+PERCEPTION_DIR = Path(__file__).resolve().parents[1] / "assets" / "default" / "perception"
 MODEL_FILES = {
     "movenet_multipose": "movenet_multipose.onnx",
     "nanodet": "nanodet.onnx",
@@ -185,7 +186,7 @@ class PerceptionConfig:
 
 
 # Candidate configurations, compared side by side by `make eval-perception`
-# (models/default/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
+# (perception/offline/eval_perception.py). On its labelled set (22 real images, 94 people, IoU 0.5,
 # person_score 0.2): movenet256 recall 0.56 / precision 0.98 (misses small people),
 # movenet_multiscale 0.76 / 0.93, movenet_multiscale3 0.91 / 0.95, movenet_tiles320 0.94 / 0.97,
 # movenet_tiles288 0.91 / 0.96, movenet_tiles3x2 0.95 / 0.97 (more passes); a 192 whole-image
@@ -241,7 +242,9 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _session(path: Path, threads: int):
+def _session(path: Path, threads: int, sessions: OnnxSessionFactory | None = None):
+    """An ONNX Runtime session on `path`: the CPU provider, or the first provider of `sessions`'
+    plan that starts (core/onnx_providers.py)."""
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - onnxruntime is a requirement
@@ -255,6 +258,8 @@ def _session(path: Path, threads: int):
     # idle worker threads sleep instead of spinning: on a shared 2-core machine spinning
     # threads take the cores the other passes and processes need
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if sessions is not None and sessions.plan.gpu:
+        return sessions.session(path, so)
     try:
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for corrupt files
@@ -278,8 +283,8 @@ def _letterbox(image: np.ndarray, long_side: int, multiple: int) -> tuple[np.nda
 class MoveNetMultiPose:
     """MoveNet MultiPose Lightning: (H, W, 3) RGB -> up to 6 people (box, 17 keypoints)."""
 
-    def __init__(self, path: Path, threads: int) -> None:
-        self.session = _session(path, threads)
+    def __init__(self, path: Path, threads: int, sessions: OnnxSessionFactory | None = None) -> None:
+        self.session = _session(path, threads, sessions)
         self.input_name = self.session.get_inputs()[0].name
 
     def run(self, image: np.ndarray, long_side: int, offset: tuple[float, float] = (0.0, 0.0),
@@ -306,8 +311,8 @@ class MoveNetMultiPose:
 class NanoDet:
     """NanoDet-m (COCO-80, 416 x 416): (H, W, 3) RGB -> SceneObjects in image px."""
 
-    def __init__(self, path: Path, threads: int) -> None:
-        self.session = _session(path, threads)
+    def __init__(self, path: Path, threads: int, sessions: OnnxSessionFactory | None = None) -> None:
+        self.session = _session(path, threads, sessions)
         self.input_name = self.session.get_inputs()[0].name
         outs = self.session.get_outputs()
         # per stride: the class-score output (N, 80) and the box-distribution output (N, 4 * bins)
@@ -378,8 +383,8 @@ class BlazePoseLandmarks:
     """BlazePose GHUM full: a square crop around one person -> 33 landmarks (px), their
     visibility, world 3D (m, hip-centred) and the pose-presence flag."""
 
-    def __init__(self, path: Path, threads: int) -> None:
-        self.session = _session(path, threads)
+    def __init__(self, path: Path, threads: int, sessions: OnnxSessionFactory | None = None) -> None:
+        self.session = _session(path, threads, sessions)
         self.input_name = self.session.get_inputs()[0].name
         self.names = [o.name for o in self.session.get_outputs()]
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
@@ -505,24 +510,35 @@ def split_jobs(costs: list[float], workers: int) -> list[list[int]]:
 class Perception:
     """People, objects and attributes in one RGB image (see the module docstring)."""
 
-    def __init__(self, config: PerceptionConfig | None = None, clock=time.perf_counter) -> None:
+    def __init__(self, config: PerceptionConfig | None = None, clock=time.perf_counter,
+                 plan: ProviderPlan | None = None) -> None:
         """clock: seconds for the stage timings (time.process_time gives CPU time, which a
-        loaded machine inflates less than wall time when threads == 1)."""
+        loaded machine inflates less than wall time when threads == 1). plan: ONNX Runtime
+        providers (TensorRT / CUDA on a GPU; None = CPU); `provider` says which runs."""
         self.config = config or PERCEPTION_PRESETS[DEFAULT_PRESET]
         self.clock = clock
         self.closed = False
         self._dir = Path(self.config.model_dir) if self.config.model_dir else PERCEPTION_DIR
         t = self.config.threads
-        self._lock = threading.Lock()
+        self._sessions = OnnxSessionFactory(plan or ProviderPlan())
         self._pool: ThreadPoolExecutor | None = None
         # one-thread sessions for concurrent runs (ONNX Runtime runs one session from several
         # threads at once); created on first use
         self._movenet1: MoveNetMultiPose | None = None
         self._nanodet1: NanoDet | None = None
-        self.movenet = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], t)
-        self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], t) if self.config.objects else None
-        self.blazepose = (BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], t)
+        self._lock = threading.Lock()
+        self.movenet = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], t, self._sessions)
+        self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], t, self._sessions) if self.config.objects else None
+        self.blazepose = (BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], t, self._sessions)
                           if self.config.refine == "blazepose_full" else None)
+        if self._sessions.plan.gpu:  # one line naming what runs (and why not the first choice)
+            level = logging.INFO if self.provider == self._sessions.plan.providers[0] else logging.WARNING
+            log.log(level, "perception: %s", self._sessions.summary())
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime provider perception runs on: 'tensorrt', 'cuda' or 'cpu'."""
+        return self._sessions.short_provider() or "cpu"
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> Perception:
@@ -623,16 +639,16 @@ class Perception:
         with self._lock:
             if threads == 1 and self.config.threads > 1:
                 if self._nanodet1 is None:
-                    self._nanodet1 = NanoDet(self._dir / MODEL_FILES["nanodet"], 1)
+                    self._nanodet1 = NanoDet(self._dir / MODEL_FILES["nanodet"], 1, self._sessions)
                 return self._nanodet1
             if self.nanodet is None:
-                self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], self.config.threads)
+                self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], self.config.threads, self._sessions)
             return self.nanodet
 
     def _one_thread_models(self, objects: bool) -> tuple[MoveNetMultiPose, NanoDet | None]:
         with self._lock:
             if self._movenet1 is None:
-                self._movenet1 = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], 1)
+                self._movenet1 = MoveNetMultiPose(self._dir / MODEL_FILES["movenet_multipose"], 1, self._sessions)
         return self._movenet1, (self._nanodet(1) if objects else None)
 
     def see_near(self, image: np.ndarray, box: tuple[float, float, float, float],
@@ -664,7 +680,7 @@ class Perception:
         BlazePose model on first use when the config did not ask for refinement."""
         image = self._check(image)
         if self.blazepose is None:
-            self.blazepose = BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], self.config.threads)
+            self.blazepose = BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], self.config.threads, self._sessions)
         out = self._refine_one(image, np.asarray(person.box, np.float32))
         if out is None:
             return person

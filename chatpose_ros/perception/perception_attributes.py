@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, SceneObject
+from chatpose_ros.perception import colours
 
 _I = {name: i for i, name in enumerate(COCO17)}
 NOSE, L_EYE, R_EYE, L_EAR, R_EAR = (_I[n] for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
@@ -21,7 +22,7 @@ L_HIP, R_HIP, L_KN, R_KN, L_AN, R_AN = (_I[n] for n in (
 
 SEEN_SCORE = 0.3  # a keypoint counts as seen for an attribute at or above this confidence
 
-# Colour: mean CIE Lab of the region against person_features' named-colour prototypes.
+# Colour: mean CIE Lab of the region against the named-colour prototypes of perception.colours.
 COLOUR_REGION_SHRINK = 0.2     # shrink the torso / leg quad towards its centre (skin, background)
 COLOUR_MAX_PIXELS = 400
 COLOUR_MIN_PIXELS = 12         # fewer pixels than this: no colour attribute
@@ -82,13 +83,11 @@ def clothing_colours(image: np.ndarray, kp: np.ndarray, scores: np.ndarray) -> d
     seen) and lower_colour (hip-knee quad) of one person.
 
     image: (H, W, 3) uint8 RGB; kp: (17, 2) px COCO-17; scores: (17,). Confidence: the
-    softmax share of the nearest named colour (person_features' prototypes and temperature),
+    softmax share of the nearest named colour (colours' prototypes and temperature),
     times the mean confidence of the quad's keypoints."""
-    from chatpose_ros.models.default import person_features as pf
-
     out: dict[str, Attribute] = {}
     quads = {"upper_colour": (L_SH, R_SH, R_HIP, L_HIP), "lower_colour": (L_HIP, R_HIP, R_KN, L_KN)}
-    protos = pf.colour_prototypes_lab()
+    protos = colours.colour_prototypes_lab()
     for name, idx in quads.items():
         quad = kp[list(idx)]
         if not _seen(scores, *idx):
@@ -99,19 +98,19 @@ def clothing_colours(image: np.ndarray, kp: np.ndarray, scores: np.ndarray) -> d
             down = np.array([0.0, CHEST_DEPTH_PER_SHOULDER_WIDTH * width], np.float32)
             quad = np.stack([kp[L_SH], kp[R_SH], kp[R_SH] + down, kp[L_SH] + down])
             idx = (L_SH, R_SH)
-        px = pf.region_pixels(image, quad, shrink=COLOUR_REGION_SHRINK, max_pixels=COLOUR_MAX_PIXELS)
+        px = colours.region_pixels(image, quad, shrink=COLOUR_REGION_SHRINK, max_pixels=COLOUR_MAX_PIXELS)
         if len(px) < COLOUR_MIN_PIXELS:
             continue
         import cv2
 
         lab = cv2.cvtColor(px.reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
         mean = np.array([lab[:, 0].mean() * (100.0 / 255.0), lab[:, 1].mean() - 128.0, lab[:, 2].mean() - 128.0])
-        logits = -np.linalg.norm(protos - mean, axis=1) / pf.COLOUR_NAME_TEMPERATURE
+        logits = -np.linalg.norm(protos - mean, axis=1) / colours.COLOUR_NAME_TEMPERATURE
         p = np.exp(logits - logits.max())
         p /= p.sum()
         best = int(np.argmax(p))
         conf = float(p[best] * np.mean(scores[list(idx)]))
-        out[name] = Attribute(pf.COLOUR_NAMES[best], round(min(1.0, conf), 3))
+        out[name] = Attribute(colours.COLOUR_NAMES[best], round(min(1.0, conf), 3))
     return out
 
 

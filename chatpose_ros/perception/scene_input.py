@@ -17,7 +17,7 @@ import numpy as np
 
 from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES
 from chatpose_ros.core.scene import KEYPOINT_LAYOUTS, ScenePerson
-from chatpose_ros.models.default import keypoints as kp
+from chatpose_ros.perception import keypoints as kp
 
 # a keypoint with a lower score is not seen (MoveNet / BlazePose scores are in [0, 1])
 SEEN_SCORE = 0.3

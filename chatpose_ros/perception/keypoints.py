@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ...core.body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
+from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist",

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...core.body import NUM_JOINTS
-from ...core.errors import CheckpointError, ConfigError, ModelLoadError
-from ...core.geometry import matrix_to_rot6d, rot6d_to_matrix
-from .keypoints import KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS
+from chatpose_ros.core.body import NUM_JOINTS
+from chatpose_ros.core.errors import CheckpointError, ConfigError, ModelLoadError
+from chatpose_ros.core.geometry import matrix_to_rot6d, rot6d_to_matrix
+from chatpose_ros.perception.keypoints import KEYPOINT_EDGES, KEYPOINT_NAMES, NUM_KEYPOINTS
 
 log = logging.getLogger(__name__)
 

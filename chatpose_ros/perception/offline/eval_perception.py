@@ -1,21 +1,21 @@
 """Person detection on real photos: recall, precision and time per image, every candidate side by side.
 
-Offline tooling (`make eval-perception`); runtime code never imports this module.
+Offline tooling (`make eval-perception`); runtime code never imports this module (tests/test_default_layout.py).
 
 The labelled set is `tests/data/perception_labels.json`: real photos with two or more people each
 (Debian `opencv-doc` photos and `vtest.avi` frames, the sample photos of the npm package
 `@vladmandic/face-api`, and crops of them), every person boxed by hand and tagged
 `closeup` / `edge_cut` / `small` / `group` (the file's header states the protocol). Each candidate
-detector (the old MediaPipe detector and every preset of the new perception stage) runs on every
+detector (every preset of the perception stage, chatpose_ros.perception.perception) runs on every
 image; its person boxes are matched greedily to the labels (highest score first, each to the
 unmatched label of highest IoU, at IoU >= 0.5); unmatched predictions that lie mostly inside an
 `ignore` region (people too small or too blurred to label) count neither way. The run prints one
 markdown table: person recall, precision, recall per tag, true/false positives and misses, and the
 median milliseconds per image (over the set as it is, of the people stage alone where the candidate
 reports it, and wall and CPU time of repeated runs on two 640x480 frames). A candidate that cannot
-be built (e.g. mediapipe not installed) is listed as unavailable.
+be built (e.g. a model file missing) is listed as unavailable.
 
-    python -m chatpose_ros.models.default.eval_perception [--only NAME ...] [--threads N] [--misses]
+    python -m chatpose_ros.perception.offline.eval_perception [--only NAME ...] [--threads N] [--misses]
         [--json FILE] [--draw DIR] [--no-timing] [--labels FILE]
 """
 from __future__ import annotations
@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from chatpose_ros.core.errors import BackendUnavailableError, ChatPoseError, InvalidImageError
+from chatpose_ros.core.errors import ChatPoseError, InvalidImageError
 from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.image_files import read_image
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +141,9 @@ def load_image(item: LabelledImage, root: Path = REPO_ROOT) -> np.ndarray:
             cap.release()
         if not ok:
             raise InvalidImageError(f"{item.id}: cannot read frame {item.load['frame']} of {path}")
+        rgb = bgr[..., ::-1]
     else:
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InvalidImageError(f"{item.id}: cannot decode {path}")
-    rgb = bgr[..., ::-1]
+        rgb = read_image(path)
     if item.crop is not None:
         x0, y0, x1, y1 = item.crop
         h, w = rgb.shape[:2]
@@ -269,28 +268,10 @@ class Candidate:
     close: Callable[[], None] = lambda: None
 
 
-def old_detector_candidate() -> Candidate:
-    """The detector being replaced: MediaPipe's legacy single-person pose run repeatedly with the
-    found person masked out, plus HOG proposals (models/default/detector.py)."""
-    name = "old: MediaPipe legacy + HOG"
-    try:
-        from chatpose_ros.models.default.detector import MediaPipePersonDetector
-
-        det = MediaPipePersonDetector()
-    except (ImportError, BackendUnavailableError) as exc:
-        return Candidate(name, None, f"unavailable ({exc})")
-
-    def detect(image: np.ndarray) -> Found:
-        found = det.detect(image)
-        return Found([d.box for d in found], [d.score for d in found])
-
-    return Candidate(name, detect, close=det.close)
-
-
 def perception_candidates(threads: int | None) -> list[Candidate]:
-    """One candidate per preset of the new perception stage (models/default/perception.py)."""
+    """One candidate per preset of the new perception stage (perception/perception.py)."""
     try:
-        from chatpose_ros.models.default import perception as perception_mod
+        from chatpose_ros.perception import perception as perception_mod
     except ImportError as exc:
         return [Candidate("new: perception", None, f"unavailable ({exc})")]
     presets = getattr(perception_mod, "PERCEPTION_PRESETS", None)
@@ -425,7 +406,7 @@ class PassConfig:
 
     def kpx(self) -> float:
         """MoveNet input pixels (thousands) on a COST_FRAME image, which the CPU time follows."""
-        from chatpose_ros.models.default.perception import movenet_input_shape
+        from chatpose_ros.perception.perception import movenet_input_shape
 
         return sum(h * w for h, w in (movenet_input_shape(*COST_FRAME, s) for s in self.sizes)) / 1000.0
 
@@ -540,7 +521,7 @@ def run_split(items: Sequence[LabelledImage], images: Sequence[np.ndarray],
     """The held-out check over selection_grid(): (markdown, rows as plain data), or None when
     the perception stage cannot be built."""
     try:
-        from chatpose_ros.models.default import perception as pm
+        from chatpose_ros.perception import perception as pm
 
         base = pm.PERCEPTION_PRESETS[pm.DEFAULT_PRESET]
         perception = pm.Perception(replace(base, objects=False, attributes=False,
@@ -666,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     images = [load_image(it) for it in items]
     timing = [] if args.no_timing else timing_images(items, images)
     sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
-    cands = [old_detector_candidate(), *perception_candidates(args.threads)]
+    cands = perception_candidates(args.threads)
     if args.only:
         cands = [c for c in cands if any(s in c.name for s in args.only)]
     reports = []

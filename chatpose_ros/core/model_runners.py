@@ -1,0 +1,182 @@
+"""Where the model runs, the part every runner shares (ROS-free): the `ModelRunner` protocol, the
+runner in the caller's process (`InProcessRunner`), the tracker beside the model (`TrackerHost`)
+and the streaming call of a pipeline (`estimate_streaming`, `timed_estimate`). The runner in a
+worker process of its own is core.worker_process.ProcessRunner.
+
+Streaming: `estimate(..., on_pose, on_text)` passes the callbacks to the pipeline (see
+core.pipeline.PosePipeline.estimate); a pipeline that does not call them streams nothing (the
+caller publishes the returned result).
+
+Tracking: the profile's tracker lives where the model lives (`tracker_factory`, a picklable
+callable making a core.session.Tracker); `track` observes a frame and matches the tracked person
+in one round trip (core.session.TrackRequest in, TrackUpdate out), so the caller's process never
+imports a profile's tracker.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from .config import PipelineConfig
+from .images import Image, Size, image_size
+from .pipeline import PosePipeline
+from .session import Tracker, TrackRequest, TrackUpdate
+from .types import PersonPose, PoseResult
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]
+PipelineFactory = Callable[[PipelineConfig], PosePipeline]
+TrackerFactory = Callable[[], Tracker]
+OnPose = Callable[[PoseResult], None] | None
+OnText = Callable[[str], None] | None
+
+
+class ModelRunner(Protocol):
+    """What the node needs to run the model, wherever it runs."""
+
+    model_id: str
+    runtime: str  # what runs where ("perception cuda; llm cuda:0 float16"), '' when the pipeline does not say
+
+    def start(self) -> None:
+        """Load the model (ModelLoadError / ChatPoseError when it cannot be loaded)."""
+        ...
+
+    def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
+                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+        """Decode `image` and answer `query` about it; also returns the image size. `on_pose` /
+        `on_text`: the pipeline's streaming callbacks, called in this thread before it returns."""
+        ...
+
+    def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
+        """Decode `image` and find every person in it (near `near` when given)."""
+        ...
+
+    def track(self, image: Image, request: TrackRequest) -> tuple[TrackUpdate, Size]:
+        """Decode `image`, (re)start the tracker when `request.seed` is set, observe and match."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """False when the model's process died (then `restart()` it)."""
+        ...
+
+    def restart(self) -> None:
+        """Stop and start again (a new process, the model loaded anew)."""
+        ...
+
+
+class InProcessRunner:
+    """The model in this process (tests, debugging): decode and call the pipeline here."""
+
+    def __init__(self, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None) -> None:
+        self._factory, self._config = factory, config
+        self.pipeline: PosePipeline | None = None
+        self._tracking = TrackerHost(tracker_factory)
+        self.model_id = ""
+        self.runtime = ""
+
+    alive = True  # lives and dies with this process
+
+    def start(self) -> None:
+        self.pipeline = self._factory(self._config)
+        self.model_id = self.pipeline.model_id
+        self.runtime = str(getattr(self.pipeline, "runtime", ""))
+        self._tracking.reset()
+
+    def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
+                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+        rgb = None if image is None else image.decode(self._config.max_image_pixels)
+        # a callback's error is logged, as across the pipe: the answer goes on
+        pose_cb = None if on_pose is None else (lambda result: run_callback(on_pose, result))
+        text_cb = None if on_text is None else (lambda delta: run_callback(on_text, delta))
+        return estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb), None if rgb is None else image_size(rgb)
+
+    def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
+        rgb = image.decode(self._config.max_image_pixels)
+        return list(self.pipeline.observe(rgb, near=near)), image_size(rgb)
+
+    def track(self, image: Image, request: TrackRequest) -> tuple[TrackUpdate, Size]:
+        rgb = image.decode(self._config.max_image_pixels)
+        return self._tracking.track(self.pipeline, rgb, request), image_size(rgb)
+
+    def close(self) -> None:
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+
+    def restart(self) -> None:
+        self.close()
+        self.start()
+
+
+def _streams(pipeline: PosePipeline) -> bool:
+    """Whether `pipeline.estimate` takes the streaming callbacks (a profile written before them,
+    e.g. the chatpose profile, takes `(image, query)` only)."""
+    try:
+        params = inspect.signature(pipeline.estimate).parameters
+    except (TypeError, ValueError):
+        return False
+    return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose,
+                       on_text: OnText) -> PoseResult:
+    """pipeline.estimate, with the streaming callbacks when there are any and it takes them."""
+    if (on_pose is None and on_text is None) or not _streams(pipeline):
+        return pipeline.estimate(rgb, query)
+    return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text)
+
+
+def timed_estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str) -> tuple[PoseResult, float, float]:
+    """One query, timed: (result, ms to the pose, ms to the whole answer). A streaming pipeline
+    hands the pose out (on_pose) before its words; for one that does not, both times are equal."""
+    posed: list[float] = []
+    t0 = time.perf_counter()
+    result = estimate_streaming(pipeline, rgb, query, lambda _r: posed.append(time.perf_counter()), None)
+    t_end = time.perf_counter()
+    return result, ((posed[0] if posed else t_end) - t0) * 1e3, (t_end - t0) * 1e3
+
+
+class TrackerHost:
+    """The tracker of the person chosen last, beside the model: serves TrackRequests (see the
+    module docstring). `factory` makes the profile's tracker; None = nobody is ever followed."""
+
+    def __init__(self, factory: TrackerFactory | None) -> None:
+        self._factory = factory
+        self._tracker: Tracker | None = None
+
+    def reset(self) -> None:
+        self._tracker = None
+
+    def track(self, pipeline: PosePipeline, rgb: np.ndarray, request: TrackRequest) -> TrackUpdate:
+        seed = request.seed
+        if seed is not None and self._factory is not None:
+            if not (request.keep and self._tracker is not None):
+                self._tracker = self._factory()
+            self._tracker.start(seed, track_id=seed.track_id)
+        people = list(pipeline.observe(rgb, near=request.near))
+        tracker = self._tracker
+        if tracker is None:  # nothing to follow (e.g. a new worker after a crash): the track is lost
+            return TrackUpdate(person=None, people=tuple(people) if request.everyone else (), lost=True, box=None)
+        person = tracker.update(people)
+        return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
+                           box=tracker.last_box)
+
+
+def run_callback(callback: Callable | None, value: Any) -> None:
+    """Run a streaming callback in the caller's process; what it raises is logged, not raised
+    (the worker's further events and its reply must still be read)."""
+    if callback is None:
+        return
+    try:
+        callback(value)
+    except Exception:
+        log.exception("a streaming callback failed (the answer goes on)")

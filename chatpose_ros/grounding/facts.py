@@ -1,0 +1,232 @@
+"""What can be measured of each person in view: the facts the scorers read (no ROS, no model).
+
+    facts = measure(image, scene, translations)   # one PersonFacts per scene person, same order
+
+Regions follow the keypoints (COCO names; BlazePose layouts carry the same names): the torso quad
+(shoulders, hips) is "upper", the legs (hips, knees, ankles) "lower"; where the keypoints were not
+seen, a fixed part of the box stands in (and the fact says so). Each region's colours are a palette
+(`colours.palette`), its pattern an edge measure (how much of the region is strong, aligned
+edges: stripes). Gestures come from 2D keypoints in units of the torso length, as PoseScript's
+pose codes do from 3D joints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from chatpose_ros.core.scene import Scene, ScenePerson
+
+from .colours import Palette, palette
+
+SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
+SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
+RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
+HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ears: hand at the head
+HIP_REACH = 0.35           # wrist within this share of the torso from a hip: hand on the hip
+POINT_ELBOW_DEG = 150.0    # elbow straighter than this and the arm held out: pointing
+POINT_REACH = 0.75         # wrist this far (share of the torso) sideways from the shoulder
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """One person's measurable facts.
+
+    Attributes:
+        index: index into Scene.people (and the pipeline's people list).
+        box: (x_min, y_min, x_max, y_max) px.
+        rank_left: 0 for the leftmost person (by box centre).
+        depth: distance to the camera (m) when placed in 3D, else a proxy (1 / box height):
+            larger is farther; depth_metric says which.
+        palettes: region ("upper", "lower") -> Palette, or None when the region was not seen.
+        from_box: regions measured from a fixed part of the box (keypoints not seen).
+        pattern: region -> strong, aligned edge share in [0, 1] (stripes, prints).
+        gestures: gesture name -> True / False, absent when the joints were not seen.
+        posture / facing: (value, confidence) from perception's attributes, or None.
+        holding / near: COCO class -> confidence of the objects perception related to this person.
+    """
+
+    index: int
+    box: tuple[float, float, float, float]
+    rank_left: int
+    n: int
+    depth: float
+    depth_metric: bool
+    palettes: dict[str, Palette | None]
+    from_box: frozenset[str]
+    pattern: dict[str, float]
+    gestures: dict[str, bool]
+    posture: tuple[str, float] | None
+    facing: tuple[str, float] | None
+    holding: dict[str, float] = field(default_factory=dict)
+    near: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cx(self) -> float:
+        return 0.5 * (self.box[0] + self.box[2])
+
+    @property
+    def height(self) -> float:
+        return max(1.0, self.box[3] - self.box[1])
+
+    @property
+    def rank_right(self) -> int:
+        return self.n - 1 - self.rank_left
+
+
+def _kp(p: ScenePerson, name: str) -> np.ndarray | None:
+    try:
+        xy, c = p.keypoint(name)
+    except ValueError:
+        return None
+    return np.asarray(xy, np.float32) if c >= SEEN else None
+
+
+def _torso(p: ScenePerson) -> float:
+    ls, rs, lh, rh = (_kp(p, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    if ls is not None and rs is not None and lh is not None and rh is not None:
+        return float(np.linalg.norm(0.5 * (ls + rs) - 0.5 * (lh + rh))) or 1.0
+    return max(1.0, (p.box[3] - p.box[1]) / 3.0)
+
+
+def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
+    x_min, y_min, x_max, y_max = box
+    h, w, cx = y_max - y_min, x_max - x_min, 0.5 * (x_min + x_max)
+    a, b = y_min + y0 * h, y_min + y1 * h
+    half = 0.5 * x_share * w
+    return np.array([[cx - half, a], [cx + half, a], [cx + half, b], [cx - half, b]], np.float32)
+
+
+def region_quads(p: ScenePerson) -> tuple[dict[str, list[np.ndarray]], frozenset[str]]:
+    """Region name -> quads ((4, 2) px) covering it, and the regions taken from the box."""
+    g = {n: _kp(p, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee",
+                                "right_knee", "left_ankle", "right_ankle")}
+    quads: dict[str, list[np.ndarray]] = {"upper": [], "lower": []}
+    from_box: set[str] = set()
+    ls, rs, lh, rh = g["left_shoulder"], g["right_shoulder"], g["left_hip"], g["right_hip"]
+    if ls is not None and rs is not None and lh is not None and rh is not None:
+        quads["upper"].append(np.stack([ls, rs, rh, lh]))
+    elif ls is not None and rs is not None:
+        down = np.array([0.0, 0.8 * max(8.0, float(np.linalg.norm(ls - rs)))], np.float32)
+        quads["upper"].append(np.stack([ls, rs, rs + down, ls + down]))
+    else:
+        quads["upper"].append(_box_quad(p.box, 0.2, 0.45))
+        from_box.add("upper")
+    for side in ("left", "right"):
+        hip, knee, ankle = g[f"{side}_hip"], g[f"{side}_knee"], g[f"{side}_ankle"]
+        for a, b in ((hip, knee), (knee, ankle)):
+            if a is None or b is None:
+                continue
+            axis = b - a
+            width = 0.22 * max(8.0, float(np.linalg.norm(axis)))
+            normal = np.array([-axis[1], axis[0]], np.float32) / max(1e-6, float(np.linalg.norm(axis))) * width
+            quads["lower"].append(np.stack([a - normal, a + normal, b + normal, b - normal]))
+    if not quads["lower"]:
+        if lh is not None and rh is not None and p.box[3] - max(lh[1], rh[1]) > 10:
+            bottom = min(p.box[3], max(lh[1], rh[1]) + 1.2 * abs(float(lh[0] - rh[0])) + 10)
+            quads["lower"].append(np.array([lh, rh, [rh[0], bottom], [lh[0], bottom]], np.float32))
+        elif not p.truncated:
+            quads["lower"].append(_box_quad(p.box, 0.6, 0.85))
+            from_box.add("lower")
+    return quads, frozenset(from_box)
+
+
+def region_mask(shape: tuple[int, int], quads: list[np.ndarray], shrink: float = SHRINK) -> np.ndarray:
+    """(H, W) bool mask of the union of quads, each shrunk towards its centre."""
+    mask = np.zeros(shape, np.uint8)
+    for q in quads:
+        q = np.asarray(q, np.float32)
+        q = q.mean(0) + (1.0 - shrink) * (q - q.mean(0))
+        cv2.fillPoly(mask, [np.round(q).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def stripe_share(grey: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the region's pixels on strong edges, weighted by how aligned the edges are
+    (structure-tensor coherence): high for stripes, lower for prints, near 0 for plain cloth."""
+    if mask.sum() < 30:
+        return 0.0
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.hypot(gx, gy)[mask]
+    strong = mag > max(40.0, 0.5 * float(np.percentile(mag, 90)))
+    jxx, jyy, jxy = (gx * gx)[mask].mean(), (gy * gy)[mask].mean(), (gx * gy)[mask].mean()
+    coherence = float(np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / max(1e-6, jxx + jyy))
+    return float(strong.mean()) * (0.5 + 0.5 * coherence)
+
+
+def gestures(p: ScenePerson) -> dict[str, bool]:
+    """Pose codes from 2D keypoints; a gesture is absent when its joints were not seen."""
+    k = {n: _kp(p, n) for n in ("nose", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+                                "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip")}
+    t = _torso(p)
+    out: dict[str, bool] = {}
+    raised = []
+    for side in ("left", "right"):
+        sh, el, wr = k[f"{side}_shoulder"], k[f"{side}_elbow"], k[f"{side}_wrist"]
+        if sh is not None and wr is not None:
+            raised.append(bool(wr[1] < sh[1] - RAISED_MARGIN * t))
+        if sh is not None and el is not None and wr is not None:
+            a, b = sh - el, wr - el
+            ang = np.degrees(np.arccos(np.clip(a @ b / max(1e-6, np.linalg.norm(a) * np.linalg.norm(b)), -1, 1)))
+            out.setdefault("pointing", False)
+            if ang > POINT_ELBOW_DEG and abs(float(wr[0] - sh[0])) > POINT_REACH * t:
+                out["pointing"] = True
+    if raised:
+        out["arm_raised"] = any(raised)
+    if len(raised) == 2:
+        out["both_arms_raised"] = all(raised)
+    heads = [h for h in (k["nose"], k["left_ear"], k["right_ear"]) if h is not None]
+    wrists = [w for w in (k["left_wrist"], k["right_wrist"]) if w is not None]
+    if heads and wrists:
+        out["hand_at_head"] = any(float(np.linalg.norm(w - h)) < HEAD_REACH * t for w in wrists for h in heads)
+    lw, rw, le, re_ = k["left_wrist"], k["right_wrist"], k["left_elbow"], k["right_elbow"]
+    if lw is not None and rw is not None and le is not None and re_ is not None:
+        out["arms_crossed"] = bool(float(np.linalg.norm(lw - re_)) < 0.4 * t and float(np.linalg.norm(rw - le)) < 0.4 * t)
+    lh, rh = k["left_hip"], k["right_hip"]
+    if lw is not None and rw is not None and lh is not None and rh is not None:
+        out["hands_on_hips"] = bool(float(np.linalg.norm(lw - lh)) < HIP_REACH * t
+                                    and float(np.linalg.norm(rw - rh)) < HIP_REACH * t)
+    return out
+
+
+def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None) -> list[PersonFacts]:
+    """Facts of every person of `scene` measured on `image` ((H, W, 3) uint8 RGB).
+
+    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known."""
+    n = len(scene.people)
+    if n == 0:
+        return []
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    order = np.argsort([0.5 * (p.box[0] + p.box[2]) for p in scene.people], kind="stable")
+    rank = np.empty(n, int)
+    rank[order] = np.arange(n)
+    out = []
+    for i, p in enumerate(scene.people):
+        quads, from_box = region_quads(p)
+        pals: dict[str, Palette | None] = {}
+        pattern: dict[str, float] = {}
+        for region, qs in quads.items():
+            if not qs:
+                pals[region], pattern[region] = None, 0.0
+                continue
+            mask = region_mask(image.shape[:2], qs)
+            pals[region] = palette(image[mask])
+            pattern[region] = stripe_share(grey, mask)
+        t = None if translations is None else translations[i]
+        metric = t is not None and np.all(np.isfinite(t)) and float(t[2]) > 0
+        depth = float(t[2]) if metric else 1.0 / max(1.0, p.box[3] - p.box[1])
+        holding: dict[str, float] = {}
+        near: dict[str, float] = {}
+        for obj, rel in scene.objects_of(i):
+            d = holding if rel.relation == "holding" else near
+            d[obj.label] = max(d.get(obj.label, 0.0), float(rel.confidence))
+        post = p.attribute("posture")
+        face = p.attribute("facing")
+        out.append(PersonFacts(
+            index=i, box=tuple(float(v) for v in p.box), rank_left=int(rank[i]), n=n, depth=depth,
+            depth_metric=bool(metric), palettes=pals, from_box=from_box, pattern=pattern, gestures=gestures(p),
+            posture=None if post is None else (post.value, float(post.confidence)),
+            facing=None if face is None else (face.value, float(face.confidence)), holding=holding, near=near))
+    return out

@@ -1,0 +1,498 @@
+"""Score every constraint of a request on every person, decide, and say what was checked.
+
+    g = Grounder()
+    outcome = g.answer(request, facts, context=Context(previous_box=...))
+    outcome.selected, outcome.kind, outcome.answer
+
+Decisions (all from the same scores, so a count, a choice and a yes/no never disagree):
+- person: the best-scoring person when it stands out (its runner-up under MARGIN of its score);
+  otherwise, when several fit what could be checked, a clarifying question naming them
+  (`kind` "clarify", `selected` -1). "Nobody here matches" only when the checked evidence rules
+  out everyone (every score under NOBODY) and says why; a constraint that cannot be checked (a
+  hat, a beard, a garment type) never rules anyone out and is said in the answer.
+- count: the people whose every checkable constraint holds (score >= HOLDS).
+- yes/no: the predicate's score on the referred person (>= HOLDS: yes).
+No ROS, no model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .colours import ColourNames, colour_score
+from .facts import PersonFacts
+from .request import Constraint, Reference, Request
+
+MARGIN = 0.6      # the best person is chosen when the runner-up scores under MARGIN x its score
+NOBODY = 0.06     # every person under this combined score: nobody matches
+HOLDS = 0.5       # a constraint holds of a person at or above this score (counts, yes/no)
+COLOUR_HOLDS = 0.3  # absolute colour fit at which a colour counts as worn (counts, yes/no)
+COLOUR_SEEN = 0.3   # under this absolute fit for everyone, the closest person is offered, not chosen
+COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour
+UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
+MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
+POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
+CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
+             "relation")
+DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
+                    "yellow", "beige", "brown", "dark brown", "tan", "green", "dark green", "olive", "teal", "blue",
+                    "light blue", "navy blue", "purple", "pink", "cream", "khaki")
+GESTURE_WORDS = {"arm_raised": "an arm raised", "both_arms_raised": "both arms raised", "pointing": "pointing",
+                 "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed", "hands_on_hips": "hands on hips"}
+UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
+                   "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
+                   "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
+                   "neck": "scarves or ties", "object": "that object", "adjective": "that"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """The conversation so far: the box (xyxy px) of the person chosen last, on the current
+    frame's people; None when there is none."""
+
+    previous_box: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the grounder decided.
+
+    Attributes:
+        kind: "person", "clarify", "no_match", "count", "yes", "no", "unknown" (a yes/no it cannot
+            check), "describe", "no_person" (nobody in view), "not_person", "imagine", "chat".
+        selected: index into the facts (scene people) of the chosen person, -1 if none.
+        candidates: for "clarify", the people it asks about.
+        count: for "count", how many people fit.
+        scores: (N,) combined score per person (empty when not scored).
+        confidence: selected person's share of the scores, in [0, 1], or None.
+        answer: the sentence for the user.
+        checked / unchecked: the user's words that were checked / could not be.
+    """
+
+    kind: str
+    selected: int = -1
+    candidates: tuple[int, ...] = ()
+    count: int | None = None
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    confidence: float | None = None
+    answer: str = ""
+    checked: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+
+def ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def box_iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Grounder:
+    """Scores, decisions and answers (stateless; thread-safe)."""
+
+    def __init__(self, colours: ColourNames | None = None) -> None:
+        self.colours = colours or ColourNames.shipped()
+        self._describe_labs = np.stack([self.colours.lab(n) for n in DESCRIBE_COLOURS])
+
+    # -- scores ------------------------------------------------------------------------------
+    def score(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) score in [0, 1] of constraint `c` on each person, and (N,) bool: was it seen."""
+        n = len(facts)
+        seen = np.ones(n, bool)
+        if c.kind == "colour":
+            lab = self.colours.lab(c.value)
+            s = np.array([self._colour(f, lab, c.region) for f in facts])
+            seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
+            best = s.max() if n else 0.0
+            if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
+                s = 0.4 * s + 0.6 * s / best
+            else:  # nobody's colours come close: the colour rules everyone out
+                s = s * 0.25
+        elif c.kind == "pattern":
+            raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
+            rel = raw / max(1e-6, raw.max()) if n else raw
+            s = np.clip(rel, 0.02, 1.0) if c.value != "plain" else np.clip(1.0 - rel, 0.02, 1.0)
+        elif c.kind == "position":
+            s = self._position(c.value, facts)
+        elif c.kind == "ordinal":
+            k = c.k if c.k > 0 else 1
+            s = np.array([1.0 if (f.rank_left if c.value == "left" else f.rank_right) == k - 1 else 0.02
+                          for f in facts])
+        elif c.kind == "distance":
+            d = np.array([f.depth for f in facts])
+            u = (d - d.min()) / max(1e-9, d.max() - d.min()) if n > 1 else np.zeros(n)
+            s = np.clip(1.0 - u if c.value == "near" else u, 0.05, 1.0) ** 2
+        elif c.kind == "posture":
+            s, seen = self._attribute([f.posture for f in facts], {c.value})
+        elif c.kind == "facing":
+            want = {"left", "right"} if c.value == "side" else {c.value}
+            s, seen = self._attribute([f.facing for f in facts], want)
+        elif c.kind == "gesture":
+            s = np.array([UNKNOWN if c.value not in f.gestures else (0.95 if f.gestures[c.value] else 0.05)
+                          for f in facts])
+            seen = np.array([c.value in f.gestures for f in facts])
+        elif c.kind == "object":
+            table = [f.holding if c.value == "holding" else {**f.near, **f.holding} for f in facts]
+            found = [max((v for k, v in t.items() if k in c.coco), default=0.0) for t in table]
+            anywhere = any(found)
+            s = np.array([0.3 + 0.7 * v if v > 0 else 0.1 for v in found]) if anywhere else np.full(n, UNKNOWN)
+            seen = np.full(n, anywhere)
+        elif c.kind == "relation":
+            s, seen = self._relation(c, facts, context)
+        else:
+            raise ValueError(f"constraint kind {c.kind!r} is not scored")
+        s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
+        if c.negated:
+            s = np.where(seen, 1.0 - s, UNKNOWN)
+        return s, seen
+
+    def _colour(self, f: PersonFacts, lab: np.ndarray, region: str) -> float:
+        vals = [colour_score(f.palettes.get(r), lab) for r in _regions(region)]
+        if region == "full":
+            return float(np.mean(vals))
+        return float(max(vals))
+
+    @staticmethod
+    def _position(value: str, facts: list[PersonFacts]) -> np.ndarray:
+        n = len(facts)
+        if n == 1:
+            return np.ones(1)
+        x = np.array([f.cx if value in ("left", "right", "middle") else f.box[1] for f in facts])
+        if value == "middle":
+            u = (x - x.min()) / max(1e-9, x.max() - x.min())
+            return np.clip(1.0 - 2.0 * np.abs(u - 0.5), 0.05, 1.0) ** 2
+        rank = np.argsort(np.argsort(x if value in ("left", "top") else -x, kind="stable"), kind="stable")
+        return np.maximum(0.05, POSITION_DECAY ** rank)  # the leftmost 1, the next POSITION_DECAY, ...
+
+    @staticmethod
+    def _attribute(values: list[tuple[str, float] | None], want: set[str]) -> tuple[np.ndarray, np.ndarray]:
+        s, seen = [], []
+        for v in values:
+            if v is None:
+                s.append(UNKNOWN)
+                seen.append(False)
+            else:
+                s.append(0.5 + 0.5 * v[1] if v[0] in want else 0.5 - 0.45 * v[1])
+                seen.append(True)
+        return np.array(s), np.array(seen)
+
+    def _relation(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+        n = len(facts)
+        ref = c.ref
+        if ref is None:
+            return np.full(n, UNKNOWN), np.zeros(n, bool)
+        if ref.pronoun:
+            j = self._previous(facts, context)
+            if j < 0:
+                return np.full(n, UNKNOWN), np.zeros(n, bool)
+            w = np.zeros(n)
+            w[j] = 1.0
+        else:
+            scored = self.rank(ref, facts, context)[0]
+            if not scored.size or scored.max() <= 0:
+                return np.full(n, UNKNOWN), np.zeros(n, bool)
+            w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
+            w = w / w.sum()
+        s = np.zeros(n)
+        for j in np.flatnonzero(w):
+            fj = facts[j]
+            sj = np.zeros(n)
+            for i, f in enumerate(facts):
+                if i == j:
+                    continue
+                gap = abs(f.cx - fj.cx) / (0.5 * (f.height + fj.height))
+                if c.value == "next_to":
+                    sj[i] = np.exp(-2.0 * gap)
+                elif c.value == "left_of":
+                    sj[i] = np.exp(-0.5 * gap) if f.cx < fj.cx else 0.02
+                elif c.value == "right_of":
+                    sj[i] = np.exp(-0.5 * gap) if f.cx > fj.cx else 0.02
+                elif c.value == "behind":
+                    sj[i] = (0.9 if f.depth > fj.depth else 0.05) * np.exp(-0.5 * gap)
+                elif c.value == "in_front_of":
+                    sj[i] = (0.9 if f.depth < fj.depth else 0.05) * np.exp(-0.5 * gap)
+            if sj.max() > 0:
+                sj = sj / sj.max()
+            s += w[j] * sj
+        return np.clip(s, 0.02, 1.0), np.ones(n, bool)
+
+    @staticmethod
+    def _previous(facts: list[PersonFacts], context: Context) -> int:
+        if context.previous_box is None or not facts:
+            return -1
+        ious = [box_iou(f.box, context.previous_box) for f in facts]
+        j = int(np.argmax(ious))
+        return j if ious[j] >= 0.3 else -1
+
+    def rank(self, ref: Reference, facts: list[PersonFacts], context: Context,
+             extra: tuple[Constraint, ...] = ()) -> tuple[np.ndarray, list[str], list[str], list[str], list[str]]:
+        """(N,) combined score per person over the checkable constraints, with the words checked,
+        the words not checked, checkable words that were not seen on somebody, and colour words
+        that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
+        n = len(facts)
+        s = np.ones(n)
+        checked, unchecked, unseen, weak = [], [], [], []
+        for c in ref.constraints + extra:
+            if c.kind == "relation" and c.ref is not None and c.ref.pronoun and extra and c in extra:
+                continue  # "holding his hands in front of him": himself
+            if c.kind in CHECKABLE:
+                sc, seen = self.score(c, facts, context)
+                s = s * sc
+                checked.append(("not " if c.negated else "") + c.words)
+                if not seen.all():
+                    unseen.append(c.words)
+                if c.kind == "colour" and not c.negated:
+                    lab = self.colours.lab(c.value)
+                    if COLOUR_WEAK <= max(self._colour(f, lab, c.region) for f in facts) < COLOUR_SEEN:
+                        weak.append(c.words)
+            elif c.kind in ("unchecked", "motion", "garment"):
+                unchecked.append(c.words)
+        if ref.pronoun or ref.other:
+            j = self._previous(facts, context)
+            if j >= 0:
+                mask = np.zeros(n)
+                mask[j] = 1.0
+                s = s * (mask if ref.pronoun else 1.0 - mask)
+        return s, checked, unchecked, unseen, weak
+
+    # -- decisions and answers ---------------------------------------------------------------
+    def answer(self, req: Request, facts: list[PersonFacts], context: Context = Context()) -> Outcome:
+        if req.intent in ("imagine", "chat"):
+            return Outcome(req.intent)
+        if req.intent == "not_person" or (req.ref is not None and req.ref.not_person and not req.ref.constraints):
+            word = req.ref.not_person if req.ref is not None else ""
+            if word in ("nobody", "none", "no one"):
+                return Outcome("not_person", answer="OK, nobody.")
+            return Outcome("not_person", answer=f"I look for people: \"{word}\" is not a person, so nobody here matches.")
+        if not facts:
+            if req.intent == "count":
+                return Outcome("count", count=0, answer="I see no person in the image.")
+            return Outcome("no_person", answer="I see no person in the image.")
+        ref = req.ref or Reference()
+        if req.intent == "count":
+            return self._count(req, ref, facts, context)
+        chosen = self._choose(ref, facts, context)
+        if req.intent == "yes_no" and chosen.kind == "clarify":
+            verdicts = {self._yes_no(req, replace(chosen, kind="person", selected=i), facts, context).kind
+                        for i in chosen.candidates}
+            if len(verdicts) == 1 and verdicts <= {"yes", "no"}:  # the same for everyone it could be
+                v = verdicts.pop()
+                words = _words([c.words for c in req.predicate])
+                who = " and ".join(self.who(facts[i], facts) for i in chosen.candidates)
+                return replace(chosen, kind=v, answer=f"{'Yes' if v == 'yes' else 'No'}: I am not sure which person "
+                               f"you mean, but {who} {'are' if len(chosen.candidates) > 1 else 'is'}"
+                               f"{'' if v == 'yes' else ' not'} {words}.")
+        if req.intent == "yes_no" and chosen.kind == "person":
+            return self._yes_no(req, chosen, facts, context)
+        if req.intent == "describe" and chosen.kind == "person":
+            f = facts[chosen.selected]
+            return Outcome("describe", chosen.selected, scores=chosen.scores, confidence=chosen.confidence,
+                           answer=f"{self.who(f, facts).capitalize()}: {self.pose_words(f)}.")
+        return chosen
+
+    def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
+        n = len(facts)
+        s, checked, unchecked, unseen, weak = self.rank(ref, facts, context)
+        if (ref.pronoun or ref.other) and self._previous(facts, context) < 0 and context.previous_box is None:
+            if ref.pronoun:
+                return self._clarify(range(n), facts, s, checked, unchecked,
+                                     "I don't know who you mean yet: nobody was chosen before.")
+        cannot = _cannot(unchecked)
+        if unseen:
+            cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
+        if not checked:
+            pool = [i for i in range(n) if s[i] > 0]
+            if len(pool) == 1:
+                i = pool[0]
+                return self._chosen(i, s, facts, checked, unchecked, cannot)
+            return self._clarify(pool, facts, s, checked, unchecked, cannot)
+        best = int(np.argmax(s))
+        if s[best] < NOBODY:
+            why = self._why_nobody(ref, facts, context)
+            return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
+                           checked=tuple(checked), unchecked=tuple(unchecked))
+        others = np.delete(s, best)
+        runner = float(others.max()) if others.size else 0.0
+        if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
+            return self._clarify([best], facts, s, checked, unchecked,
+                                 f"Nobody wears clearly \"{_words(weak)}\"; the closest I see is "
+                                 f"{self.colour_name(facts[best].palettes.get('upper')) or 'unclear'}.")
+        if runner < MARGIN * s[best]:
+            return self._chosen(best, s, facts, checked, unchecked, cannot)
+        pool = [int(i) for i in np.argsort(-s) if s[i] >= MARGIN * s[best]][:3]
+        return self._clarify(pool, facts, s, checked, unchecked, cannot)
+
+    def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
+        f = facts[i]
+        total = float(s.sum())
+        conf = float(s[i] / total) if total > 0 else None
+        text = f"{self.who(f, facts).capitalize()}"
+        if checked:
+            text += f" (I checked: {_words(checked)})"
+        text += f": {self.pose_words(f)}."
+        if cannot:
+            text += f" {cannot}"
+        return Outcome("person", i, scores=s.astype(np.float32), confidence=conf, answer=text,
+                       checked=tuple(checked), unchecked=tuple(unchecked))
+
+    def _clarify(self, pool, facts, s, checked, unchecked, lead: str) -> Outcome:
+        pool = [int(i) for i in pool][:3] or list(range(min(3, len(facts))))
+        options = [self.who(facts[i], facts) for i in sorted(pool, key=lambda i: facts[i].rank_left)]
+        ask = "Do you mean " + (", ".join(options[:-1]) + ", or " + options[-1] if len(options) > 1 else options[0]) + "?"
+        if not lead and checked:
+            lead = f"More than one person fits \"{_words(checked)}\"."
+        return Outcome("clarify", candidates=tuple(pool), scores=np.asarray(s, np.float32),
+                       answer=(lead + " " + ask).strip(), checked=tuple(checked), unchecked=tuple(unchecked))
+
+    def _unseen_words(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
+        """What could not be seen: an object nobody was found with, a posture or gesture whose
+        joints were not seen on some of the people."""
+        out = []
+        for c in ref.constraints:
+            if c.kind not in CHECKABLE:
+                continue
+            _, seen = self.score(c, facts, context)
+            if seen.all():
+                continue
+            if c.kind == "object":
+                out.append(f"I don't see a {c.coco[0]} (for \"{c.words}\") anywhere in the image.")
+            else:
+                out.append(f"I can't see \"{c.words}\" on {'anyone' if not seen.any() else 'everyone'}.")
+        return " ".join(out)
+
+    def _why_nobody(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
+        worst, why = 1.0, "what I checked fits nobody"
+        for c in ref.constraints:
+            if c.kind not in CHECKABLE:
+                continue
+            sc, _ = self.score(c, facts, context)
+            if sc.max() < worst:
+                worst = float(sc.max())
+                if c.kind == "colour" and not c.negated:
+                    seen = sorted({self.colour_name(f.palettes.get(r)) for f in facts for r in _regions(c.region)
+                                   if f.palettes.get(r) is not None} - {""})
+                    why = f"nobody wears {c.value}" + (f" (I see {', '.join(seen[:5])})" if seen else "")
+                elif c.kind == "object":
+                    why = f"nobody is {c.value} {'a' if not c.words.endswith('s') else ''} {c.coco[0]}".replace("  ", " ")
+                else:
+                    why = f"nobody is \"{c.words}\""
+        return why
+
+    def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
+        n = len(facts)
+        holds = np.ones(n, bool)
+        checked, unchecked = [], []
+        for c in ref.constraints + req.predicate:
+            if c.kind in CHECKABLE:
+                sc, _ = self.score(c, facts, context)
+                if c.kind == "colour" and not c.negated:
+                    sc = np.array([self._colour(f, self.colours.lab(c.value), c.region) for f in facts]) / COLOUR_HOLDS * HOLDS
+                holds &= sc >= HOLDS
+                checked.append(("not " if c.negated else "") + c.words)
+            elif c.kind in ("unchecked", "motion", "garment"):
+                unchecked.append(c.words)
+        k = int(holds.sum())
+        what = f" {_words(checked)}" if checked else ""
+        if "exists" in req.notes:
+            text = (f"Yes, {k} {'person' if k == 1 else 'people'}{what}." if k else f"No, nobody{what}.")
+        else:
+            text = f"I see {k} {'person' if k == 1 else 'people'}{what}."
+        cannot = _cannot(unchecked)
+        if cannot:
+            text += f" {cannot} I counted everyone who fits the rest."
+        return Outcome("count", count=k, candidates=tuple(int(i) for i in np.flatnonzero(holds)), answer=text,
+                       checked=tuple(checked), unchecked=tuple(unchecked))
+
+    def _yes_no(self, req: Request, chosen: Outcome, facts, context) -> Outcome:
+        i = chosen.selected
+        f = facts[i]
+        who = self.who(f, facts)
+        pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
+        checkable = [c for c in pred if c.kind in CHECKABLE]
+        if not checkable:
+            words = _words([c.words for c in pred]) or "that"
+            return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
+                           answer=f"I can't check \"{words}\" for {who}.", unchecked=tuple(c.words for c in pred))
+        verdict = True
+        unseen = []
+        for c in checkable:
+            sc, seen = self.score(c, facts, context)
+            v = sc[i]
+            if c.kind == "colour" and not c.negated:
+                v = self._colour(f, self.colours.lab(c.value), c.region) / COLOUR_HOLDS * HOLDS
+            if not seen[i]:
+                unseen.append(c.words)
+            verdict &= bool(v >= HOLDS)
+        if unseen:
+            return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
+                           answer=f"I can't see whether {who} is {_words(unseen)}: {self.pose_words(f)}.",
+                           checked=tuple(c.words for c in checkable))
+        state = self.pose_words(f)
+        words = _words([c.words for c in checkable])
+        if verdict:
+            text = f"Yes, {who} is {words} ({state})."
+        else:
+            text = f"No, {who} is not {words}: {state}."
+        return Outcome("yes" if verdict else "no", i, scores=chosen.scores, confidence=chosen.confidence, answer=text,
+                       checked=tuple(c.words for c in checkable))
+
+    # -- words about a person ----------------------------------------------------------------
+    def colour_name(self, pal) -> str:
+        if pal is None:
+            return ""
+        from .colours import delta_e
+
+        d = delta_e(self._describe_labs, pal.lab[0][None])
+        return DESCRIBE_COLOURS[int(np.argmin(d))]
+
+    def who(self, f: PersonFacts, facts: list[PersonFacts]) -> str:
+        """'the person on the left in a red top' / 'the person 2nd from the left in navy blue'."""
+        n = len(facts)
+        if n == 1:
+            where = "the person"
+        elif f.rank_left == 0:
+            where = "the person on the left"
+        elif f.rank_right == 0:
+            where = "the person on the right"
+        elif n == 3:
+            where = "the person in the middle"
+        else:
+            where = f"the person {ordinal(f.rank_left + 1)} from the left"
+        upper = self.colour_name(f.palettes.get("upper"))
+        return f"{where} in {upper}" if upper else where
+
+    @staticmethod
+    def pose_words(f: PersonFacts) -> str:
+        words = []
+        if f.posture is not None:
+            words.append(f.posture[0])
+        g = [GESTURE_WORDS[k] for k, v in f.gestures.items() if v and k != "arm_raised" or
+             (k == "arm_raised" and v and not f.gestures.get("both_arms_raised"))]
+        words.extend(g)
+        if f.facing is not None and f.facing[0] == "away":
+            words.append("back to the camera")
+        for label, conf in f.holding.items():
+            if conf >= MENTION_OBJECT:
+                words.append(f"holding a {label}")
+        return ", ".join(words) if words else "pose not clearly seen"
+
+
+def _regions(region: str) -> tuple[str, ...]:
+    return ("upper", "lower") if region in ("any", "full", "") else (region,)
+
+
+def _words(ws) -> str:
+    ws = [w.strip() for w in ws if w and w.strip()]
+    return ", ".join(dict.fromkeys(ws))
+
+
+def _cannot(unchecked: list[str]) -> str:
+    if not unchecked:
+        return ""
+    return f"I can't check \"{_words(unchecked)}\" from what I see."

@@ -1,0 +1,166 @@
+"""The `grounded` profile: compositional grounding over the embedded perception stack.
+
+    image -> perception (the embedded ONNX models: every person, box + keypoints, objects,
+             posture / facing attributes) -> per person the SMPL pose (keypoint regressor)
+          -> facts per person (grounding.facts: garment colour palettes, stripes, pose codes,
+             objects held / near, position, distance)
+    query -> a typed request (grounding.parse: intent, constraints in the user's own words)
+          -> every constraint scored on every person (grounding.ground), then: the person
+             (pose published), a clarifying question (`clarify`: `selected` -1), nobody (with the
+             reason), a count, a yes/no, a description; answers say what was checked and what
+             could not be.
+    "what pose would a tired person take?" and chat -> the reader profile's LLM (SmolLM2 + LoRA
+             with ChatPose's pose token and pose head: a pose made from the words, marked generated).
+
+Follow-ups ("is he waving?", "the other one", "and the one next to her?") resolve against the
+person chosen last: the pipeline keeps one conversation (`CONVERSATION_TIMEOUT_S`, reset by
+`reset_conversation()`), matched on the current frame by box overlap.
+
+Perception, the regressor and the generated pose are the reader profile's own
+(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`), composed here.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.errors import ChatPoseError, InferenceError
+from chatpose_ros.core.pipeline import validate_image, validate_query
+from chatpose_ros.core.types import PersonPose, PoseResult
+from chatpose_ros.grounding.facts import measure
+from chatpose_ros.grounding.ground import Context, Grounder, Outcome
+from chatpose_ros.grounding.parse import QuestionParser
+from chatpose_ros.grounding.request import Request
+
+log = logging.getLogger(__name__)
+
+CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
+NO_PERSON_ANSWER = "I see no person in the image."
+
+
+@dataclass
+class _Conversation:
+    box: tuple[float, float, float, float] | None = None
+    at: float = 0.0
+
+
+class GroundedPipeline:
+    """The grounded profile. Build with :meth:`from_config`; thread-safe (one lock)."""
+
+    def __init__(self, config: PipelineConfig, base, parser: QuestionParser, grounder: Grounder, model_id: str,
+                 clock=time.monotonic) -> None:
+        """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat)."""
+        self.config = config
+        self.base = base
+        self.parser = parser
+        self.grounder = grounder
+        self.model_id = model_id
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._conv = _Conversation()
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> "GroundedPipeline":
+        """Load the reader profile's models, WordNet and the colour table. Raises ModelLoadError
+        for missing files (WordNet: install the Debian package wordnet-base)."""
+        from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
+
+        t0 = time.perf_counter()
+        base = ReaderPipeline.from_config(config)
+        parser = QuestionParser()
+        grounder = Grounder(parser.colours)
+        model_id = "grounded:" + base.model_id.split(":", 1)[-1]
+        log.info("grounded model %s loaded in %.1f s", model_id, time.perf_counter() - t0)
+        return cls(config, base, parser, grounder, model_id)
+
+    def close(self) -> None:
+        if self.base is not None:
+            self.base.close()
+        self.base = None
+
+    def reset_conversation(self) -> None:
+        """Forget the person chosen last (the next "he" / "the other one" has nobody to refer to)."""
+        with self._lock:
+            self._conv = _Conversation()
+
+    def observe(self, image: np.ndarray, near=None) -> list[PersonPose]:
+        if self.base is None:
+            raise InferenceError("pipeline is closed")
+        return self.base.observe(image, near)
+
+    # -- public ---------------------------------------------------------------------------
+    def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None) -> PoseResult:
+        """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
+
+        `selected` indexes `people` (scene order, left to right is not implied) for a chosen
+        person; -1 for a clarifying question (`clarify` True), nobody (`no_match` True), counts,
+        yes/no and chat. A pose made from the words (imagine) comes first in `people`, marked
+        generated. Streaming: `on_pose(result)` once the decision and the pose are ready, then
+        `on_text` with the answer."""
+        query = validate_query(query, self.config.max_query_chars)
+        if image is not None:
+            image = validate_image(image, self.config.max_image_pixels)
+        with self._lock:
+            if self.base is None:
+                raise InferenceError("pipeline is closed")
+            request = self.parser.parse(query)
+            if request.intent in ("imagine", "chat") or image is None:
+                return self._delegate(request, image, query, on_pose, on_text)
+            try:
+                return self._ground(request, image, query, on_pose, on_text)
+            except (ValueError, RuntimeError) as exc:
+                if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
+                    raise
+                raise InferenceError(f"grounded pipeline failed: {exc}") from exc
+
+    def parse(self, query: str) -> Request:
+        """The typed request of a question (for tools and tests)."""
+        return self.parser.parse(validate_query(query, self.config.max_query_chars))
+
+    def _delegate(self, request: Request, image, query: str, on_pose, on_text) -> PoseResult:
+        """Imagined poses and chat: the LLM, from the words alone."""
+        result = self.base.estimate(None, query, on_pose, on_text)
+        return replace(result, model_id=self.model_id,
+                       image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
+
+    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text) -> PoseResult:
+        timings: dict[str, float] = {}
+        t_start = t = time.perf_counter()
+        scene = self.base._see(image, everything=True)
+        timings["perception"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        people = self.base._people(image, scene)[0] if scene.people else []
+        timings["regress"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        facts = measure(image, scene, [p.translation for p in people])
+        timings["measure"] = (time.perf_counter() - t) * 1e3
+        t = time.perf_counter()
+        now = self._clock()
+        if self._conv.box is not None and now - self._conv.at > CONVERSATION_TIMEOUT_S:
+            self._conv = _Conversation()
+        out: Outcome = self.grounder.answer(request, facts, Context(previous_box=self._conv.box))
+        timings["ground"] = (time.perf_counter() - t) * 1e3
+        timings["to_pose"] = (time.perf_counter() - t_start) * 1e3
+        if out.selected >= 0 and out.kind in ("person", "yes", "no", "unknown", "describe"):
+            self._conv = _Conversation(facts[out.selected].box, now)
+        scores = out.scores if out.scores.size == len(people) else None
+        total = float(scores.sum()) if scores is not None else 0.0
+        ranked = tuple(replace(p, confidence=float(scores[i] / total)) if scores is not None and total > 0 else p
+                       for i, p in enumerate(people))
+        selected = out.selected if out.kind in ("person", "describe") else -1
+        if out.kind in ("yes", "no", "unknown"):
+            selected = out.selected  # the person asked about: their pose is published too
+        result = PoseResult(query, out.answer or NO_PERSON_ANSWER, ranked, selected, self.model_id,
+                            (int(image.shape[1]), int(image.shape[0])), timings,
+                            no_match=out.kind in ("no_match", "not_person"),
+                            grounding_confidence=out.confidence, clarify=out.kind == "clarify")
+        if on_pose is not None:
+            on_pose(replace(result, answer=""))
+        if on_text is not None:
+            on_text(result.answer)
+        return result

@@ -1,0 +1,294 @@
+"""Real questions, every embedded profile side by side: right / wrong / asked / refused per category.
+
+    python -m chatpose_ros.tools.eval_grounding [--profiles default,reader,grounded] [--sets held_out,diagnosis]
+        [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
+
+Sets: `held_out` is tests/data/real_questions2.json (written and frozen before the grounded
+profile was tuned; its hash is checked) over tests/data/perception_labels2.json; `diagnosis` is
+tests/data/real_questions.json (the project's older hand-written set, looked at while building).
+
+Scoring (the chosen person's box is matched to the labelled boxes at IoU >= 0.5):
+- person categories: right (the expected person), wrong (someone else), asked (a clarifying
+  question: `clarify`, nobody selected), refused (nobody selected otherwise);
+- no_match: right when nobody is selected and the answer is not a question; asked when it asks;
+- counting: the first number of the answer equals the expected count;
+- yes_no / pose: the answer starts with the expected "yes" / "no";
+- clarify: right when nobody is selected and the answer asks or says what it cannot see;
+- follow_up: each turn's chosen person, the second resolved against the first (the conversation is
+  reset between items where the profile keeps one);
+- contradictions: yes/no answers that state the opposite of their own first word ("No, ... is
+  standing." to "is ... standing?").
+Ablations of the grounded profile (same scenes, the parser's or a scorer's part taken away): the
+parse replaced by a bag of words (no structure: negation, corrections, relations, intent by
+keyword only), and each scorer off (its constraints become "cannot check").
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import logging
+import re
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from chatpose_ros.core.config import PipelineConfig
+from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.grounding.facts import measure
+from chatpose_ros.grounding.ground import Context
+from chatpose_ros.grounding.request import Constraint, Reference, Request
+from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, load_image, load_labels
+from chatpose_ros.profiles import build_pipeline
+
+log = logging.getLogger(__name__)
+
+SETS = {
+    "held_out": (REPO_ROOT / "tests/data/real_questions2.json", REPO_ROOT / "tests/data/perception_labels2.json"),
+    "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
+}
+HELD_OUT_SHA = REPO_ROOT / "tests/data/real_questions2.sha256"
+PERSON = ("attribute", "position", "ordinal", "distance", "posture", "object", "relation", "negation", "correction")
+MATCH_IOU = 0.5
+NUMBER_WORDS = {w: i for i, w in enumerate("no one two three four five six seven eight nine ten".split())}
+ABLATIONS = {"bag_of_words": None, "no_colour": {"colour"}, "no_pattern": {"pattern"},
+             "no_pose_codes": {"posture", "gesture", "facing"}, "no_position": {"position", "ordinal", "distance"},
+             "no_objects": {"object"}, "no_relations": {"relation"}}
+
+
+def label_of(box, labels) -> int:
+    if box is None:
+        return -1
+    ious = [box_iou(box, lb) for lb in labels]
+    best = max(range(len(ious)), key=ious.__getitem__) if ious else -1
+    return best if best >= 0 and ious[best] >= MATCH_IOU else -2
+
+
+def first_number(text: str) -> int | None:
+    for w in re.findall(r"[a-z]+|\d+", text.lower()):
+        if w.isdigit():
+            return int(w)
+        if w in NUMBER_WORDS and w != "one":
+            return NUMBER_WORDS[w]
+    return None
+
+
+def contradicts(question: str, answer: str) -> bool:
+    """A yes/no answer that states the opposite of its first word about the asked posture/gesture."""
+    a = answer.lower()
+    words = [w for w in ("standing", "sitting", "lying", "crouching", "kneeling", "raising", "waving", "pointing")
+             if w in question.lower()]
+    if not words:
+        return False
+    if a.startswith("no") and any(re.search(rf"\bis (?!not ){w}", a) for w in words):
+        return True
+    return a.startswith("yes") and any(re.search(rf"\bnot {w}", a) for w in words)
+
+
+def outcome(q: dict, res, labels, expected=None) -> str:
+    """One of right / wrong / asked / refused for the question's category."""
+    cat = q["category"]
+    expected = q.get("expected") if expected is None else expected
+    sel = res.selected_person
+    chosen = label_of(sel.box if sel is not None and not sel.generated else None, labels)
+    asked = res.selected < 0 and (getattr(res, "clarify", False) or res.answer.rstrip().endswith("?"))
+    if cat in PERSON or cat == "follow_up":
+        if chosen >= 0 or chosen == -2:
+            return "right" if chosen == expected else "wrong"
+        return "asked" if asked else "refused"
+    if cat == "no_match":
+        if res.selected >= 0:
+            return "wrong"
+        return "asked" if asked else "right"
+    if cat == "counting":
+        return "right" if first_number(res.answer) == expected else "wrong"
+    if cat in ("yes_no", "pose"):
+        a = res.answer.strip().lower()
+        got = "yes" if a.startswith("yes") else "no" if a.startswith("no") else None
+        if got is None:
+            return "asked" if asked else "refused"
+        return "right" if got == expected else "wrong"
+    if cat == "clarify":
+        if res.selected >= 0:
+            return "wrong"
+        return "right" if asked or "can't" in res.answer or "cannot" in res.answer else "refused"
+    raise ValueError(f"unknown category {cat!r}")
+
+
+def run_profile(pipe, questions, images, labels) -> list[dict]:
+    rows = []
+    for q in questions:
+        img = images[q["image"]]
+        lab = labels[q["image"]]
+        reset = getattr(pipe, "reset_conversation", None)
+        if reset is not None:
+            reset()
+        turns = q.get("turns") or [{"question": q["question"], "expected": q.get("expected")}]
+        results = []
+        for t in turns:
+            t0 = time.perf_counter()
+            r = pipe.estimate(img, t["question"])
+            results.append((t, r, outcome(q, r, lab, t["expected"]), (time.perf_counter() - t0) * 1e3))
+        verdict = "right" if all(o == "right" for _, _, o, _ in results) else next(
+            o for _, _, o, _ in results if o != "right")
+        last = results[-1][1]
+        rows.append({"id": q["id"], "category": q["category"], "question": " / ".join(t["question"] for t in turns),
+                     "outcome": verdict, "answer": " / ".join(r.answer for _, r, _, _ in results),
+                     "contradiction": any(contradicts(t["question"], r.answer) for t, r, _, _ in results),
+                     "to_pose_ms": last.timings_ms.get("to_pose", results[-1][3])})
+    return rows
+
+
+def bag_of_words(req: Request, parser) -> Request:
+    """The ablation: the constraints the parser found anywhere in the whole text (before any
+    correction), without negation or relations, intent by keyword only."""
+    text = req.text
+    flat = parser.reference(text)
+    cons = []
+    for c in flat.constraints:
+        if c.kind == "relation" and c.ref is not None:
+            cons.extend(replace(x, negated=False) for x in c.ref.constraints)
+        else:
+            cons.append(replace(c, negated=False))
+    intent = "count" if "how many" in text else "yes_no" if text.split()[:1] in (["is"], ["are"], ["does"]) else (
+        req.intent if req.intent in ("imagine", "chat", "not_person") else "person")
+    return Request(intent, Reference(tuple(cons), flat.head, False, False, flat.not_person), (), text, text)
+
+
+def without(req: Request, kinds: set[str]) -> Request:
+    def strip(ref: Reference | None) -> Reference | None:
+        if ref is None:
+            return None
+        return replace(ref, constraints=tuple(
+            Constraint("unchecked", "ablated", c.words) if c.kind in kinds else
+            (replace(c, ref=strip(c.ref)) if c.ref is not None else c) for c in ref.constraints))
+    return replace(req, ref=strip(req.ref), predicate=tuple(
+        Constraint("unchecked", "ablated", c.words) if c.kind in kinds else c for c in req.predicate))
+
+
+def ablations(pipe, questions, images, labels) -> dict[str, dict]:
+    """Grounded profile only: per ablation, person-question outcomes (single-turn questions)."""
+    facts = {}
+    for iid, img in images.items():
+        scene = pipe.base._see(img, everything=True)
+        people = pipe.base._people(img, scene)[0] if scene.people else []
+        facts[iid] = (measure(img, scene, [p.translation for p in people]), people)
+    out = {}
+    for name, kinds in {"full": set(), **ABLATIONS}.items():
+        tally = collections.Counter()
+        for q in questions:
+            if q["category"] not in PERSON:
+                continue
+            req = pipe.parser.parse(q["question"])
+            req = bag_of_words(req, pipe.parser) if kinds is None else without(req, kinds)
+            f, people = facts[q["image"]]
+            o = pipe.grounder.answer(req, f, Context())
+            sel = people[o.selected] if o.kind == "person" and o.selected >= 0 else None
+            chosen = label_of(sel.box if sel is not None else None, labels[q["image"]])
+            tally["right" if chosen == q["expected"] else "wrong" if chosen != -1 else
+                  "asked" if o.kind == "clarify" else "refused"] += 1
+        out[name] = dict(tally)
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    cats = collections.defaultdict(collections.Counter)
+    for r in rows:
+        cats[r["category"]][r["outcome"]] += 1
+    person = collections.Counter()
+    for c, t in cats.items():
+        if c in PERSON:
+            person.update(t)
+    n_p = sum(person.values())
+    chose = person["right"] + person["wrong"]
+    times = [r["to_pose_ms"] for r in rows if r["to_pose_ms"]]
+    return {"categories": {c: dict(t) for c, t in sorted(cats.items())}, "person": dict(person),
+            "person_right_rate": person["right"] / n_p if n_p else None,
+            "precision_when_choosing": person["right"] / chose if chose else None,
+            "person_refused_rate": person["refused"] / n_p if n_p else None,
+            "contradictions": sum(r["contradiction"] for r in rows),
+            "to_pose_ms_p50": statistics.median(times) if times else None}
+
+
+def fmt(v) -> str:
+    return "-" if v is None else f"{100 * v:.0f} %" if isinstance(v, float) and v <= 1 else f"{v:.0f}"
+
+
+def table(results: dict) -> str:
+    lines = []
+    for set_name, by_profile in results.items():
+        profiles = list(by_profile)
+        lines.append(f"\n## {set_name}\n")
+        lines.append("| | " + " | ".join(profiles) + " |")
+        lines.append("|---|" + "---|" * len(profiles))
+        s = {p: by_profile[p]["summary"] for p in profiles}
+        for key, label in (("person_right_rate", "which person: right"), ("precision_when_choosing",
+                           "right when it chooses"), ("person_refused_rate", "person in view refused")):
+            lines.append(f"| {label} | " + " | ".join(fmt(s[p][key]) for p in profiles) + " |")
+        lines.append("| which person: right / wrong / asked / refused | " + " | ".join(
+            "{right}/{wrong}/{asked}/{refused}".format_map(collections.defaultdict(int, s[p]["person"]))
+            for p in profiles) + " |")
+        cats = sorted({c for p in profiles for c in s[p]["categories"]})
+        for c in cats:
+            lines.append(f"| {c} | " + " | ".join(
+                "{right}/{n}".format(right=s[p]["categories"].get(c, {}).get("right", 0),
+                                     n=sum(s[p]["categories"].get(c, {}).values())) for p in profiles) + " |")
+        lines.append("| self-contradicting answers | " + " | ".join(str(s[p]["contradictions"]) for p in profiles) + " |")
+        lines.append("| to the pose p50 (ms) | " + " | ".join(fmt(s[p]["to_pose_ms_p50"]) for p in profiles) + " |")
+        abl = by_profile.get("grounded", {}).get("ablations")
+        if abl:
+            lines.append("\nGrounded ablations, which-person questions (right/wrong/asked/refused):\n")
+            for name, t in abl.items():
+                t = collections.defaultdict(int, t)
+                lines.append(f"- {name}: {t['right']}/{t['wrong']}/{t['asked']}/{t['refused']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profiles", default="default,reader,grounded")
+    ap.add_argument("--sets", default="held_out,diagnosis")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=Path("build/eval_grounding.json"))
+    ap.add_argument("--failures", action="store_true", help="print every answer that is not right")
+    ap.add_argument("--no-ablations", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    sha = hashlib.sha256(SETS["held_out"][0].read_bytes()).hexdigest()
+    frozen = HELD_OUT_SHA.read_text().split()[0]
+    if sha != frozen:
+        raise SystemExit(f"held-out set changed: sha256 {sha} != frozen {frozen}")
+    results: dict = {}
+    for prof in args.profiles.split(","):
+        pipe = build_pipeline(PipelineConfig(profile=prof, cpu_threads=args.threads))
+        try:
+            for set_name in args.sets.split(","):
+                qfile, lfile = SETS[set_name]
+                questions = json.loads(qfile.read_text())["questions"]
+                labelled = {li.id: li for li in load_labels(lfile)}
+                images = {iid: load_image(li) for iid, li in labelled.items()}
+                boxes = {iid: [p.box for p in li.people] for iid, li in labelled.items()}
+                rows = run_profile(pipe, questions, images, boxes)
+                entry = {"summary": summarise(rows), "rows": rows}
+                if prof == "grounded" and not args.no_ablations:
+                    entry["ablations"] = ablations(pipe, questions, images, boxes)
+                results.setdefault(set_name, {})[prof] = entry
+                if args.failures:
+                    for r in rows:
+                        if r["outcome"] != "right":
+                            print(f"[{set_name} {prof}] {r['category']:10} {r['outcome']:8} {r['question'][:60]!r} -> "
+                                  f"{r['answer'][:140]!r}")
+        finally:
+            pipe.close()
+    print(f"held-out set sha256 {sha} (frozen)")
+    print(table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""The grounded profile's parts: colours (CIEDE2000, palettes), WordNet nouns, the question parser,
+the scorers and decisions on hand-built scenes, and the profile end to end on a real photo."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
+from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
+from chatpose_ros.grounding.facts import measure
+from chatpose_ros.grounding.ground import Context, Grounder
+from chatpose_ros.grounding.parse import QuestionParser
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return QuestionParser()
+
+
+@pytest.fixture(scope="module")
+def grounder():
+    return Grounder()
+
+
+def test_ciede2000_matches_sharma_reference_pairs():
+    # Sharma, Wu & Dalal (2005), Table 1: pairs and their published CIEDE2000 (k_L = 1).
+    pairs = [((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425), ((50, 2.5, 0), (50, 0, -2.5), 4.3065),
+             ((50, 2.5, 0), (73, 25, -18), 27.1492), ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+             ((22.7233, 20.0904, -46.6940), (23.0331, 14.9730, -42.5619), 2.0373),
+             ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082)]
+    for a, b, expected in pairs:
+        assert float(delta_e(a, b, k_l=1.0)) == pytest.approx(expected, abs=1e-4)
+
+
+def test_colour_vocabulary_is_open_and_palettes_keep_both_colours():
+    names = ColourNames.shipped()
+    assert len(names.names) > 1000
+    for word in ("burgundy", "navy blue", "olive green", "denim", "cream", "Navy-Blue", "grey", "gray"):
+        assert word in names
+    assert names.nearest(names.lab("burgundy"), 1) == ["burgundy"]
+    red, navy = np.array([200, 20, 30], np.uint8), np.array([10, 20, 70], np.uint8)
+    px = np.concatenate([np.tile(red, (300, 1)), np.tile(navy, (500, 1))])
+    pal = palette(px)
+    assert pal is not None and pal.shares[0] == pytest.approx(500 / 800, abs=0.02)
+    assert colour_score(pal, names.lab("red")) > 0.5 and colour_score(pal, names.lab("navy blue")) > 0.5
+    assert colour_score(pal, names.lab("yellow")) < 0.1
+    assert palette(px[:5]) is None
+
+
+def test_wordnet_nouns(parser):
+    lex = parser.lex
+    assert lex.noun("goalkeeper").kind == "person" and lex.noun("pedestrian").kind == "person"
+    assert lex.noun("dog").kind == "animal"
+    assert (lex.noun("cardigan").kind, lex.noun("cardigan").region) == ("garment", "upper")
+    assert lex.noun("jeans").region == "lower" and lex.noun("dress").region == "full"
+    assert lex.noun("hat").region == "head" and lex.noun("hoodie").region == "upper"
+    assert "sports ball" in lex.noun("basketball").coco and "cell phone" in lex.noun("phone").coco
+    assert lex.noun("xyzzyplugh") is None
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, garment=cardigan@upper]"),
+    ("the second guy from the right", "person [-: ordinal=right#2]"),
+    ("Is the kid in mustard trousers sitting down?",
+     "yes_no [kid: unchecked=age, colour=mustard@lower, garment=trousers@lower] ? posture=sitting"),
+    ("How many people in khaki are crouching?", "count [people: colour=khaki@any] ? posture=crouching"),
+    ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
+    ("someone who is not wearing black", "person [someone: not colour=black@any]"),
+    ("the cat", "not_person [not_person=cat -: ]"),
+    ("what pose would a sleepy person take?", "imagine"),
+    ("the one with her back to the camera", "person [one: facing=away]"),
+    ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+])
+def test_parser_fills_typed_slots(parser, question, expected):
+    assert parser.parse(question).describe() == expected
+
+
+def test_parser_follow_ups(parser):
+    r = parser.parse("is he still waving?")
+    assert r.intent == "yes_no" and r.ref.pronoun and r.predicate[0].value == "arm_raised"
+    assert parser.parse("no, the other one").ref.other
+    rel = parser.parse("and the one next to her?").ref.constraints[0]
+    assert rel.kind == "relation" and rel.ref.pronoun
+
+
+def _person(x0: float, colour_top, colour_legs, posture="standing", raised=False) -> tuple[ScenePerson, dict]:
+    """A standing figure 60 px wide at x0 with COCO keypoints, and its clothing colours."""
+    kp = np.zeros((17, 2), np.float32)
+    pos = {"nose": (30, 15), "left_eye": (33, 12), "right_eye": (27, 12), "left_ear": (36, 14), "right_ear": (24, 14),
+           "left_shoulder": (45, 40), "right_shoulder": (15, 40), "left_elbow": (50, 70), "right_elbow": (10, 70),
+           "left_wrist": (52, 100), "right_wrist": (8, 100), "left_hip": (40, 110), "right_hip": (20, 110),
+           "left_knee": (40, 160), "right_knee": (20, 160), "left_ankle": (40, 210), "right_ankle": (20, 210)}
+    if raised:
+        pos["left_elbow"], pos["left_wrist"] = (50, 20), (52, 0)
+    for i, name in enumerate(COCO17):
+        kp[i] = np.array(pos[name]) + (x0, 20)
+    p = ScenePerson(box=(x0, 15.0, x0 + 60.0, 235.0), score=0.9, layout="coco17", keypoints=kp,
+                    keypoint_scores=np.full(17, 0.9, np.float32),
+                    attributes={"posture": Attribute(posture, 0.9), "facing": Attribute("camera", 0.8)})
+    return p, {"top": colour_top, "legs": colour_legs}
+
+
+def _scene(specs):
+    img = np.full((260, 100 * len(specs), 3), 128, np.uint8)
+    people = []
+    for k, (top, legs, posture, raised) in enumerate(specs):
+        p, _ = _person(20 + 100 * k, top, legs, posture, raised)
+        x0 = int(p.box[0])
+        img[60:130, x0 + 10:x0 + 50] = top
+        img[130:230, x0 + 10:x0 + 50] = legs
+        people.append(p)
+    return img, Scene(image_size=(img.shape[1], img.shape[0]), people=tuple(people))
+
+
+BURGUNDY, NAVY, CREAM, GREEN, DENIM = (97, 0, 35), (1, 21, 62), (255, 253, 208), (21, 176, 26), (59, 99, 140)
+
+
+@pytest.fixture(scope="module")
+def three():
+    """Left: burgundy top, navy trousers, standing. Middle: cream top, denim, sitting. Right: green
+    top, navy trousers, standing with an arm raised."""
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "sitting", False),
+                         (GREEN, NAVY, "standing", True)])
+    return measure(img, scene)
+
+
+@pytest.mark.parametrize("question, index", [
+    ("the woman in the maroon blouse", 0), ("the guy in the off-white sweater", 1), ("the one in the emerald top", 2),
+    ("who is sitting?", 1), ("the person waving", 2), ("the second one from the right", 1),
+    ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
+])
+def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
+    out = grounder.answer(parser.parse(question), three)
+    assert (out.kind, out.selected) == ("person", index), out.answer
+
+
+def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
+    count = grounder.answer(parser.parse("How many people in navy trousers are standing?"), three)
+    assert count.count == 2 and set(count.candidates) == {0, 2}
+    yes = grounder.answer(parser.parse("Is the person in the cream top sitting?"), three)
+    no = grounder.answer(parser.parse("Is the person in the cream top standing?"), three)
+    assert (yes.kind, yes.selected, no.kind, no.selected) == ("yes", 1, "no", 1)
+    assert yes.answer.startswith("Yes") and no.answer.startswith("No")
+
+
+def test_grounder_asks_instead_of_guessing_and_refuses_with_a_reason(parser, grounder, three):
+    hat = grounder.answer(parser.parse("the man in the red hat"), three)
+    assert hat.kind == "clarify" and hat.selected == -1 and "hat" in hat.answer and "?" in hat.answer
+    nobody = grounder.answer(parser.parse("the person in the bright orange raincoat"), three)
+    assert nobody.kind == "no_match" and "orange" in nobody.answer
+    near = grounder.answer(parser.parse("the person in the yellow raincoat"), three)  # cream comes near
+    assert (near.kind, near.candidates) == ("clarify", (1,)) and "closest" in near.answer
+    assert grounder.answer(parser.parse("the dog"), three).kind == "not_person"
+
+
+def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, three):
+    ctx = Context(previous_box=three[2].box)
+    assert grounder.answer(parser.parse("is she waving?"), three, ctx).kind == "yes"
+    other = grounder.answer(parser.parse("the other one in navy"), three, ctx)
+    assert (other.kind, other.selected) == ("person", 0)
+    assert grounder.answer(parser.parse("is he waving?"), three).kind == "clarify"  # nobody chosen before
+
+
+def test_relation_to_an_object(parser, grounder):
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "standing", False)])
+    ball = SceneObject("sports ball", (150.0, 110.0, 170.0, 130.0), 0.8)
+    people = (scene.people[0], ScenePerson(**{**scene.people[1].__dict__,
+                                              "relations": (ObjectRelation(0, "holding", 0.9),)}))
+    scene = Scene(scene.image_size, people, (ball,))
+    out = grounder.answer(parser.parse("the guy holding the basketball"), measure(img, scene))
+    assert (out.kind, out.selected) == ("person", 1)
+
+
+@pytest.mark.slow
+def test_grounded_profile_end_to_end_on_a_real_photo():
+    import cv2
+
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.profiles import build_pipeline
+
+    img = cv2.cvtColor(cv2.imread("/usr/share/doc/opencv-doc/examples/data/basketball1.png"), cv2.COLOR_BGR2RGB)
+    pipe = build_pipeline(PipelineConfig(profile="grounded", cpu_threads=1))
+    try:
+        left = pipe.estimate(img, "the person on the left")
+        assert left.selected >= 0 and left.people[left.selected].box[0] < img.shape[1] / 3
+        assert not left.clarify and "left" in left.answer
+        streamed = []
+        count = pipe.estimate(img, "how many people are there?", on_text=streamed.append)
+        assert count.selected == -1 and "2 people" in count.answer and "".join(streamed) == count.answer
+        dog = pipe.estimate(img, "the dog")
+        assert dog.no_match and dog.selected == -1
+        he = pipe.estimate(img, "is he standing?")  # the person chosen two questions ago
+        assert he.selected == left.selected and he.answer.startswith(("Yes", "No", "I can't"))
+        imagined = pipe.estimate(None, "What pose would a tired person take?")
+        assert imagined.people and imagined.people[0].generated
+    finally:
+        pipe.close()
+
+
+@pytest.mark.slow
+def test_cli_chat_holds_a_conversation_and_ask_answers_several(tmp_path, capsys):
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from chatpose_ros import cli
+
+    photo = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
+    args = SimpleNamespace(source=photo, step=1, out=str(tmp_path / "chat.png"), profile="grounded", checkpoint="",
+                           weights_dir="", smpl_model="", device="auto", vision_backend="torch")
+    assert cli.cmd_chat(args, stdin=io.StringIO("the person on the right\nis he standing?\nreset\nquit\n")) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(">")]
+    assert len(lines) == 2 and "right" in lines[0] and lines[1].startswith(("> Yes", "> No", "> I can't"))
+    assert (tmp_path / "chat_1.png").is_file() and (tmp_path / "chat_2.png").is_file()
+    assert cli.main(["ask", photo, "the person on the left", "how many people are there?", "--profile", "grounded",
+                     "--out", str(tmp_path / "a.png"), "--json", str(tmp_path / "a.json"), "--compact"]) == 0
+    outs = json.loads((tmp_path / "a.json").read_text())
+    assert len(outs) == 2 and outs[0]["selected"] >= 0 and "2 people" in outs[1]["answer"]
+    assert (tmp_path / "a_1.png").is_file() and (tmp_path / "a_2.png").is_file()
