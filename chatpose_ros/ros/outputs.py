@@ -34,7 +34,7 @@ from .diagnostics import pipeline_diagnostics
 from .mesh_markers import MeshMarkers
 
 DIAGNOSTICS_DEPTH = 10
-ANSWER_CODES = ("ok", "no_match")  # a query's answer: logged at most once per ANSWER_LOG_PERIOD_S per source
+ANSWER_CODES = ("ok", "no_match", "clarify")  # a query's answer: logged at most once per ANSWER_LOG_PERIOD_S per source
 ANSWER_LOG_PERIOD_S = 1.0
 
 
