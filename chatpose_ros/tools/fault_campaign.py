@@ -26,13 +26,24 @@ from pathlib import Path
 from chatpose_ros.tools.bench import rss_mb
 
 SHM_DIR = Path("/dev/shm")
+POOL_THREADS = "ThreadPoolExecutor"  # rclpy's MultiThreadedExecutor's workers (a bounded pool)
+
+
+def _mapped_blocks() -> int:
+    """Shared-memory blocks (multiprocessing's psm_*) this process has mapped."""
+    with open("/proc/self/maps") as f:
+        return len({line.split()[-2] if line.rstrip().endswith("(deleted)") else line.split()[-1]
+                    for line in f if f"{SHM_DIR}/psm_" in line})
 
 
 def resources() -> dict:
-    """What this process holds now: Python threads, open file descriptors, its shared-memory
-    blocks (multiprocessing's psm_*), live child processes, RSS (MB)."""
-    return {"threads": threading.active_count(), "fds": len(os.listdir("/proc/self/fd")),
-            "shm_blocks": len(list(SHM_DIR.glob("psm_*"))) if SHM_DIR.exists() else 0,
+    """What this process holds now: Python threads (apart from an executor's pool, which grows to
+    its bound on demand), open file descriptors, shared-memory blocks mapped, live child
+    processes, RSS (MB)."""
+    names = [t.name for t in threading.enumerate()]
+    own = sorted(n for n in names if not n.startswith(POOL_THREADS))
+    return {"threads": len(own), "thread_names": own, "pool_threads": len(names) - len(own),
+            "fds": len(os.listdir("/proc/self/fd")), "shm_blocks": _mapped_blocks(),
             "children": len(multiprocessing.active_children()), "rss_mb": round(rss_mb(os.getpid()), 1)}
 
 
@@ -137,11 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     try:
+        client = _Client(node, ctx)
         if args.mode == "lifecycle":
-            figures = lifecycle_cycles(node, args.cycles)
+            figures = lifecycle_cycles(node, args.cycles, client.answer_one)
             figures["leaks"] = leaks(figures)
         else:
-            figures = _storm_over_topics(node, ctx, args.queries, args.seconds)
+            assert node.autostart(), "the node did not start"
+            client.connect()
+            figures = query_storm(client, args.queries, args.seconds)
     finally:
         spinning.clear()
         thread.join(10)
@@ -153,41 +167,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if not figures.get("leaks") and not figures.get("failed") else 1
 
 
-def _storm_over_topics(node, ctx, queries: int, seconds: float) -> dict:
-    """query_storm through a client node of this process (the bench's stand-in for the harness)."""
-    from rclpy.node import Node
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import Header, String
+class _Client:
+    """The bench's client: a camera and a questioner on the node's topics (query_storm's harness)."""
 
-    from chatpose_ros.ros.convert import rgb_to_image
+    def __init__(self, node, ctx) -> None:
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
 
-    class Client:
-        def __init__(self):
-            self.node = node
-            self._client = Node("fault_campaign_client", context=ctx)
-            qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-            self._img = self._client.create_publisher(Image, node.cfg.image_topic, qos)
-            self._query = self._client.create_publisher(String, "/chatpose_node/query", qos)
+        self.node = node
+        self._client = Node("fault_campaign_client", context=ctx)
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self._img = self._client.create_publisher(Image, node.cfg.image_topic, qos)
+        self._query = self._client.create_publisher(String, "/chatpose_node/query", qos)
 
-        def publish_image(self, rgb):
-            self._img.publish(rgb_to_image(rgb, Header(frame_id="camera", stamp=self._client.get_clock().now().to_msg())))
+    def publish_image(self, rgb) -> None:
+        from std_msgs.msg import Header
 
-        def ask(self, text):
-            self._query.publish(String(data=text))
+        from chatpose_ros.ros.convert import rgb_to_image
 
-        def wait_until(self, pred, timeout, what):
-            t_end = time.monotonic() + timeout
-            while not pred():
-                if time.monotonic() > t_end:
-                    raise TimeoutError(f"timed out waiting for {what}")
-                time.sleep(0.01)
+        self._img.publish(rgb_to_image(rgb, Header(frame_id="camera", stamp=self._client.get_clock().now().to_msg())))
 
-    assert node.autostart(), "the node did not start"
-    client = Client()
-    client.wait_until(lambda: client._query.get_subscription_count() > 0 and client._img.get_subscription_count() > 0,
-                      60, "the node's subscriptions")
-    return query_storm(client, queries, seconds)
+    def ask(self, text: str) -> None:
+        from std_msgs.msg import String
+
+        self._query.publish(String(data=text))
+
+    def wait_until(self, pred, timeout: float, what: str) -> None:
+        t_end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > t_end:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(0.01)
+
+    def connect(self) -> None:
+        self.wait_until(lambda: self._query.get_subscription_count() > 0 and self._img.get_subscription_count() > 0,
+                        60, "the node's subscriptions")
+
+    def answer_one(self, node, i: int) -> None:
+        """While active: a frame and a question, answered (a frame through shared memory)."""
+        import numpy as np
+
+        self.connect()
+        n = node.stats["queries_answered"] + 1
+        self.publish_image(np.zeros((240, 320, 3), np.uint8))
+        self.wait_until(lambda: node.session.latest is not None, 30, "the frame")
+        self.ask(f"the person on the left #{i}")
+        self.wait_until(lambda: node.stats["queries_answered"] >= n, 60, "the answer")
 
 
 if __name__ == "__main__":
