@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding
 setup:
 	@bash scripts/setup.sh
 
@@ -40,5 +40,11 @@ eval-perception: setup
 # Hand-written questions about the labelled real photos (tests/data/real_questions.json) through the shipped
 # default pipeline: accuracy per category, refusals, counting, answer variety, and per person question the
 # scene line the model read about the expected person (perception's part of a failure); one thread; outcomes in build/.
+# Every embedded profile side by side on the frozen held-out real questions (tests/data/real_questions2.json, hash
+# checked) and the older diagnosis set: right / wrong / asked / refused per category, counts, no-match, yes/no,
+# clarifying questions, follow-ups, self-contradictions, speed; the grounded profile's ablations; JSON in build/.
+eval-grounding: setup
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.tools.eval_grounding --threads 2 --failures --json build/eval_grounding.json
+
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json

@@ -3,7 +3,7 @@
 Arguments:
   params_file   YAML of parameters (default: the package's config/default.yaml)
   image_topic   camera image topic (default /camera/image_raw)
-  profile       model profile: default | reader | chatpose (chatpose_ros.profiles.PROFILES)
+  profile       model profile: default | reader | grounded | chatpose (chatpose_ros.profiles.PROFILES)
   checkpoint    ChatPose checkpoint folder (profile chatpose)
   autostart     configure and activate at start (true) or wait for a lifecycle manager (false)
   rviz          also start rviz2 with the package's rviz/chatpose.rviz (camera image, markers, TF,

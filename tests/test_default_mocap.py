@@ -7,8 +7,8 @@ import torch
 
 from chatpose_ros.core.body import SMPL_JOINT_NAMES, forward_kinematics
 from chatpose_ros.core.errors import ConfigError, ModelLoadError
-from chatpose_ros.perception import keypoints as kp
 from chatpose_ros.models.default.offline import mocap
+from chatpose_ros.perception import keypoints as kp
 
 BVH = mocap.BVH_DIR
 needs_bvh = pytest.mark.skipif(not (BVH / "01_01.bvh").is_file(), reason="apt-get install assimp-testmodels")

@@ -29,13 +29,14 @@ def _offenders(folder: str, forbidden: tuple[str, ...], skip: str = "") -> list[
 
 
 def test_core_imports_no_profile_registry_or_front_end():
-    assert not _offenders("core", ("chatpose_ros.perception", "chatpose_ros.models", "chatpose_ros.profiles",
-                                   "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"))
+    assert not _offenders("core", ("chatpose_ros.perception", "chatpose_ros.grounding", "chatpose_ros.models",
+                                   "chatpose_ros.profiles", "chatpose_ros.ros", "chatpose_ros.cli", "chatpose_ros.tools"))
 
 
-def test_perception_imports_no_profile_registry_or_front_end():
-    assert not _offenders("perception", ("chatpose_ros.models", "chatpose_ros.profiles", "chatpose_ros.ros",
-                                         "chatpose_ros.cli", "chatpose_ros.tools"))
+def test_perception_and_grounding_import_no_profile_registry_or_front_end():
+    for folder in ("perception", "grounding"):
+        assert not _offenders(folder, ("chatpose_ros.models", "chatpose_ros.profiles", "chatpose_ros.ros",
+                                       "chatpose_ros.cli", "chatpose_ros.tools"))
 
 
 def test_profiles_import_no_registry_or_front_end():
@@ -46,7 +47,8 @@ def test_profiles_import_no_registry_or_front_end():
 
 
 def test_ros_layer_imports_no_profile_and_not_the_cli():
-    assert not _offenders("ros", ("chatpose_ros.perception", "chatpose_ros.models", "chatpose_ros.cli", "chatpose_ros.tools"))
+    assert not _offenders("ros", ("chatpose_ros.perception", "chatpose_ros.grounding", "chatpose_ros.models", "chatpose_ros.cli",
+                                  "chatpose_ros.tools"))
 
 
 def test_registry_is_the_only_way_to_a_profile_from_the_front_ends():

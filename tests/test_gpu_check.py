@@ -50,5 +50,6 @@ def test_perception_parity_figures_on_one_provider(tmp_path):
     scenes = [cpu.see(im) for im in imgs]
     check = g.Check(100)
     r = g._perception_on(check, "cpu", "CPUExecutionProvider", preset, imgs, scenes, 100.0, tmp_path, 1)
-    assert r["people_cpu"] == r["people_gpu"] == r["matched"] > 0
-    assert r["keypoint_px_max"] == 0.0 and r["ms"] > 0 and len(check.rows) == 2
+    parity = r["parity"]
+    assert parity["people_cpu"] == parity["people_gpu"] > 0 and parity["found"] == parity["confident"] > 0
+    assert parity["keypoint_px_max"] == 0.0 and r["parity_ok"] and r["ms"] > 0 and len(check.rows) == 2

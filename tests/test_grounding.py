@@ -217,3 +217,46 @@ def test_cli_chat_holds_a_conversation_and_ask_answers_several(tmp_path, capsys)
     outs = json.loads((tmp_path / "a.json").read_text())
     assert len(outs) == 2 and outs[0]["selected"] >= 0 and "2 people" in outs[1]["answer"]
     assert (tmp_path / "a_1.png").is_file() and (tmp_path / "a_2.png").is_file()
+
+
+class _FakeBase:
+    """Stands in for the reader pipeline under GroundedPipeline: a fixed scene, poses without
+    boxes' translation (test double)."""
+
+    model_id = "reader:test"
+
+    def __init__(self, scene):
+        self.scene = scene
+
+    def _see(self, image, everything=False):
+        return self.scene
+
+    def _people(self, image, scene):
+        from chatpose_ros.core.types import PersonPose
+
+        return [PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32), box=p.box)
+                for p in scene.people], None
+
+    def close(self):
+        pass
+
+
+def test_conversations_are_kept_per_asker_and_forgotten_after_the_timeout(parser, grounder):
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.grounded.pipeline import CONVERSATION_TIMEOUT_S, GroundedPipeline
+
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "sitting", False)])
+    now = [0.0]
+    pipe = GroundedPipeline(PipelineConfig(profile="grounded"), _FakeBase(scene), parser, grounder, "grounded:test",
+                            clock=lambda: now[0])
+    assert pipe.estimate(img, "the person in the cream top", conversation="voice_a").selected == 1
+    assert pipe.estimate(img, "the one in burgundy", conversation="voice_b").selected == 0
+    assert pipe.estimate(img, "is she sitting?", conversation="voice_a").answer.startswith("Yes")
+    assert pipe.estimate(img, "is she sitting?", conversation="voice_b").answer.startswith("No")
+    other = pipe.estimate(img, "no, the other one", conversation="voice_a")
+    assert other.selected == 0 and not other.clarify
+    now[0] += CONVERSATION_TIMEOUT_S + 1
+    late = pipe.estimate(img, "is she sitting?", conversation="voice_a")
+    assert late.clarify and late.selected == -1
+    pipe.reset_conversation()
+    assert pipe.estimate(img, "is she sitting?", conversation="voice_b").clarify

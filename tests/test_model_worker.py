@@ -13,8 +13,8 @@ from chatpose_ros.core.image_codec import encode_raw
 from chatpose_ros.core.images import RawImage, RgbImage
 from chatpose_ros.core.model_runners import InProcessRunner
 from chatpose_ros.core.model_worker import ModelHost
-from chatpose_ros.core.worker_process import ProcessRunner
 from chatpose_ros.core.session import Session
+from chatpose_ros.core.worker_process import ProcessRunner
 from fakes import FakePipeline, crashing_pipeline, echo_pipeline, profile_error_pipeline, rewrapping_pipeline
 
 pytestmark = pytest.mark.timeout(300)

@@ -106,27 +106,77 @@ def test_fallback_chain_tensorrt_cuda_cpu(monkeypatch, tmp_path):
 
 
 def test_perception_on_a_gpu_plan_runs_and_says_which_provider(caplog):
-    """The real perception with the GPU plan on this CPU-only onnxruntime: it runs on the CPU and
-    says so in one warning line; the CPU plan logs nothing."""
-    from chatpose_ros.models.default.pipeline import build_perception
-    from chatpose_ros.perception.perception import PERCEPTION_PRESETS, DEFAULT_PRESET, Perception
-    import dataclasses
+    """The real perception with the GPU plan (device cuda) on this CPU-only onnxruntime: it runs on
+    the CPU and says so in one warning line; the CPU plan logs nothing."""
+    import numpy as np
 
-    cfg = dataclasses.replace(PERCEPTION_PRESETS[DEFAULT_PRESET], objects=False)
+    from chatpose_ros.models.default.pipeline import build_perception
+
     gpu_build = "CUDAExecutionProvider" in ort.get_available_providers()
     with caplog.at_level(logging.INFO, logger="chatpose_ros"):
-        p = Perception(cfg, plan=op.plan_providers("cuda", "tensorrt,cuda,cpu", cuda_available=True))
+        p = build_perception(PipelineConfig(device="cuda"))
     lines = [r.getMessage() for r in caplog.records if "perception:" in r.getMessage()]
     assert len(lines) == 1 and p.provider in ("tensorrt", "cuda", "cpu")
     if not gpu_build:
         assert p.provider == "cpu" and "CPUExecutionProvider" in lines[0] and "not in this onnxruntime build" in lines[0]
-    import numpy as np
-
     assert p.see(np.zeros((48, 64, 3), np.uint8)).people == ()
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="chatpose_ros"):
         q = build_perception(PipelineConfig(device="cpu"))
     assert q.provider == "cpu" and not [r for r in caplog.records if "perception:" in r.getMessage()]
+
+
+class _FakePerception:
+    """A perception on provider `provider` whose scenes are the CPU's with keypoints moved by `shift` px."""
+
+    def __init__(self, provider, reference, shift=0.0, drop=False):
+        self.provider, self.reference, self.shift, self.drop = provider, reference, shift, drop
+        self.provider_summary = f"ONNX Runtime on {op.PROVIDERS[provider]}"
+        self.closed = False
+
+    def see(self, image):
+        import dataclasses
+
+        people = [dataclasses.replace(p, keypoints=p.keypoints + self.shift) for p in self.reference.people]
+        return dataclasses.replace(self.reference, people=tuple(people[1:] if self.drop else people))
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def parity_scene():
+    from chatpose_ros.perception.gpu_parity import parity_image
+    from chatpose_ros.perception.perception import Perception
+
+    scene = Perception().see(parity_image())
+    assert len(scene.people) >= 2
+    return scene
+
+
+@pytest.mark.parametrize("trt,expect", [(dict(), "tensorrt"), (dict(shift=20.0), "cuda"), (dict(drop=True), "cuda")])
+def test_gpu_perception_is_checked_against_the_cpu(parity_scene, caplog, trt, expect):
+    """A GPU provider whose people move or vanish on the parity image is not used: the next one is."""
+    from chatpose_ros.perception.gpu_parity import checked_perception
+
+    made = []
+
+    def make(plan):
+        p = _FakePerception(plan.providers[0], parity_scene, **(trt if plan.providers[0] == "tensorrt" else {}))
+        made.append(p)
+        return p
+
+    plan = op.plan_providers("cuda", "tensorrt,cuda,cpu", cuda_available=True)
+    with caplog.at_level(logging.INFO, logger="chatpose_ros"):
+        p = checked_perception(plan, make)
+    assert p.provider == expect and not p.closed
+    assert [m.provider for m in made] == ["tensorrt", "cpu"] + (["cuda"] if expect == "cuda" else [])
+    lines = [r for r in caplog.records if "perception:" in r.getMessage()]
+    assert len(lines) == 1
+    if expect == "cuda":
+        assert lines[0].levelno == logging.WARNING and "differs from the CPU" in lines[0].getMessage()
+        assert made[0].closed
+    assert checked_perception(op.ProviderPlan(), make).provider == "cpu"
 
 
 def test_llm_placement(monkeypatch):

@@ -389,3 +389,17 @@ def test_bench_reports_every_variant_and_the_load():
     assert "other processes used" in lines[0] and len(lines) == 3
     assert lines[1].startswith("seq") and lines[2].startswith("conc")
     assert all("| people " in line and "| see " in line and "| near " in line for line in lines[1:])
+
+
+def test_near_identical_boxes_are_one_person_whatever_their_keypoints():
+    """Two passes that place a walker's joints differently must not list the walker twice (a
+    vtest.avi street frame did: IoU 0.86); side-by-side people stay two."""
+    from chatpose_ros.perception.perception import PerceptionConfig, _Candidate, _merge
+
+    rng = np.random.default_rng(0)
+    box = np.array([100.0, 50.0, 140.0, 200.0])
+    a = _Candidate(box, 0.6, rng.uniform(100, 140, (17, 2)), np.full(17, 0.9))
+    b = _Candidate(box + [2, 3, 1, -4], 0.3, rng.uniform(100, 140, (17, 2)), np.full(17, 0.9))  # keypoints disagree
+    c = _Candidate(box + [45, 0, 45, 0], 0.5, rng.uniform(145, 185, (17, 2)), np.full(17, 0.9))  # the next person
+    kept = _merge([a, b, c], PerceptionConfig())
+    assert len(kept) == 2 and kept[0] is a and kept[1] is c

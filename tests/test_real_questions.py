@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
 from chatpose_ros.models.default.offline import eval_questions as eq
+from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
 
 MIN_QUESTIONS = 60
 # words no training question of offline/scene_questions.py has, which the set must use (issue 12)

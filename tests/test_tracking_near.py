@@ -9,8 +9,8 @@ import pytest
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.profiles import build_pipeline
 from chatpose_ros.perception.tracking import PersonTracker
+from chatpose_ros.profiles import build_pipeline
 from conftest import REAL_PHOTOS
 
 

@@ -43,6 +43,7 @@ import torch
 
 from .body import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS, SMPL_REST_JOINTS
 from .errors import BackendUnavailableError, ConfigError, ModelLoadError
+from .geometry import axis_angle_to_matrix
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +249,6 @@ class AnnyBody:
         frame) or (72,) axis-angle theta -> MeshOutput (vertices pelvis-relative, camera frame)."""
         R = torch.as_tensor(np.asarray(rotmats), dtype=self._dtype)
         if R.shape == (NUM_JOINTS * 3,):
-            from .geometry import axis_angle_to_matrix
-
             R = axis_angle_to_matrix(R.reshape(NUM_JOINTS, 3))
         if R.shape != (NUM_JOINTS, 3, 3):
             raise ValueError(f"expected (24, 3, 3) rotations or (72,) theta, got {tuple(R.shape)}")
@@ -302,8 +301,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     body = AnnyBody(args.cache_dir, topology=args.topology)
     rng = np.random.default_rng(0)
-    from .geometry import axis_angle_to_matrix
-
     theta = torch.as_tensor(rng.normal(0.0, 0.3, (NUM_JOINTS, 3)))
     ms = body.benchmark(args.frames, axis_angle_to_matrix(theta).numpy())
     log.info("Anny %s: %d vertices, %d faces; load %.1f s; mesh %.1f ms/frame (median of %d, torch threads %d)",

@@ -27,7 +27,7 @@ class PipelineConfig:
                       "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
                       "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
-    checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see README); "
+    checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see docs/chatpose.md); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
     lora_adapter: str = _f("", "ChatPose profile: optional PEFT LoRA adapter folder merged into the LLM at load.")
     device: str = _f("auto", "Torch device: 'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:N'. On CUDA the "
@@ -42,10 +42,11 @@ class PipelineConfig:
                              ("torch", "onnx", "tensorrt"))
     engine_cache_dir: str = _f("~/.cache/chatpose_ros/engines", "Where exported ONNX files and TensorRT engines are cached "
                                "(the default profile's perception engines under perception/).")
-    perception_providers: str = _f("tensorrt,cuda,cpu", "Default and reader profiles, when device is cuda (or auto with "
-                                   "a GPU): ONNX Runtime execution providers for perception, in order of preference "
-                                   "(comma-separated: tensorrt, cuda, cpu); those the installed onnxruntime lacks are "
-                                   "skipped, one that fails to start falls to the next, cpu always closes the list.")
+    perception_providers: str = _f("tensorrt,cuda,cpu", "Embedded profiles (default, reader, grounded), when device "
+                                   "is cuda (or auto with a GPU): ONNX Runtime execution providers for perception, in "
+                                   "order of preference (comma-separated: tensorrt, cuda, cpu); those the installed "
+                                   "onnxruntime lacks are skipped, one that fails to start falls to the next, cpu "
+                                   "always closes the list.")
     perception_fp16: bool = _f(True, "TensorRT provider of perception: build fp16 engines (else fp32).")
     force_pose_token: bool = _f(True, "When a pose is asked for (default profile: every question but counting / "
                                 "yes-no ones) and the model ends its answer without a pose token, append one so "
@@ -123,7 +124,7 @@ class NodeConfig:
     track_all_bodies: bool = _f(False, "Tracking updates search the whole frame and carry every person in view (the "
                                 "chosen one tracked, the others with REP-155 ids kept by box overlap) instead of only "
                                 "the chosen person, searched near its last box. Costs a whole-frame perception per "
-                                "update: 6-8x the near search with the default profile (see README).")
+                                "update: 6-8x the near search with the default profile (see docs/robot.md).")
     frame_id: str = _f("camera_optical_frame", "Frame id used when an image arrives without one.")
     marker_lifetime_s: float = _f(1.0, "Lifetime of RViz markers (s); 0 = forever.")
     marker_joint_diameter_m: float = _f(0.04, "Diameter of joint spheres in the markers (m).")

@@ -30,7 +30,8 @@ CONTRACTIONS = (("isn't", "is not"), ("aren't", "are not"), ("doesn't", "does no
                 ("that's", "that is"), ("let's", "let us"), ("can't", "can not"), ("won't", "will not"),
                 ("hasn't", "has not"), ("haven't", "have not"))
 AUX = {"is", "are", "does", "do", "can", "has", "have", "was", "were", "did", "could", "would", "will"}
-IMAGINE = re.compile(r"\b(?:what pose would|what would .* look like|how would an? |how does an? |imagine|"
+IMAGINE = re.compile(r"\b(?:what pose would|what would .* look like|how would an? |how does an? |imagine|show me how|"
+                     r"how an? [a-z ]*(?:person|man|woman|child|kid|someone) (?:would|might) |"
                      r"pose of (?:an? |someone|somebody)|show me (?:a|an|some) (?:pose|person|man|woman)|"
                      r"strike a pose|generate a pose|make a pose|what pose does|how do(?:es)? (?:people|someone) "
                      r"(?:stand|sit|pose)|give me a pose|typical pose|a pose (?:of|for)|pose would)\b", re.I)
@@ -76,7 +77,8 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
     (r"\bboth (?:arms|hands) (?:up|raised|in the air|above)|\b(?:arms|hands) (?:up|raised|in the air)\b|"
      r"\braising both\b|\bboth hands up\b", "both_arms_raised"),
     (r"\bhands? (?:on|behind|at|over|to|near) (?:the |his |her |their )?head\b|\bhands? behind\b", "hand_at_head"),
-    (r"\b(?:arms|hands) (?:crossed|folded)\b|\bcrossed arms\b|\bfolded arms\b|\bcrossing (?:his |her )?arms\b",
+    (r"\b(?:arms|hands) (?:are )?(?:crossed|folded)\b|\bcrossed arms\b|\bfolded arms\b|"
+     r"\b(?:crossing|folding) (?:his |her |their )?arms\b",
      "arms_crossed"),
     (r"\bhands? on (?:the |his |her |their )?hips?\b", "hands_on_hips"),
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
@@ -93,7 +95,7 @@ FACING: tuple[tuple[str, str], ...] = (
     (r"\bin profile\b|\bsideways\b|\bside view\b|\bfacing (?:left|right|sideways)\b", "side"),
 )
 ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,
-            "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "last": -1}
+            "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "last": -1, "penultimate": -2}
 POSITION_WORDS = {"left": "left", "leftmost": "left", "right": "right", "rightmost": "right", "middle": "middle",
                   "center": "middle", "centre": "middle", "central": "middle", "between": "middle",
                   "top": "top", "highest": "top", "bottom": "bottom", "lowest": "bottom"}
@@ -118,7 +120,7 @@ PATTERNS = {"striped": "striped", "stripes": "striped", "stripy": "striped", "st
             "dotted": "patterned", "spotted": "patterned", "printed": "patterned", "print": "patterned",
             "camo": "patterned", "camouflage": "patterned", "plain": "plain", "solid": "plain",
             "flowered": "patterned", "hawaiian": "patterned", "paisley": "patterned", "stripe": "striped"}
-NEGATORS = {"not", "no", "without", "never", "nor", "non"}
+NEGATORS = {"not", "no", "without", "never", "nor", "non", "except", "excluding"}
 # colour names that are everyday words too: they name a colour only right after "in", "wearing", ...
 # or right before a garment noun.
 COLOUR_CONTEXT = {"in", "wearing", "wears", "dressed", "all", "and", "or", "the", "a", "an", "her", "his",
@@ -134,6 +136,7 @@ def clean(text: str) -> str:
     t = " " + text.lower().replace("\u2019", "'") + " "
     for a, b in CONTRACTIONS:
         t = t.replace(a, b)
+    t = re.sub(r"\bsecond[- ]to[- ]last\b|\bnext[- ]to[- ]last\b", "penultimate", t)
     t = re.sub(r"\.\.+|\s-+\s|[:;]", " , ", t)
     t = re.sub(r"[?!\"()]|\.(?=\s|$)", " ", t)
     t = re.sub(r"\s*,\s*", " , ", t)
@@ -169,6 +172,8 @@ class QuestionParser:
                 ref, pred = self._reference_and_predicate(re.sub(r"^there ", "", body), count=True)
                 return Request("count", ref, pred, text, active, corrected, notes=("exists",))
             ref, pred = self._reference_and_predicate(body, count=False)
+            if ref.head in {"anyone", "anybody", "someone", "somebody", "everyone", "everybody"} and pred:
+                return Request("count", ref, pred, text, active, corrected, notes=("exists",))  # is anybody lying?
             return Request("yes_no", ref, pred, text, active, corrected)
         if DESCRIBE.search(active):
             body = re.sub(r"^(?:what is|what are|what does|describe|tell me about)\s*", "", active)
@@ -276,7 +281,7 @@ class QuestionParser:
         head, not_person, rest = self._scan(TOKEN.findall(text), constraints)
         generic = head in GENERIC_PEOPLE or not head
         pronoun = any(s in text for s in SAME_PERSON) or (generic and not other and bool(
-            re.search(r"\b(?:he|she|him|they|them)\b|\bher\b(?!\s+[a-z]+\b)", text)))
+            re.search(r"(?<!of )\b(?:he|she|him|they|them)\b|\bher\b(?!\s+[a-z]+\b)", text)))
         if head in {"nobody", "no one", "none"}:
             return Reference((), "", False, False, head)
         return Reference(tuple(rest), head, pronoun, other, not_person)
@@ -337,6 +342,7 @@ class QuestionParser:
         pending_colours: list[tuple[str, str, bool]] = []  # (colour, words, negated) waiting for a garment
         pending_pattern: tuple[str, str, bool] | None = None
         negate = False
+        scoped = False  # "except ...": every constraint up to the next clause boundary is negated
         object_mode = ""  # "holding" / "near" after a verb or preposition that takes an object
         i = 0
 
@@ -355,6 +361,9 @@ class QuestionParser:
             w = toks[i]
             nxt = toks[i + 1] if i + 1 < len(toks) else ""
             prev = toks[i - 1] if i > 0 else ""
+            if scoped and w in {",", ";", "but", "who", "that", "which"}:
+                scoped = False
+            negate = negate or scoped
             if w in {",", ";", ".", "?", "!", "but", "who", "that", "which", "and"} and w != "and":
                 negate = False if w in {",", ";", "but"} else negate
                 object_mode = "" if w in {",", ";", "but", "who", "which", "that"} else object_mode
@@ -362,6 +371,7 @@ class QuestionParser:
                 continue
             if w in NEGATORS:
                 negate = True
+                scoped = scoped or w in {"except", "excluding"}
                 i += 1
                 continue
             if w in HOLD_WORDS and w != "with":
@@ -386,9 +396,12 @@ class QuestionParser:
                         break
                 if side or nxt in {"person", "one", "man", "woman", "guy", "girl", "boy", "lady", "kid", "from"}:
                     k = ORDINALS[w]
+                    from_side = side and "from" in toks[i + 1:j]
                     side = side or "left"
-                    if k == -1:
-                        k, side = 1, ("right" if side == "left" else "left")
+                    if k < 0 and (from_side or not side):  # "last from the left" = 1st from the right
+                        k, side = -k, ("right" if side == "left" else "left")
+                    elif k < 0:  # "the last one on the right" = the rightmost
+                        k = -k
                     span = " ".join(toks[i:j + 1]) if side and j < len(toks) else w
                     out.append(Constraint("ordinal", side, span, k=k, negated=negate))
                     negate = False
@@ -442,7 +455,7 @@ class QuestionParser:
                     w == "front" and prev == "in" and nxt == "of") and not (
                     nxt in {"left", "right"} or (nxt == "to" and toks[i + 2:i + 4] in (["the", "left"], ["the", "right"]))):
                 if w in {"closest", "nearest", "closer", "nearer", "farthest", "furthest", "farther", "further"} or \
-                        prev in {"the", "in", "at", "far"} or nxt in {"row", "of"}:
+                        prev in {"the", "in", "at", "far", "very"} or nxt in {"row", "of"}:
                     out.append(Constraint("distance", DISTANCE_WORDS[w], w, negated=negate))
                     negate = False
                     i += 1
@@ -467,8 +480,10 @@ class QuestionParser:
             used = 2 if info is not None else 1
             info = info or self.lex.noun(w)
             if info is None:
-                if self.lex.is_adjective(w) and w not in {"other", "same", "next", "last", "first"}:
-                    out.append(Constraint("unchecked", "adjective", w, negated=negate))
+                if (self.lex.is_adjective(w) or not self.lex.wn.synsets(w)) and len(w) > 2 and w not in {
+                        "other", "same", "next", "last", "first", "else", "whose", "either", "neither", "any", "each"}:
+                    out.append(Constraint("unchecked", "adjective" if self.lex.is_adjective(w) else "word", w,
+                                          negated=negate))
                     negate = False
                 i += 1
                 continue

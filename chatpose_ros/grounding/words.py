@@ -66,6 +66,7 @@ EXTRA_GARMENTS: dict[str, str] = {
     "top": "upper", "leggings": "lower", "joggers": "lower", "sweatpants": "lower", "trousers": "lower",
     "pants": "lower", "jeans": "lower", "shorts": "lower", "outfit": "any", "clothes": "any", "clothing": "any",
     "romper": "full", "onesie": "full", "puffer": "upper", "parka": "upper", "fleece": "upper",
+    "jumper": "upper", "jumpers": "upper",  # British for sweater (WordNet's first sense is a person who jumps)
 }
 # COCO classes (perception's object detector) and the WordNet synsets under which a noun names them.
 COCO_SYNSETS: dict[str, tuple[str, ...]] = {

@@ -122,6 +122,10 @@ class PerceptionConfig:
     """Keypoints both must see to compare by keypoints; with fewer, compare boxes (nms_iou)."""
     nms_iou: float = 0.5
     """People with too few shared keypoints and boxes overlapping more than this are one person."""
+    duplicate_iou: float = 0.75
+    """People whose boxes overlap at least this much are one person whatever their keypoints say
+    (two passes placing a person's joints differently left near-identical boxes: a street frame
+    of vtest.avi listed one walker twice, IoU 0.86)."""
     min_visible_keypoints: int = 3
     """A person needs at least this many keypoints at or above keypoint_score."""
     edge_margin: float = 0.02
@@ -423,6 +427,8 @@ def _same_person(a: _Candidate, b: _Candidate, cfg: PerceptionConfig) -> bool:
     smaller = min((a.box[2] - a.box[0]) * (a.box[3] - a.box[1]), (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]))
     if ix * iy < cfg.merge_min_overlap * max(float(smaller), 1e-6):
         return False  # side by side, however their keypoints look
+    if box_iou(tuple(a.box), tuple(b.box)) >= cfg.duplicate_iou:
+        return True  # near-identical boxes: one person seen twice
     shared = (a.kp_score >= attrs.SEEN_SCORE) & (b.kp_score >= attrs.SEEN_SCORE)
     if int(shared.sum()) >= cfg.merge_min_shared:
         height = max(a.box[3] - a.box[1], b.box[3] - b.box[1], 1.0)
@@ -531,14 +537,16 @@ class Perception:
         self.nanodet = NanoDet(self._dir / MODEL_FILES["nanodet"], t, self._sessions) if self.config.objects else None
         self.blazepose = (BlazePoseLandmarks(self._dir / MODEL_FILES["blazepose_full"], t, self._sessions)
                           if self.config.refine == "blazepose_full" else None)
-        if self._sessions.plan.gpu:  # one line naming what runs (and why not the first choice)
-            level = logging.INFO if self.provider == self._sessions.plan.providers[0] else logging.WARNING
-            log.log(level, "perception: %s", self._sessions.summary())
 
     @property
     def provider(self) -> str:
         """The ONNX Runtime provider perception runs on: 'tensorrt', 'cuda' or 'cpu'."""
         return self._sessions.short_provider() or "cpu"
+
+    @property
+    def provider_summary(self) -> str:
+        """One line: the provider that runs, and why not the plan's first choice."""
+        return self._sessions.summary() if self._sessions.plan.gpu else "ONNX Runtime on CPUExecutionProvider"
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> Perception:

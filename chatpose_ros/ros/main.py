@@ -16,7 +16,7 @@ from pathlib import Path
 GIL_SWITCH_INTERVAL_S = 0.001
 EXECUTOR_THREADS = 4  # the multi-threaded executor's threads
 EXECUTORS = ("events", "multi")
-# events: measured side by side against multi (README, issue 11): query latency, tracking rate and
+# events: measured side by side against multi (docs/benchmarks.md, issue 11): query latency, tracking rate and
 # image callback gaps better in every pair
 DEFAULT_EXECUTOR = "events"
 # rclpy 7.1.5's EventsExecutor.spin() ran no callback here (a timer never fired); spin_once does:

@@ -57,7 +57,7 @@ LOG_CLOSE_S = 1.0  # how long destroy_node waits for the log's queued lines
 
 
 class ChatPoseNode(LifecycleNode):
-    """See the module docstring and README (topics, parameters, action)."""
+    """See the module docstring, README and docs/node.md (topics, parameters, action)."""
 
     def __init__(self, node_name: str = "chatpose_node", pipeline_factory: PipelineFactory = build_pipeline, **kwargs) -> None:
         super().__init__(node_name, **kwargs)

@@ -9,7 +9,7 @@ reason, never a crash of the whole check):
    torch fp16 on the same GPU; ONNX Runtime's CUDA provider when installed.
 2. perception: the embedded default's perception (shipped ONNX models, default preset) under
    ONNX Runtime's TensorRT and CUDA providers: ms per 640x480 frame and parity with the CPU
-   provider (people matched by box IoU >= 0.5, keypoint distance in px).
+   provider (perception/gpu_parity.py: confident people found, keypoint distance in px).
 3. chatpose_e2e: one ChatPose query end to end (ChatPosePipeline: preprocess, vision, greedy
    decoding with a KV cache, pose head, SMPL joints) on a random model of the released geometry
    (ViT-L/14-336 + Llama 13B, bf16): ms to the pose for an 8-token answer.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -299,31 +300,12 @@ def section_chatpose_e2e(check: Check, model, cuda: bool, repeats: int) -> dict:
 
 
 # --------------------------------------------------------------------------- perception
-def _match_people(a, b) -> tuple[int, list[float]]:
-    """(people of `a` matched in `b` by box IoU >= 0.5, keypoint distances px where both see it)."""
-    from chatpose_ros.core.geometry import box_iou
-
-    used, dists, matched = set(), [], 0
-    for p in a:
-        best, j = 0.0, -1
-        for k, q in enumerate(b):
-            iou = box_iou(p.box, q.box)
-            if k not in used and iou > best:
-                best, j = iou, k
-        if j >= 0 and best >= 0.5:
-            used.add(j)
-            matched += 1
-            q = b[j]
-            seen = (p.keypoint_scores >= 0.3) & (q.keypoint_scores >= 0.3)
-            dists.extend(np.linalg.norm(p.keypoints[seen] - q.keypoints[seen], axis=1).tolist())
-    return matched, dists
-
-
 def _perception_on(check: Check, short: str, name: str, preset, imgs: list, cpu_scenes: list, t_cpu: float, cache: Path,
                    repeats: int):
     """Perception on provider `short` (ONNX Runtime name `name`): ms per frame and parity with the
     CPU scenes; a string when the provider did not start."""
     from chatpose_ros.core import onnx_providers as op
+    from chatpose_ros.perception.gpu_parity import compare_scenes
     from chatpose_ros.perception.perception import Perception
 
     plan = op.ProviderPlan((short, "cpu"), str(cache / "perception"), fp16=True)
@@ -338,19 +320,13 @@ def _perception_on(check: Check, short: str, name: str, preset, imgs: list, cpu_
     i = iter(range(10 ** 9))
     t, _ = timed(lambda: p.see(imgs[next(i) % len(imgs)]), repeats * len(imgs), warmup=1)
     p.close()
-    matched, dists = 0, []
-    for s_gpu, s_cpu in zip(scenes, cpu_scenes):
-        m, d = _match_people(s_cpu.people, s_gpu.people)
-        matched, dists = matched + m, dists + d
-    n_cpu = sum(len(s.people) for s in cpu_scenes)
-    n_gpu = sum(len(s.people) for s in scenes)
-    kp = (float(np.mean(dists)), float(np.max(dists))) if dists else (float("nan"), float("nan"))
+    parity = compare_scenes(cpu_scenes, scenes)
     check.row("perception", f"{name} ({'fp16, ' if short == 'tensorrt' else ''}640x480)",
               f"{t:.2f} ms/frame ({t_cpu / t:.1f}x CPU)", "<= 10 ms", t <= TARGETS["perception_ms"])
-    check.row("perception", f"{name} parity vs CPU",
-              f"{matched}/{n_cpu} people matched ({n_gpu} found), kp {kp[0]:.1f}/{kp[1]:.1f} px mean/max")
-    return {"ms": round(t, 2), "first_frames_s": round(first_s, 1), "people_cpu": n_cpu, "people_gpu": n_gpu,
-            "matched": matched, "keypoint_px_mean": round(kp[0], 2), "keypoint_px_max": round(kp[1], 2)}
+    check.row("perception", f"{name} parity vs CPU", f"{parity.found}/{parity.confident} people, keypoints "
+              f"{parity.keypoint_px_mean:.1f}/{parity.keypoint_px_max:.1f} px mean/max", "gpu_parity", parity.ok)
+    return {"ms": round(t, 2), "first_frames_s": round(first_s, 1), "parity": dataclasses.asdict(parity),
+            "parity_ok": parity.ok}
 
 
 def section_perception(check: Check, cache: Path, n_frames: int, repeats: int, cuda: bool) -> dict:
@@ -443,7 +419,8 @@ def section_default_e2e(check: Check, dev: str, cache: Path, n_frames: int, repe
     perception = statistics.median(r.timings_ms.get("perception", float("nan")) for r in res)
     llm_ms = statistics.median(r.timings_ms.get("llm", float("nan")) for r in res)
     out = {"runtime": pipe.runtime, "base": base, "to_pose_ms": round(total, 1), "perception_ms": round(perception, 2),
-           "llm_ms": round(llm_ms, 1), "with_pose": sum(1 for r in res if r.selected >= 0 or r.people), "frames": len(res)}
+           "llm_ms": round(llm_ms, 1), "with_pose": sum(1 for r in res if r.selected >= 0 or r.people), "frames": len(res),
+           "max_new_tokens": max_new_tokens, "last_answer": res[-1].answer[:120]}
     check.row("default_e2e", f"runtime: {pipe.runtime}", f"base: {base[:38]}")
     check.row("default_e2e", "to the pose per 640x480 frame", f"{total:.1f} ms (perception {perception:.1f}, "
               f"llm {llm_ms:.1f})", "<= 50 ms", total <= TARGETS["to_pose_ms"])

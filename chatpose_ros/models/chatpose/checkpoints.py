@@ -381,7 +381,6 @@ def convert_released(src: str | Path, vision: str | Path, out: str | Path, *, po
             raise CheckpointError(f"{pre_src} crops images to {crop} px but the CLIP tower takes {side} px")
         shutil.copyfile(pre_src, out / PREPROCESSOR_FILE)
     else:
-        side = int(tower.config.image_size)
         log.warning("no %s in %s: using CLIP defaults at %d px", PREPROCESSOR_FILE, vision, side)
         (out / PREPROCESSOR_FILE).write_text(json.dumps({
             "size": {"shortest_edge": side}, "crop_size": {"height": side, "width": side},

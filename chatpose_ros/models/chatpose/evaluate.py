@@ -68,7 +68,7 @@ def evaluate(data: str | Path, checkpoint: str | Path, *, device: str = "auto", 
     samples: list[Sample] = [s for s in load_jsonl(data) if s.task in POSE_TASKS]
     if pipeline is None:
         cfg = PipelineConfig(profile="chatpose", checkpoint=str(checkpoint), device=device,
-                             vision_backend=vision_backend, force_pose_token=True,
+                             vision_backend=vision_backend, chatpose_force_pose_token=True,
                              chatpose_max_new_tokens=max_new_tokens)
         pipeline = ChatPosePipeline.from_config(cfg)
     per_task: dict[str, dict[str, list[float]]] = {t: {"mpjpe": [], "pa_mpjpe": []} for t in POSE_TASKS}

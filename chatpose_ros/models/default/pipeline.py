@@ -89,14 +89,17 @@ def build_perception(config: PipelineConfig):
     """The perception stage (``see(image) -> Scene``, ``see_near(image, box) -> Scene``): the
     shipped ONNX models of perception.Perception (default preset, ``config.cpu_threads`` ONNX
     Runtime threads, at least 1), on ONNX Runtime's TensorRT / CUDA providers when
-    ``config.device`` asks for the GPU and they are installed (core/onnx_providers.py)."""
+    ``config.device`` asks for the GPU and they are installed and match the CPU provider on the
+    parity image (core/onnx_providers.py, perception/gpu_parity.py)."""
     from chatpose_ros.core.onnx_providers import plan_providers
+    from chatpose_ros.perception.gpu_parity import checked_perception
     from chatpose_ros.perception.perception import Perception, PERCEPTION_PRESETS, DEFAULT_PRESET
     from dataclasses import replace
 
     plan = plan_providers(config.device, config.perception_providers, config.engine_cache_dir,
                           config.perception_fp16, cuda_available=torch.cuda.is_available())
-    return Perception(replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads))), plan=plan)
+    preset = replace(PERCEPTION_PRESETS[DEFAULT_PRESET], threads=max(1, int(config.cpu_threads)))
+    return checked_perception(plan, lambda p: Perception(preset, plan=p))
 
 
 def llm_placement(config: PipelineConfig) -> tuple[torch.device, torch.dtype]:

@@ -13,8 +13,10 @@
              with ChatPose's pose token and pose head: a pose made from the words, marked generated).
 
 Follow-ups ("is he waving?", "the other one", "and the one next to her?") resolve against the
-person chosen last: the pipeline keeps one conversation (`CONVERSATION_TIMEOUT_S`, reset by
-`reset_conversation()`), matched on the current frame by box overlap.
+person chosen last in the same conversation: `estimate(..., conversation=ID)` keeps one per ID
+(the node passes who asked: the query topic, the action, or a ROS4HRI voice id), each forgotten
+after `CONVERSATION_TIMEOUT_S` or on `reset_conversation(ID)`, matched on the current frame by box
+overlap; at most MAX_CONVERSATIONS are kept (the oldest is dropped).
 
 Perception, the regressor and the generated pose are the reader profile's own
 (`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`), composed here.
@@ -40,6 +42,7 @@ from chatpose_ros.grounding.request import Request
 log = logging.getLogger(__name__)
 
 CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
+MAX_CONVERSATIONS = 64          # conversations kept at once (voices come and go)
 NO_PERSON_ANSWER = "I see no person in the image."
 
 
@@ -60,9 +63,10 @@ class GroundedPipeline:
         self.parser = parser
         self.grounder = grounder
         self.model_id = model_id
+        self.runtime = str(getattr(base, "runtime", ""))  # the reader's perception provider and LLM device
         self._lock = threading.Lock()
         self._clock = clock
-        self._conv = _Conversation()
+        self._convs: dict[str, _Conversation] = {}
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "GroundedPipeline":
@@ -83,10 +87,14 @@ class GroundedPipeline:
             self.base.close()
         self.base = None
 
-    def reset_conversation(self) -> None:
-        """Forget the person chosen last (the next "he" / "the other one" has nobody to refer to)."""
+    def reset_conversation(self, conversation: str | None = None) -> None:
+        """Forget the person chosen last in `conversation` (every conversation when None): the
+        next "he" / "the other one" there has nobody to refer to."""
         with self._lock:
-            self._conv = _Conversation()
+            if conversation is None:
+                self._convs.clear()
+            else:
+                self._convs.pop(conversation, None)
 
     def observe(self, image: np.ndarray, near=None) -> list[PersonPose]:
         if self.base is None:
@@ -94,14 +102,15 @@ class GroundedPipeline:
         return self.base.observe(image, near)
 
     # -- public ---------------------------------------------------------------------------
-    def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None) -> PoseResult:
+    def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None,
+                 conversation: str = "") -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
         `selected` indexes `people` (scene order, left to right is not implied) for a chosen
         person; -1 for a clarifying question (`clarify` True), nobody (`no_match` True), counts,
         yes/no and chat. A pose made from the words (imagine) comes first in `people`, marked
         generated. Streaming: `on_pose(result)` once the decision and the pose are ready, then
-        `on_text` with the answer."""
+        `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one)."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
@@ -112,7 +121,7 @@ class GroundedPipeline:
             if request.intent in ("imagine", "chat") or image is None:
                 return self._delegate(request, image, query, on_pose, on_text)
             try:
-                return self._ground(request, image, query, on_pose, on_text)
+                return self._ground(request, image, query, on_pose, on_text, str(conversation))
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
@@ -128,7 +137,7 @@ class GroundedPipeline:
         return replace(result, model_id=self.model_id,
                        image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
 
-    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text) -> PoseResult:
+    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str) -> PoseResult:
         timings: dict[str, float] = {}
         t_start = t = time.perf_counter()
         scene = self.base._see(image, everything=True)
@@ -141,13 +150,18 @@ class GroundedPipeline:
         timings["measure"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         now = self._clock()
-        if self._conv.box is not None and now - self._conv.at > CONVERSATION_TIMEOUT_S:
-            self._conv = _Conversation()
-        out: Outcome = self.grounder.answer(request, facts, Context(previous_box=self._conv.box))
+        conv = self._convs.get(conv_id)
+        if conv is not None and now - conv.at > CONVERSATION_TIMEOUT_S:
+            conv = self._convs.pop(conv_id)  # too long ago: start afresh
+            conv = None
+        out: Outcome = self.grounder.answer(request, facts, Context(previous_box=None if conv is None else conv.box))
         timings["ground"] = (time.perf_counter() - t) * 1e3
         timings["to_pose"] = (time.perf_counter() - t_start) * 1e3
         if out.selected >= 0 and out.kind in ("person", "yes", "no", "unknown", "describe"):
-            self._conv = _Conversation(facts[out.selected].box, now)
+            self._convs.pop(conv_id, None)
+            self._convs[conv_id] = _Conversation(facts[out.selected].box, now)
+            while len(self._convs) > MAX_CONVERSATIONS:
+                self._convs.pop(next(iter(self._convs)))
         scores = out.scores if out.scores.size == len(people) else None
         total = float(scores.sum()) if scores is not None else 0.0
         ranked = tuple(replace(p, confidence=float(scores[i] / total)) if scores is not None and total > 0 else p

@@ -31,11 +31,11 @@ from chatpose_ros.core.body import NUM_JOINTS, SMPL_JOINT_NAMES, forward_kinemat
 from chatpose_ros.core.errors import ConfigError
 from chatpose_ros.core.geometry import axis_angle_to_matrix
 from chatpose_ros.core.metrics import mpjpe_mm, pa_mpjpe_mm
-from chatpose_ros.perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, smpl_to_keypoints_torch
 from chatpose_ros.models.default.offline.mocap import MocapSet, load_mocap
 from chatpose_ros.models.default.pipeline import REGRESSOR_FILE
+from chatpose_ros.perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, smpl_to_keypoints_torch
 from chatpose_ros.perception.regressor import (ARCHS, HIPS, RegressorConfig, SmplRegressor, depth_unknown,
-                                                   normalise_inputs)
+                                               normalise_inputs)
 
 log = logging.getLogger(__name__)
 
