@@ -149,6 +149,35 @@ def fake_pipeline(cfg) -> FakePipeline:
 
 
 __all__ = ["FakePipeline", "CrashingPipeline", "EchoPipeline", "StreamingPipeline", "crashing_pipeline", "echo_pipeline",
-           "fake_pipeline", "streaming_pipeline",
+           "fake_pipeline", "streaming_pipeline", "ProfileImageError", "profile_error_pipeline",
+           "RewrappingPipeline", "rewrapping_pipeline",
            "make_person", "InferenceError",
            "InvalidImageError"]
+
+
+class ProfileImageError(InvalidImageError):
+    """A typed error a profile defines for itself (not in core.errors), like vision_backends.ParityError."""
+
+
+def profile_error_pipeline(cfg) -> FakePipeline:
+    """Fails every estimate with a ProfileImageError (picklable, for the worker process)."""
+    return FakePipeline(fail_with=ProfileImageError("the profile found the image unusable"))
+
+
+class RewrappingPipeline(FakePipeline):
+    """Fails as a profile that re-raises a library's error as its own and keeps the last error
+    (for a status, as libraries do): the frames of that error hold the image, a view into the
+    worker's shared block, for as long as the error is kept."""
+
+    last_error: Exception | None = None
+
+    def estimate(self, image, query):
+        try:
+            raise ValueError(f"a library failed on {image.shape}")
+        except ValueError as exc:
+            self.last_error = exc
+            raise InferenceError("the profile failed") from exc
+
+
+def rewrapping_pipeline(cfg) -> RewrappingPipeline:
+    return RewrappingPipeline()

@@ -1,4 +1,4 @@
-"""core.body_mesh (which mesh, background loading, the switch-off rule) and core.session.LogThrottle,
+"""core.body_mesh (which mesh, background loading, the switch-off rule) and core.logs.LogThrottle,
 with injected time and a fake mesh backend: no Anny, no ROS."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from chatpose_ros.core.anny_mesh import drop_truncated_cache_files
 from chatpose_ros.core.body_mesh import (MIN_TIMED_UPDATES, BodyMesh, mesh_slows_tracking, resolve_mode,
                                          tracking_interval_ms)
 from chatpose_ros.core.errors import ConfigError, ModelLoadError
-from chatpose_ros.core.session import LogThrottle
+from chatpose_ros.core.logs import LogThrottle
 from chatpose_ros.core.types import PoseResult
 from tests.fakes import make_person
 

@@ -120,6 +120,8 @@ def test_bad_inputs_raise_typed_errors(pipe):
         pipe.estimate(img.astype(np.float32), "the person")
     with pytest.raises(InvalidImageError):
         pipe.observe("not an image")
+    with pytest.raises(InvalidImageError):  # a layout that passes, found unusable by perception: still invalid_image
+        pipe.estimate(np.zeros((1, 480, 3), np.uint8), "the person on the left")
 
 
 def test_tracker_keeps_id_across_real_frames(pipe):

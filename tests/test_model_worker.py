@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
-from chatpose_ros.core.errors import ConfigError, InvalidImageError, ModelLoadError, WorkerCrashedError
+from chatpose_ros.core.errors import ChatPoseError, ConfigError, InvalidImageError, ModelLoadError, WorkerCrashedError
 from chatpose_ros.core.image_codec import encode_raw
 from chatpose_ros.core.images import RawImage, RgbImage
 from chatpose_ros.core.model_runners import InProcessRunner
 from chatpose_ros.core.model_worker import ModelHost
 from chatpose_ros.core.session import Session
 from chatpose_ros.core.worker_process import ProcessRunner
-from fakes import FakePipeline, crashing_pipeline, echo_pipeline
+from fakes import FakePipeline, crashing_pipeline, echo_pipeline, profile_error_pipeline, rewrapping_pipeline
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -76,6 +76,23 @@ def test_errors_keep_their_type_across_the_process_boundary(runner):
     with pytest.raises(InvalidImageError, match="max_image_pixels"):
         r.estimate(_raw(big), "q")
     assert r.estimate(None, "still serving")[0].answer == "none"
+
+
+def test_a_profile_own_typed_error_keeps_its_code_across_the_process_boundary(runner):
+    r = runner(profile_error_pipeline)
+    with pytest.raises(InvalidImageError, match="unusable") as info:
+        r.estimate(RgbImage(np.zeros((8, 8, 3), np.uint8)), "q")
+    assert info.value.code == "invalid_image"
+
+
+def test_a_failed_request_leaves_no_view_into_shared_memory(runner, capfd):
+    r = runner(rewrapping_pipeline)  # decodes the frame, then fails in the pipeline
+    for side in (8, 20, 40):  # a bigger block each time: the worker lets go of the last one
+        with pytest.raises(ChatPoseError):
+            r.estimate(_raw(np.zeros((side, side, 3), np.uint8), "rgb8"), "q")
+    r.close()  # the worker exits: its blocks are closed
+    err = capfd.readouterr().err
+    assert "BufferError" not in err and "Exception ignored" not in err, err
 
 
 def test_load_failure_is_a_typed_error():

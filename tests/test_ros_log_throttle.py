@@ -23,6 +23,8 @@ class RecordingLogger:
     def info(self, line, *a, **k):
         self._keep(line)
 
+    debug = info
+
     def warn(self, line, *a, **k):
         self._keep(line)
 
@@ -44,6 +46,7 @@ def test_no_camera_info_is_logged_once_then_throttled(ros_harness):
     while len(h.statuses("no_camera_info")) < 2:
         assert time.monotonic() < t_end, "no_camera_info not repeated on ~/status"
         h.publish_and_wait(rgb)
+    assert h.node.log.sink.flush(30.0)  # the log's thread has written what was queued
     logged = [line for line in log.lines if "[no_camera_info]" in line]
     assert len(logged) == 1, logged
     assert h.node.stats["status_no_camera_info"] >= 2

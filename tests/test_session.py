@@ -352,3 +352,36 @@ def test_choosing_the_tracked_person_again_keeps_the_tracker_only_once_it_has_th
     s.put_frame(Frame(image="f3"))
     work = s.take()
     assert again == first and work.request.keep and work.request.seed.track_id == first
+
+
+def test_a_stopped_camera_is_reported_by_the_watchdog_not_by_the_next_frame():
+    clock = Clock()
+    s = Session(NodeConfig(camera_timeout_s=0.5), 500, clock=clock)
+    assert s.check_camera() == []  # no camera yet: nothing stopped
+    for _ in range(30):  # a 30 Hz camera
+        s.put_frame(Frame(image=b"x"))
+        clock.t += 1 / 30
+        assert s.check_camera() == []
+    clock.t += 0.45  # 0.48 s since the last frame
+    assert s.check_camera() == [] and not s.camera_stalled
+    clock.t += 0.05
+    (rep,) = s.check_camera()
+    assert rep.code == "camera_stalled" and rep.level == WARN and "0.53 s" in rep.message
+    assert s.camera_stalled and s.snapshot()["last_frame_age_s"] == "0.53" and s.stats["camera_stalls"] == 1
+    clock.t += 5.0
+    assert s.check_camera() == []  # reported once per stop
+    s.put_frame(Frame(image=b"x"))
+    (rep,) = s.check_camera()
+    assert rep.code == "camera_resumed" and rep.level == OK and not s.camera_stalled
+
+
+def test_a_slow_camera_is_stopped_only_after_three_of_its_own_periods():
+    clock = Clock()
+    s = Session(NodeConfig(camera_timeout_s=0.5), 500, clock=clock)
+    for _ in range(10):  # a 1 Hz camera
+        s.put_frame(Frame(image=b"x"))
+        clock.t += 1.0
+    clock.t += 1.5  # 2.5 s since the last frame: < 3 periods
+    assert s.check_camera() == []
+    clock.t += 0.6
+    assert [r.code for r in s.check_camera()] == ["camera_stalled"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .errors import ConfigError
 
@@ -98,7 +98,15 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """Topics, QoS and behaviour of the ROS node (plain data: no ROS import here)."""
+    """Topics, QoS and behaviour of the ROS node (plain data: no ROS import here).
+
+    RUNTIME: the fields a running node takes changes of (ROS: parameters set at run time, checked
+    by __post_init__); every other field is read at configure (ROS: read-only parameters)."""
+
+    RUNTIME: ClassVar[frozenset[str]] = frozenset({
+        "tracking_rate_hz", "track_after_query", "track_all_bodies", "max_image_age_s", "query_queue_size",
+        "latency_warn_ms", "camera_timeout_s", "status_log_period_s", "marker_lifetime_s", "marker_joint_diameter_m",
+        "default_depth_m"})
 
     image_topic: str = _f("/camera/image_raw", "sensor_msgs/Image topic to read frames from.")
     compressed_image_topic: str = _f("", "Optional sensor_msgs/CompressedImage topic (JPEG/PNG); empty = off.")
@@ -123,6 +131,10 @@ class NodeConfig:
     default_depth_m: float = _f(3.0, "Distance in front of the camera where a person without known translation "
                                 "is drawn in RViz (m).")
     diagnostics_period_s: float = _f(1.0, "Period of /diagnostics messages (s).")
+    camera_timeout_s: float = _f(0.5, "A camera that sent frames and then sends none for this long (or for 3 of its own "
+                                 "frame periods, when longer) is reported by a 10 Hz timer: status camera_stalled "
+                                 "(camera_resumed when frames come again) and /diagnostics WARN with the age of the "
+                                 "last frame (s); 0 = off.")
     latency_warn_ms: float = _f(2000.0, "Answers slower than this put /diagnostics in WARN.")
     status_log_period_s: float = _f(30.0, "Repeating statuses (no_camera_info, refused frames, missing_frame_id, "
                                     "tracking errors, ...) are logged the first time, then at most once per this many "
@@ -160,6 +172,8 @@ class NodeConfig:
             raise ConfigError("queue sizes and QoS depths must be >= 1")
         if self.tracking_rate_hz <= 0 or self.diagnostics_period_s <= 0:
             raise ConfigError("tracking_rate_hz and diagnostics_period_s must be > 0")
+        if self.camera_timeout_s < 0:
+            raise ConfigError("camera_timeout_s must be >= 0")
         if self.status_log_period_s < 0:
             raise ConfigError("status_log_period_s must be >= 0")
         if self.hri_cropped_rate_hz < 0 or self.mesh_rate_hz < 0:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InvalidImageError
+from .logs import clip
 
 # encoding -> (channels, numpy dtype, channel order)
 _ENCODINGS: dict[str, tuple[int, str, str]] = {
@@ -64,7 +65,7 @@ def check_raw_layout(width: int, height: int, encoding: str, step: int, nbytes: 
             row, or fewer bytes than height * step.
     """
     if encoding not in _ENCODINGS:
-        raise InvalidImageError(f"unsupported image encoding {encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+        raise InvalidImageError(f"unsupported image encoding '{clip(encoding)}'; supported: {', '.join(SUPPORTED_ENCODINGS)}")
     if width <= 0 or height <= 0:
         raise InvalidImageError(f"image is empty ({width}x{height})")
     if width * height > max_pixels:
@@ -73,9 +74,9 @@ def check_raw_layout(width: int, height: int, encoding: str, step: int, nbytes: 
     itemsize = 2 if kind == "u2" else 1
     row_bytes = width * channels * itemsize
     if step < row_bytes:
-        raise InvalidImageError(f"step {step} is smaller than one row of {width} {encoding} pixels ({row_bytes} bytes)")
+        raise InvalidImageError(f"step {step} is smaller than one row of {width} {clip(encoding)} pixels ({row_bytes} bytes)")
     if order in ("uyvy", "yuyv") and width % 2:
-        raise InvalidImageError(f"{encoding} needs an even width (one chroma pair per two pixels), got {width}")
+        raise InvalidImageError(f"{clip(encoding)} needs an even width (one chroma pair per two pixels), got {width}")
     if nbytes < step * (height - 1) + row_bytes:
         raise InvalidImageError(
             f"image data truncated: {nbytes} bytes, expected {step * height} ({height} rows of step {step})")

@@ -34,7 +34,9 @@ Public API (everything else is private):
 - `RateLimit(rate_hz, clock)`: at most so many events a second (the node's crop and mesh rates).
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
   same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
-  The Report keeps the key in `repeating`; `LogThrottle` thins such reports further in the log.
+  The Report keeps the key in `repeating`, and `source` says which input it concerns ("image",
+  "query", "tracking", a voice id, ...): the node's log thins reports further per code and source
+  (core.logs). Text taken from inputs is clipped and escaped (core.logs.clip).
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
@@ -58,16 +60,18 @@ from typing import Any, Callable, Protocol, Union
 from .config import NodeConfig
 from .errors import ChatPoseError, InvalidQueryError
 from .geometry_np import box_iou
+from .logs import THROTTLE_TABLE_MAX, clip
 from .pipeline import validate_query
 from .types import PersonPose, PoseResult
 
 # Severities: the values of chatpose_ros/PipelineStatus OK, WARN, ERROR.
 OK, WARN, ERROR = 0, 1, 2
 REPORT_THROTTLE_S = 1.0  # reports sharing a throttle key: at most one per this many seconds
-THROTTLE_TABLE_MAX = 256  # throttle keys remembered before old ones are forgotten
 LATENCY_HISTORY = 200  # answer latencies kept for the diagnostics median
 IMAGE_DELAY_HISTORY = 1000  # frame transport delays kept for the diagnostics median
-MESSAGE_QUERY_CHARS = 80  # how much of a query goes into a human-readable message
+RECENT_GAPS = 30  # the latest gaps between frames: the camera's own period, for check_camera
+STALL_PERIODS = 3.0  # a camera is stopped after this many of its own periods without a frame (and camera_timeout_s)
+ERROR_CHARS = 300  # how much of an error's text goes into a report (it may quote an input)
 # A query choosing the person already tracked keeps the track (and its id) when the chosen box
 # overlaps the tracked person's last box this much (intersection over union).
 SAME_PERSON_IOU = 0.5
@@ -133,33 +137,8 @@ class Report:
     code: str
     message: str
     query: str = ""
-    repeating: str = ""  # the throttle key of a report that can repeat (per frame, per message): see LogThrottle
-
-
-class LogThrottle:
-    """When to write a repeating report (one with a throttle key) to the log: the first time, then
-    at most once per `period_s` per key, however often it is published on ~/status.
-
-    `admit(key)` -> None (do not log) or how many reports of that key were not logged since the
-    last line (0 the first time). `clock`: monotonic seconds (injected in tests)."""
-
-    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.period_s = float(period_s)
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-        self._skipped: collections.Counter = collections.Counter()
-
-    def admit(self, key: str) -> int | None:
-        with self._lock:
-            now = self._clock()
-            if now - self._last.get(key, -float("inf")) < self.period_s:
-                self._skipped[key] += 1
-                return None
-            if len(self._last) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
-                self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
-            self._last[key] = now
-            return self._skipped.pop(key, 0)
+    repeating: str = ""  # the throttle key of a report that can repeat (per frame, per message)
+    source: str = ""  # which input it concerns ("image", "query", "tracking", a voice id): the log throttles per code and source
 
 
 POSES, WORDS = "poses", "words"  # Output.only: publish only the poses (streamed early) / only the words
@@ -312,6 +291,8 @@ class Session:
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
         self._image_gaps_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
         self._last_arrival: float | None = None
+        self._recent_gaps_s: collections.deque[float] = collections.deque(maxlen=RECENT_GAPS)
+        self._stalled = False  # the camera stopped (check_camera), until a frame arrives again
 
     # ------------------------------------------------------------------ state
     @property
@@ -366,7 +347,9 @@ class Session:
             self._seq += 1
             frame.received, frame.seq = self._clock(), self._seq
             if self._last_arrival is not None:
-                self._image_gaps_ms.append((frame.received - self._last_arrival) * 1000.0)
+                gap = frame.received - self._last_arrival
+                self._image_gaps_ms.append(gap * 1000.0)
+                self._recent_gaps_s.append(gap)
             self._last_arrival = frame.received
             self._latest = frame
             if self._track is not None:
@@ -378,14 +361,16 @@ class Session:
         with self._cv:
             self.stats["frames_received"] += 1
             self.stats["frames_invalid"] += 1
-        rep = self.report(ERROR, code, f"image refused: {message}", throttle_key=f"image:{message}")
+        message = clip(message, ERROR_CHARS)
+        rep = self.report(ERROR, code, f"image refused: {message}", throttle_key=f"image:{message}", source="image")
         return [rep] if rep else []
 
-    def refuse_query(self, exc: ChatPoseError, query: str = "") -> list[Event]:
+    def refuse_query(self, exc: ChatPoseError, query: str = "", source: str = "") -> list[Event]:
         """A query could not even be read (e.g. not UTF-8): count and report it."""
         with self._cv:
             self.stats["queries_invalid"] += 1
-        return [self.report(ERROR, exc.code, f"query refused: {exc}", query=query)]
+        return [self.report(ERROR, exc.code, f"query refused: {clip(exc, ERROR_CHARS)}", query=query,
+                            source=source or "query")]
 
     def submit(self, text: object, frame: Frame | None = None, source: str = "") -> tuple[Job | None, list[Event]]:
         """Validate and queue a query (with an explicit image `frame`, or None for the latest
@@ -395,14 +380,15 @@ class Session:
         try:
             query = validate_query(text, self.max_query_chars)
         except InvalidQueryError as exc:
-            return None, self.refuse_query(exc, str(text)[:200])
+            return None, self.refuse_query(exc, clip(text, 200), source)
         job = Job(query=query, frame=frame, source=source)
         dropped = None
         with self._cv:
             if not self._running:  # arrived while the node stops: nobody would answer it
                 self.stats["queries_dropped"] += 1
                 job._fail("query_dropped", "the node is not active")
-                return None, [self.report(WARN, "query_dropped", "query dropped: the node is not active", query=query)]
+                return None, [self.report(WARN, "query_dropped", "query dropped: the node is not active", query=query,
+                                          source=source or "query")]
             if len(self._queue) >= self.config.query_queue_size:
                 dropped = self._queue.popleft()
                 self.stats["queries_dropped"] += 1
@@ -412,7 +398,8 @@ class Session:
             return job, []
         dropped._fail("query_dropped", "dropped: the query queue was full and a newer query arrived")
         return job, [self.report(WARN, "query_dropped", f"query queue full ({self.config.query_queue_size}): dropped "
-                                 f"the oldest query '{dropped.query[:MESSAGE_QUERY_CHARS]}'", query=dropped.query)]
+                                 f"the oldest query '{clip(dropped.query)}'", query=dropped.query,
+                                 source=dropped.source or "query")]
 
     # ------------------------------------------------------------------ worker side
     def _track_wait(self, now: float) -> float | None:
@@ -459,11 +446,11 @@ class Session:
         reports = []
         if frame is None:
             reports.append(self.report(WARN, "no_image", f"no image received yet on '{self.config.image_topic}': "
-                                       "answering from the text alone", query=job.query))
+                                       "answering from the text alone", query=job.query, source=job.source or "query"))
         elif job.frame is None and self.config.max_image_age_s > 0 and now - frame.received > self.config.max_image_age_s:
             reports.append(self.report(WARN, "stale_image", f"latest image is {now - frame.received:.1f} s old "
                                        f"(max_image_age_s={self.config.max_image_age_s}): answering from the text alone",
-                                       query=job.query))
+                                       query=job.query, source=job.source or "query"))
             frame = None
         job.stage, job.used_frame = "estimating", frame
         return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
@@ -510,12 +497,13 @@ class Session:
         job.stage, job.result = "publishing", result
         if result.no_match:
             rep = self.report(WARN, "no_match", f"nobody in view fits the question (answered in {latency:.0f} ms): "
-                              f"{result.answer[:120]}", query=job.query)
+                              f"{clip(result.answer, 120)}", query=job.query, source=job.source or "query")
         elif result.clarify:
             rep = self.report(OK, "clarify", f"asked which person is meant (answered in {latency:.0f} ms): "
-                              f"{result.answer[:120]}", query=job.query)
+                              f"{clip(result.answer, 120)}", query=job.query, source=job.source or "query")
         else:
-            rep = self.report(OK, "ok", f"answered in {latency:.0f} ms: {result.answer[:120]}", query=job.query)
+            rep = self.report(OK, "ok", f"answered in {latency:.0f} ms: {clip(result.answer, 120)}", query=job.query,
+                              source=job.source or "query")
         events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source, only=only), rep]
         job.done.set()
         return events
@@ -572,8 +560,8 @@ class Session:
                 result = PoseResult(query=track.query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
                 return [Output(result=result, frame=work.frame, answer=False)]
-        return [self.report(WARN, "track_lost", f"lost the person chosen by '{query[:MESSAGE_QUERY_CHARS]}'; "
-                            "send a new query", query=query)]
+        return [self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
+                            "send a new query", query=query, source="tracking")]
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
         """The model raised `exc` on `work`: complete the job with the error and report it
@@ -582,15 +570,17 @@ class Session:
         with self._cv:
             self._busy = False
         code = exc.code if isinstance(exc, ChatPoseError) else "inference_failed"
-        text = str(exc) if isinstance(exc, ChatPoseError) else f"{type(exc).__name__}: {exc}"
+        text = clip(str(exc) if isinstance(exc, ChatPoseError) else f"{type(exc).__name__}: {exc}", ERROR_CHARS)
         if isinstance(work, Track):
-            rep = self.report(ERROR, code, f"tracking update failed: {text}", throttle_key="track_error")
+            rep = self.report(ERROR, code, f"tracking update failed: {text}", throttle_key="track_error", source="tracking")
             return [rep] if rep else []
         work.job._fail(code, text)
-        return [self.report(ERROR, code, f"query not answered: {text}", query=work.job.query)]
+        return [self.report(ERROR, code, f"query not answered: {text}", query=work.job.query,
+                            source=work.job.source or "query")]
 
     # ------------------------------------------------------------------ reports
-    def report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "") -> Report | None:
+    def report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "",
+               source: str = "") -> Report | None:
         """A Report, or None when `throttle_key` was used less than REPORT_THROTTLE_S ago."""
         if throttle_key:
             with self._cv:
@@ -602,7 +592,44 @@ class Session:
                 self._throttle[throttle_key] = now
                 if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
                     self._throttle = {k: t for k, t in self._throttle.items() if now - t < REPORT_THROTTLE_S}
-        return Report(level=level, code=code, message=message, query=query, repeating=throttle_key)
+        return Report(level=level, code=code, message=message, query=query, repeating=throttle_key, source=source)
+
+    def frame_age(self) -> float | None:
+        """Seconds since the last frame arrived (None: none yet)."""
+        with self._cv:
+            return None if self._last_arrival is None else self._clock() - self._last_arrival
+
+    def check_camera(self) -> list[Event]:
+        """The camera watchdog, called by a timer (never waits for a frame): once a camera that
+        sent frames has sent none for `camera_timeout_s` (or STALL_PERIODS of its own median
+        period, when longer), a ``camera_stalled`` WARN with the age of the last frame; when frames
+        come again, ``camera_resumed``. Counted in `camera_stalls`. 0 = off."""
+        timeout = self.config.camera_timeout_s
+        with self._cv:
+            if timeout <= 0 or self._last_arrival is None:
+                return []
+            age = self._clock() - self._last_arrival
+            gaps = sorted(self._recent_gaps_s)
+            limit = max(timeout, STALL_PERIODS * gaps[len(gaps) // 2]) if gaps else timeout
+            if age <= limit:
+                if not self._stalled:
+                    return []
+                self._stalled = False
+                resumed = True
+            else:
+                if self._stalled:
+                    return []
+                self._stalled, resumed = True, False
+                self.stats["camera_stalls"] += 1
+        topic = clip(self.config.image_topic)
+        if resumed:
+            return [self.report(OK, "camera_resumed", f"frames on '{topic}' again", source="image")]
+        return [self.report(WARN, "camera_stalled", f"no frame on '{topic}' for {age:.2f} s (camera_timeout_s="
+                            f"{timeout:g}): the camera stopped; poses and tracking wait for it", source="image")]
+
+    @property
+    def camera_stalled(self) -> bool:
+        return self._stalled
 
     def snapshot(self) -> dict[str, str]:
         """Values for /diagnostics (strings): busy, queue length, latencies, tracking, image
@@ -614,7 +641,9 @@ class Session:
                       "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
                       "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
                       "tracking": str(self._track is not None),
-                      "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else ""}
+                      "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else "",
+                      "last_frame_age_s": "" if self._last_arrival is None else f"{self._clock() - self._last_arrival:.2f}",
+                      "camera_stalled": str(self._stalled)}
             values.update({k: str(v) for k, v in sorted(self.stats.items())})
         return values
 

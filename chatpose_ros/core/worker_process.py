@@ -20,11 +20,13 @@ The worker is started with the "spawn" method (no fork of a process running DDS 
 """
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import signal
 import threading
+import traceback
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -44,8 +46,9 @@ WORKER_STOP_S = 10.0  # how long close() waits for the worker to exit before kil
 
 
 def _error_reply(exc: BaseException) -> tuple:
-    if isinstance(exc, ChatPoseError):
-        return ("error", type(exc).__name__, str(exc))
+    if isinstance(exc, ChatPoseError):  # named by its nearest class in core.errors: re-raised with the same code
+        cls = next(c for c in type(exc).__mro__ if getattr(errors, c.__name__, None) is c)
+        return ("error", cls.__name__, str(exc))
     return ("error", "", f"{type(exc).__name__}: {exc}")
 
 
@@ -101,8 +104,8 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
             if req[0] == "close":
                 return
             op, name, meta, nbytes, arg = req
+            image = rgb = None
             try:
-                image = None
                 if name is not None:
                     if name not in blocks:  # the node grew its block: let go of the old one
                         _close_blocks(blocks)
@@ -118,21 +121,38 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                     value = (tracking.track(pipeline, rgb, arg), image_size(rgb))
                 else:
                     value = (list(pipeline.observe(rgb, near=arg)), image_size(rgb))
-                del rgb, image
                 conn.send(("ok", value))
             except Exception as exc:  # the worker outlives any error of one request
                 conn.send(_error_reply(exc))
+                _forget_frames(exc)
+            finally:  # no view into the shared block outlives its request, failed or not
+                image = rgb = None
     finally:
         _close_blocks(blocks)
         pipeline.close()
+
+
+def _forget_frames(exc: BaseException) -> None:
+    """Clear the locals of the finished frames that `exc` and the errors it chains passed through:
+    the views into a shared block they hold go now, not when the error is (a pipeline may keep its
+    last error; a re-raised one makes a reference cycle that only the garbage collector breaks)."""
+    todo, seen = [exc], set()
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        todo += [e.__cause__, e.__context__]
 
 
 def _close_blocks(blocks: dict[str, shared_memory.SharedMemory]) -> None:
     for shm in blocks.values():
         try:
             shm.close()
-        except BufferError:  # a view into the block is still alive: unmapped when the worker exits
-            pass
+        except BufferError:  # a view still held somewhere in a reference cycle: collect it, then close
+            gc.collect()
+            shm.close()
 
 
 class ProcessRunner:

@@ -16,7 +16,8 @@ from chatpose_ros.core.session import Session
 def pipeline_diagnostics(node_name: str, stamp: Time, cfg: NodeConfig, model: ModelHost, session: Session,
                          mesh: BodyMesh | None) -> DiagnosticArray:
     """One DiagnosticStatus "<node_name>: pipeline": ERROR while the model is not loaded, WARN
-    when the last answer took longer than cfg.latency_warn_ms, else OK. Drains the session's
+    while the camera is stopped (Session.check_camera: the age of the last frame) or when the
+    last answer took longer than cfg.latency_warn_ms, else OK. Drains the session's
     image callback gaps."""
     runner, model_state = model.runner, model.state
     values = {"model_id": runner.model_id if runner else "", "model_state": model_state,
@@ -28,6 +29,9 @@ def pipeline_diagnostics(node_name: str, stamp: Time, cfg: NodeConfig, model: Mo
     level, msg = DiagnosticStatus.OK, "ok"
     if runner is None or model_state != "loaded":
         level, msg = DiagnosticStatus.ERROR, f"model not available ({model_state})"
+    elif session.camera_stalled:
+        age = session.frame_age()
+        level, msg = DiagnosticStatus.WARN, f"camera stopped: last frame {age:.2f} s ago"
     elif last is not None and last > cfg.latency_warn_ms:
         level, msg = DiagnosticStatus.WARN, f"last answer took {last:.0f} ms (> latency_warn_ms)"
     status = DiagnosticStatus(level=level, name=f"{node_name}: pipeline", hardware_id="chatpose_ros", message=msg,

@@ -23,6 +23,7 @@ from std_msgs.msg import Header
 
 from chatpose_ros.action import EstimatePose
 from chatpose_ros.core.errors import ChatPoseError
+from chatpose_ros.core.logs import WARN
 from chatpose_ros.core.image_codec import check_raw_layout
 from chatpose_ros.core.images import RawImage
 from chatpose_ros.core.config import NodeConfig
@@ -60,7 +61,7 @@ class EstimateAction:
 
     def _on_goal(self, _goal) -> GoalResponse:
         if not self._is_active():
-            self._node.get_logger().warn("action goal refused: the node is not active")
+            self._node.log.write(WARN, "goal_refused", "action goal refused: the node is not active")
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 GIL_SWITCH_INTERVAL_S = 0.001
@@ -18,8 +20,9 @@ EXECUTORS = ("events", "multi")
 # image callback gaps better in every pair
 DEFAULT_EXECUTOR = "events"
 # rclpy 7.1.5's EventsExecutor.spin() ran no callback here (a timer never fired); spin_once does:
-# it is spun in slices of at most this long (each returns after one callback)
-EVENTS_SPIN_SLICE_S = 0.5
+# either executor is spun in slices of at most this long (each returns after one callback), so that
+# a stop asked by a signal is seen within one
+SPIN_SLICE_S = 0.5
 
 
 def make_executor(kind: str, context=None):
@@ -51,7 +54,8 @@ def default_params_file() -> str:
         return ""
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, pipeline_factory=None) -> int:
+    """`pipeline_factory`: the node's (default: the profile registry's build_pipeline)."""
     argv = sys.argv[1:] if argv is None else argv
     ros_args: list[str] = []
     if "--ros-args" in argv:
@@ -68,12 +72,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="events: rclpy.experimental.EventsExecutor (default); multi: rclpy's MultiThreadedExecutor")
     args = parser.parse_args(argv)
 
+    from chatpose_ros.core.logs import StderrRelay, quiet_libraries
+
     from .netsafe import configure_loopback_only
 
     configure_loopback_only(args.state_dir)
+    # an operator's log: no progress bars or library advice (the model's worker inherits this
+    # environment), and no write to stderr ever blocks the node, even with nobody reading it
+    quiet_libraries()
+    StderrRelay.install()
 
     import rclpy
     from rclpy.executors import ExternalShutdownException
+    from rclpy.signals import SignalHandlerOptions
 
     from .node import ChatPoseNode
 
@@ -82,24 +93,26 @@ def main(argv: list[str] | None = None) -> int:
     # few times while the publishing and executor threads run Python: a shorter switch interval
     # (default 5 ms) keeps the model's process from idling meanwhile.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    rclpy.init(args=rclpy_args)
-    node = ChatPoseNode()
+    # SIGINT / SIGTERM only ask the spin loop to stop: the context stays valid until the model and
+    # the publishing threads are stopped, so nothing publishes into a context already shut down
+    rclpy.init(args=rclpy_args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    node = ChatPoseNode() if pipeline_factory is None else ChatPoseNode(pipeline_factory=pipeline_factory)
     executor = make_executor(args.executor)
     executor.add_node(node)
     code = 0
     try:
         if not args.no_autostart and not node.autostart():
             code = 1  # stays unconfigured and serves its lifecycle services; see the error logged
-        if args.executor == "events":
-            while rclpy.ok():
-                executor.spin_once(timeout_sec=EVENTS_SPIN_SLICE_S)
-        else:
-            executor.spin()
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_SLICE_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        node.close_model()  # the model's worker process and its shared memory; queued results dropped
         executor.shutdown(timeout_sec=5.0)
-        node.close_model()  # the model's worker process and its shared memory (the context may be gone)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

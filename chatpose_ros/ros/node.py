@@ -31,6 +31,7 @@ import time
 from typing import Callable
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Header
 
@@ -38,18 +39,21 @@ from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError
 from chatpose_ros.core.model_worker import ModelHost, PipelineFactory
-from chatpose_ros.core.session import LogThrottle, Output, Session
+from chatpose_ros.core.logs import ERROR, INFO, WARN, LogSink, LogThrottle, ThrottledLog
+from chatpose_ros.core.session import Output, Session
 from chatpose_ros.profiles import build_pipeline, tracker_factory
 
 from .estimate_action import EstimateAction
 from .inputs import Inputs
 from .outputs import NodeOutputs, PublishThread, create_publishers, log_publish_error
-from .params import declare_from_dataclass, read_dataclass
+from .params import declare_from_dataclass, read_dataclass, runtime_changes
 from .robot_io import RobotIO
 
 MODEL_PREFIX = "model."
 PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worker waits for it
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
+CAMERA_CHECK_S = 0.1  # the camera watchdog's period: a stopped camera is reported this soon after camera_timeout_s
+LOG_CLOSE_S = 1.0  # how long destroy_node waits for the log's queued lines
 
 
 class ChatPoseNode(LifecycleNode):
@@ -62,6 +66,8 @@ class ChatPoseNode(LifecycleNode):
         declare_from_dataclass(self, PipelineConfig, MODEL_PREFIX)
         self.cfg, self.model_cfg = NodeConfig(), PipelineConfig()
         self.session = Session(self.cfg, self.model_cfg.max_query_chars)
+        # every line of the node goes through the log's daemon thread (core/logs.py): no callback waits on the stream
+        self.log = ThrottledLog(LogSink(lambda: self.get_logger(), self.session.stats), LogThrottle(self.cfg.status_log_period_s))
         self.model = ModelHost()  # runner, model loop thread and the model's state (core/model_worker.py)
         self.output_hooks: list[Callable[[Output, Header], None]] = []
         self.robot: RobotIO | None = None  # camera_info, TF, ROS4HRI bodies, speech in (ros/robot_io.py)
@@ -73,8 +79,9 @@ class ChatPoseNode(LifecycleNode):
         self._action: EstimateAction | None = None
         # results are published by a thread of their own, so that the model works on the next
         # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
-        self._publisher = PublishThread(self._emit, log_publish_error(self.get_logger()), PUBLISH_BACKLOG)
-        self.get_logger().info("chatpose_node created; waiting for configure (autostart does it at start-up)")
+        self._publisher = PublishThread(self._emit, log_publish_error(self.log, self.context.ok), PUBLISH_BACKLOG)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._say(INFO, "chatpose_node created; waiting for configure (autostart does it at start-up)")
 
     @property
     def stats(self):
@@ -89,7 +96,7 @@ class ChatPoseNode(LifecycleNode):
         """Configure then activate (what a lifecycle manager would do). False when configure failed:
         the node stays unconfigured and can be configured again over its lifecycle services."""
         if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-            self.get_logger().error("configure failed (see above): the node stays unconfigured; fix the "
+            self._say(ERROR, "configure failed (see above): the node stays unconfigured; fix the "
                                     "parameters and trigger configure again")
             return False
         return self.trigger_activate() == TransitionCallbackReturn.SUCCESS
@@ -102,26 +109,28 @@ class ChatPoseNode(LifecycleNode):
             # the Anny mesh is computed in a thread of its own, beside the worker's next tracking update
             mesh = BodyMesh(self.cfg.mesh_body, self.model_cfg.smpl_model_path, self.cfg.tracking_rate_hz, overlapped=True)
         except ChatPoseError as exc:
-            self.get_logger().error(f"configure failed: invalid parameters: {exc}")
+            self._say(ERROR, f"configure failed: invalid parameters: {exc}")
             return TransitionCallbackReturn.FAILURE
         # counters run on across reconfigurations
         self.session = Session(self.cfg, self.model_cfg.max_query_chars, can_track=True, stats=self.session.stats)
         where, t0 = "in this process" if self.cfg.model_in_process else "in a worker process", time.monotonic()
-        self.get_logger().info(f"loading model profile '{self.model_cfg.profile}' {where}")
+        self.log.throttle.period_s = self.cfg.status_log_period_s
+        self._say(INFO, f"loading model profile '{self.model_cfg.profile}' {where}")
         try:
             runner = self.model.load(self._factory, self.model_cfg, make_tracker, self.cfg.model_in_process)
         except Exception as exc:  # a model library failing in any way must not kill the node
             code = exc.code if isinstance(exc, ChatPoseError) else type(exc).__name__
-            self.get_logger().error(f"configure failed: cannot load the model ({code}): {exc}")
+            self._say(ERROR, f"configure failed: cannot load the model ({code}): {exc}")
             return TransitionCallbackReturn.FAILURE
         self.mesh = mesh
         self.mesh.start()  # Anny loads in a process of its own: never waited for
-        self.get_logger().info(f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
+        self._say(INFO, f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
         self._pubs, out_qos = create_publishers(self, self.cfg)
         self.robot = RobotIO(self, self.cfg, self.model_cfg.max_image_pixels, self._robot_report, self._submit_speech)
         self.robot.configure(out_qos)
-        self._outputs = NodeOutputs(self, self.cfg, self._pubs, self.session.stats, LogThrottle(self.cfg.status_log_period_s),
+        self._outputs = NodeOutputs(self, self.cfg, self._pubs, self.session.stats, self.log,
                                     self.robot, self.mesh, self.output_hooks)
+        self._outputs.frame_id = self._image_frame_id
         # The action server lives from configure to cleanup (destroying it while the executor
         # waits on it races); goals are refused while the node is not active.
         self._action = EstimateAction(self, self.cfg, self.model_cfg.max_image_pixels, self.session, self._emit,
@@ -132,14 +141,16 @@ class ChatPoseNode(LifecycleNode):
         self._subs = Inputs(self, self.cfg, self.model_cfg.max_image_pixels, lambda: self.session, self._emit,
                             self._robot_report).subscribe()
         outputs, model = self._outputs, self.model
+        diagnostics = MutuallyExclusiveCallbackGroup()
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, lambda: outputs.publish_diagnostics(self.session, model),
-                                          callback_group=MutuallyExclusiveCallbackGroup())]
+                                          callback_group=diagnostics),
+                        self.create_timer(CAMERA_CHECK_S, self._check_camera, callback_group=diagnostics)]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
         self.session.start()
         outputs.start_meshes(self._publisher.put, lambda: model.loop.track_ms if model.loop is not None else None)
         self._publisher.start()
-        model.serve(self.session, self._publisher.put, self.get_logger().error)
-        self.get_logger().info(f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
+        model.serve(self.session, self._publisher.put, lambda text: self.log.write(ERROR, "worker_error", text))
+        self._say(INFO, f"active: images on '{self.cfg.image_topic}' (QoS {self.cfg.image_qos}), queries on "
                                f"'{self.resolve_topic_name(self.cfg.query_topic)}', "
                                f"action '{self.get_fully_qualified_name()}/estimate'")
         return super().on_activate(state)
@@ -153,12 +164,12 @@ class ChatPoseNode(LifecycleNode):
         if self.robot is not None:
             self.robot.deactivate()
         self._stop_worker()
-        self.get_logger().info("deactivated: subscriptions and worker stopped")
+        self._say(INFO, "deactivated: subscriptions and worker stopped")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
-        self.get_logger().info("cleaned up: model released")
+        self._say(INFO, "cleaned up: model released")
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -187,6 +198,10 @@ class ChatPoseNode(LifecycleNode):
         self._stop_worker()
         self._close_runner()
 
+    def destroy_node(self) -> None:
+        self.log.sink.close(LOG_CLOSE_S)  # what is queued is written first (unless the stream is stuck)
+        super().destroy_node()
+
     def _close_runner(self) -> None:
         self.model.close()
         mesh, self.mesh = self.mesh, None
@@ -196,15 +211,54 @@ class ChatPoseNode(LifecycleNode):
     def _stop_worker(self) -> None:
         self.session.stop()  # wakes the model loop
         if not self.model.stop(STOP_JOIN_S):
-            self.get_logger().warn(f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
+            self._say(WARN, f"worker still busy after {STOP_JOIN_S:.0f} s; it stops after the current inference")
         if self._outputs is not None:  # before the publisher: the mesh thread's reports go through it
             self._outputs.stop_meshes(STOP_JOIN_S)
         self._publisher.stop(STOP_JOIN_S)  # after the worker: what it produced is published first
+
+    def _say(self, level: str, line: str) -> None:
+        """A line of the node's own (lifecycle, start-up): unthrottled, written by the log's thread."""
+        self.log.sink.write(level, line)
+
+    # ------------------------------------------------------------------ run-time parameters
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """NodeConfig.RUNTIME parameters set while the node runs: checked as at configure (an
+        invalid value is refused with the reason), then used from the next frame or query on."""
+        try:
+            cfg, changed = runtime_changes(NodeConfig, self.cfg, params)
+        except ChatPoseError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        if changed:
+            old, self.cfg = self.cfg, cfg
+            self.session.config = cfg
+            self.log.throttle.period_s = cfg.status_log_period_s
+            outputs = self._outputs
+            if outputs is not None:
+                outputs.cfg = cfg
+                if outputs.meshes is not None:
+                    outputs.meshes.cfg = cfg
+            if old.track_after_query and not cfg.track_after_query:
+                self.session.drop_track()
+            self._say(INFO, f"parameters set: {', '.join(f'{n}={getattr(cfg, n)!r}' for n in changed)}")
+        return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ inputs (also ros/inputs.py)
     def _submit_speech(self, text: str, voice: str) -> None:
         self.stats["queries_received"] += 1
         self._emit(self.session.submit(text, source=voice)[1])
+
+    def _image_frame_id(self) -> str:
+        """The latest image's frame id (parameter frame_id before the first image)."""
+        latest = self.session.latest
+        return getattr(latest.header if latest is not None else None, "frame_id", "") or self.cfg.frame_id
+
+    def _check_camera(self) -> None:
+        """The camera watchdog (a timer): a camera that stopped is reported on ~/status and at once
+        on /diagnostics, without waiting for a frame or for the diagnostics period."""
+        events, outputs = self.session.check_camera(), self._outputs
+        if events and outputs is not None:
+            outputs.emit(events)
+            outputs.publish_diagnostics(self.session, self.model)
 
     def _robot_report(self, level: int, code: str, message: str, throttle_key: str = "") -> None:
         self._emit([self.session.report(level, code, message, throttle_key=throttle_key)])

@@ -25,7 +25,8 @@ from visualization_msgs.msg import MarkerArray
 from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.model_worker import ModelHost
-from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, LogThrottle, Output, Report, Session
+from chatpose_ros.core.logs import DEBUG, ERROR, INFO, WARN, ThrottledLog, clip
+from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, Output, Report, Session
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 
 from . import convert, markers
@@ -33,6 +34,8 @@ from .diagnostics import pipeline_diagnostics
 from .mesh_markers import MeshMarkers
 
 DIAGNOSTICS_DEPTH = 10
+ANSWER_CODES = ("ok", "no_match", "clarify")  # a query's answer: logged at most once per ANSWER_LOG_PERIOD_S per source
+ANSWER_LOG_PERIOD_S = 1.0
 
 
 def create_publishers(node, cfg: NodeConfig) -> tuple[dict, QoSProfile]:
@@ -48,9 +51,16 @@ def create_publishers(node, cfg: NodeConfig) -> tuple[dict, QoSProfile]:
     return pubs, qos
 
 
-def log_publish_error(logger) -> Callable[[Exception], None]:
-    """`on_error` of the publishing and mesh threads: log what a batch raised (they go on)."""
-    return lambda exc: logger.error(f"publishing failed (recovered): {type(exc).__name__}: {exc}")
+def log_publish_error(log: ThrottledLog, context_ok: Callable[[], bool]) -> Callable[[Exception], None]:
+    """`on_error` of the publishing and mesh threads: log what a batch raised (they go on). After
+    the ROS context is shut down (`context_ok()` False) a failed publish is expected: debug only."""
+    def on_error(exc: Exception) -> None:
+        name = type(exc).__name__
+        if not context_ok():
+            log.write(DEBUG, "publish_after_shutdown", f"not published, the context is shut down: {name}: {exc}")
+        else:
+            log.write(ERROR, f"publish_error:{name}", f"publishing failed (recovered): {name}: {exc}")
+    return on_error
 
 
 class NodeOutputs:
@@ -59,12 +69,13 @@ class NodeOutputs:
     `start_meshes` / `stop_meshes`) dresses the results, and `track_ms` (a callable: the last
     tracking update's duration) paces it."""
 
-    def __init__(self, node, cfg: NodeConfig, pubs: dict, stats, log_throttle: LogThrottle, robot, mesh: BodyMesh | None,
+    def __init__(self, node, cfg: NodeConfig, pubs: dict, stats, log: ThrottledLog, robot, mesh: BodyMesh | None,
                  hooks: list) -> None:
         self._node, self.cfg, self._pubs, self._stats = node, cfg, pubs, stats
-        self._log_throttle, self._robot, self._mesh, self._hooks = log_throttle, robot, mesh, hooks
+        self._log, self._robot, self._mesh, self._hooks = log, robot, mesh, hooks
         self.meshes = None
         self.track_ms: Callable[[], float | None] = lambda: None
+        self.frame_id: Callable[[], str] = lambda: cfg.frame_id  # ~/status's frame: the latest image's (set by the node)
 
     def emit(self, events) -> None:
         for ev in events:
@@ -76,15 +87,14 @@ class NodeOutputs:
                 self.publish(ev)
 
     def publish(self, out: Output) -> None:
-        logger = self._node.get_logger()
         header = out.frame.header if out.frame is not None else Header(stamp=self._node.get_clock().now().to_msg(),
                                                                        frame_id=self.cfg.frame_id)
         if out.only == WORDS:  # the poses went out when the model chose the person
-            publish_answer(out, self._pubs, logger)
+            publish_answer(out, self._pubs, self._log)
             return
         if self._robot is not None:  # translations from camera_info (or unknown) before anything is published
             out = self._robot.place(out)
-        out = publish_result(out, header, self._pubs, self.cfg, self._mesh, logger)
+        out = publish_result(out, header, self._pubs, self.cfg, self._mesh, self._log)
         if self.meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
             self.meshes.submit(out, header, None if out.answer else self.track_ms())
         if self._robot is not None:
@@ -100,7 +110,8 @@ class NodeOutputs:
         publishing thread's queue)."""
         self.track_ms = track_ms
         if self._mesh is not None and self._mesh.mode == "anny":
-            self.meshes = MeshMarkers(self._mesh, self.cfg, self.publish_mesh, put, log_publish_error(self._node.get_logger()))
+            on_error = log_publish_error(self._log, self._node.context.ok)
+            self.meshes = MeshMarkers(self._mesh, self.cfg, self.publish_mesh, put, on_error)
             self.meshes.start()
 
     def stop_meshes(self, timeout: float) -> None:
@@ -119,12 +130,12 @@ class NodeOutputs:
                                                                self.cfg, model, session, self._mesh))
 
     def report(self, rep: Report) -> None:
-        log_report(rep, self._log_throttle, self.cfg.status_log_period_s, self._node.get_logger())
+        log_report(rep, self._log)
         pub = self._pubs.get("status")
         if pub is not None and pub.is_activated:
             self._stats[f"status_{rep.code}"] += 1
             pub.publish(convert.status_msg(rep.level, rep.code, rep.message, rep.query,
-                                           self._node.get_clock().now().to_msg(), self.cfg.frame_id))
+                                           self._node.get_clock().now().to_msg(), self.frame_id()))
 
 
 class PublishThread:
@@ -163,7 +174,8 @@ class PublishThread:
                 self._on_error(exc)
 
 
-def publish_result(out: Output, header: Header, pubs: dict, cfg: NodeConfig, mesh: BodyMesh | None, logger) -> Output:
+def publish_result(out: Output, header: Header, pubs: dict, cfg: NodeConfig, mesh: BodyMesh | None,
+                   log: ThrottledLog) -> Output:
     """Publish ~/poses, ~/pose (the chosen person), ~/markers and, for an answer, ~/answer (not
     for streamed poses: the words follow) of one (placed) output; returns it with the mesh of
     modes smpl / off applied (the Anny mesh follows later: ros/mesh_markers.py)."""
@@ -176,28 +188,21 @@ def publish_result(out: Output, header: Header, pubs: dict, cfg: NodeConfig, mes
     pubs["markers"].publish(markers.result_markers(out.result, header, cfg.marker_lifetime_s, cfg.marker_joint_diameter_m,
                                                    cfg.default_depth_m))
     if out.answer and out.only != POSES:
-        publish_answer(out, pubs, logger)
+        publish_answer(out, pubs, log)
     return out
 
 
-def publish_answer(out: Output, pubs: dict, logger) -> None:
-    """~/answer: the complete answer of `out` (a spoken query's answer says which voice asked)."""
+def publish_answer(out: Output, pubs: dict, log: ThrottledLog) -> None:
+    """~/answer: the complete answer of `out` (a spoken query's answer says which voice asked);
+    the debug log has it too (the ``ok`` status is the operator's line)."""
     pubs["answer"].publish(String(data=f"[voice {out.source}] {out.result.answer}" if out.source else out.result.answer))
-    logger.info(f"query '{out.result.query[:80]}' -> '{out.result.answer[:80]}' "
-                f"({len(out.result.people)} people, selected {out.result.selected})")
+    log.write(DEBUG, f"answer:{out.source}", f"query '{clip(out.result.query)}' -> '{clip(out.result.answer)}' "
+              f"({len(out.result.people)} people, selected {out.result.selected})", ANSWER_LOG_PERIOD_S)
 
 
-def log_report(rep: Report, throttle: LogThrottle, period_s: float, logger) -> None:
-    """Log a report; a repeating one (per frame, whatever its source) once, then once per
-    `period_s` with the count not logged."""
-    skipped = throttle.admit(rep.repeating) if rep.repeating else 0
-    if skipped is None:
-        return
-    more = f" ({skipped} more not logged in the last {period_s:g} s)" if skipped else ""
-    # rclpy binds a severity to each logging call site: one call per severity
-    if rep.level == PipelineStatus.OK:
-        logger.info(f"[{rep.code}] {rep.message}{more}")
-    elif rep.level == PipelineStatus.WARN:
-        logger.warn(f"[{rep.code}] {rep.message}{more}")
-    else:
-        logger.error(f"[{rep.code}] {rep.message}{more}")
+def log_report(rep: Report, log: ThrottledLog) -> None:
+    """Log a report: per code and source, the first, then at most one per status_log_period_s
+    (a query's answer: one per ANSWER_LOG_PERIOD_S), each with the count not logged since."""
+    period = min(ANSWER_LOG_PERIOD_S, log.throttle.period_s) if rep.code in ANSWER_CODES else None
+    level = INFO if rep.level == PipelineStatus.OK else WARN if rep.level == PipelineStatus.WARN else ERROR
+    log.write(level, f"{rep.code}:{rep.source}", f"[{rep.code}] {rep.message}", period)

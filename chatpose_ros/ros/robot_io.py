@@ -31,6 +31,7 @@ from chatpose_ros.core.camera import CameraIntrinsics
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
 from chatpose_ros.core.images import RawImage
+from chatpose_ros.core.logs import INFO, clip
 from chatpose_ros.core.placement import place_result
 from chatpose_ros.core.session import Output, RateLimit
 from chatpose_ros.msg import PipelineStatus
@@ -39,6 +40,7 @@ from . import hri, tf
 
 CAMERA_INFO_DEPTH = 5
 SPEECH_DEPTH = 10
+VOICE_LOG_PERIOD_S = 1.0  # spoken queries in the log: at most one a second per voice (all reach the model)
 # raw encodings whose rows decode alone (no whole-image statistic, no demosaicing across rows):
 # the ROS4HRI crops decode only the band of rows that holds the bodies
 ROW_LOCAL_ENCODINGS = frozenset({"rgb8", "bgr8", "rgba8", "bgra8", "mono8"})
@@ -126,7 +128,8 @@ class RobotIO:
             self._intrinsics = intr
 
     def _on_speech(self, text: str, voice: str) -> None:
-        self._node.get_logger().info(f"query from voice '{voice}': '{text[:80]}'")
+        self._node.log.write(INFO, f"voice_query:{voice}", f"query from voice '{clip(voice)}': '{clip(text)}'",
+                             VOICE_LOG_PERIOD_S)
         self._submit_speech(text, voice)
 
     def _on_speech_refused(self, code: str, message: str, voice: str) -> None:

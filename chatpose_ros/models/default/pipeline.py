@@ -42,7 +42,7 @@ import torch
 
 from chatpose_ros.core.body import forward_kinematics
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import CheckpointError, InferenceError, ModelLoadError
+from chatpose_ros.core.errors import ChatPoseError, CheckpointError, InferenceError, ModelLoadError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.scene import Scene
@@ -366,7 +366,7 @@ class DefaultPipeline:
                 gen, probs = self._ask(query, feats, force_pose=force)
                 timings["llm"] = (time.perf_counter() - t) * 1e3
             except (ValueError, RuntimeError) as exc:
-                if isinstance(exc, InferenceError):
+                if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
                 raise InferenceError(f"default pipeline failed: {exc}") from exc
         image_size = None if image is None else (int(image.shape[1]), int(image.shape[0]))

@@ -30,7 +30,7 @@ import torch
 
 from chatpose_ros.core.body import forward_kinematics
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import InferenceError
+from chatpose_ros.core.errors import ChatPoseError, InferenceError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
@@ -127,7 +127,7 @@ class ReaderPipeline(DefaultPipeline):
             try:
                 return self._estimate(image, query, timings, on_pose, on_text)
             except (ValueError, RuntimeError) as exc:
-                if isinstance(exc, InferenceError):
+                if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
                 raise InferenceError(f"default pipeline failed: {exc}") from exc
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import InferenceError
+from chatpose_ros.core.errors import ChatPoseError, InferenceError
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.grounding.facts import measure
@@ -123,7 +123,7 @@ class GroundedPipeline:
             try:
                 return self._ground(request, image, query, on_pose, on_text, str(conversation))
             except (ValueError, RuntimeError) as exc:
-                if isinstance(exc, InferenceError):
+                if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
                 raise InferenceError(f"grounded pipeline failed: {exc}") from exc
 
