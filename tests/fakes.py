@@ -181,3 +181,15 @@ class RewrappingPipeline(FakePipeline):
 
 def rewrapping_pipeline(cfg) -> RewrappingPipeline:
     return RewrappingPipeline()
+
+
+class ConversationPipeline(FakePipeline):
+    """A profile that keeps conversations: its answer names the conversation it was asked in."""
+
+    def estimate(self, image, query, conversation=""):
+        return dataclasses.replace(super().estimate(image, query), answer=f"conversation={conversation}")
+
+
+def conversation_pipeline(cfg) -> ConversationPipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return ConversationPipeline()

@@ -161,3 +161,16 @@ def test_model_host_states_through_load_serve_stop_and_close():
     assert host.stop(30.0) and host.loop is None and host.state == "restarting"
     host.close()
     assert pipeline.closed and host.runner is None and host.state == "unconfigured"
+
+
+def test_the_asker_reaches_a_profile_that_keeps_conversations_and_no_other(runner):
+    from fakes import conversation_pipeline
+
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for r in (InProcessRunner(conversation_pipeline, PipelineConfig()), runner(conversation_pipeline)):
+        r.start()
+        result, _ = r.estimate(RgbImage(rgb), "is he waving?", conversation="voice_7")
+        assert result.answer == "conversation=voice_7"
+    plain = InProcessRunner(echo_pipeline, PipelineConfig())  # takes (image, query) only
+    plain.start()
+    assert plain.estimate(RgbImage(rgb), "q", conversation="voice_7")[0].query == "q"

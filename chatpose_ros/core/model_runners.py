@@ -47,9 +47,10 @@ class ModelRunner(Protocol):
         ...
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
         """Decode `image` and answer `query` about it; also returns the image size. `on_pose` /
-        `on_text`: the pipeline's streaming callbacks, called in this thread before it returns."""
+        `on_text`: the pipeline's streaming callbacks, called in this thread before it returns.
+        `conversation`: who asked (follow-ups resolve within it, where the profile keeps one)."""
         ...
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
@@ -92,12 +93,13 @@ class InProcessRunner:
         self._tracking.reset()
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
         rgb = None if image is None else image.decode(self._config.max_image_pixels)
         # a callback's error is logged, as across the pipe: the answer goes on
         pose_cb = None if on_pose is None else (lambda result: run_callback(on_pose, result))
         text_cb = None if on_text is None else (lambda delta: run_callback(on_text, delta))
-        return estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb), None if rgb is None else image_size(rgb)
+        return (estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb, conversation),
+                None if rgb is None else image_size(rgb))
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         rgb = image.decode(self._config.max_image_pixels)
@@ -127,12 +129,22 @@ def _streams(pipeline: PosePipeline) -> bool:
     return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _takes_conversation(pipeline: PosePipeline) -> bool:
+    """Whether `pipeline.estimate` keeps conversations (takes `conversation=`)."""
+    try:
+        return "conversation" in inspect.signature(pipeline.estimate).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose,
-                       on_text: OnText) -> PoseResult:
-    """pipeline.estimate, with the streaming callbacks when there are any and it takes them."""
+                       on_text: OnText, conversation: str = "") -> PoseResult:
+    """pipeline.estimate, with the streaming callbacks when there are any and it takes them, and
+    the asker's conversation where it keeps conversations."""
+    extra = {"conversation": conversation} if _takes_conversation(pipeline) else {}
     if (on_pose is None and on_text is None) or not _streams(pipeline):
-        return pipeline.estimate(rgb, query)
-    return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text)
+        return pipeline.estimate(rgb, query, **extra)
+    return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text, **extra)
 
 
 def timed_estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str) -> tuple[PoseResult, float, float]:

@@ -89,7 +89,8 @@ class ModelLoop:
         self._emit(list(work.reports))
         result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query,
                                              on_pose=lambda r: self._emit(self.session.answer_pose(work, r)),
-                                             on_text=lambda d: self._emit(self.session.answer_text(work, d)))
+                                             on_text=lambda d: self._emit(self.session.answer_text(work, d)),
+                                             conversation=work.job.source or "query")
         self._emit(self.session.finish_answer(work, result))
 
     def _recover(self, exc: WorkerCrashedError) -> None:

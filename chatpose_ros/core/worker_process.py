@@ -80,7 +80,7 @@ def _lower_priority(nice: int) -> None:
 def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_factory: TrackerFactory | None = None) -> None:
     """The worker process: load the model, then answer requests from `conn` until "close".
 
-    Requests: ("estimate", shm name | None, image meta | None, nbytes, (query, stream)),
+    Requests: ("estimate", shm name | None, image meta | None, nbytes, (query, stream, conversation)),
     ("observe", shm name, image meta, nbytes, near) and ("track", shm name, image meta, nbytes,
     TrackRequest); replies ("ok", value) or ("error", error class name, message), before them
     for a streamed estimate ("pose", PoseResult) and ("text", delta) as the pipeline calls back."""
@@ -113,10 +113,11 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                     image = rebuild_image(meta, blocks[name].buf[:nbytes])
                 rgb = None if image is None else image.decode(config.max_image_pixels)
                 if op == "estimate":
-                    query, stream = arg
+                    query, stream, conversation = arg
                     on_pose = (lambda result: conn.send(("pose", result))) if stream else None
                     on_text = (lambda delta: conn.send(("text", delta))) if stream else None
-                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text), None if rgb is None else image_size(rgb))
+                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation),
+                             None if rgb is None else image_size(rgb))
                 elif op == "track":
                     value = (tracking.track(pipeline, rgb, arg), image_size(rgb))
                 else:
@@ -254,9 +255,9 @@ class ProcessRunner:
         return reply[1]
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None) -> tuple[PoseResult, Size | None]:
+                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
         stream = on_pose is not None or on_text is not None
-        return self._call("estimate", image, (query, stream), on_pose, on_text)
+        return self._call("estimate", image, (query, stream, conversation), on_pose, on_text)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         return self._call("observe", image, near)
