@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .colours import ColourNames, colour_score
+from .colours import ColourNames, colour_score, delta_e
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 
@@ -230,17 +230,15 @@ class Grounder:
         j = int(np.argmax(ious))
         return j if ious[j] >= 0.3 else -1
 
-    def rank(self, ref: Reference, facts: list[PersonFacts], context: Context,
-             extra: tuple[Constraint, ...] = ()) -> tuple[np.ndarray, list[str], list[str], list[str], list[str]]:
+    def rank(self, ref: Reference, facts: list[PersonFacts],
+             context: Context) -> tuple[np.ndarray, list[str], list[str], list[str], list[str]]:
         """(N,) combined score per person over the checkable constraints, with the words checked,
         the words not checked, checkable words that were not seen on somebody, and colour words
         that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
         n = len(facts)
         s = np.ones(n)
         checked, unchecked, unseen, weak = [], [], [], []
-        for c in ref.constraints + extra:
-            if c.kind == "relation" and c.ref is not None and c.ref.pronoun and extra and c in extra:
-                continue  # "holding his hands in front of him": himself
+        for c in ref.constraints:
             if c.kind in CHECKABLE:
                 sc, seen = self.score(c, facts, context)
                 s = s * sc
@@ -446,8 +444,6 @@ class Grounder:
     def colour_name(self, pal) -> str:
         if pal is None:
             return ""
-        from .colours import delta_e
-
         d = delta_e(self._describe_labs, pal.lab[0][None])
         return DESCRIBE_COLOURS[int(np.argmin(d))]
 

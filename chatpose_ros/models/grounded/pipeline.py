@@ -72,6 +72,8 @@ class GroundedPipeline:
     def from_config(cls, config: PipelineConfig) -> "GroundedPipeline":
         """Load the reader profile's models, WordNet and the colour table. Raises ModelLoadError
         for missing files (WordNet: install the Debian package wordnet-base)."""
+        # imported here: the reader brings torch and transformers (seconds), which the registry
+        # should not load for a profile that is never built
         from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
 
         t0 = time.perf_counter()
