@@ -76,14 +76,17 @@ def test_sigint_while_the_node_publishes_logs_no_error(ros_context, tmp_path):
         while not (img_pub.get_subscription_count() and q_pub.get_subscription_count()):
             assert time.monotonic() < t_end and proc.poll() is None, "node did not come up"
             ex.spin_once(timeout_sec=0.05)
-        asked = False
+        frames, asked_at = 0, None
         t_end = time.monotonic() + 60
         while len(poses) < 20:  # tracking updates flowing
             assert time.monotonic() < t_end, "no tracking updates"
             img_pub.publish(rgb_to_image(rgb, Header(frame_id="cam", stamp=node.get_clock().now().to_msg())))
-            if not asked:
+            frames += 1
+            # ask once frames flow (a question that arrives before the first frame is answered from
+            # the text alone and starts no tracking), and again if no pose came back
+            if frames >= 20 and (asked_at is None or (not poses and time.monotonic() - asked_at > 5.0)):
                 q_pub.publish(String(data="the person on the right"))
-                asked = True
+                asked_at = time.monotonic()
             ex.spin_once(timeout_sec=0.01)
         proc.send_signal(signal.SIGINT)
         t_end = time.monotonic() + 30
