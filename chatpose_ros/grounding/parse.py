@@ -4,8 +4,8 @@
     parser.parse("Is the woman in the red jacket standing?").describe()
     # 'yes_no [woman: unchecked=gender, colour=red@upper, garment=jacket] ? posture=standing'
 
-The parser copies the user's words into typed slots. Its vocabularies are open: any of the 1,097
-colour names (xkcd survey, CSS), any WordNet noun for people, garments (and the body region they
+The parser copies the user's words into typed slots. Its vocabularies are open: any of the 1,048
+colour names (the xkcd survey's 949, the CSS names it lacks), any WordNet noun for people, garments (and the body region they
 cover), objects (and their COCO class) and animals. A word it cannot place is not dropped: a noun
 or adjective that names something perception cannot see becomes an "unchecked" constraint, which
 the answer reports. The grammar is shallow: intent from the question's frame ("how many", an
