@@ -475,8 +475,8 @@ class Session:
         return [AnswerDelta(delta=delta, query=job.query, source=job.source)]
 
     def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
-        """The model answered `work`: start tracking the chosen person (when enabled and it has
-        a box), complete the job, and return the Output and the report (``ok``, or ``no_match``
+        """The model answered `work`: start tracking the chosen person (when enabled and seen in
+        the frame; any other answer keeps the current track), complete the job, and return the Output and the report (``ok``, or ``no_match``
         when nobody in view fits the question). After `answer_pose` the Output carries the words
         only (the poses are out) and the people keep the track ids given then."""
         job = work.job
@@ -510,12 +510,16 @@ class Session:
 
     def _start_tracking(self, result: PoseResult, frame: Frame | None) -> PoseResult:
         """Track the chosen person: the same track (same id) when it is the person already tracked
-        (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one."""
+        (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one. Only a person seen
+        in `frame` (a box, not generated) starts or replaces a track: an answer from the text
+        alone, a generated pose, no_match or clarify leaves the current track running."""
         chosen = result.selected_person
+        if frame is None or chosen is None or chosen.box is None or chosen.generated or result.no_match \
+                or result.clarify:
+            return result
         with self._cv:
             old, self._track = self._track, None
-            if not (self.config.track_after_query and self._can_track and frame is not None
-                    and chosen is not None and chosen.box is not None):
+            if not (self.config.track_after_query and self._can_track):
                 return result
             keep = old is not None and old.box is not None and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU
             if keep:
