@@ -355,3 +355,22 @@ def test_per_body_publishers_come_and_go(ros_context):
         assert pubs.body_ids == []
     finally:
         node.destroy_node()
+
+
+def test_a_body_id_names_one_person_for_the_node_lifetime():
+    ids = hri.BodyIds()
+    target = ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=40)])[0]
+    assert ids.assign([make_person(1, box=(1, 0, 11, 20), track_id=40)]) == [target]
+    # the track ends; another person is chosen where the first one stood: a new track, a new id
+    other = ids.assign([make_person(2, box=(1, 0, 11, 20), track_id=41)])[0]
+    assert other != target
+    # an untracked person where either track's last box was never takes a track's id
+    stranger = ids.assign([make_person(3, box=(1, 0, 11, 20))])[0]
+    assert stranger not in (target, other)
+    # the first track seen again (re-identified as the same track) keeps its id
+    assert ids.assign([make_person(1, box=(100, 0, 110, 20), track_id=40)]) == [target]
+    # the target missed in one update of everyone in view: its neighbour does not inherit its id
+    crowd = ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=42), make_person(4, box=(50, 0, 60, 20))])
+    assert ids.assign([make_person(4, box=(1, 0, 11, 20))]) != [crowd[0]]
+    # a reconfigured node (new BodyIds) never names anybody with an id given before
+    assert hri.BodyIds().assign([make_person(5, box=(0, 0, 10, 20))])[0] not in {stranger, *crowd}

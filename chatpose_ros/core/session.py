@@ -476,9 +476,10 @@ class Session:
 
     def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
         """The model answered `work`: start tracking the chosen person (when enabled and seen in
-        the frame; any other answer keeps the current track), complete the job, and return the Output and the report (``ok``, or ``no_match``
-        when nobody in view fits the question). After `answer_pose` the Output carries the words
-        only (the poses are out) and the people keep the track ids given then."""
+        the frame; any other answer keeps the current track), complete the job, and return the
+        Output and the report (``ok``, or ``no_match`` when nobody in view fits the question).
+        After `answer_pose` the Output carries the words only (the poses are out) and the people
+        keep the track ids given then."""
         job = work.job
         latency = (self._clock() - work.started) * 1000.0
         if job.posed is None:
