@@ -62,6 +62,7 @@ from .errors import ChatPoseError, InvalidQueryError
 from .geometry_np import box_iou
 from .logs import THROTTLE_TABLE_MAX, clip
 from .pipeline import validate_query
+from .target_check import TARGET_MAX_FAILURES, TargetCheck
 from .types import PersonPose, PoseResult
 
 # Severities: the values of chatpose_ros/PipelineStatus OK, WARN, ERROR.
@@ -253,6 +254,11 @@ class _TrackState:
     box: Box | None
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
+    check: TargetCheck  # is each update's match still the chosen person?
+
+
+def _box_text(box: Box | None) -> str:
+    return "none" if box is None else "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
 
 Work = Union[Answer, Track]
@@ -529,7 +535,7 @@ class Session:
             # the tracker's state is this person's only if the old track's own seed reached it (or was kept)
             keep_state = keep and (old.seed is None or old.keep)
             self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked,
-                                      keep=keep_state)
+                                      keep=keep_state, check=TargetCheck(tracked))
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
@@ -538,10 +544,17 @@ class Session:
     def finish_track(self, work: Track, update: TrackUpdate, model_id: str = "",
                      image_size: tuple[int, int] | None = None) -> list[Event]:
         """The tracker beside the model matched `work.frame` (`update`). Returns an Output
-        (tracking update, the person with its track id), a track_lost report, or nothing (not
-        found in this frame, or a new query replaced the track meanwhile). With
-        `track_all_bodies` the Output carries every person found (the others untracked;
-        `selected` -1 in a frame where the tracked person was missed)."""
+        (tracking update, the person with its track id), a report, or nothing (not found in this
+        frame, or a new query replaced the track meanwhile). With `track_all_bodies` the Output
+        carries every person found (the others untracked; `selected` -1 in a frame where the
+        tracked person was missed or doubted).
+
+        Every match is checked against the chosen person (core.target_check): when the check
+        fails the match is not published under the track's id (``target_uncertain``, throttled;
+        the tracker restarts on the last verified person at the next update, searched near its
+        box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
+        ``track_lost``."""
+        events: list[Event] = []
         with self._cv:
             self._busy = False
             track = self._track
@@ -549,24 +562,46 @@ class Session:
                 return []  # the track was dropped, or replaced by one this frame did not start
             if work.request.seed is not None:
                 track.seed, track.keep = None, False  # the tracker has it now
-            track.box = update.box if update.box is not None else track.box
             person, people = update.person, list(update.people)
-            if person is None and update.lost:
+            doubt = ""
+            if person is None:
+                track.check.missed()
+                track.box = update.box if update.box is not None else track.box
+            else:
+                doubt = track.check.verify(person)
+                if doubt:
+                    self.stats["target_uncertain"] += 1
+                    doubted, person = person, None
+                    # the tracker follows someone else: restart it on the last verified person
+                    track.seed, track.keep, track.box = track.check.last, False, track.check.last.box
+                else:
+                    track.box = update.box if update.box is not None else track.box
+            query = track.query
+            if (person is None and update.lost and not doubt) or track.check.failures >= TARGET_MAX_FAILURES:
                 self._track = None
-                query = track.query
             elif person is None and not (self.config.track_all_bodies and people):
-                return []
+                pass
             else:
                 everyone = self.config.track_all_bodies
                 if person is not None:
                     self.stats["tracking_updates"] += 1
-                others = [p for p in people if person is None or p.box != person.box] if everyone else []
+                    others = [p for p in people if p.box != person.box] if everyone else []
+                else:
+                    others = [dataclasses.replace(p, track_id=-1) for p in people] if everyone else []
                 found = () if person is None else (person,)
-                result = PoseResult(query=track.query, answer="", people=found + tuple(others),
+                result = PoseResult(query=query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
-                return [Output(result=result, frame=work.frame, answer=False)]
-        return [self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
-                            "send a new query", query=query, source="tracking")]
+                events.append(Output(result=result, frame=work.frame, answer=False))
+        if doubt:
+            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
+                              f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
+                              f"({track.check.failures}/{TARGET_MAX_FAILURES})", query=query,
+                              throttle_key="target_uncertain", source="tracking")
+            events += [rep] if rep else []
+        if self._track is None:
+            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
+                                      "send a new query", query=query, source="tracking"))
+        return events
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
         """The model raised `exc` on `work`: complete the job with the error and report it
