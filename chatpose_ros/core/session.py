@@ -576,17 +576,15 @@ class Session:
                     track.seed, track.keep, track.box = track.check.last, False, track.check.last.box
                 else:
                     track.box = update.box if update.box is not None else track.box
-            query = track.query
-            if (person is None and update.lost and not doubt) or track.check.failures >= TARGET_MAX_FAILURES:
-                self._track = None
-            elif person is None and not (self.config.track_all_bodies and people):
-                pass
-            else:
+            query, failures, lost = track.query, track.check.failures, False
+            if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
+                self._track, lost = None, True
+            elif person is not None or (self.config.track_all_bodies and people):
                 everyone = self.config.track_all_bodies
                 if person is not None:
                     self.stats["tracking_updates"] += 1
                     others = [p for p in people if p.box != person.box] if everyone else []
-                else:
+                else:  # missed or doubted: everyone found, nobody under the track's id
                     others = [dataclasses.replace(p, track_id=-1) for p in people] if everyone else []
                 found = () if person is None else (person,)
                 result = PoseResult(query=query, answer="", people=found + tuple(others),
@@ -595,10 +593,10 @@ class Session:
         if doubt:
             rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
                               f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
-                              f"({track.check.failures}/{TARGET_MAX_FAILURES})", query=query,
+                              f"({failures}/{TARGET_MAX_FAILURES})", query=query,
                               throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
-        if self._track is None:
+        if lost:
             events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
                                       "send a new query", query=query, source="tracking"))
         return events
