@@ -4,6 +4,7 @@
 loopback only (tests/conftest.py)."""
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -72,6 +73,18 @@ class PlacedPipeline:
 
     def close(self):
         pass
+
+
+class ImaginingPipeline(PlacedPipeline):
+    """'imagine' in a query: a pose made from the text alone (no box, confidence 1.0, and a
+    translation of its own), as a text-to-pose answer or an answer while the camera paused gives."""
+
+    def estimate(self, image, query):
+        if "imagine" in query:
+            made_up = dataclasses.replace(make_person(7), generated=True, confidence=1.0, estimator="llm_generated",
+                                          translation=np.array([0.0, 0.0, 2.0], np.float32))
+            return PoseResult(query=query, answer="[POSE]", people=(made_up,), selected=0, model_id=self.model_id)
+        return super().estimate(image, query)
 
 
 class Sink:
@@ -152,6 +165,30 @@ def test_tf_target_and_bodies_from_camera_info(ros_harness):
     np.testing.assert_allclose([pose.pose.position.x, pose.pose.position.y, pose.pose.position.z], expected, atol=0.02)
     smpl = h.wait_for("pose")[0]
     assert smpl.translation_known and abs(smpl.translation.z - PLACES[1][2]) < 0.05  # not the pipeline's 9 m guess
+
+
+def test_a_made_up_pose_never_replaces_the_tracked_person(ros_harness):
+    h = ros_harness(lambda cfg: ImaginingPipeline(), tracking_rate_hz=50.0)
+    target_sink = Sink(h, PoseStamped, "/chatpose_node/target_pose")
+    _give_camera_info(h, _camera_info(), lambda: h.node.robot.intrinsics is not None)
+    h.wait_until(lambda: target_sink.sub.get_publisher_count() > 0, what="target_pose to match")
+    h.publish_and_wait(_image())
+    h.ask("the person on the right")
+    chosen = h.wait_for("pose")[0].track_id
+    assert chosen >= 0
+    h.ask("imagine a person sitting")
+    made_up = [m for m in h.wait_for("pose", lambda ms: any(m.generated for m in ms)) if m.generated]
+    assert made_up[0].track_id == -1 and not made_up[0].translation_known
+    seen = len(h.received["pose"])
+    seed, t_end = 1, time.monotonic() + 30
+    while not [m for m in h.received["pose"][seen:] if m.track_id == chosen]:  # tracking goes on with the same person
+        assert time.monotonic() < t_end, "no tracking update of the chosen person after the made-up answer"
+        h.publish_and_wait(_image(seed))
+        seed += 1
+    later = [m for m in h.wait_for("pose")[seen:] if m.track_id >= 0]
+    assert all(m.track_id == chosen and not m.generated for m in later)
+    targets = target_sink.wait(lambda ms: len(ms) >= 2)
+    assert all(abs(p.pose.position.z - PLACES[1][2]) < 0.3 for p in targets), "the target pose is the tracked person's"
 
 
 def test_joint_frames_on_request(ros_harness):
@@ -355,3 +392,22 @@ def test_per_body_publishers_come_and_go(ros_context):
         assert pubs.body_ids == []
     finally:
         node.destroy_node()
+
+
+def test_a_body_id_names_one_person_for_the_node_lifetime():
+    ids = hri.BodyIds()
+    target = ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=40)])[0]
+    assert ids.assign([make_person(1, box=(1, 0, 11, 20), track_id=40)]) == [target]
+    # the track ends; another person is chosen where the first one stood: a new track, a new id
+    other = ids.assign([make_person(2, box=(1, 0, 11, 20), track_id=41)])[0]
+    assert other != target
+    # an untracked person where either track's last box was never takes a track's id
+    stranger = ids.assign([make_person(3, box=(1, 0, 11, 20))])[0]
+    assert stranger not in (target, other)
+    # the first track seen again (re-identified as the same track) keeps its id
+    assert ids.assign([make_person(1, box=(100, 0, 110, 20), track_id=40)]) == [target]
+    # the target missed in one update of everyone in view: its neighbour does not inherit its id
+    crowd = ids.assign([make_person(1, box=(0, 0, 10, 20), track_id=42), make_person(4, box=(50, 0, 60, 20))])
+    assert ids.assign([make_person(4, box=(1, 0, 11, 20))]) != [crowd[0]]
+    # a reconfigured node (new BodyIds) never names anybody with an id given before
+    assert hri.BodyIds().assign([make_person(5, box=(0, 0, 10, 20))])[0] not in {stranger, *crowd}

@@ -385,3 +385,36 @@ def test_a_slow_camera_is_stopped_only_after_three_of_its_own_periods():
     assert s.check_camera() == []
     clock.t += 0.6
     assert [r.code for r in s.check_camera()] == ["camera_stalled"]
+
+
+def _tracked_session(clock):
+    """A session tracking the right-hand person of `_result()`."""
+    s = _session(clock, tracking_rate_hz=10.0, max_image_age_s=1.0)
+    s.put_frame(Frame(image="f1"))
+    s.submit("the person on the right")
+    track_id = s.finish_answer(s.take(), _result("the person on the right"))[0].tracked[0].track_id
+    return s, track_id
+
+
+@pytest.mark.parametrize("kind", ["stale_image", "generated", "no_match", "clarify"])
+def test_an_answer_without_a_person_in_view_never_replaces_the_tracked_person(kind):
+    clock = Clock()
+    s, track_id = _tracked_session(clock)
+    clock.t += 5.0  # the camera paused: the latest frame is stale
+    if kind != "stale_image":
+        s.put_frame(Frame(image="f2"))
+    s.submit("a person sitting")
+    work = s.take()
+    assert isinstance(work, Answer) and (work.frame is None) == (kind == "stale_image")
+    made_up = dataclasses.replace(make_person(7), box=None, generated=True, confidence=1.0, estimator="llm_generated")
+    if kind in ("stale_image", "generated"):
+        result = PoseResult(query="a person sitting", answer="[POSE]", people=(made_up,), selected=0)
+    else:
+        result = dataclasses.replace(_result("a person sitting", selected=-1), no_match=kind == "no_match",
+                                     clarify=kind == "clarify")
+    out = s.finish_answer(work, result)[0]
+    assert out.tracked == [], "a pose not seen in the image carries no track id"
+    assert s.tracking, "the tracked person is kept"
+    s.put_frame(Frame(image="f3"))
+    work = s.take()
+    assert isinstance(work, Track) and work.request.seed.track_id == track_id and work.near == (10.0, 0.0, 20.0, 20.0)

@@ -9,6 +9,7 @@ import pytest
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.target_check import TargetCheck
 from chatpose_ros.perception.tracking import PersonTracker
 from chatpose_ros.profiles import build_pipeline
 from conftest import REAL_PHOTOS
@@ -78,7 +79,7 @@ def test_ids_stay_stable_when_pedestrians_cross(pipeline, who):
                                     else (WOMAN_START_CX, WOMAN_END_BOX, MAN_END_BOX))
     chosen = min(people, key=lambda p: abs(_cx(p.box) - start_cx))
     assert abs(_cx(chosen.box) - start_cx) < 20
-    tracker = PersonTracker()
+    tracker, check = PersonTracker(), TargetCheck(chosen)
     tracked = tracker.start(chosen)
     matched = 0
     for frame in frames[1:]:
@@ -86,6 +87,9 @@ def test_ids_stay_stable_when_pedestrians_cross(pipeline, who):
         if got is not None:
             matched += 1
             assert got.track_id == tracked.track_id
+            assert check.verify(got) == "", "the node's target check doubts the right person"
+        else:
+            check.missed()
     assert not tracker.lost and matched >= 0.8 * (len(frames) - 1)
     assert box_iou(tracker.last_box, end_box) > 0.5, (who, tracker.last_box)
     assert box_iou(tracker.last_box, other_end) < 0.2

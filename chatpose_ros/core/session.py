@@ -62,6 +62,7 @@ from .errors import ChatPoseError, InvalidQueryError
 from .geometry_np import box_iou
 from .logs import THROTTLE_TABLE_MAX, clip
 from .pipeline import validate_query
+from .target_check import TARGET_MAX_FAILURES, TargetCheck
 from .types import PersonPose, PoseResult
 
 # Severities: the values of chatpose_ros/PipelineStatus OK, WARN, ERROR.
@@ -253,6 +254,11 @@ class _TrackState:
     box: Box | None
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
+    check: TargetCheck  # is each update's match still the chosen person?
+
+
+def _box_text(box: Box | None) -> str:
+    return "none" if box is None else "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
 
 Work = Union[Answer, Track]
@@ -475,10 +481,11 @@ class Session:
         return [AnswerDelta(delta=delta, query=job.query, source=job.source)]
 
     def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
-        """The model answered `work`: start tracking the chosen person (when enabled and it has
-        a box), complete the job, and return the Output and the report (``ok``, or ``no_match``
-        when nobody in view fits the question). After `answer_pose` the Output carries the words
-        only (the poses are out) and the people keep the track ids given then."""
+        """The model answered `work`: start tracking the chosen person (when enabled and seen in
+        the frame; any other answer keeps the current track), complete the job, and return the
+        Output and the report (``ok``, or ``no_match`` when nobody in view fits the question).
+        After `answer_pose` the Output carries the words only (the poses are out) and the people
+        keep the track ids given then."""
         job = work.job
         latency = (self._clock() - work.started) * 1000.0
         if job.posed is None:
@@ -510,12 +517,16 @@ class Session:
 
     def _start_tracking(self, result: PoseResult, frame: Frame | None) -> PoseResult:
         """Track the chosen person: the same track (same id) when it is the person already tracked
-        (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one."""
+        (box IoU with the track's last box >= SAME_PERSON_IOU), else a new one. Only a person seen
+        in `frame` (a box, not generated) starts or replaces a track: an answer from the text
+        alone, a generated pose, no_match or clarify leaves the current track running."""
         chosen = result.selected_person
+        if frame is None or chosen is None or chosen.box is None or chosen.generated or result.no_match \
+                or result.clarify:
+            return result
         with self._cv:
             old, self._track = self._track, None
-            if not (self.config.track_after_query and self._can_track and frame is not None
-                    and chosen is not None and chosen.box is not None):
+            if not (self.config.track_after_query and self._can_track):
                 return result
             keep = old is not None and old.box is not None and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU
             if keep:
@@ -524,7 +535,7 @@ class Session:
             # the tracker's state is this person's only if the old track's own seed reached it (or was kept)
             keep_state = keep and (old.seed is None or old.keep)
             self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked,
-                                      keep=keep_state)
+                                      keep=keep_state, check=TargetCheck(tracked))
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
@@ -533,10 +544,17 @@ class Session:
     def finish_track(self, work: Track, update: TrackUpdate, model_id: str = "",
                      image_size: tuple[int, int] | None = None) -> list[Event]:
         """The tracker beside the model matched `work.frame` (`update`). Returns an Output
-        (tracking update, the person with its track id), a track_lost report, or nothing (not
-        found in this frame, or a new query replaced the track meanwhile). With
-        `track_all_bodies` the Output carries every person found (the others untracked;
-        `selected` -1 in a frame where the tracked person was missed)."""
+        (tracking update, the person with its track id), a report, or nothing (not found in this
+        frame, or a new query replaced the track meanwhile). With `track_all_bodies` the Output
+        carries every person found (the others untracked; `selected` -1 in a frame where the
+        tracked person was missed or doubted).
+
+        Every match is checked against the chosen person (core.target_check): when the check
+        fails the match is not published under the track's id (``target_uncertain``, throttled;
+        the tracker restarts on the last verified person at the next update, searched near its
+        box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
+        ``track_lost``."""
+        events: list[Event] = []
         with self._cv:
             self._busy = False
             track = self._track
@@ -544,24 +562,44 @@ class Session:
                 return []  # the track was dropped, or replaced by one this frame did not start
             if work.request.seed is not None:
                 track.seed, track.keep = None, False  # the tracker has it now
-            track.box = update.box if update.box is not None else track.box
             person, people = update.person, list(update.people)
-            if person is None and update.lost:
-                self._track = None
-                query = track.query
-            elif person is None and not (self.config.track_all_bodies and people):
-                return []
+            doubt = ""
+            if person is None:
+                track.check.missed()
+                track.box = update.box if update.box is not None else track.box
             else:
+                doubt = track.check.verify(person)
+                if doubt:
+                    self.stats["target_uncertain"] += 1
+                    doubted, person = person, None
+                    # the tracker follows someone else: restart it on the last verified person
+                    track.seed, track.keep, track.box = track.check.last, False, track.check.last.box
+                else:
+                    track.box = update.box if update.box is not None else track.box
+            query, failures, lost = track.query, track.check.failures, False
+            if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
+                self._track, lost = None, True
+            elif person is not None or (self.config.track_all_bodies and people):
                 everyone = self.config.track_all_bodies
                 if person is not None:
                     self.stats["tracking_updates"] += 1
-                others = [p for p in people if person is None or p.box != person.box] if everyone else []
+                    others = [p for p in people if p.box != person.box] if everyone else []
+                else:  # missed or doubted: everyone found, nobody under the track's id
+                    others = [dataclasses.replace(p, track_id=-1) for p in people] if everyone else []
                 found = () if person is None else (person,)
-                result = PoseResult(query=track.query, answer="", people=found + tuple(others),
+                result = PoseResult(query=query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
-                return [Output(result=result, frame=work.frame, answer=False)]
-        return [self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
-                            "send a new query", query=query, source="tracking")]
+                events.append(Output(result=result, frame=work.frame, answer=False))
+        if doubt:
+            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
+                              f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
+                              f"({failures}/{TARGET_MAX_FAILURES})", query=query,
+                              throttle_key="target_uncertain", source="tracking")
+            events += [rep] if rep else []
+        if lost:
+            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
+                                      "send a new query", query=query, source="tracking"))
+        return events
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
         """The model raised `exc` on `work`: complete the job with the error and report it

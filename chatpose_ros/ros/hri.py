@@ -14,7 +14,9 @@ Ids (``BodyIds``), stable per person: a body whose box overlaps the box of a bod
 update (IoU >= ``UNTRACKED_MATCH_IOU``; bodies left out of an update are remembered for
 ``BODY_MEMORY_UPDATES`` updates) keeps that body's id, also when a query starts tracking it; a
 tracked person (track_id >= 0) keeps its id for the whole track; a new body gets ``b`` + its track
-id in base 36 when tracked, else ``u`` + a counter in base 36. Per-body publishers are created
+id in base 36 when tracked, else ``u`` + a counter in base 36. An id is never reused for another
+person while the node runs (REP-155): once it names a track, no other track and no untracked body
+(e.g. a neighbour where the track was last seen, or someone there after the track ended) gets it. Per-body publishers are created
 when an id appears and destroyed when it leaves the update; ``/humans/bodies/tracked`` lists the
 bodies of the latest update: every person in view after a query's answer, then only the chosen
 person at each tracking update (every person in view with ``track_all_bodies``).
@@ -30,6 +32,7 @@ query so that the answer can say which voice asked.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from typing import Callable
 
@@ -55,6 +58,9 @@ UNTRACKED_MATCH_IOU = 0.3  # a box overlapping a recent body's box this much is 
 # for this many updates (about 20 s of 15 Hz tracking), at most BODY_MEMORY_MAX of them.
 BODY_MEMORY_UPDATES = 300
 BODY_MEMORY_MAX = 64
+# untracked body numbers, unique in this process: a reconfigured node (a new BodyIds) never reuses
+# one (tracked bodies are named after the session's track ids, unique in the process too)
+_UNTRACKED_IDS = itertools.count()
 
 
 def is_body(person: PersonPose) -> bool:
@@ -113,36 +119,39 @@ class BodyIds:
     """Stable REP-155 ids for the bodies of successive updates (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._known: list[list] = []  # [id, box, updates since last seen] of recent bodies
+        self._known: list[list] = []  # [id, box, updates since last seen, owning track id or -1] of recent bodies
         self._by_track: dict[int, str] = {}  # track id -> body id, for the track's life
-        self._counter = 0
 
     def assign(self, people: list[PersonPose]) -> list[str]:
-        """One id per person (each with a box), in order."""
+        """One id per person (each with a box), in order. An id that named a track is never given
+        to anybody else (another track, or an untracked body where the track was last seen)."""
         ids: list[str | None] = [None] * len(people)
         for i, p in enumerate(people):  # tracks already named keep their id
             if p.track_id >= 0 and p.track_id in self._by_track:
                 ids[i] = self._by_track[p.track_id]
         taken = set(ids)
-        candidates = [e for e in self._known if e[0] not in taken]
+        owner = {e[0]: e[3] for e in self._known}
+        owner.update({bid: t for t, bid in self._by_track.items()})
+        candidates = [e for e in self._known if e[0] not in taken and owner[e[0]] < 0]
         for i, p in enumerate(people):
             if ids[i] is not None:
                 continue
             best = max(candidates, key=lambda e: box_iou(e[1], p.box), default=None)
             if best is not None and box_iou(best[1], p.box) >= UNTRACKED_MATCH_IOU:
-                candidates.remove(best)  # the same person as a recent body: a new track keeps its id
+                candidates.remove(best)  # the same person as a recent untracked body: a new track keeps its id
                 bid = best[0]
             elif p.track_id >= 0:
                 bid = body_id(p.track_id)
             else:
-                bid = UNTRACKED_PREFIX + base36(self._counter)
-                self._counter += 1
+                bid = UNTRACKED_PREFIX + base36(next(_UNTRACKED_IDS))
             if p.track_id >= 0:
                 self._by_track[p.track_id] = bid
+                owner[bid] = p.track_id
             ids[i] = bid
         seen = {bid for bid in ids}
-        kept = [[e[0], e[1], e[2] + 1] for e in self._known if e[0] not in seen and e[2] + 1 < BODY_MEMORY_UPDATES]
-        self._known = [[bid, p.box, 0] for bid, p in zip(ids, people)] + kept[:BODY_MEMORY_MAX]
+        kept = [[e[0], e[1], e[2] + 1, owner[e[0]]] for e in self._known
+                if e[0] not in seen and e[2] + 1 < BODY_MEMORY_UPDATES]
+        self._known = [[bid, p.box, 0, owner.get(bid, -1)] for bid, p in zip(ids, people)] + kept[:BODY_MEMORY_MAX]
         if len(self._by_track) > BODY_MEMORY_MAX:  # tracks end: forget the oldest
             self._by_track = dict(list(self._by_track.items())[-BODY_MEMORY_MAX:])
         return [str(b) for b in ids]
