@@ -121,7 +121,7 @@ class GroundedPipeline:
                 raise InferenceError("pipeline is closed")
             request = self.parser.parse(query)
             if request.intent in ("imagine", "chat") or image is None:
-                return self._delegate(request, image, query, on_pose, on_text)
+                return self._delegate(image, query, on_pose, on_text)
             try:
                 return self._ground(request, image, query, on_pose, on_text, str(conversation))
             except (ValueError, RuntimeError) as exc:
@@ -133,7 +133,7 @@ class GroundedPipeline:
         """The typed request of a question (for tools and tests)."""
         return self.parser.parse(validate_query(query, self.config.max_query_chars))
 
-    def _delegate(self, request: Request, image, query: str, on_pose, on_text) -> PoseResult:
+    def _delegate(self, image, query: str, on_pose, on_text) -> PoseResult:
         """Imagined poses and chat: the LLM, from the words alone."""
         result = self.base.estimate(None, query, on_pose, on_text)
         return replace(result, model_id=self.model_id,
@@ -153,8 +153,8 @@ class GroundedPipeline:
         t = time.perf_counter()
         now = self._clock()
         conv = self._convs.get(conv_id)
-        if conv is not None and now - conv.at > CONVERSATION_TIMEOUT_S:
-            conv = self._convs.pop(conv_id)  # too long ago: start afresh
+        if conv is not None and now - conv.at > CONVERSATION_TIMEOUT_S:  # too long ago: start afresh
+            del self._convs[conv_id]
             conv = None
         out: Outcome = self.grounder.answer(request, facts, Context(previous_box=None if conv is None else conv.box))
         timings["ground"] = (time.perf_counter() - t) * 1e3
@@ -168,9 +168,8 @@ class GroundedPipeline:
         total = float(scores.sum()) if scores is not None else 0.0
         ranked = tuple(replace(p, confidence=float(scores[i] / total)) if scores is not None and total > 0 else p
                        for i, p in enumerate(people))
-        selected = out.selected if out.kind in ("person", "describe") else -1
-        if out.kind in ("yes", "no", "unknown"):
-            selected = out.selected  # the person asked about: their pose is published too
+        # the person chosen, or asked about in a yes/no (their pose is published too)
+        selected = out.selected if out.kind in ("person", "describe", "yes", "no", "unknown") else -1
         result = PoseResult(query, out.answer or NO_PERSON_ANSWER, ranked, selected, self.model_id,
                             (int(image.shape[1]), int(image.shape[0])), timings,
                             no_match=out.kind in ("no_match", "not_person"),
