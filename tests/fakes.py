@@ -193,3 +193,13 @@ class ConversationPipeline(FakePipeline):
 def conversation_pipeline(cfg) -> ConversationPipeline:
     """Pipeline factory for a model worker process (module level: picklable)."""
     return ConversationPipeline()
+
+
+class FakeClock:
+    """A clock a test sets by hand (`clock.t += 1.0`)."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

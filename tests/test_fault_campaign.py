@@ -18,27 +18,25 @@ def _ask_and_wait(h, i):
     h.wait_until(lambda: h.node.stats["queries_answered"] >= n, what="the cycle's answer")
 
 
-def test_ten_lifecycle_cycles_leak_nothing(ros_harness):
-    fake = FakePipeline()
-    h = ros_harness(lambda cfg: fake, autostart=False)
-
+def _serving(h):
+    """What each lifecycle cycle does once active: wait for the connections, ask, wait for the answer."""
     def serve(node, i):
         h.wait_for_connections()
         _ask_and_wait(h, i)
+    return serve
 
-    figures = lifecycle_cycles(h.node, 10, serve)
+
+def test_ten_lifecycle_cycles_leak_nothing(ros_harness):
+    fake = FakePipeline()
+    h = ros_harness(lambda cfg: fake, autostart=False)
+    figures = lifecycle_cycles(h.node, 10, _serving(h))
     print(figures)
     assert not figures["failed"] and not leaks(figures), figures
 
 
 def test_lifecycle_cycles_with_a_worker_process_leak_no_process_or_shared_memory(ros_harness):
     h = ros_harness(fake_pipeline, autostart=False, model_in_process=False)
-
-    def serve(node, i):
-        h.wait_for_connections()
-        _ask_and_wait(h, i)
-
-    figures = lifecycle_cycles(h.node, 3, serve)
+    figures = lifecycle_cycles(h.node, 3, _serving(h))
     print(figures)
     assert not figures["failed"] and not leaks(figures), figures
     assert figures["after_last"]["children"] == 0 and figures["after_last"]["shm_blocks"] == figures["after_first"]["shm_blocks"]

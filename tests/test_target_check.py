@@ -16,20 +16,12 @@ from chatpose_ros.core.session import Frame, Output, Report, Session, Track, Tra
 from chatpose_ros.core.target_check import TARGET_MAX_FAILURES, TargetCheck
 from chatpose_ros.core.types import PoseResult
 from chatpose_ros.profiles import tracker_factory
-from tests.fakes import make_person
+from tests.fakes import FakeClock, make_person
 
 # Low-chroma colour statistics: the tracker's L1 appearance term barely separates them (what
 # let the track slide onto a neighbour in vtest.avi) but their directions differ (cosine 0).
 TARGET_LOOK = np.array([0.05, 0.05, 0.0, 0.0], np.float32)
 NEIGHBOUR_LOOK = np.array([0.0, 0.0, 0.05, 0.05], np.float32)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class Seen:
@@ -57,7 +49,7 @@ def _choose_target(s: Session, people) -> int:
     return out.tracked[0].track_id
 
 
-def _update(s: Session, clock: Clock, people) -> list:
+def _update(s: Session, clock: FakeClock, people) -> list:
     clock.t += 0.2
     s.put_frame(Frame(image="f"))
     work = s.take()
@@ -70,7 +62,7 @@ def _codes(events):
 
 
 def test_a_target_crossing_a_neighbour_is_never_published_as_the_neighbour():
-    clock = Clock()
+    clock = FakeClock()
     s = _session(clock)
     track_id = _choose_target(s, [_person(1, 0.0, TARGET_LOOK), _person(2, 60.0, NEIGHBOUR_LOOK)])
     codes, published = [], []
@@ -88,7 +80,7 @@ def test_a_target_crossing_a_neighbour_is_never_published_as_the_neighbour():
 
 
 def test_a_neighbour_matched_again_and_again_ends_the_track():
-    clock = Clock()
+    clock = FakeClock()
     s = Session(NodeConfig(tracking_rate_hz=10.0), max_query_chars=50, can_track=True, clock=clock)
     _choose_target(s, [_person(1, 0.0, TARGET_LOOK)])
     codes = []
@@ -106,7 +98,7 @@ def test_a_neighbour_matched_again_and_again_ends_the_track():
 
 
 def test_the_target_seen_again_after_a_doubt_is_followed_on():
-    clock = Clock()
+    clock = FakeClock()
     s = _session(clock)
     track_id = _choose_target(s, [_person(1, 0.0, TARGET_LOOK)])
     assert _codes(_update(s, clock, [_person(2, 2.0, NEIGHBOUR_LOOK)])) == ["target_uncertain"]
@@ -115,7 +107,7 @@ def test_the_target_seen_again_after_a_doubt_is_followed_on():
 
 
 def test_a_box_jump_of_several_box_heights_is_doubted():
-    clock = Clock()
+    clock = FakeClock()
     s = Session(NodeConfig(tracking_rate_hz=10.0), max_query_chars=50, can_track=True, clock=clock)
     _choose_target(s, [_person(1, 0.0, TARGET_LOOK)])
     clock.t += 0.2
@@ -138,7 +130,7 @@ def test_the_check_itself():
 
 
 def test_with_track_all_bodies_a_doubted_match_is_published_untracked():
-    clock = Clock()
+    clock = FakeClock()
     s = Session(NodeConfig(tracking_rate_hz=10.0, track_all_bodies=True), max_query_chars=50, can_track=True,
                 clock=clock)
     _choose_target(s, [_person(1, 0.0, TARGET_LOOK)])
