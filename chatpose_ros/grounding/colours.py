@@ -28,7 +28,6 @@ PALETTE_MAX_PIXELS = 1500   # pixels sampled per region (deterministic stride)
 PALETTE_MIN_PIXELS = 20     # fewer: no palette (the region was not seen)
 MIN_SHARE = 0.12            # a palette colour covering less of the region does not name it
 DE_SCALE = 16.0             # CIEDE2000 (textiles) units at which a colour's fit falls to exp(-1)
-ACHROMATIC_CHROMA = 12.0    # a name or palette colour with C*ab under this is black / grey / white
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,6 @@ class Palette:
     lab: np.ndarray
     shares: np.ndarray
     pixels: int
-
-    def names(self, table: "ColourNames", k: int = 1) -> list[tuple[str, float]]:
-        """Each main colour's nearest colour name with its share, e.g. [("dark red", 0.6), ...]."""
-        return [(table.nearest(c, k)[0], float(s)) for c, s in zip(self.lab, self.shares)]
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -154,11 +149,6 @@ def palette(pixels_rgb: np.ndarray, k: int = PALETTE_K, seed: int = 0) -> Palett
     counts = np.bincount(labels.ravel(), minlength=k).astype(np.float32)
     order = np.argsort(-counts)
     return Palette(centres[order].astype(np.float32), (counts[order] / counts.sum()).astype(np.float32), len(px))
-
-
-def chroma(lab: np.ndarray) -> np.ndarray:
-    lab = np.asarray(lab)
-    return np.hypot(lab[..., 1], lab[..., 2])
 
 
 def colour_score(pal: Palette | None, lab: np.ndarray) -> float:

@@ -38,9 +38,8 @@ class PersonFacts:
         box: (x_min, y_min, x_max, y_max) px.
         rank_left: 0 for the leftmost person (by box centre).
         depth: distance to the camera (m) when placed in 3D, else a proxy (1 / box height):
-            larger is farther; depth_metric says which.
+            larger is farther (only compared between people of one frame).
         palettes: region ("upper", "lower") -> Palette, or None when the region was not seen.
-        from_box: regions measured from a fixed part of the box (keypoints not seen).
         pattern: region -> strong, aligned edge share in [0, 1] (stripes, prints).
         gestures: gesture name -> True / False, absent when the joints were not seen.
         posture / facing: (value, confidence) from perception's attributes, or None.
@@ -52,9 +51,7 @@ class PersonFacts:
     rank_left: int
     n: int
     depth: float
-    depth_metric: bool
     palettes: dict[str, Palette | None]
-    from_box: frozenset[str]
     pattern: dict[str, float]
     gestures: dict[str, bool]
     posture: tuple[str, float] | None
@@ -98,12 +95,12 @@ def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
     return np.array([[cx - half, a], [cx + half, a], [cx + half, b], [cx - half, b]], np.float32)
 
 
-def region_quads(p: ScenePerson) -> tuple[dict[str, list[np.ndarray]], frozenset[str]]:
-    """Region name -> quads ((4, 2) px) covering it, and the regions taken from the box."""
+def region_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
+    """Region name -> quads ((4, 2) px) covering it; a fixed part of the box where the keypoints
+    were not seen."""
     g = {n: _kp(p, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee",
                                 "right_knee", "left_ankle", "right_ankle")}
     quads: dict[str, list[np.ndarray]] = {"upper": [], "lower": []}
-    from_box: set[str] = set()
     ls, rs, lh, rh = g["left_shoulder"], g["right_shoulder"], g["left_hip"], g["right_hip"]
     if ls is not None and rs is not None and lh is not None and rh is not None:
         quads["upper"].append(np.stack([ls, rs, rh, lh]))
@@ -112,7 +109,6 @@ def region_quads(p: ScenePerson) -> tuple[dict[str, list[np.ndarray]], frozenset
         quads["upper"].append(np.stack([ls, rs, rs + down, ls + down]))
     else:
         quads["upper"].append(_box_quad(p.box, 0.2, 0.45))
-        from_box.add("upper")
     for side in ("left", "right"):
         hip, knee, ankle = g[f"{side}_hip"], g[f"{side}_knee"], g[f"{side}_ankle"]
         for a, b in ((hip, knee), (knee, ankle)):
@@ -128,8 +124,7 @@ def region_quads(p: ScenePerson) -> tuple[dict[str, list[np.ndarray]], frozenset
             quads["lower"].append(np.array([lh, rh, [rh[0], bottom], [lh[0], bottom]], np.float32))
         elif not p.truncated:
             quads["lower"].append(_box_quad(p.box, 0.6, 0.85))
-            from_box.add("lower")
-    return quads, frozenset(from_box)
+    return quads
 
 
 def region_mask(shape: tuple[int, int], quads: list[np.ndarray], shrink: float = SHRINK) -> np.ndarray:
@@ -204,7 +199,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
     rank[order] = np.arange(n)
     out = []
     for i, p in enumerate(scene.people):
-        quads, from_box = region_quads(p)
+        quads = region_quads(p)
         pals: dict[str, Palette | None] = {}
         pattern: dict[str, float] = {}
         for region, qs in quads.items():
@@ -215,7 +210,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             pals[region] = palette(image[mask])
             pattern[region] = stripe_share(grey, mask)
         t = None if translations is None else translations[i]
-        metric = t is not None and np.all(np.isfinite(t)) and float(t[2]) > 0
+        metric = t is not None and bool(np.all(np.isfinite(t))) and float(t[2]) > 0
         depth = float(t[2]) if metric else 1.0 / max(1.0, p.box[3] - p.box[1])
         holding: dict[str, float] = {}
         near: dict[str, float] = {}
@@ -226,7 +221,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
         face = p.attribute("facing")
         out.append(PersonFacts(
             index=i, box=tuple(float(v) for v in p.box), rank_left=int(rank[i]), n=n, depth=depth,
-            depth_metric=bool(metric), palettes=pals, from_box=from_box, pattern=pattern, gestures=gestures(p),
+            palettes=pals, pattern=pattern, gestures=gestures(p),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if face is None else (face.value, float(face.confidence)), holding=holding, near=near))
     return out

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from chatpose_ros.core.geometry_np import box_iou
+
 from .colours import ColourNames, colour_score, delta_e
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
@@ -32,6 +34,7 @@ COLOUR_SEEN = 0.3   # under this absolute fit for everyone, the closest person i
 COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
+NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
@@ -85,14 +88,6 @@ def ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 class Grounder:
     """Scores, decisions and answers (stateless; thread-safe)."""
 
@@ -106,8 +101,7 @@ class Grounder:
         n = len(facts)
         seen = np.ones(n, bool)
         if c.kind == "colour":
-            lab = self.colours.lab(c.value)
-            s = np.array([self._colour(f, lab, c.region) for f in facts])
+            s = self.colour_fit(c, facts)
             seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
             best = s.max() if n else 0.0
             if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
@@ -152,11 +146,21 @@ class Grounder:
             s = np.where(seen, 1.0 - s, UNKNOWN)
         return s, seen
 
-    def _colour(self, f: PersonFacts, lab: np.ndarray, region: str) -> float:
-        vals = [colour_score(f.palettes.get(r), lab) for r in _regions(region)]
-        if region == "full":
-            return float(np.mean(vals))
-        return float(max(vals))
+    def colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
+        """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`; a
+        "full" region is the mean of upper and lower, any other the best of its regions)."""
+        lab = self.colours.lab(c.value)
+        fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
+        return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
+
+    def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) bool: does checkable constraint `c` hold of each person (a colour: worn, absolute fit
+        >= COLOUR_HOLDS; anything else: score >= HOLDS), and (N,) bool: was it seen. Counts and
+        yes/no answers read this."""
+        sc, seen = self.score(c, facts, context)
+        if c.kind == "colour" and not c.negated:
+            return self.colour_fit(c, facts) >= COLOUR_HOLDS, seen
+        return sc >= HOLDS, seen
 
     @staticmethod
     def _position(value: str, facts: list[PersonFacts]) -> np.ndarray:
@@ -245,10 +249,8 @@ class Grounder:
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
-                if c.kind == "colour" and not c.negated:
-                    lab = self.colours.lab(c.value)
-                    if COLOUR_WEAK <= max(self._colour(f, lab, c.region) for f in facts) < COLOUR_SEEN:
-                        weak.append(c.words)
+                if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, facts).max() < COLOUR_SEEN:
+                    weak.append(c.words)
             elif c.kind in ("unchecked", "motion", "garment"):
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
@@ -270,8 +272,8 @@ class Grounder:
             return Outcome("not_person", answer=f"I look for people: \"{word}\" is not a person, so nobody here matches.")
         if not facts:
             if req.intent == "count":
-                return Outcome("count", count=0, answer="I see no person in the image.")
-            return Outcome("no_person", answer="I see no person in the image.")
+                return Outcome("count", count=0, answer=NO_PERSON_ANSWER)
+            return Outcome("no_person", answer=NO_PERSON_ANSWER)
         ref = req.ref or Reference()
         if req.intent == "count":
             return self._count(req, ref, facts, context)
@@ -297,10 +299,9 @@ class Grounder:
     def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
         s, checked, unchecked, unseen, weak = self.rank(ref, facts, context)
-        if (ref.pronoun or ref.other) and self._previous(facts, context) < 0 and context.previous_box is None:
-            if ref.pronoun:
-                return self._clarify(range(n), facts, s, checked, unchecked,
-                                     "I don't know who you mean yet: nobody was chosen before.")
+        if ref.pronoun and context.previous_box is None:
+            return self._clarify(range(n), facts, s, checked, unchecked,
+                                 "I don't know who you mean yet: nobody was chosen before.")
         cannot = _cannot(unchecked)
         if unseen:
             cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
@@ -388,10 +389,7 @@ class Grounder:
         checked, unchecked = [], []
         for c in ref.constraints + req.predicate:
             if c.kind in CHECKABLE:
-                sc, _ = self.score(c, facts, context)
-                if c.kind == "colour" and not c.negated:
-                    sc = np.array([self._colour(f, self.colours.lab(c.value), c.region) for f in facts]) / COLOUR_HOLDS * HOLDS
-                holds &= sc >= HOLDS
+                holds &= self.holds(c, facts, context)[0]
                 checked.append(("not " if c.negated else "") + c.words)
             elif c.kind in ("unchecked", "motion", "garment"):
                 unchecked.append(c.words)
@@ -420,13 +418,10 @@ class Grounder:
         verdict = True
         unseen = []
         for c in checkable:
-            sc, seen = self.score(c, facts, context)
-            v = sc[i]
-            if c.kind == "colour" and not c.negated:
-                v = self._colour(f, self.colours.lab(c.value), c.region) / COLOUR_HOLDS * HOLDS
+            ok, seen = self.holds(c, facts, context)
             if not seen[i]:
                 unseen.append(c.words)
-            verdict &= bool(v >= HOLDS)
+            verdict &= bool(ok[i])
         if unseen:
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
                            answer=f"I can't see whether {who} is {_words(unseen)}: {self.pose_words(f)}.",

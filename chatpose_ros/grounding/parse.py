@@ -16,7 +16,6 @@ them, a relation word ("next to", "left of") opens the description of another pe
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from .colours import ColourNames
 from .request import Constraint, Reference, Request
@@ -186,12 +185,15 @@ class QuestionParser:
             return Request("chat", ref, (), text, active, corrected)
         return Request("person", ref, (), text, active, corrected)
 
+    def _person_noun(self, w: str) -> bool:
+        """WordNet names a person with `w` (a content word: not a stop word or a pronoun)."""
+        if not w.isalpha() or w in STOP or w in PRONOUNS:
+            return False
+        info = self.lex.noun(w)
+        return info is not None and info.kind == "person"
+
     def _mentions_people(self, text: str) -> bool:
-        for w in TOKEN.findall(text):
-            info = self.lex.noun(w) if w.isalpha() and w not in STOP else None
-            if w in GENERIC_PEOPLE or w in GENDERED or (info is not None and info.kind == "person"):
-                return True
-        return False
+        return any(w in GENERIC_PEOPLE or w in GENDERED or self._person_noun(w) for w in TOKEN.findall(text))
 
     @staticmethod
     def _after_correction(text: str) -> tuple[str, bool]:
@@ -214,8 +216,7 @@ class QuestionParser:
         toks = body.split()
         head_at = -1
         for i, w in enumerate(toks):
-            info = self.lex.noun(w) if w.isalpha() and w not in STOP and w not in PRONOUNS else None
-            if (w in GENERIC_PEOPLE or w in GENDERED or w in PRONOUNS or (info is not None and info.kind == "person")
+            if (w in GENERIC_PEOPLE or w in GENDERED or w in PRONOUNS or self._person_noun(w)
                     or " ".join(toks[max(0, i - 1):i + 1]) in SAME_PERSON):
                 head_at = i
                 break
@@ -282,22 +283,14 @@ class QuestionParser:
 
     def _has_own_head(self, text: str) -> bool:
         """True when `text` names its own person with a noun that is not generic ("the girl")."""
-        for w in text.split():
-            if w in GENDERED:
-                return True
-            info = self.lex.noun(w) if w.isalpha() and w not in STOP and w not in GENERIC_PEOPLE else None
-            if info is not None and info.kind == "person":
-                return True
-        return False
+        return any(w in GENDERED or (w not in GENERIC_PEOPLE and self._person_noun(w)) for w in text.split())
 
     def _sub_reference(self, rest: str) -> tuple[Reference, str] | None:
         """The description of another person at the start of `rest` ("the woman in red who ..."),
         with the words it used; None when it does not start with a person noun phrase."""
         toks = rest.split()
         for i, w in enumerate(toks[:4]):
-            info = self.lex.noun(w) if w.isalpha() and w not in STOP and w not in PRONOUNS else None
-            if (w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"}
-                    or (info is not None and info.kind == "person")):
+            if w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"} or self._person_noun(w):
                 # the other person's description runs to the end, or to a clause word
                 end = len(toks)
                 for j in range(i + 1, len(toks)):
@@ -529,7 +522,3 @@ class QuestionParser:
         info = self.lex.noun(word)
         return info is not None and info.kind == "garment"
 
-
-def without_unchecked(ref: Reference) -> Reference:
-    """The reference with only what can be scored (for counting and ablations)."""
-    return replace(ref, constraints=tuple(c for c in ref.constraints if c.kind not in {"unchecked", "garment", "motion"}))

@@ -60,6 +60,10 @@ GARMENT_REGIONS: tuple[tuple[str, str], ...] = (  # first hypernym found on the 
     ("cape.n.02", "upper"), ("sweatshirt.n.01", "upper"), ("jersey.n.03", "upper"),
     ("clothing.n.01", "any"), ("fabric.n.01", "any"),
 )
+# A noun is a garment when one of its frequent senses falls under one of these (things worn on
+# the head, face and feet included: they are named in answers as what cannot be checked).
+GARMENT_ROOTS = frozenset({"clothing.n.01", "fabric.n.01", "spectacles.n.01", "headdress.n.01", "footwear.n.01",
+                           "footwear.n.02"})
 # Garment words newer than WordNet 3.0 or missing from it.
 EXTRA_GARMENTS: dict[str, str] = {
     "hoodie": "upper", "hoody": "upper", "tee": "upper", "t-shirt": "upper", "tshirt": "upper", "tank": "upper",
@@ -170,7 +174,7 @@ class Lexicon:
             return None
         first = synsets[0]
         lemma = first.lemmas()[0].name()
-        closure = {h.name() for path in first.hypernym_paths() for h in path}
+        closure = _closure(first)
         kind = "other"
         region = ""
         if "person.n.01" in closure:
@@ -181,17 +185,13 @@ class Lexicon:
             kind = "body"
         else:
             for s in synsets[:3]:  # a garment in one of its frequent senses ("top", "suit")
-                sc = {h.name() for path in s.hypernym_paths() for h in path}
-                if "clothing.n.01" in sc or "fabric.n.01" in sc:
-                    kind, region = "garment", _region(sc)
-                    break
-                if "spectacles.n.01" in sc or "headdress.n.01" in sc or "footwear.n.01" in sc or "footwear.n.02" in sc:
+                sc = _closure(s)
+                if not sc.isdisjoint(GARMENT_ROOTS):
                     kind, region = "garment", _region(sc)
                     break
         coco: list[str] = []
         for s in synsets if kind in ("other", "animal") else ():
-            sc = {h.name() for path in s.hypernym_paths() for h in path}
-            for name in sc:
+            for name in _closure(s):
                 cls = self._coco.get(name)
                 if cls is not None and cls not in coco:
                     coco.append(cls)
@@ -200,6 +200,11 @@ class Lexicon:
         elif kind == "other" and "artifact.n.01" in closure:
             kind = "object"
         return NounInfo(word, lemma, kind, region, tuple(coco), first.definition())
+
+
+def _closure(synset) -> set[str]:
+    """The names of a synset and every hypernym above it."""
+    return {h.name() for path in synset.hypernym_paths() for h in path}
 
 
 def _region(closure: set[str]) -> str:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 
 CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
 MAX_CONVERSATIONS = 64          # conversations kept at once (voices come and go)
-NO_PERSON_ANSWER = "I see no person in the image."
 
 
 @dataclass
@@ -129,10 +128,6 @@ class GroundedPipeline:
                     raise
                 raise InferenceError(f"grounded pipeline failed: {exc}") from exc
 
-    def parse(self, query: str) -> Request:
-        """The typed request of a question (for tools and tests)."""
-        return self.parser.parse(validate_query(query, self.config.max_query_chars))
-
     def _delegate(self, image, query: str, on_pose, on_text) -> PoseResult:
         """Imagined poses and chat: the LLM, from the words alone."""
         result = self.base.estimate(None, query, on_pose, on_text)
@@ -170,7 +165,7 @@ class GroundedPipeline:
                        for i, p in enumerate(people))
         # the person chosen, or asked about in a yes/no (their pose is published too)
         selected = out.selected if out.kind in ("person", "describe", "yes", "no", "unknown") else -1
-        result = PoseResult(query, out.answer or NO_PERSON_ANSWER, ranked, selected, self.model_id,
+        result = PoseResult(query, out.answer, ranked, selected, self.model_id,
                             (int(image.shape[1]), int(image.shape[0])), timings,
                             no_match=out.kind in ("no_match", "not_person"),
                             grounding_confidence=out.confidence, clarify=out.kind == "clarify")
