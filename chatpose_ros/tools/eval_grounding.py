@@ -36,10 +36,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.geometry import box_iou
 from chatpose_ros.grounding.facts import measure
 from chatpose_ros.grounding.ground import Context
 from chatpose_ros.grounding.request import Constraint, Reference, Request
+from chatpose_ros.models.default.offline.eval_questions import (CHOSE_NOBODY, answer_count, answer_yes_no,
+                                                                chosen_label)
 from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, load_image, load_labels
 from chatpose_ros.profiles import build_pipeline
 
@@ -51,40 +52,21 @@ SETS = {
 }
 HELD_OUT_SHA = REPO_ROOT / "tests/data/real_questions2.sha256"
 PERSON = ("attribute", "position", "ordinal", "distance", "posture", "object", "relation", "negation", "correction")
-MATCH_IOU = 0.5
-NUMBER_WORDS = {w: i for i, w in enumerate("no one two three four five six seven eight nine ten".split())}
 ABLATIONS = {"bag_of_words": None, "no_colour": {"colour"}, "no_pattern": {"pattern"},
              "no_pose_codes": {"posture", "gesture", "facing"}, "no_position": {"position", "ordinal", "distance"},
              "no_objects": {"object"}, "no_relations": {"relation"}}
 
 
-def label_of(box, labels) -> int:
-    if box is None:
-        return -1
-    ious = [box_iou(box, lb) for lb in labels]
-    best = max(range(len(ious)), key=ious.__getitem__) if ious else -1
-    return best if best >= 0 and ious[best] >= MATCH_IOU else -2
-
-
-def first_number(text: str) -> int | None:
-    for w in re.findall(r"[a-z]+|\d+", text.lower()):
-        if w.isdigit():
-            return int(w)
-        if w in NUMBER_WORDS and w != "one":
-            return NUMBER_WORDS[w]
-    return None
-
-
 def contradicts(question: str, answer: str) -> bool:
     """A yes/no answer that states the opposite of its first word about the asked posture/gesture."""
-    a = answer.lower()
+    a, said = answer.lower(), answer_yes_no(answer)
     words = [w for w in ("standing", "sitting", "lying", "crouching", "kneeling", "raising", "waving", "pointing")
              if w in question.lower()]
     if not words:
         return False
-    if a.startswith("no") and any(re.search(rf"\bis (?!not ){w}", a) for w in words):
+    if said == "no" and any(re.search(rf"\bis (?!not ){w}", a) for w in words):
         return True
-    return a.startswith("yes") and any(re.search(rf"\bnot {w}", a) for w in words)
+    return said == "yes" and any(re.search(rf"\bnot {w}", a) for w in words)
 
 
 def outcome(q: dict, res, labels, expected=None) -> str:
@@ -92,10 +74,10 @@ def outcome(q: dict, res, labels, expected=None) -> str:
     cat = q["category"]
     expected = q.get("expected") if expected is None else expected
     sel = res.selected_person
-    chosen = label_of(sel.box if sel is not None and not sel.generated else None, labels)
-    asked = res.selected < 0 and (getattr(res, "clarify", False) or res.answer.rstrip().endswith("?"))
+    chosen = chosen_label(sel.box if sel is not None and not sel.generated else None, labels)
+    asked = res.selected < 0 and (res.clarify or res.answer.rstrip().endswith("?"))
     if cat in PERSON or cat == "follow_up":
-        if chosen >= 0 or chosen == -2:
+        if chosen != CHOSE_NOBODY:
             return "right" if chosen == expected else "wrong"
         return "asked" if asked else "refused"
     if cat == "no_match":
@@ -103,10 +85,9 @@ def outcome(q: dict, res, labels, expected=None) -> str:
             return "wrong"
         return "asked" if asked else "right"
     if cat == "counting":
-        return "right" if first_number(res.answer) == expected else "wrong"
+        return "right" if answer_count(res.answer) == expected else "wrong"
     if cat in ("yes_no", "pose"):
-        a = res.answer.strip().lower()
-        got = "yes" if a.startswith("yes") else "no" if a.startswith("no") else None
+        got = answer_yes_no(res.answer)  # "Nobody here matches ..." is no answer "no"
         if got is None:
             return "asked" if asked else "refused"
         return "right" if got == expected else "wrong"
@@ -186,8 +167,8 @@ def ablations(pipe, questions, images, labels) -> dict[str, dict]:
             f, people = facts[q["image"]]
             o = pipe.grounder.answer(req, f, Context())
             sel = people[o.selected] if o.kind == "person" and o.selected >= 0 else None
-            chosen = label_of(sel.box if sel is not None else None, labels[q["image"]])
-            tally["right" if chosen == q["expected"] else "wrong" if chosen != -1 else
+            chosen = chosen_label(sel.box if sel is not None else None, labels[q["image"]])
+            tally["right" if chosen == q["expected"] else "wrong" if chosen != CHOSE_NOBODY else
                   "asked" if o.kind == "clarify" else "refused"] += 1
         out[name] = dict(tally)
     return out
