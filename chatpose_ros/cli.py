@@ -37,10 +37,8 @@ def _pipeline_config(args) -> PipelineConfig:
                           smpl_model_path=args.smpl_model, device=args.device, vision_backend=args.vision_backend)
 
 
-def _numbered(path: str, k: int, n: int) -> str:
-    """result.png -> result_2.png for the k-th (from 1) of n answers; the path itself when n == 1."""
-    if n == 1:
-        return path
+def _numbered(path: str, k: int) -> str:
+    """result.png -> result_2.png for the k-th (from 1) of several answers."""
     p = Path(path)
     return str(p.with_name(f"{p.stem}_{k}{p.suffix}"))
 
@@ -64,7 +62,7 @@ def cmd_ask(args) -> int:
             outs.append(out)
             print(json.dumps(out, indent=None if args.compact else 1))
             if args.out:
-                path = _numbered(args.out, k, len(args.query))
+                path = args.out if len(args.query) == 1 else _numbered(args.out, k)
                 save_png(path, result_picture(image, result))
                 logging.getLogger("chatpose").info("picture written to %s", path)
     finally:
@@ -135,7 +133,7 @@ def cmd_chat(args, stdin=None) -> int:
             where = "" if sel is None or sel.box is None else " [box " + ", ".join(f"{v:.0f}" for v in sel.box) + "]"
             print(f"> {result.answer}{where}", flush=True)
             if args.out:
-                save_png(_numbered(args.out, turn, 2), result_picture(image, result))
+                save_png(_numbered(args.out, turn), result_picture(image, result))
     finally:
         pipeline.close()
     return 0
