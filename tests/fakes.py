@@ -203,3 +203,21 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+class StagedPipeline(FakePipeline):
+    """A profile that reports its stages (on_stage), as the default profile does: perceiving,
+    posing, grounding."""
+
+    STAGES = ("perceiving", "posing", "grounding")
+
+    def estimate(self, image, query, on_stage=None):
+        for stage in self.STAGES:
+            if on_stage is not None:
+                on_stage(stage)
+        return super().estimate(image, query)
+
+
+def staged_pipeline(cfg) -> StagedPipeline:
+    """Pipeline factory for a model worker process (module level: picklable)."""
+    return StagedPipeline()

@@ -16,7 +16,7 @@ from chatpose_ros.core.model_runners import InProcessRunner
 from chatpose_ros.core.model_worker import ModelLoop
 from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, Frame, Output, Report, Session, TrackRequest
 from chatpose_ros.core.worker_process import ProcessRunner
-from fakes import StreamingPipeline, echo_pipeline, make_person, streaming_pipeline
+from fakes import StagedPipeline, StreamingPipeline, echo_pipeline, make_person, staged_pipeline, streaming_pipeline
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -133,3 +133,32 @@ def test_model_loop_publishes_poses_first_then_words_then_the_answer(make_runner
         assert session.tracking
     else:
         assert posed.result.selected == -1 and not session.tracking and session.stats["queries_no_match"] == 1
+
+
+@pytest.mark.parametrize("with_image", [True, False])
+def test_every_stage_of_an_answer_reaches_the_job_in_order(make_runner, with_image):
+    """The runner's stage (decoding the image) and the pipeline's own (on_stage) reach the
+    Session's job as they begin, across the worker's pipe too, between estimating and publishing;
+    a profile without on_stage gets none of its own."""
+    session = Session(NodeConfig(), max_query_chars=100)
+    events, loop, done = _serve(session, make_runner(staged_pipeline))
+    try:
+        if with_image:
+            session.put_frame(Frame(image=RgbImage(RGB)))
+        job, _ = session.submit("the person on the right")
+        assert done.wait(60) and job.done.is_set() and job.changed.is_set()
+    finally:
+        session.stop()
+        loop.stop(30)
+    decoding = ["decoding_image"] if with_image else []
+    assert job.stages == ["queued", "estimating", *decoding, *StagedPipeline.STAGES, "publishing"]
+    plain = Session(NodeConfig(), max_query_chars=100)
+    events, loop, done = _serve(plain, make_runner(echo_pipeline))
+    try:
+        plain.put_frame(Frame(image=RgbImage(RGB)))
+        job, _ = plain.submit("the person on the right")
+        assert done.wait(60)
+    finally:
+        plain.stop()
+        loop.stop(30)
+    assert job.stages == ["queued", "estimating", "decoding_image", "publishing"]

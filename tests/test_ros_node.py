@@ -268,3 +268,21 @@ def test_inactive_node_publishes_nothing(ros_harness):
     h.node._emit([Report(PipelineStatus.WARN, "while_active", "published")])
     h.wait_status("while_active")  # same publisher, reliable, in order: the first would have come before
     assert not h.statuses("while_inactive")
+
+
+def test_action_feedback_shows_every_stage_in_order(ros_harness):
+    """Each stage of the query is sent as feedback as it begins (the runner's and the profile's own
+    too), not only the one that happens to be current when the goal looks."""
+    from chatpose_ros.action import EstimatePose
+    from fakes import StagedPipeline
+
+    h = ros_harness(lambda cfg: StagedPipeline(), track_after_query=False)
+    assert h.action.wait_for_server(timeout_sec=10)
+    h.publish_and_wait(_img(80, 60))
+    feedback = []
+    fut = h.action.send_goal_async(EstimatePose.Goal(query="the person on the right"),
+                                   feedback_callback=lambda f: feedback.append(f.feedback.stage))
+    assert h.wait_future(h.wait_future(fut).get_result_async()).result.success
+    expected = ["queued", "estimating", "decoding_image", *StagedPipeline.STAGES, "publishing"]
+    h.wait_until(lambda: len(feedback) >= len(expected), timeout=30, what="every feedback message")
+    assert feedback == expected

@@ -5,7 +5,9 @@ worker process of its own is core.worker_process.ProcessRunner.
 
 Streaming: `estimate(..., on_pose, on_text)` passes the callbacks to the pipeline (see
 core.pipeline.PosePipeline.estimate); a pipeline that does not call them streams nothing (the
-caller publishes the returned result).
+caller publishes the returned result). Stages: `on_stage(name)` is called when the runner decodes
+the image (``decoding_image``) and, for a pipeline that takes `on_stage`, at each of its stages
+(the default profile: ``perceiving``, ``posing``, ``grounding``).
 
 Tracking: the profile's tracker lives where the model lives (`tracker_factory`, a picklable
 callable making a core.session.Tracker); `track` observes a frame and matches the tracked person
@@ -34,6 +36,8 @@ PipelineFactory = Callable[[PipelineConfig], PosePipeline]
 TrackerFactory = Callable[[], Tracker]
 OnPose = Callable[[PoseResult], None] | None
 OnText = Callable[[str], None] | None
+OnStage = Callable[[str], None] | None
+DECODING = "decoding_image"  # the stage of a runner decoding the question's image
 
 
 class ModelRunner(Protocol):
@@ -47,10 +51,11 @@ class ModelRunner(Protocol):
         ...
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
+                 on_text: OnText = None, conversation: str = "", on_stage: OnStage = None) -> tuple[PoseResult, Size | None]:
         """Decode `image` and answer `query` about it; also returns the image size. `on_pose` /
         `on_text`: the pipeline's streaming callbacks, called in this thread before it returns.
-        `conversation`: who asked (follow-ups resolve within it, where the profile keeps one)."""
+        `conversation`: who asked (follow-ups resolve within it, where the profile keeps one).
+        `on_stage(name)`: each stage reached (see the module docstring), in this thread."""
         ...
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
@@ -93,12 +98,15 @@ class InProcessRunner:
         self._tracking.reset()
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
-        rgb = None if image is None else image.decode(self._config.max_image_pixels)
+                 on_text: OnText = None, conversation: str = "", on_stage: OnStage = None) -> tuple[PoseResult, Size | None]:
         # a callback's error is logged, as across the pipe: the answer goes on
+        stage_cb = None if on_stage is None else (lambda name: run_callback(on_stage, name))
+        if image is not None and stage_cb is not None:
+            stage_cb(DECODING)
+        rgb = None if image is None else image.decode(self._config.max_image_pixels)
         pose_cb = None if on_pose is None else (lambda result: run_callback(on_pose, result))
         text_cb = None if on_text is None else (lambda delta: run_callback(on_text, delta))
-        return (estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb, conversation),
+        return (estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb, conversation, stage_cb),
                 None if rgb is None else image_size(rgb))
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
@@ -129,19 +137,22 @@ def _streams(pipeline: PosePipeline) -> bool:
     return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _takes_conversation(pipeline: PosePipeline) -> bool:
-    """Whether `pipeline.estimate` keeps conversations (takes `conversation=`)."""
+def _takes(pipeline: PosePipeline, name: str) -> bool:
+    """Whether `pipeline.estimate` takes the keyword `name` (`conversation`: it keeps
+    conversations; `on_stage`: it reports its stages)."""
     try:
-        return "conversation" in inspect.signature(pipeline.estimate).parameters
+        return name in inspect.signature(pipeline.estimate).parameters
     except (TypeError, ValueError):
         return False
 
 
 def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose,
-                       on_text: OnText, conversation: str = "") -> PoseResult:
-    """pipeline.estimate, with the streaming callbacks when there are any and it takes them, and
-    the asker's conversation where it keeps conversations."""
-    extra = {"conversation": conversation} if _takes_conversation(pipeline) else {}
+                       on_text: OnText, conversation: str = "", on_stage: OnStage = None) -> PoseResult:
+    """pipeline.estimate, with the streaming callbacks when there are any and it takes them, the
+    asker's conversation where it keeps conversations, and `on_stage` where it reports stages."""
+    extra: dict[str, Any] = {"conversation": conversation} if _takes(pipeline, "conversation") else {}
+    if on_stage is not None and _takes(pipeline, "on_stage"):
+        extra["on_stage"] = on_stage
     if (on_pose is None and on_text is None) or not _streams(pipeline):
         return pipeline.estimate(rgb, query, **extra)
     return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text, **extra)

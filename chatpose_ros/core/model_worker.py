@@ -90,7 +90,8 @@ class ModelLoop:
         result, _size = self.runner.estimate(work.frame.image if work.frame else None, work.job.query,
                                              on_pose=lambda r: self._emit(self.session.answer_pose(work, r)),
                                              on_text=lambda d: self._emit(self.session.answer_text(work, d)),
-                                             conversation=work.job.source or "query")
+                                             conversation=work.job.source or "query",
+                                             on_stage=lambda stage: self.session.stage(work, stage))
         self._emit(self.session.finish_answer(work, result))
 
     def _recover(self, exc: WorkerCrashedError) -> None:

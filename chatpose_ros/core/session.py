@@ -28,6 +28,8 @@ Public API (everything else is private):
   `frame` (None: text only, the adapter stamps a header of its own), `answer` False for tracking
   updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
   lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
+- Stages: `stage(work, name)` (the model reached a stage of the answer: decoding_image,
+  perceiving, ...); `Job.stages` lists every stage in order and `Job.changed` is set at each.
 - Streaming answers: `answer_pose(work, result)` (the model chose who is meant before its words:
   the Output to publish now, with the chosen person's track id) and `answer_text(work, delta)`
   (the job's partial answer grows); `finish_answer` then completes the job.
@@ -119,15 +121,29 @@ class Job:
     used_frame: Frame | None = None  # the frame the answer was made from (None: text only)
     error: str = ""
     code: str = ""
-    stage: str = "queued"  # queued -> estimating -> (answering: streamed words) -> publishing
     cancelled: bool = False
     source: str = ""  # who asked (e.g. a ROS4HRI voice id); "" = the query topic or the action
     partial: str = ""  # the answer's words so far, while a streaming profile answers
     posed: PoseResult | None = None  # the pose published before the words (streaming), with track ids
+    # every stage the job went through, in order: queued, estimating, then the model's own stages
+    # (Session.stage: e.g. decoding_image, perceiving, posing, grounding), answering (streamed
+    # words), publishing
+    stages: list[str] = field(default_factory=lambda: ["queued"])
+    changed: threading.Event = field(default_factory=threading.Event)  # set at every new stage, word and the end
+
+    @property
+    def stage(self) -> str:
+        return self.stages[-1]
+
+    def _enter(self, stage: str) -> None:
+        if stage != self.stages[-1]:
+            self.stages.append(stage)
+        self.changed.set()
 
     def _fail(self, code: str, error: str) -> None:
         self.code, self.error = code, error
         self.done.set()
+        self.changed.set()
 
 
 @dataclass(frozen=True)
@@ -458,7 +474,8 @@ class Session:
                                        f"(max_image_age_s={self.config.max_image_age_s}): answering from the text alone",
                                        query=job.query, source=job.source or "query"))
             frame = None
-        job.stage, job.used_frame = "estimating", frame
+        job.used_frame = frame
+        job._enter("estimating")
         return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
 
     def answer_pose(self, work: Answer, result: PoseResult) -> list[Event]:
@@ -468,7 +485,8 @@ class Session:
         if job.posed is not None or job.done.is_set():  # at most once per answer
             return []
         result = self._start_tracking(result, work.frame)
-        job.posed, job.stage = result, "answering"
+        job.posed = result
+        job._enter("answering")
         return [Output(result=result, frame=work.frame, answer=True, source=job.source, only=POSES)]
 
     def answer_text(self, work: Answer, delta: str) -> list[Event]:
@@ -477,7 +495,7 @@ class Session:
         if not delta or job.done.is_set():
             return []
         job.partial += delta
-        job.stage = "answering"
+        job._enter("answering")
         return [AnswerDelta(delta=delta, query=job.query, source=job.source)]
 
     def finish_answer(self, work: Answer, result: PoseResult) -> list[Event]:
@@ -501,7 +519,8 @@ class Session:
             if result.no_match:
                 self.stats["queries_no_match"] += 1
             self._busy = False
-        job.stage, job.result = "publishing", result
+        job.result = result
+        job._enter("publishing")
         if result.no_match:
             rep = self.report(WARN, "no_match", f"nobody in view fits the question (answered in {latency:.0f} ms): "
                               f"{clip(result.answer, 120)}", query=job.query, source=job.source or "query")
@@ -513,7 +532,14 @@ class Session:
                               source=job.source or "query")
         events: list[Event] = [Output(result=result, frame=work.frame, answer=True, source=job.source, only=only), rep]
         job.done.set()
+        job.changed.set()
         return events
+
+    def stage(self, work: Answer, stage: str) -> None:
+        """The model reached `stage` of `work` (its runner and pipeline say which: e.g.
+        decoding_image, perceiving, posing, grounding): the job's stages grow (action feedback)."""
+        if not work.job.done.is_set():
+            work.job._enter(stage)
 
     def _start_tracking(self, result: PoseResult, frame: Frame | None) -> PoseResult:
         """Track the chosen person: the same track (same id) when it is the person already tracked

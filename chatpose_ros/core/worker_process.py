@@ -34,8 +34,8 @@ from . import errors
 from .config import PipelineConfig
 from .errors import ChatPoseError, InferenceError, ModelLoadError, WorkerCrashedError
 from .images import Image, Size, image_size, rebuild_image
-from .model_runners import (Box, OnPose, OnText, PipelineFactory, TrackerFactory, TrackerHost, estimate_streaming,
-                            run_callback)
+from .model_runners import (DECODING, Box, OnPose, OnStage, OnText, PipelineFactory, TrackerFactory, TrackerHost,
+                            estimate_streaming, run_callback)
 from .session import TrackRequest, TrackUpdate
 from .types import PersonPose, PoseResult
 
@@ -111,12 +111,16 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                         _close_blocks(blocks)
                         blocks = {name: _attach(name)}
                     image = rebuild_image(meta, blocks[name].buf[:nbytes])
+                if op == "estimate":
+                    query, stream, conversation, stages = arg
+                    on_stage = (lambda stage: conn.send(("stage", stage))) if stages else None
+                    if image is not None and on_stage is not None:
+                        on_stage(DECODING)
                 rgb = None if image is None else image.decode(config.max_image_pixels)
                 if op == "estimate":
-                    query, stream, conversation = arg
                     on_pose = (lambda result: conn.send(("pose", result))) if stream else None
                     on_text = (lambda delta: conn.send(("text", delta))) if stream else None
-                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation),
+                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation, on_stage),
                              None if rgb is None else image_size(rgb))
                 elif op == "track":
                     value = (tracking.track(pipeline, rgb, arg), image_size(rgb))
@@ -239,7 +243,8 @@ class ProcessRunner:
         self._shm.buf[:n] = src
         return self._shm.name, n
 
-    def _call(self, op: str, image: Image | None, arg: Any, on_pose: OnPose = None, on_text: OnText = None) -> Any:
+    def _call(self, op: str, image: Image | None, arg: Any, on_pose: OnPose = None, on_text: OnText = None,
+              on_stage: OnStage = None) -> Any:
         if self._proc is None:
             raise WorkerCrashedError("the model worker is not running")
         with self._lock:
@@ -248,16 +253,17 @@ class ProcessRunner:
                 self._conn.send((op, name, None if image is None else image.meta(), n, arg))
             except (BrokenPipeError, OSError) as exc:
                 raise WorkerCrashedError(f"model worker {self._proc.pid} is gone ({exc})") from exc
-            while (reply := self._wait())[0] in ("pose", "text"):  # streamed events, then the reply
-                run_callback(on_pose if reply[0] == "pose" else on_text, reply[1])
+            while (reply := self._wait())[0] in ("pose", "text", "stage"):  # streamed events, then the reply
+                run_callback({"pose": on_pose, "text": on_text, "stage": on_stage}[reply[0]], reply[1])
         if reply[0] != "ok":
             _raise_reply(reply)
         return reply[1]
 
     def estimate(self, image: Image | None, query: str, on_pose: OnPose = None,
-                 on_text: OnText = None, conversation: str = "") -> tuple[PoseResult, Size | None]:
+                 on_text: OnText = None, conversation: str = "", on_stage: OnStage = None) -> tuple[PoseResult, Size | None]:
         stream = on_pose is not None or on_text is not None
-        return self._call("estimate", image, (query, stream, conversation), on_pose, on_text)
+        return self._call("estimate", image, (query, stream, conversation, on_stage is not None), on_pose, on_text,
+                          on_stage)
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
         return self._call("observe", image, near)

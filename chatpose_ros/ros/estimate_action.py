@@ -2,8 +2,10 @@
 Session (with the goal's image, if any), its stages are sent as feedback, and the result carries
 the poses. Goals are refused while the node is not active; a cancel marks the job cancelled.
 
-Feedback `stage`: queued, estimating, publishing; while a streaming profile speaks,
-"answering: <the words so far>" (sent when they grew, at most every GOAL_POLL_S).
+Feedback `stage`: every stage the query goes through, each sent as it begins: queued, estimating,
+the model's own (decoding_image when the runner decodes the image; the default profile's
+perceiving, posing, grounding), answering (a streaming profile speaks: then "answering: <the
+words so far>", sent when they grew, at most every GOAL_POLL_S), publishing.
 
 A goal waits for its answer in a thread: one of the executor's (rclpy's MultiThreadedExecutor),
 or, under the events executor (one thread for every callback: chatpose-node --executor events),
@@ -13,6 +15,7 @@ served meanwhile.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
@@ -32,7 +35,7 @@ from chatpose_ros.msg import PipelineStatus
 
 from . import convert
 
-GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation and stage changes
+GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation (stages wake it at once)
 
 
 def feedback_stage(stage: str, partial: str) -> str:
@@ -106,14 +109,7 @@ class EstimateAction:
             result.success, result.message = False, "invalid_query: see ~/status"
             goal_handle.abort()
             return result
-        last_stage = ""
-        while not job.done.wait(timeout=GOAL_POLL_S):
-            if goal_handle.is_cancel_requested:
-                job.cancelled = True
-            stage = feedback_stage(job.stage, job.partial)
-            if stage != last_stage:
-                last_stage = stage
-                goal_handle.publish_feedback(EstimatePose.Feedback(stage=stage))
+        self._follow(job, goal_handle)
         if job.result is None:
             result.success, result.message = False, f"{job.code}: {job.error}"
             if job.cancelled and goal_handle.is_cancel_requested:
@@ -126,3 +122,25 @@ class EstimateAction:
         result.poses = convert.result_to_msg(job.result, header)
         goal_handle.succeed()
         return result
+
+    @staticmethod
+    def _follow(job, goal_handle) -> None:
+        """Until `job` is done: every stage it enters as feedback, at once (woken by `job.changed`),
+        and its words so far while a streaming profile answers (at most every GOAL_POLL_S)."""
+        sent, partial_at, partial = 0, 0.0, ""
+        while True:
+            job.changed.wait(timeout=GOAL_POLL_S)
+            job.changed.clear()
+            done = job.done.is_set()  # read before the stages: a finished job's stages are all in
+            if goal_handle.is_cancel_requested:
+                job.cancelled = True
+            stages = job.stages[sent:]
+            sent += len(stages)
+            for stage in stages:
+                goal_handle.publish_feedback(EstimatePose.Feedback(stage=stage))
+            now = time.monotonic()
+            if job.stage == "answering" and job.partial != partial and (done or now - partial_at >= GOAL_POLL_S):
+                partial, partial_at = job.partial, now
+                goal_handle.publish_feedback(EstimatePose.Feedback(stage=feedback_stage("answering", partial)))
+            if done:
+                return

@@ -35,6 +35,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -327,8 +328,12 @@ class DefaultPipeline:
                           confidence=confidence, estimator=GENERATED_ESTIMATOR, generated=True)
 
     # -- public ---------------------------------------------------------------------------
-    def estimate(self, image: np.ndarray | None, query: str) -> PoseResult:
+    def estimate(self, image: np.ndarray | None, query: str,
+                 on_stage: Callable[[str], None] | None = None) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
+        `on_stage(name)` is called as each stage begins: ``perceiving`` (people and objects in the
+        image) and ``posing`` (their poses) when there is an image, ``grounding`` (the LLM chooses
+        the person and answers).
 
         People come back best first (grounding probability x detection score) with `selected`
         the grounded one; when the answer carries no pose token (e.g. "how many people?")
@@ -344,17 +349,22 @@ class DefaultPipeline:
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
         timings: dict[str, float] = {}
+        stage = on_stage or (lambda _name: None)
         with self._lock:
             if self.llm is None:
                 raise InferenceError("pipeline is closed")
             try:
                 t = time.perf_counter()
                 imagined = asks_imagined_pose(query)
+                if image is not None:
+                    stage("perceiving")
                 scene = self._see(image) if image is not None else None
                 timings["perception"] = (time.perf_counter() - t) * 1e3
                 if scene is not None:  # the perception stages (people, objects, attributes, ...)
                     timings.update({f"perception_{k}": float(v) for k, v in scene.timings_ms.items() if k != "total"})
                 t = time.perf_counter()
+                if scene is not None:
+                    stage("posing")
                 people, feats = self._people(image, scene) if scene is not None \
                     else ([], np.zeros((0, self.llm.spec.feature_dim), np.float32))
                 timings["regress"] = (time.perf_counter() - t) * 1e3
@@ -363,6 +373,7 @@ class DefaultPipeline:
                 force = self.config.force_pose_token and asks_for_pose(query) and (imagined or not nobody_seen)
                 if imagined:  # the LLM makes the pose from the text alone: no person tokens
                     people, feats = [], np.zeros((0, self.llm.spec.feature_dim), np.float32)
+                stage("grounding")
                 gen, probs = self._ask(query, feats, force_pose=force)
                 timings["llm"] = (time.perf_counter() - t) * 1e3
             except (ValueError, RuntimeError) as exc:
