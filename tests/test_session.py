@@ -418,3 +418,18 @@ def test_an_answer_without_a_person_in_view_never_replaces_the_tracked_person(ki
     s.put_frame(Frame(image="f3"))
     work = s.take()
     assert isinstance(work, Track) and work.request.seed.track_id == track_id and work.near == (10.0, 0.0, 20.0, 20.0)
+
+
+def test_reports_held_back_by_the_throttle_are_counted_and_announced():
+    """Every report held back by the ~/status throttle is counted (suppressed_<code>), and the next
+    report of the same kind says how many were held back since the last one."""
+    clock = Clock()
+    s = _session(clock)
+    sent = [s.refuse_frame("invalid_image", "unsupported image encoding 'x'") for _ in range(10)]
+    assert sum(len(e) for e in sent) == 1 and s.stats["suppressed_invalid_image"] == 9
+    clock.t += REPORT_THROTTLE_S
+    (rep,) = s.refuse_frame("invalid_image", "unsupported image encoding 'x'")
+    assert rep.message.endswith("(+9 more like this held back since the last one)"), rep.message
+    clock.t += REPORT_THROTTLE_S
+    (rep,) = s.refuse_frame("invalid_image", "unsupported image encoding 'x'")
+    assert "held back" not in rep.message and s.stats["frames_invalid"] == 12

@@ -35,7 +35,9 @@ Public API (everything else is private):
   (the job's partial answer grows); `finish_answer` then completes the job.
 - `RateLimit(rate_hz, clock)`: at most so many events a second (the node's crop and mesh rates).
 - `report(level, code, message, query, throttle_key)`: a Report, or None when a report with the
-  same throttle key was made less than REPORT_THROTTLE_S ago (counted in `suppressed_reports` and `suppressed_<code>`).
+  same throttle key was made less than REPORT_THROTTLE_S ago (held back: counted in `suppressed_reports`
+  and `suppressed_<code>`, and the next report of that key says "+N more like this held back"; the
+  node's `status_<code>` counts what it published, so status_<code> + suppressed_<code> is every report).
   The Report keeps the key in `repeating`, and `source` says which input it concerns ("image",
   "query", "tracking", a voice id, ...): the node's log thins reports further per code and source
   (core.logs). Text taken from inputs is clipped and escaped (core.logs.clip).
@@ -308,6 +310,7 @@ class Session:
         self._last_track_seq = -1
         self._last_track_time = -float("inf")
         self._throttle: dict[str, float] = {}
+        self._held: collections.Counter = collections.Counter()  # reports held back per throttle key since its last one
         self.stats: collections.Counter = collections.Counter() if stats is None else stats
         self._latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_HISTORY)
         self.image_delays_ms: collections.deque[float] = collections.deque(maxlen=IMAGE_DELAY_HISTORY)
@@ -645,17 +648,23 @@ class Session:
     # ------------------------------------------------------------------ reports
     def report(self, level: int, code: str, message: str, query: str = "", throttle_key: str = "",
                source: str = "") -> Report | None:
-        """A Report, or None when `throttle_key` was used less than REPORT_THROTTLE_S ago."""
+        """A Report, or None when `throttle_key` was used less than REPORT_THROTTLE_S ago (held
+        back: counted in `suppressed_<code>`, and the next report of that key says how many)."""
         if throttle_key:
             with self._cv:
                 now = self._clock()
                 if now - self._throttle.get(throttle_key, -float("inf")) < REPORT_THROTTLE_S:
                     self.stats["suppressed_reports"] += 1
                     self.stats[f"suppressed_{code}"] += 1
+                    self._held[throttle_key] += 1
                     return None
                 self._throttle[throttle_key] = now
-                if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the table small whatever the input
+                held = self._held.pop(throttle_key, 0)
+                if len(self._throttle) > THROTTLE_TABLE_MAX:  # keep the tables small whatever the input
                     self._throttle = {k: t for k, t in self._throttle.items() if now - t < REPORT_THROTTLE_S}
+                    self._held = collections.Counter({k: n for k, n in self._held.items() if k in self._throttle})
+            if held:
+                message += f" (+{held} more like this held back since the last one)"
         return Report(level=level, code=code, message=message, query=query, repeating=throttle_key, source=source)
 
     def frame_age(self) -> float | None:

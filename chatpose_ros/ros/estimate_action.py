@@ -7,10 +7,11 @@ the model's own (decoding_image when the runner decodes the image; the default p
 perceiving, posing, grounding), answering (a streaming profile speaks: then "answering: <the
 words so far>", sent when they grew, at most every GOAL_POLL_S), publishing.
 
-A goal waits for its answer in a thread: one of the executor's (rclpy's MultiThreadedExecutor),
-or, under the events executor (one thread for every callback: chatpose-node --executor events),
-a thread of its own that the executor awaits, so that images, queries and cancel requests are
-served meanwhile.
+A goal waits for its answer in a thread of its own that the executor awaits, so that no executor
+thread is held while the model answers: images, queries, timers and cancel requests are served
+meanwhile, however many goals wait. (Under rclpy 7.1's events executor an awaited coroutine is
+iterated again and again while it waits: a goal costs about half a core there; measured in
+docs/benchmarks.md, which is why the node's default executor is the multi-threaded one.)
 """
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ class EstimateAction:
         self.cfg, self.max_image_pixels, self.session = cfg, max_image_pixels, session
         self._node, self._emit, self._is_active = node, emit, is_active
         self._group = ReentrantCallbackGroup()
-        # rclpy's own executors run a goal in one of their threads; the events executor is not one
-        execute = self._execute if node.executor is None or isinstance(node.executor, Executor) else self._execute_beside
-        self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=execute,
+        # the events executor is no rclpy Executor: it revisits a waiting goal only after a callback
+        self._wake = not (node.executor is None or isinstance(node.executor, Executor))
+        self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=self._execute_beside,
                                     goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
                                     callback_group=self._group)
 
@@ -70,7 +71,7 @@ class EstimateAction:
 
     async def _execute_beside(self, goal_handle) -> EstimatePose.Result:
         """`_execute` in a thread of its own, awaited. The events executor revisits a waiting
-        coroutine after its next callback: a timer every GOAL_POLL_S while the goal runs is one."""
+        coroutine after its next callback: there a timer every GOAL_POLL_S while the goal runs is one."""
         done = Future()
 
         def run() -> None:
@@ -79,12 +80,13 @@ class EstimateAction:
             except Exception as exc:  # the action server logs it and answers with an empty result
                 done.set_exception(exc)
 
-        wake = self._node.create_timer(GOAL_POLL_S, lambda: None, callback_group=self._group)
+        wake = self._node.create_timer(GOAL_POLL_S, lambda: None, callback_group=self._group) if self._wake else None
         threading.Thread(target=run, name="chatpose_goal", daemon=True).start()
         try:
             return await done
         finally:
-            self._node.destroy_timer(wake)
+            if wake is not None:
+                self._node.destroy_timer(wake)
 
     def _execute(self, goal_handle) -> EstimatePose.Result:
         """Run one goal as a query of `self.session`; feedback = the job's stages."""

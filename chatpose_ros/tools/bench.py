@@ -8,6 +8,9 @@
                                          its own process): query latency, tracking rate, image callback
                                          gaps while answering, node RSS (--json FILE: the figures)
     chatpose-bench memory [--seconds 120] RSS over a long run (camera + a query every second), slope
+    chatpose-bench executors [--rounds 2] [--busy 1]   the node's executors side by side: action vs topic
+                                         latency, feedback stages, tracking rate, /tf after ~/pose,
+                                         outputs while the camera pauses
     chatpose-bench all
 
 Every ROS process here stays on loopback (chatpose_ros.ros.netsafe). Figures depend on the
@@ -118,9 +121,9 @@ class _Camera:
     since the loopback profile is really loaded (`chatpose-bench qos`; before, Fast DDS ran on
     its default 512 KiB shared-memory segment and delivered about a quarter of them)."""
 
-    def __init__(self, node, topic, img, hz):
+    def __init__(self, node, topic, img, hz, camera_info: bool = False):
         from rclpy.serialization import serialize_message
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
 
         from chatpose_ros.ros.convert import rgb_to_image
@@ -130,21 +133,38 @@ class _Camera:
         self.pub = node.create_publisher(Image, topic, CAMERA_QOS())
         self.raw = bytearray(serialize_message(rgb_to_image(img, Header(frame_id="cam"), "bgr8")))
         self._endian = "<" if self.raw[1] & 1 else ">"  # CDR encapsulation: byte 1 = endianness
+        # with camera_info (as a driver sends it) the node places people in 3D and sends TF
+        self.info_pub, self.info_raw = None, None
+        if camera_info:
+            from chatpose_ros.core.camera import CameraIntrinsics
+            from chatpose_ros.ros.tf import camera_info_msg, camera_info_topic_for
+
+            h, w = img.shape[:2]
+            intr = CameraIntrinsics(fx=w, fy=w, cx=w / 2, cy=h / 2, width=w, height=h)
+            self.info_pub = node.create_publisher(CameraInfo, camera_info_topic_for(topic), CAMERA_QOS())
+            self.info_raw = bytearray(serialize_message(camera_info_msg(intr, Header(frame_id="cam"))))
+        self.paused = threading.Event()  # set: no frames (a camera that stops, then comes back)
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         import struct
 
-        t0 = time.monotonic()
+        t0, ticks = time.monotonic(), 0
         while not self._stop.is_set():
-            ns = self.node.get_clock().now().nanoseconds
-            # header.stamp (int32 sec, uint32 nanosec) is the first field after the 4-byte CDR header
-            struct.pack_into(self._endian + "iI", self.raw, 4, ns // 1_000_000_000, ns % 1_000_000_000)
-            self.pub.publish(bytes(self.raw))
-            self.times.append(time.monotonic())
-            self.sent += 1
-            time.sleep(max(0.0, t0 + self.sent / self.hz - time.monotonic()))
+            ticks += 1
+            if not self.paused.is_set():
+                ns = self.node.get_clock().now().nanoseconds
+                stamp = (ns // 1_000_000_000, ns % 1_000_000_000)
+                # header.stamp (int32 sec, uint32 nanosec) is the first field after the 4-byte CDR header
+                struct.pack_into(self._endian + "iI", self.raw, 4, *stamp)
+                if self.info_pub is not None:
+                    struct.pack_into(self._endian + "iI", self.info_raw, 4, *stamp)
+                    self.info_pub.publish(bytes(self.info_raw))
+                self.pub.publish(bytes(self.raw))
+                self.times.append(time.monotonic())
+                self.sent += 1
+            time.sleep(max(0.0, t0 + ticks / self.hz - time.monotonic()))
 
     def start(self):
         self._t.start()
@@ -177,9 +197,11 @@ def run_camera(args) -> int:
 
     rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     node = Node("bench_camera")
-    cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz).start()
+    cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz, args.camera_info).start()
     stop = threading.Event()  # SIGTERM ends the run early (e2e stops its camera so)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGUSR1 pauses the camera, the next one resumes it (executors: outputs while the camera pauses)
+    signal.signal(signal.SIGUSR1, lambda *_: cam.paused.clear() if cam.paused.is_set() else cam.paused.set())
     stop.wait(args.seconds)
     cam.stop()
     # send times on the system-wide monotonic clock (time.monotonic), comparable across processes
@@ -300,8 +322,9 @@ def bench_callback(args) -> dict:
     return out
 
 
-def _node_process(args, state: Path):
-    cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--executor", args.node_executor,
+def _node_process(args, state: Path, executor: str = ""):
+    cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--executor",
+           executor or args.node_executor,
            "--ros-args",
            "-p", f"model.profile:={args.profile}", "-p", "track_after_query:=true", "-p", "max_image_age_s:=0.0",
            "-p", "image_qos:=reliable", "-p", f"tracking_rate_hz:={args.hz}", "-p", "diagnostics_period_s:=1.0",
@@ -533,6 +556,237 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     return out
 
 
+def run_busy(args) -> int:
+    """Hidden mode: one busy process for `args.seconds` (bounded): single-threaded numpy matrix
+    products, as another job on the robot's computer would be (executors --busy)."""
+    end, a = time.monotonic() + args.seconds, np.random.default_rng(0).random((256, 256))
+    while time.monotonic() < end:
+        a = a @ a
+        a /= np.abs(a).max()
+    return 0
+
+
+class _Recorder:
+    """The executors bench's client: arrival times (monotonic s) of the node's outputs."""
+
+    def __init__(self, client) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from tf2_msgs.msg import TFMessage
+
+        from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
+
+        self.poses: list[tuple[float, str]] = []  # (t, query)
+        self.pose: list[tuple[float, int]] = []  # (t, stamp ns)
+        self.tf: list[tuple[float, int]] = []
+        self.status: list[tuple[float, str, str]] = []  # (t, code, query)
+        self.diags: list[tuple[float, int, dict]] = []  # (t, level, values)
+        stamp = lambda h: h.stamp.sec * 10**9 + h.stamp.nanosec  # noqa: E731
+        sub = client.create_subscription
+        sub(SmplPoseArray, "/chatpose_node/poses", lambda m: self.poses.append((time.monotonic(), m.query)), 100)
+        sub(SmplPose, "/chatpose_node/pose", lambda m: self.pose.append((time.monotonic(), stamp(m.header))), 100)
+        sub(TFMessage, "/tf", lambda m: self.tf.append((time.monotonic(), stamp(m.transforms[0].header)))
+            if m.transforms else None, 100)
+        sub(PipelineStatus, "/chatpose_node/status", lambda m: self.status.append((time.monotonic(), m.code, m.query)), 100)
+        sub(DiagnosticArray, "/diagnostics", self._on_diag, 50)
+
+    def _on_diag(self, msg) -> None:
+        for st in msg.status:
+            if st.name.startswith("chatpose_node"):
+                level = st.level[0] if isinstance(st.level, bytes) else int(st.level)  # a byte field
+                self.diags.append((time.monotonic(), level, {kv.key: kv.value for kv in st.values}))
+
+    def status_of(self, query: str, after: float) -> float | None:
+        """When the answer's status (ok / no_match / clarify) for `query` arrived."""
+        return next((t for t, c, q in list(self.status) if q == query and t >= after and c in ("ok", "no_match", "clarify")),
+                    None)
+
+    def first_status(self, code: str, after: float) -> float | None:
+        return next((t for t, c, _q in list(self.status) if c == code and t >= after), None)
+
+    def tf_delays_ms(self, t0: float, t1: float) -> list[float]:
+        """For each ~/pose received in [t0, t1], how long after it the /tf of the same stamp came."""
+        tf_at: dict[int, float] = {}
+        for t, st in list(self.tf):
+            tf_at.setdefault(st, t)
+        return [(tf_at[st] - t) * 1000 for t, st in list(self.pose) if t0 <= t <= t1 and st in tf_at]
+
+
+def _executor_run(args, layout: str, img_path: str) -> dict:
+    """One node process spun by `layout`: see bench_executors."""
+    from rclpy.action import ActionClient
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from chatpose_ros.action import EstimatePose
+
+    state = Path.cwd() / "build" / "bench_state"
+    proc = _node_process(args, state, layout)
+    client = Node("bench_executors_client")
+    rec = _Recorder(client)
+    qpub = client.create_publisher(String, "/chatpose_node/query", 10)
+    action = ActionClient(client, EstimatePose, "/chatpose_node/estimate")
+    ex = MultiThreadedExecutor(num_threads=2)
+    ex.add_node(client)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin():
+        while spinning.is_set():
+            ex.spin_once(timeout_sec=0.1)
+
+    th = threading.Thread(target=spin, daemon=True)
+    th.start()
+    cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
+                            "--seconds", str(CAMERA_MAX_S), "--image", img_path, "--camera-info"],
+                           env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def ask_topic(q: str) -> float:
+        t0 = time.monotonic()
+        qpub.publish(String(data=q))
+        while (t := rec.status_of(q, t0)) is None and time.monotonic() - t0 < 60:
+            time.sleep(0.002)
+        return float("nan") if t is None else (t - t0) * 1000
+
+    parts: dict[str, list[float]] = collections.defaultdict(list)  # where an action goal's time goes (ms)
+
+    def ask_action(q: str) -> tuple[float, list[str]]:
+        stages: list[str] = []
+        t0 = time.monotonic()
+        fut = action.send_goal_async(EstimatePose.Goal(query=q), feedback_callback=lambda f: stages.append(f.feedback.stage))
+        while not fut.done() and time.monotonic() - t0 < 60:
+            time.sleep(0.002)
+        parts["accepted"].append((time.monotonic() - t0) * 1000)
+        res = fut.result().get_result_async() if fut.done() and fut.result().accepted else None
+        while res is not None and not res.done() and time.monotonic() - t0 < 60:
+            time.sleep(0.002)
+        ok = res is not None and res.done() and res.result().result.success
+        t_end = time.monotonic()
+        t_status = rec.status_of(q, t0)  # the session's answer, on ~/status: the rest is the action's own way back
+        if t_status is not None:
+            parts["answered_on_status"].append((t_status - t0) * 1000)
+        return ((t_end - t0) * 1000 if ok else float("nan")), stages
+
+    out: dict = {"layout": layout}
+    try:
+        t0 = time.monotonic()
+        while not (rec.diags and rec.diags[-1][2].get("model_state") == "loaded"
+                   and int(rec.diags[-1][2].get("frames_received", 0)) > 0
+                   and rec.diags[-1][2].get("mesh_body", "") not in MESH_STARTING and action.server_is_ready()):
+            if time.monotonic() - t0 > 300 or proc.poll() is not None:
+                raise RuntimeError(f"the node ({layout}) did not come up within 300 s")
+            time.sleep(0.2)
+        ask_topic(f"the person on the left {layout} warm-up")
+        topic, act, stages = [], [], collections.Counter()
+        t_q = time.monotonic()
+        for i in range(args.queries):  # the same question on the topic, then as an action goal
+            topic.append(ask_topic(f"the person on the left {layout} #{i}"))
+            ms, st = ask_action(f"the person on the left {layout} #{i}")
+            act.append(ms)
+            stages[" > ".join(dict.fromkeys(s.split(":")[0] for s in st))] += 1
+        # tracking alone: pose messages per second against the camera's frames
+        t_track = time.monotonic()
+        time.sleep(args.track_seconds)
+        t_end = time.monotonic()
+        track = [t for t, _q in rec.pose if t_track <= t <= t_end]
+        tf_ms = rec.tf_delays_ms(t_q, t_end)
+        # the camera pauses: the stop reported, /diagnostics keeps its period, answers and TF keep coming
+        cam.send_signal(signal.SIGUSR1)
+        t_pause = time.monotonic()
+        time.sleep(args.pause_seconds / 2)
+        pause_topic = ask_topic(f"the person on the left {layout} paused")
+        pause_action, _ = ask_action(f"the person on the left {layout} paused")
+        time.sleep(max(0.0, t_pause + args.pause_seconds - time.monotonic()))
+        t_resume = time.monotonic()
+        cam.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+        stall_status = rec.first_status("camera_stalled", t_pause)
+        stall_diag = next((t for t, lvl, _v in list(rec.diags) if t >= t_pause and lvl == 1), None)
+        diag_t = [t for t, _l, _v in list(rec.diags) if t_pause <= t <= t_resume]
+        diag_gap = max(np.diff([t_pause] + diag_t + [t_resume])) * 1000
+        pause_tf = rec.tf_delays_ms(t_pause, t_resume)
+        cam_times = _stop_camera(cam)
+        cam = None
+        cam_hz = len([t for t in cam_times if t_track <= t <= t_end]) / (t_end - t_track)
+        out.update({
+            "topic_ms_p50": _pct(topic, 50), "topic_ms_p95": _pct(topic, 95),
+            "action_ms_p50": _pct(act, 50), "action_ms_p95": _pct(act, 95),
+            "action_to_topic_p50": _pct(act, 50) / _pct(topic, 50), "action_answered": int(np.isfinite(act).sum()),
+            "feedback_stages": dict(stages),
+            **{f"action_{k}_ms_p50": _pct(v, 50) for k, v in parts.items()},
+            "tracking_hz": len(track) / (t_end - t_track), "camera_hz": cam_hz,
+            "tracking_to_camera": len(track) / (t_end - t_track) / max(cam_hz, 1e-6),
+            "tf_after_pose_ms_p50": _pct(tf_ms, 50), "tf_after_pose_ms_p95": _pct(tf_ms, 95),
+            "tf_after_pose_ms_max": float(np.max(tf_ms)) if tf_ms else float("nan"), "tf_matched": len(tf_ms),
+            "pause_stall_on_status_s": float("nan") if stall_status is None else stall_status - t_pause,
+            "pause_stall_on_diagnostics_s": float("nan") if stall_diag is None else stall_diag - t_pause,
+            "pause_diagnostics_max_gap_ms": float(diag_gap),
+            "pause_topic_ms": pause_topic, "pause_action_ms": pause_action,
+            "pause_tf_after_pose_ms_max": float(np.max(pause_tf)) if pause_tf else float("nan"),
+            "load_average_1min": os.getloadavg()[0]})
+    finally:
+        if cam is not None:
+            _stop_camera(cam)
+        spinning.clear()
+        th.join(timeout=10)
+        ex.shutdown(timeout_sec=5)
+        action.destroy()
+        client.destroy_node()
+        proc.send_signal(2)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
+
+
+def bench_executors(args) -> dict:
+    """The node's executor layouts (`--layouts`, chatpose-node --executor) side by side in one
+    run, in alternating rounds, each a node process of its own with the shipped model, a camera
+    process (frames + camera_info) and `--busy` other busy processes: the same question on
+    ~/query and as an ~/estimate goal (latency p50 / p95 to its answer's status / result; the
+    feedback stages seen), tracking pose messages per second against the camera's frames, /tf
+    after its ~/pose, then the camera paused `--pause-seconds`: when the stop shows on ~/status and
+    /diagnostics, the longest gap between /diagnostics messages, a question on the topic and as a
+    goal meanwhile, /tf after ~/pose."""
+    from chatpose_ros.ros.netsafe import configure_loopback_only
+
+    configure_loopback_only(Path.cwd() / "build" / "bench_state", force=True)
+    import rclpy
+
+    busy = [subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "busy", "--seconds", str(CAMERA_MAX_S)],
+                             env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+            for _ in range(args.busy)]
+    runs = []
+    rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
+    try:
+        for r in range(args.rounds):
+            layouts = args.layouts.split(",")
+            for layout in layouts if r % 2 == 0 else layouts[::-1]:
+                runs.append({"round": r, **_executor_run(args, layout, args.image)})
+                print(json.dumps(runs[-1]), flush=True)
+    finally:
+        rclpy.shutdown()
+        for b in busy:
+            b.terminate()
+            b.wait(timeout=10)
+    rows = []
+    for run in runs:
+        rows.append((f"{run['layout']} (round {run['round']})",
+                     f"action / topic p50 {run['action_ms_p50']:.0f} / {run['topic_ms_p50']:.0f} ms "
+                     f"({run['action_to_topic_p50']:.2f}x), p95 {run['action_ms_p95']:.0f} / {run['topic_ms_p95']:.0f}; "
+                     f"tracking {run['tracking_hz']:.1f} Hz ({run['tracking_to_camera']:.2f}x camera); "
+                     f"tf after pose p95 {run['tf_after_pose_ms_p95']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms; "
+                     f"paused: stall on status {run['pause_stall_on_status_s']:.2f} s, diagnostics "
+                     f"{run['pause_stall_on_diagnostics_s']:.2f} s, "
+                     f"diagnostics gap {run['pause_diagnostics_max_gap_ms']:.0f} ms, "
+                     f"topic / action {run['pause_topic_ms']:.0f} / {run['pause_action_ms']:.0f} ms; "
+                     f"stages {run['feedback_stages']}; load {run['load_average_1min']:.1f}"))
+    _table(f"executor layouts side by side ({args.queries} questions each, camera {args.hz} Hz with camera_info in its "
+           f"own process, {args.busy} busy process(es))", rows)
+    return {"runs": runs}
+
+
 def bench_frames(args) -> dict:
     """What one 640x480 bgr8 camera frame costs the node, per way of receiving it: rclpy's
     deserialisation (a plain subscription) against keeping the serialised bytes (raw=True) and
@@ -600,8 +854,8 @@ def rss_mb(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "all", "camera"), nargs="?",
-                   default="all")
+    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "executors", "all", "camera",
+                                    "busy"), nargs="?", default="all")
     from chatpose_ros.core.config import PipelineConfig
 
     profiles = PipelineConfig.__dataclass_fields__["profile"].metadata["choices"]
@@ -622,9 +876,16 @@ def main(argv: list[str] | None = None) -> int:
 
     p.add_argument("--node-executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
                    help="the node process's executor (chatpose-node --executor; e2e, memory)")
+    p.add_argument("--layouts", default=",".join(EXECUTORS), help="executors: the layouts compared (comma-separated)")
+    p.add_argument("--rounds", type=int, default=2, help="executors: alternating rounds of every layout")
+    p.add_argument("--busy", type=int, default=0, help="executors: other busy processes on the machine meanwhile")
+    p.add_argument("--pause-seconds", type=float, default=4.0, help="executors: how long the camera pauses")
+    p.add_argument("--camera-info", action="store_true", help=argparse.SUPPRESS)  # camera mode: send camera_info too
     args = p.parse_args(argv)
     if args.what == "camera":
         return run_camera(args)
+    if args.what == "busy":
+        return run_busy(args)
     figures = {}
     if args.what in ("overhead", "all"):
         figures["overhead"] = bench_overhead(args)
@@ -636,6 +897,8 @@ def main(argv: list[str] | None = None) -> int:
         from chatpose_ros.tools.qos_probe import measure
 
         figures["qos"] = {r["qos"]: r for r in measure(hz=args.hz)}
+    if args.what == "executors":  # not in "all": several node processes, minutes
+        figures["executors"] = bench_executors(args)
     if args.what in ("e2e", "all"):
         figures["e2e"] = bench_e2e(args)
     if args.what in ("memory", "all"):
