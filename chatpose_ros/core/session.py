@@ -42,6 +42,9 @@ Public API (everything else is private):
   "query", "tracking", a voice id, ...): the node's log thins reports further per code and source
   (core.logs). Text taken from inputs is clipped and escaped (core.logs.clip).
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
+- `clock_jumped(back_s, what)`: time went backwards (a bag replay loop): drop the track and the
+  image delays; a ``clock_jumped`` report. `frames_skipped` counts frames replaced before the model
+  took one (the node keeps only the latest frame: at a camera faster than tracking, most).
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
   `drain_image_gaps()` (times between frame arrivals since the last call),
@@ -308,6 +311,7 @@ class Session:
         self._busy = False
         self._track: _TrackState | None = None
         self._last_track_seq = -1
+        self._used_seq = 0  # the newest frame the model took (tracking or an answer)
         self._last_track_time = -float("inf")
         self._throttle: dict[str, float] = {}
         self._held: collections.Counter = collections.Counter()  # reports held back per throttle key since its last one
@@ -369,6 +373,8 @@ class Session:
             self.stats["frames_received"] += 1
             if delay_ms is not None:
                 self.image_delays_ms.append(delay_ms)
+            if self._latest is not None and self._latest.seq > self._used_seq:
+                self.stats["frames_skipped"] += 1  # replaced before the model took it
             self._seq += 1
             frame.received, frame.seq = self._clock(), self._seq
             if self._last_arrival is not None:
@@ -456,6 +462,7 @@ class Session:
                 if wait == 0.0:
                     frame = self._latest
                     self._last_track_seq, self._last_track_time = frame.seq, now
+                    self._used_seq = max(self._used_seq, frame.seq)
                     self._busy = True
                     track = self._track
                     request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
@@ -478,6 +485,8 @@ class Session:
                                        query=job.query, source=job.source or "query"))
             frame = None
         job.used_frame = frame
+        if frame is not None:
+            self._used_seq = max(self._used_seq, frame.seq)
         job._enter("estimating")
         return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
 
@@ -666,6 +675,21 @@ class Session:
             if held:
                 message += f" (+{held} more like this held back since the last one)"
         return Report(level=level, code=code, message=message, query=query, repeating=throttle_key, source=source)
+
+    def clock_jumped(self, back_s: float, what: str) -> list[Event]:
+        """Time went back `back_s` seconds (`what`: "ROS clock" under use_sim_time, a bag replay
+        starting over; or "image stamps"): what depends on the stamps is reset: the tracked person
+        (a person in a frame from another moment; the next query starts a new track) and the image
+        delays. Throttles, the camera watchdog and queues run on the monotonic clock: unaffected.
+        Counted in `clock_jumps`; a ``clock_jumped`` WARN (one per REPORT_THROTTLE_S)."""
+        with self._cv:
+            self.stats["clock_jumps"] += 1
+            tracked, self._track = self._track is not None, None
+            self.image_delays_ms.clear()
+        rep = self.report(WARN, "clock_jumped", f"time went back {back_s:.2f} s ({what}; a bag replay starting over?): "
+                          f"{'tracking dropped, ' if tracked else ''}image delays reset; send a new query to track "
+                          "again", throttle_key="clock_jumped", source="clock")
+        return [rep] if rep else []
 
     def frame_age(self) -> float | None:
         """Seconds since the last frame arrived (None: none yet)."""

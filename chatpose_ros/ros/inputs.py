@@ -21,6 +21,7 @@ from chatpose_ros.msg import PipelineStatus
 from . import cdr, convert
 
 QUERY_DEPTH = 10
+STAMP_JUMP_NS = 1_000_000_000  # image stamps going back more than this: time jumped (a bag replay starting over)
 
 
 class Inputs:
@@ -33,6 +34,7 @@ class Inputs:
                  emit: Callable[[list], None], report: Callable[..., None]) -> None:
         self._node, self.cfg, self.max_image_pixels = node, cfg, max_image_pixels
         self._session, self._emit, self._report = session, emit, report
+        self._last_stamp_ns = 0  # the newest image stamp so far (0: none)
 
     def subscribe(self) -> list:
         """The subscriptions (raw=True: frames stay serialised until the worker takes one; queries
@@ -80,7 +82,10 @@ class Inputs:
         except ChatPoseError as exc:
             self._emit(session.refuse_frame(exc.code, str(exc)))
             return
-        delay = None
-        if stamp.sec > 0 or stamp.nanosec > 0:  # transport + queueing delay (camera stamp to callback), ms
-            delay = (self._node.get_clock().now().nanoseconds - stamp.sec * 10**9 - stamp.nanosec) * 1e-6
+        delay, stamp_ns = None, stamp.sec * 10**9 + stamp.nanosec
+        if stamp_ns > 0:  # transport + queueing delay (camera stamp to callback), ms
+            delay = (self._node.get_clock().now().nanoseconds - stamp_ns) * 1e-6
+            if stamp_ns < self._last_stamp_ns - STAMP_JUMP_NS:
+                self._emit(session.clock_jumped((self._last_stamp_ns - stamp_ns) * 1e-9, "image stamps"))
+            self._last_stamp_ns = stamp_ns
         session.put_frame(Frame(image=image, header=self._header(stamp)), delay_ms=delay)

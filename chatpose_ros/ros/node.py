@@ -31,6 +31,8 @@ import time
 from typing import Callable
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType, JumpThreshold
+from rclpy.duration import Duration
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import Header
@@ -54,6 +56,7 @@ PUBLISH_BACKLOG = 2  # results waiting for the publisher thread before the worke
 STOP_JOIN_S = 30.0  # how long deactivate waits for the inference in progress
 CAMERA_CHECK_S = 0.1  # the camera watchdog's period: a stopped camera is reported this soon after camera_timeout_s
 LOG_CLOSE_S = 1.0  # how long destroy_node waits for the log's queued lines
+CLOCK_JUMP_S = 1.0  # the ROS clock going back more than this (use_sim_time: a bag replay starting over) resets tracking
 
 
 class ChatPoseNode(LifecycleNode):
@@ -76,6 +79,7 @@ class ChatPoseNode(LifecycleNode):
         self._pubs: dict[str, object] = {}
         self._subs: list = []
         self._timers: list = []
+        self._jump = None  # the ROS clock's jump callback while active
         self._action: EstimateAction | None = None
         # results are published by a thread of their own, so that the model works on the next
         # frame meanwhile (publishing, markers and hooks cost milliseconds of Python)
@@ -141,11 +145,15 @@ class ChatPoseNode(LifecycleNode):
         self._subs = Inputs(self, self.cfg, self.model_cfg.max_image_pixels, lambda: self.session, self._emit,
                             self._robot_report).subscribe()
         outputs, model = self._outputs, self.model
-        diagnostics = MutuallyExclusiveCallbackGroup()
+        # on the steady clock: under use_sim_time a paused or looping bag neither stops nor bunches them
+        diagnostics, steady = MutuallyExclusiveCallbackGroup(), Clock(clock_type=ClockType.STEADY_TIME)
         self._timers = [self.create_timer(self.cfg.diagnostics_period_s, lambda: outputs.publish_diagnostics(self.session, model),
-                                          callback_group=diagnostics),
-                        self.create_timer(CAMERA_CHECK_S, self._check_camera, callback_group=diagnostics)]
+                                          callback_group=diagnostics, clock=steady),
+                        self.create_timer(CAMERA_CHECK_S, self._check_camera, callback_group=diagnostics, clock=steady)]
         self.robot.activate(MutuallyExclusiveCallbackGroup())
+        self._jump = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-CLOCK_JUMP_S), on_clock_change=False),
+            post_callback=lambda jump: self._emit(self.session.clock_jumped(-jump.delta.nanoseconds * 1e-9, "ROS clock")))
         self.session.start()
         outputs.start_meshes(self._publisher.put, lambda: model.loop.track_ms if model.loop is not None else None)
         self._publisher.start()
@@ -161,6 +169,9 @@ class ChatPoseNode(LifecycleNode):
         for timer in self._timers:
             self.destroy_timer(timer)
         self._subs, self._timers = [], []
+        if self._jump is not None:
+            self._jump.unregister()
+            self._jump = None
         if self.robot is not None:
             self.robot.deactivate()
         self._stop_worker()

@@ -109,6 +109,105 @@ def query_storm(harness, queries: int, seconds: float, camera_hz: float = 30.0) 
             "max_queue": max_queue, "queue_size": node.cfg.query_queue_size}
 
 
+def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query: str = "the person on the left") -> dict:
+    """Frames of `size` (width, height) at `hz` for `seconds` from a camera thread (pre-serialised,
+    as a C++ driver publishes) into a running node, with a question at the start (it starts the
+    track): the node keeps answering and tracking, every frame it received is either used or
+    counted as skipped (`frames_skipped`, also on /diagnostics), and its RSS stays bounded."""
+    import numpy as np
+
+    from chatpose_ros.tools.bench import _Camera
+
+    node, stats = harness.node, harness.node.stats
+    w, h = size
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2] = 90  # two halves: a person each for the test doubles
+    before = dict(stats)
+    rss0 = rss_mb(os.getpid())
+    cam = _Camera(harness.client, node.cfg.image_topic, rgb, hz).start()
+    try:
+        harness.wait_until(lambda: stats["frames_received"] > before.get("frames_received", 0), 60, "a frame")
+        answered = stats["queries_answered"]
+        harness.ask(query)
+        harness.wait_until(lambda: stats["queries_answered"] > answered, 60, "the answer during the flood")
+        t0 = time.monotonic()
+        rss: list[float] = []  # RSS (MB) every 0.1 s
+        while time.monotonic() < t0 + seconds:
+            time.sleep(0.1)
+            rss.append(rss_mb(os.getpid()))
+    finally:
+        cam.stop()
+
+    def delta(key: str) -> int:
+        return stats[key] - before.get(key, 0)
+
+    t_seconds = len(cam.times) / hz
+    used = delta("tracking_updates") + delta("queries_answered")
+    return {"size": f"{w}x{h}", "hz": hz, "sent": cam.sent, "sent_hz": round(cam.sent / max(t_seconds, 1e-6), 1),
+            "received": delta("frames_received"), "skipped": delta("frames_skipped"), "invalid": delta("frames_invalid"),
+            "tracking_updates": delta("tracking_updates"), "answered": delta("queries_answered"), "used": used,
+            "rss_mb_before": round(rss0, 1), "rss_mb_max": round(max(rss), 1),
+            # the second half against the first: a stream that leaks grows on, a bounded one levels off
+            "rss_mb_max_first_half": round(max(rss[: len(rss) // 2]), 1),
+            "rss_mb_max_second_half": round(max(rss[len(rss) // 2:]), 1)}
+
+
+def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: float = 20.0, seconds: float = 1.5) -> dict:
+    """A bag replay that starts over, under use_sim_time: /clock and the image stamps run from
+    `start_s` at `hz`, a question starts a track, then both jump back `back_s` seconds and run on
+    for `seconds`. The node must report ``clock_jumped``, drop the track, keep publishing
+    /diagnostics (on the steady clock) and answer the next question, which tracks again.
+    `harness.node` must run with use_sim_time."""
+    import numpy as np
+    from builtin_interfaces.msg import Time
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from std_msgs.msg import Header
+
+    from chatpose_ros.ros.convert import rgb_to_image
+
+    node, stats = harness.node, harness.node.stats
+    clock_pub = harness.client.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[:, :40] = 90
+    deadline = time.monotonic() + 60.0  # a bound for a loaded machine
+
+    def play(t: float, n: int) -> float:
+        """`n` ticks of the bag from `t`: /clock, then a frame stamped with it."""
+        for _ in range(n):
+            t += 1.0 / hz
+            stamp = Time(sec=int(t), nanosec=int(round((t % 1.0) * 1e9)) % 1_000_000_000)
+            clock_pub.publish(Clock(clock=stamp))
+            harness.publish_raw_image(rgb_to_image(rgb, Header(frame_id="camera", stamp=stamp)))
+            time.sleep(1.0 / hz)
+            if time.monotonic() > deadline:
+                raise TimeoutError("clock_jump did not finish within 60 s")
+        return t
+
+    def play_until(t: float, pred) -> float:
+        while not pred():
+            t = play(t, 1)
+        return t
+
+    harness.wait_until(lambda: clock_pub.get_subscription_count() > 0, 30, "the node's /clock subscription")
+    t = play(start_s, int(hz / 2))
+    answered = stats["queries_answered"]
+    harness.ask("the person on the left")
+    t = play_until(t, lambda: stats["queries_answered"] > answered and stats["tracking_updates"] > 0)
+    tracking_before, diags_before = node.session.tracking, stats["status_clock_jumped"]
+    n_diags = len(harness.received["diagnostics"])
+    t = play_until(t - back_s, lambda: stats["clock_jumps"] > 0)
+    tracking_after_jump = node.session.tracking
+    t = play(t, int(hz * seconds))
+    answered = stats["queries_answered"]
+    harness.ask("the person on the right")
+    t = play_until(t, lambda: stats["queries_answered"] > answered and node.session.tracking)
+    return {"tracking_before": tracking_before, "tracking_after_jump": tracking_after_jump,
+            "clock_jumps": stats["clock_jumps"], "clock_jumped_on_status": stats["status_clock_jumped"] - diags_before,
+            "answered_after": stats["queries_answered"] - answered, "tracking_again": node.session.tracking,
+            "diagnostics_since_jump": len(harness.received["diagnostics"]) - n_diags}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fault_campaign", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
