@@ -211,10 +211,15 @@ class StagedPipeline(FakePipeline):
 
     STAGES = ("perceiving", "posing", "grounding")
 
+    def __init__(self, stage_s: float = 0.0, **kw) -> None:
+        super().__init__(**kw)
+        self.stage_s = stage_s  # how long each stage takes
+
     def estimate(self, image, query, on_stage=None):
         for stage in self.STAGES:
             if on_stage is not None:
                 on_stage(stage)
+            time.sleep(self.stage_s)
         return super().estimate(image, query)
 
 

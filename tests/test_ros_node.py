@@ -272,11 +272,13 @@ def test_inactive_node_publishes_nothing(ros_harness):
 
 def test_action_feedback_shows_every_stage_in_order(ros_harness):
     """Each stage of the query is sent as feedback as it begins (the runner's and the profile's own
-    too), not only the one that happens to be current when the goal looks."""
+    too), not only the one that happens to be current when the goal looks. The last one,
+    publishing, goes out just before the result: rclpy's ActionClient drops feedback that it
+    receives after the result, so a client may miss that one."""
     from chatpose_ros.action import EstimatePose
     from fakes import StagedPipeline
 
-    h = ros_harness(lambda cfg: StagedPipeline(), track_after_query=False)
+    h = ros_harness(lambda cfg: StagedPipeline(stage_s=0.05), track_after_query=False)
     assert h.action.wait_for_server(timeout_sec=10)
     h.publish_and_wait(_img(80, 60))
     feedback = []
@@ -284,5 +286,28 @@ def test_action_feedback_shows_every_stage_in_order(ros_harness):
                                    feedback_callback=lambda f: feedback.append(f.feedback.stage))
     assert h.wait_future(h.wait_future(fut).get_result_async()).result.success
     expected = ["queued", "estimating", "decoding_image", *StagedPipeline.STAGES, "publishing"]
-    h.wait_until(lambda: len(feedback) >= len(expected), timeout=30, what="every feedback message")
-    assert feedback == expected
+    assert feedback in (expected, expected[:-1]), feedback
+
+
+def test_waiting_goals_hold_no_executor_thread(ros_harness):
+    """Goals waiting for the model (more than the multi-threaded executor has threads) do not stop
+    the node's other callbacks: frames keep arriving and /diagnostics keeps coming meanwhile."""
+    from chatpose_ros.action import EstimatePose
+
+    gate = threading.Event()
+    h = ros_harness(lambda cfg: FakePipeline(gate=gate), track_after_query=False, query_queue_size=8,
+                    diagnostics_period_s=0.2)
+    assert h.action.wait_for_server(timeout_sec=10)
+    h.publish_and_wait(_img(80, 60))
+    futures = [h.action.send_goal_async(EstimatePose.Goal(query=f"the person on the right {i}")) for i in range(6)]
+    handles = [h.wait_future(f) for f in futures]
+    assert all(g.accepted for g in handles)
+    h.wait_until(lambda: h.node.session.queue_length == 5, 30, "one goal answering, five queued")
+    frames, diags = h.node.stats["frames_received"], len(h.received["diagnostics"])
+    for _ in range(3):
+        h.publish_and_wait(_img(80, 60))
+    h.wait_for("diagnostics", lambda ms: len(ms) >= diags + 2, timeout=30)
+    assert h.node.stats["frames_received"] == frames + 3
+    gate.set()
+    results = [h.wait_future(g.get_result_async()).result for g in handles]
+    assert all(r.success for r in results)

@@ -10,8 +10,8 @@ words so far>", sent when they grew, at most every GOAL_POLL_S), publishing.
 A goal waits for its answer in a thread of its own that the executor awaits, so that no executor
 thread is held while the model answers: images, queries, timers and cancel requests are served
 meanwhile, however many goals wait. (Under rclpy 7.1's events executor an awaited coroutine is
-iterated again and again while it waits: a goal costs about half a core there; measured in
-docs/benchmarks.md, which is why the node's default executor is the multi-threaded one.)
+iterated again and again while it waits: each turn waits up to EVENTS_TURN_S for the answer,
+else a goal spins half a core; measured in docs/benchmarks.md.)
 """
 from __future__ import annotations
 
@@ -37,6 +37,14 @@ from chatpose_ros.msg import PipelineStatus
 from . import convert
 
 GOAL_POLL_S = 0.05  # how often an action goal checks for cancellation (stages wake it at once)
+EVENTS_TURN_S = 0.005  # events executor: how long one turn of a waiting goal waits for its answer
+
+
+class _Turn:
+    """Awaited: gives the executor back for one turn (the events executor runs what is queued)."""
+
+    def __await__(self):
+        yield
 
 
 def feedback_stage(stage: str, partial: str) -> str:
@@ -54,8 +62,7 @@ class EstimateAction:
         self.cfg, self.max_image_pixels, self.session = cfg, max_image_pixels, session
         self._node, self._emit, self._is_active = node, emit, is_active
         self._group = ReentrantCallbackGroup()
-        # the events executor is no rclpy Executor: it revisits a waiting goal only after a callback
-        self._wake = not (node.executor is None or isinstance(node.executor, Executor))
+        self._events = not (node.executor is None or isinstance(node.executor, Executor))  # the events executor
         self._server = ActionServer(node, EstimatePose, "~/estimate", execute_callback=self._execute_beside,
                                     goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
                                     callback_group=self._group)
@@ -70,23 +77,25 @@ class EstimateAction:
         return GoalResponse.ACCEPT
 
     async def _execute_beside(self, goal_handle) -> EstimatePose.Result:
-        """`_execute` in a thread of its own, awaited. The events executor revisits a waiting
-        coroutine after its next callback: there a timer every GOAL_POLL_S while the goal runs is one."""
-        done = Future()
+        """`_execute` in a thread of its own, awaited without holding an executor thread. rclpy's
+        executors wake the goal when its Future completes; the events executor iterates a waiting
+        coroutine again at once, every time: there each turn waits up to EVENTS_TURN_S for the
+        answer (the GIL released; a callback waits at most that long) instead of spinning a core."""
+        done, finished = Future(), threading.Event()
 
         def run() -> None:
             try:
                 done.set_result(self._execute(goal_handle))
             except Exception as exc:  # the action server logs it and answers with an empty result
                 done.set_exception(exc)
+            finished.set()
 
-        wake = self._node.create_timer(GOAL_POLL_S, lambda: None, callback_group=self._group) if self._wake else None
         threading.Thread(target=run, name="chatpose_goal", daemon=True).start()
-        try:
-            return await done
-        finally:
-            if wake is not None:
-                self._node.destroy_timer(wake)
+        if self._events:
+            while not finished.wait(EVENTS_TURN_S):
+                await _Turn()
+            return done.result()
+        return await done
 
     def _execute(self, goal_handle) -> EstimatePose.Result:
         """Run one goal as a query of `self.session`; feedback = the job's stages."""

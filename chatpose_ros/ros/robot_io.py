@@ -175,15 +175,13 @@ class RobotIO:
             return None, 0  # the model decoded it; a failure here only loses the crops
 
     def publish(self, out: Output, header: Header) -> None:
-        """ROS4HRI body topics, TF frames and the target pose of one (placed) output."""
+        """TF frames, the target pose and the ROS4HRI body topics of one (placed) output (TF first:
+        the crops of ROS4HRI decode the image, and a robot follows TF)."""
         if self._hri is None and self._tf is None:
             return
         result = out.result
         bodies = list(zip(self._ids.assign([p for p in result.people if hri.is_body(p)]),
                           [i for i, p in enumerate(result.people) if hri.is_body(p)]))
-        if self._hri is not None:
-            rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
-            self._hri.publish(result, header, rgb, bodies, rgb_top=top)
         if self._tf is not None:
             transforms = []
             for bid, i in bodies:
@@ -195,3 +193,6 @@ class RobotIO:
                 transforms += tf.person_transforms(chosen, chosen.translation, header, tf.TARGET_FRAME)
                 self._target_pub.publish(tf.target_pose(chosen, chosen.translation, header))
             self._tf.send(transforms)
+        if self._hri is not None:
+            rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
+            self._hri.publish(result, header, rgb, bodies, rgb_top=top)
