@@ -75,9 +75,10 @@ def test_frames_at_60_hz_and_at_4k_keep_the_node_serving_and_are_accounted_for(r
                  "frames_skipped on /diagnostics")
     w, hgt = size
     frame_mb = w * hgt * 3 / 2**20
-    # memory levels off: nothing grows in the second half (the node keeps the latest frame only;
-    # this process also holds the camera's and DDS's buffers: the absolute bound is loose)
-    assert figures["rss_mb_max_second_half"] <= figures["rss_mb_max_first_half"] + max(frame_mb, 20.0), figures
+    # memory levels off: the second half holds at most a few more frames in flight than the first (a
+    # frame kept per frame would be 20+ more; the node keeps the latest frame only; this process also
+    # holds the camera's and DDS's buffers: the absolute bound is loose)
+    assert figures["rss_mb_max_second_half"] <= figures["rss_mb_max_first_half"] + max(3 * frame_mb, 20.0), figures
     assert figures["rss_mb_max"] - figures["rss_mb_before"] < max(150.0, 32 * frame_mb), figures
 
 

@@ -595,6 +595,10 @@ class _Recorder:
                 level = st.level[0] if isinstance(st.level, bytes) else int(st.level)  # a byte field
                 self.diags.append((time.monotonic(), level, {kv.key: kv.value for kv in st.values}))
 
+    def poses_of(self, query: str, after: float) -> float | None:
+        """When the first ~/poses about `query` arrived (its answer; a streaming profile's pose)."""
+        return next((t for t, q in list(self.poses) if q == query and t >= after), None)
+
     def status_of(self, query: str, after: float) -> float | None:
         """When the answer's status (ok / no_match / clarify) for `query` arrived."""
         return next((t for t, c, q in list(self.status) if q == query and t >= after and c in ("ok", "no_match", "clarify")),
@@ -641,12 +645,18 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
                             "--seconds", str(CAMERA_MAX_S), "--image", img_path, "--camera-info"],
                            env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
+    status_lag: list[float] = []  # ~/status after the answer's ~/poses (ms): outputs of one answer waiting
+
     def ask_topic(q: str) -> float:
+        """The question on ~/query: ms to its ~/poses (what a topic user waits for); waits for its status too."""
         t0 = time.monotonic()
         qpub.publish(String(data=q))
         while (t := rec.status_of(q, t0)) is None and time.monotonic() - t0 < 60:
             time.sleep(0.002)
-        return float("nan") if t is None else (t - t0) * 1000
+        t_poses = rec.poses_of(q, t0)
+        if t is not None and t_poses is not None:
+            status_lag.append((t - t_poses) * 1000)
+        return float("nan") if t_poses is None else (t_poses - t0) * 1000
 
     parts: dict[str, list[float]] = collections.defaultdict(list)  # where an action goal's time goes (ms)
 
@@ -712,7 +722,7 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             "topic_ms_p50": _pct(topic, 50), "topic_ms_p95": _pct(topic, 95),
             "action_ms_p50": _pct(act, 50), "action_ms_p95": _pct(act, 95),
             "action_to_topic_p50": _pct(act, 50) / _pct(topic, 50), "action_answered": int(np.isfinite(act).sum()),
-            "feedback_stages": dict(stages),
+            "feedback_stages": dict(stages), "status_after_poses_ms_p95": _pct(status_lag, 95),
             **{f"action_{k}_ms_p50": _pct(v, 50) for k, v in parts.items()},
             "tracking_hz": len(track) / (t_end - t_track), "camera_hz": cam_hz,
             "tracking_to_camera": len(track) / (t_end - t_track) / max(cam_hz, 1e-6),

@@ -3,12 +3,17 @@ must leak nothing, and a query storm whose every drop must be reported.
 
     python -m chatpose_ros.tools.fault_campaign lifecycle --cycles 50   # the shipped model, a worker process each
     python -m chatpose_ros.tools.fault_campaign storm --queries 1000 --seconds 10
+    python -m chatpose_ros.tools.fault_campaign frames --hz 60 --seconds 10 [--size 3840x2160]
+    python -m chatpose_ros.tools.fault_campaign clock
 
 `lifecycle`: configure / activate / deactivate / cleanup, `cycles` times, then the process's
 threads, open files, shared-memory blocks, child processes and RSS against the first cycle's.
 `storm`: `queries` queries on ~/query within `seconds` with a camera at 30 Hz; every query the
 node received is answered, dropped or refused, every drop is on ~/status, and the queue never
-holds more than query_queue_size. The test suite runs both, smaller (tests/test_fault_campaign.py).
+holds more than query_queue_size. `frames`: a camera at `hz` (frames of `size`) while the node
+tracks the person a question chose: frames used, skipped and received, RSS (frame_flood).
+`clock`: a bag replay under use_sim_time that starts over (clock_jump). The test suite runs them
+all, smaller (tests/test_fault_campaign.py).
 Prints one JSON line of figures.
 """
 from __future__ import annotations
@@ -109,19 +114,24 @@ def query_storm(harness, queries: int, seconds: float, camera_hz: float = 30.0) 
             "max_queue": max_queue, "queue_size": node.cfg.query_queue_size}
 
 
-def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query: str = "the person on the left") -> dict:
+def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query: str = "the person on the left",
+                image=None) -> dict:
     """Frames of `size` (width, height) at `hz` for `seconds` from a camera thread (pre-serialised,
     as a C++ driver publishes) into a running node, with a question at the start (it starts the
     track): the node keeps answering and tracking, every frame it received is either used or
-    counted as skipped (`frames_skipped`, also on /diagnostics), and its RSS stays bounded."""
+    counted as skipped (`frames_skipped`, also on /diagnostics), and its RSS stays bounded.
+    `image`: the frame ((H, W, 3) uint8 RGB of `size`; default: two grey halves, a person each for
+    the test doubles)."""
     import numpy as np
 
     from chatpose_ros.tools.bench import _Camera
 
     node, stats = harness.node, harness.node.stats
     w, h = size
-    rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[:, : w // 2] = 90  # two halves: a person each for the test doubles
+    if image is None:
+        image = np.zeros((h, w, 3), np.uint8)
+        image[:, : w // 2] = 90
+    rgb = image
     before = dict(stats)
     rss0 = rss_mb(os.getpid())
     cam = _Camera(harness.client, node.cfg.image_topic, rgb, hz).start()
@@ -211,10 +221,12 @@ def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fault_campaign", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("lifecycle", "storm"))
+    parser.add_argument("mode", choices=("lifecycle", "storm", "frames", "clock"))
     parser.add_argument("--cycles", type=int, default=50)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--hz", type=float, default=60.0, help="frames: the camera's rate")
+    parser.add_argument("--size", default="640x480", help="frames: WIDTHxHEIGHT")
     parser.add_argument("--state-dir", default=str(Path.cwd() / "build" / "fault_campaign_state"))
     args = parser.parse_args(argv)
 
@@ -233,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ctx = Context()
     rclpy.init(context=ctx)
-    params = [Parameter("mesh_body", value="off"), Parameter("image_qos", value="reliable")]
+    params = [Parameter("mesh_body", value="off"), Parameter("image_qos", value="reliable"),
+              Parameter("tracking_rate_hz", value=30.0), Parameter("use_sim_time", value=args.mode == "clock")]
     node = ChatPoseNode(pipeline_factory=build_pipeline, context=ctx, parameter_overrides=params)
     executor = make_executor("multi", ctx)
     executor.add_node(node)
@@ -248,13 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     thread.start()
     try:
         client = _Client(node, ctx)
+        executor.add_node(client.client)  # its /diagnostics subscription
         if args.mode == "lifecycle":
             figures = lifecycle_cycles(node, args.cycles, client.answer_one)
             figures["leaks"] = leaks(figures)
         else:
             assert node.autostart(), "the node did not start"
             client.connect()
-            figures = query_storm(client, args.queries, args.seconds)
+            if args.mode == "storm":
+                figures = query_storm(client, args.queries, args.seconds)
+            elif args.mode == "frames":
+                from chatpose_ros.tools.bench import DEMO_IMAGE, _image
+
+                w, h = (int(v) for v in args.size.split("x"))
+                figures = frame_flood(client, args.hz, args.seconds, (w, h), image=_image(DEMO_IMAGE, (w, h)))
+            else:
+                figures = clock_jump(client)
     finally:
         spinning.clear()
         thread.join(10)
@@ -275,18 +297,25 @@ class _Client:
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
+        from diagnostic_msgs.msg import DiagnosticArray
+
         self.node = node
-        self._client = Node("fault_campaign_client", context=ctx)
+        self.client = Node("fault_campaign_client", context=ctx)
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self._img = self._client.create_publisher(Image, node.cfg.image_topic, qos)
-        self._query = self._client.create_publisher(String, "/chatpose_node/query", qos)
+        self._img = self.client.create_publisher(Image, node.cfg.image_topic, qos)
+        self._query = self.client.create_publisher(String, "/chatpose_node/query", qos)
+        self.received: dict[str, list] = {"diagnostics": []}
+        self.client.create_subscription(DiagnosticArray, "/diagnostics", self.received["diagnostics"].append, 10)
 
     def publish_image(self, rgb) -> None:
         from std_msgs.msg import Header
 
         from chatpose_ros.ros.convert import rgb_to_image
 
-        self._img.publish(rgb_to_image(rgb, Header(frame_id="camera", stamp=self._client.get_clock().now().to_msg())))
+        self._img.publish(rgb_to_image(rgb, Header(frame_id="camera", stamp=self.client.get_clock().now().to_msg())))
+
+    def publish_raw_image(self, msg) -> None:
+        self._img.publish(msg)
 
     def ask(self, text: str) -> None:
         from std_msgs.msg import String
