@@ -322,7 +322,7 @@ def bench_callback(args) -> dict:
     return out
 
 
-def _node_process(args, state: Path, executor: str = ""):
+def _node_process(args, state: Path, executor: str = "", params: tuple[str, ...] = ()):
     cmd = [sys.executable, "-m", "chatpose_ros.ros.main", "--state-dir", str(state), "--executor",
            executor or args.node_executor,
            "--ros-args",
@@ -331,7 +331,7 @@ def _node_process(args, state: Path, executor: str = ""):
            "-p", f"model.cpu_threads:={args.cpu_threads}"]
     if args.checkpoint:
         cmd += ["-p", f"model.checkpoint:={args.checkpoint}"]
-    for param in args.node_param:
+    for param in [*args.node_param, *params]:
         cmd += ["-p", param]
     log = open(state / "node.log", "w")  # the node's own log: why it stopped, if it did
     return subprocess.Popen(cmd, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
@@ -625,7 +625,8 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
     from chatpose_ros.action import EstimatePose
 
     state = Path.cwd() / "build" / "bench_state"
-    proc = _node_process(args, state, layout)
+    executor, _, params = layout.partition(":")  # e.g. "multi:model.worker_nice:=0"
+    proc = _node_process(args, state, executor, tuple(p for p in params.split(";") if p))
     client = Node("bench_executors_client")
     rec = _Recorder(client)
     qpub = client.create_publisher(String, "/chatpose_node/query", 10)
@@ -886,7 +887,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p.add_argument("--node-executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
                    help="the node process's executor (chatpose-node --executor; e2e, memory)")
-    p.add_argument("--layouts", default=",".join(EXECUTORS), help="executors: the layouts compared (comma-separated)")
+    p.add_argument("--layouts", default=",".join(EXECUTORS),
+                   help="executors: the layouts compared, comma-separated: EXECUTOR[:PARAM:=VALUE;...], "
+                        "e.g. multi,multi:model.worker_nice:=0")
     p.add_argument("--rounds", type=int, default=2, help="executors: alternating rounds of every layout")
     p.add_argument("--busy", type=int, default=0, help="executors: other busy processes on the machine meanwhile")
     p.add_argument("--pause-seconds", type=float, default=4.0, help="executors: how long the camera pauses")

@@ -162,12 +162,13 @@ def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query
             "rss_mb_max_second_half": round(max(rss[len(rss) // 2:]), 1)}
 
 
-def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: float = 20.0, seconds: float = 1.5) -> dict:
+def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: float = 20.0, seconds: float = 1.5,
+               image=None) -> dict:
     """A bag replay that starts over, under use_sim_time: /clock and the image stamps run from
     `start_s` at `hz`, a question starts a track, then both jump back `back_s` seconds and run on
     for `seconds`. The node must report ``clock_jumped``, drop the track, keep publishing
     /diagnostics (on the steady clock) and answer the next question, which tracks again.
-    `harness.node` must run with use_sim_time."""
+    `harness.node` must run with use_sim_time; `image`: the frame (as frame_flood's)."""
     import numpy as np
     from builtin_interfaces.msg import Time
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -178,9 +179,11 @@ def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: floa
 
     node, stats = harness.node, harness.node.stats
     clock_pub = harness.client.create_publisher(Clock, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
-    rgb = np.zeros((60, 80, 3), np.uint8)
-    rgb[:, :40] = 90
-    deadline = time.monotonic() + 60.0  # a bound for a loaded machine
+    if image is None:
+        image = np.zeros((60, 80, 3), np.uint8)
+        image[:, :40] = 90
+    rgb = image
+    deadline = time.monotonic() + 120.0  # a bound for a loaded machine
 
     def play(t: float, n: int) -> float:
         """`n` ticks of the bag from `t`: /clock, then a frame stamped with it."""
@@ -191,7 +194,7 @@ def clock_jump(harness, back_s: float = 900.0, start_s: float = 1000.0, hz: floa
             harness.publish_raw_image(rgb_to_image(rgb, Header(frame_id="camera", stamp=stamp)))
             time.sleep(1.0 / hz)
             if time.monotonic() > deadline:
-                raise TimeoutError("clock_jump did not finish within 60 s")
+                raise TimeoutError("clock_jump did not finish within 120 s")
         return t
 
     def play_until(t: float, pred) -> float:
@@ -276,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
                 w, h = (int(v) for v in args.size.split("x"))
                 figures = frame_flood(client, args.hz, args.seconds, (w, h), image=_image(DEMO_IMAGE, (w, h)))
             else:
-                figures = clock_jump(client)
+                from chatpose_ros.tools.bench import DEMO_IMAGE, _image
+
+                figures = clock_jump(client, image=_image(DEMO_IMAGE))
     finally:
         spinning.clear()
         thread.join(10)
