@@ -579,7 +579,7 @@ class _Recorder:
         self.pose: list[tuple[float, int]] = []  # (t, stamp ns)
         self.tf: list[tuple[float, int]] = []
         self.status: list[tuple[float, str, str]] = []  # (t, code, query)
-        self.diags: list[tuple[float, int, dict]] = []  # (t, level, values)
+        self.diags: list[tuple[float, int, dict]] = []  # (t, level, values; "message" too)
         stamp = lambda h: h.stamp.sec * 10**9 + h.stamp.nanosec  # noqa: E731
         sub = client.create_subscription
         sub(SmplPoseArray, "/chatpose_node/poses", lambda m: self.poses.append((time.monotonic(), m.query)), 100)
@@ -593,7 +593,7 @@ class _Recorder:
         for st in msg.status:
             if st.name.startswith("chatpose_node"):
                 level = st.level[0] if isinstance(st.level, bytes) else int(st.level)  # a byte field
-                self.diags.append((time.monotonic(), level, {kv.key: kv.value for kv in st.values}))
+                self.diags.append((time.monotonic(), level, {**{kv.key: kv.value for kv in st.values}, "message": st.message}))
 
     def poses_of(self, query: str, after: float) -> float | None:
         """When the first ~/poses about `query` arrived (its answer; a streaming profile's pose)."""
@@ -712,7 +712,8 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
         cam.send_signal(signal.SIGUSR1)
         time.sleep(1.0)
         stall_status = rec.first_status("camera_stalled", t_pause)
-        stall_diag = next((t for t, lvl, _v in list(rec.diags) if t >= t_pause and lvl == 1), None)
+        stall_diag = next((t for t, lvl, v in list(rec.diags) if t >= t_pause and lvl == 1
+                           and v["message"].startswith("camera stopped")), None)
         diag_t = [t for t, _l, _v in list(rec.diags) if t_pause <= t <= t_resume]
         diag_gap = max(np.diff([t_pause] + diag_t + [t_resume])) * 1000
         pause_tf = rec.tf_delays_ms(t_pause, t_resume)
