@@ -81,7 +81,10 @@ class EstimateAction:
         executors wake the goal when its Future completes; the events executor iterates a waiting
         coroutine again at once, every time: there each turn waits up to EVENTS_TURN_S for the
         answer (the GIL released; a callback waits at most that long) instead of spinning a core."""
-        done, finished = Future(), threading.Event()
+        done, finished = Future(executor=self._node.executor), threading.Event()
+        # set from the goal's thread: a done callback makes the executor wake and resume the goal at once
+        # (rclpy's executors otherwise look at a waiting goal only at their next event)
+        done.add_done_callback(lambda _f: None)
 
         def run() -> None:
             try:
