@@ -43,8 +43,9 @@ Public API (everything else is private):
   (core.logs). Text taken from inputs is clipped and escaped (core.logs.clip).
 - `refuse_frame(code, message)`: a received frame was invalid (counted; throttled report).
 - `clock_jumped(back_s, what)`: time went backwards (a bag replay loop): drop the track and the
-  image delays; a ``clock_jumped`` report. `frames_skipped` counts frames replaced before the model
-  took one (the node keeps only the latest frame: at a camera faster than tracking, most).
+  image delays; a ``clock_jumped`` report. Every valid frame received is counted once in
+  `frames_used` (the model took it: an answer or a tracking update) or in `frames_skipped`
+  (replaced by a newer one before; the node keeps only the latest frame), but the latest.
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
   `drain_image_gaps()` (times between frame arrivals since the last call),
@@ -462,7 +463,7 @@ class Session:
                 if wait == 0.0:
                     frame = self._latest
                     self._last_track_seq, self._last_track_time = frame.seq, now
-                    self._used_seq = max(self._used_seq, frame.seq)
+                    self._use(frame)
                     self._busy = True
                     track = self._track
                     request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
@@ -486,9 +487,15 @@ class Session:
             frame = None
         job.used_frame = frame
         if frame is not None:
-            self._used_seq = max(self._used_seq, frame.seq)
+            self._use(frame)
         job._enter("estimating")
         return Answer(job=job, frame=frame, reports=tuple(reports), started=now)
+
+    def _use(self, frame: Frame) -> None:
+        """The model takes `frame` (under the lock): counted once in `frames_used`."""
+        if frame.seq > self._used_seq:
+            self.stats["frames_used"] += 1
+            self._used_seq = frame.seq
 
     def answer_pose(self, work: Answer, result: PoseResult) -> list[Event]:
         """A streaming model chose who is meant before its words: start tracking the chosen person

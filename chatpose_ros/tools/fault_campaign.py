@@ -119,7 +119,7 @@ def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query
     """Frames of `size` (width, height) at `hz` for `seconds` from a camera thread (pre-serialised,
     as a C++ driver publishes) into a running node, with a question at the start (it starts the
     track): the node keeps answering and tracking, every frame it received is either used or
-    counted as skipped (`frames_skipped`, also on /diagnostics), and its RSS stays bounded.
+    counted as skipped (`frames_used`, `frames_skipped`, also on /diagnostics), and its RSS stays bounded.
     `image`: the frame ((H, W, 3) uint8 RGB of `size`; default: two grey halves, a person each for
     the test doubles)."""
     import numpy as np
@@ -152,7 +152,7 @@ def frame_flood(harness, hz: float, seconds: float, size: tuple[int, int], query
         return stats[key] - before.get(key, 0)
 
     t_seconds = len(cam.times) / hz
-    used = delta("tracking_updates") + delta("queries_answered")
+    used = delta("frames_used")
     return {"size": f"{w}x{h}", "hz": hz, "sent": cam.sent, "sent_hz": round(cam.sent / max(t_seconds, 1e-6), 1),
             "received": delta("frames_received"), "skipped": delta("frames_skipped"), "invalid": delta("frames_invalid"),
             "tracking_updates": delta("tracking_updates"), "answered": delta("queries_answered"), "used": used,
