@@ -16,8 +16,9 @@ from pathlib import Path
 GIL_SWITCH_INTERVAL_S = 0.001
 EXECUTOR_THREADS = 4  # the multi-threaded executor's threads
 EXECUTORS = ("events", "multi")
-# events: measured side by side against multi (docs/benchmarks.md, issue 11): query latency, tracking rate and
-# image callback gaps better in every pair
+# events: measured side by side against multi (docs/benchmarks.md; issue 11: query latency, tracking rate and
+# image callback gaps better in every pair; issue 21, `chatpose-bench executors`: tracking better in 4 of 4 pairs,
+# action goals as fast as the same question on the topic on both once a waiting goal stopped spinning)
 DEFAULT_EXECUTOR = "events"
 # rclpy 7.1.5's EventsExecutor.spin() ran no callback here (a timer never fired); spin_once does:
 # either executor is spun in slices of at most this long (each returns after one callback), so that
