@@ -69,7 +69,7 @@ def test_frames_at_60_hz_and_at_4k_keep_the_node_serving_and_are_accounted_for(r
     print(figures)
     assert figures["answered"] == 1 and figures["tracking_updates"] > 0 and figures["invalid"] == 0, figures
     # every frame received was used (an answer, a tracking update) or skipped for a newer one, but the latest
-    assert figures["skipped"] > 0 and figures["used"] > 1, figures
+    assert figures["used"] > 1 and (figures["skipped"] > 0 or hz <= 30.0), figures  # tracking_rate_hz 30 < 60 Hz
     assert figures["received"] - figures["skipped"] - figures["used"] in (0, 1), figures
     stats = h.node.stats
     h.wait_until(lambda: (_diagnostics_value(h, "frames_skipped"), _diagnostics_value(h, "frames_used"))
