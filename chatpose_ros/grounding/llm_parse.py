@@ -40,8 +40,7 @@ from .words import Lexicon
 log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "grounded" / "weights"
-WEIGHTS_FILE = "llm_parser.safetensors"
-SPEC_FILE = "llm_parser.json"
+WEIGHTS_STEM = "llm_parser"  # llm_parser.safetensors (LoRA + heads) and llm_parser.json (spec, training record)
 MAX_WORDS = 48  # longer questions are cut (the words after are not read)
 
 # constraint slot types (each also with an R- prefix: the person of a relation; a P- prefix: what is asked)
@@ -319,18 +318,8 @@ class _RefBuilder:
             else:
                 self._close_ordinal()
                 self.ordinal = [k, side, from_, text, neg]
-        elif kind in ("HELD", "NEAR"):
-            info = n.noun(words)
-            rel = "holding" if kind == "HELD" else "near"
-            if info is not None and info.coco:
-                self.constraints.append(Constraint("object", rel, text, coco=info.coco, negated=neg))
-            else:
-                self.constraints.append(Constraint("unchecked", "object", text, negated=neg))
-        elif kind == "UNCHECKED":
-            self.constraints.append(Constraint("unchecked", n.unchecked(words), text, negated=neg))
-        elif kind == "MOTION":
-            verb = next((w for w in words if w.endswith("ing")), words[0])
-            self.constraints.append(Constraint("motion", verb, text, negated=neg))
+        elif kind in ("HELD", "NEAR", "UNCHECKED", "MOTION"):
+            self.constraints.append(self._word_constraint(kind, words, text, neg))
         else:
             value = {"POSITION": n.position, "DISTANCE": n.distance, "POSTURE": n.posture, "GESTURE": n.gesture,
                      "FACING": n.facing}[kind](words)
@@ -338,6 +327,17 @@ class _RefBuilder:
                 self.constraints.append(Constraint(kind.lower(), value, text, negated=neg))
             else:
                 self.constraints.append(Constraint("unchecked", "word", text, negated=neg))
+
+    def _word_constraint(self, kind: str, words: list[str], text: str, neg: bool) -> Constraint:
+        """An object held / near (its COCO classes), an unchecked word, or a motion verb."""
+        if kind == "UNCHECKED":
+            return Constraint("unchecked", self.norm.unchecked(words), text, negated=neg)
+        if kind == "MOTION":
+            return Constraint("motion", next((w for w in words if w.endswith("ing")), words[0]), text, negated=neg)
+        info = self.norm.noun(words)
+        if info is not None and info.coco:
+            return Constraint("object", "holding" if kind == "HELD" else "near", text, coco=info.coco, negated=neg)
+        return Constraint("unchecked", "object", text, negated=neg)
 
     def _garment(self, words: list[str], text: str, neg: bool) -> None:
         info = self.norm.noun(words)
@@ -596,22 +596,23 @@ class LlmQuestionParser:
         self.lex = normaliser.lex
 
     @classmethod
-    def load(cls, folder: Path | None = None, colours: ColourNames | None = None,
-             lexicon: Lexicon | None = None) -> "LlmQuestionParser":
-        """The shipped tagger from `folder` (default models/grounded/weights): base SmolLM2 from the GGUF
-        cache, LoRA merged. ModelLoadError when the files are missing, CheckpointError when they do not fit."""
+    def load(cls, folder: Path | None = None, colours: ColourNames | None = None, lexicon: Lexicon | None = None,
+             stem: str = WEIGHTS_STEM) -> "LlmQuestionParser":
+        """The shipped tagger from `folder` (default models/grounded/weights; files `stem`.safetensors and
+        `stem`.json): base SmolLM2 from the GGUF cache, LoRA merged. ModelLoadError when the files are missing,
+        CheckpointError when they do not fit."""
         from chatpose_ros.core.errors import CheckpointError, ModelLoadError
         from chatpose_ros.models.default.llm import load_base, merge_lora, read_adapter
 
         folder = Path(folder or WEIGHTS_DIR)
+        spec_file = folder / f"{stem}.json"
         try:
-            record = json.loads((folder / SPEC_FILE).read_text())
+            spec = TaggerSpec.from_json(json.loads(spec_file.read_text())["spec"])
         except FileNotFoundError as exc:
-            raise ModelLoadError(f"LLM parser spec not found: {folder / SPEC_FILE}") from exc
-        except json.JSONDecodeError as exc:
-            raise CheckpointError(f"cannot read {folder / SPEC_FILE}: {exc}") from exc
-        spec = TaggerSpec.from_json(record["spec"])
-        weights = folder / WEIGHTS_FILE
+            raise ModelLoadError(f"LLM parser spec not found: {spec_file}") from exc
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"cannot read {spec_file}: {exc}") from exc
+        weights = folder / f"{stem}.safetensors"
         state = read_adapter(weights, "LLM parser")
         lm, tok = load_base(num_layers=spec.num_layers)
         if spec.contextual:
@@ -631,15 +632,27 @@ class LlmQuestionParser:
 
     def tag(self, words: list[str]) -> tuple[list[str], str]:
         """Words -> (their tags, decoded under the BIO grammar; the intent)."""
+        return self.tag_batch([words])[0]
+
+    def tag_batch(self, batch: list[list[str]]) -> list[tuple[list[str], str]]:
+        """`tag` for several word lists in one forward pass (evaluation)."""
         import torch
 
-        if not words:
-            return [], "chat"
-        with torch.inference_mode():
-            tag_logits, intent_logits, _ = self.tagger.forward([words])
-        scores = torch.log_softmax(tag_logits[0, :len(words)].float(), -1).numpy()
-        tags = [TAGS[i] for i in viterbi(scores)]
-        return tags, INTENTS[int(intent_logits[0].argmax())]
+        rows = [w for w in batch if w]
+        out: list[tuple[list[str], str]] = []
+        if rows:
+            with torch.inference_mode():
+                tag_logits, intent_logits, _ = self.tagger.forward(rows)
+            scores = torch.log_softmax(tag_logits.float(), -1).numpy()
+        j = 0
+        for words in batch:
+            if not words:
+                out.append(([], "chat"))
+                continue
+            tags = [TAGS[i] for i in viterbi(scores[j, :len(words)])]
+            out.append((tags, INTENTS[int(intent_logits[j].argmax())]))
+            j += 1
+        return out
 
     def parse(self, question: str) -> Request:
         """A valid Request for any string (empty, overlong, any script): an empty one is "chat"."""

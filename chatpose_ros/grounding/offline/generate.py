@@ -29,11 +29,10 @@ import re
 import zlib
 from dataclasses import dataclass, field, replace
 
-from chatpose_ros.grounding.colours import ColourNames
 from chatpose_ros.grounding.llm_parse import TAG_INDEX, Normaliser, words_of
 from chatpose_ros.grounding.parse import GENDERED, GENERIC_PEOPLE
 from chatpose_ros.grounding.request import Constraint, Reference, Request
-from chatpose_ros.grounding.words import COCO_SYNSETS, EXTRA_GARMENTS, Lexicon
+from chatpose_ros.grounding.words import COCO_SYNSETS, EXTRA_GARMENTS
 
 log = logging.getLogger(__name__)
 
@@ -278,22 +277,21 @@ def _alpha(w: str) -> bool:
     return bool(re.fullmatch(r"[a-z]+(?:[- ][a-z]+)?", w))
 
 
-def build_vocabulary(norm: Normaliser) -> Vocabulary:
-    """Every vocabulary list, split train / held-out by word."""
-    lex, wn = norm.lex, norm.lex.wn
-    colour_names = [n for n in norm.colours.names if re.fullmatch(r"[a-z]+(?: [a-z]+){0,2}", n)]
-    colour_set = set(colour_names)
+def _hyponyms(wn, name: str) -> set[str]:
+    """The lemma names of a synset and of every hyponym below it (lower case, spaces)."""
+    s = wn.synset(name)
+    out = {lm.name() for lm in s.lemmas()}
+    for h in s.closure(lambda x: x.hyponyms()):
+        out.update(lm.name() for lm in h.lemmas())
+    return {w.replace("_", " ").lower() for w in out}
 
-    def hyponyms(name: str) -> set[str]:
-        s = wn.synset(name)
-        out = {lm.name() for lm in s.lemmas()}
-        for h in s.closure(lambda x: x.hyponyms()):
-            out.update(lm.name() for lm in h.lemmas())
-        return {w.replace("_", " ").lower() for w in out}
 
+def _garment_vocab(norm: Normaliser, colour_set: set[str]) -> tuple[dict, dict]:
+    """(measured garments: word -> (word, lemma, region); unmeasured: word -> (word, region))."""
+    wn, lex = norm.lex.wn, norm.lex
     garments, unmeasured = {}, {}
-    for w in hyponyms("clothing.n.01") | hyponyms("headdress.n.01") | hyponyms("footwear.n.02") | \
-            hyponyms("spectacles.n.01") | set(EXTRA_GARMENTS):
+    for w in _hyponyms(wn, "clothing.n.01") | _hyponyms(wn, "headdress.n.01") | _hyponyms(wn, "footwear.n.02") | \
+            _hyponyms(wn, "spectacles.n.01") | set(EXTRA_GARMENTS):
         if not _alpha(w) or w in colour_set:
             continue
         info = lex.noun(w)
@@ -303,42 +301,54 @@ def build_vocabulary(norm: Normaliser) -> Vocabulary:
             garments[w] = (w, info.lemma.replace("_", " "), info.region)
         elif info.region in ("head", "face", "feet", "hands", "neck"):
             unmeasured[w] = (w, info.region)
+    return garments, unmeasured
+
+
+def _person_vocab(norm: Normaliser, exclude: set[str]) -> set[str]:
     persons = set()
     for root in PERSON_ROOTS:
-        for w in hyponyms(root):
-            if " " in w or "-" in w or not w.isalpha() or len(w) > 13 or w in colour_set or w in BLOCKED or \
-                    any(b in w for b in BLOCKED_PARTS):
+        for w in _hyponyms(norm.lex.wn, root):
+            if " " in w or "-" in w or not w.isalpha() or len(w) > 13 or w in exclude or w in BLOCKED or \
+                    any(b in w for b in BLOCKED_PARTS) or w in GENDERED or w in GENERIC_PEOPLE:
                 continue
-            if w in GENDERED or w in GENERIC_PEOPLE or w in garments:
-                continue
-            info = lex.noun(w)
+            info = norm.lex.noun(w)
             if info is not None and info.kind == "person":
                 persons.add(w)
+    return persons
+
+
+def _object_vocab(norm: Normaliser, exclude: set[str]) -> dict:
+    """word -> (word, COCO classes), for nouns whose most frequent sense is under the class's synsets."""
+    wn, lex = norm.lex.wn, norm.lex
     objects = {}
     for cls, names in COCO_SYNSETS.items():
         if cls in ("dog", "cat", "horse", "bird", "tie"):
             continue
-        for s in names:
-            for w in hyponyms(s):
-                if not _alpha(w) or w in colour_set or w in garments:
-                    continue
-                info = lex.noun(w)
-                syn = wn.synsets(w.replace(" ", "_"), "n")
-                if info is None or info.kind != "object" or not info.coco or info.coco[0] != cls or not syn:
-                    continue
-                first = {h.name() for p in syn[0].hypernym_paths() for h in p}
-                if first.isdisjoint(names):  # the COCO sense must be the word's most frequent one
-                    continue
-                objects[w] = (w, info.coco)
-    others = [w for w in NON_COCO_OBJECTS if (i := lex.noun(w)) is not None and not i.coco and i.kind == "object"]
-    animals = set()
-    for root in ANIMAL_ROOTS:
-        for w in hyponyms(root):
-            if " " in w or not w.isalpha() or w in colour_set:
+        for w in set().union(*(_hyponyms(wn, s) for s in names)):
+            if not _alpha(w) or w in exclude:
                 continue
             info = lex.noun(w)
-            if info is not None and info.kind == "animal":
-                animals.add(w)
+            syn = wn.synsets(w.replace(" ", "_"), "n")
+            if info is None or info.kind != "object" or not info.coco or info.coco[0] != cls or not syn:
+                continue
+            if {h.name() for p in syn[0].hypernym_paths() for h in p}.isdisjoint(names):
+                continue
+            objects[w] = (w, info.coco)
+    return objects
+
+
+def build_vocabulary(norm: Normaliser) -> Vocabulary:
+    """Every vocabulary list, split train / held-out by word."""
+    lex, wn = norm.lex, norm.lex.wn
+    colour_names = [n for n in norm.colours.names if re.fullmatch(r"[a-z]+(?: [a-z]+){0,2}", n)]
+    colour_set = set(colour_names)
+    garments, unmeasured = _garment_vocab(norm, colour_set)
+    persons = _person_vocab(norm, colour_set | set(garments))
+    objects = _object_vocab(norm, colour_set | set(garments))
+    others = [w for w in NON_COCO_OBJECTS if (i := lex.noun(w)) is not None and not i.coco and i.kind == "object"]
+    animals = {w for root in ANIMAL_ROOTS for w in _hyponyms(wn, root)
+               if " " not in w and w.isalpha() and w not in colour_set and (i := lex.noun(w)) is not None
+               and i.kind == "animal"}
 
     def keyed(d: dict) -> Split:
         tr, he = split_words(d)
@@ -580,22 +590,10 @@ class Generator:
                 pre.add(self.table_phrase("DISTANCE_PRE", s, "DISTANCE", "distance", g))
             else:
                 post.add(self.table_phrase("DISTANCE_POST", s, "DISTANCE", "distance", g))
-        elif kind == "posture":
-            post.lit(rng.choice(["who is", "that is", "", "", "who is currently"]))
-            post.add(self.table_phrase("POSTURES", s, "POSTURE", "posture", g))
-        elif kind == "gesture":
-            phrase, _ = self.t["GESTURES"].pick(rng, self.held)
-            if not phrase.startswith("with"):
-                post.lit(rng.choice(["who is", "", "that is"]))
-            g.constraints.append(Constraint("gesture", dict(GESTURES)[phrase], phrase))
-            post.add(_mark(phrase, s + "GESTURE"))
-        elif kind == "facing":
-            post.lit(rng.choice(["who is", "", "", "that is"]))
-            post.add(self.table_phrase("FACING", s, "FACING", "facing", g))
-        elif kind == "held":
-            post.add(self.obj(s, g, near=False))
-        elif kind == "near":
-            post.add(self.obj(s, g, near=True))
+        elif kind in ("posture", "gesture", "facing"):
+            post.add(self.body_phrase(kind, s, g))
+        elif kind in ("held", "near"):
+            post.add(self.obj(s, g, near=kind == "near"))
         elif kind == "adjective":
             w = self.vpick("adjectives")
             g.constraints.append(Constraint("unchecked", self.norm.unchecked([w]), w))
@@ -612,6 +610,21 @@ class Generator:
         elif kind == "negation":
             post.add(self.negation(s, g))
         return pre, post
+
+    def body_phrase(self, kind: str, s: str, g: Gold) -> Piece:
+        """A posture, gesture or facing phrase after the head noun."""
+        rng, post = self.rng, Piece()
+        if kind == "posture":
+            post.lit(rng.choice(["who is", "that is", "", "", "who is currently"]))
+            return post.add(self.table_phrase("POSTURES", s, "POSTURE", "posture", g))
+        if kind == "gesture":
+            phrase, _ = self.t["GESTURES"].pick(rng, self.held)
+            if not phrase.startswith("with"):
+                post.lit(rng.choice(["who is", "", "that is"]))
+            g.constraints.append(Constraint("gesture", dict(GESTURES)[phrase], phrase))
+            return post.add(_mark(phrase, s + "GESTURE"))
+        post.lit(rng.choice(["who is", "", "", "that is"]))
+        return post.add(self.table_phrase("FACING", s, "FACING", "facing", g))
 
     def negation(self, s: str, g: Gold) -> Piece:
         form = self.pick("NEG_FORMS")
@@ -803,7 +816,11 @@ class Generator:
             g = Gold(not_person=animal)
             p = self._frame(frame, {"A": Piece().span("HEAD", animal)})
             return p, Request("not_person", g.ref()), "not_person:" + frame
-        # follow-ups
+        return self.follow_up()
+
+    def follow_up(self) -> tuple[Piece, Request, str]:
+        """A question about the person of the conversation: "is he ...", "the other one", "the one next to her"."""
+        rng = self.rng
         kind = rng.choice(["yes_no", "person", "relation", "describe"])
         if kind == "yes_no":
             frame = self.pick("FOLLOW_YES_NO")
