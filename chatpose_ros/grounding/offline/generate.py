@@ -309,7 +309,7 @@ def _person_vocab(norm: Normaliser, exclude: set[str]) -> set[str]:
     for root in PERSON_ROOTS:
         for w in _hyponyms(norm.lex.wn, root):
             if " " in w or "-" in w or not w.isalpha() or len(w) > 13 or w in exclude or w in BLOCKED or \
-                    any(b in w for b in BLOCKED_PARTS) or w in GENDERED or w in GENERIC_PEOPLE:
+                    any(b in w for b in BLOCKED_PARTS) or w in GENDERED or w in GENERIC_PEOPLE or w in GENERIC_HEADS:
                 continue
             info = norm.lex.noun(w)
             if info is not None and info.kind == "person":

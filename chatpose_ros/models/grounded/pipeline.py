@@ -24,6 +24,7 @@ Perception, the regressor and the generated pose are the reader profile's own
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InferenceError
+from chatpose_ros.core.errors import ChatPoseError, ConfigError, InferenceError
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.grounding.facts import measure
@@ -41,6 +42,8 @@ from chatpose_ros.grounding.request import Request
 
 log = logging.getLogger(__name__)
 
+PARSERS = ("grammar", "llm")  # grounding.parse.QuestionParser, grounding.llm_parse.LlmQuestionParser
+PARSER_ENV = "CHATPOSE_PARSER"  # picks the question parser when from_config is not told (default "grammar")
 CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
 MAX_CONVERSATIONS = 64          # conversations kept at once (voices come and go)
 
@@ -54,9 +57,10 @@ class _Conversation:
 class GroundedPipeline:
     """The grounded profile. Build with :meth:`from_config`; thread-safe (one lock)."""
 
-    def __init__(self, config: PipelineConfig, base, parser: QuestionParser, grounder: Grounder, model_id: str,
+    def __init__(self, config: PipelineConfig, base, parser, grounder: Grounder, model_id: str,
                  clock=time.monotonic) -> None:
-        """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat)."""
+        """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat); `parser`: a
+        QuestionParser or an LlmQuestionParser (anything with `parse(question) -> Request` and `colours`)."""
         self.config = config
         self.base = base
         self.parser = parser
@@ -68,20 +72,31 @@ class GroundedPipeline:
         self._convs: dict[str, _Conversation] = {}
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> "GroundedPipeline":
+    def from_config(cls, config: PipelineConfig, parser: str | None = None) -> "GroundedPipeline":
         """Load the reader profile's models, WordNet and the colour table. Raises ModelLoadError
-        for missing files (WordNet: install the Debian package wordnet-base)."""
+        for missing files (WordNet: install the Debian package wordnet-base).
+
+        `parser`: "grammar" (the deterministic parser) or "llm" (the LLM tagger, grounding.llm_parse);
+        None reads $CHATPOSE_PARSER (default "grammar"). ConfigError for any other value."""
+        parser = parser or os.environ.get(PARSER_ENV) or "grammar"
+        if parser not in PARSERS:
+            raise ConfigError(f"unknown question parser {parser!r} (${PARSER_ENV}); expected one of {PARSERS}")
         # imported here: the reader brings torch and transformers (seconds), which the registry
         # should not load for a profile that is never built
         from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
 
         t0 = time.perf_counter()
         base = ReaderPipeline.from_config(config)
-        parser = QuestionParser()
-        grounder = Grounder(parser.colours)
+        if parser == "llm":
+            from chatpose_ros.grounding.llm_parse import LlmQuestionParser
+
+            question_parser = LlmQuestionParser.load()
+        else:
+            question_parser = QuestionParser()
+        grounder = Grounder(question_parser.colours)
         model_id = "grounded:" + base.model_id.split(":", 1)[-1]
         log.info("grounded model %s loaded in %.1f s", model_id, time.perf_counter() - t0)
-        return cls(config, base, parser, grounder, model_id)
+        return cls(config, base, question_parser, grounder, model_id)
 
     def close(self) -> None:
         if self.base is not None:
