@@ -81,7 +81,8 @@ def test_viterbi_only_yields_valid_bio_sequences():
     ("gesture", "both hands in the air", "both_arms_raised"), ("gesture", "waving", "arm_raised"),
     ("facing", "back to the camera", "away"), ("facing", "in profile", "side"), ("relation", "right next to", "next_to"),
     ("relation", "to the left of", "left_of"), ("relation", "in front of", "in_front_of"),
-    ("colour", "navy blue", "navy blue"), ("colour", "reddish", "reddish"), ("colour", "navy-coloured", "navy"), ("colour", "burgundy", "burgundy"),
+    ("colour", "navy blue", "navy blue"), ("colour", "reddish", "reddish"), ("colour", "navy-coloured", "navy"),
+    ("colour", "burgundy", "burgundy"),
     ("pattern", "stripy", "striped"), ("unchecked", "long hair", "body"), ("unchecked", "blonde", "hair"),
 ])
 def test_normalisers(norm, method, words, expected):
