@@ -927,6 +927,8 @@ def generate(seed: int = 0, n_train: int = 30000, n_held: int = 3000, norm: Norm
             piece, req, family = gen.question()
             words = [w for w in piece.words if w]
             tags = [t for w, t in zip(piece.words, piece.tags) if w]
+            words = ["an" if w == "a" and t == "O" and i + 1 < len(words) and words[i + 1][0] in "aeiou" else w
+                     for i, (w, t) in enumerate(zip(words, tags))]
             q = _surface(words, gen.rng)
             if words_of(q) != words or not all(t in TAG_INDEX for t in tags):
                 skipped += 1
