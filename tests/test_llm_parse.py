@@ -171,3 +171,25 @@ def test_tagger_on_held_out_generated_wordings(tagger, data):
                 for e, (tags, intent) in zip(rows, got))
     intents = sum(intent == e.intent for e, (_tags, intent) in zip(rows, got))
     assert exact >= 0.3 * len(rows) and intents >= 0.75 * len(rows)
+
+
+@pytest.mark.slow
+def test_grounded_profile_with_the_llm_parser_on_a_real_photo(tagger):
+    """The grounded profile built with parser="llm": the Grounder consumes the tagger's Requests unchanged."""
+    import cv2
+
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.grounded.pipeline import GroundedPipeline
+
+    img = cv2.cvtColor(cv2.imread("/usr/share/doc/opencv-doc/examples/data/basketball1.png"), cv2.COLOR_BGR2RGB)
+    pipe = GroundedPipeline.from_config(PipelineConfig(profile="grounded", cpu_threads=1), parser="llm")
+    try:
+        assert isinstance(pipe.parser, LlmQuestionParser)
+        left = pipe.estimate(img, "the person on the left-hand side")
+        assert left.selected >= 0 and left.people[left.selected].box[0] < img.shape[1] / 3
+        count = pipe.estimate(img, "how many people are there?")
+        assert count.selected == -1 and "2 people" in count.answer
+        he = pipe.estimate(img, "is he standing?")
+        assert he.selected == left.selected and he.answer.startswith(("Yes", "No", "I can't"))
+    finally:
+        pipe.close()
