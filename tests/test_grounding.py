@@ -2,6 +2,7 @@
 the scorers and decisions on hand-built scenes, and the profile end to end on a real photo."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -59,10 +60,10 @@ def test_wordnet_nouns(parser):
 
 
 @pytest.mark.parametrize("question, expected", [
-    ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, garment=cardigan@upper]"),
+    ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, skin=covered_arms@upper]"),
     ("the second guy from the right", "person [-: ordinal=right#2]"),
     ("Is the kid in mustard trousers sitting down?",
-     "yes_no [kid: unchecked=age, colour=mustard@lower, garment=trousers@lower] ? posture=sitting"),
+     "yes_no [kid: unchecked=age, colour=mustard@lower, skin=covered_legs@lower] ? posture=sitting"),
     ("How many people in khaki are crouching?", "count [people: colour=khaki@any] ? posture=crouching"),
     ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
     ("someone who is not wearing black", "person [someone: not colour=black@any]"),
@@ -159,6 +160,29 @@ def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, t
     other = grounder.answer(parser.parse("the other one in navy"), three, ctx)
     assert (other.kind, other.selected) == ("person", 0)
     assert grounder.answer(parser.parse("is he waving?"), three).kind == "clarify"  # nobody chosen before
+
+
+SKIN = (224, 172, 140)
+
+
+def test_skin_tells_a_tee_and_shorts_from_a_jacket_and_jeans(parser, grounder):
+    """Left: bare forearms and shins (a tee and shorts); right: covered (a jacket and jeans)."""
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (BURGUNDY, NAVY, "standing", False)])
+    p = scene.people[0]
+    for a, b in (("nose", "nose"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"),
+                 ("left_knee", "left_ankle"), ("right_knee", "right_ankle")):
+        xa, xb = p.keypoint(a)[0], p.keypoint(b)[0]
+        cv2.line(img, tuple(int(v) for v in xa), tuple(int(v) for v in xb), SKIN, 16)
+    facts = measure(img, scene)
+    assert facts[0].skin["arms"] > 0.8 and facts[0].skin["legs"] > 0.8
+    assert facts[1].skin["arms"] < 0.1 and facts[1].skin["legs"] < 0.1
+    for question, index in (("the guy in the burgundy tee", 0), ("the one in the burgundy jacket", 1),
+                            ("the person in shorts", 0), ("the woman in jeans", 1), ("the one not in shorts", 1)):
+        out = grounder.answer(parser.parse(question), facts)
+        assert (out.kind, out.selected) == ("person", index), (question, out.answer)
+    assert grounder.answer(parser.parse("how many people are wearing shorts?"), facts).count == 1
+    assert grounder.answer(parser.parse("is the person on the right in shorts?"), facts).kind == "no"
+    assert grounder.answer(parser.parse("the shirtless man"), facts).kind == "no_match"  # both torsos covered
 
 
 def test_relation_to_an_object(parser, grounder):

@@ -36,7 +36,9 @@ UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that pe
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
-CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
+SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
+SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
+CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
                     "yellow", "beige", "brown", "dark brown", "tan", "green", "dark green", "olive", "teal", "blue",
@@ -112,6 +114,12 @@ class Grounder:
             raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
             rel = raw / max(1e-6, raw.max()) if n else raw
             s = np.clip(rel, 0.02, 1.0) if c.value != "plain" else np.clip(1.0 - rel, 0.02, 1.0)
+        elif c.kind == "skin":
+            want, part = c.value.split("_")
+            shares = [f.skin.get(part) for f in facts]
+            seen = np.array([v is not None and not SKIN_COVERED < v < SKIN_BARE for v in shares])
+            s = np.array([UNKNOWN if not ok else 0.95 if (v >= SKIN_BARE) == (want == "bare") else 0.05
+                          for v, ok in zip(shares, seen)])
         elif c.kind == "position":
             s = self._position(c.value, facts)
         elif c.kind == "ordinal":
@@ -455,6 +463,8 @@ class Grounder:
             where = "the person in the middle"
         else:
             where = f"the person {ordinal(f.rank_left + 1)} from the left"
+        if f.skin.get("torso", 0.0) >= SKIN_BARE:
+            return f"{where}, shirtless"
         upper = self.colour_name(f.palettes.get("upper"))
         return f"{where} in {upper}" if upper else where
 
