@@ -129,6 +129,7 @@ def three():
     ("the woman in the maroon blouse", 0), ("the guy in the off-white sweater", 1), ("the one in the emerald top", 2),
     ("who is sitting?", 1), ("the person waving", 2), ("the second one from the right", 1),
     ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
+    ("the person in the dark top", 0), ("the one in the pale top", 1),
 ])
 def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
     out = grounder.answer(parser.parse(question), three)

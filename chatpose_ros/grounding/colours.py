@@ -152,9 +152,6 @@ def palette(pixels_rgb: np.ndarray, k: int = PALETTE_K, seed: int = 0) -> Palett
 
 
 LIGHTNESS_WORDS = {"dark": (-1.0, 38.0), "light": (1.0, 68.0), "pale": (1.0, 68.0)}  # sign, L* threshold
-LEAN_MIN_CHROMA = 12.0      # a colour name with less chroma (grey, beige...) has no hue to lean towards
-LEAN_HUE_DEG = 30.0         # a region colour further than this in hue angle does not lean towards the name
-LEAN_COS = float(np.cos(np.radians(LEAN_HUE_DEG)))
 
 
 def lightness_score(pal: Palette | None, word: str) -> float:
@@ -165,25 +162,6 @@ def lightness_score(pal: Palette | None, word: str) -> float:
     sign, l0 = LIGHTNESS_WORDS[word]
     fit = 1.0 / (1.0 + np.exp(-sign * (pal.lab[:, 0] - l0) / 5.0))
     return float(np.clip((fit * pal.shares).sum() / 0.6, 0.0, 1.0))
-
-
-def hue_lean(pal: Palette | None, lab: np.ndarray) -> float:
-    """How far the region's colours lean towards a chromatic colour's hue: the largest chroma of a
-    main colour whose hue angle is within LEAN_HUE_DEG of the name's (weighted down linearly in the
-    cosine towards that limit), in CIELAB units (0 for a colour name under LEAN_MIN_CHROMA chroma,
-    or a region not measured). Dull video colours keep their hue: a washed-out sage shirt leans
-    green where a grey one does not."""
-    chroma = float(np.hypot(lab[1], lab[2]))
-    if pal is None or chroma < LEAN_MIN_CHROMA:
-        return 0.0
-    keep = pal.shares >= MIN_SHARE
-    if not keep.any():
-        return 0.0
-    ab = pal.lab[keep][:, 1:3].astype(np.float64)
-    c = np.hypot(ab[:, 0], ab[:, 1])
-    cos = (ab @ (np.asarray(lab[1:3], np.float64) / chroma)) / np.maximum(c, 1e-6)
-    within = np.clip((cos - LEAN_COS) / (1.0 - LEAN_COS), 0.0, 1.0)  # full on the hue, 0 past LEAN_HUE_DEG
-    return float((c * within).max())
 
 
 def colour_score(pal: Palette | None, lab: np.ndarray) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, hue_lean, lightness_score
+from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, lightness_score
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 
@@ -31,16 +31,13 @@ NOBODY = 0.06     # every person under this combined score: nobody matches
 HOLDS = 0.5       # a constraint holds of a person at or above this score (counts, yes/no)
 COLOUR_HOLDS = 0.3  # absolute colour fit at which a colour counts as worn (counts, yes/no)
 COLOUR_SEEN = 0.3   # under this absolute fit for everyone, the closest person is offered, not chosen
-COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour (unless one leans to its hue)
-LEAN_MARGIN = 5.0   # CIELAB units by which one person's hue lean must pass everyone else's to count
-LEAN_CLEAR = 10.0   # ... to be chosen on the lean alone (under it: offered, not chosen)
+COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the colour
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
-SKIN_PART = {"upper": "torso", "lower": "legs"}  # the skin measure that says a colour region is bare
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -109,11 +106,8 @@ class Grounder:
             s = self.colour_fit(c, facts)
             seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
             best = s.max() if n else 0.0
-            lean = self.lean_margin(c, facts)
             if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
                 s = 0.4 * s + 0.6 * s / best
-            elif lean.max() >= LEAN_MARGIN:  # nobody's colours come close, but one leans to its hue
-                s = np.where(lean >= LEAN_MARGIN, 0.5 + 0.5 * np.minimum(1.0, lean / LEAN_CLEAR), 0.05)
             else:  # nobody's colours come close: the colour rules everyone out
                 s = s * 0.25
         elif c.kind == "pattern":
@@ -170,16 +164,6 @@ class Grounder:
             lab = self.colours.lab(c.value)
             fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
         return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
-
-    def lean_margin(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
-        """(N,) how far each person's hue lean towards colour `c` (`hue_lean`, best region) passes
-        the strongest lean of everyone else, CIELAB units (<= 0 for all but at most one person)."""
-        if c.value in LIGHTNESS_WORDS or len(facts) < 2:
-            return np.zeros(len(facts))
-        lab = self.colours.lab(c.value)
-        lean = np.array([max(0.0 if f.skin.get(SKIN_PART[r], 0.0) >= SKIN_BARE else hue_lean(f.palettes.get(r), lab)
-                             for r in _regions(c.region)) for f in facts])  # bare skin leans red: not a garment
-        return np.array([lean[i] - np.delete(lean, i).max() for i in range(len(facts))])
 
     def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
         """(N,) bool: does checkable constraint `c` hold of each person (a colour: worn, absolute fit
@@ -277,11 +261,8 @@ class Grounder:
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
-                if c.kind == "colour" and not c.negated:
-                    fit = self.colour_fit(c, facts).max()
-                    if COLOUR_WEAK <= fit < COLOUR_SEEN or (
-                            fit < COLOUR_WEAK and LEAN_MARGIN <= self.lean_margin(c, facts).max() < LEAN_CLEAR):
-                        weak.append(c.words)
+                if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, facts).max() < COLOUR_SEEN:
+                    weak.append(c.words)
             elif c.kind in ("unchecked", "motion", "garment"):
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
