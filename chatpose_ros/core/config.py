@@ -20,12 +20,12 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 class PipelineConfig:
     """Which model answers, and how it runs."""
 
-    profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package), 'reader' "
-                      "(experimental: the embedded model with the scene reader, which reads the people as words, "
-                      "refuses, counts and streams its answer), 'grounded' (the embedded perception with compositional "
-                      "grounding: a typed parse of the question, open-vocabulary colour / WordNet / pose checks, answers "
-                      "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
-                      "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
+    profile: str = _f("grounded", "Model profile: 'grounded' (the embedded default, CPU, shipped in the package: "
+                      "perception with compositional grounding: a typed parse of the question, open-vocabulary colour / "
+                      "garment / WordNet / pose checks, answers that say what was checked, clarifying questions), "
+                      "'default' (the older embedded model: a grounding head that always chooses someone), 'reader' "
+                      "(the older embedded scene reader, which reads the people as words) or 'chatpose' (LLaVA-style "
+                      "ChatPose checkpoint, GPU recommended).", ("grounded", "default", "reader", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
     checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see docs/chatpose.md); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")

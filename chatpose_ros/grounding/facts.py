@@ -10,7 +10,8 @@ edges: stripes). Gestures come from 2D keypoints in units of the torso length, a
 pose codes do from 3D joints. Bare skin is measured on the forearms, the shins and the torso (what
 tells a tee from a jacket, shorts from trousers, a bare chest from a shirt): the share of the part's
 pixels close (CIEDE2000) to the person's own face colour, or inside a generic YCrCb skin range when
-the face was not seen.
+the face was not seen (then only a mostly bare part is reported: a grey image or odd light hides skin
+from the generic range, and "covered" must not be read from that).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ POINT_REACH = 0.75         # wrist this far (share of the torso) sideways from t
 SKIN_DE = 13.0             # CIEDE2000 (textiles) from the face colour under which a pixel is skin
 SKIN_MIN_PIXELS = 12       # fewer pixels on a part: its skin was not measured
 FACE_MIN_PIXELS = 6        # fewer face pixels: the generic skin range stands in
+GENERIC_SKIN_TRUSTED = 0.55  # without a face colour, a part is only reported when at least this share is skin
 
 
 @dataclass(frozen=True)
@@ -289,8 +291,8 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
         skin = {}
         for part, qs in skin_quads(p).items():
             share = skin_share(image, region_mask(image.shape[:2], qs, shrink=0.0), face) if qs else None
-            if share is not None:
-                skin[part] = share
+            if share is not None and (face is not None or share >= GENERIC_SKIN_TRUSTED):
+                skin[part] = share  # the generic range misses skin in grey or odd light: only its "bare" counts
         out.append(PersonFacts(
             index=i, box=tuple(float(v) for v in p.box), rank_left=int(rank[i]), n=n, depth=depth,
             palettes=pals, pattern=pattern, gestures=gestures(p),
