@@ -169,11 +169,11 @@ SKIN = (224, 172, 140)
 def test_skin_tells_a_tee_and_shorts_from_a_jacket_and_jeans(parser, grounder):
     """Left: bare forearms and shins (a tee and shorts); right: covered (a jacket and jeans)."""
     img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (BURGUNDY, NAVY, "standing", False)])
-    p = scene.people[0]
-    for a, b in (("nose", "nose"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"),
-                 ("left_knee", "left_ankle"), ("right_knee", "right_ankle")):
-        xa, xb = p.keypoint(a)[0], p.keypoint(b)[0]
-        cv2.line(img, tuple(int(v) for v in xa), tuple(int(v) for v in xb), SKIN, 16)
+    for k, p in enumerate(scene.people):  # both faces seen; only the left one's limbs bare
+        for a, b in (("nose", "nose"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"),
+                     ("left_knee", "left_ankle"), ("right_knee", "right_ankle"))[:5 if k == 0 else 1]:
+            xa, xb = p.keypoint(a)[0], p.keypoint(b)[0]
+            cv2.line(img, tuple(int(v) for v in xa), tuple(int(v) for v in xb), SKIN, 16)
     facts = measure(img, scene)
     assert facts[0].skin["arms"] > 0.8 and facts[0].skin["legs"] > 0.8
     assert facts[1].skin["arms"] < 0.1 and facts[1].skin["legs"] < 0.1
@@ -184,6 +184,8 @@ def test_skin_tells_a_tee_and_shorts_from_a_jacket_and_jeans(parser, grounder):
     assert grounder.answer(parser.parse("how many people are wearing shorts?"), facts).count == 1
     assert grounder.answer(parser.parse("is the person on the right in shorts?"), facts).kind == "no"
     assert grounder.answer(parser.parse("the shirtless man"), facts).kind == "no_match"  # both torsos covered
+    grey = measure(np.repeat(img.mean(2, keepdims=True), 3, 2).astype(np.uint8), scene)
+    assert [f.skin for f in grey] == [{}, {}]  # no skin colour to see: nothing read as covered
 
 
 def test_relation_to_an_object(parser, grounder):
