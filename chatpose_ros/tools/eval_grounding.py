@@ -68,7 +68,7 @@ def frozen_sha(set_name: str) -> str:
 
 
 PERSON = ("attribute", "position", "ordinal", "distance", "posture", "object", "relation", "negation", "correction")
-ABLATIONS = {"bag_of_words": None, "no_colour": {"colour"}, "no_pattern": {"pattern"},
+ABLATIONS = {"bag_of_words": None, "no_colour": {"colour"}, "no_pattern": {"pattern"}, "no_skin": {"skin"},
              "no_pose_codes": {"posture", "gesture", "facing"}, "no_position": {"position", "ordinal", "distance"},
              "no_objects": {"object"}, "no_relations": {"relation"}}
 
