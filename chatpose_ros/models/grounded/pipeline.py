@@ -169,8 +169,8 @@ class GroundedPipeline:
                             (int(image.shape[1]), int(image.shape[0])), timings,
                             no_match=out.kind in ("no_match", "not_person"),
                             grounding_confidence=out.confidence, clarify=out.kind == "clarify")
-        if on_pose is not None:
-            on_pose(replace(result, answer=""))
+        if on_pose is not None:  # the words are ready with the pose: no need to hold them back
+            on_pose(result)
         if on_text is not None:
             on_text(result.answer)
         return result
