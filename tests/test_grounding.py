@@ -61,7 +61,7 @@ def test_wordnet_nouns(parser):
 
 @pytest.mark.parametrize("question, expected", [
     ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, skin=covered_arms@upper]"),
-    ("the second guy from the right", "person [-: ordinal=right#2]"),
+    ("the second guy from the right", "person [guy: ordinal=right#2, unchecked=gender]"),
     ("Is the kid in mustard trousers sitting down?",
      "yes_no [kid: unchecked=age, colour=mustard@lower, skin=covered_legs@lower] ? posture=sitting"),
     ("How many people in khaki are crouching?", "count [people: colour=khaki@any] ? posture=crouching"),
@@ -153,6 +153,9 @@ def test_grounder_asks_instead_of_guessing_and_refuses_with_a_reason(parser, gro
     near = grounder.answer(parser.parse("the person in the yellow raincoat"), three)  # cream comes near
     assert (near.kind, near.candidates) == ("clarify", (1,)) and "closest" in near.answer
     assert grounder.answer(parser.parse("the dog"), three).kind == "not_person"
+    second = grounder.answer(parser.parse("the second woman from the left"), three)  # among women: not checkable
+    assert second.kind == "clarify" and 1 in second.candidates and "woman" in second.answer
+    assert grounder.answer(parser.parse("the second one from the left"), three).selected == 1
 
 
 def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, three):

@@ -328,6 +328,18 @@ class Grounder:
             why = self._why_nobody(ref, facts, context)
             return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
                            checked=tuple(checked), unchecked=tuple(unchecked))
+        counted_among = [c.words for c in ref.constraints if c.kind == "unchecked" and c.value in ("gender", "age")
+                         and not c.negated]
+        ordinals = [c for c in ref.constraints if c.kind == "ordinal" and not c.negated and c.k > 1]
+        if ordinals and counted_among and n > 1:  # "the second woman from the left": counted among whom?
+            # (the first / last one is taken as a place, like "the woman on the left")
+            o = ordinals[0]
+            rank = [f.rank_left if o.value == "left" else f.rank_right for f in facts]
+            k = (o.k if o.k > 0 else 1) - 1
+            pool = [i for i in range(n) if k <= rank[i] <= k + 1 or (k > 0 and rank[i] == k - 1)]
+            return self._clarify(pool, facts, s, checked, unchecked,
+                                 f"I can't tell {_words(counted_among)} from others, so I can't count "
+                                 f"\"{o.words}\" among them.")
         others = np.delete(s, best)
         runner = float(others.max()) if others.size else 0.0
         if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose

@@ -408,6 +408,10 @@ class QuestionParser:
                         k = -k
                     span = " ".join(toks[i:j + 1]) if side and j < len(toks) else w
                     out.append(Constraint("ordinal", side, span, k=k, negated=negate))
+                    for noun in toks[i + 1:j]:  # "the second woman from the left": counted among women
+                        if noun in GENDERED:
+                            head = head or noun
+                            out.append(Constraint("unchecked", GENDERED[noun], noun))
                     negate = False
                     i = (j + 1) if (j < len(toks) and toks[j] in {"left", "right"}) else i + 1
                     continue
