@@ -258,14 +258,11 @@ class _FakeBase:
     def __init__(self, scene):
         self.scene = scene
 
-    def _see(self, image, everything=False):
-        return self.scene
-
-    def _people(self, image, scene):
+    def scene_and_people(self, image, timings=None):
         from chatpose_ros.core.types import PersonPose
 
-        return [PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32), box=p.box)
-                for p in scene.people], None
+        return self.scene, [PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32), box=p.box)
+                            for p in self.scene.people]
 
     def close(self):
         pass

@@ -169,8 +169,7 @@ def ablations(pipe, questions, images, labels) -> dict[str, dict]:
     """Grounded profile only: per ablation, person-question outcomes (single-turn questions)."""
     facts = {}
     for iid, img in images.items():
-        scene = pipe.base._see(img, everything=True)
-        people = pipe.base._people(img, scene)[0] if scene.people else []
+        scene, people = pipe.base.scene_and_people(img)
         facts[iid] = (measure(img, scene, [p.translation for p in people]), people)
     out = {}
     for name, kinds in {"full": set(), **ABLATIONS}.items():

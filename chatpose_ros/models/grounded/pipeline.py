@@ -19,7 +19,8 @@ after `CONVERSATION_TIMEOUT_S` or on `reset_conversation(ID)`, matched on the cu
 overlap; at most MAX_CONVERSATIONS are kept (the oldest is dropped).
 
 Perception, the regressor and the generated pose are the reader profile's own
-(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`), composed here.
+(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`: `scene_and_people`, and `estimate`
+for imagined poses and chat), composed here.
 """
 from __future__ import annotations
 
@@ -136,12 +137,8 @@ class GroundedPipeline:
 
     def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str) -> PoseResult:
         timings: dict[str, float] = {}
-        t_start = t = time.perf_counter()
-        scene = self.base._see(image, everything=True)
-        timings["perception"] = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        people = self.base._people(image, scene)[0] if scene.people else []
-        timings["regress"] = (time.perf_counter() - t) * 1e3
+        t_start = time.perf_counter()
+        scene, people = self.base.scene_and_people(image, timings)
         t = time.perf_counter()
         facts = measure(image, scene, [p.translation for p in people])
         timings["measure"] = (time.perf_counter() - t) * 1e3
