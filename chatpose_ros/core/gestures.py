@@ -22,7 +22,8 @@ Rules, per side (the person's own left / right, as in the keypoint names):
   torso lengths; the latest such stretch, gaps up to `max_gap_s` bridged), its sideways offset
   from the shoulder swinging back and forth: at least `wave_min_half_swings` swings (3 = 1.5 cycles) each
   of at least `wave_min_swing` torso lengths peak to peak (hysteresis: noise smaller than a
-  swing does not count), while the shoulder itself stays (its image x, a steady drift such as
+  swing does not count; in far, noisy people a swing must also be `wave_noise_swings` times the
+  keypoint noise measured on the shoulder), while the shoulder itself stays (its image x, a steady drift such as
   walking taken out, varies less than `wave_max_sway` of the wrist's: a body swinging under a
   hand that holds on is no wave). Frequency = swings / 2 / their duration.
 - hand_raised: the wrist above the head (nose, else eyes / ears, else the shoulders +
@@ -79,6 +80,7 @@ class GestureConfig:
     wave_min_half_swings: int = 3    # swings within the window (3 = 1.5 cycles)
     wave_max_hz: float = 5.0         # faster "swings" are keypoint noise
     wave_max_sway: float = 0.5       # the shoulder moving (detrended) more than this share of the wrist: body sway
+    wave_noise_swings: float = 4.0   # a swing is at least this many times the keypoint noise (wrist - shoulder)
     head_above_shoulder: float = 0.45  # where the head is when no head keypoint is seen
     raise_margin: float = 0.0        # hand_raised: wrist above the head by this much
     point_elbow_deg: float = 150.0   # pointing: elbow at least this straight
@@ -322,7 +324,9 @@ class GestureRecogniser:
             return None
         if _detrended_std(t, sx) > cfg.wave_max_sway * _detrended_std(t, x):
             return None  # the body sways under a still hand (hanging, swinging): not a wave
-        extremes = swing_extremes(t, x, cfg.wave_min_swing)
+        # keypoint noise (from the shoulder's frame-to-frame jitter) must not make swings of its own
+        swing = max(cfg.wave_min_swing, cfg.wave_noise_swings * keypoint_noise(sx) * math.sqrt(2.0))
+        extremes = swing_extremes(t, x, swing)
         swings = len(extremes) - 1
         if swings < cfg.wave_min_half_swings:
             return None
@@ -331,7 +335,7 @@ class GestureRecogniser:
         if freq > cfg.wave_max_hz:
             return None
         amp = float(np.median([abs(b[1] - a[1]) for a, b in zip(extremes, extremes[1:])]))
-        conf = min(1.0, 0.5 + 0.1 * (swings - cfg.wave_min_half_swings) + 0.25 * min(1.0, amp / cfg.wave_min_swing - 1.0))
+        conf = min(1.0, 0.5 + 0.1 * (swings - cfg.wave_min_half_swings) + 0.25 * min(1.0, amp / swing - 1.0))
         return Gesture("waving", side, round(conf, 4), start=float(extremes[0][0]), duration=0.0,
                        frequency_hz=float(freq))
 
@@ -446,6 +450,15 @@ class GestureRecogniser:
                        ray_metric=bool(js and js[-1].metric), ray_origin_px=o2, ray_direction_px=d2)
 
 
+def keypoint_noise(x: np.ndarray) -> float:
+    """Per-sample noise (standard deviation) of a keypoint coordinate series that moves smoothly
+    ((N,), N >= 3): from the median absolute second difference (robust; motion at the frame rate
+    barely contributes). 0.0 when too short."""
+    if x.size < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(np.diff(x, 2))) / math.sqrt(6.0))
+
+
 def _detrended_std(t: np.ndarray, x: np.ndarray) -> float:
     """Standard deviation of `x` about its least-squares line over `t` (steady drift, e.g. walking,
     taken out)."""
@@ -526,6 +539,19 @@ def pointed_at(gesture: Gesture, targets: Iterable[Target], max_angle_deg: float
         if best is None or (ang, dist) < (best[1], best[2]):
             best = (tg.key, ang, dist)
     return None if best is None else (best[0], float(best[1]))
+
+
+def place_ray(gesture: Gesture, person: PersonPose) -> Gesture:
+    """`gesture` with its 3D ray starting at `person`'s shoulder as the person is placed now (the
+    ROS layer places people again with the camera's intrinsics after the gesture was read):
+    metric when the person has a translation, pelvis-relative otherwise."""
+    if gesture.ray_direction is None:
+        return gesture
+    sh = np.asarray(person.joints, np.float64)[_J[f"{gesture.side}_shoulder"]]
+    tr = person.translation
+    if tr is None or not np.all(np.isfinite(tr)):
+        return dataclasses.replace(gesture, ray_origin=tuple(float(v) for v in sh), ray_metric=False)
+    return dataclasses.replace(gesture, ray_origin=tuple(float(v) for v in sh + np.asarray(tr, np.float64)), ray_metric=True)
 
 
 def _ray_box(o: np.ndarray, d: np.ndarray, box: Box) -> float | None:

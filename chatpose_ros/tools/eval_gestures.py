@@ -402,15 +402,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=220, help="synthetic sequences per split")
     ap.add_argument("--split", default="heldout", choices=("tune", "heldout"))
+    ap.add_argument("--seed", type=int, default=0, help="draws of the sequences (the ranges stay those of the split)")
     ap.add_argument("--no-mocap", action="store_true", help="skip the motion capture clips")
     ap.add_argument("--json", default="build/eval_gestures.json", help="where to write the figures ('' = nowhere)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    scenarios = make_scenarios(args.split, args.n)
+    scenarios = make_scenarios(args.split, args.n, args.seed)
     outcomes = [run_scenario(sc) for sc in scenarios]
-    figures = {"split": args.split, "n": args.n, "synthetic": score(scenarios, outcomes)}
-    print(f"# gestures over time: {args.n} synthetic sequences ({args.split} ranges), "
-          f"`python -m chatpose_ros.tools.eval_gestures --n {args.n} --split {args.split}`")
+    figures = {"split": args.split, "n": args.n, "seed": args.seed, "synthetic": score(scenarios, outcomes)}
+    print(f"# gestures over time: {args.n} synthetic sequences ({args.split} ranges, seed {args.seed}), "
+          f"`python -m chatpose_ros.tools.eval_gestures --n {args.n} --split {args.split} --seed {args.seed}`")
     for g in GESTURE_NAMES:
         r = figures["synthetic"][g]
         print(f"{g:12s} precision {_f(r['precision'])}  recall {_f(r['recall'])}  (tp {r['tp']}, fp {r['fp']}, "
