@@ -3,6 +3,7 @@ real motion capture, and where the node reads them (the tracker beside the model
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -229,3 +230,32 @@ def test_heldout_precision_recall():
     res = ev.score(scenarios, [ev.run_scenario(sc) for sc in scenarios])
     for g in ("waving", "hand_raised", "pointing"):
         assert res[g]["recall"] >= 0.85 and res[g]["precision"] >= 0.85, (g, res[g])
+
+
+def test_gestures_json_on_the_body_namespace_names_the_body_pointed_at():
+    """ros/hri.gestures_msg: the JSON document of /humans/bodies/<id>/gestures; the pointing ray,
+    placed from the body as published, meets the other body it points at, not the one behind it."""
+    from std_msgs.msg import Header
+
+    from chatpose_ros.ros import hri
+
+    sc = _scenario("point", start=0.2, dur=2.0, point_az=0.0, point_el=90.0)
+    rng = np.random.default_rng(0)
+    rec = GestureRecogniser()
+    for t in np.arange(0.0, 1.2, 1 / 15):
+        (pointer,) = rec.observe(float(t), [ev.person_at(sc, float(t), rng)])
+    assert [g.name for g in pointer.gestures] == ["pointing"]
+    sh = pointer.translation + pointer.joints[17]  # SMPL right shoulder; the arm points to the image's left
+    ahead = dataclasses.replace(pointer, gestures=(), translation=(sh + [-2.0, 0.5, 0.0]).astype(np.float32))
+    behind = dataclasses.replace(pointer, gestures=(), translation=(sh + [2.0, 0.5, 0.0]).astype(np.float32))
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = 12, 500_000_000
+    doc = json.loads(hri.gestures_msg(pointer, [("b2", behind), ("b3", ahead)], header).data)
+    assert doc["stamp"] == 12.5 and doc["frame_id"] == "cam"
+    (g,) = doc["gestures"]
+    assert g["name"] == "pointing" and g["side"] == "right" and g["target"] == "b3" and g["duration_s"] > 0.5
+    assert np.allclose(g["ray_origin_m"], sh, atol=1e-3) and g["ray_direction"][0] < -0.9
+    unplaced = dataclasses.replace(pointer, translation=None)
+    g = json.loads(hri.gestures_msg(unplaced, [], header).data)["gestures"][0]
+    assert "ray_origin_pelvis_m" in g and "target" not in g
+    assert json.loads(hri.gestures_msg(ahead, [], header).data)["gestures"] == []
