@@ -151,9 +151,9 @@ def test_histories_follow_people_by_track_id_and_box():
         out = rec.observe(float(t), people)
     waver, other = (out[1], out[0]) if people[1] is a else (out[0], out[1])
     assert {g.name for g in waver.gestures} >= {"waving"} and other.gestures == ()
-    assert any(g.name == "waving" for g in rec.for_track(7)) and rec.for_track(8) == ()
-    assert any(g.name == "waving" for g in rec.for_box(a.box)) and rec.for_box(b.box) == ()
-    assert rec.for_box((1000, 1000, 1010, 1010)) == ()
+    assert any(g.name == "waving" for g in rec.for_track(7)) and rec.for_track(8) is None
+    assert any(g.name == "waving" for g in rec.for_box(a.box)) and rec.for_box(b.box) == ()  # watched, no gesture
+    assert rec.for_box((1000, 1000, 1010, 1010)) is None  # nobody watched there
 
 
 class _Tracker:
@@ -190,7 +190,7 @@ def test_tracker_host_reads_gestures_at_the_frames_stamps():
     assert abs(update.person.gestures[0].start - 100.5) < 0.15
     assert host.gestures.for_track(4)
     host.reset()
-    assert host.gestures.for_track(4) == ()
+    assert host.gestures.for_track(4) is None
 
 
 def test_estimate_hands_the_recogniser_to_a_pipeline_that_takes_it():

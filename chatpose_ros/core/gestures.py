@@ -2,7 +2,7 @@
 
     recogniser = GestureRecogniser()
     people = recogniser.observe(t, people)      # each frame: PersonPose list -> same list, `gestures` set
-    recogniser.for_box(box)                     # a person of another frame (a query's scene) -> gestures
+    recogniser.for_box(box)                     # a person of another frame (a query's scene) -> gestures / None
     pointed_at(gesture, targets)                # what a pointing gesture's ray meets
 
 Each person in view keeps a short history (GestureConfig.history_s) of their 2D keypoints and,
@@ -254,20 +254,22 @@ class GestureRecogniser:
         return [p if h is None else dataclasses.replace(p, gestures=h.gestures) for p, h in zip(people, assigned)]
 
     # ------------------------------------------------------------------ queries
-    def for_track(self, track_id: int) -> tuple[Gesture, ...]:
-        """The current gestures of the history that follows `track_id` (() when none)."""
+    def for_track(self, track_id: int) -> tuple[Gesture, ...] | None:
+        """The current gestures of the history that follows `track_id`; None when no history
+        follows it (or it was not seen within `max_gap_s` of the latest observation)."""
         h = next((h for h in self._histories if h.track_id == track_id and track_id >= 0), None)
-        return () if h is None or self.now - h.last.t > self.config.max_gap_s else h.gestures
+        return None if h is None or self.now - h.last.t > self.config.max_gap_s else h.gestures
 
-    def for_box(self, box: Box, max_age_s: float | None = None) -> tuple[Gesture, ...]:
+    def for_box(self, box: Box, max_age_s: float | None = None) -> tuple[Gesture, ...] | None:
         """The current gestures of the person whose latest box overlaps `box` most (IoU >=
         `match_iou`), seen at most `max_age_s` (default `forget_s`) before the latest
-        observation: how a person of another frame (a query's scene) finds their history."""
+        observation: how a person of another frame (a query's scene) finds their history.
+        () = watched, no gesture now; None = nobody watched there (gestures unknown)."""
         age = self.config.forget_s if max_age_s is None else float(max_age_s)
         live = [h for h in self._histories if self.now - h.last.t <= age]
         best = max(live, key=lambda h: box_iou(h.last.box, box), default=None)
         if best is None or box_iou(best.last.box, box) < self.config.match_iou:
-            return ()
+            return None
         return best.gestures
 
     # ------------------------------------------------------------------ rules
