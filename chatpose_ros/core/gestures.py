@@ -11,7 +11,8 @@ monotonic clock: the node passes the frame's arrival time). Histories follow peo
 track id when they have one, else by box overlap with the history's last box (greedy, IoU >=
 `match_iou`). Every rule reads timestamps, never frame counts, so an uneven or low frame rate
 changes only how finely a gesture is seen; a keypoint not seen (NaN) leaves a gap that rules
-bridge when it is short (`max_gap_s`).
+bridge when it is short (`max_gap_s`), and a held gesture survives its rule failing on a frame or
+two (`glitch_s`: a detector's bad frame) but ends at once when the latest frame fails it.
 
 Units: 2D positions are divided by the person's torso length in pixels (mid-shoulders to
 mid-hips, the median over the history; box height / 3 while the torso is not seen), so the
@@ -73,6 +74,7 @@ class GestureConfig:
     forget_s: float = 2.0            # a history not observed for this long is dropped
     match_iou: float = 0.3           # an untracked person continues the history whose last box overlaps this much
     max_gap_s: float = 0.4           # longer without a usable sample: a held gesture starts again
+    glitch_s: float = 0.2            # a held gesture survives its rule failing for at most this long
     hold_s: float = 0.5              # hand_raised and pointing: held at least this long
     wave_window_s: float = 2.0       # waving is read over this much of the latest history
     wave_min_up: float = 0.25        # wrist at least this far above the shoulder line while waving (about the chin)
@@ -357,14 +359,17 @@ class GestureRecogniser:
 
     def _held(self, flags: list[tuple[float, bool]]) -> float | None:
         """Start time of the run of True flags that reaches the latest sample ((t, flag) in time
-        order; unseen samples are left out: a gap longer than max_gap_s ends the run), or None."""
+        order; unseen samples are left out), or None when the latest is False. The run ends where
+        two True samples are more than `max_gap_s` apart or a False stretch lasts more than
+        `glitch_s` (a single bad frame of a detector does not end a held gesture)."""
         if not flags or not flags[-1][1]:
             return None
-        start = flags[-1][0]
-        for (t0, f0), (t1, _) in zip(reversed(flags[:-1]), reversed(flags[1:])):
-            if not f0 or t1 - t0 > self.config.max_gap_s:
+        start = last_true = flags[-1][0]
+        for t, flag in reversed(flags[:-1]):
+            if last_true - t > (self.config.max_gap_s if flag else self.config.glitch_s):
                 break
-            start = t0
+            if flag:
+                start = last_true = t
         return start
 
     def _raised(self, samples: list[_Sample], side: str, unit: float) -> Gesture | None:
