@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from chatpose_ros.core.gestures import Gesture, GestureConfig, GestureRecogniser, Target, pointed_at, swing_extremes
+from chatpose_ros.core.gestures import (Gesture, GestureConfig, GestureRecogniser, Target, gesture_flags, pointed_at,
+                                       swing_extremes)
 from chatpose_ros.core.model_runners import TrackerHost, estimate_streaming
 from chatpose_ros.core.session import TrackRequest
 from chatpose_ros.core.types import PoseResult
@@ -154,6 +155,9 @@ def test_histories_follow_people_by_track_id_and_box():
     assert any(g.name == "waving" for g in rec.for_track(7)) and rec.for_track(8) is None
     assert any(g.name == "waving" for g in rec.for_box(a.box)) and rec.for_box(b.box) == ()  # watched, no gesture
     assert rec.for_box((1000, 1000, 1010, 1010)) is None  # nobody watched there
+    assert gesture_flags(rec.for_box(a.box))["waving"] and gesture_flags(rec.for_box(b.box)) == {
+        "waving": False, "hand_raised": False, "pointing": False}
+    assert gesture_flags(None) == {}
 
 
 class _Tracker:

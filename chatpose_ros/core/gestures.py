@@ -3,6 +3,7 @@
     recogniser = GestureRecogniser()
     people = recogniser.observe(t, people)      # each frame: PersonPose list -> same list, `gestures` set
     recogniser.for_box(box)                     # a person of another frame (a query's scene) -> gestures / None
+    gesture_flags(recogniser.for_box(box))      # {"waving": True, "hand_raised": False, "pointing": False} / {}
     pointed_at(gesture, targets)                # what a pointing gesture's ray meets
 
 Each person in view keeps a short history (GestureConfig.history_s) of their 2D keypoints and,
@@ -437,7 +438,6 @@ class GestureRecogniser:
         if held < cfg.hold_s:
             return None
         start = run[0][0]
-        smp = samples[-1]
         o3 = d3 = o2 = d2 = None
         recent = [s for s in samples if s.t >= start]
         arm = [_J[f"{side}_shoulder"], _J[f"{side}_wrist"]]
@@ -448,13 +448,24 @@ class GestureRecogniser:
                          for s in js[-5:]], axis=0)
             o3 = tuple(float(v) for v in js[-1].joints[_J[f"{side}_shoulder"]])
             d3 = tuple(float(v) for v in d / max(1e-9, float(np.linalg.norm(d))))
-        sh, wr = smp.kp[_K[f"{side}_shoulder"]], smp.kp[_K[f"{side}_wrist"]]
-        if np.all(np.isfinite(sh)) and np.all(np.isfinite(wr)) and np.linalg.norm(wr - sh) > 1e-6:
-            o2 = (float(sh[0]), float(sh[1]))
-            d2 = tuple(float(v) for v in (wr - sh) / float(np.linalg.norm(wr - sh)))
+        for smp in reversed(recent):  # the image ray of the latest sample where both joints were seen
+            sh, wr = smp.kp[_K[f"{side}_shoulder"]], smp.kp[_K[f"{side}_wrist"]]
+            if np.all(np.isfinite(sh)) and np.all(np.isfinite(wr)) and np.linalg.norm(wr - sh) > 1e-6:
+                o2 = (float(sh[0]), float(sh[1]))
+                d2 = tuple(float(v) for v in (wr - sh) / float(np.linalg.norm(wr - sh)))
+                break
         conf = min(1.0, 0.6 + 0.4 * min(1.0, held / (2 * cfg.hold_s)))
         return Gesture("pointing", side, round(conf, 4), start=start, duration=0.0, ray_origin=o3, ray_direction=d3,
                        ray_metric=bool(js and js[-1].metric), ray_origin_px=o2, ray_direction_px=d2)
+
+
+def gesture_flags(gestures: tuple[Gesture, ...] | None) -> dict[str, bool]:
+    """What a question can check: gesture name -> made now (either hand), for every name of
+    GESTURE_NAMES, from `for_box` / `for_track`; {} when unknown (None: nobody was watched)."""
+    if gestures is None:
+        return {}
+    made = {g.name for g in gestures}
+    return {name: name in made for name in GESTURE_NAMES}
 
 
 def keypoint_noise(x: np.ndarray) -> float:
