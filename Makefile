@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures
 setup:
 	@bash scripts/setup.sh
 
@@ -48,3 +48,9 @@ eval-grounding: setup
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
+
+# Gestures over time (core/gestures.py): precision / recall / latency on synthetic sequences drawn from the
+# held-out ranges (timings, amplitudes, frame rates, noise the thresholds were not set on), the pointing target,
+# and the gestures read on CMU mocap (01_01, 01_03, Boxing_Toes) from four sides; JSON in build/.
+eval-gestures: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_gestures --n 440 --split heldout --seed 1 --json build/eval_gestures.json

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .smpl_layout import NUM_BETAS, NUM_JOINTS
+
+if TYPE_CHECKING:
+    from .gestures import Gesture
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class PersonPose:
             when unknown (every joint then counts as estimated, not seen).
         generated: True for a pose made from the text alone (text-to-pose, speculative pose):
             it is not a person in view and carries no box or translation.
+        gestures: the gestures the person is making now, read over time from the tracked poses
+            (core.gestures.GestureRecogniser; set on tracking updates), () when none or not read.
     """
 
     theta: np.ndarray
@@ -50,6 +56,7 @@ class PersonPose:
     appearance: np.ndarray | None = None
     joint_confidence: np.ndarray | None = None
     generated: bool = False
+    gestures: tuple[Gesture, ...] = ()
 
     def __post_init__(self) -> None:
         if np.shape(self.theta) != (NUM_JOINTS * 3,):

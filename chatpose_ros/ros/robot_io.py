@@ -183,7 +183,7 @@ class RobotIO:
                           [i for i, p in enumerate(result.people) if hri.is_body(p)]))
         if self._hri is not None:
             rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
-            self._hri.publish(result, header, rgb, bodies, rgb_top=top)
+            self._hri.publish(result, header, rgb, bodies, rgb_top=top, gestures=not out.answer)
         if self._tf is not None:
             transforms = []
             for bid, i in bodies:
