@@ -78,7 +78,7 @@ def test_parser_fills_typed_slots(parser, question, expected):
 
 def test_parser_follow_ups(parser):
     r = parser.parse("is he still waving?")
-    assert r.intent == "yes_no" and r.ref.pronoun and r.predicate[0].value == "arm_raised"
+    assert r.intent == "yes_no" and r.ref.pronoun and r.predicate[0].value == "waving"
     assert parser.parse("no, the other one").ref.other
     rel = parser.parse("and the one next to her?").ref.constraints[0]
     assert rel.kind == "relation" and rel.ref.pronoun
@@ -287,3 +287,29 @@ def test_conversations_are_kept_per_asker_and_forgotten_after_the_timeout(parser
     assert late.clarify and late.selected == -1
     pipe.reset_conversation()
     assert pipe.estimate(img, "is she sitting?", conversation="voice_b").clarify
+
+
+class _Watched:
+    """Stands in for core.gestures.GestureRecogniser (test double): the person at `x0` is waving."""
+
+    def __init__(self, x0):
+        self.x0 = x0
+
+    def for_box(self, box, max_age_s=None):
+        from chatpose_ros.core.gestures import Gesture
+
+        return (Gesture("waving", "right", 0.9, 0.0, 2.0, 1.5),) if box[0] == self.x0 else ()
+
+
+def test_waving_is_read_over_time_where_tracking_watched(parser, grounder):
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.grounded.pipeline import GroundedPipeline
+
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "standing", False)])
+    pipe = GroundedPipeline(PipelineConfig(profile="grounded"), _FakeBase(scene), parser, grounder, "grounded:test")
+    no_arm_up = pipe.estimate(img, "the person waving")  # one frame: nobody has an arm up
+    assert no_arm_up.selected == -1
+    waving = pipe.estimate(img, "the person waving", gestures=_Watched(scene.people[1].box[0]))
+    assert waving.selected == 1 and not waving.clarify
+    assert pipe.estimate(img, "is the person on the left waving?", gestures=_Watched(scene.people[1].box[0])
+                         ).answer.startswith("No")

@@ -254,10 +254,21 @@ def gestures(p: ScenePerson) -> dict[str, bool]:
     return out
 
 
-def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None) -> list[PersonFacts]:
+def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, bool]:
+    out = dict(one_frame)
+    for name, made in flags.items():
+        out["arm_raised" if name == "hand_raised" else name] = made
+    return out
+
+
+def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None,
+            over_time: list[dict[str, bool]] | None = None) -> list[PersonFacts]:
     """Facts of every person of `scene` measured on `image` ((H, W, 3) uint8 RGB).
 
-    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known."""
+    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known.
+    `over_time[i]`: gestures read over time by tracking ("waving", "hand_raised", "pointing" ->
+    made now; core.gestures.gesture_flags), {} when the person was not watched: they replace the
+    one-frame codes (a hand raised is "arm_raised"; waving exists only over time)."""
     n = len(scene.people)
     if n == 0:
         return []
@@ -295,7 +306,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
                 skin[part] = share  # the generic range misses skin in grey or odd light: only its "bare" counts
         out.append(PersonFacts(
             index=i, box=tuple(float(v) for v in p.box), rank_left=int(rank[i]), n=n, depth=depth,
-            palettes=pals, pattern=pattern, gestures=gestures(p),
+            palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
             skin=skin))

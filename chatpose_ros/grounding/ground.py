@@ -43,8 +43,9 @@ CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "po
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
                     "yellow", "beige", "brown", "dark brown", "tan", "green", "dark green", "olive", "teal", "blue",
                     "light blue", "navy blue", "purple", "pink", "cream", "khaki")
-GESTURE_WORDS = {"arm_raised": "an arm raised", "both_arms_raised": "both arms raised", "pointing": "pointing",
-                 "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed", "hands_on_hips": "hands on hips"}
+GESTURE_WORDS = {"waving": "waving", "arm_raised": "an arm raised", "both_arms_raised": "both arms raised",
+                 "pointing": "pointing", "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed",
+                 "hands_on_hips": "hands on hips"}
 UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
                    "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
                    "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
@@ -135,10 +136,11 @@ class Grounder:
         elif c.kind == "facing":
             want = {"left", "right"} if c.value == "side" else {c.value}
             s, seen = self._attribute([f.facing for f in facts], want)
-        elif c.kind == "gesture":
-            s = np.array([UNKNOWN if c.value not in f.gestures else (0.95 if f.gestures[c.value] else 0.05)
-                          for f in facts])
-            seen = np.array([c.value in f.gestures for f in facts])
+        elif c.kind == "gesture":  # waving is read over time; where nobody watched, from a raised arm
+            keys = [c.value if c.value in f.gestures or c.value != "waving" else "arm_raised" for f in facts]
+            s = np.array([UNKNOWN if k not in f.gestures else (0.95 if f.gestures[k] else 0.05)
+                          for k, f in zip(keys, facts)])
+            seen = np.array([k in f.gestures for k, f in zip(keys, facts)])
         elif c.kind == "object":
             table = [f.holding if c.value == "holding" else {**f.near, **f.holding} for f in facts]
             found = [max((v for k, v in t.items() if k in c.coco), default=0.0) for t in table]

@@ -81,8 +81,9 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
      "arms_crossed"),
     (r"\bhands? on (?:the |his |her |their )?hips?\b", "hands_on_hips"),
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
+    (r"\bwaving\b|\bwaves\b|\bwave\b", "waving"),
     (r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
-     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bwaving\b|\bwaves\b|\bwave\b|\bhand up\b|\barm up\b",
+     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bhand up\b|\barm up\b",
      "arm_raised"),
 )
 FACING: tuple[tuple[str, str], ...] = (

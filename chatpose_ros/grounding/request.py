@@ -23,7 +23,8 @@ Constraint kinds and their values:
 - "ordinal": `k`-th (1-based; -1 = last) from `value` "left" or "right";
 - "distance": "near" or "far" (to the camera);
 - "posture": "standing", "sitting", "lying", "crouching";
-- "gesture": "arm_raised", "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
+- "gesture": "waving" (over time; from a raised arm where tracking did not watch), "arm_raised",
+  "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
 - "facing": "camera", "away", "side";
 - "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
 - "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`);
