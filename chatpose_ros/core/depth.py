@@ -275,11 +275,16 @@ class DepthPlacer:
         with self._lock:
             self._intrinsics = intrinsics
 
+    @property
+    def intrinsics(self) -> CameraIntrinsics | None:
+        """The depth image's intrinsics (its camera_info), None until a valid one came."""
+        with self._lock:
+            return self._intrinsics
+
     def check(self, stamp_s: float, frame_id: str, image_size: tuple[int, int] | None) -> tuple[DepthImage, CameraIntrinsics]:
         """The depth frame and intrinsics for a colour image (stamp s, frame id, (width, height)),
         or the DepthInputError that says why there is none usable."""
-        with self._lock:
-            intr = self._intrinsics
+        intr = self.intrinsics
         depth = self.sync.match(stamp_s)
         if intr is None:
             raise NoDepthCameraInfoError("no valid camera_info for the depth image yet")
