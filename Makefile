@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-depth
 setup:
 	@bash scripts/setup.sh
 
@@ -48,3 +48,9 @@ eval-grounding: setup
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
+
+# The depth image path against the monocular fit on the same rendered people at 2-8 m: six Anny bodies posed from
+# held-out CMU mocap, rendered depth with stereo-like noise, holes and flying pixels (docs/robot.md); one thread;
+# a table per distance and build/eval_depth.json (median_rel_error_depth, median_rel_error_mono).
+eval-depth: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_depth --rendered --json build/eval_depth.json
