@@ -325,27 +325,32 @@ def bench_callback(args) -> dict:
 
 
 def bench_depth(args) -> dict:
-    """Tracking with depth_enabled off, then on, in one run (camera_info in both, so that both
-    place people; the second also reads the depth image): tracking pose messages per second."""
+    """Tracking with depth_enabled off and on, `args.pairs` pairs alternating in one run (camera_info
+    in both, so that both place people; "on" also reads the depth image): tracking pose messages
+    per second, and their ratio per pair."""
     import copy
 
-    runs = {}
-    for depth in (False, True):
-        a = copy.copy(args)
-        a.camera_info, a.depth = True, depth
-        a.node_param = [*args.node_param] + (["depth_enabled:=true"] if depth else [])
-        print(f"# e2e with depth_enabled {'on' if depth else 'off'}", flush=True)
-        runs["on" if depth else "off"] = bench_e2e(a)
-    off, on = runs["off"], runs["on"]
-    out = {"tracking_hz_depth_off": off["tracking_hz_ros"], "tracking_hz_depth_on": on["tracking_hz_ros"],
-           "camera_hz": [off["camera_hz"], on["camera_hz"]],
-           "ratio_on_to_off": on["tracking_hz_ros"] / off["tracking_hz_ros"] if off["tracking_hz_ros"] else float("nan"),
-           "query_p50_ms_ros": [off["query_p50_ms_ros"], on["query_p50_ms_ros"]], "runs": runs}
-    _table("tracking with depth off / on (same run, one after the other)", [
-        ("tracking pose messages per second", f"{out['tracking_hz_depth_off']:.1f} / {out['tracking_hz_depth_on']:.1f} "
-         f"(camera {off['camera_hz']:.1f} / {on['camera_hz']:.1f} Hz)"),
-        ("on / off (target >= 1.0 within noise)", f"{out['ratio_on_to_off']:.2f}"),
-        ("query -> pose over ROS p50 (ms)", f"{off['query_p50_ms_ros']:.0f} / {on['query_p50_ms_ros']:.0f}")])
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for i in range(args.pairs):
+        for depth in ((False, True) if i % 2 == 0 else (True, False)):
+            a = copy.copy(args)
+            a.camera_info, a.depth = True, depth
+            a.node_param = [*args.node_param] + (["depth_enabled:=true"] if depth else [])
+            print(f"# pair {i + 1}: e2e with depth_enabled {'on' if depth else 'off'}", flush=True)
+            runs["on" if depth else "off"].append(bench_e2e(a))
+    off = [r["tracking_hz_ros"] for r in runs["off"]]
+    on = [r["tracking_hz_ros"] for r in runs["on"]]
+    ratios = [b / a if a else float("nan") for a, b in zip(off, on)]
+    out = {"tracking_hz_depth_off": off, "tracking_hz_depth_on": on, "ratio_on_to_off": ratios,
+           "median_ratio_on_to_off": float(np.median(ratios)),
+           "camera_hz": [r["camera_hz"] for r in runs["off"] + runs["on"]],
+           "query_p50_ms_ros_off_on": [[r["query_p50_ms_ros"] for r in runs["off"]], [r["query_p50_ms_ros"] for r in runs["on"]]],
+           "load_average_1min": [r["load_average_1min"] for r in runs["off"] + runs["on"]], "runs": runs}
+    _table(f"tracking with depth off / on ({args.pairs} pairs, alternating, one run)", [
+        ("tracking pose messages per second, off", " / ".join(f"{v:.1f}" for v in off)),
+        ("tracking pose messages per second, on", " / ".join(f"{v:.1f}" for v in on)),
+        ("on / off per pair (target >= 1.0 within noise)", " / ".join(f"{v:.2f}" for v in ratios)),
+        ("camera (Hz)", " / ".join(f"{v:.1f}" for v in out["camera_hz"]))])
     return out
 
 
@@ -673,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p.add_argument("--node-executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
                    help="the node process's executor (chatpose-node --executor; e2e, memory)")
+    p.add_argument("--pairs", type=int, default=2, help="depth: off/on pairs, alternating")
     p.add_argument("--camera-info", action="store_true", help="the camera also sends camera_info (e2e, memory)")
     p.add_argument("--depth", action="store_true", help="the camera also sends an aligned depth image and its "
                    "camera_info, and the node has depth_enabled (e2e, memory)")
