@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
                     "Anny bodies with sensor noise (make eval-depth); --noise-px and --joints apply")
     ap.add_argument("--per-cell", type=int, default=12, help="--rendered: poses per person and distance")
     ap.add_argument("--json", default="", help="--rendered: write the figures here")
+    ap.add_argument("--sensor-quad", type=float, default=None, help="--rendered: depth noise sigma = QUAD * z^2 (m; "
+                    "default SensorModel's)")
+    ap.add_argument("--sensor-scale-sd", type=float, default=None, help="--rendered: per-image depth scale error sd")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.rendered:
@@ -390,6 +393,10 @@ def _main_rendered(args) -> None:
     from chatpose_ros.tools.depth_render import SensorModel
 
     sensor = SensorModel()
+    if args.sensor_quad is not None:
+        sensor = dataclasses.replace(sensor, quad=args.sensor_quad)
+    if args.sensor_scale_sd is not None:
+        sensor = dataclasses.replace(sensor, scale_sd=args.sensor_scale_sd)
     t0 = time.perf_counter()
     res = run_rendered(args.per_cell, args.joints, args.noise_px, args.seed, sensor)
     print(f"# depth image path vs monocular fit: {len(PHENOTYPES)} Anny bodies (heights "
