@@ -350,7 +350,10 @@ def bench_depth(args) -> dict:
         ("tracking pose messages per second, off", " / ".join(f"{v:.1f}" for v in off)),
         ("tracking pose messages per second, on", " / ".join(f"{v:.1f}" for v in on)),
         ("on / off per pair (target >= 1.0 within noise)", " / ".join(f"{v:.2f}" for v in ratios)),
-        ("camera (Hz)", " / ".join(f"{v:.1f}" for v in out["camera_hz"]))])
+        ("camera (Hz)", " / ".join(f"{v:.1f}" for v in out["camera_hz"])),
+        ("people placed from depth / monocular, depth on", " / ".join(
+            f"{r['translations'].get('translations_depth', 0)}/{r['translations'].get('translations_monocular', 0)}"
+            for r in runs["on"]))])
     return out
 
 
@@ -531,7 +534,10 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                "camera_send_gap_p95_ms": _pct(camera_gaps, 95),
                "node_rss_mb": node_rss, "worker_rss_mb": worker_rss, "cpu_threads": args.cpu_threads,
                "node_executor": args.node_executor,
-               "load_average_1min": [load_before, load_during]}
+               "load_average_1min": [load_before, load_during],
+               # where the node's translations came from (its /diagnostics counters at the end)
+               "translations": {k: int(v) for k, v in (diags[-1][1] if diags else {}).items()
+                                if k.startswith(("translations_", "depth_"))}}
         rows = [("query -> pose message over ROS (p50 / p95 ms)",
                   f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
                  ("query -> complete answer on ~/answer (p50 ms)", f"{out['query_words_p50_ms_ros']:.0f}"),
