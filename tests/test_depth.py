@@ -124,7 +124,7 @@ def _frame(stamp: float) -> D.DepthImage:
 
 
 def test_sync_takes_the_nearest_stamp_within_the_slop():
-    sync = D.DepthSync(slop_s=0.02, queue_size=5)
+    sync = D.DepthSync(slop_s=0.02, history_s=1.0, max_frames=5)
     with pytest.raises(DepthStaleError, match="no depth image"):
         sync.match(1.0)
     for s in (1.000, 1.066, 1.033):  # out of order
@@ -136,11 +136,15 @@ def test_sync_takes_the_nearest_stamp_within_the_slop():
         sync.match(1.116)  # the nearest is 50 ms earlier
     with pytest.raises(DepthStaleError, match=r"\+33 ms"):
         sync.match(0.967)  # ... 33 ms later
-    for s in np.arange(2.0, 2.5, 0.1):  # the oldest go first
-        sync.add(_frame(float(s)))
+    sync.add(_frame(2.05))  # frames more than history_s behind the newest go
     with pytest.raises(DepthStaleError):
-        sync.match(1.033)
-    assert sync.match(2.41).stamp_s == pytest.approx(2.4)
+        sync.match(1.0)
+    assert sync.match(1.07).stamp_s == 1.066
+    for s in (2.0, 2.1, 2.2, 2.3, 2.4):  # at most max_frames: the oldest (2.0) goes
+        sync.add(_frame(s))
+    with pytest.raises(DepthStaleError):
+        sync.match(1.995)
+    assert sync.match(2.41).stamp_s == pytest.approx(2.4) and sync.match(2.04).stamp_s == 2.05
 
 
 # ---------------------------------------------------------------------------------- placer

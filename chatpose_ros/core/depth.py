@@ -5,7 +5,7 @@ API (what the ROS layer calls; it copies the fields of ``sensor_msgs/Image`` and
     depth = DepthImage(data, width, height, encoding, step, is_bigendian, stamp_s, frame_id)
         # raises DepthEncodingError (not 16UC1 / 32FC1) or InvalidDepthError (empty, step, truncated)
     placer = DepthPlacer(slop_s=0.05)
-    placer.add(depth)                      # every depth frame (keeps the last `queue_size`)
+    placer.add(depth)                      # every depth frame (keeps those of the last `history_s`)
     placer.set_intrinsics(intr_or_none)    # the depth image's camera_info (core.camera)
     out = placer.place(result, stamp_s, frame_id)
         # -> DepthPlacement(result, error): each person's translation from the depth under their
@@ -70,7 +70,11 @@ DEPTH_ENCODINGS: dict[str, tuple[str, float]] = {"16UC1": ("u2", 0.001), "32FC1"
 MIN_RANGE_M = 0.1          # readings nearer than this are no reading (sensor minimum range)
 MAX_RANGE_M = 20.0         # ... and further than this
 DEFAULT_SLOP_S = 0.05      # approximate-sync tolerance (s)
-DEFAULT_QUEUE_SIZE = 10    # depth frames kept for the sync
+# Depth frames are kept this long (by stamp, behind the newest) and at most this many: a query's
+# answer is placed when the model is done with its frame, up to seconds later (about 54 MB for
+# 640 x 480 16UC1 at 30 Hz; a frame is the received message's buffer, not a copy)
+DEFAULT_HISTORY_S = 3.0
+DEFAULT_MAX_FRAMES = 100
 # The torso quad, in order around it: shoulders then hips
 TORSO_KEYPOINTS = ("left_shoulder", "right_shoulder", "right_hip", "left_hip")
 SAMPLE_FRACTIONS = (0.4, 0.8)  # window centres this far from the torso centre towards each point
@@ -132,14 +136,17 @@ class DepthImage:
 
 
 class DepthSync:
-    """The last `queue_size` depth frames by stamp; `match(stamp_s)` the one nearest a colour
-    stamp within `slop_s` (message_filters ApproximateTime for two topics, the colour image as the
-    pivot). Thread-safe (frames come in the executor's thread, matches are asked in another)."""
+    """The depth frames of the last `history_s` seconds (by stamp, behind the newest; at most
+    `max_frames`); `match(stamp_s)` the one nearest a colour stamp within `slop_s` (message_filters
+    ApproximateTime for two topics, the colour image as the pivot). Thread-safe (frames come in
+    the executor's thread, matches are asked in another)."""
 
-    def __init__(self, slop_s: float = DEFAULT_SLOP_S, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
-        if slop_s < 0 or queue_size < 1:
-            raise ValueError(f"slop_s must be >= 0 and queue_size >= 1, got {slop_s}, {queue_size}")
-        self.slop_s, self.queue_size = float(slop_s), int(queue_size)
+    def __init__(self, slop_s: float = DEFAULT_SLOP_S, history_s: float = DEFAULT_HISTORY_S,
+                 max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+        if slop_s < 0 or history_s < 0 or max_frames < 1:
+            raise ValueError(f"slop_s and history_s must be >= 0 and max_frames >= 1, got {slop_s}, {history_s}, "
+                             f"{max_frames}")
+        self.slop_s, self.history_s, self.max_frames = float(slop_s), float(history_s), int(max_frames)
         self._stamps: list[float] = []
         self._frames: list[DepthImage] = []
         self._lock = threading.Lock()
@@ -149,7 +156,7 @@ class DepthSync:
             i = bisect.bisect_right(self._stamps, frame.stamp_s)  # frames may arrive out of order
             self._stamps.insert(i, frame.stamp_s)
             self._frames.insert(i, frame)
-            while len(self._stamps) > self.queue_size:  # the oldest go first
+            while len(self._stamps) > self.max_frames or self._stamps[0] < self._stamps[-1] - self.history_s:
                 del self._stamps[0], self._frames[0]
 
     def clear(self) -> None:
@@ -263,8 +270,9 @@ class DepthPlacer:
     """Depth frames in (`add`, `set_intrinsics`), people placed from them (`place`). See the
     module docstring."""
 
-    def __init__(self, slop_s: float = DEFAULT_SLOP_S, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
-        self.sync = DepthSync(slop_s, queue_size)
+    def __init__(self, slop_s: float = DEFAULT_SLOP_S, history_s: float = DEFAULT_HISTORY_S,
+                 max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+        self.sync = DepthSync(slop_s, history_s, max_frames)
         self._intrinsics: CameraIntrinsics | None = None
         self._lock = threading.Lock()
 
