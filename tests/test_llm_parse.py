@@ -78,7 +78,8 @@ def test_viterbi_only_yields_valid_bio_sequences():
     ("position", "lower down", "bottom"), ("distance", "closest to the camera", "near"),
     ("distance", "way in the back", "far"), ("posture", "sitting down", "sitting"), ("posture", "kneeling", "crouching"),
     ("posture", "stretched out flat", "lying"), ("gesture", "arms folded", "arms_crossed"),
-    ("gesture", "both hands in the air", "both_arms_raised"), ("gesture", "waving", "arm_raised"),
+    ("gesture", "both hands in the air", "both_arms_raised"), ("gesture", "waving", "waving"),
+    ("gesture", "a hand raised", "arm_raised"),
     ("facing", "back to the camera", "away"), ("facing", "in profile", "side"), ("relation", "right next to", "next_to"),
     ("relation", "to the left of", "left_of"), ("relation", "in front of", "in_front_of"),
     ("colour", "navy blue", "navy blue"), ("colour", "reddish", "reddish"), ("colour", "navy-coloured", "navy"),
@@ -101,9 +102,9 @@ def test_ordinal_normaliser_and_assembly(norm):
     assert parse("last from the left", "B-ORDINAL I-ORDINAL I-ORDINAL I-ORDINAL") == "person [-: ordinal=right#1]"
     # a colour attaches to the garment after it; "whose jacket is red" to the garment before
     assert parse("guy whose jacket is red", "B-HEAD O B-GARMENT O B-COLOUR") == \
-        "person [guy: colour=red@upper, garment=jacket@upper, unchecked=gender]"
+        "person [guy: colour=red@upper, skin=covered_arms@upper, unchecked=gender]"
     assert parse("not in red , in blue jeans", "B-NEG O B-COLOUR O O B-COLOUR B-GARMENT") == \
-        "person [-: colour=blue@lower, not colour=red@any, garment=jeans@lower]"
+        "person [-: colour=blue@lower, not colour=red@any, skin=covered_legs@lower]"
     # a red hat: a region perception does not measure
     assert parse("red hat", "B-COLOUR B-GARMENT") == "person [-: unchecked=head, unchecked=head]"
     # a correction keeps what follows it; a relation's R- spans describe the other person
@@ -154,8 +155,8 @@ def test_tagger_parses_any_string_into_a_valid_request(tagger):
 @pytest.mark.parametrize("question, expected", [
     ("Show me the woman on the left-hand side", "person [woman: position=left, unchecked=gender]"),
     ("How many people are sitting?", "count [people: ] ? posture=sitting"),
-    ("is he waving?", "yes_no [pronoun -: ] ? gesture=arm_raised"),
-    ("the man in the red jacket", "person [man: colour=red@upper, garment=jacket@upper, unchecked=gender]"),
+    ("is he waving?", "yes_no [pronoun -: ] ? gesture=waving"),
+    ("the man in the red jacket", "person [man: colour=red@upper, skin=covered_arms@upper, unchecked=gender]"),
     ("hello there", "chat"),
 ])
 def test_tagger_on_a_few_wordings(tagger, question, expected):

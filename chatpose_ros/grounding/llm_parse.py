@@ -33,7 +33,7 @@ import numpy as np
 
 from .colours import ColourNames
 from .parse import (DISTANCE_WORDS, FACING, GENDERED, GENERIC_PEOPLE, GESTURES, ORDINALS, PATTERNS, POSITION_WORDS,
-                    POSTURES, PRONOUNS, RELATIONS, TOKEN, clean)
+                    POSTURES, PRONOUNS, RELATIONS, SKIN_WORDS, TOKEN, clean)
 from .request import INTENTS, Constraint, Reference, Request
 from .words import Lexicon
 
@@ -138,7 +138,7 @@ _POSTURE_STEMS = (("sit", "sitting"), ("seat", "sitting"), ("sat", "sitting"), (
                   ("bend", "crouching"), ("bent", "crouching"), ("hunch", "crouching"), ("duck", "crouching"))
 _GESTURE_KEYS = (("both", "both_arms_raised"), ("cross", "arms_crossed"), ("fold", "arms_crossed"),
                  ("hip", "hands_on_hips"), ("akimbo", "hands_on_hips"), ("waist", "hands_on_hips"),
-                 ("head", "hand_at_head"), ("point", "pointing"), ("finger", "pointing"), ("wav", "arm_raised"),
+                 ("head", "hand_at_head"), ("point", "pointing"), ("finger", "pointing"), ("wav", "waving"),
                  ("rais", "arm_raised"), ("lift", "arm_raised"), ("up", "arm_raised"), ("air", "arm_raised"))
 _FACING_KEYS = (("away", "away"), ("back", "away"), ("behind", "away"), ("profile", "side"), ("side", "side"),
                 ("camera", "camera"), ("us", "camera"), ("me", "camera"), ("forward", "camera"), ("front", "camera"),
@@ -331,6 +331,9 @@ class _RefBuilder:
     def _word_constraint(self, kind: str, words: list[str], text: str, neg: bool) -> Constraint:
         """An object held / near (its COCO classes), an unchecked word, or a motion verb."""
         if kind == "UNCHECKED":
+            skin = next((SKIN_WORDS[w] for w in words if w in SKIN_WORDS), "")  # "shirtless": measured as skin
+            if skin:
+                return Constraint("skin", skin, text, negated=neg)
             return Constraint("unchecked", self.norm.unchecked(words), text, negated=neg)
         if kind == "MOTION":
             return Constraint("motion", next((w for w in words if w.endswith("ing")), words[0]), text, negated=neg)
@@ -351,7 +354,10 @@ class _RefBuilder:
             return
         coloured = bool(self.pending) or self.pattern is not None
         self._flush(region, text)
-        self.constraints.append(Constraint("garment", lemma, text, region=region, negated=neg))
+        if info is not None and info.kind == "garment" and info.skin:  # what it leaves bare or covers is measured
+            self.constraints.append(Constraint("skin", info.skin, text, region=region, negated=neg))
+        else:
+            self.constraints.append(Constraint("garment", lemma, text, region=region, negated=neg))
         self.last_garment = None if coloured else (region, text)
 
     def _person(self, kind: str, words: list[str], text: str) -> None:

@@ -110,7 +110,7 @@ POSTURES = [("[sitting]", "sitting"), ("[standing]", "standing"), ("[lying down]
             ("[upright]", "standing"), ("[bending over]", "crouching"), ("[reclining]", "lying"),
             ("[sitting on the floor]", "sitting"), ("[standing still]", "standing"), ("[on one knee]", "crouching"),
             ("[hunched down]", "crouching"), ("[lying flat]", "lying"), ("[taking a seat]", "sitting")]
-GESTURES = [("[waving]", "arm_raised"), ("with [a hand raised]", "arm_raised"), ("with [both arms up]", "both_arms_raised"),
+GESTURES = [("[waving]", "waving"), ("with [a hand raised]", "arm_raised"), ("with [both arms up]", "both_arms_raised"),
             ("[pointing]", "pointing"), ("with [arms crossed]", "arms_crossed"), ("with [hands on hips]", "hands_on_hips"),
             ("with [one arm up]", "arm_raised"), ("[raising both hands]", "both_arms_raised"),
             ("with [a hand on the head]", "hand_at_head"), ("[pointing at something]", "pointing"),
@@ -520,7 +520,9 @@ class Generator:
         if pat:
             g.constraints.append(Constraint("pattern", self.norm.pattern([pat]), pat, region=region, negated=cneg))
             cneg = False
-        g.constraints.append(Constraint("garment", lemma, gword, region=region, negated=cneg))
+        skin = self.norm.lex.noun(word).skin  # what the garment leaves bare or covers is measured
+        g.constraints.append(Constraint("skin", skin, gword, region=region, negated=cneg) if skin else
+                             Constraint("garment", lemma, gword, region=region, negated=cneg))
         return p
 
     def table_phrase(self, table: str, s: str, kind: str, ckind: str, g: Gold, neg: bool = False) -> Piece:
