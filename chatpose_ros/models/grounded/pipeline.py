@@ -137,11 +137,12 @@ class GroundedPipeline:
         with self._lock:
             if self.base is None:
                 raise InferenceError("pipeline is closed")
+            t_parse = time.perf_counter()
             request = self.parser.parse(query)
             if request.intent in ("imagine", "chat") or image is None:
                 return self._delegate(image, query, on_pose, on_text)
             try:
-                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures)
+                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures, t_parse)
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
@@ -154,9 +155,12 @@ class GroundedPipeline:
                        image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
 
     def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str,
-                gestures: GestureRecogniser | None = None) -> PoseResult:
+                gestures: GestureRecogniser | None = None, t_parse: float | None = None) -> PoseResult:
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
+        if t_parse is not None:  # the question is parsed first: the time to the pose counts it
+            timings["parse"] = (t_start - t_parse) * 1e3
+            t_start = t_parse
         scene, people = self.base.scene_and_people(image, timings)
         t = time.perf_counter()
         over_time = [gesture_flags(gestures.for_box(p.box)) for p in scene.people] if gestures is not None else None
