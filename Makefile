@@ -8,7 +8,8 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth \
+	eval-parse train-parser
 setup:
 	@bash scripts/setup.sh
 
@@ -48,3 +49,24 @@ eval-grounding: setup
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
+
+# Gestures over time (core/gestures.py): precision / recall / latency on synthetic sequences drawn from the
+# held-out ranges (timings, amplitudes, frame rates, noise the thresholds were not set on), the pointing target,
+# and the gestures read on CMU mocap (01_01, 01_03, Boxing_Toes) from four sides; JSON in build/.
+eval-gestures: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_gestures --n 440 --split heldout --seed 1 --json build/eval_gestures.json
+# The depth image path against the monocular fit on the same rendered people at 2-8 m: six Anny bodies posed from
+# held-out CMU mocap, rendered depth with stereo-like noise, holes and flying pixels (docs/robot.md); one thread;
+# a table per distance and build/eval_depth.json (median_rel_error_depth, median_rel_error_mono).
+eval-depth: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_depth --rendered --json build/eval_depth.json
+
+# The LLM question tagger (grounding.llm_parse) against the grammar parser and the bag-of-words ablation: exact
+# parse, intent and per-slot F1 on held-out generated wordings (vocabulary, phrasings and frames never trained on)
+# and on the hand-written new-user set; parse time p50 on 2 threads; JSON in build/.
+eval-parse: setup
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.grounding.offline.eval_parse --threads 2 --json build/eval_parse.json
+
+# Train the LLM question tagger and its bag-of-words ablation (CPU, 2 threads, about 25 minutes; fixed seed).
+train-parser: setup
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.grounding.offline.train_parser --seed 0 --threads 2

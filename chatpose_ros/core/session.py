@@ -237,12 +237,15 @@ class TrackRequest:
     near: search near this box (xyxy px), None = the whole frame.
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
-    everyone: return every person found too (`track_all_bodies`)."""
+    everyone: return every person found too (`track_all_bodies`).
+    stamp: when the frame arrived (s, the session's clock): the time gestures are read at (None:
+        the worker's clock when it observes)."""
 
     near: Box | None = None
     seed: PersonPose | None = None
     keep: bool = False
     everyone: bool = False
+    stamp: float | None = None
 
 
 @dataclass(frozen=True)
@@ -467,7 +470,8 @@ class Session:
                     self._busy = True
                     track = self._track
                     request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
-                                           keep=track.keep, everyone=self.config.track_all_bodies)
+                                           keep=track.keep, everyone=self.config.track_all_bodies,
+                                           stamp=frame.received)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:

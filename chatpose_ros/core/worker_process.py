@@ -120,7 +120,8 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                 if op == "estimate":
                     on_pose = (lambda result: conn.send(("pose", result))) if stream else None
                     on_text = (lambda delta: conn.send(("text", delta))) if stream else None
-                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation, on_stage),
+                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation, tracking.gestures,
+                                                on_stage=on_stage),
                              None if rgb is None else image_size(rgb))
                 elif op == "track":
                     value = (tracking.track(pipeline, rgb, arg), image_size(rgb))

@@ -118,13 +118,13 @@ def read_adapter(weights: Path, what: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"cannot read {what} weights {weights}: {exc}") from exc
 
 
-def with_lora(lm, r: int, alpha: int):
-    """`lm` with its own weights frozen and fresh LoRA adapters (peft) on LORA_TARGETS."""
+def with_lora(lm, r: int, alpha: int, targets: tuple[str, ...] = LORA_TARGETS):
+    """`lm` with its own weights frozen and fresh LoRA adapters (peft) on `targets` (projection names)."""
     from peft import LoraConfig, get_peft_model
 
     for p in lm.parameters():
         p.requires_grad_(False)
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(LORA_TARGETS), bias="none")
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets), bias="none")
     return get_peft_model(lm, cfg)
 
 
@@ -136,12 +136,13 @@ def lora_state(peft_lm) -> dict[str, torch.Tensor]:
     return {f"lora.{k}": v.detach().contiguous() for k, v in lora.items()}
 
 
-def merge_lora(lm, r: int, alpha: int, state: dict[str, torch.Tensor], weights: Path):
+def merge_lora(lm, r: int, alpha: int, state: dict[str, torch.Tensor], weights: Path,
+               targets: tuple[str, ...] = LORA_TARGETS):
     """`lm` with the "lora." entries of `state` loaded into adapters and merged (merge_and_unload).
     CheckpointError when `state` has no LoRA weights or keys the model lacks."""
     from peft import set_peft_model_state_dict
 
-    peft_lm = with_lora(lm, r, alpha)
+    peft_lm = with_lora(lm, r, alpha, targets)
     lora = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
     if not lora:
         raise CheckpointError(f"{weights} holds no LoRA weights")

@@ -19,11 +19,13 @@ after `CONVERSATION_TIMEOUT_S` or on `reset_conversation(ID)`, matched on the cu
 overlap; at most MAX_CONVERSATIONS are kept (the oldest is dropped).
 
 Perception, the regressor and the generated pose are the reader profile's own
-(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`), composed here.
+(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`: `scene_and_people`, and `estimate`
+for imagined poses and chat), composed here.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -31,7 +33,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, InferenceError
+from chatpose_ros.core.errors import ChatPoseError, ConfigError, InferenceError
+from chatpose_ros.core.gestures import GestureRecogniser, gesture_flags
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.grounding.facts import measure
@@ -41,6 +44,8 @@ from chatpose_ros.grounding.request import Request
 
 log = logging.getLogger(__name__)
 
+PARSERS = ("grammar", "llm")  # grounding.parse.QuestionParser, grounding.llm_parse.LlmQuestionParser
+PARSER_ENV = "CHATPOSE_PARSER"  # picks the question parser when from_config is not told (default "grammar")
 CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
 MAX_CONVERSATIONS = 64          # conversations kept at once (voices come and go)
 
@@ -54,9 +59,10 @@ class _Conversation:
 class GroundedPipeline:
     """The grounded profile. Build with :meth:`from_config`; thread-safe (one lock)."""
 
-    def __init__(self, config: PipelineConfig, base, parser: QuestionParser, grounder: Grounder, model_id: str,
+    def __init__(self, config: PipelineConfig, base, parser, grounder: Grounder, model_id: str,
                  clock=time.monotonic) -> None:
-        """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat)."""
+        """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat); `parser`: a
+        QuestionParser or an LlmQuestionParser (anything with `parse(question) -> Request` and `colours`)."""
         self.config = config
         self.base = base
         self.parser = parser
@@ -68,20 +74,31 @@ class GroundedPipeline:
         self._convs: dict[str, _Conversation] = {}
 
     @classmethod
-    def from_config(cls, config: PipelineConfig) -> "GroundedPipeline":
+    def from_config(cls, config: PipelineConfig, parser: str | None = None) -> "GroundedPipeline":
         """Load the reader profile's models, WordNet and the colour table. Raises ModelLoadError
-        for missing files (WordNet: install the Debian package wordnet-base)."""
+        for missing files (WordNet: install the Debian package wordnet-base).
+
+        `parser`: "grammar" (the deterministic parser) or "llm" (the LLM tagger, grounding.llm_parse);
+        None reads $CHATPOSE_PARSER (default "grammar"). ConfigError for any other value."""
+        parser = parser or os.environ.get(PARSER_ENV) or "grammar"
+        if parser not in PARSERS:
+            raise ConfigError(f"unknown question parser {parser!r} (${PARSER_ENV}); expected one of {PARSERS}")
         # imported here: the reader brings torch and transformers (seconds), which the registry
         # should not load for a profile that is never built
         from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
 
         t0 = time.perf_counter()
         base = ReaderPipeline.from_config(config)
-        parser = QuestionParser()
-        grounder = Grounder(parser.colours)
+        if parser == "llm":
+            from chatpose_ros.grounding.llm_parse import LlmQuestionParser
+
+            question_parser = LlmQuestionParser.load()
+        else:
+            question_parser = QuestionParser()
+        grounder = Grounder(question_parser.colours)
         model_id = "grounded:" + base.model_id.split(":", 1)[-1]
         log.info("grounded model %s loaded in %.1f s", model_id, time.perf_counter() - t0)
-        return cls(config, base, parser, grounder, model_id)
+        return cls(config, base, question_parser, grounder, model_id)
 
     def close(self) -> None:
         if self.base is not None:
@@ -104,25 +121,28 @@ class GroundedPipeline:
 
     # -- public ---------------------------------------------------------------------------
     def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None,
-                 conversation: str = "") -> PoseResult:
+                 conversation: str = "", gestures: GestureRecogniser | None = None) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
         `selected` indexes `people` (scene order, left to right is not implied) for a chosen
         person; -1 for a clarifying question (`clarify` True), nobody (`no_match` True), counts,
         yes/no and chat. A pose made from the words (imagine) comes first in `people`, marked
         generated. Streaming: `on_pose(result)` once the decision and the pose are ready, then
-        `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one)."""
+        `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one).
+        `gestures`: the gestures read over time from tracking (waving, a hand raised, pointing),
+        which replace the one-frame pose codes for the people it watched."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
         with self._lock:
             if self.base is None:
                 raise InferenceError("pipeline is closed")
+            t_parse = time.perf_counter()
             request = self.parser.parse(query)
             if request.intent in ("imagine", "chat") or image is None:
                 return self._delegate(image, query, on_pose, on_text)
             try:
-                return self._ground(request, image, query, on_pose, on_text, str(conversation))
+                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures, t_parse)
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
@@ -134,16 +154,17 @@ class GroundedPipeline:
         return replace(result, model_id=self.model_id,
                        image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
 
-    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str) -> PoseResult:
+    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str,
+                gestures: GestureRecogniser | None = None, t_parse: float | None = None) -> PoseResult:
         timings: dict[str, float] = {}
-        t_start = t = time.perf_counter()
-        scene = self.base._see(image, everything=True)
-        timings["perception"] = (time.perf_counter() - t) * 1e3
+        t_start = time.perf_counter()
+        if t_parse is not None:  # the question is parsed first: the time to the pose counts it
+            timings["parse"] = (t_start - t_parse) * 1e3
+            t_start = t_parse
+        scene, people = self.base.scene_and_people(image, timings)
         t = time.perf_counter()
-        people = self.base._people(image, scene)[0] if scene.people else []
-        timings["regress"] = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        facts = measure(image, scene, [p.translation for p in people])
+        over_time = [gesture_flags(gestures.for_box(p.box)) for p in scene.people] if gestures is not None else None
+        facts = measure(image, scene, [p.translation for p in people], over_time)
         timings["measure"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         now = self._clock()
@@ -169,8 +190,8 @@ class GroundedPipeline:
                             (int(image.shape[1]), int(image.shape[0])), timings,
                             no_match=out.kind in ("no_match", "not_person"),
                             grounding_confidence=out.confidence, clarify=out.kind == "clarify")
-        if on_pose is not None:
-            on_pose(replace(result, answer=""))
+        if on_pose is not None:  # the words are ready with the pose: no need to hold them back
+            on_pose(result)
         if on_text is not None:
             on_text(result.answer)
         return result
