@@ -313,3 +313,15 @@ def test_waving_is_read_over_time_where_tracking_watched(parser, grounder):
     assert waving.selected == 1 and not waving.clarify
     assert pipe.estimate(img, "is the person on the left waving?", gestures=_Watched(scene.people[1].box[0])
                          ).answer.startswith("No")
+
+
+def test_grounded_reports_its_stages(parser, grounder):
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.grounded.pipeline import GroundedPipeline
+
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "standing", False)])
+    pipe = GroundedPipeline(PipelineConfig(profile="grounded"), _FakeBase(scene), parser, grounder, "grounded:test")
+    stages = []
+    out = pipe.estimate(img, "the one in cream", on_stage=stages.append)
+    assert out.selected == 1 and stages == ["perceiving", "grounding"]
+    assert out.timings_ms["parse"] >= 0 and out.timings_ms["to_pose"] >= out.timings_ms["parse"]

@@ -121,7 +121,8 @@ class GroundedPipeline:
 
     # -- public ---------------------------------------------------------------------------
     def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None,
-                 conversation: str = "", gestures: GestureRecogniser | None = None) -> PoseResult:
+                 conversation: str = "", gestures: GestureRecogniser | None = None,
+                 on_stage=None) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
         `selected` indexes `people` (scene order, left to right is not implied) for a chosen
@@ -130,7 +131,9 @@ class GroundedPipeline:
         generated. Streaming: `on_pose(result)` once the decision and the pose are ready, then
         `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one).
         `gestures`: the gestures read over time from tracking (waving, a hand raised, pointing),
-        which replace the one-frame pose codes for the people it watched."""
+        which replace the one-frame pose codes for the people it watched. `on_stage(name)` as each
+        stage begins: ``perceiving`` (people, objects and their poses) and ``grounding`` (every
+        constraint checked on every person) for a question about the image."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
@@ -142,7 +145,8 @@ class GroundedPipeline:
             if request.intent in ("imagine", "chat") or image is None:
                 return self._delegate(image, query, on_pose, on_text)
             try:
-                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures, t_parse)
+                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures, t_parse,
+                                    on_stage or (lambda _name: None))
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
@@ -155,13 +159,16 @@ class GroundedPipeline:
                        image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
 
     def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str,
-                gestures: GestureRecogniser | None = None, t_parse: float | None = None) -> PoseResult:
+                gestures: GestureRecogniser | None = None, t_parse: float | None = None,
+                stage=lambda _name: None) -> PoseResult:
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
         if t_parse is not None:  # the question is parsed first: the time to the pose counts it
             timings["parse"] = (t_start - t_parse) * 1e3
             t_start = t_parse
+        stage("perceiving")
         scene, people = self.base.scene_and_people(image, timings)
+        stage("grounding")
         t = time.perf_counter()
         over_time = [gesture_flags(gestures.for_box(p.box)) for p in scene.people] if gestures is not None else None
         facts = measure(image, scene, [p.translation for p in people], over_time)
