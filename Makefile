@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-tracking
 setup:
 	@bash scripts/setup.sh
 
@@ -48,3 +48,9 @@ eval-grounding: setup
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
+
+# The tracked target on hand-labelled vtest.avi (tests/data/vtest_tracks.json; tuning 480-639, held out 640-790):
+# target id switches, losses, time to reacquire, IDF1 / ID switches / MOTA (motmetrics), tracker before and after
+# issue 23 side by side; one thread; JSON in build/.
+eval-tracking: setup
+	OMP_NUM_THREADS=1 $(PY) -W ignore::DeprecationWarning -m chatpose_ros.tools.eval_tracking --json build/eval_tracking.json

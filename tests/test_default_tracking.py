@@ -13,7 +13,7 @@ def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> Perso
     kp = np.stack([np.linspace(x, x + w, 15), np.linspace(20, 20 + h, 15)], 1).astype(np.float32)
     return PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32),
                       box=(x, 20.0, x + w, 20.0 + h), keypoints_2d=kp,
-                      appearance=np.full(24, colour, np.float32), estimator="smplr_regressor")
+                      appearance=np.repeat(np.float32([colour, 1.0 - colour]), 12), estimator="smplr_regressor")
 
 
 def test_box_iou():
@@ -59,3 +59,15 @@ def test_far_person_is_not_matched_and_text_pose_cannot_start():
     with pytest.raises(ValueError):
         tr.start(PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32)))
     assert PersonTracker().update([_person(0, 0.2)]) is None  # nothing tracked yet
+
+
+def test_a_lost_person_is_reacquired_anywhere_by_appearance_only():
+    tr = PersonTracker(max_misses=1)
+    tid = tr.start(_person(100, 0.2)).track_id
+    for _ in range(3):
+        tr.update([])
+    assert tr.lost
+    assert tr.reacquire([_person(600, 0.9)]) is None, "someone dressed otherwise is not them"
+    got = tr.reacquire([_person(600, 0.9), _person(400, 0.21)])  # back far from where they were lost
+    assert got is not None and got.track_id == tid and got.box[0] == 400 and not tr.lost
+    assert tr.update([_person(405, 0.2)]).track_id == tid  # and followed on from there

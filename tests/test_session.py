@@ -11,7 +11,7 @@ import pytest
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
 from chatpose_ros.core.model_runners import TrackerHost
-from chatpose_ros.core.session import (ERROR, OK, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
+from chatpose_ros.core.session import (ERROR, OK, REACQUIRE_S, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
                                        Track, TrackUpdate)
 from chatpose_ros.core.types import PoseResult
 from fakes import make_person
@@ -208,8 +208,16 @@ def test_tracking_after_query_at_its_cadence_until_lost():
     s.put_frame(Frame(image="f4"))
     clock.t += 0.1
     events = _finish_track(s, host, s.take(), [])
-    assert _codes(events) == ["track_lost"] and not s.tracking
+    assert _codes(events) == ["track_lost"] and not s.tracking and s.searching
     s.put_frame(Frame(image="f5"))
+    clock.t += 1
+    work = s.take()  # lost: looked for in the whole frame, by appearance
+    assert isinstance(work, Track) and work.request.reacquire and work.near is None
+    assert _finish_track(s, host, work, []) == [] and s.searching
+    clock.t += REACQUIRE_S
+    s.put_frame(Frame(image="f6"))
+    assert _finish_track(s, host, s.take(), []) == [] and not s.searching  # not found in time: the track ends
+    s.put_frame(Frame(image="f7"))
     clock.t += 1
     assert s.take() is None
 

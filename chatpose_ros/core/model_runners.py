@@ -178,7 +178,8 @@ class TrackerHost:
         tracker = self._tracker
         if tracker is None:  # nothing to follow (e.g. a new worker after a crash): the track is lost
             return TrackUpdate(person=None, people=tuple(people) if request.everyone else (), lost=True, box=None)
-        person = tracker.update(people)
+        reacquire = getattr(tracker, "reacquire", None) if request.reacquire else None  # a tracker without it: update
+        person = reacquire(people) if reacquire is not None else tracker.update(people)
         return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
                            box=tracker.last_box)
 

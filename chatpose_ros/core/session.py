@@ -41,7 +41,7 @@ Public API (everything else is private):
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
   `drain_image_gaps()` (times between frame arrivals since the last call),
-  `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`.
+  `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`, `searching`.
 
 Thread safety: every method may be called from any thread (one internal lock). Time comes
 from the injected `clock` (seconds, monotonic); only `take(timeout > 0)` waits in real time.
@@ -76,6 +76,10 @@ ERROR_CHARS = 300  # how much of an error's text goes into a report (it may quot
 # A query choosing the person already tracked keeps the track (and its id) when the chosen box
 # overlaps the tracked person's last box this much (intersection over union).
 SAME_PERSON_IOU = 0.5
+# A lost person is searched for in the whole frame, by appearance, this long after `track_lost` (a robot's
+# person hidden behind a pillar, or out of view a few seconds); found again, they keep their track id
+# (``target_reacquired``). 0 = a lost track ends at once.
+REACQUIRE_S = 10.0
 
 Box = tuple[float, float, float, float]
 _TRACK_IDS = itertools.count(1)  # track ids, unique in this process (across sessions and model restarts)
@@ -95,6 +99,10 @@ class Tracker(Protocol):
 
     def update(self, people: list[PersonPose]) -> PersonPose | None:
         """The tracked person among this frame's `people` (track id set), or None."""
+        ...
+
+    def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
+        """The tracked person found again anywhere among `people` after a loss (by appearance), or None."""
         ...
 
 
@@ -215,12 +223,14 @@ class TrackRequest:
     near: search near this box (xyxy px), None = the whole frame.
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
-    everyone: return every person found too (`track_all_bodies`)."""
+    everyone: return every person found too (`track_all_bodies`).
+    reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion."""
 
     near: Box | None = None
     seed: PersonPose | None = None
     keep: bool = False
     everyone: bool = False
+    reacquire: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +265,7 @@ class _TrackState:
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
     check: TargetCheck  # is each update's match still the chosen person?
+    lost_since: float | None = None  # when the person was lost (then searched for anywhere, REACQUIRE_S long)
 
 
 def _box_text(box: Box | None) -> str:
@@ -315,7 +326,13 @@ class Session:
 
     @property
     def tracking(self) -> bool:
-        return self._track is not None
+        """A person is being followed (tracked, not lost)."""
+        return self._track is not None and self._track.lost_since is None
+
+    @property
+    def searching(self) -> bool:
+        """The tracked person was lost and is being looked for (REACQUIRE_S after track_lost)."""
+        return self._track is not None and self._track.lost_since is not None
 
     def start(self) -> None:
         """Accept work again (after `stop`)."""
@@ -439,8 +456,10 @@ class Session:
                     self._last_track_seq, self._last_track_time = frame.seq, now
                     self._busy = True
                     track = self._track
-                    request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
-                                           keep=track.keep, everyone=self.config.track_all_bodies)
+                    searching = track.lost_since is not None
+                    request = TrackRequest(near=None if self.config.track_all_bodies or searching else track.box,
+                                           seed=track.seed, keep=track.keep, everyone=self.config.track_all_bodies,
+                                           reacquire=searching)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -528,7 +547,8 @@ class Session:
             old, self._track = self._track, None
             if not (self.config.track_after_query and self._can_track):
                 return result
-            keep = old is not None and old.box is not None and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU
+            keep = old is not None and old.lost_since is None and old.box is not None \
+                and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU  # a lost track is never revived by a query
             if keep:
                 self.stats["tracks_kept"] += 1
             tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
@@ -553,7 +573,9 @@ class Session:
         fails the match is not published under the track's id (``target_uncertain``, throttled;
         the tracker restarts on the last verified person at the next update, searched near its
         box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
-        ``track_lost``."""
+        ``track_lost``. A lost person is then searched for in the whole frame by appearance for REACQUIRE_S
+        (TrackRequest.reacquire); a match the target check accepts is published under the same track id again
+        (``target_reacquired``); after REACQUIRE_S without one the track ends."""
         events: list[Event] = []
         with self._cv:
             self._busy = False
@@ -564,6 +586,8 @@ class Session:
                 track.seed, track.keep = None, False  # the tracker has it now
             person, people = update.person, list(update.people)
             doubt = ""
+            if track.lost_since is not None and work.request.reacquire:
+                return self._search(track, work, update, model_id, image_size)
             if person is None:
                 track.check.missed()
                 track.box = update.box if update.box is not None else track.box
@@ -578,7 +602,12 @@ class Session:
                     track.box = update.box if update.box is not None else track.box
             query, failures, lost = track.query, track.check.failures, False
             if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
-                self._track, lost = None, True
+                lost = True
+                if REACQUIRE_S > 0:  # search for them anywhere, from the last verified person
+                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
+                    track.check.failures = 0
+                else:
+                    self._track = None
             elif person is not None or (self.config.track_all_bodies and people):
                 everyone = self.config.track_all_bodies
                 if person is not None:
@@ -597,9 +626,35 @@ class Session:
                               throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
-            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
-                                      "send a new query", query=query, source="tracking"))
+            then = (f"looking for them in the whole image for {REACQUIRE_S:g} s (target_reacquired when found)"
+                    if REACQUIRE_S > 0 else "send a new query")
+            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; {then}",
+                                      query=query, source="tracking"))
         return events
+
+    def _search(self, track: _TrackState, work: Track, update: TrackUpdate, model_id: str,
+                image_size: tuple[int, int] | None) -> list[Event]:
+        """finish_track for a lost track (called under the lock): the tracker's reacquired match, if the
+        target check accepts it, is published under the track's id (``target_reacquired``); the track ends
+        REACQUIRE_S after the loss."""
+        person = update.person
+        if person is not None and track.check.verify(person) == "":
+            track.lost_since, track.box = None, person.box
+            self.stats["targets_reacquired"] += 1
+            self.stats["tracking_updates"] += 1
+            others = [p for p in update.people if p.box != person.box] if self.config.track_all_bodies else []
+            result = PoseResult(query=track.query, answer="", people=(person, *others), selected=0,
+                                model_id=model_id, image_size=image_size)
+            rep = self.report(OK, "target_reacquired", f"found the person chosen by '{clip(track.query)}' again "
+                              "(by appearance): published under the same track id", query=track.query,
+                              source="tracking")
+            return [Output(result=result, frame=work.frame, answer=False), rep]
+        if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
+            track.seed, track.keep = track.check.last, False
+            track.check.failures = 0
+        if self._clock() - track.lost_since > REACQUIRE_S:
+            self._track = None
+        return []
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
         """The model raised `exc` on `work`: complete the job with the error and report it
@@ -678,7 +733,7 @@ class Session:
             values = {"busy": str(self._busy), "queue_length": str(len(self._queue)),
                       "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
                       "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
-                      "tracking": str(self._track is not None),
+                      "tracking": str(self.tracking), "searching": str(self.searching),
                       "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else "",
                       "last_frame_age_s": "" if self._last_arrival is None else f"{self._clock() - self._last_arrival:.2f}",
                       "camera_stalled": str(self._stalled)}
