@@ -12,7 +12,7 @@ from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
 from chatpose_ros.core.model_runners import TrackerHost
 from chatpose_ros.core.session import (ERROR, OK, REACQUIRE_S, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
-                                       Track, TrackUpdate)
+                                       TargetHidden, Track, TrackUpdate)
 from chatpose_ros.core.types import PoseResult
 from fakes import make_person
 
@@ -204,7 +204,8 @@ def test_tracking_after_query_at_its_cadence_until_lost():
     clock.t += 0.1
     work = s.take()
     assert isinstance(work, Track) and work.request.seed is None and work.near == (11.0, 0.0, 21.0, 20.0)
-    assert _finish_track(s, host, work, []) == []  # one miss: not yet lost
+    hidden = _finish_track(s, host, work, [])  # one miss: not yet lost, the follower holds their position
+    assert [(type(e), e.track_id, e.hidden_s) for e in hidden] == [(TargetHidden, track_id, 0.0)]
     s.put_frame(Frame(image="f4"))
     clock.t += 0.1
     events = _finish_track(s, host, s.take(), [])
@@ -213,7 +214,8 @@ def test_tracking_after_query_at_its_cadence_until_lost():
     clock.t += 1
     work = s.take()  # lost: looked for in the whole frame, by appearance
     assert isinstance(work, Track) and work.request.reacquire and work.near is None
-    assert _finish_track(s, host, work, []) == [] and s.searching
+    events = _finish_track(s, host, work, [])  # hidden since 1.2 s: said once
+    assert [type(e) for e in events] == [TargetHidden, Report] and _codes(events) == ["target_hidden"] and s.searching
     clock.t += REACQUIRE_S
     s.put_frame(Frame(image="f6"))
     assert _finish_track(s, host, s.take(), []) == [] and not s.searching  # not found in time: the track ends

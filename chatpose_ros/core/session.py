@@ -27,7 +27,8 @@ Public API (everything else is private):
   query)` for ~/status, and `Output(result, frame, answer)`: a PoseResult to publish, made from
   `frame` (None: text only, the adapter stamps a header of its own), `answer` False for tracking
   updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
-  lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
+  lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto. `TargetHidden`:
+  a tracking update that did not publish the tracked person (a follower holds their last position).
 - Streaming answers: `answer_pose(work, result)` (the model chose who is meant before its words:
   the Output to publish now, with the chosen person's track id) and `answer_text(work, delta)`
   (the job's partial answer grows); `finish_answer` then completes the job.
@@ -80,6 +81,7 @@ SAME_PERSON_IOU = 0.5
 # person hidden behind a pillar, or out of view a few seconds); found again, they keep their track id
 # (``target_reacquired``). 0 = a lost track ends at once.
 REACQUIRE_S = 10.0
+HIDDEN_REPORT_S = 0.5  # the tracked person unpublished this long: ``target_hidden`` (once per hiding)
 
 Box = tuple[float, float, float, float]
 _TRACK_IDS = itertools.count(1)  # track ids, unique in this process (across sessions and model restarts)
@@ -148,6 +150,18 @@ class Report:
     query: str = ""
     repeating: str = ""  # the throttle key of a report that can repeat (per frame, per message)
     source: str = ""  # which input it concerns ("image", "query", "tracking", a voice id): the log throttles per code and source
+
+
+@dataclass(frozen=True)
+class TargetHidden:
+    """A tracking update in which the tracked person was not published (missed, doubted, or being looked
+    for after a loss): what a follower uses to hold the last known position (core.follow; ROS:
+    ~/target_pose_with_covariance). `hidden_s`: how long they have been hidden (s, session clock)."""
+
+    track_id: int
+    query: str
+    frame: Frame
+    hidden_s: float
 
 
 POSES, WORDS = "poses", "words"  # Output.only: publish only the poses (streamed early) / only the words
@@ -266,6 +280,8 @@ class _TrackState:
     keep: bool
     check: TargetCheck  # is each update's match still the chosen person?
     lost_since: float | None = None  # when the person was lost (then searched for anywhere, REACQUIRE_S long)
+    hidden_since: float | None = None  # since when no update published them (None: published in the last one)
+    hidden_said: bool = False  # target_hidden reported for this hiding
 
 
 def _box_text(box: Box | None) -> str:
@@ -273,7 +289,7 @@ def _box_text(box: Box | None) -> str:
 
 
 Work = Union[Answer, Track]
-Event = Union[Report, Output, AnswerDelta]
+Event = Union[Report, Output, AnswerDelta, TargetHidden]
 
 
 class Session:
@@ -285,11 +301,14 @@ class Session:
         can_track: the model has a tracker (TrackRequests will be served); False = no tracking.
         clock: monotonic seconds (injected: tests drive it by hand).
         stats: counters to go on with (a node's, across reconfigurations); None = new ones.
+        reacquire_s: how long a lost person is searched for (REACQUIRE_S; 0 = a lost track ends at once).
     """
 
     def __init__(self, config: NodeConfig, max_query_chars: int, can_track: bool = False,
-                 clock: Callable[[], float] = time.monotonic, stats: collections.Counter | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: collections.Counter | None = None,
+                 reacquire_s: float = REACQUIRE_S) -> None:
         self.config = config
+        self.reacquire_s = float(reacquire_s)
         self.max_query_chars = int(max_query_chars)
         self._can_track = can_track
         self._clock = clock
@@ -573,7 +592,7 @@ class Session:
         fails the match is not published under the track's id (``target_uncertain``, throttled;
         the tracker restarts on the last verified person at the next update, searched near its
         box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
-        ``track_lost``. A lost person is then searched for in the whole frame by appearance for REACQUIRE_S
+        ``track_lost``. A lost person is then searched for in the whole frame by appearance for `reacquire_s`
         (TrackRequest.reacquire); a match the target check accepts is published under the same track id again
         (``target_reacquired``); after REACQUIRE_S without one the track ends."""
         events: list[Event] = []
@@ -603,7 +622,7 @@ class Session:
             query, failures, lost = track.query, track.check.failures, False
             if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
                 lost = True
-                if REACQUIRE_S > 0:  # search for them anywhere, from the last verified person
+                if self.reacquire_s > 0:  # search for them anywhere, from the last verified person
                     track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
                     track.check.failures = 0
                 else:
@@ -619,6 +638,8 @@ class Session:
                 result = PoseResult(query=query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
                 events.append(Output(result=result, frame=work.frame, answer=False))
+        with self._cv:  # a track that ended (reacquire_s 0) holds nothing
+            events += self._hidden(track, work, published=person is not None) if self._track is track else []
         if doubt:
             rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
                               f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
@@ -626,8 +647,8 @@ class Session:
                               throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
-            then = (f"looking for them in the whole image for {REACQUIRE_S:g} s (target_reacquired when found)"
-                    if REACQUIRE_S > 0 else "send a new query")
+            then = (f"looking for them in the whole image for {self.reacquire_s:g} s (target_reacquired when found)"
+                    if self.reacquire_s > 0 else "send a new query")
             events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; {then}",
                                       query=query, source="tracking"))
         return events
@@ -636,7 +657,7 @@ class Session:
                 image_size: tuple[int, int] | None) -> list[Event]:
         """finish_track for a lost track (called under the lock): the tracker's reacquired match, if the
         target check accepts it, is published under the track's id (``target_reacquired``); the track ends
-        REACQUIRE_S after the loss."""
+        `reacquire_s` after the loss."""
         person = update.person
         if person is not None and track.check.verify(person) == "":
             track.lost_since, track.box = None, person.box
@@ -648,13 +669,33 @@ class Session:
             rep = self.report(OK, "target_reacquired", f"found the person chosen by '{clip(track.query)}' again "
                               "(by appearance): published under the same track id", query=track.query,
                               source="tracking")
-            return [Output(result=result, frame=work.frame, answer=False), rep]
+            return [Output(result=result, frame=work.frame, answer=False), rep] + self._hidden(track, work, True)
         if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
             track.seed, track.keep = track.check.last, False
             track.check.failures = 0
-        if self._clock() - track.lost_since > REACQUIRE_S:
+        if self._clock() - track.lost_since > self.reacquire_s:
             self._track = None
-        return []
+            return []
+        return self._hidden(track, work, False)
+
+    def _hidden(self, track: _TrackState, work: Track, published: bool) -> list[Event]:
+        """After a tracking update of `track`: nothing when the person was `published`; else a TargetHidden
+        (and, once they have been hidden HIDDEN_REPORT_S, a ``target_hidden`` report)."""
+        now = self._clock()
+        if published:
+            track.hidden_since, track.hidden_said = None, False
+            return []
+        if track.hidden_since is None:
+            track.hidden_since = now
+        hidden = now - track.hidden_since
+        events: list[Event] = [TargetHidden(track.track_id, track.query, work.frame, hidden)]
+        if hidden >= HIDDEN_REPORT_S and not track.hidden_said:
+            track.hidden_said = True
+            events.append(self.report(WARN, "target_hidden", f"the person chosen by '{clip(track.query)}' has not "
+                                      f"been seen for {hidden:.1f} s: their last known position is held, its "
+                                      "uncertainty growing (~/target_pose_with_covariance)", query=track.query,
+                                      source="tracking"))
+        return events
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
         """The model raised `exc` on `work`: complete the job with the error and report it

@@ -49,7 +49,7 @@ import numpy as np
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.geometry_np import box_iou
 from chatpose_ros.core.model_runners import TrackerHost
-from chatpose_ros.core.session import Frame, Output, Report, Session, Track
+from chatpose_ros.core.session import REACQUIRE_S, Frame, Output, Report, Session, Track
 from chatpose_ros.core.types import PoseResult
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class _Clock:
 
 
 def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], truth: dict[int, dict[int, GroundTruth]],
-               target: int, first: int, last: int, step: int = 1) -> Run | None:
+               target: int, first: int, last: int, step: int = 1, reacquire_s: float = REACQUIRE_S) -> Run | None:
     """Follow `target` from the first frame from `first` on where the detector finds them (a detected box
     that is theirs, see `whose`) to `last` through the node's Session and the tracker host; None when that
     does not happen within SEED_FRAMES frames."""
@@ -164,7 +164,8 @@ def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], 
     if chosen is None:
         return None
     clock = _Clock()
-    session = Session(NodeConfig(tracking_rate_hz=FPS), max_query_chars=100, can_track=True, clock=clock)
+    session = Session(NodeConfig(tracking_rate_hz=FPS), max_query_chars=100, can_track=True, clock=clock,
+                      reacquire_s=reacquire_s)
     host = TrackerHost(make_tracker)
     session.put_frame(Frame(image=first))
     session.submit("the labelled person")
@@ -254,16 +255,18 @@ class Variant:
     name: str
     descriptor: str
     make_tracker: Callable
+    reacquire_s: float  # Session(reacquire_s=...): 0 = a lost track ends (before issue 23's reacquisition)
 
 
 def _variants() -> list[Variant]:
-    """before: the colour statistics and the L1 appearance cost (main before issue 23's re-identification
-    work); after: the profile's tracker as shipped (chroma-aware region histograms, cosine cost)."""
+    """before: the colour statistics, the L1 appearance cost and no reacquisition (main before issue 23's
+    re-identification work); after: as shipped (chroma-aware region histograms, cosine cost, a lost person
+    searched for by appearance for REACQUIRE_S)."""
     from chatpose_ros.perception.tracking import PersonTracker
     from chatpose_ros.profiles import tracker_factory
 
-    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1")),
-            Variant("after", "region_histograms", tracker_factory("default"))]
+    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1"), 0.0),
+            Variant("after", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
 
 
 def evaluate(pipeline, variants: list[Variant], stretches: dict[str, tuple[int, int]], step: int = 1,
@@ -284,7 +287,7 @@ def evaluate(pipeline, variants: list[Variant], stretches: dict[str, tuple[int, 
             t0 = time.perf_counter()
             runs, skipped = [], []
             for pid, f0 in sorted(starts.items()):
-                run = run_target(pipeline, v.make_tracker, frames, truth, pid, f0, last, step)
+                run = run_target(pipeline, v.make_tracker, frames, truth, pid, f0, last, step, v.reacquire_s)
                 (runs.append(run) if run is not None else skipped.append(pid))
             targets = [target_figures(r, truth) for r in runs]
             reacq = [s for t in targets for s in t["reacquire_s"]]
