@@ -1,15 +1,18 @@
 """A person's appearance for re-identification: chroma-aware colour histograms of the torso and the legs
 (ROS-free, no model).
 
-    descriptor = region_histograms(image, keypoints_2d)   # (2 * REGION_BINS,) float32, unit length
+    descriptor = region_histograms(image, keypoints_2d)   # (2, REGION_BINS) float32, rows of unit length
 
 Each region (torso: the shoulder-hip quadrilateral; legs: strips along hip-knee-ankle) is read in CIE Lab
 (OpenCV's 8-bit Lab: a, b offset by 128). A pixel with chroma sqrt(a'^2 + b'^2) below ACHROMATIC_CHROMA
 counts in one of ACHROMATIC_BINS lightness bins (black .. white); any other in one of HUE_BINS hue bins times
 two lightness halves, so a red-and-navy jacket and a black coat differ in their red and blue bins, where
 statistics over the whole region were dominated by their shared dark, colourless pixels. Each region's
-histogram is normalised to sum 1 and square-rooted (the cosine of two descriptors is then the mean
-Bhattacharyya coefficient of their regions), a region not seen is zeros.
+histogram is normalised to sum 1 and square-rooted (a row's cosine with another is then their
+Bhattacharyya coefficient), a region not seen is NaN. Two descriptors compare as their least alike region
+seen by both (core.target_check.appearance_cosine): on vtest.avi's tuning stretch (frames 480-639) a
+person's own descriptors within 3 s are at a median of 0.91 (5 % below 0.70), neighbours within two box
+heights at 0.38 (10 % above 0.88); the mean of the regions instead gave 0.93 and 0.62 (0.91).
 """
 from __future__ import annotations
 
@@ -85,9 +88,11 @@ def region_pixels_by_part(image: np.ndarray, keypoints_2d: np.ndarray) -> tuple[
 
 
 def region_histograms(image: np.ndarray, keypoints_2d: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image, (15, 2) px keypoints (NaN = not seen) -> (2 * REGION_BINS,) float32
-    descriptor (see the module docstring), unit length (zeros when neither region is seen)."""
-    parts = [np.sqrt(colour_histogram(px)) for px in region_pixels_by_part(image, keypoints_2d)]
-    d = np.concatenate(parts).astype(np.float32)
-    n = float(np.linalg.norm(d))
-    return d / n if n > 0 else d
+    """(H, W, 3) uint8 RGB image, (15, 2) px keypoints (NaN = not seen) -> (2, REGION_BINS) float32
+    descriptor (see the module docstring): rows upper body, legs, each of unit length, NaN where the
+    region is not seen (core.target_check.appearance_cosine: the lowest cosine of the regions both saw)."""
+    rows = []
+    for px in region_pixels_by_part(image, keypoints_2d):
+        h = colour_histogram(px)
+        rows.append(np.sqrt(h) if h.any() else np.full(REGION_BINS, np.nan, np.float32))
+    return np.stack(rows).astype(np.float32)

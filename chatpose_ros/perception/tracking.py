@@ -20,7 +20,7 @@ import itertools
 import numpy as np
 
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.core.target_check import appearance_cosine
+from chatpose_ros.core.target_check import appearance_cosine, blend_appearance
 from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
@@ -31,6 +31,9 @@ COSINE_SCALE = 4.0  # appearance term per unit of (1 - cosine)
 # descriptors within 3 s are at >= 0.80 in 95 % of pairs, neighbours (within two box heights) at a median
 # of 0.62 and 0.91 at the 90th percentile: a high bar, missing some returns rather than taking a neighbour.
 REACQUIRE_COSINE = 0.85
+REACQUIRE_HEIGHT_RATIO = 1.4  # a reacquired box is at most this much taller or shorter than the lost one
+REACQUIRE_REACH = 1.0  # ... and its centre within this many (lost box) heights of the lost box's centre,
+REACQUIRE_SPEED = 0.1  # ... plus this many per update since the loss (a walker: about one height a second at 10 Hz)
 APPEARANCE_METRICS = ("cosine", "l1")
 
 
@@ -46,13 +49,16 @@ class PersonTracker:
         w_iou, w_keypoints, w_appearance: weights of the cost terms.
         appearance_momentum: how much of the stored appearance is kept at each match.
         appearance_metric: "cosine" or "l1" (see the module docstring).
+        reacquire_cosine, reacquire_speed: see REACQUIRE_COSINE, REACQUIRE_SPEED (`reacquire`).
     """
 
     def __init__(self, max_misses: int = 5, max_cost: float = 1.0, w_iou: float = 1.0, w_keypoints: float = 1.0,
-                 w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine") -> None:
+                 w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine",
+                 reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED) -> None:
         if appearance_metric not in APPEARANCE_METRICS:
             raise ValueError(f"unknown appearance_metric {appearance_metric!r}: expected one of {APPEARANCE_METRICS}")
         self.metric = appearance_metric
+        self.reacquire_cosine, self.reacquire_speed = float(reacquire_cosine), float(reacquire_speed)
         self.max_misses = int(max_misses)
         self.max_cost = float(max_cost)
         self.w = (float(w_iou), float(w_keypoints), float(w_appearance))
@@ -121,21 +127,23 @@ class PersonTracker:
         if person.appearance is not None and self._appearance is not None \
                 and np.shape(person.appearance) == np.shape(self._appearance):
             if self.metric == "l1":
-                c += w_app * float(np.abs(np.asarray(person.appearance) - self._appearance).mean() * 4.0)
+                d = np.abs(np.asarray(person.appearance) - self._appearance)
+                c += w_app * float(d[np.isfinite(d)].mean() * 4.0) if np.isfinite(d).any() else 0.0
             else:
                 cos = appearance_cosine(person.appearance, self._appearance)
                 c += w_app * COSINE_SCALE * (1.0 - cos) if cos is not None else 0.0
         return c
 
     def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
-        """Find the person again anywhere among `people` (e.g. the whole frame, after they were lost
-        or hidden): the candidate whose appearance is most like theirs, if its cosine is at least
-        REACQUIRE_COSINE (position is not compared: they may come back anywhere). Returns the match
+        """Find the person again among `people` (e.g. the whole frame, after they were lost or hidden):
+        the candidate whose appearance is most like theirs, if its cosine is at least reacquire_cosine
+        and it could be them (`_plausible`: size, and how far they may have walked). Returns the match
         with `track_id` set (the track goes on from it, speed unknown), or None (counted as a miss)."""
         if self._last is None:
             return None
-        scored = [(appearance_cosine(p.appearance, self._appearance), p) for p in people if p.box is not None]
-        scored = [(c, p) for c, p in scored if c is not None and c >= REACQUIRE_COSINE]
+        scored = [(appearance_cosine(p.appearance, self._appearance), p) for p in people
+                  if p.box is not None and self._plausible(p.box)]
+        scored = [(c, p) for c, p in scored if c is not None and c >= self.reacquire_cosine]
         if not scored:
             self.misses += 1
             return None
@@ -144,6 +152,18 @@ class PersonTracker:
         self.misses = 0
         self._last = dataclasses.replace(best, track_id=self.track_id)
         return self._last
+
+    def _plausible(self, box: tuple[float, float, float, float]) -> bool:
+        """Could the person lost at the last box be at `box` now? About as tall (within
+        REACQUIRE_HEIGHT_RATIO: they walked a few metres at most) and not farther than
+        REACQUIRE_REACH + reacquire_speed * misses of their heights."""
+        last = self._last.box
+        h0, h1 = max(last[3] - last[1], 1.0), max(box[3] - box[1], 1.0)
+        if not 1 / REACQUIRE_HEIGHT_RATIO <= h1 / h0 <= REACQUIRE_HEIGHT_RATIO:
+            return False
+        dx = (box[0] + box[2] - last[0] - last[2]) / 2
+        dy = (box[1] + box[3] - last[1] - last[3]) / 2
+        return float(np.hypot(dx, dy)) / h0 <= REACQUIRE_REACH + self.reacquire_speed * self.misses
 
     def update(self, people: list[PersonPose]) -> PersonPose | None:
         """Match the tracked person among this frame's `people`.
@@ -164,9 +184,7 @@ class PersonTracker:
                         np.float32) / (1 + self.misses)
         self._velocity = 0.5 * self._velocity + 0.5 * step
         if best.appearance is not None:
-            a = np.asarray(best.appearance, np.float32)
-            self._appearance = a.copy() if self._appearance is None or self._appearance.shape != a.shape \
-                else self.momentum * self._appearance + (1 - self.momentum) * a
+            self._appearance = blend_appearance(self._appearance, best.appearance, self.momentum)
         self.misses = 0
         self._last = dataclasses.replace(best, track_id=self.track_id)
         return self._last

@@ -21,7 +21,8 @@ Figures per variant (one row each; the same frames and seeds):
   MATCH_IOU); ``target_id_switches`` counts the times the published person became someone else than the
   target (a switch to a neighbour counts, whatever the published id says), ``target_wrong_frames`` the
   frames published on someone else, ``target_lost`` the track_lost reports, ``target_coverage`` the share of
-  frames where the target is labelled (not hidden) and published as themselves, ``target_reacquire_s`` the
+  frames where the target is labelled (not hidden) and published as themselves (``small_target_coverage``:
+  of the targets at most SMALL_PX tall, median over the run), ``target_reacquire_s`` the
   longest time from the target's reappearing (labelled again after being hidden or out of view) to being
   published as themselves again (None: never within the run);
 - all people: the published boxes of every run together (one hypothesis id per run) against every labelled
@@ -58,6 +59,7 @@ LABELS = Path(__file__).resolve().parents[2] / "tests" / "data" / "vtest_tracks.
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 FPS = 10.0
 SEED_FRAMES = 30  # a target not found by the detector within this many frames of their first labelled one is skipped
+SMALL_PX = 75  # targets whose median labelled height is at most this are "small" (issue 23: 40-70 px)
 MATCH_IOU = 0.5  # a published box is a labelled person's when they overlap at least this much (MOT convention)
 
 Box = tuple[float, float, float, float]
@@ -217,7 +219,9 @@ def target_figures(run: Run, truth: dict[int, dict[int, GroundTruth]]) -> dict:
         was_visible = visible
     if waiting_since is not None:
         reacquire.append(None)
-    return {"target": run.target, "frames": len(run.frames), "id_switches": switches, "wrong_frames": wrong,
+    heights = [truth[f][run.target].box[3] - truth[f][run.target].box[1] for f in run.frames if run.target in truth.get(f, {})]
+    return {"target": run.target, "frames": len(run.frames), "height_px": float(np.median(heights)) if heights else None,
+            "id_switches": switches, "wrong_frames": wrong,
             "lost": run.codes.count("track_lost"), "uncertain": run.codes.count("target_uncertain"),
             "coverage": right / seen if seen else None, "reacquire_s": reacquire}
 
@@ -296,13 +300,20 @@ def evaluate(pipeline, variants: list[Variant], stretches: dict[str, tuple[int, 
                 "target_id_switches": sum(t["id_switches"] for t in targets),
                 "target_wrong_frames": sum(t["wrong_frames"] for t in targets),
                 "target_lost": sum(t["lost"] for t in targets),
-                "target_coverage": float(np.mean([t["coverage"] for t in targets if t["coverage"] is not None])),
+                "target_coverage": _mean([t["coverage"] for t in targets]),
                 "target_reacquire_s": None if any(s is None for s in reacq) else max(reacq, default=0.0),
                 "target_reacquire_events": reacq,
+                "small_target_coverage": _mean([t["coverage"] for t in targets
+                                                if t["height_px"] is not None and t["height_px"] <= SMALL_PX]),
                 **mot_figures(runs, truth, first, last, step),
                 "seconds": round(time.perf_counter() - t0, 1)}
             log.info("%s %s done in %.0f s", sname, v.name, time.perf_counter() - t0)
     return out
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _fmt(v) -> str:
@@ -312,14 +323,16 @@ def _fmt(v) -> str:
 
 
 def report_lines(results: dict) -> list[str]:
-    cols = ("target_id_switches", "target_wrong_frames", "target_lost", "target_coverage", "target_reacquire_s",
+    cols = ("target_id_switches", "target_wrong_frames", "target_lost", "target_coverage", "small_target_coverage",
+            "target_reacquire_s",
             "idf1", "id_switches", "mota", "misses", "false_positives")
     lines = []
     for sname, variants in results.items():
         lines.append(f"[{sname}] " + " | ".join(cols))
         for vname, r in variants.items():
             lines.append(f"  {vname:7s} " + " | ".join(_fmt(r[c]) for c in cols))
-            per = ", ".join(f"{t['target']}: sw {t['id_switches']} lost {t['lost']} cov {_fmt(t['coverage'])} "
+            per = ", ".join(f"{t['target']} ({_fmt(t['height_px'])} px): sw {t['id_switches']} lost {t['lost']} "
+                            f"cov {_fmt(t['coverage'])} "
                             f"reacq {[_fmt(s) for s in t['reacquire_s']]}" for t in r["targets"])
             lines.append(f"          per target: {per}")
     return lines
