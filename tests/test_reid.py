@@ -11,7 +11,8 @@ import pytest
 
 from chatpose_ros.core.target_check import MIN_APPEARANCE_COSINE, appearance_cosine
 from chatpose_ros.perception.appearance import REGION_BINS, colour_histogram, region_histograms
-from chatpose_ros.tools.eval_tracking import LABELS, VIDEO, Run, load_tracks, read_frames, target_figures, whose
+from chatpose_ros.tools.eval_tracking import (LABELS, VIDEO, GroundTruth, Run, load_tracks, mot_figures, read_frames,
+                                              target_figures, whose)
 
 RED_NAVY, BLACK_COAT = 7, 6
 
@@ -45,6 +46,19 @@ def test_target_figures_count_a_slide_onto_a_neighbour_and_the_time_to_reacquire
     assert fig["id_switches"] == 1 and fig["wrong_frames"] == 5 and fig["lost"] == 1
     assert fig["reacquire_s"] == [pytest.approx(0.2)]
     assert whose(None, truth[600]) is None
+
+
+def test_mot_figures_with_motmetrics():
+    frames = list(range(10))
+    truth = {f: {1: GroundTruth((10.0 + f, 0, 30.0 + f, 60)), 2: GroundTruth((100.0 - f, 0, 120.0 - f, 60))} for f in frames}
+    perfect = [Run(p, frames, [truth[f][p].box for f in frames], 10 + p, []) for p in (1, 2)]
+    fig = mot_figures(perfect, truth, 0, 9, 1)
+    assert fig["idf1"] == pytest.approx(1.0) and fig["mota"] == pytest.approx(1.0) and fig["id_switches"] == 0
+    # run 1 slides onto person 2 halfway (run 2 stops): one ID switch, half the boxes of person 1 missed
+    slid = [Run(1, frames, [truth[f][1 if f < 5 else 2].box for f in frames], 11, []),
+            Run(2, frames[:5], [truth[f][2].box for f in frames[:5]], 12, [])]
+    fig = mot_figures(slid, truth, 0, 9, 1)
+    assert fig["id_switches"] == 1 and fig["misses"] == 5 and fig["false_positives"] == 0 and fig["idf1"] < 0.8
 
 
 def test_colour_histogram_tells_red_and_navy_from_black():
