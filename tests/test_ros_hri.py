@@ -203,7 +203,7 @@ def test_a_made_up_pose_never_replaces_the_tracked_person(ros_harness):
 
 def test_follow_me_holds_a_hidden_target_with_a_growing_covariance(ros_harness):
     pipeline = HidingPipeline()
-    h = ros_harness(lambda cfg: pipeline, tracking_rate_hz=50.0)
+    h = ros_harness(lambda cfg: pipeline, tracking_rate_hz=50.0, reacquire_s=10.0)  # held while looked for
     cov_sink = Sink(h, PoseWithCovarianceStamped, "/chatpose_node/target_pose_with_covariance")
     target_sink = Sink(h, PoseStamped, "/chatpose_node/target_pose")
     _give_camera_info(h, _camera_info(), lambda: h.node.robot.intrinsics is not None)

@@ -77,10 +77,6 @@ ERROR_CHARS = 300  # how much of an error's text goes into a report (it may quot
 # A query choosing the person already tracked keeps the track (and its id) when the chosen box
 # overlaps the tracked person's last box this much (intersection over union).
 SAME_PERSON_IOU = 0.5
-# A lost person is searched for in the whole frame, by appearance, this long after `track_lost` (a robot's
-# person hidden behind a pillar, or out of view a few seconds); found again, they keep their track id
-# (``target_reacquired``). 0 = a lost track ends at once.
-REACQUIRE_S = 10.0
 HIDDEN_REPORT_S = 0.5  # the tracked person unpublished this long: ``target_hidden`` (once per hiding)
 
 Box = tuple[float, float, float, float]
@@ -279,7 +275,7 @@ class _TrackState:
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
     check: TargetCheck  # is each update's match still the chosen person?
-    lost_since: float | None = None  # when the person was lost (then searched for anywhere, REACQUIRE_S long)
+    lost_since: float | None = None  # when the person was lost (then searched for anywhere, config.reacquire_s long)
     hidden_since: float | None = None  # since when no update published them (None: published in the last one)
     hidden_said: bool = False  # target_hidden reported for this hiding
 
@@ -301,14 +297,11 @@ class Session:
         can_track: the model has a tracker (TrackRequests will be served); False = no tracking.
         clock: monotonic seconds (injected: tests drive it by hand).
         stats: counters to go on with (a node's, across reconfigurations); None = new ones.
-        reacquire_s: how long a lost person is searched for (REACQUIRE_S; 0 = a lost track ends at once).
     """
 
     def __init__(self, config: NodeConfig, max_query_chars: int, can_track: bool = False,
-                 clock: Callable[[], float] = time.monotonic, stats: collections.Counter | None = None,
-                 reacquire_s: float = REACQUIRE_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, stats: collections.Counter | None = None) -> None:
         self.config = config
-        self.reacquire_s = float(reacquire_s)
         self.max_query_chars = int(max_query_chars)
         self._can_track = can_track
         self._clock = clock
@@ -350,7 +343,7 @@ class Session:
 
     @property
     def searching(self) -> bool:
-        """The tracked person was lost and is being looked for (REACQUIRE_S after track_lost)."""
+        """The tracked person was lost and is being looked for (config.reacquire_s after track_lost)."""
         return self._track is not None and self._track.lost_since is not None
 
     def start(self) -> None:
@@ -592,9 +585,10 @@ class Session:
         fails the match is not published under the track's id (``target_uncertain``, throttled;
         the tracker restarts on the last verified person at the next update, searched near its
         box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
-        ``track_lost``. A lost person is then searched for in the whole frame by appearance for `reacquire_s`
+        ``track_lost``. With config.reacquire_s > 0 a lost person is then searched for in the whole frame by
+        appearance that long
         (TrackRequest.reacquire); a match the target check accepts is published under the same track id again
-        (``target_reacquired``); after REACQUIRE_S without one the track ends."""
+        (``target_reacquired``); after that long without one the track ends."""
         events: list[Event] = []
         with self._cv:
             self._busy = False
@@ -622,7 +616,7 @@ class Session:
             query, failures, lost = track.query, track.check.failures, False
             if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
                 lost = True
-                if self.reacquire_s > 0:  # search for them anywhere, from the last verified person
+                if self.config.reacquire_s > 0:  # search for them anywhere, from the last verified person
                     track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
                     track.check.failures = 0
                 else:
@@ -647,8 +641,8 @@ class Session:
                               throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
-            then = (f"looking for them in the whole image for {self.reacquire_s:g} s (target_reacquired when found)"
-                    if self.reacquire_s > 0 else "send a new query")
+            then = (f"looking for them in the whole image for {self.config.reacquire_s:g} s (target_reacquired when found)"
+                    if self.config.reacquire_s > 0 else "send a new query")
             events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; {then}",
                                       query=query, source="tracking"))
         return events
@@ -657,7 +651,7 @@ class Session:
                 image_size: tuple[int, int] | None) -> list[Event]:
         """finish_track for a lost track (called under the lock): the tracker's reacquired match, if the
         target check accepts it, is published under the track's id (``target_reacquired``); the track ends
-        `reacquire_s` after the loss."""
+        config.reacquire_s after the loss."""
         person = update.person
         if person is not None and track.check.verify(person) == "":
             track.lost_since, track.box = None, person.box
@@ -673,7 +667,7 @@ class Session:
         if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
             track.seed, track.keep = track.check.last, False
             track.check.failures = 0
-        if self._clock() - track.lost_since > self.reacquire_s:
+        if self._clock() - track.lost_since > self.config.reacquire_s:
             self._track = None
             return []
         return self._hidden(track, work, False)

@@ -28,11 +28,11 @@ Figures per variant (one row each; the same frames and seeds):
 - all people: the published boxes of every run together (one hypothesis id per run) against every labelled
   box: IDF1, ID switches, MOTA, misses, false positives (motmetrics, IoU >= MATCH_IOU).
 
-Variants: ``before`` = the tracker as it was (the pipeline's colour-statistics descriptor, no reacquisition),
-``after`` = the current one (see VARIANTS). How the figures can mislead: boxes between keyframes are
-interpolated (a walker's box wobbles by a few px around the line); a person is labelled only between the
-keyframes they are seen in; the single-target runs are not a multi-object tracker (two runs on one person
-count a false positive); one video, one camera.
+Variants (`_variants`): ``before`` = the tracker as it was (the pipeline's colour-statistics descriptor, L1
+appearance cost), ``after`` = as shipped, ``after+reacquire`` = as shipped with reacquisition by appearance
+on. How the figures can mislead: boxes between keyframes are interpolated (a walker's box wobbles by a few
+px around the line); a person is labelled only between the keyframes they are seen in; the single-target
+runs are not a multi-object tracker (two runs on one person count a false positive); one video, one camera.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ import numpy as np
 from chatpose_ros.core.config import NodeConfig, PipelineConfig
 from chatpose_ros.core.geometry_np import box_iou
 from chatpose_ros.core.model_runners import TrackerHost
-from chatpose_ros.core.session import REACQUIRE_S, Frame, Output, Report, Session, Track
+from chatpose_ros.core.session import Frame, Output, Report, Session, Track
 from chatpose_ros.core.types import PoseResult
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ LABELS = Path(__file__).resolve().parents[2] / "tests" / "data" / "vtest_tracks.
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 FPS = 10.0
 SEED_FRAMES = 30  # a target not found by the detector within this many frames of their first labelled one is skipped
+REACQUIRE_S = 10.0  # the after+reacquire variant's NodeConfig.reacquire_s
 SMALL_PX = 75  # targets whose median labelled height is at most this are "small" (issue 23: 40-70 px)
 MATCH_IOU = 0.5  # a published box is a labelled person's when they overlap at least this much (MOT convention)
 
@@ -150,7 +151,7 @@ class _Clock:
 
 
 def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], truth: dict[int, dict[int, GroundTruth]],
-               target: int, first: int, last: int, step: int = 1, reacquire_s: float = REACQUIRE_S) -> Run | None:
+               target: int, first: int, last: int, step: int = 1, reacquire_s: float = 0.0) -> Run | None:
     """Follow `target` from the first frame from `first` on where the detector finds them (a detected box
     that is theirs, see `whose`) to `last` through the node's Session and the tracker host; None when that
     does not happen within SEED_FRAMES frames."""
@@ -166,8 +167,8 @@ def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], 
     if chosen is None:
         return None
     clock = _Clock()
-    session = Session(NodeConfig(tracking_rate_hz=FPS), max_query_chars=100, can_track=True, clock=clock,
-                      reacquire_s=reacquire_s)
+    session = Session(NodeConfig(tracking_rate_hz=FPS, reacquire_s=reacquire_s), max_query_chars=100,
+                      can_track=True, clock=clock)
     host = TrackerHost(make_tracker)
     session.put_frame(Frame(image=first))
     session.submit("the labelled person")
@@ -259,18 +260,20 @@ class Variant:
     name: str
     descriptor: str
     make_tracker: Callable
-    reacquire_s: float  # Session(reacquire_s=...): 0 = a lost track ends (before issue 23's reacquisition)
+    reacquire_s: float  # NodeConfig.reacquire_s: 0 = a lost track ends
 
 
 def _variants() -> list[Variant]:
-    """before: the colour statistics, the L1 appearance cost and no reacquisition (main before issue 23's
-    re-identification work); after: as shipped (chroma-aware region histograms, cosine cost, a lost person
-    searched for by appearance for REACQUIRE_S)."""
+    """before: the colour statistics and the L1 appearance cost (main before issue 23's re-identification
+    work); after: as shipped (chroma-aware region histograms, cosine cost; reacquisition off, the node's
+    default); after+reacquire: the same with reacquisition by appearance for REACQUIRE_S (reacquire_s)."""
     from chatpose_ros.perception.tracking import PersonTracker
     from chatpose_ros.profiles import tracker_factory
 
+    default = NodeConfig().reacquire_s
     return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1"), 0.0),
-            Variant("after", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
+            Variant("after", "region_histograms", tracker_factory("default"), default),
+            Variant("after+reacquire", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
 
 
 def evaluate(pipeline, variants: list[Variant], stretches: dict[str, tuple[int, int]], step: int = 1,
@@ -330,7 +333,7 @@ def report_lines(results: dict) -> list[str]:
     for sname, variants in results.items():
         lines.append(f"[{sname}] " + " | ".join(cols))
         for vname, r in variants.items():
-            lines.append(f"  {vname:7s} " + " | ".join(_fmt(r[c]) for c in cols))
+            lines.append(f"  {vname:15s} " + " | ".join(_fmt(r[c]) for c in cols))
             per = ", ".join(f"{t['target']} ({_fmt(t['height_px'])} px): sw {t['id_switches']} lost {t['lost']} "
                             f"cov {_fmt(t['coverage'])} "
                             f"reacq {[_fmt(s) for s in t['reacquire_s']]}" for t in r["targets"])
