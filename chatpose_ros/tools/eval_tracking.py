@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
 
     header, _ = load_tracks()
     stretches = {k: tuple(header[k]) for k in ("tuning", "held_out") if args.stretch in (k, "all")}
-    pipeline = build_pipeline(PipelineConfig(cpu_threads=args.threads))
+    pipeline = build_pipeline(PipelineConfig(profile="default", cpu_threads=args.threads))  # its observe + tracker
     try:
         results = evaluate(pipeline, _variants(), stretches, args.step)
     finally:
