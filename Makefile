@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 
 PY := .venv/bin/python
 
-.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-tracking
+.PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth eval-tracking
 setup:
 	@bash scripts/setup.sh
 
@@ -49,6 +49,16 @@ eval-grounding: setup
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
 
+# Gestures over time (core/gestures.py): precision / recall / latency on synthetic sequences drawn from the
+# held-out ranges (timings, amplitudes, frame rates, noise the thresholds were not set on), the pointing target,
+# and the gestures read on CMU mocap (01_01, 01_03, Boxing_Toes) from four sides; JSON in build/.
+eval-gestures: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_gestures --n 440 --split heldout --seed 1 --json build/eval_gestures.json
+# The depth image path against the monocular fit on the same rendered people at 2-8 m: six Anny bodies posed from
+# held-out CMU mocap, rendered depth with stereo-like noise, holes and flying pixels (docs/robot.md); one thread;
+# a table per distance and build/eval_depth.json (median_rel_error_depth, median_rel_error_mono).
+eval-depth: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_depth --rendered --json build/eval_depth.json
 # The tracked target on hand-labelled vtest.avi (tests/data/vtest_tracks.json; tuning 480-639, held out 640-790):
 # target id switches, losses, time to reacquire, IDF1 / ID switches / MOTA (motmetrics), tracker before and after
 # issue 23 side by side; one thread; JSON in build/.

@@ -2,7 +2,7 @@
 
     chatpose ask IMAGE "the man holding the basketball" ["is he standing?" ...] [--out result.png] [--json out.json]
     chatpose ask - "what pose would a tired person take?"      (text only, no image)
-    chatpose chat IMAGE_OR_VIDEO [--profile grounded]          (a conversation in the terminal)
+    chatpose chat IMAGE_OR_VIDEO [--profile PROFILE]           (a conversation in the terminal)
     chatpose demo [--image PATH] [--query TEXT]                 (over ROS 2 on loopback)
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ DEMO_QUERY = "the person on the left"
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="default", choices=("default", "reader", "grounded", "chatpose"),
+    p.add_argument("--profile", default="grounded", choices=("grounded", "default", "reader", "chatpose"),
                    help="model profile")
     p.add_argument("--checkpoint", default="", help="ChatPose checkpoint folder (profile chatpose)")
     p.add_argument("--weights-dir", default="", help="default profile weights folder (default: shipped)")
@@ -63,7 +63,7 @@ def cmd_ask(args) -> int:
             print(json.dumps(out, indent=None if args.compact else 1))
             if args.out:
                 path = args.out if len(args.query) == 1 else _numbered(args.out, k)
-                save_png(path, result_picture(image, result))
+                path = save_png(path, result_picture(image, result))
                 logging.getLogger("chatpose").info("picture written to %s", path)
     finally:
         pipeline.close()

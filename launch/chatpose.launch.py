@@ -27,7 +27,7 @@ def generate_launch_description():
     args = [
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "default.yaml")),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw"),
-        DeclareLaunchArgument("profile", default_value="default"),
+        DeclareLaunchArgument("profile", default_value="grounded"),
         DeclareLaunchArgument("checkpoint", default_value=""),
         DeclareLaunchArgument("autostart", default_value="true"),
         DeclareLaunchArgument("rviz", default_value="false"),

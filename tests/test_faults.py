@@ -51,7 +51,7 @@ def test_default_profile_bad_weights_raise_typed_error(weights_copy, victim, dam
     else:
         f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
     with pytest.raises(ModelLoadError) as info:
-        build_pipeline(PipelineConfig(weights_dir=str(weights_copy)))
+        build_pipeline(PipelineConfig(profile="default", weights_dir=str(weights_copy)))
     assert victim in str(info.value) or str(weights_copy) in str(info.value)
 
 

@@ -2,6 +2,7 @@
 the scorers and decisions on hand-built scenes, and the profile end to end on a real photo."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -59,10 +60,10 @@ def test_wordnet_nouns(parser):
 
 
 @pytest.mark.parametrize("question, expected", [
-    ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, garment=cardigan@upper]"),
-    ("the second guy from the right", "person [-: ordinal=right#2]"),
+    ("Show me the lady in the teal cardigan", "person [lady: unchecked=gender, colour=teal@upper, skin=covered_arms@upper]"),
+    ("the second guy from the right", "person [guy: ordinal=right#2, unchecked=gender]"),
     ("Is the kid in mustard trousers sitting down?",
-     "yes_no [kid: unchecked=age, colour=mustard@lower, garment=trousers@lower] ? posture=sitting"),
+     "yes_no [kid: unchecked=age, colour=mustard@lower, skin=covered_legs@lower] ? posture=sitting"),
     ("How many people in khaki are crouching?", "count [people: colour=khaki@any] ? posture=crouching"),
     ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
     ("someone who is not wearing black", "person [someone: not colour=black@any]"),
@@ -77,7 +78,7 @@ def test_parser_fills_typed_slots(parser, question, expected):
 
 def test_parser_follow_ups(parser):
     r = parser.parse("is he still waving?")
-    assert r.intent == "yes_no" and r.ref.pronoun and r.predicate[0].value == "arm_raised"
+    assert r.intent == "yes_no" and r.ref.pronoun and r.predicate[0].value == "waving"
     assert parser.parse("no, the other one").ref.other
     rel = parser.parse("and the one next to her?").ref.constraints[0]
     assert rel.kind == "relation" and rel.ref.pronoun
@@ -128,6 +129,7 @@ def three():
     ("the woman in the maroon blouse", 0), ("the guy in the off-white sweater", 1), ("the one in the emerald top", 2),
     ("who is sitting?", 1), ("the person waving", 2), ("the second one from the right", 1),
     ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
+    ("the person in the dark top", 0), ("the one in the pale top", 1),
 ])
 def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
     out = grounder.answer(parser.parse(question), three)
@@ -151,6 +153,9 @@ def test_grounder_asks_instead_of_guessing_and_refuses_with_a_reason(parser, gro
     near = grounder.answer(parser.parse("the person in the yellow raincoat"), three)  # cream comes near
     assert (near.kind, near.candidates) == ("clarify", (1,)) and "closest" in near.answer
     assert grounder.answer(parser.parse("the dog"), three).kind == "not_person"
+    second = grounder.answer(parser.parse("the second woman from the left"), three)  # among women: not checkable
+    assert second.kind == "clarify" and 1 in second.candidates and "woman" in second.answer
+    assert grounder.answer(parser.parse("the second one from the left"), three).selected == 1
 
 
 def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, three):
@@ -159,6 +164,31 @@ def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, t
     other = grounder.answer(parser.parse("the other one in navy"), three, ctx)
     assert (other.kind, other.selected) == ("person", 0)
     assert grounder.answer(parser.parse("is he waving?"), three).kind == "clarify"  # nobody chosen before
+
+
+SKIN = (224, 172, 140)
+
+
+def test_skin_tells_a_tee_and_shorts_from_a_jacket_and_jeans(parser, grounder):
+    """Left: bare forearms and shins (a tee and shorts); right: covered (a jacket and jeans)."""
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (BURGUNDY, NAVY, "standing", False)])
+    for k, p in enumerate(scene.people):  # both faces seen; only the left one's limbs bare
+        for a, b in (("nose", "nose"), ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"),
+                     ("left_knee", "left_ankle"), ("right_knee", "right_ankle"))[:5 if k == 0 else 1]:
+            xa, xb = p.keypoint(a)[0], p.keypoint(b)[0]
+            cv2.line(img, tuple(int(v) for v in xa), tuple(int(v) for v in xb), SKIN, 16)
+    facts = measure(img, scene)
+    assert facts[0].skin["arms"] > 0.8 and facts[0].skin["legs"] > 0.8
+    assert facts[1].skin["arms"] < 0.1 and facts[1].skin["legs"] < 0.1
+    for question, index in (("the guy in the burgundy tee", 0), ("the one in the burgundy jacket", 1),
+                            ("the person in shorts", 0), ("the woman in jeans", 1), ("the one not in shorts", 1)):
+        out = grounder.answer(parser.parse(question), facts)
+        assert (out.kind, out.selected) == ("person", index), (question, out.answer)
+    assert grounder.answer(parser.parse("how many people are wearing shorts?"), facts).count == 1
+    assert grounder.answer(parser.parse("is the person on the right in shorts?"), facts).kind == "no"
+    assert grounder.answer(parser.parse("the shirtless man"), facts).kind == "no_match"  # both torsos covered
+    grey = measure(np.repeat(img.mean(2, keepdims=True), 3, 2).astype(np.uint8), scene)
+    assert [f.skin for f in grey] == [{}, {}]  # no skin colour to see: nothing read as covered
 
 
 def test_relation_to_an_object(parser, grounder):
@@ -228,14 +258,11 @@ class _FakeBase:
     def __init__(self, scene):
         self.scene = scene
 
-    def _see(self, image, everything=False):
-        return self.scene
-
-    def _people(self, image, scene):
+    def scene_and_people(self, image, timings=None):
         from chatpose_ros.core.types import PersonPose
 
-        return [PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32), box=p.box)
-                for p in scene.people], None
+        return self.scene, [PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32), box=p.box)
+                            for p in self.scene.people]
 
     def close(self):
         pass
@@ -260,3 +287,29 @@ def test_conversations_are_kept_per_asker_and_forgotten_after_the_timeout(parser
     assert late.clarify and late.selected == -1
     pipe.reset_conversation()
     assert pipe.estimate(img, "is she sitting?", conversation="voice_b").clarify
+
+
+class _Watched:
+    """Stands in for core.gestures.GestureRecogniser (test double): the person at `x0` is waving."""
+
+    def __init__(self, x0):
+        self.x0 = x0
+
+    def for_box(self, box, max_age_s=None):
+        from chatpose_ros.core.gestures import Gesture
+
+        return (Gesture("waving", "right", 0.9, 0.0, 2.0, 1.5),) if box[0] == self.x0 else ()
+
+
+def test_waving_is_read_over_time_where_tracking_watched(parser, grounder):
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.grounded.pipeline import GroundedPipeline
+
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "standing", False)])
+    pipe = GroundedPipeline(PipelineConfig(profile="grounded"), _FakeBase(scene), parser, grounder, "grounded:test")
+    no_arm_up = pipe.estimate(img, "the person waving")  # one frame: nobody has an arm up
+    assert no_arm_up.selected == -1
+    waving = pipe.estimate(img, "the person waving", gestures=_Watched(scene.people[1].box[0]))
+    assert waving.selected == 1 and not waving.clarify
+    assert pipe.estimate(img, "is the person on the left waving?", gestures=_Watched(scene.people[1].box[0])
+                         ).answer.startswith("No")

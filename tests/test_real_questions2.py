@@ -59,12 +59,20 @@ def test_the_file_is_the_frozen_one():
 
 def test_every_image_loads_and_is_held_out(labels):
     """Every labelled image loads, has two or more people, and is none of the first set's images."""
-    first = {json.dumps(im.load, sort_keys=True) for im in load_labels(DEFAULT_LABELS)}
+    check_images(labels, [DEFAULT_LABELS], max_side=800, max_bytes=1_500_000, min_images=8, min_people=25)
+
+
+def check_images(labels: dict, earlier: list[Path], max_side: int, max_bytes: int, min_images: int,
+                 min_people: int) -> None:
+    """Every image of `labels` loads (long side <= max_side), has two or more people with boxes
+    inside it, is none of the images of the `earlier` label files; at least min_images images and
+    min_people people, the stored copies max_bytes at most in all."""
+    first = {json.dumps(im.load, sort_keys=True) for path in earlier for im in load_labels(path)}
     total = 0
     for im in labels.values():
         rgb = load_image(im)
         h, w = rgb.shape[:2]
-        assert rgb.dtype == np.uint8 and max(h, w) <= 800, im.id
+        assert rgb.dtype == np.uint8 and max(h, w) <= max_side, im.id
         assert len(im.people) >= 2, im.id
         for p in im.people:
             x0, y0, x1, y1 = p.box
@@ -72,14 +80,21 @@ def test_every_image_loads_and_is_held_out(labels):
         assert json.dumps(im.load, sort_keys=True) not in first, im.id
         if im.load["kind"] == "repo_file":
             total += (Path(__file__).parent.parent / im.load["path"]).stat().st_size
-    assert len(labels) >= 8 and sum(len(im.people) for im in labels.values()) >= 25
-    assert total <= 1_500_000
+    assert len(labels) >= min_images and sum(len(im.people) for im in labels.values()) >= min_people
+    assert total <= max_bytes
 
 
 def test_question_file_is_well_formed(doc, labels):
+    check_questions(doc, labels, MINIMUM, MIN_WHERE, MIN_QUESTIONS)
+
+
+def check_questions(doc: dict, labels: dict, minimum: dict[str, int], min_where: int, min_questions: int) -> None:
+    """Every question names a labelled image and an expected answer of its category's kind that
+    resolves to that image's labelled people; at least minimum[category] questions of each kind,
+    min_where of position + ordinal + distance, min_questions in all; yes/no half yes; no duplicates."""
     questions = doc["questions"]
-    assert len(questions) >= MIN_QUESTIONS
-    assert set(doc["categories"]) == set(PERSON_CATEGORIES) | set(MINIMUM)
+    assert len(questions) >= min_questions
+    assert set(doc["categories"]) == set(PERSON_CATEGORIES) | set(minimum)
     ids = [q["id"] for q in questions]
     assert len(set(ids)) == len(ids), "duplicate ids"
     for q in questions:
@@ -103,9 +118,9 @@ def test_question_file_is_well_formed(doc, labels):
             for turn in q["turns"]:
                 assert turn["question"] and isinstance(turn["expected"], int) and 0 <= turn["expected"] < n, q
     count = {c: sum(q["category"] == c for q in questions) for c in doc["categories"]}
-    for cat, least in MINIMUM.items():
+    for cat, least in minimum.items():
         assert count[cat] >= least, (cat, count[cat])
-    assert count["position"] + count["ordinal"] + count["distance"] >= MIN_WHERE
+    assert count["position"] + count["ordinal"] + count["distance"] >= min_where
     yes = [q["expected"] for q in questions if q["category"] == "yes_no"]
     assert yes.count("yes") == yes.count("no"), "yes/no questions: half yes, half no"
     texts = [_normalised(t) + "@" + q["image"] for q in questions for t in _texts(q)]
@@ -114,6 +129,10 @@ def test_question_file_is_well_formed(doc, labels):
 
 @pytest.fixture(scope="module")
 def training_questions() -> set[str]:
+    return training_question_set()
+
+
+def training_question_set() -> set[str]:
     """Questions of the synthetic generator's training split (offline/scene_questions.py, split
     "train"), TRAINING_DRAWS_PER_CATEGORY per category, fixed seed; normalised."""
     from chatpose_ros.models.default.offline import scene_questions as sq
@@ -127,6 +146,10 @@ def training_questions() -> set[str]:
 def test_no_question_is_a_generator_question(doc, training_questions):
     """No question is among the scene generator's training questions, nor a wording of the grounding
     query templates (offline/queries.py, recognised by query_families.parse_query with any slot)."""
+    check_not_generator_questions(doc, training_questions)
+
+
+def check_not_generator_questions(doc: dict, training_questions: set[str]) -> None:
     from chatpose_ros.models.default.offline.query_families import parse_query
 
     assert {"count the people", "hello"} <= training_questions  # the check can fail

@@ -20,12 +20,12 @@ def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
 class PipelineConfig:
     """Which model answers, and how it runs."""
 
-    profile: str = _f("default", "Model profile: 'default' (embedded CPU model shipped in the package), 'reader' "
-                      "(experimental: the embedded model with the scene reader, which reads the people as words, "
-                      "refuses, counts and streams its answer), 'grounded' (the embedded perception with compositional "
-                      "grounding: a typed parse of the question, open-vocabulary colour / WordNet / pose checks, answers "
-                      "that say what was checked, clarifying questions) or 'chatpose' (LLaVA-style ChatPose checkpoint, "
-                      "GPU recommended).", ("default", "reader", "grounded", "chatpose"))
+    profile: str = _f("grounded", "Model profile: 'grounded' (the embedded default, CPU, shipped in the package: "
+                      "perception with compositional grounding: a typed parse of the question, open-vocabulary colour / "
+                      "garment / WordNet / pose checks, answers that say what was checked, clarifying questions), "
+                      "'default' (the older embedded model: a grounding head that always chooses someone), 'reader' "
+                      "(the older embedded scene reader, which reads the people as words) or 'chatpose' (LLaVA-style "
+                      "ChatPose checkpoint, GPU recommended).", ("grounded", "default", "reader", "chatpose"))
     weights_dir: str = _f("", "Folder of the default profile's weights; empty = the weights shipped in the package.")
     checkpoint: str = _f("", "ChatPose profile: folder of a checkpoint in our layout (see docs/chatpose.md); "
                          "a released CHATPOSE-V0 folder must be converted first with chatpose-convert.")
@@ -146,6 +146,18 @@ class NodeConfig:
     camera_info_topic: str = _f("", "sensor_msgs/CameraInfo topic whose intrinsics place people in metres; empty = "
                                 "beside the image topic (<image topic's namespace>/camera_info, as image_pipeline). "
                                 "Without it translations are unknown (status no_camera_info).")
+    depth_enabled: bool = _f(False, "Place people from an aligned depth image (REP-118: 16UC1 mm or 32FC1 m) on "
+                             "depth_topic, synchronised with the colour image by stamp: the robust depth under each "
+                             "person's torso, back-projected with the depth camera_info (translation_source 'depth'); "
+                             "where it cannot be read, the monocular fit ('monocular'), with the reason on ~/status.")
+    depth_topic: str = _f("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/Image depth topic ALIGNED to the "
+                          "colour image (same frame_id and size; e.g. a RealSense's aligned_depth_to_color/image_raw, a "
+                          "ZED's depth/depth_registered), read when depth_enabled.")
+    depth_camera_info_topic: str = _f("", "sensor_msgs/CameraInfo of the depth image; empty = beside depth_topic "
+                                      "(<depth topic's namespace>/camera_info).")
+    depth_sync_slop_s: float = _f(0.05, "Approximate sync (as message_filters): the depth image whose stamp is nearest "
+                                  "the colour image's is used if within this many seconds; else status depth_stale and "
+                                  "the monocular fit.")
     hri_enabled: bool = _f(True, "Publish the ROS4HRI (REP-155) body topics: /humans/bodies/tracked and per body "
                            "roi, skeleton2d, cropped and joint_states.")
     hri_cropped_rate_hz: float = _f(2.0, "Highest rate of the ROS4HRI cropped images during tracking (Hz): each "
@@ -182,6 +194,8 @@ class NodeConfig:
             raise ConfigError("camera_timeout_s must be >= 0")
         if self.status_log_period_s < 0:
             raise ConfigError("status_log_period_s must be >= 0")
+        if self.depth_sync_slop_s < 0:
+            raise ConfigError("depth_sync_slop_s must be >= 0")
         if self.hri_cropped_rate_hz < 0 or self.mesh_rate_hz < 0:
             raise ConfigError("hri_cropped_rate_hz and mesh_rate_hz must be >= 0")
 

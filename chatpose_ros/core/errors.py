@@ -63,3 +63,41 @@ class WorkerCrashedError(InferenceError):
     answering; it is restarted."""
 
     code = "worker_crashed"
+
+
+class DepthInputError(ChatPoseError, ValueError):
+    """The optional depth image cannot place people for this frame (core/depth.py): the node
+    falls back to the monocular fit and reports the subclass's code."""
+
+    code = "invalid_depth"
+
+
+class DepthEncodingError(DepthInputError):
+    """A depth image whose encoding is not REP-118's 16UC1 (mm) or 32FC1 (m)."""
+
+    code = "depth_encoding"
+
+
+class DepthSizeMismatchError(DepthInputError):
+    """The depth image's size differs from the colour image's or from its own camera_info's (not
+    aligned to the colour image)."""
+
+    code = "depth_size_mismatch"
+
+
+class DepthFrameMismatchError(DepthInputError):
+    """The depth image is in another frame than the colour image (not registered to it)."""
+
+    code = "depth_frame_mismatch"
+
+
+class DepthStaleError(DepthInputError):
+    """No depth image within the sync slop of the colour image's stamp (or none received yet)."""
+
+    code = "depth_stale"
+
+
+class NoDepthCameraInfoError(DepthInputError):
+    """No valid camera_info for the depth image: its pixels cannot be back-projected."""
+
+    code = "no_depth_camera_info"

@@ -11,6 +11,11 @@ Tracking: the profile's tracker lives where the model lives (`tracker_factory`, 
 callable making a core.session.Tracker); `track` observes a frame and matches the tracked person
 in one round trip (core.session.TrackRequest in, TrackUpdate out), so the caller's process never
 imports a profile's tracker.
+
+Gestures: beside the tracker, a core.gestures.GestureRecogniser reads every person observed at
+each tracking update over time (at the request's `stamp`); the people of the TrackUpdate carry
+their `gestures`. A pipeline whose `estimate` takes `gestures=` is handed the recogniser with
+every query (`gestures.for_box(box)`: the gestures of a person of the query's image).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from .config import PipelineConfig
+from .gestures import GestureRecogniser
 from .images import Image, Size, image_size
 from .pipeline import PosePipeline
 from .session import Tracker, TrackRequest, TrackUpdate
@@ -98,7 +104,7 @@ class InProcessRunner:
         # a callback's error is logged, as across the pipe: the answer goes on
         pose_cb = None if on_pose is None else (lambda result: run_callback(on_pose, result))
         text_cb = None if on_text is None else (lambda delta: run_callback(on_text, delta))
-        return (estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb, conversation),
+        return (estimate_streaming(self.pipeline, rgb, query, pose_cb, text_cb, conversation, self._tracking.gestures),
                 None if rgb is None else image_size(rgb))
 
     def observe(self, image: Image, near: Box | None) -> tuple[list[PersonPose], Size]:
@@ -129,19 +135,22 @@ def _streams(pipeline: PosePipeline) -> bool:
     return {"on_pose", "on_text"} <= set(params) or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def _takes_conversation(pipeline: PosePipeline) -> bool:
-    """Whether `pipeline.estimate` keeps conversations (takes `conversation=`)."""
+def _takes(pipeline: PosePipeline, name: str) -> bool:
+    """Whether `pipeline.estimate` takes the keyword `name` (e.g. keeps conversations: `conversation=`)."""
     try:
-        return "conversation" in inspect.signature(pipeline.estimate).parameters
+        return name in inspect.signature(pipeline.estimate).parameters
     except (TypeError, ValueError):
         return False
 
 
 def estimate_streaming(pipeline: PosePipeline, rgb: np.ndarray | None, query: str, on_pose: OnPose,
-                       on_text: OnText, conversation: str = "") -> PoseResult:
-    """pipeline.estimate, with the streaming callbacks when there are any and it takes them, and
-    the asker's conversation where it keeps conversations."""
-    extra = {"conversation": conversation} if _takes_conversation(pipeline) else {}
+                       on_text: OnText, conversation: str = "", gestures: GestureRecogniser | None = None) -> PoseResult:
+    """pipeline.estimate, with the streaming callbacks when there are any and it takes them, the
+    asker's conversation where it keeps conversations, and the gestures read over time where it
+    takes them (`gestures=`)."""
+    extra: dict[str, Any] = {"conversation": conversation} if _takes(pipeline, "conversation") else {}
+    if gestures is not None and _takes(pipeline, "gestures"):
+        extra["gestures"] = gestures
     if (on_pose is None and on_text is None) or not _streams(pipeline):
         return pipeline.estimate(rgb, query, **extra)
     return pipeline.estimate(rgb, query, on_pose=on_pose, on_text=on_text, **extra)
@@ -159,14 +168,17 @@ def timed_estimate(pipeline: PosePipeline, rgb: np.ndarray | None, query: str) -
 
 class TrackerHost:
     """The tracker of the person chosen last, beside the model: serves TrackRequests (see the
-    module docstring). `factory` makes the profile's tracker; None = nobody is ever followed."""
+    module docstring). `factory` makes the profile's tracker; None = nobody is ever followed.
+    `gestures` reads the gestures of everyone observed, over time."""
 
     def __init__(self, factory: TrackerFactory | None) -> None:
         self._factory = factory
         self._tracker: Tracker | None = None
+        self.gestures = GestureRecogniser()
 
     def reset(self) -> None:
         self._tracker = None
+        self.gestures.reset()
 
     def track(self, pipeline: PosePipeline, rgb: np.ndarray, request: TrackRequest) -> TrackUpdate:
         seed = request.seed
@@ -175,11 +187,20 @@ class TrackerHost:
                 self._tracker = self._factory()
             self._tracker.start(seed, track_id=seed.track_id)
         people = list(pipeline.observe(rgb, near=request.near))
+        stamp = time.monotonic() if request.stamp is None else request.stamp
         tracker = self._tracker
         if tracker is None:  # nothing to follow (e.g. a new worker after a crash): the track is lost
+            people = self.gestures.observe(stamp, people)
             return TrackUpdate(person=None, people=tuple(people) if request.everyone else (), lost=True, box=None)
         reacquire = getattr(tracker, "reacquire", None) if request.reacquire else None  # a tracker without it: update
         person = reacquire(people) if reacquire is not None else tracker.update(people)
+        if person is not None:  # read the match's gestures under its track id (it is one of `people`)
+            i = next((k for k, p in enumerate(people) if p.box == person.box), len(people))
+            people[i:i + 1] = [person]
+            people = self.gestures.observe(stamp, people)
+            person = people[i]
+        else:
+            people = self.gestures.observe(stamp, people)
         return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
                            box=tracker.last_box)
 

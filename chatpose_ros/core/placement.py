@@ -66,8 +66,10 @@ def place_result(result: PoseResult, intrinsics: CameraIntrinsics | None) -> Pos
     """`result` with every person's translation from the real intrinsics (``place_person``):
     None (unknown) where the person's keypoints do not allow it, for poses made from the text
     alone, and for everybody when `intrinsics` is None (no camera_info: a pipeline's own guess
-    from an assumed focal length is not passed on as metric)."""
-    people = tuple(
-        dataclasses.replace(p, translation=None if intrinsics is None or p.generated else place_person(p, intrinsics))
-        for p in result.people)
-    return dataclasses.replace(result, people=people)
+    from an assumed focal length is not passed on as metric). `translation_source` is
+    "monocular" where a translation was found, else ""."""
+    people = []
+    for p in result.people:
+        t = None if intrinsics is None or p.generated else place_person(p, intrinsics)
+        people.append(dataclasses.replace(p, translation=t, translation_source="" if t is None else "monocular"))
+    return dataclasses.replace(result, people=tuple(people))

@@ -234,13 +234,16 @@ class TrackRequest:
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
     everyone: return every person found too (`track_all_bodies`).
-    reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion."""
+    reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion.
+    stamp: when the frame arrived (s, the session's clock): the time gestures are read at (None:
+        the worker's clock when it observes)."""
 
     near: Box | None = None
     seed: PersonPose | None = None
     keep: bool = False
     everyone: bool = False
     reacquire: bool = False
+    stamp: float | None = None
 
 
 @dataclass(frozen=True)
@@ -471,7 +474,7 @@ class Session:
                     searching = track.lost_since is not None
                     request = TrackRequest(near=None if self.config.track_all_bodies or searching else track.box,
                                            seed=track.seed, keep=track.keep, everyone=self.config.track_all_bodies,
-                                           reacquire=searching)
+                                           reacquire=searching, stamp=frame.received)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .smpl_layout import NUM_BETAS, NUM_JOINTS
+
+if TYPE_CHECKING:
+    from .gestures import Gesture
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,11 @@ class PersonPose:
             when unknown (every joint then counts as estimated, not seen).
         generated: True for a pose made from the text alone (text-to-pose, speculative pose):
             it is not a person in view and carries no box or translation.
+        gestures: the gestures the person is making now, read over time from the tracked poses
+            (core.gestures.GestureRecogniser; set on tracking updates), () when none or not read.
+        translation_source: where `translation` comes from: "depth" (the depth image under the
+            torso, core/depth.py), "monocular" (the 2D keypoints fitted with camera_info,
+            core/placement.py), or "" (unknown, or a pipeline's own guess).
     """
 
     theta: np.ndarray
@@ -51,6 +60,8 @@ class PersonPose:
     appearance: np.ndarray | None = None
     joint_confidence: np.ndarray | None = None
     generated: bool = False
+    gestures: tuple[Gesture, ...] = ()
+    translation_source: str = ""
 
     def __post_init__(self) -> None:
         if np.shape(self.theta) != (NUM_JOINTS * 3,):
@@ -73,6 +84,7 @@ class PersonPose:
             "theta_axis_angle_rad": [round(float(v), 5) for v in np.asarray(self.theta).ravel()],
             "betas": [round(float(v), 5) for v in np.asarray(self.betas).ravel()],
             "translation_m": None if self.translation is None else [round(float(v), 4) for v in self.translation],
+            "translation_source": self.translation_source,
             "joints_m": [[round(float(v), 4) for v in j] for j in np.asarray(self.joints)],
             "joint_confidence": None if self.joint_confidence is None
             else [round(float(v), 3) for v in self.joint_confidence],

@@ -4,6 +4,8 @@ Pure drawing with OpenCV on numpy arrays (no display needed); kept apart from in
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .body import SMPL_BONES, SMPL_JOINT_NAMES
@@ -129,9 +131,16 @@ def caption(question: str, answer: str, width: int, chars_per_line: int | None =
     return band
 
 
-def save_png(path: str, image_rgb: np.ndarray) -> None:
+def save_png(path: str, image_rgb: np.ndarray) -> str:
+    """Write an (H, W, 3) RGB picture; a path without an image suffix gets ".png". Returns the path
+    written; raises OSError when it cannot be written."""
     import cv2
 
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image_rgb[..., ::-1])):
-        raise OSError(f"could not write {path}")
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        p = p.with_name(p.name + ".png")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(p), np.ascontiguousarray(image_rgb[..., ::-1])):
+        raise OSError(f"could not write {p}")
+    return str(p)
 

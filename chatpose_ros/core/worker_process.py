@@ -116,7 +116,7 @@ def worker_main(conn, factory: PipelineFactory, config: PipelineConfig, tracker_
                     query, stream, conversation = arg
                     on_pose = (lambda result: conn.send(("pose", result))) if stream else None
                     on_text = (lambda delta: conn.send(("text", delta))) if stream else None
-                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation),
+                    value = (estimate_streaming(pipeline, rgb, query, on_pose, on_text, conversation, tracking.gestures),
                              None if rgb is None else image_size(rgb))
                 elif op == "track":
                     value = (tracking.track(pipeline, rgb, arg), image_size(rgb))

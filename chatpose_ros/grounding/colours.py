@@ -151,6 +151,19 @@ def palette(pixels_rgb: np.ndarray, k: int = PALETTE_K, seed: int = 0) -> Palett
     return Palette(centres[order].astype(np.float32), (counts[order] / counts.sum()).astype(np.float32), len(px))
 
 
+LIGHTNESS_WORDS = {"dark": (-1.0, 38.0), "light": (1.0, 68.0), "pale": (1.0, 68.0)}  # sign, L* threshold
+
+
+def lightness_score(pal: Palette | None, word: str) -> float:
+    """How well a bare lightness word ("dark", "light", "pale": no hue named) fits a region: the
+    share of the palette darker (lighter) than LIGHTNESS_WORDS' L* threshold, soft, in [0, 1]."""
+    if pal is None:
+        return 0.0
+    sign, l0 = LIGHTNESS_WORDS[word]
+    fit = 1.0 / (1.0 + np.exp(-sign * (pal.lab[:, 0] - l0) / 5.0))
+    return float(np.clip((fit * pal.shares).sum() / 0.6, 0.0, 1.0))
+
+
 def colour_score(pal: Palette | None, lab: np.ndarray) -> float:
     """How well one colour (CIELAB) names a region: the best fit over the palette's colours that
     cover at least MIN_SHARE of it, exp(-(dE / DE_SCALE)^2) with a share bonus, in [0, 1]; 0 when

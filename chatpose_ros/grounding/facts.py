@@ -7,7 +7,11 @@ Regions follow the keypoints (COCO names; BlazePose layouts carry the same names
 seen, a fixed part of the box stands in (and the fact says so). Each region's colours are a palette
 (`colours.palette`), its pattern an edge measure (how much of the region is strong, aligned
 edges: stripes). Gestures come from 2D keypoints in units of the torso length, as PoseScript's
-pose codes do from 3D joints.
+pose codes do from 3D joints. Bare skin is measured on the forearms, the shins and the torso (what
+tells a tee from a jacket, shorts from trousers, a bare chest from a shirt): the share of the part's
+pixels close (CIEDE2000) to the person's own face colour, or inside a generic YCrCb skin range when
+the face was not seen (then only a mostly bare part is reported: a grey image or odd light hides skin
+from the generic range, and "covered" must not be read from that).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import numpy as np
 
 from chatpose_ros.core.scene import Scene, ScenePerson
 
-from .colours import Palette, palette
+from .colours import Palette, delta_e, palette, rgb_to_lab
 
 SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
@@ -27,6 +31,10 @@ HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ea
 HIP_REACH = 0.35           # wrist within this share of the torso from a hip: hand on the hip
 POINT_ELBOW_DEG = 150.0    # elbow straighter than this and the arm held out: pointing
 POINT_REACH = 0.75         # wrist this far (share of the torso) sideways from the shoulder
+SKIN_DE = 13.0             # CIEDE2000 (textiles) from the face colour under which a pixel is skin
+SKIN_MIN_PIXELS = 12       # fewer pixels on a part: its skin was not measured
+FACE_MIN_PIXELS = 6        # fewer face pixels: the generic skin range stands in
+GENERIC_SKIN_TRUSTED = 0.55  # without a face colour, a part is only reported when at least this share is skin
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class PersonFacts:
         gestures: gesture name -> True / False, absent when the joints were not seen.
         posture / facing: (value, confidence) from perception's attributes, or None.
         holding / near: COCO class -> confidence of the objects perception related to this person.
+        skin: body part ("arms": forearms, "legs": shins, "torso") -> share of its pixels that are
+            bare skin, in [0, 1]; absent when the part was not seen.
     """
 
     index: int
@@ -58,6 +68,7 @@ class PersonFacts:
     facing: tuple[str, float] | None
     holding: dict[str, float] = field(default_factory=dict)
     near: dict[str, float] = field(default_factory=dict)
+    skin: dict[str, float] = field(default_factory=dict)
 
     @property
     def cx(self) -> float:
@@ -114,10 +125,7 @@ def region_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
         for a, b in ((hip, knee), (knee, ankle)):
             if a is None or b is None:
                 continue
-            axis = b - a
-            width = 0.22 * max(8.0, float(np.linalg.norm(axis)))
-            normal = np.array([-axis[1], axis[0]], np.float32) / max(1e-6, float(np.linalg.norm(axis))) * width
-            quads["lower"].append(np.stack([a - normal, a + normal, b + normal, b - normal]))
+            quads["lower"].append(_limb_quad(a, b, 0.22 * max(8.0, float(np.linalg.norm(b - a)))))
     if not quads["lower"]:
         if lh is not None and rh is not None and p.box[3] - max(lh[1], rh[1]) > 10:
             bottom = min(p.box[3], max(lh[1], rh[1]) + 1.2 * abs(float(lh[0] - rh[0])) + 10)
@@ -125,6 +133,66 @@ def region_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
         elif not p.truncated:
             quads["lower"].append(_box_quad(p.box, 0.6, 0.85))
     return quads
+
+
+def _limb_quad(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    axis = b - a
+    normal = np.array([-axis[1], axis[0]], np.float32) / max(1e-6, float(np.linalg.norm(axis))) * width
+    return np.stack([a - normal, a + normal, b + normal, b - normal])
+
+
+def skin_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
+    """Body part ("arms", "legs", "torso") -> quads ((4, 2) px) on the forearms (elbow to wrist),
+    the shins (knee to ankle) and the torso; a part whose joints were not seen has none."""
+    out: dict[str, list[np.ndarray]] = {"arms": [], "legs": [], "torso": []}
+    for part, (j0, j1) in (("arms", ("elbow", "wrist")), ("legs", ("knee", "ankle"))):
+        for side in ("left", "right"):
+            a, b = _kp(p, f"{side}_{j0}"), _kp(p, f"{side}_{j1}")
+            if a is not None and b is not None and float(np.linalg.norm(b - a)) >= 4.0:
+                width = 0.18 * float(np.linalg.norm(b - a))
+                out[part].append(_limb_quad(a + 0.15 * (b - a), b - 0.1 * (b - a), width))
+    g = [_kp(p, n) for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip")]
+    if all(v is not None for v in g):
+        out["torso"].append(np.stack(g))
+    return out
+
+
+def face_colour(image: np.ndarray, p: ScenePerson) -> np.ndarray | None:
+    """(3,) CIELAB median of the face between the eyes and the nose, or None when the face was not
+    seen (back to the camera, eyes or nose missing)."""
+    nose, le, re_ = _kp(p, "nose"), _kp(p, "left_eye"), _kp(p, "right_eye")
+    if nose is None or le is None or re_ is None:
+        return None
+    eyes = float(np.linalg.norm(le - re_))
+    if eyes < 3.0:
+        return None
+    c = (0.5 * (le + re_) + nose) / 2.0
+    r = max(1, int(round(0.45 * eyes)))
+    x, y = int(round(c[0])), int(round(c[1]))
+    h, w = image.shape[:2]
+    patch = image[max(0, y - r):min(h, y + r + 1), max(0, x - r):min(w, x + r + 1)].reshape(-1, 3)
+    if len(patch) < FACE_MIN_PIXELS or not _generic_skin(np.median(patch, axis=0)[None].astype(np.uint8)).all():
+        return None  # too small, or not skin-coloured (a mask, a blurred or shaded face): not a reference
+    return np.median(rgb_to_lab(patch), axis=0)
+
+
+def _generic_skin(px: np.ndarray) -> np.ndarray:
+    """(N,) bool: (N, 3) uint8 RGB pixels inside a generic YCrCb skin range."""
+    ycc = cv2.cvtColor(px.reshape(-1, 1, 3).astype(np.uint8), cv2.COLOR_RGB2YCrCb).reshape(-1, 3).astype(np.int32)
+    y, cr, cb = ycc[:, 0], ycc[:, 1], ycc[:, 2]
+    return (y > 40) & (cr >= 136) & (cr <= 175) & (cb >= 80) & (cb <= 128)
+
+
+def skin_share(image: np.ndarray, mask: np.ndarray, face: np.ndarray | None) -> float | None:
+    """Share of the masked pixels that are skin: near `face` ((3,) CIELAB) in CIEDE2000, or in a
+    generic YCrCb skin range without one; None under SKIN_MIN_PIXELS pixels."""
+    px = image[mask]
+    if len(px) < SKIN_MIN_PIXELS:
+        return None
+    px = px[:: max(1, len(px) // 800)]
+    if face is not None:
+        return float((delta_e(rgb_to_lab(px), face[None]) < SKIN_DE).mean())
+    return float(_generic_skin(px).mean())
 
 
 def region_mask(shape: tuple[int, int], quads: list[np.ndarray], shrink: float = SHRINK) -> np.ndarray:
@@ -186,10 +254,21 @@ def gestures(p: ScenePerson) -> dict[str, bool]:
     return out
 
 
-def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None) -> list[PersonFacts]:
+def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, bool]:
+    out = dict(one_frame)
+    for name, made in flags.items():
+        out["arm_raised" if name == "hand_raised" else name] = made
+    return out
+
+
+def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None,
+            over_time: list[dict[str, bool]] | None = None) -> list[PersonFacts]:
     """Facts of every person of `scene` measured on `image` ((H, W, 3) uint8 RGB).
 
-    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known."""
+    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known.
+    `over_time[i]`: gestures read over time by tracking ("waving", "hand_raised", "pointing" ->
+    made now; core.gestures.gesture_flags), {} when the person was not watched: they replace the
+    one-frame codes (a hand raised is "arm_raised"; waving exists only over time)."""
     n = len(scene.people)
     if n == 0:
         return []
@@ -218,10 +297,17 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             d = holding if rel.relation == "holding" else near
             d[obj.label] = max(d.get(obj.label, 0.0), float(rel.confidence))
         post = p.attribute("posture")
-        face = p.attribute("facing")
+        facing = p.attribute("facing")
+        face = face_colour(image, p)
+        skin = {}
+        for part, qs in skin_quads(p).items():
+            share = skin_share(image, region_mask(image.shape[:2], qs, shrink=0.0), face) if qs else None
+            if share is not None and (face is not None or share >= GENERIC_SKIN_TRUSTED):
+                skin[part] = share  # the generic range misses skin in grey or odd light: only its "bare" counts
         out.append(PersonFacts(
             index=i, box=tuple(float(v) for v in p.box), rank_left=int(rank[i]), n=n, depth=depth,
-            palettes=pals, pattern=pattern, gestures=gestures(p),
+            palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
-            facing=None if face is None else (face.value, float(face.confidence)), holding=holding, near=near))
+            facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
+            skin=skin))
     return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import ColourNames, colour_score, delta_e
+from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, lightness_score
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 
@@ -36,13 +36,16 @@ UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that pe
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
-CHECKABLE = ("colour", "pattern", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
+SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
+SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
+CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
                     "yellow", "beige", "brown", "dark brown", "tan", "green", "dark green", "olive", "teal", "blue",
                     "light blue", "navy blue", "purple", "pink", "cream", "khaki")
-GESTURE_WORDS = {"arm_raised": "an arm raised", "both_arms_raised": "both arms raised", "pointing": "pointing",
-                 "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed", "hands_on_hips": "hands on hips"}
+GESTURE_WORDS = {"waving": "waving", "arm_raised": "an arm raised", "both_arms_raised": "both arms raised",
+                 "pointing": "pointing", "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed",
+                 "hands_on_hips": "hands on hips"}
 UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
                    "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
                    "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
@@ -112,6 +115,12 @@ class Grounder:
             raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
             rel = raw / max(1e-6, raw.max()) if n else raw
             s = np.clip(rel, 0.02, 1.0) if c.value != "plain" else np.clip(1.0 - rel, 0.02, 1.0)
+        elif c.kind == "skin":
+            want, part = c.value.split("_")
+            shares = [f.skin.get(part) for f in facts]
+            seen = np.array([v is not None and not SKIN_COVERED < v < SKIN_BARE for v in shares])
+            s = np.array([UNKNOWN if not ok else 0.95 if (v >= SKIN_BARE) == (want == "bare") else 0.05
+                          for v, ok in zip(shares, seen)])
         elif c.kind == "position":
             s = self._position(c.value, facts)
         elif c.kind == "ordinal":
@@ -127,10 +136,11 @@ class Grounder:
         elif c.kind == "facing":
             want = {"left", "right"} if c.value == "side" else {c.value}
             s, seen = self._attribute([f.facing for f in facts], want)
-        elif c.kind == "gesture":
-            s = np.array([UNKNOWN if c.value not in f.gestures else (0.95 if f.gestures[c.value] else 0.05)
-                          for f in facts])
-            seen = np.array([c.value in f.gestures for f in facts])
+        elif c.kind == "gesture":  # waving is read over time; where nobody watched, from a raised arm
+            keys = [c.value if c.value in f.gestures or c.value != "waving" else "arm_raised" for f in facts]
+            s = np.array([UNKNOWN if k not in f.gestures else (0.95 if f.gestures[k] else 0.05)
+                          for k, f in zip(keys, facts)])
+            seen = np.array([k in f.gestures for k, f in zip(keys, facts)])
         elif c.kind == "object":
             table = [f.holding if c.value == "holding" else {**f.near, **f.holding} for f in facts]
             found = [max((v for k, v in t.items() if k in c.coco), default=0.0) for t in table]
@@ -147,10 +157,14 @@ class Grounder:
         return s, seen
 
     def colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
-        """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`; a
-        "full" region is the mean of upper and lower, any other the best of its regions)."""
-        lab = self.colours.lab(c.value)
-        fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
+        """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`, or
+        `lightness_score` for a bare "dark" / "light" / "pale"; a "full" region is the mean of upper
+        and lower, any other the best of its regions)."""
+        if c.value in LIGHTNESS_WORDS:
+            fits = [[lightness_score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
+        else:
+            lab = self.colours.lab(c.value)
+            fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
         return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
 
     def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -316,6 +330,18 @@ class Grounder:
             why = self._why_nobody(ref, facts, context)
             return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
                            checked=tuple(checked), unchecked=tuple(unchecked))
+        counted_among = [c.words for c in ref.constraints if c.kind == "unchecked" and c.value in ("gender", "age")
+                         and not c.negated]
+        ordinals = [c for c in ref.constraints if c.kind == "ordinal" and not c.negated and c.k > 1]
+        if ordinals and counted_among and n > 1:  # "the second woman from the left": counted among whom?
+            # (the first / last one is taken as a place, like "the woman on the left")
+            o = ordinals[0]
+            rank = [f.rank_left if o.value == "left" else f.rank_right for f in facts]
+            k = (o.k if o.k > 0 else 1) - 1
+            pool = [i for i in range(n) if k <= rank[i] <= k + 1 or (k > 0 and rank[i] == k - 1)]
+            return self._clarify(pool, facts, s, checked, unchecked,
+                                 f"I can't tell {_words(counted_among)} from others, so I can't count "
+                                 f"\"{o.words}\" among them.")
         others = np.delete(s, best)
         runner = float(others.max()) if others.size else 0.0
         if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
@@ -455,6 +481,8 @@ class Grounder:
             where = "the person in the middle"
         else:
             where = f"the person {ordinal(f.rank_left + 1)} from the left"
+        if f.skin.get("torso", 0.0) >= SKIN_BARE:
+            return f"{where}, shirtless"
         upper = self.colour_name(f.palettes.get("upper"))
         return f"{where} in {upper}" if upper else where
 

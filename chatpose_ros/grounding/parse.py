@@ -81,8 +81,9 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
      "arms_crossed"),
     (r"\bhands? on (?:the |his |her |their )?hips?\b", "hands_on_hips"),
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
+    (r"\bwaving\b|\bwaves\b|\bwave\b", "waving"),
     (r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
-     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bwaving\b|\bwaves\b|\bwave\b|\bhand up\b|\barm up\b",
+     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bhand up\b|\barm up\b",
      "arm_raised"),
 )
 FACING: tuple[tuple[str, str], ...] = (
@@ -97,10 +98,17 @@ ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "
             "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "last": -1, "penultimate": -2}
 POSITION_WORDS = {"left": "left", "leftmost": "left", "right": "right", "rightmost": "right", "middle": "middle",
                   "center": "middle", "centre": "middle", "central": "middle", "between": "middle",
-                  "top": "top", "highest": "top", "bottom": "bottom", "lowest": "bottom"}
+                  "top": "top", "highest": "top", "bottom": "bottom", "lowest": "bottom", "left-hand": "left",
+                  "right-hand": "right", "lefthand": "left", "righthand": "right", "higher": "top", "uppermost": "top",
+                  "lower": "bottom"}
+# Words that say what a person's garment leaves bare or covers (measured as skin).
+SKIN_WORDS = {"shirtless": "bare_torso", "bare-chested": "bare_torso", "barechested": "bare_torso",
+              "topless": "bare_torso", "bare-chest": "bare_torso", "short-sleeved": "bare_arms",
+              "sleeveless": "bare_arms", "long-sleeved": "covered_arms", "bare-legged": "bare_legs"}
 DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "nearer": "near", "front": "near",
                   "foreground": "near", "farthest": "far", "furthest": "far", "farther": "far", "further": "far",
-                  "background": "far", "back": "far", "distant": "far", "far": "far"}
+                  "background": "far", "back": "far", "distant": "far", "far": "far", "deepest": "far",
+                  "remotest": "far"}
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
     (r"\b(?:to the left of|left of|on the left of)\b", "left_of"),
@@ -235,6 +243,16 @@ class QuestionParser:
             for i in range(head_at + 1, len(toks)):
                 if toks[i] in {"in", "on", "with", "at", "near", "by", "holding", "wearing"}:
                     split = i
+                    break
+        if (split <= head_at or split == -1) and not count and head_at != -1:
+            # "is the person on the right in shorts?": the last "in" / "with" phrase is asked, when
+            # what comes before it still describes someone
+            for i in range(len(toks) - 1, head_at + 1, -1):
+                if toks[i] in {"in", "with"}:
+                    ref = self.reference(" ".join(toks[:i]))
+                    pred = self.reference(" ".join(toks[i:])).constraints
+                    if pred and any(c.kind not in ("unchecked", "garment") for c in ref.constraints):
+                        return ref, pred
                     break
         if split <= head_at or split == -1:
             ref = self.reference(body)
@@ -391,6 +409,10 @@ class QuestionParser:
                         k = -k
                     span = " ".join(toks[i:j + 1]) if side and j < len(toks) else w
                     out.append(Constraint("ordinal", side, span, k=k, negated=negate))
+                    for noun in toks[i + 1:j]:  # "the second woman from the left": counted among women
+                        if noun in GENDERED:
+                            head = head or noun
+                            out.append(Constraint("unchecked", GENDERED[noun], noun))
                     negate = False
                     i = (j + 1) if (j < len(toks) and toks[j] in {"left", "right"}) else i + 1
                     continue
@@ -425,9 +447,16 @@ class QuestionParser:
                 negate = False
                 i += 1
                 continue
-            if w in ("left", "right") and prev in {"the", "far", "on", "to", "most", "from"} or w in (
+            if w in SKIN_WORDS:
+                out.append(Constraint("skin", SKIN_WORDS[w], w, negated=negate))
+                negate = False
+                i += 1
+                continue
+            if w in ("left", "right") and prev in {"the", "far", "on", "to", "most", "from", "furthest", "farthest",
+                                                   "further", "farther", "extreme"} or w in (
                     "leftmost", "rightmost", "middle", "center", "centre", "central", "highest", "lowest",
-                    "between") or (
+                    "between", "left-hand", "right-hand", "lefthand", "righthand", "uppermost") or (
+                    w in ("higher", "lower") and nxt in {"up", "down", "in", "than"}) or (
                     w in ("top", "bottom") and prev in {"the", "at", "on"} and not self._garment(nxt)):
                 if not (w in ("left", "right") and prev == "from"):
                     out.append(Constraint("position", POSITION_WORDS[w], w, negated=negate))
@@ -441,7 +470,8 @@ class QuestionParser:
             if w in DISTANCE_WORDS and not (w == "back" and nxt in {"to", "turned"}) and not (
                     w == "front" and prev == "in" and nxt == "of") and not (
                     nxt in {"left", "right"} or (nxt == "to" and toks[i + 2:i + 4] in (["the", "left"], ["the", "right"]))):
-                if w in {"closest", "nearest", "closer", "nearer", "farthest", "furthest", "farther", "further"} or \
+                if w in {"closest", "nearest", "closer", "nearer", "farthest", "furthest", "farther", "further",
+                         "deepest", "remotest"} or \
                         prev in {"the", "in", "at", "far", "very"} or nxt in {"row", "of"}:
                     out.append(Constraint("distance", DISTANCE_WORDS[w], w, negated=negate))
                     negate = False
@@ -489,7 +519,11 @@ class QuestionParser:
                     flush(region, words)
                     if w == "denim" and not had:
                         out.append(Constraint("colour", "denim", words, region=region, negated=negate))
-                    out.append(Constraint("garment", info.lemma.replace("_", " "), words, region=region, negated=negate))
+                    if info.skin:  # what the garment leaves bare or covers is measured
+                        out.append(Constraint("skin", info.skin, words, region=region, negated=negate))
+                    else:
+                        out.append(Constraint("garment", info.lemma.replace("_", " "), words, region=region,
+                                              negated=negate))
                 object_mode = ""
                 negate = False
             elif info.kind == "person":

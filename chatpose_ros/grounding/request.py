@@ -15,12 +15,16 @@ Intents:
 Constraint kinds and their values:
 - "colour": a colour name of the vocabulary (`region` the garment region: upper / lower / full / any);
 - "pattern": "striped", "patterned" or "plain" (`region` as for colour);
-- "garment": a garment noun (the type of garment is not measured: it is reported, not scored);
+- "garment": a garment noun whose type is not measured (a shirt, a dress): reported, not scored;
+- "skin": what a garment word leaves bare or covers, which is measured (`value` "bare_arms" for a
+  tee, "covered_arms" for a jacket, "bare_legs" for shorts, "covered_legs" for jeans, "bare_torso"
+  for "shirtless"; `words` the user's garment words);
 - "position": "left", "right", "middle", "top", "bottom";
 - "ordinal": `k`-th (1-based; -1 = last) from `value` "left" or "right";
 - "distance": "near" or "far" (to the camera);
 - "posture": "standing", "sitting", "lying", "crouching";
-- "gesture": "arm_raised", "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
+- "gesture": "waving" (over time; from a raised arm where tracking did not watch), "arm_raised",
+  "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
 - "facing": "camera", "away", "side";
 - "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
 - "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`);
@@ -33,8 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 INTENTS: tuple[str, ...] = ("person", "count", "yes_no", "describe", "imagine", "chat", "not_person")
-CONSTRAINT_KINDS: tuple[str, ...] = ("colour", "pattern", "garment", "position", "ordinal", "distance", "posture",
-                                     "gesture", "facing", "object", "relation", "unchecked", "motion")
+CONSTRAINT_KINDS: tuple[str, ...] = ("colour", "pattern", "garment", "skin", "position", "ordinal", "distance",
+                                     "posture", "gesture", "facing", "object", "relation", "unchecked", "motion")
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,21 @@ EXTRA_GARMENTS: dict[str, str] = {
     "romper": "full", "onesie": "full", "puffer": "upper", "parka": "upper", "fleece": "upper",
     "jumper": "upper", "jumpers": "upper",  # British for sweater (WordNet's first sense is a person who jumps)
 }
+# What a garment leaves bare or covers, where the skin measure can see it (forearms, shins, torso):
+# the first synset of the garment's closure found here decides ("shorts" are trousers too).
+SKIN_SYNSETS: tuple[tuple[str, str], ...] = (
+    ("short_pants.n.01", "bare_legs"), ("skirt.n.02", "bare_legs"), ("trouser.n.01", "covered_legs"),
+    ("jersey.n.03", "bare_arms"), ("tank_top.n.01", "bare_arms"), ("singlet.n.01", "bare_arms"),
+    ("coat.n.01", "covered_arms"), ("jacket.n.01", "covered_arms"), ("sweater.n.01", "covered_arms"),
+    ("sweatshirt.n.01", "covered_arms"),
+)
+EXTRA_SKIN: dict[str, str] = {
+    "tee": "bare_arms", "t-shirt": "bare_arms", "tshirt": "bare_arms", "tank": "bare_arms", "hoodie": "covered_arms",
+    "hoody": "covered_arms", "puffer": "covered_arms", "parka": "covered_arms", "fleece": "covered_arms",
+    "jumper": "covered_arms", "jumpers": "covered_arms", "leggings": "covered_legs", "joggers": "covered_legs",
+    "sweatpants": "covered_legs", "trousers": "covered_legs", "pants": "covered_legs", "jeans": "covered_legs",
+    "shorts": "bare_legs",
+}
 # COCO classes (perception's object detector) and the WordNet synsets under which a noun names them.
 COCO_SYNSETS: dict[str, tuple[str, ...]] = {
     "sports ball": ("ball.n.01",), "cell phone": ("telephone.n.01", "cellular_telephone.n.01"),
@@ -103,6 +118,8 @@ class NounInfo:
         kind: "person", "garment", "object", "animal", "body" (a body part: hair, beard, arm)
             or "other".
         region: for garments, the body region it covers (GARMENT_REGIONS values), else "".
+        skin: for garments, what it leaves bare or covers where skin is measured ("bare_arms",
+            "covered_arms", "bare_legs", "covered_legs"), or "" when it says nothing measurable.
         coco: COCO classes the noun names (objects, animals), most likely first.
         gloss: the chosen sense's definition (for answers and debugging).
     """
@@ -113,6 +130,7 @@ class NounInfo:
     region: str = ""
     coco: tuple[str, ...] = ()
     gloss: str = ""
+    skin: str = ""
 
 
 def _nltk_root() -> Path:
@@ -168,7 +186,7 @@ class Lexicon:
         WordNet does not know it as a noun."""
         w = word.lower().strip()
         if w in EXTRA_GARMENTS:
-            return NounInfo(w, w, "garment", EXTRA_GARMENTS[w])
+            return NounInfo(w, w, "garment", EXTRA_GARMENTS[w], skin=EXTRA_SKIN.get(w, ""))
         synsets = self.wn.synsets(w.replace(" ", "_"), "n")
         if not synsets:
             return None
@@ -176,7 +194,7 @@ class Lexicon:
         lemma = first.lemmas()[0].name()
         closure = _closure(first)
         kind = "other"
-        region = ""
+        region = skin = ""
         if "person.n.01" in closure:
             kind = "person"
         elif "animal.n.01" in closure:
@@ -188,6 +206,7 @@ class Lexicon:
                 sc = _closure(s)
                 if not sc.isdisjoint(GARMENT_ROOTS):
                     kind, region = "garment", _region(sc)
+                    skin = next((cue for name, cue in SKIN_SYNSETS if name in sc), "")
                     break
         coco: list[str] = []
         for s in synsets if kind in ("other", "animal") else ():
@@ -199,7 +218,7 @@ class Lexicon:
             kind = "object"
         elif kind == "other" and "artifact.n.01" in closure:
             kind = "object"
-        return NounInfo(word, lemma, kind, region, tuple(coco), first.definition())
+        return NounInfo(word, lemma, kind, region, tuple(coco), first.definition(), skin)
 
 
 def _closure(synset) -> set[str]:

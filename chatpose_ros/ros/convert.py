@@ -62,6 +62,7 @@ def person_to_msg(person: PersonPose, header: Header, query: str, answer: str, m
         t = np.asarray(person.translation, dtype=float)
         msg.translation = Point(x=float(t[0]), y=float(t[1]), z=float(t[2]))
         msg.translation_known = True
+        msg.translation_source = person.translation_source
     msg.joints = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in np.asarray(person.joints, dtype=float)]
     if person.box is not None:
         x0, y0, x1, y1 = (float(v) for v in person.box)
@@ -102,7 +103,7 @@ def msg_to_result(arr: SmplPoseArray) -> PoseResult:
                                  translation=np.array([t.x, t.y, t.z], np.float32) if p.translation_known else None,
                                  confidence=p.confidence, estimator=p.estimator, track_id=p.track_id,
                                  joint_confidence=np.asarray(p.joint_confidence, np.float32),
-                                 generated=bool(p.generated)))
+                                 generated=bool(p.generated), translation_source=p.translation_source))
     return PoseResult(query=arr.query, answer=arr.answer, people=tuple(people), selected=arr.selected,
                       model_id=arr.poses[0].model_id if arr.poses else "",
                       pose_forced=any(p.pose_forced for p in arr.poses))

@@ -9,6 +9,15 @@ For every body in view (a person with a box; poses made from the text alone are 
 | /humans/bodies/<id>/skeleton2d | hri_msgs/Skeleton2D: the 18 OpenPose-COCO points, normalised, c = 0 unseen |
 | /humans/bodies/<id>/cropped | sensor_msgs/Image: the box cut from the image (rgb8) |
 | /humans/bodies/<id>/joint_states | sensor_msgs/JointState: REP-155 joint names `<joint>_<id>` from SMPL theta |
+| /humans/bodies/<id>/gestures | std_msgs/String: the body's gestures over time, JSON (``gestures_msg``), at tracking updates |
+
+ROS4HRI has no gesture message: ``gestures`` carries one JSON object per tracking update,
+``{"stamp": s, "frame_id": str, "gestures": [...]}``, each gesture as core.gestures.Gesture.to_json
+(``name`` waving / hand_raised / pointing, ``side`` left / right (the person's own), ``confidence``,
+``duration_s`` since it began; waving ``frequency_hz``; pointing ``ray_origin_m`` and
+``ray_direction`` (camera optical frame) or ``ray_origin_pelvis_m`` when the body is not placed,
+``ray_origin_px`` / ``ray_direction_px`` in the image, and ``target`` / ``target_angle_deg``: the
+body of the same update the ray meets, when one does). An empty list: no gesture now.
 
 Ids (``BodyIds``), stable per person: a body whose box overlaps the box of a body of a recent
 update (IoU >= ``UNTRACKED_MATCH_IOU``; bodies left out of an update are remembered for
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from typing import Callable
 
@@ -40,9 +50,10 @@ import numpy as np
 from rclpy.event_handler import PublisherEventCallbacks
 from hri_msgs.msg import IdsList, LiveSpeech, NormalizedPointOfInterest2D, NormalizedRegionOfInterest2D, Skeleton2D
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 
 from chatpose_ros.core.geometry_np import box_iou
+from chatpose_ros.core.gestures import Target, place_ray, pointed_at
 from chatpose_ros.core.placement import keypoint_names
 from chatpose_ros.core.rep155 import REP155_JOINT_NAMES, base36, body_id, joint_angles, skeleton18
 from chatpose_ros.core.types import PersonPose, PoseResult
@@ -51,7 +62,7 @@ from .convert import rgb_to_image
 
 BODIES_NS = "/humans/bodies"
 TRACKED_TOPIC = f"{BODIES_NS}/tracked"
-BODY_TOPICS = ("roi", "skeleton2d", "cropped", "joint_states")
+BODY_TOPICS = ("roi", "skeleton2d", "cropped", "joint_states", "gestures")
 UNTRACKED_PREFIX = "u"
 UNTRACKED_MATCH_IOU = 0.3  # a box overlapping a recent body's box this much is that body (keeps its id)
 # Bodies not in an update (e.g. the others while only the chosen person is tracked) are remembered
@@ -102,6 +113,24 @@ def joint_state_msg(theta: np.ndarray, bid: str, header: Header) -> JointState:
     angles = joint_angles(theta)
     return JointState(header=header, name=[f"{n}_{bid}" for n in REP155_JOINT_NAMES],
                       position=[float(angles[n]) for n in REP155_JOINT_NAMES])
+
+
+def gestures_msg(person: PersonPose, others: list[tuple[str, PersonPose]], header: Header) -> String:
+    """The person's gestures as the JSON document of the module docstring; a pointing gesture names
+    the body of `others` ((id, person), the rest of the update) its ray meets, if any."""
+    items = []
+    for g in person.gestures:
+        g = place_ray(g, person)
+        doc = g.to_json()
+        if g.name == "pointing":
+            targets = [Target(bid, box=p.box, position=None if p.translation is None else tuple(float(v) for v in p.translation))
+                       for bid, p in others]
+            hit = pointed_at(g, targets)
+            if hit is not None:
+                doc["target"], doc["target_angle_deg"] = hit[0], round(hit[1], 1)
+        items.append(doc)
+    stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+    return String(data=json.dumps({"stamp": stamp, "frame_id": header.frame_id, "gestures": items}, separators=(",", ":")))
 
 
 def cropped_msg(rgb: np.ndarray, box: tuple[float, float, float, float], header: Header, rgb_top: int = 0) -> Image | None:
@@ -163,6 +192,7 @@ class _BodyPubs:
     skeleton2d: object
     cropped: object
     joint_states: object
+    gestures: object
 
 
 class HriBodyPublisher:
@@ -188,10 +218,12 @@ class HriBodyPublisher:
         return list(zip(ids, idx))
 
     def publish(self, result: PoseResult, header: Header, rgb: np.ndarray | None,
-                bodies: list[tuple[str, int]] | None = None, rgb_top: int = 0) -> list[tuple[str, int]]:
+                bodies: list[tuple[str, int]] | None = None, rgb_top: int = 0, gestures: bool = True) -> list[tuple[str, int]]:
         """Publish the body topics of `result` (an image's people; `rgb` the image, for crops;
         None = no crops this time; `rgb_top`: the image row where `rgb` starts, when it is a band
-        of rows). `bodies` = ids from `assign_ids` (assigned here when None). Returns them."""
+        of rows). `bodies` = ids from `assign_ids` (assigned here when None). `gestures`: the
+        people's gestures were read (a tracking update; an answer's people carry none). Returns
+        the bodies."""
         if bodies is None:
             bodies = self.assign_ids(result)
         live = {bid for bid, _ in bodies}
@@ -213,7 +245,8 @@ class HriBodyPublisher:
                     roi=self._node.create_publisher(NormalizedRegionOfInterest2D, f"{ns}/roi", self._qos, event_callbacks=ev),
                     skeleton2d=self._node.create_publisher(Skeleton2D, f"{ns}/skeleton2d", self._qos, event_callbacks=ev),
                     cropped=self._node.create_publisher(Image, f"{ns}/cropped", self._qos, event_callbacks=ev),
-                    joint_states=self._node.create_publisher(JointState, f"{ns}/joint_states", self._qos, event_callbacks=ev))
+                    joint_states=self._node.create_publisher(JointState, f"{ns}/joint_states", self._qos, event_callbacks=ev),
+                    gestures=self._node.create_publisher(String, f"{ns}/gestures", self._qos, event_callbacks=ev))
                 self._bodies[bid] = pubs
             if size is not None:
                 pubs.roi.publish(roi_msg(person.box, size, person.confidence, header))
@@ -225,6 +258,9 @@ class HriBodyPublisher:
                 if crop is not None:
                     pubs.cropped.publish(crop)
             pubs.joint_states.publish(joint_state_msg(person.theta, bid, header))
+            if gestures:
+                others = [(b, result.people[k]) for b, k in bodies if k != i]
+                pubs.gestures.publish(gestures_msg(person, others, header))
         self._tracked_pub.publish(IdsList(header=header, ids=[bid for bid, _ in bodies]))
         return bodies
 

@@ -126,7 +126,8 @@ class ChatPoseNode(LifecycleNode):
         self.mesh.start()  # Anny loads in a process of its own: never waited for
         self._say(INFO, f"model {runner.model_id} loaded {where} in {time.monotonic() - t0:.1f} s")
         self._pubs, out_qos = create_publishers(self, self.cfg)
-        self.robot = RobotIO(self, self.cfg, self.model_cfg.max_image_pixels, self._robot_report, self._submit_speech)
+        self.robot = RobotIO(self, self.cfg, self.model_cfg.max_image_pixels, self._robot_report, self._submit_speech,
+                             stats=self.session.stats)
         self.robot.configure(out_qos)
         self._outputs = NodeOutputs(self, self.cfg, self._pubs, self.session.stats, self.log,
                                     self.robot, self.mesh, self.output_hooks)

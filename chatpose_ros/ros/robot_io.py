@@ -4,10 +4,12 @@ One object per node (``ChatPoseNode.robot``), with the node's lifecycle:
 
 - configure: publishers (ROS4HRI body topics when ``hri_enabled``; /tf, ``~/target_pose`` and
   ``~/target_pose_with_covariance`` when ``tf_enabled``);
-- activate: the camera_info subscription (``camera_info_topic``, or beside the image topic) and
-  the LiveSpeech subscriptions (``speech_discover_voices``, ``speech_topics``);
+- activate: the camera_info subscription (``camera_info_topic``, or beside the image topic),
+  the LiveSpeech subscriptions (``speech_discover_voices``, ``speech_topics``) and, with
+  ``depth_enabled``, the depth image and its camera_info (ros/depth_input.py);
 - every output of the node: ``place(output)`` BEFORE the poses are published (translations from
-  the camera's real intrinsics, or unknown), ``publish(output, header)`` after;
+  the camera's real intrinsics, or unknown; then from the depth image where it can be read),
+  ``publish(output, header)`` after;
 - follow-me (core.follow): each time the chosen person is published, ``~/target_pose`` (PoseStamped) and
   ``~/target_pose_with_covariance`` (PoseWithCovarianceStamped, the fresh-sighting covariance) with the
   frame's header; for each tracking update that did not publish them (``hold(TargetHidden)``), their last
@@ -23,6 +25,7 @@ the image's), ``speech_not_final`` and ``empty_speech`` (LiveSpeech without fina
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
@@ -44,6 +47,7 @@ from chatpose_ros.core.session import Output, RateLimit, TargetHidden
 from chatpose_ros.msg import PipelineStatus
 
 from . import hri, tf
+from .depth_input import DepthInput
 
 CAMERA_INFO_DEPTH = 5
 SPEECH_DEPTH = 10
@@ -58,10 +62,12 @@ ReportFn = Callable[[int, str, str, str], None]
 
 class RobotIO:
     """See the module docstring. `report` publishes a status (throttled by key); `submit_speech`
-    queues a query with the voice id as its source; `clock` (monotonic s) paces the crops."""
+    queues a query with the voice id as its source; `clock` (monotonic s) paces the crops;
+    `stats`: the session's counters (the depth input counts there)."""
 
     def __init__(self, node, cfg: NodeConfig, max_image_pixels: int, report: ReportFn,
-                 submit_speech: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 submit_speech: Callable[[str, str], None], clock: Callable[[], float] = time.monotonic,
+                 stats: collections.Counter | None = None) -> None:
         self._node = node
         self.cfg = cfg
         self._max_pixels = max_image_pixels
@@ -81,6 +87,8 @@ class RobotIO:
         self._speech: hri.SpeechInput | None = None
         self._crop_rate = RateLimit(cfg.hri_cropped_rate_hz, clock)  # cropped images of tracking updates (publishing thread)
         self.camera_info_topic = cfg.camera_info_topic or tf.camera_info_topic_for(cfg.image_topic)
+        self.depth = DepthInput(node, cfg, report, collections.Counter() if stats is None else stats) \
+            if cfg.depth_enabled else None
 
     @property
     def intrinsics(self) -> CameraIntrinsics | None:
@@ -104,6 +112,8 @@ class RobotIO:
         self._speech = hri.SpeechInput(self._node, self._on_speech, self._on_speech_refused,
                                        hri.split_topics(self.cfg.speech_topics), self.cfg.speech_discover_voices,
                                        SPEECH_DEPTH, callback_group=callback_group)
+        if self.depth is not None:
+            self.depth.activate(callback_group)
 
     def deactivate(self) -> None:
         if self._camera_sub is not None:
@@ -112,6 +122,8 @@ class RobotIO:
         if self._speech is not None:
             self._speech.close()
             self._speech = None
+        if self.depth is not None:
+            self.depth.deactivate()
 
     def release(self) -> None:
         self.deactivate()
@@ -152,7 +164,8 @@ class RobotIO:
 
     # ------------------------------------------------------------------ outputs
     def place(self, out: Output) -> Output:
-        """`out` with translations from the camera's intrinsics (or unknown, reported)."""
+        """`out` with translations from the camera's intrinsics (or unknown, reported), then, with
+        depth_enabled, from the depth image synchronised with the frame where it can be read."""
         intr = self.intrinsics
         size = out.result.image_size
         if intr is None:
@@ -160,13 +173,15 @@ class RobotIO:
                 self._report(PipelineStatus.WARN, "no_camera_info",
                              f"no valid camera_info on '{self.camera_info_topic}': translations unknown "
                              "(translation_known false, no TF)", "no_camera_info")
-            return dataclasses.replace(out, result=place_result(out.result, None))
-        if size is not None and not intr.matches_image(*size):
+        elif size is not None and not intr.matches_image(*size):
             self._report(PipelineStatus.ERROR, "invalid_camera_info",
                          f"camera_info on '{self.camera_info_topic}' is for {intr.width} x {intr.height} px but the image "
                          f"is {size[0]} x {size[1]} px: translations unknown", "camera_info:size")
-            return dataclasses.replace(out, result=place_result(out.result, None))
-        return dataclasses.replace(out, result=place_result(out.result, intr))
+            intr = None
+        result = place_result(out.result, intr)
+        if self.depth is not None and out.frame is not None and out.frame.header is not None:
+            result = self.depth.place(result, out.frame.header)
+        return dataclasses.replace(out, result=result)
 
     def _crop_source(self, out: Output, boxes: list) -> tuple:
         """(pixels for the ROS4HRI crops or None, the image row they start at). Crops cost a decode
@@ -198,7 +213,7 @@ class RobotIO:
                           [i for i, p in enumerate(result.people) if hri.is_body(p)]))
         if self._hri is not None:
             rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
-            self._hri.publish(result, header, rgb, bodies, rgb_top=top)
+            self._hri.publish(result, header, rgb, bodies, rgb_top=top, gestures=not out.answer)
         if self._tf is not None:
             transforms = []
             for bid, i in bodies:

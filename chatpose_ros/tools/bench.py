@@ -8,6 +8,9 @@
                                          its own process): query latency, tracking rate, image callback
                                          gaps while answering, node RSS (--json FILE: the figures)
     chatpose-bench memory [--seconds 120] RSS over a long run (camera + a query every second), slope
+    chatpose-bench depth                 tracking rate with depth_enabled off, then on (camera_info in both;
+                                         the camera also sends an aligned 16UC1 depth image and its
+                                         camera_info in the second run), side by side
     chatpose-bench all
 
 Every ROS process here stays on loopback (chatpose_ros.ros.netsafe). Figures depend on the
@@ -31,6 +34,7 @@ import numpy as np
 DEMO_IMAGE = "/usr/share/doc/opencv-doc/examples/data/basketball1.png"
 MESH_STARTING = ("anny: not started", "anny: loading")  # /diagnostics mesh_body values while the mesh loads
 CAMERA_TIMES_KEPT = 100_000  # send times a benchmark camera remembers (about an hour at 30 Hz)
+BENCH_DEPTH_MM = 3000  # the benchmark camera's depth image: a wall 3 m away
 CAMERA_MAX_S = 3600.0  # an e2e run stops its camera process itself; this bounds it if the run dies
 
 
@@ -118,18 +122,35 @@ class _Camera:
     since the loopback profile is really loaded (`chatpose-bench qos`; before, Fast DDS ran on
     its default 512 KiB shared-memory segment and delivered about a quarter of them)."""
 
-    def __init__(self, node, topic, img, hz):
+    def __init__(self, node, topic, img, hz, camera_info: bool = False, depth: bool = False):
         from rclpy.serialization import serialize_message
-        from sensor_msgs.msg import Image
+        from sensor_msgs.msg import CameraInfo, Image
         from std_msgs.msg import Header
 
+        from chatpose_ros.core.camera import CameraIntrinsics
         from chatpose_ros.ros.convert import rgb_to_image
+        from chatpose_ros.ros.tf import camera_info_msg
 
         self.node, self.hz, self.sent = node, hz, 0
         self.times: collections.deque[float] = collections.deque(maxlen=CAMERA_TIMES_KEPT)  # send times (monotonic)
         self.pub = node.create_publisher(Image, topic, CAMERA_QOS())
         self.raw = bytearray(serialize_message(rgb_to_image(img, Header(frame_id="cam"), "bgr8")))
         self._endian = "<" if self.raw[1] & 1 else ">"  # CDR encapsulation: byte 1 = endianness
+        # with the frame (same stamp): camera_info and, with `depth`, an aligned depth image (a
+        # wall at BENCH_DEPTH_MM) and its camera_info, each serialised once and stamped per frame
+        self.extra: list[tuple[object, bytearray]] = []
+        h, w = img.shape[:2]
+        info = serialize_message(camera_info_msg(CameraIntrinsics.from_focal(float(w), w, h), Header(frame_id="cam")))
+        if camera_info:
+            self.extra.append((node.create_publisher(CameraInfo, "/camera/camera_info", CAMERA_QOS()), bytearray(info)))
+        if depth:
+            z = np.full((h, w), BENCH_DEPTH_MM, "<u2")
+            depth_msg = Image(header=Header(frame_id="cam"), height=h, width=w, encoding="16UC1", is_bigendian=0,
+                              step=2 * w, data=z.tobytes())
+            self.extra += [(node.create_publisher(Image, "/camera/aligned_depth_to_color/image_raw", CAMERA_QOS()),
+                            bytearray(serialize_message(depth_msg))),
+                           (node.create_publisher(CameraInfo, "/camera/aligned_depth_to_color/camera_info", CAMERA_QOS()),
+                            bytearray(info))]
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -141,6 +162,9 @@ class _Camera:
             ns = self.node.get_clock().now().nanoseconds
             # header.stamp (int32 sec, uint32 nanosec) is the first field after the 4-byte CDR header
             struct.pack_into(self._endian + "iI", self.raw, 4, ns // 1_000_000_000, ns % 1_000_000_000)
+            for pub, raw in self.extra:  # depth first: the node matches it to the frame after the model ran
+                struct.pack_into(self._endian + "iI", raw, 4, ns // 1_000_000_000, ns % 1_000_000_000)
+                pub.publish(bytes(raw))
             self.pub.publish(bytes(self.raw))
             self.times.append(time.monotonic())
             self.sent += 1
@@ -177,7 +201,7 @@ def run_camera(args) -> int:
 
     rclpy.init(args=[])  # not sys.argv: the benchmark's own options are no ROS arguments
     node = Node("bench_camera")
-    cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz).start()
+    cam = _Camera(node, "/camera/image_raw", _image(args.image), args.hz, args.camera_info, args.depth).start()
     stop = threading.Event()  # SIGTERM ends the run early (e2e stops its camera so)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait(args.seconds)
@@ -297,6 +321,39 @@ def bench_callback(args) -> dict:
     rows.append(("frames received, ours / baseline", f"{ours['frames_received'] / max(base['frames_received'], 1):.1f}x"))
     _table(f"image callback while answering ({args.queries} queries every {args.query_period} s, camera {args.hz} Hz "
            f"in its own process, same pipeline)", rows)
+    return out
+
+
+def bench_depth(args) -> dict:
+    """Tracking with depth_enabled off and on, `args.pairs` pairs alternating in one run (camera_info
+    in both, so that both place people; "on" also reads the depth image): tracking pose messages
+    per second, and their ratio per pair."""
+    import copy
+
+    runs: dict[str, list[dict]] = {"off": [], "on": []}
+    for i in range(args.pairs):
+        for depth in ((False, True) if i % 2 == 0 else (True, False)):
+            a = copy.copy(args)
+            a.camera_info, a.depth = True, depth
+            a.node_param = [*args.node_param] + (["depth_enabled:=true"] if depth else [])
+            print(f"# pair {i + 1}: e2e with depth_enabled {'on' if depth else 'off'}", flush=True)
+            runs["on" if depth else "off"].append(bench_e2e(a))
+    off = [r["tracking_hz_ros"] for r in runs["off"]]
+    on = [r["tracking_hz_ros"] for r in runs["on"]]
+    ratios = [b / a if a else float("nan") for a, b in zip(off, on)]
+    out = {"tracking_hz_depth_off": off, "tracking_hz_depth_on": on, "ratio_on_to_off": ratios,
+           "median_ratio_on_to_off": float(np.median(ratios)),
+           "camera_hz": [r["camera_hz"] for r in runs["off"] + runs["on"]],
+           "query_p50_ms_ros_off_on": [[r["query_p50_ms_ros"] for r in runs["off"]], [r["query_p50_ms_ros"] for r in runs["on"]]],
+           "load_average_1min": [r["load_average_1min"] for r in runs["off"] + runs["on"]], "runs": runs}
+    _table(f"tracking with depth off / on ({args.pairs} pairs, alternating, one run)", [
+        ("tracking pose messages per second, off", " / ".join(f"{v:.1f}" for v in off)),
+        ("tracking pose messages per second, on", " / ".join(f"{v:.1f}" for v in on)),
+        ("on / off per pair (target >= 1.0 within noise)", " / ".join(f"{v:.2f}" for v in ratios)),
+        ("camera (Hz)", " / ".join(f"{v:.1f}" for v in out["camera_hz"])),
+        ("people placed from depth / monocular, depth on", " / ".join(
+            f"{r['translations'].get('translations_depth', 0)}/{r['translations'].get('translations_monocular', 0)}"
+            for r in runs["on"]))])
     return out
 
 
@@ -423,7 +480,8 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     # the camera in a process of its own, as a camera driver is: its timing does not depend on
     # this process's polling and subscriptions
     cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
-                            "--seconds", str(CAMERA_MAX_S), "--image", args.image],
+                            "--seconds", str(CAMERA_MAX_S), "--image", args.image]
+                           + ["--camera-info"] * args.camera_info + ["--depth"] * args.depth,
                            env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     out: dict = {}
     try:
@@ -476,7 +534,10 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
                "camera_send_gap_p95_ms": _pct(camera_gaps, 95),
                "node_rss_mb": node_rss, "worker_rss_mb": worker_rss, "cpu_threads": args.cpu_threads,
                "node_executor": args.node_executor,
-               "load_average_1min": [load_before, load_during]}
+               "load_average_1min": [load_before, load_during],
+               # where the node's translations came from (its /diagnostics counters at the end)
+               "translations": {k: int(v) for k, v in (diags[-1][1] if diags else {}).items()
+                                if k.startswith(("translations_", "depth_"))}}
         rows = [("query -> pose message over ROS (p50 / p95 ms)",
                   f"{out['query_p50_ms_ros']:.0f} / {out['query_p95_ms_ros']:.0f}"),
                  ("query -> complete answer on ~/answer (p50 ms)", f"{out['query_words_p50_ms_ros']:.0f}"),
@@ -600,7 +661,8 @@ def rss_mb(pid: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="chatpose-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "all", "camera"), nargs="?",
+    p.add_argument("what", choices=("overhead", "frames", "callback", "e2e", "memory", "qos", "depth", "all", "camera"),
+                   nargs="?",
                    default="all")
     from chatpose_ros.core.config import PipelineConfig
 
@@ -622,9 +684,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p.add_argument("--node-executor", choices=EXECUTORS, default=DEFAULT_EXECUTOR,
                    help="the node process's executor (chatpose-node --executor; e2e, memory)")
+    p.add_argument("--pairs", type=int, default=2, help="depth: off/on pairs, alternating")
+    p.add_argument("--camera-info", action="store_true", help="the camera also sends camera_info (e2e, memory)")
+    p.add_argument("--depth", action="store_true", help="the camera also sends an aligned depth image and its "
+                   "camera_info, and the node has depth_enabled (e2e, memory)")
     args = p.parse_args(argv)
     if args.what == "camera":
         return run_camera(args)
+    if args.what == "depth":
+        figures = {"depth": bench_depth(args)}
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=1))
+        return 0
+    if args.depth:
+        args.node_param = [*args.node_param, "depth_enabled:=true"]
     figures = {}
     if args.what in ("overhead", "all"):
         figures["overhead"] = bench_overhead(args)

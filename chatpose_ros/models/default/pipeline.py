@@ -407,6 +407,22 @@ class DefaultPipeline:
         with self._lock:
             return self._see(image, everything=True)
 
+    def scene_and_people(self, image: np.ndarray, timings: dict[str, float] | None = None
+                         ) -> tuple[Scene, list[PersonPose]]:
+        """Perception and the regressor, no LLM: the whole-image Scene (objects, attributes) and
+        one regressor PersonPose per scene person, same order. `image` (H, W, 3) uint8 RGB, already
+        validated; `timings` gets "perception" and "regress" (ms). The seam other profiles (the
+        grounded one) build on."""
+        with self._lock:
+            t = time.perf_counter()
+            scene = self._see(image, everything=True)
+            t1 = time.perf_counter()
+            people = self._people(image, scene)[0] if scene.people else []
+            t2 = time.perf_counter()
+        if timings is not None:
+            timings["perception"], timings["regress"] = (t1 - t) * 1e3, (t2 - t1) * 1e3
+        return scene, people
+
     def observe(self, image: np.ndarray, near: tuple[float, float, float, float] | None = None) -> list[PersonPose]:
         """Every person found with regressor pose, box, keypoints, per-joint confidence and
         appearance (no LLM).

@@ -19,7 +19,8 @@ after `CONVERSATION_TIMEOUT_S` or on `reset_conversation(ID)`, matched on the cu
 overlap; at most MAX_CONVERSATIONS are kept (the oldest is dropped).
 
 Perception, the regressor and the generated pose are the reader profile's own
-(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`), composed here.
+(`chatpose_ros.models.default.reader_pipeline.ReaderPipeline`: `scene_and_people`, and `estimate`
+for imagined poses and chat), composed here.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from chatpose_ros.core.config import PipelineConfig
 from chatpose_ros.core.errors import ChatPoseError, InferenceError
+from chatpose_ros.core.gestures import GestureRecogniser, gesture_flags
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.grounding.facts import measure
@@ -104,14 +106,16 @@ class GroundedPipeline:
 
     # -- public ---------------------------------------------------------------------------
     def estimate(self, image: np.ndarray | None, query: str, on_pose=None, on_text=None,
-                 conversation: str = "") -> PoseResult:
+                 conversation: str = "", gestures: GestureRecogniser | None = None) -> PoseResult:
         """Answer `query` about `image` ((H, W, 3) uint8 RGB, or None for a text-only question).
 
         `selected` indexes `people` (scene order, left to right is not implied) for a chosen
         person; -1 for a clarifying question (`clarify` True), nobody (`no_match` True), counts,
         yes/no and chat. A pose made from the words (imagine) comes first in `people`, marked
         generated. Streaming: `on_pose(result)` once the decision and the pose are ready, then
-        `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one)."""
+        `on_text` with the answer. `conversation`: whose follow-ups these are ("" = the default one).
+        `gestures`: the gestures read over time from tracking (waving, a hand raised, pointing),
+        which replace the one-frame pose codes for the people it watched."""
         query = validate_query(query, self.config.max_query_chars)
         if image is not None:
             image = validate_image(image, self.config.max_image_pixels)
@@ -122,7 +126,7 @@ class GroundedPipeline:
             if request.intent in ("imagine", "chat") or image is None:
                 return self._delegate(image, query, on_pose, on_text)
             try:
-                return self._ground(request, image, query, on_pose, on_text, str(conversation))
+                return self._ground(request, image, query, on_pose, on_text, str(conversation), gestures)
             except (ValueError, RuntimeError) as exc:
                 if isinstance(exc, ChatPoseError):  # typed (a bad image found by perception): keeps its code
                     raise
@@ -134,16 +138,14 @@ class GroundedPipeline:
         return replace(result, model_id=self.model_id,
                        image_size=None if image is None else (int(image.shape[1]), int(image.shape[0])))
 
-    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str) -> PoseResult:
+    def _ground(self, request: Request, image: np.ndarray, query: str, on_pose, on_text, conv_id: str,
+                gestures: GestureRecogniser | None = None) -> PoseResult:
         timings: dict[str, float] = {}
-        t_start = t = time.perf_counter()
-        scene = self.base._see(image, everything=True)
-        timings["perception"] = (time.perf_counter() - t) * 1e3
+        t_start = time.perf_counter()
+        scene, people = self.base.scene_and_people(image, timings)
         t = time.perf_counter()
-        people = self.base._people(image, scene)[0] if scene.people else []
-        timings["regress"] = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        facts = measure(image, scene, [p.translation for p in people])
+        over_time = [gesture_flags(gestures.for_box(p.box)) for p in scene.people] if gestures is not None else None
+        facts = measure(image, scene, [p.translation for p in people], over_time)
         timings["measure"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         now = self._clock()
@@ -169,8 +171,8 @@ class GroundedPipeline:
                             (int(image.shape[1]), int(image.shape[0])), timings,
                             no_match=out.kind in ("no_match", "not_person"),
                             grounding_confidence=out.confidence, clarify=out.kind == "clarify")
-        if on_pose is not None:
-            on_pose(replace(result, answer=""))
+        if on_pose is not None:  # the words are ready with the pose: no need to hold them back
+            on_pose(result)
         if on_text is not None:
             on_text(result.answer)
         return result
