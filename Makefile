@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 2
 PY := .venv/bin/python
 
 .PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth \
-	eval-parse train-parser
+	eval-parse train-parser eval-tracking
 setup:
 	@bash scripts/setup.sh
 
@@ -70,3 +70,9 @@ eval-parse: setup
 # Train the LLM question tagger and its bag-of-words ablation (CPU, 2 threads, about 25 minutes; fixed seed).
 train-parser: setup
 	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.grounding.offline.train_parser --seed 0 --threads 2
+
+# The tracked target on hand-labelled vtest.avi (tests/data/vtest_tracks.json; tuning 480-639, held out 640-790):
+# target id switches, losses, time to reacquire, IDF1 / ID switches / MOTA (motmetrics), tracker before and after
+# issue 23 side by side; one thread; JSON in build/.
+eval-tracking: setup
+	OMP_NUM_THREADS=1 $(PY) -W ignore::DeprecationWarning -m chatpose_ros.tools.eval_tracking --json build/eval_tracking.json

@@ -13,7 +13,7 @@ def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> Perso
     kp = np.stack([np.linspace(x, x + w, 15), np.linspace(20, 20 + h, 15)], 1).astype(np.float32)
     return PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32),
                       box=(x, 20.0, x + w, 20.0 + h), keypoints_2d=kp,
-                      appearance=np.full(24, colour, np.float32), estimator="smplr_regressor")
+                      appearance=np.repeat(np.float32([colour, 1.0 - colour]), 12), estimator="smplr_regressor")
 
 
 def test_box_iou():
@@ -59,3 +59,28 @@ def test_far_person_is_not_matched_and_text_pose_cannot_start():
     with pytest.raises(ValueError):
         tr.start(PersonPose(theta=np.zeros(72, np.float32), joints=np.zeros((24, 3), np.float32)))
     assert PersonTracker().update([_person(0, 0.2)]) is None  # nothing tracked yet
+
+
+def test_a_lost_person_is_reacquired_by_appearance_within_walking_reach():
+    tr = PersonTracker(max_misses=1)
+    tid = tr.start(_person(100, 0.2)).track_id
+    for _ in range(3):
+        tr.update([])
+    assert tr.lost
+    assert tr.reacquire([_person(200, 0.9)]) is None, "someone dressed otherwise is not them"
+    assert tr.reacquire([_person(1000, 0.2)]) is None, "too far to have walked there"
+    assert tr.reacquire([_person(200, 0.2, h=90.0)]) is None, "half their height: someone farther away"
+    got = tr.reacquire([_person(200, 0.9), _person(230, 0.21)])  # back 130 px (0.7 heights) away, no IoU
+    assert got is not None and got.track_id == tid and got.box[0] == 230 and not tr.lost
+    assert tr.update([_person(235, 0.2)]).track_id == tid  # and followed on from there
+
+
+def test_appearance_compares_what_both_saw():
+    from chatpose_ros.core.target_check import appearance_cosine, blend_appearance
+
+    full, legs_hidden = np.float32([0.6, 0.8, 1.0, 0.0]), np.float32([0.6, 0.8, np.nan, np.nan])
+    assert appearance_cosine(full, legs_hidden) == pytest.approx(1.0)
+    assert appearance_cosine(legs_hidden, np.float32([np.nan, np.nan, 1.0, 0.0])) is None
+    blended = blend_appearance(full, legs_hidden, 0.5)
+    assert np.allclose(blended, full), "an unseen region keeps the running one"
+    assert np.allclose(blend_appearance(legs_hidden, full, 0.5), full)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from hri_msgs.msg import IdsList, LiveSpeech, NormalizedRegionOfInterest2D, Skeleton2D
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -19,6 +19,7 @@ from tf2_msgs.msg import TFMessage
 
 from chatpose_ros.core.body import SMPL_JOINT_NAMES
 from chatpose_ros.core.camera import CameraIntrinsics
+from chatpose_ros.core.follow import SEEN_SIGMA_M
 from chatpose_ros.core.placement import DEFAULT15
 from chatpose_ros.core.rep155 import REP155_JOINT_NAMES, body_id, body_origin
 from chatpose_ros.core.types import PersonPose, PoseResult
@@ -85,6 +86,15 @@ class ImaginingPipeline(PlacedPipeline):
                                           translation=np.array([0.0, 0.0, 2.0], np.float32))
             return PoseResult(query=query, answer="[POSE]", people=(made_up,), selected=0, model_id=self.model_id)
         return super().estimate(image, query)
+
+
+class HidingPipeline(PlacedPipeline):
+    """Once `hidden` is set nobody is found any more (the chosen person stepped behind a pillar)."""
+
+    hidden = False
+
+    def observe(self, image, near=None):
+        return [] if self.hidden else list(self.people)
 
 
 class Sink:
@@ -189,6 +199,38 @@ def test_a_made_up_pose_never_replaces_the_tracked_person(ros_harness):
     assert all(m.track_id == chosen and not m.generated for m in later)
     targets = target_sink.wait(lambda ms: len(ms) >= 2)
     assert all(abs(p.pose.position.z - PLACES[1][2]) < 0.3 for p in targets), "the target pose is the tracked person's"
+
+
+def test_follow_me_holds_a_hidden_target_with_a_growing_covariance(ros_harness):
+    pipeline = HidingPipeline()
+    h = ros_harness(lambda cfg: pipeline, tracking_rate_hz=50.0, reacquire_s=10.0)  # held while looked for
+    cov_sink = Sink(h, PoseWithCovarianceStamped, "/chatpose_node/target_pose_with_covariance")
+    target_sink = Sink(h, PoseStamped, "/chatpose_node/target_pose")
+    _give_camera_info(h, _camera_info(), lambda: h.node.robot.intrinsics is not None)
+    h.wait_until(lambda: cov_sink.sub.get_publisher_count() > 0 and target_sink.sub.get_publisher_count() > 0,
+                 what="target poses to match")
+    h.publish_and_wait(_image())
+    h.ask("the person on the right")
+    seen = cov_sink.wait()[0]
+    assert seen.pose.covariance[0] == pytest.approx(SEEN_SIGMA_M ** 2)
+    expected = body_origin(PLACES[1], _placed_person(2, PLACES[1]).joints)
+    pipeline.hidden = True
+    seed, t_end = 1, time.monotonic() + 60
+    while not (h.statuses("target_hidden") and len([m for m in cov_sink.msgs if m.pose.covariance[0] > 0.25]) >= 2):
+        assert time.monotonic() < t_end, "no held target pose with a growing covariance"
+        h.publish_and_wait(_image(seed))
+        seed += 1
+        time.sleep(0.05)
+    held = [m for m in cov_sink.msgs if m.pose.covariance[0] > seen.pose.covariance[0]]
+    variances = [m.pose.covariance[0] for m in held]
+    assert variances == sorted(variances), "the uncertainty grows while they are hidden"
+    for m in held:  # the last known position, not a new one
+        p = m.pose.pose.position
+        np.testing.assert_allclose([p.x, p.y, p.z], expected, atol=0.02)
+    old = [m for m in target_sink.msgs if (m.header.stamp.sec, m.header.stamp.nanosec) == (seen.header.stamp.sec,
+                                                                                             seen.header.stamp.nanosec)]
+    assert len(old) >= 2, "~/target_pose repeats the last sighting with its own (old) stamp"
+    assert "not been seen" in h.statuses("target_hidden")[0].message
 
 
 def test_joint_frames_on_request(ros_harness):

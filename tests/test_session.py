@@ -12,7 +12,7 @@ from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import InferenceError, InvalidImageError
 from chatpose_ros.core.model_runners import TrackerHost
 from chatpose_ros.core.session import (ERROR, OK, REPORT_THROTTLE_S, WARN, Answer, Frame, Output, Report, Session,
-                                       Track, TrackUpdate)
+                                       TargetHidden, Track, TrackUpdate)
 from chatpose_ros.core.types import PoseResult
 from fakes import make_person
 
@@ -182,9 +182,28 @@ def test_throttle_table_stays_small():
     assert len(s._throttle) <= 257
 
 
-def test_tracking_after_query_at_its_cadence_until_lost():
+def test_by_default_a_lost_track_ends():
     clock = Clock()
     s = _session(clock, tracking_rate_hz=10.0)
+    host = TrackerHost(StubTracker)
+    s.put_frame(Frame(image="f1"))
+    s.submit("the person on the right")
+    s.finish_answer(s.take(), _result("the person on the right"))
+    codes = []
+    while "track_lost" not in codes:
+        assert len(codes) < 5
+        clock.t += 0.1
+        s.put_frame(Frame(image="f"))
+        codes += _codes(_finish_track(s, host, s.take(), [])) or [""]
+    assert not s.tracking and not s.searching
+    s.put_frame(Frame(image="f9"))
+    clock.t += 1
+    assert s.take() is None
+
+
+def test_tracking_after_query_at_its_cadence_until_lost_then_searched_for():
+    clock = Clock()
+    s = _session(clock, tracking_rate_hz=10.0, reacquire_s=10.0)
     host = TrackerHost(StubTracker)
     s.put_frame(Frame(image="f1", header="h1"))
     s.submit("the person on the right")
@@ -204,12 +223,22 @@ def test_tracking_after_query_at_its_cadence_until_lost():
     clock.t += 0.1
     work = s.take()
     assert isinstance(work, Track) and work.request.seed is None and work.near == (11.0, 0.0, 21.0, 20.0)
-    assert _finish_track(s, host, work, []) == []  # one miss: not yet lost
+    hidden = _finish_track(s, host, work, [])  # one miss: not yet lost, the follower holds their position
+    assert [(type(e), e.track_id, e.hidden_s) for e in hidden] == [(TargetHidden, track_id, 0.0)]
     s.put_frame(Frame(image="f4"))
     clock.t += 0.1
     events = _finish_track(s, host, s.take(), [])
-    assert _codes(events) == ["track_lost"] and not s.tracking
+    assert _codes(events) == ["track_lost"] and not s.tracking and s.searching
     s.put_frame(Frame(image="f5"))
+    clock.t += 1
+    work = s.take()  # lost: looked for in the whole frame, by appearance
+    assert isinstance(work, Track) and work.request.reacquire and work.near is None
+    events = _finish_track(s, host, work, [])  # hidden since 1.2 s: said once
+    assert [type(e) for e in events] == [TargetHidden, Report] and _codes(events) == ["target_hidden"] and s.searching
+    clock.t += s.config.reacquire_s
+    s.put_frame(Frame(image="f6"))
+    assert _finish_track(s, host, s.take(), []) == [] and not s.searching  # not found in time: the track ends
+    s.put_frame(Frame(image="f7"))
     clock.t += 1
     assert s.take() is None
 

@@ -82,8 +82,9 @@ def test_ids_stay_stable_when_pedestrians_cross(pipeline, who):
     tracker, check = PersonTracker(), TargetCheck(chosen)
     tracked = tracker.start(chosen)
     matched = 0
-    for frame in frames[1:]:
-        got = tracker.update(pipeline.observe(frame, near=tracker.last_box))
+    for frame in frames[1:]:  # as the node does: near the last box, or (lost) anywhere by appearance
+        got = (tracker.reacquire(pipeline.observe(frame)) if tracker.lost
+               else tracker.update(pipeline.observe(frame, near=tracker.last_box)))
         if got is not None:
             matched += 1
             assert got.track_id == tracked.track_id

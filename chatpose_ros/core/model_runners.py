@@ -205,7 +205,8 @@ class TrackerHost:
         if tracker is None:  # nothing to follow (e.g. a new worker after a crash): the track is lost
             people = self.gestures.observe(stamp, people)
             return TrackUpdate(person=None, people=tuple(people) if request.everyone else (), lost=True, box=None)
-        person = tracker.update(people)
+        reacquire = getattr(tracker, "reacquire", None) if request.reacquire else None  # a tracker without it: update
+        person = reacquire(people) if reacquire is not None else tracker.update(people)
         if person is not None:  # read the match's gestures under its track id (it is one of `people`)
             i = next((k for k, p in enumerate(people) if p.box == person.box), len(people))
             people[i:i + 1] = [person]

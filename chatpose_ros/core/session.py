@@ -27,7 +27,8 @@ Public API (everything else is private):
   query)` for ~/status, and `Output(result, frame, answer)`: a PoseResult to publish, made from
   `frame` (None: text only, the adapter stamps a header of its own), `answer` False for tracking
   updates. In an Output the tracked person carries its `track_id` (>= 0); `Output.tracked`
-  lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto.
+  lists them: what a consumer of tracked people per frame (ROS4HRI, TF) hooks onto. `TargetHidden`:
+  a tracking update that did not publish the tracked person (a follower holds their last position).
 - Stages: `stage(work, name)` (the model reached a stage of the answer: decoding_image,
   perceiving, ...); `Job.stages` lists every stage in order and `Job.changed` is set at each.
 - Streaming answers: `answer_pose(work, result)` (the model chose who is meant before its words:
@@ -49,7 +50,7 @@ Public API (everything else is private):
 - `start()` / `stop()` (activate / deactivate: pending jobs fail with query_dropped),
   `reset()` (cleanup: forget frame and track), `drop_track()`, `snapshot()` (values for /diagnostics),
   `drain_image_gaps()` (times between frame arrivals since the last call),
-  `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`.
+  `stats` (a Counter), `latest` (the latest Frame), `queue_length`, `busy`, `tracking`, `searching`.
 
 Thread safety: every method may be called from any thread (one internal lock). Time comes
 from the injected `clock` (seconds, monotonic); only `take(timeout > 0)` waits in real time.
@@ -84,6 +85,7 @@ ERROR_CHARS = 300  # how much of an error's text goes into a report (it may quot
 # A query choosing the person already tracked keeps the track (and its id) when the chosen box
 # overlaps the tracked person's last box this much (intersection over union).
 SAME_PERSON_IOU = 0.5
+HIDDEN_REPORT_S = 0.5  # the tracked person unpublished this long: ``target_hidden`` (once per hiding)
 
 Box = tuple[float, float, float, float]
 _TRACK_IDS = itertools.count(1)  # track ids, unique in this process (across sessions and model restarts)
@@ -103,6 +105,10 @@ class Tracker(Protocol):
 
     def update(self, people: list[PersonPose]) -> PersonPose | None:
         """The tracked person among this frame's `people` (track id set), or None."""
+        ...
+
+    def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
+        """The tracked person found again anywhere among `people` after a loss (by appearance), or None."""
         ...
 
 
@@ -162,6 +168,18 @@ class Report:
     query: str = ""
     repeating: str = ""  # the throttle key of a report that can repeat (per frame, per message)
     source: str = ""  # which input it concerns ("image", "query", "tracking", a voice id): the log throttles per code and source
+
+
+@dataclass(frozen=True)
+class TargetHidden:
+    """A tracking update in which the tracked person was not published (missed, doubted, or being looked
+    for after a loss): what a follower uses to hold the last known position (core.follow; ROS:
+    ~/target_pose_with_covariance). `hidden_s`: how long they have been hidden (s, session clock)."""
+
+    track_id: int
+    query: str
+    frame: Frame
+    hidden_s: float
 
 
 POSES, WORDS = "poses", "words"  # Output.only: publish only the poses (streamed early) / only the words
@@ -238,6 +256,7 @@ class TrackRequest:
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
     everyone: return every person found too (`track_all_bodies`).
+    reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion.
     stamp: when the frame arrived (s, the session's clock): the time gestures are read at (None:
         the worker's clock when it observes)."""
 
@@ -245,6 +264,7 @@ class TrackRequest:
     seed: PersonPose | None = None
     keep: bool = False
     everyone: bool = False
+    reacquire: bool = False
     stamp: float | None = None
 
 
@@ -280,6 +300,9 @@ class _TrackState:
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
     check: TargetCheck  # is each update's match still the chosen person?
+    lost_since: float | None = None  # when the person was lost (then searched for anywhere, config.reacquire_s long)
+    hidden_since: float | None = None  # since when no update published them (None: published in the last one)
+    hidden_said: bool = False  # target_hidden reported for this hiding
 
 
 def _box_text(box: Box | None) -> str:
@@ -287,7 +310,7 @@ def _box_text(box: Box | None) -> str:
 
 
 Work = Union[Answer, Track]
-Event = Union[Report, Output, AnswerDelta]
+Event = Union[Report, Output, AnswerDelta, TargetHidden]
 
 
 class Session:
@@ -342,7 +365,13 @@ class Session:
 
     @property
     def tracking(self) -> bool:
-        return self._track is not None
+        """A person is being followed (tracked, not lost)."""
+        return self._track is not None and self._track.lost_since is None
+
+    @property
+    def searching(self) -> bool:
+        """The tracked person was lost and is being looked for (config.reacquire_s after track_lost)."""
+        return self._track is not None and self._track.lost_since is not None
 
     def start(self) -> None:
         """Accept work again (after `stop`)."""
@@ -469,9 +498,10 @@ class Session:
                     self._use(frame)
                     self._busy = True
                     track = self._track
-                    request = TrackRequest(near=None if self.config.track_all_bodies else track.box, seed=track.seed,
-                                           keep=track.keep, everyone=self.config.track_all_bodies,
-                                           stamp=frame.received)
+                    searching = track.lost_since is not None
+                    request = TrackRequest(near=None if self.config.track_all_bodies or searching else track.box,
+                                           seed=track.seed, keep=track.keep, everyone=self.config.track_all_bodies,
+                                           reacquire=searching, stamp=frame.received)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -577,7 +607,8 @@ class Session:
             old, self._track = self._track, None
             if not (self.config.track_after_query and self._can_track):
                 return result
-            keep = old is not None and old.box is not None and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU
+            keep = old is not None and old.lost_since is None and old.box is not None \
+                and box_iou(old.box, chosen.box) >= SAME_PERSON_IOU  # a lost track is never revived by a query
             if keep:
                 self.stats["tracks_kept"] += 1
             tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
@@ -602,7 +633,10 @@ class Session:
         fails the match is not published under the track's id (``target_uncertain``, throttled;
         the tracker restarts on the last verified person at the next update, searched near its
         box); after TARGET_MAX_FAILURES failures in a row, or when the tracker gives up,
-        ``track_lost``."""
+        ``track_lost``. With config.reacquire_s > 0 a lost person is then searched for in the whole frame by
+        appearance that long
+        (TrackRequest.reacquire); a match the target check accepts is published under the same track id again
+        (``target_reacquired``); after that long without one the track ends."""
         events: list[Event] = []
         with self._cv:
             self._busy = False
@@ -613,6 +647,8 @@ class Session:
                 track.seed, track.keep = None, False  # the tracker has it now
             person, people = update.person, list(update.people)
             doubt = ""
+            if track.lost_since is not None and work.request.reacquire:
+                return self._search(track, work, update, model_id, image_size)
             if person is None:
                 track.check.missed()
                 track.box = update.box if update.box is not None else track.box
@@ -627,7 +663,12 @@ class Session:
                     track.box = update.box if update.box is not None else track.box
             query, failures, lost = track.query, track.check.failures, False
             if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
-                self._track, lost = None, True
+                lost = True
+                if self.config.reacquire_s > 0:  # search for them anywhere, from the last verified person
+                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
+                    track.check.failures = 0
+                else:
+                    self._track = None
             elif person is not None or (self.config.track_all_bodies and people):
                 everyone = self.config.track_all_bodies
                 if person is not None:
@@ -639,6 +680,8 @@ class Session:
                 result = PoseResult(query=query, answer="", people=found + tuple(others),
                                     selected=0 if found else -1, model_id=model_id, image_size=image_size)
                 events.append(Output(result=result, frame=work.frame, answer=False))
+        with self._cv:  # a track that ended (reacquire_s 0) holds nothing
+            events += self._hidden(track, work, published=person is not None) if self._track is track else []
         if doubt:
             rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
                               f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
@@ -646,8 +689,54 @@ class Session:
                               throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
-            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; "
-                                      "send a new query", query=query, source="tracking"))
+            then = (f"looking for them in the whole image for {self.config.reacquire_s:g} s (target_reacquired when found)"
+                    if self.config.reacquire_s > 0 else "send a new query")
+            events.append(self.report(WARN, "track_lost", f"lost the person chosen by '{clip(query)}'; {then}",
+                                      query=query, source="tracking"))
+        return events
+
+    def _search(self, track: _TrackState, work: Track, update: TrackUpdate, model_id: str,
+                image_size: tuple[int, int] | None) -> list[Event]:
+        """finish_track for a lost track (called under the lock): the tracker's reacquired match, if the
+        target check accepts it, is published under the track's id (``target_reacquired``); the track ends
+        config.reacquire_s after the loss."""
+        person = update.person
+        if person is not None and track.check.verify(person) == "":
+            track.lost_since, track.box = None, person.box
+            self.stats["targets_reacquired"] += 1
+            self.stats["tracking_updates"] += 1
+            others = [p for p in update.people if p.box != person.box] if self.config.track_all_bodies else []
+            result = PoseResult(query=track.query, answer="", people=(person, *others), selected=0,
+                                model_id=model_id, image_size=image_size)
+            rep = self.report(OK, "target_reacquired", f"found the person chosen by '{clip(track.query)}' again "
+                              "(by appearance): published under the same track id", query=track.query,
+                              source="tracking")
+            return [Output(result=result, frame=work.frame, answer=False), rep] + self._hidden(track, work, True)
+        if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
+            track.seed, track.keep = track.check.last, False
+            track.check.failures = 0
+        if self._clock() - track.lost_since > self.config.reacquire_s:
+            self._track = None
+            return []
+        return self._hidden(track, work, False)
+
+    def _hidden(self, track: _TrackState, work: Track, published: bool) -> list[Event]:
+        """After a tracking update of `track`: nothing when the person was `published`; else a TargetHidden
+        (and, once they have been hidden HIDDEN_REPORT_S, a ``target_hidden`` report)."""
+        now = self._clock()
+        if published:
+            track.hidden_since, track.hidden_said = None, False
+            return []
+        if track.hidden_since is None:
+            track.hidden_since = now
+        hidden = now - track.hidden_since
+        events: list[Event] = [TargetHidden(track.track_id, track.query, work.frame, hidden)]
+        if hidden >= HIDDEN_REPORT_S and not track.hidden_said:
+            track.hidden_said = True
+            events.append(self.report(WARN, "target_hidden", f"the person chosen by '{clip(track.query)}' has not "
+                                      f"been seen for {hidden:.1f} s: their last known position is held, its "
+                                      "uncertainty growing (~/target_pose_with_covariance)", query=track.query,
+                                      source="tracking"))
         return events
 
     def fail(self, work: Work, exc: BaseException) -> list[Event]:
@@ -748,7 +837,7 @@ class Session:
             values = {"busy": str(self._busy), "queue_length": str(len(self._queue)),
                       "last_latency_ms": f"{lat[-1]:.1f}" if lat else "",
                       "median_latency_ms": f"{statistics.median(lat):.1f}" if lat else f"{0.0:.1f}",
-                      "tracking": str(self._track is not None),
+                      "tracking": str(self.tracking), "searching": str(self.searching),
                       "median_image_delay_ms": f"{statistics.median(delays):.1f}" if delays else "",
                       "last_frame_age_s": "" if self._last_arrival is None else f"{self._clock() - self._last_arrival:.2f}",
                       "camera_stalled": str(self._stalled)}

@@ -36,11 +36,24 @@ Box = tuple[float, float, float, float]
 
 
 def appearance_cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-    """Cosine of two (D,) descriptors; None when they cannot be compared (missing, other
-    shapes, a (near) zero vector)."""
+    """How alike two appearance descriptors are, in [-1, 1]: for (D,) ones the cosine over the entries
+    both saw (NaN = not seen); for (R, D) per-region ones (perception.appearance: torso, legs) the lowest
+    cosine of the regions both saw (the same person matches in every part: a shared dark coat does not
+    make a red jacket alike). None when they cannot be compared (missing, other shapes, nothing seen by
+    both, a (near) zero vector)."""
     if a is None or b is None or np.shape(a) != np.shape(b):
         return None
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim == 2:
+        rows = [_cosine(x, y) for x, y in zip(a, b) if np.isfinite(x).all() and np.isfinite(y).all()]
+        rows = [r for r in rows if r is not None]
+        return min(rows) if rows else None
+    a, b = a.ravel(), b.ravel()
+    both = np.isfinite(a) & np.isfinite(b)
+    return _cosine(a[both], b[both])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na < _MIN_NORM or nb < _MIN_NORM:
         return None
@@ -83,10 +96,20 @@ class TargetCheck:
             return reason
         self.failures, self._updates, self.last = 0, 0, person
         if person.appearance is not None:
-            a = np.asarray(person.appearance, np.float32)
-            self._appearance = a.copy() if self._appearance is None or self._appearance.shape != a.shape \
-                else APPEARANCE_MOMENTUM * self._appearance + (1 - APPEARANCE_MOMENTUM) * a
+            self._appearance = blend_appearance(self._appearance, person.appearance, APPEARANCE_MOMENTUM)
         return ""
+
+
+def blend_appearance(old: np.ndarray | None, new: np.ndarray, momentum: float) -> np.ndarray:
+    """A running (D,) descriptor after a match with `new`: momentum * old + (1 - momentum) * new where
+    both saw the entry, the one that saw it elsewhere (NaN = not seen); `new` when there is no `old` (or
+    it has another shape)."""
+    new = np.asarray(new, np.float32)
+    if old is None or np.shape(old) != new.shape:
+        return new.copy()
+    out = (momentum * old + (1 - momentum) * new).astype(np.float32)
+    out = np.where(np.isfinite(new), out, old)
+    return np.where(np.isfinite(old), out, new).astype(np.float32)
 
 
 def _centre_jump(old: Box, new: Box) -> float:

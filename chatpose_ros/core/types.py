@@ -31,7 +31,8 @@ class PersonPose:
         keypoints_2d_edges: pairs of indices into keypoints_2d to draw as bones.
         vertices: (V, 3) float32 mesh vertices (m, pelvis-relative) when a SMPL file is set.
         faces: (F, 3) int64 mesh triangles, with vertices.
-        appearance: (D,) float32 appearance descriptor used to re-identify a tracked person.
+        appearance: (D,) or per-region (R, D) float32 appearance descriptor used to re-identify a tracked
+            person (NaN = not seen; core.target_check.appearance_cosine compares two).
         joint_confidence: (24,) float32 in [0, 1] per SMPL joint: how well the camera saw it
             (0 = not seen, cut by the image edge or occluded: its rotation is a prior), or None
             when unknown (every joint then counts as estimated, not seen).

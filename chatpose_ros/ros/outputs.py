@@ -26,7 +26,7 @@ from chatpose_ros.core.body_mesh import BodyMesh
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.model_worker import ModelHost
 from chatpose_ros.core.logs import DEBUG, ERROR, INFO, WARN, ThrottledLog, clip
-from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, Output, Report, Session
+from chatpose_ros.core.session import POSES, WORDS, AnswerDelta, Output, Report, Session, TargetHidden
 from chatpose_ros.msg import PipelineStatus, SmplPose, SmplPoseArray
 
 from . import convert, markers
@@ -85,6 +85,8 @@ class NodeOutputs:
                 self._pubs["answer_stream"].publish(String(data=ev.delta))
             elif isinstance(ev, Output):
                 self.publish(ev)
+            elif isinstance(ev, TargetHidden) and self._robot is not None:
+                self._robot.hold(ev)
 
     def publish(self, out: Output) -> None:
         header = out.frame.header if out.frame is not None else Header(stamp=self._node.get_clock().now().to_msg(),

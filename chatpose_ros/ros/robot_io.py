@@ -2,14 +2,20 @@
 
 One object per node (``ChatPoseNode.robot``), with the node's lifecycle:
 
-- configure: publishers (ROS4HRI body topics when ``hri_enabled``; /tf and ``~/target_pose``
-  when ``tf_enabled``);
+- configure: publishers (ROS4HRI body topics when ``hri_enabled``; /tf, ``~/target_pose`` and
+  ``~/target_pose_with_covariance`` when ``tf_enabled``);
 - activate: the camera_info subscription (``camera_info_topic``, or beside the image topic),
   the LiveSpeech subscriptions (``speech_discover_voices``, ``speech_topics``) and, with
   ``depth_enabled``, the depth image and its camera_info (ros/depth_input.py);
 - every output of the node: ``place(output)`` BEFORE the poses are published (translations from
   the camera's real intrinsics, or unknown; then from the depth image where it can be read),
   ``publish(output, header)`` after;
+- follow-me (core.follow): each time the chosen person is published, ``~/target_pose`` (PoseStamped) and
+  ``~/target_pose_with_covariance`` (PoseWithCovarianceStamped, the fresh-sighting covariance) with the
+  frame's header; for each tracking update that did not publish them (``hold(TargetHidden)``), their last
+  known pose again on ``~/target_pose`` with the header of the frame they were last seen in (its stamp says
+  how old it is) and on ``~/target_pose_with_covariance`` with the current frame's header and a covariance
+  growing with the time hidden (core.follow.covariance), up to core.follow.HOLD_S;
 - deactivate / cleanup: subscriptions / publishers destroyed.
 
 Bad input is reported (status code + log line, one per second per kind) and the node keeps
@@ -25,7 +31,7 @@ import threading
 import time
 from typing import Callable
 
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
@@ -33,10 +39,11 @@ from std_msgs.msg import Header
 from chatpose_ros.core.camera import CameraIntrinsics
 from chatpose_ros.core.config import NodeConfig
 from chatpose_ros.core.errors import ChatPoseError, InvalidCameraInfoError
+from chatpose_ros.core.follow import TargetMemory, covariance
 from chatpose_ros.core.images import RawImage
 from chatpose_ros.core.logs import INFO, clip
 from chatpose_ros.core.placement import place_result
-from chatpose_ros.core.session import Output, RateLimit
+from chatpose_ros.core.session import Output, RateLimit, TargetHidden
 from chatpose_ros.msg import PipelineStatus
 
 from . import hri, tf
@@ -72,6 +79,10 @@ class RobotIO:
         self._hri: hri.HriBodyPublisher | None = None
         self._tf: tf.TfBroadcaster | None = None
         self._target_pub = None
+        self._target_cov_pub = None
+        self._clock = clock
+        self._memory = TargetMemory()  # the chosen person as last published (follow-me)
+        self._seen_header: Header | None = None  # the header of the frame they were last seen in
         self._camera_sub = None
         self._speech: hri.SpeechInput | None = None
         self._crop_rate = RateLimit(cfg.hri_cropped_rate_hz, clock)  # cropped images of tracking updates (publishing thread)
@@ -91,6 +102,8 @@ class RobotIO:
         if self.cfg.tf_enabled:
             self._tf = tf.TfBroadcaster(self._node)
             self._target_pub = self._node.create_publisher(PoseStamped, "~/target_pose", out_qos)
+            self._target_cov_pub = self._node.create_publisher(PoseWithCovarianceStamped, "~/target_pose_with_covariance",
+                                                               out_qos)
 
     def activate(self, callback_group=None) -> None:
         self._camera_sub = self._node.create_subscription(
@@ -120,9 +133,11 @@ class RobotIO:
         if self._tf is not None:
             self._tf.close()
             self._tf = None
-        if self._target_pub is not None:
-            self._node.destroy_publisher(self._target_pub)
-            self._target_pub = None
+        for pub in (self._target_pub, self._target_cov_pub):
+            if pub is not None:
+                self._node.destroy_publisher(pub)
+        self._target_pub = self._target_cov_pub = None
+        self._memory.forget()
         with self._lock:
             self._intrinsics = None
 
@@ -206,8 +221,32 @@ class RobotIO:
             chosen = result.selected_person
             if chosen is not None and chosen.translation is not None:
                 transforms += tf.person_transforms(chosen, chosen.translation, header, tf.TARGET_FRAME)
-                self._target_pub.publish(tf.target_pose(chosen, chosen.translation, header))
+                pose = tf.target_pose(chosen, chosen.translation, header)
+                self._target_pub.publish(pose)
+                self._target_cov_pub.publish(_with_covariance(pose, covariance(0.0)))
+                self._memory.seen(chosen, self._clock())
+                self._seen_header = header
             self._tf.send(transforms)
         if self._hri is not None:
             rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
             self._hri.publish(result, header, rgb, bodies, rgb_top=top, gestures=not out.answer)
+
+    def hold(self, hidden: TargetHidden) -> None:
+        """A tracking update without the chosen person: their last known pose again (module docstring), or
+        nothing when there is none (never placed, another track, or hidden longer than HOLD_S)."""
+        if self._tf is None:
+            return
+        held = self._memory.held(self._clock(), hidden.track_id)
+        if held is None or self._seen_header is None:
+            return
+        pose = tf.target_pose(held.person, held.person.translation, self._seen_header)
+        self._target_pub.publish(pose)
+        now = hidden.frame.header if isinstance(hidden.frame.header, Header) else self._seen_header
+        self._target_cov_pub.publish(_with_covariance(tf.target_pose(held.person, held.person.translation, now),
+                                                      held.covariance))
+
+
+def _with_covariance(pose: PoseStamped, cov) -> PoseWithCovarianceStamped:
+    """`pose` with a (6, 6) covariance (x, y, z, rotation about x, y, z; row-major)."""
+    return PoseWithCovarianceStamped(header=pose.header,
+                                     pose=PoseWithCovariance(pose=pose.pose, covariance=[float(v) for v in cov.ravel()]))

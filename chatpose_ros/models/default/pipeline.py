@@ -43,7 +43,7 @@ import torch
 
 from chatpose_ros.core.body import forward_kinematics
 from chatpose_ros.core.config import PipelineConfig
-from chatpose_ros.core.errors import ChatPoseError, CheckpointError, InferenceError, ModelLoadError
+from chatpose_ros.core.errors import ChatPoseError, CheckpointError, ConfigError, InferenceError, ModelLoadError
 from chatpose_ros.core.geometry import matrix_to_axis_angle
 from chatpose_ros.core.pipeline import validate_image, validate_query
 from chatpose_ros.core.scene import Scene
@@ -190,6 +190,10 @@ class DefaultPipeline:
         self.regressor = regressor
         self.llm = llm
         self.model_id = model_id
+        # PersonPose.appearance (re-identification of a tracked person): "region_histograms" (chroma-aware
+        # histograms of torso and legs, perception.appearance) or "colour_stats" (the LLM's colour features
+        # of torso and legs, the descriptor before issue 23; kept for tools/eval_tracking's side by side)
+        self.appearance_descriptor = "region_histograms"
         self._lock = threading.Lock()
         lm = getattr(llm, "lm", None)
         weight = next(lm.parameters()) if lm is not None else None
@@ -285,8 +289,16 @@ class DefaultPipeline:
             kp3d = got[i][2] if got[i][2] is not None else skeleton[i]
             observations.append(observe_detection(image, feat2d, kp3d))
         feats = scene_features(observations)
-        app = np.concatenate([feats[:, FEATURE_BLOCKS[b]] for b in ("upper", "lower")], axis=1)
         shown = np.where(vis[..., None] > 0, kp2d, np.nan).astype(np.float32)
+        if self.appearance_descriptor == "region_histograms":
+            from chatpose_ros.perception.appearance import region_histograms
+
+            app = np.stack([region_histograms(image, shown[i]) for i in range(n)])
+        elif self.appearance_descriptor == "colour_stats":
+            app = np.concatenate([feats[:, FEATURE_BLOCKS[b]] for b in ("upper", "lower")], axis=1)
+        else:
+            raise ConfigError(f"unknown appearance_descriptor {self.appearance_descriptor!r}: expected "
+                              "'region_histograms' or 'colour_stats'")
         people = [
             PersonPose(theta=theta[i].astype(np.float32), joints=joints[i].astype(np.float32),
                        translation=translations[i], box=tuple(float(v) for v in p.box), confidence=float(p.score),
