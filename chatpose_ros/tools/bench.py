@@ -185,6 +185,27 @@ class _Camera:
         self._t.join()
 
 
+def _stop_ros_run(cam, spinning, th, ex, client, proc, first=None, shutdown=None) -> None:
+    """End a bench run over ROS: the camera process, the client's spin thread and executor, the
+    client node (after `first`, e.g. an action client; then `shutdown`, e.g. rclpy's), and the node
+    process (SIGINT, killed after 30 s)."""
+    if cam is not None:
+        _stop_camera(cam)
+    spinning.clear()
+    th.join(timeout=10)
+    ex.shutdown(timeout_sec=5)
+    if first is not None:
+        first()
+    client.destroy_node()
+    if shutdown is not None:
+        shutdown()
+    proc.send_signal(2)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _stop_camera(cam: subprocess.Popen) -> list[float]:
     """Stop a `chatpose-bench camera` process; its send times (monotonic s)."""
     cam.terminate()
@@ -568,18 +589,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, model in its worker, "
                f"{elapsed:.0f} s)", rows)
     finally:
-        if cam is not None:
-            _stop_camera(cam)
-        spinning.clear()
-        th.join(timeout=10)
-        ex.shutdown(timeout_sec=5)
-        client.destroy_node()
-        rclpy.shutdown()
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_ros_run(cam, spinning, th, ex, client, proc, shutdown=rclpy.shutdown)
     if before and out:
         # the machine's load drifts: the in-process reference is measured before and after the
         # ROS run, and the ratios use their mean
@@ -784,18 +794,7 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             "pause_tf_after_pose_ms_max": float(np.max(pause_tf)) if pause_tf else float("nan"),
             "load_average_1min": os.getloadavg()[0]})
     finally:
-        if cam is not None:
-            _stop_camera(cam)
-        spinning.clear()
-        th.join(timeout=10)
-        ex.shutdown(timeout_sec=5)
-        action.destroy()
-        client.destroy_node()
-        proc.send_signal(2)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop_ros_run(cam, spinning, th, ex, client, proc, first=action.destroy)
     return out
 
 
