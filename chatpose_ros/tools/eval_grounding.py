@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                 boxes = {iid: [p.box for p in li.people] for iid, li in labelled.items()}
                 rows = run_profile(pipe, questions, images, boxes)
                 entry = {"summary": summarise(rows), "rows": rows}
-                if prof.startswith("grounded") and not args.no_ablations:
+                if prof == "grounded" and not args.no_ablations:  # the LLM parser's ablation: make eval-parse
                     entry["ablations"] = ablations(pipe, questions, images, boxes)
                 results.setdefault(set_name, {})[prof] = entry
                 if args.failures:
@@ -287,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
                                   f"{r['answer'][:140]!r}")
         finally:
             pipe.close()
+        args.json.parent.mkdir(parents=True, exist_ok=True)  # after each profile: a later failure keeps these
+        args.json.write_text(json.dumps(results, indent=1))
     for name, sha in shas.items():
         print(f"{name} set sha256 {sha} (frozen)")
     print(table(results))
