@@ -61,15 +61,15 @@ eval-gestures: setup
 eval-depth: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.tools.eval_depth --rendered --json build/eval_depth.json
 
-# The LLM question tagger (grounding.llm_parse) against the grammar parser and the bag-of-words ablation: exact
+# The LLM question tagger (models.grounded.llm_parse) against the grammar parser and the bag-of-words ablation: exact
 # parse, intent and per-slot F1 on held-out generated wordings (vocabulary, phrasings and frames never trained on)
 # and on the hand-written new-user set; parse time p50 on 2 threads; JSON in build/.
 eval-parse: setup
-	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.grounding.offline.eval_parse --threads 2 --json build/eval_parse.json
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.grounded.offline.eval_parse --threads 2 --json build/eval_parse.json
 
 # Train the LLM question tagger and its bag-of-words ablation (CPU, 2 threads, about 25 minutes; fixed seed).
 train-parser: setup
-	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.grounding.offline.train_parser --seed 0 --threads 2
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.models.grounded.offline.train_parser --seed 0 --threads 2
 
 # The tracked target on hand-labelled vtest.avi (tests/data/vtest_tracks.json; tuning 480-639, held out 640-790):
 # target id switches, losses, time to reacquire, IDF1 / ID switches / MOTA (motmetrics), tracker before and after

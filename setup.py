@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["chatpose_ros", "chatpose_ros.*"]),
     package_data={"chatpose_ros": ["assets/**/*"], "chatpose_ros.grounding": ["data/*"],
-                  "chatpose_ros.grounding.offline": ["data/*"], "chatpose_ros.models.grounded": ["weights/*"]},
+                  "chatpose_ros.models.grounded.offline": ["data/*"], "chatpose_ros.models.grounded": ["weights/*"]},
     include_package_data=True,
     data_files=[
         ("share/chatpose_ros/launch", ["launch/chatpose.launch.py"]),

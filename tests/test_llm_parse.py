@@ -1,4 +1,4 @@
-"""The LLM question parser (grounding.llm_parse): the generator's held-out split, decoding under the BIO
+"""The LLM question parser (models.grounded.llm_parse): the generator's held-out split, decoding under the BIO
 grammar, the normalisers, assembly of any tag sequence into a valid Request, and the shipped tagger on
 held-out wordings (skipped when its weights are absent)."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from chatpose_ros.core.errors import ConfigError
-from chatpose_ros.grounding.llm_parse import (INTENTS, TAGS, WEIGHTS_DIR, WEIGHTS_STEM, LlmQuestionParser, Normaliser,
+from chatpose_ros.models.grounded.llm_parse import (INTENTS, TAGS, WEIGHTS_DIR, WEIGHTS_STEM, LlmQuestionParser, Normaliser,
                                               assemble, spans, valid_tags, viterbi, words_of)
-from chatpose_ros.grounding.offline.generate import (Generator, build_vocabulary, canonical, generate,
+from chatpose_ros.models.grounded.offline.generate import (Generator, build_vocabulary, canonical, generate,
                                                      split_phrasings)
 from chatpose_ros.grounding.request import Request
 

@@ -10,7 +10,7 @@ hash is checked); `held_out` is tests/data/real_questions2.json over tests/data/
 (frozen before the first round; its failures were read after that round, so it is diagnosis now);
 `diagnosis` is tests/data/real_questions.json (the project's older hand-written set, looked at
 while building). `grounded+llm` is the grounded profile with the LLM question parser
-(grounding/llm_parse.py) instead of the grammar.
+(models/grounded/llm_parse.py) instead of the grammar.
 
 Scoring (the chosen person's box is matched to the labelled boxes at IoU >= 0.5):
 - person categories: right (the expected person), wrong (someone else), asked (a clarifying

@@ -44,7 +44,7 @@ from chatpose_ros.grounding.request import Request
 
 log = logging.getLogger(__name__)
 
-PARSERS = ("grammar", "llm")  # grounding.parse.QuestionParser, grounding.llm_parse.LlmQuestionParser
+PARSERS = ("grammar", "llm")  # grounding.parse.QuestionParser, models.grounded.llm_parse.LlmQuestionParser
 PARSER_ENV = "CHATPOSE_PARSER"  # picks the question parser when from_config is not told (default "grammar")
 CONVERSATION_TIMEOUT_S = 120.0  # a follow-up later than this after the last answer starts afresh
 MAX_CONVERSATIONS = 64          # conversations kept at once (voices come and go)
@@ -78,7 +78,7 @@ class GroundedPipeline:
         """Load the reader profile's models, WordNet and the colour table. Raises ModelLoadError
         for missing files (WordNet: install the Debian package wordnet-base).
 
-        `parser`: "grammar" (the deterministic parser) or "llm" (the LLM tagger, grounding.llm_parse);
+        `parser`: "grammar" (the deterministic parser) or "llm" (the LLM tagger, models.grounded.llm_parse);
         None reads $CHATPOSE_PARSER (default "grammar"). ConfigError for any other value."""
         parser = parser or os.environ.get(PARSER_ENV) or "grammar"
         if parser not in PARSERS:
@@ -90,7 +90,7 @@ class GroundedPipeline:
         t0 = time.perf_counter()
         base = ReaderPipeline.from_config(config)
         if parser == "llm":
-            from chatpose_ros.grounding.llm_parse import LlmQuestionParser
+            from chatpose_ros.models.grounded.llm_parse import LlmQuestionParser
 
             question_parser = LlmQuestionParser.load()
         else:

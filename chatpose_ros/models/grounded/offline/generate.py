@@ -29,7 +29,7 @@ import re
 import zlib
 from dataclasses import dataclass, field, replace
 
-from chatpose_ros.grounding.llm_parse import TAG_INDEX, Normaliser, words_of
+from chatpose_ros.models.grounded.llm_parse import TAG_INDEX, Normaliser, words_of
 from chatpose_ros.grounding.parse import GENDERED, GENERIC_PEOPLE
 from chatpose_ros.grounding.request import Constraint, Reference, Request
 from chatpose_ros.grounding.words import COCO_SYNSETS, EXTRA_GARMENTS

@@ -1,6 +1,6 @@
-"""Train the LLM question tagger (grounding.llm_parse) on generated questions; one command, fixed seed.
+"""Train the LLM question tagger (models.grounded.llm_parse) on generated questions; one command, fixed seed.
 
-    /work/coord/heavy.sh .venv/bin/python -m chatpose_ros.grounding.offline.train_parser --seed 0 --threads 2
+    /work/coord/heavy.sh .venv/bin/python -m chatpose_ros.models.grounded.offline.train_parser --seed 0 --threads 2
 
 Writes into models/grounded/weights/: `llm_parser.safetensors` (LoRA deltas + GRU + heads, float16) and
 `llm_parser.json` (spec, command, seed, data sizes, the held-out split, held-out figures), and the
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from chatpose_ros.grounding.llm_parse import (INTENTS, TAG_INDEX, WEIGHTS_DIR, LlmQuestionParser, Normaliser, TaggerSpec,
+from chatpose_ros.models.grounded.llm_parse import (INTENTS, TAG_INDEX, WEIGHTS_DIR, LlmQuestionParser, Normaliser, TaggerSpec,
                                               WordTagger, assemble)
-from chatpose_ros.grounding.offline.generate import SPLIT, Example, canonical, generate
+from chatpose_ros.models.grounded.offline.generate import SPLIT, Example, canonical, generate
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     norm = Normaliser()
     data = generate(args.seed, args.n_train, args.n_held, norm)
     log.info("data: %s (%.0f s)", json.dumps(data.sizes), time.perf_counter() - t0)
-    command = "python -m chatpose_ros.grounding.offline.train_parser " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m chatpose_ros.models.grounded.offline.train_parser " + " ".join(sys.argv[1:] if argv is None else argv)
     split = {"rule": f"one in {SPLIT} of each vocabulary list (crc32 of the word), every {SPLIT}rd phrasing of each "
                      f"slot table and every {SPLIT}rd sentence frame of each intent are held out; HELD-OUT questions "
                      "draw every slot from held-out items", "sizes": data.sizes}

@@ -1,14 +1,14 @@
 """Parse accuracy of the question parsers side by side: the LLM tagger, the deterministic grammar, and the
 bag-of-words ablation, on held-out generated wordings and on hand-written new-user questions.
 
-    make eval-parse        # = python -m chatpose_ros.grounding.offline.eval_parse --threads 2 --json build/eval_parse.json
+    make eval-parse        # = python -m chatpose_ros.models.grounded.offline.eval_parse --threads 2 --json build/eval_parse.json
 
 Figures per parser: exact match of the canonical Request.describe() (constraint order ignored), intent
 accuracy, per-slot F1 (each constraint, head and flag as an atom with its scope: the person, the person
 of a relation, the predicate), parse time p50 (one question at a time, `--threads` torch threads).
 - held-out: generated questions whose vocabulary items, slot phrasings and sentence frames were all held
-  out of training (grounding.offline.generate); the tagger's own training questions for the gap;
-- hand-written: grounding/offline/data/handwritten_parse_gold.json (its sha256 printed), frozen before
+  out of training (models.grounded.offline.generate); the tagger's own training questions for the gap;
+- hand-written: models/grounded/offline/data/handwritten_parse_gold.json (its sha256 printed), frozen before
   any parser was run on it.
 The bag of words: the tagger's heads on each word's input embedding alone (no LLM, no GRU), trained on
 the same data by train_parser; every tag is decided from its word alone, the intent from the bag.
@@ -25,8 +25,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from chatpose_ros.grounding.llm_parse import WEIGHTS_DIR, LlmQuestionParser, Normaliser, assemble, words_of
-from chatpose_ros.grounding.offline.generate import canonical, generate
+from chatpose_ros.models.grounded.llm_parse import WEIGHTS_DIR, LlmQuestionParser, Normaliser, assemble, words_of
+from chatpose_ros.models.grounded.offline.generate import canonical, generate
 from chatpose_ros.grounding.parse import QuestionParser, clean
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ of the user's words; `Normaliser` turns each into its typed value with the deter
 (grounding.parse), the colour table (grounding.colours) and WordNet (grounding.words). No ROS.
 
 Weights: `llm_parser.safetensors` (LoRA + heads, float16) and `llm_parser.json` (sizes, training record)
-in models/grounded/weights/, written by grounding.offline.train_parser.
+in models/grounded/weights/, written by models.grounded.offline.train_parser.
 """
 from __future__ import annotations
 
@@ -31,15 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .colours import ColourNames
-from .parse import (DISTANCE_WORDS, FACING, GENDERED, GENERIC_PEOPLE, GESTURES, ORDINALS, PATTERNS, POSITION_WORDS,
-                    POSTURES, PRONOUNS, RELATIONS, SKIN_WORDS, TOKEN, clean)
-from .request import INTENTS, Constraint, Reference, Request
-from .words import Lexicon
+from chatpose_ros.grounding.colours import ColourNames
+from chatpose_ros.grounding.parse import (DISTANCE_WORDS, FACING, GENDERED, GENERIC_PEOPLE, GESTURES, ORDINALS,
+                                          PATTERNS, POSITION_WORDS, POSTURES, PRONOUNS, RELATIONS, SKIN_WORDS, TOKEN,
+                                          clean)
+from chatpose_ros.grounding.request import INTENTS, Constraint, Reference, Request
+from chatpose_ros.grounding.words import Lexicon
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "grounded" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 WEIGHTS_STEM = "llm_parser"  # llm_parser.safetensors (LoRA + heads) and llm_parser.json (spec, training record)
 MAX_WORDS = 48  # longer questions are cut (the words after are not read)
 
