@@ -185,14 +185,33 @@ class _Camera:
         self._t.join()
 
 
-def _stop_ros_run(cam, spinning, th, ex, client, proc, first=None, shutdown=None) -> None:
+class Spinner:
+    """Spins `executor` in a daemon thread with spin_once until `stop()`: shutting down an executor
+    that waits in spin() races rclpy's guard condition."""
+
+    def __init__(self, executor) -> None:
+        self._executor = executor
+        self._running = threading.Event()
+        self._running.set()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running.is_set():
+            self._executor.spin_once(timeout_sec=0.1)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._running.clear()
+        self._thread.join(timeout)
+
+
+def _stop_ros_run(cam, spinner: Spinner, ex, client, proc, first=None, shutdown=None) -> None:
     """End a bench run over ROS: the camera process, the client's spin thread and executor, the
     client node (after `first`, e.g. an action client; then `shutdown`, e.g. rclpy's), and the node
     process (SIGINT, killed after 30 s)."""
     if cam is not None:
         _stop_camera(cam)
-    spinning.clear()
-    th.join(timeout=10)
+    spinner.stop()
     ex.shutdown(timeout_sec=5)
     if first is not None:
         first()
@@ -498,15 +517,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
     qpub = client.create_publisher(String, "/chatpose_node/query", 10)
     ex = MultiThreadedExecutor(num_threads=2)
     ex.add_node(client)
-    spinning = threading.Event()
-    spinning.set()
-
-    def spin():  # spin_once until told to stop: shutting down a waiting executor races rclpy's guard condition
-        while spinning.is_set():
-            ex.spin_once(timeout_sec=0.1)
-
-    th = threading.Thread(target=spin, daemon=True)
-    th.start()
+    spinner = Spinner(ex)
     # the camera in a process of its own, as a camera driver is: its timing does not depend on
     # this process's polling and subscriptions
     cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
@@ -589,7 +600,7 @@ def bench_e2e(args, seconds: float | None = None) -> dict:
         _table(f"end to end over ROS 2 loopback ({args.profile} profile, node in its own process, model in its worker, "
                f"{elapsed:.0f} s)", rows)
     finally:
-        _stop_ros_run(cam, spinning, th, ex, client, proc, shutdown=rclpy.shutdown)
+        _stop_ros_run(cam, spinner, ex, client, proc, shutdown=rclpy.shutdown)
     if before and out:
         # the machine's load drifts: the in-process reference is measured before and after the
         # ROS run, and the ratios use their mean
@@ -690,15 +701,7 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
     action = ActionClient(client, EstimatePose, "/chatpose_node/estimate")
     ex = MultiThreadedExecutor(num_threads=2)
     ex.add_node(client)
-    spinning = threading.Event()
-    spinning.set()
-
-    def spin():
-        while spinning.is_set():
-            ex.spin_once(timeout_sec=0.1)
-
-    th = threading.Thread(target=spin, daemon=True)
-    th.start()
+    spinner = Spinner(ex)
     cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
                             "--seconds", str(CAMERA_MAX_S), "--image", img_path, "--camera-info"],
                            env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -794,7 +797,7 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             "pause_tf_after_pose_ms_max": float(np.max(pause_tf)) if pause_tf else float("nan"),
             "load_average_1min": os.getloadavg()[0]})
     finally:
-        _stop_ros_run(cam, spinning, th, ex, client, proc, first=action.destroy)
+        _stop_ros_run(cam, spinner, ex, client, proc, first=action.destroy)
     return out
 
 

@@ -28,7 +28,7 @@ import threading
 import time
 from pathlib import Path
 
-from chatpose_ros.tools.bench import rss_mb
+from chatpose_ros.tools.bench import Spinner, rss_mb
 
 SHM_DIR = Path("/dev/shm")
 POOL_THREADS = "ThreadPoolExecutor"  # rclpy's MultiThreadedExecutor's workers (a bounded pool)
@@ -253,15 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     node = ChatPoseNode(pipeline_factory=build_pipeline, context=ctx, parameter_overrides=params)
     executor = make_executor("multi", ctx)
     executor.add_node(node)
-    spinning = threading.Event()
-    spinning.set()
-
-    def spin():
-        while spinning.is_set():
-            executor.spin_once(timeout_sec=0.1)
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
+    spinner = Spinner(executor)
     try:
         client = _Client(node, ctx)
         executor.add_node(client.client)  # its /diagnostics subscription
@@ -283,8 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 figures = clock_jump(client, image=_image(DEMO_IMAGE))
     finally:
-        spinning.clear()
-        thread.join(10)
+        spinner.stop()
         node.close_model()
         executor.shutdown(timeout_sec=5.0)
         node.destroy_node()

@@ -148,6 +148,12 @@ _RELATION_KEYS = (("left", "left_of"), ("right", "right_of"), ("behind", "behind
                   ("front", "in_front_of"), ("ahead", "in_front_of"))
 
 
+def _first_pattern(words: list[str], table: tuple[tuple[str, str], ...]) -> str:
+    """The value of the first (regex, value) of `table` found in the words as a phrase, or ""."""
+    phrase = " ".join(words)
+    return next((value for pattern, value in table if re.search(pattern, phrase)), "")
+
+
 def _keyword(words: list[str], table: tuple[tuple[str, str], ...]) -> str:
     """The value of the first table key found (in table order) at the start of a word of the span; ""."""
     for key, value in table:
@@ -221,27 +227,16 @@ class Normaliser:
 
     @staticmethod
     def gesture(words: list[str]) -> str:
-        phrase = " ".join(words)
-        for pattern, value in GESTURES:
-            if re.search(pattern, phrase):
-                return value
-        return _keyword(words, _GESTURE_KEYS)
+        return _first_pattern(words, GESTURES) or _keyword(words, _GESTURE_KEYS)
 
     @staticmethod
     def facing(words: list[str]) -> str:
-        phrase = " ".join(words)
-        for pattern, value in FACING:
-            if re.search(pattern, phrase):
-                return value
-        return _keyword(words, _FACING_KEYS)
+        return _first_pattern(words, FACING) or _keyword(words, _FACING_KEYS)
 
     @staticmethod
     def relation(words: list[str]) -> str:
-        phrase = " ".join(words)
-        for pattern, value in RELATIONS[1:] + RELATIONS[:1]:  # sided first: "to the left of" before "near"
-            if re.search(pattern, phrase):
-                return value
-        return _keyword(words, _RELATION_KEYS) or "next_to"
+        # sided first: "to the left of" before "near"
+        return _first_pattern(words, RELATIONS[1:] + RELATIONS[:1]) or _keyword(words, _RELATION_KEYS) or "next_to"
 
     @staticmethod
     def pattern(words: list[str]) -> str:
