@@ -59,6 +59,9 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "nanodet.onnx": ("nanodet", None),
     # BlazePose GHUM 3D full landmarks (33 landmarks + world 3D) for optional refinement.
     "blazepose_full.onnx": ("blazepose-full", None),
+    # Gender from a face (oarriaga/face_classification mini-Xception, IMDB): grey float
+    # [N, 64, 64, 1] in [-1, 1] -> softmax [N, 2] (woman, man). perception/face_attributes.py.
+    "gender.onnx": ("gender", "input_1:0[-1,64,64,1]"),
 }
 
 PATCH_MARK = "# chatpose-patch"
