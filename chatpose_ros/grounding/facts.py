@@ -54,6 +54,8 @@ class PersonFacts:
         holding / near: COCO class -> confidence of the objects perception related to this person.
         skin: body part ("arms": forearms, "legs": shins, "torso") -> share of its pixels that are
             bare skin, in [0, 1]; absent when the part was not seen.
+        face: (p_male, face width px) read by a face model, or None when no face was read (not
+            asked for, not seen, facing away).
     """
 
     index: int
@@ -69,6 +71,7 @@ class PersonFacts:
     holding: dict[str, float] = field(default_factory=dict)
     near: dict[str, float] = field(default_factory=dict)
     skin: dict[str, float] = field(default_factory=dict)
+    face: tuple[float, float] | None = None
 
     @property
     def cx(self) -> float:
@@ -262,13 +265,15 @@ def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, 
 
 
 def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None,
-            over_time: list[dict[str, bool]] | None = None) -> list[PersonFacts]:
+            over_time: list[dict[str, bool]] | None = None,
+            faces: dict[int, tuple[float, float]] | None = None) -> list[PersonFacts]:
     """Facts of every person of `scene` measured on `image` ((H, W, 3) uint8 RGB).
 
     `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known.
     `over_time[i]`: gestures read over time by tracking ("waving", "hand_raised", "pointing" ->
     made now; core.gestures.gesture_flags), {} when the person was not watched: they replace the
-    one-frame codes (a hand raised is "arm_raised"; waving exists only over time)."""
+    one-frame codes (a hand raised is "arm_raised"; waving exists only over time).
+    `faces[i]`: (p_male, face width px) of the people whose face a face model read."""
     n = len(scene.people)
     if n == 0:
         return []
@@ -309,5 +314,5 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
-            skin=skin))
+            skin=skin, face=None if faces is None else faces.get(i)))
     return out

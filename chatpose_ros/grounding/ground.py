@@ -12,6 +12,10 @@ Decisions (all from the same scores, so a count, a choice and a yes/no never dis
   hat, a beard, a garment type) never rules anyone out and is said in the answer.
 - count: the people whose every checkable constraint holds (score >= HOLDS).
 - yes/no: the predicate's score on the referred person (>= HOLDS: yes).
+Gender words ("the man", "ladies", "policeman") are checked on the faces a face model read
+(`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) or p(female) is at
+least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
+gender alone never rules everyone out.
 No ROS, no model.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from chatpose_ros.core.geometry_np import box_iou
 from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, lightness_score
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
+from .words import Lexicon, gender_of
 
 MARGIN = 0.6      # the best person is chosen when the runner-up scores under MARGIN x its score
 NOBODY = 0.06     # every person under this combined score: nobody matches
@@ -38,6 +43,9 @@ NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
+GENDER_MIN_FACE_PX = 16.0  # a face narrower than this (px) is not read for gender
+GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which (else: cannot check)
+GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -94,8 +102,11 @@ def ordinal(k: int) -> str:
 class Grounder:
     """Scores, decisions and answers (stateless; thread-safe)."""
 
-    def __init__(self, colours: ColourNames | None = None) -> None:
+    def __init__(self, colours: ColourNames | None = None, lexicon: Lexicon | None = None) -> None:
+        """`lexicon`: WordNet, to tell the gender of person nouns beyond words.MALE_WORDS /
+        FEMALE_WORDS (None: those lists and the -man / -woman endings only)."""
         self.colours = colours or ColourNames.shipped()
+        self.lexicon = lexicon
         self._describe_labs = np.stack([self.colours.lab(n) for n in DESCRIBE_COLOURS])
 
     # -- scores ------------------------------------------------------------------------------
@@ -149,6 +160,8 @@ class Grounder:
             seen = np.full(n, anywhere)
         elif c.kind == "relation":
             s, seen = self._relation(c, facts, context)
+        elif self.gender(c):
+            s, seen = self._gender(self.gender(c), facts)
         else:
             raise ValueError(f"constraint kind {c.kind!r} is not scored")
         s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
@@ -166,6 +179,40 @@ class Grounder:
             lab = self.colours.lab(c.value)
             fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
         return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
+
+    def gender(self, c: Constraint) -> str:
+        """"male" / "female" when `c` is a gender word (parse's unchecked "gender"), else ""."""
+        return gender_of(c.words, self.lexicon) if c.kind == "unchecked" and c.value == "gender" else ""
+
+    def checkable(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+        """Can `c` be scored on these people: a CHECKABLE kind, or a gender word with at least one
+        face that says which."""
+        if c.kind in CHECKABLE:
+            return True
+        g = self.gender(c)
+        return bool(g) and bool(self._gender(g, facts)[1].any())
+
+    @staticmethod
+    def _gender(want: str, facts: list[PersonFacts]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) GENDER_MATCH / GENDER_OTHER where the face says, GENDER_UNSURE elsewhere, and (N,)
+        bool: did the face say. When every face says "the other", nobody is ruled out by gender
+        alone: every score is GENDER_UNSURE and nothing counts as seen."""
+        s, seen = [], []
+        for f in facts:
+            p = None
+            if f.face is not None and f.face[1] >= GENDER_MIN_FACE_PX:
+                p = f.face[0] if want == "male" else 1.0 - f.face[0]
+            if p is not None and p >= GENDER_SURE:
+                s.append(GENDER_MATCH)
+            elif p is not None and p <= 1.0 - GENDER_SURE:
+                s.append(GENDER_OTHER)
+            else:
+                s.append(GENDER_UNSURE)
+            seen.append(s[-1] != GENDER_UNSURE)
+        s_arr, seen_arr = np.array(s), np.array(seen)
+        if seen_arr.any() and not (s_arr == GENDER_MATCH).any() and seen_arr.all():
+            return np.full(len(facts), GENDER_UNSURE), np.zeros(len(facts), bool)
+        return s_arr, seen_arr
 
     def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
         """(N,) bool: does checkable constraint `c` hold of each person (a colour: worn, absolute fit
@@ -257,7 +304,7 @@ class Grounder:
         s = np.ones(n)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
-            if c.kind in CHECKABLE:
+            if self.checkable(c, facts):
                 sc, seen = self.score(c, facts, context)
                 s = s * sc
                 checked.append(("not " if c.negated else "") + c.words)
@@ -380,7 +427,7 @@ class Grounder:
         joints were not seen on some of the people."""
         out = []
         for c in ref.constraints:
-            if c.kind not in CHECKABLE:
+            if not self.checkable(c, facts):
                 continue
             _, seen = self.score(c, facts, context)
             if seen.all():
@@ -394,7 +441,7 @@ class Grounder:
     def _why_nobody(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
         worst, why = 1.0, "what I checked fits nobody"
         for c in ref.constraints:
-            if c.kind not in CHECKABLE:
+            if not self.checkable(c, facts):
                 continue
             sc, _ = self.score(c, facts, context)
             if sc.max() < worst:
@@ -412,19 +459,27 @@ class Grounder:
     def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
         holds = np.ones(n, bool)
-        checked, unchecked = [], []
+        checked, unchecked, genders, rest = [], [], set(), []
         for c in ref.constraints + req.predicate:
-            if c.kind in CHECKABLE:
-                holds &= self.holds(c, facts, context)[0]
+            if c.kind in CHECKABLE or (self.gender(c) and self._gender(self.gender(c), facts)[1].all()):
+                holds &= self.holds(c, facts, context)[0]  # gender: only when every face said which
                 checked.append(("not " if c.negated else "") + c.words)
+                if self.gender(c) and not c.negated:
+                    genders.add(self.gender(c))
+                else:
+                    rest.append(checked[-1])
             elif c.kind in ("unchecked", "motion", "garment"):
                 unchecked.append(c.words)
         k = int(holds.sum())
         what = f" {_words(checked)}" if checked else ""
+        who = "person" if k == 1 else "people"
+        if len(genders) == 1:  # "I see 2 women in red", not "2 people women, red"
+            who = {"male": ("man", "men"), "female": ("woman", "women")}[genders.pop()][k != 1]
+            what = f" ({_words(rest)})" if rest else ""
         if "exists" in req.notes:
-            text = (f"Yes, {k} {'person' if k == 1 else 'people'}{what}." if k else f"No, nobody{what}.")
+            text = (f"Yes, {k} {who}{what}." if k else f"No, nobody{what}.")
         else:
-            text = f"I see {k} {'person' if k == 1 else 'people'}{what}."
+            text = f"I see {k} {who}{what}."
         cannot = _cannot(unchecked)
         if cannot:
             text += f" {cannot} I counted everyone who fits the rest."
@@ -436,7 +491,7 @@ class Grounder:
         f = facts[i]
         who = self.who(f, facts)
         pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
-        checkable = [c for c in pred if c.kind in CHECKABLE]
+        checkable = [c for c in pred if self.checkable(c, facts)]
         if not checkable:
             words = _words([c.words for c in pred]) or "that"
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,

@@ -19,7 +19,7 @@ import re
 
 from .colours import ColourNames
 from .request import Constraint, Reference, Request
-from .words import Lexicon
+from .words import Lexicon, gender_of
 
 CORRECTION = re.compile(r"\b(?:no wait|no no|wait|i mean|i meant|sorry|actually|correction|rather|scratch that|"
                         r"make that|not that one|no,)\b[,:]?", re.I)
@@ -528,6 +528,9 @@ class QuestionParser:
                 negate = False
             elif info.kind == "person":
                 head = head or words
+                if gender_of(w, self.lex):  # "the policeman", "the sportswoman": a gender, checked on faces
+                    out.append(Constraint("unchecked", "gender", words, negated=negate))
+                    negate = False
                 if object_mode:
                     object_mode = ""
             elif info.kind == "body":

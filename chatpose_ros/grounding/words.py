@@ -109,6 +109,43 @@ COCO_SYNSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+MALE_WORDS = frozenset({
+    "man", "men", "guy", "guys", "gentleman", "gentlemen", "boy", "boys", "male", "males", "dude", "dudes", "fellow",
+    "fellows", "bloke", "blokes", "chap", "chaps", "lad", "lads", "husband", "father", "dad", "grandpa",
+    "grandfather", "king", "monk", "sir", "mister", "son", "brother", "uncle", "groom", "boyfriend", "actor",
+    "waiter", "schoolboy"})
+FEMALE_WORDS = frozenset({
+    "woman", "women", "lady", "ladies", "girl", "girls", "female", "females", "gal", "gals", "lass", "lasses", "wife",
+    "mother", "mom", "mum", "grandma", "grandmother", "queen", "nun", "madam", "daughter", "sister", "aunt", "bride",
+    "girlfriend", "actress", "waitress", "schoolgirl"})
+GENDER_SYNSETS: tuple[tuple[str, str], ...] = (  # a person noun under one of these names a gender (first wins)
+    ("woman.n.01", "female"), ("female.n.02", "female"), ("girl.n.01", "female"), ("man.n.01", "male"),
+    ("male.n.02", "male"), ("male_child.n.01", "male"))
+NOT_GENDERED = frozenset({"human", "humans", "shaman", "layman", "ottoman", "caiman", "german", "germans"})
+
+
+def gender_of(word: str, lex: "Lexicon | None" = None) -> str:
+    """"male" / "female" for a word that names a man or a woman ("guy", "ladies", "policeman",
+    "sportswoman", and with `lex` any WordNet noun under man.n.01 / woman.n.01 / male.n.02 /
+    female.n.02), else ""."""
+    w = word.lower().strip()
+    if w in MALE_WORDS:
+        return "male"
+    if w in FEMALE_WORDS:
+        return "female"
+    if w.isalpha() and w not in NOT_GENDERED:
+        for suffix, gender in (("woman", "female"), ("women", "female"), ("man", "male"), ("men", "male")):
+            if w.endswith(suffix) and len(w) >= len(suffix) + 3:  # policeman, sportswoman (not "human")
+                return gender
+    if lex is not None and w.replace(" ", "").replace("_", "").isalpha():
+        synsets = lex.wn.synsets(w.replace(" ", "_"), "n")
+        if synsets:
+            closure = _closure(synsets[0])
+            if "person.n.01" in closure:
+                return next((g for name, g in GENDER_SYNSETS if name in closure), "")
+    return ""
+
+
 @dataclass(frozen=True)
 class NounInfo:
     """What a noun names.

@@ -173,7 +173,8 @@ def ablations(pipe, questions, images, labels) -> dict[str, dict]:
     facts = {}
     for iid, img in images.items():
         scene, people = pipe.base.scene_and_people(img)
-        facts[iid] = (measure(img, scene, [p.translation for p in people]), people)
+        faces = None if pipe.faces is None else {i: (f.p_male, f.face_px) for i, f in pipe.faces.read(img, scene).items()}
+        facts[iid] = (measure(img, scene, [p.translation for p in people], faces=faces), people)
     out = {}
     for name, kinds in {"full": set(), **ABLATIONS}.items():
         tally = collections.Counter()

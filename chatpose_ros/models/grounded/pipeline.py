@@ -3,7 +3,8 @@
     image -> perception (the embedded ONNX models: every person, box + keypoints, objects,
              posture / facing attributes) -> per person the SMPL pose (keypoint regressor)
           -> facts per person (grounding.facts: garment colour palettes, stripes, pose codes,
-             objects held / near, position, distance)
+             objects held / near, position, distance; when the question names a gender, "the
+             man", "the ladies": p(male) of every seen face, perception.face_attributes)
     query -> a typed request (grounding.parse: intent, constraints in the user's own words)
           -> every constraint scored on every person (grounding.ground), then: the person
              (pose published), a clarifying question (`clarify`: `selected` -1), nobody (with the
@@ -40,7 +41,8 @@ from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.grounding.facts import measure
 from chatpose_ros.grounding.ground import Context, Grounder, Outcome
 from chatpose_ros.grounding.parse import QuestionParser
-from chatpose_ros.grounding.request import Request
+from chatpose_ros.grounding.request import Reference, Request
+from chatpose_ros.grounding.words import Lexicon
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,10 @@ class GroundedPipeline:
     """The grounded profile. Build with :meth:`from_config`; thread-safe (one lock)."""
 
     def __init__(self, config: PipelineConfig, base, parser, grounder: Grounder, model_id: str,
-                 clock=time.monotonic) -> None:
+                 clock=time.monotonic, faces=None) -> None:
         """`base`: a ReaderPipeline (perception, regressor, the LLM for imagined poses and chat); `parser`: a
-        QuestionParser or an LlmQuestionParser (anything with `parse(question) -> Request` and `colours`)."""
+        QuestionParser or an LlmQuestionParser (anything with `parse(question) -> Request` and `colours`);
+        `faces`: a perception.face_attributes.FaceGenderModel (None: gender words stay unchecked)."""
         self.config = config
         self.base = base
         self.parser = parser
@@ -72,6 +75,7 @@ class GroundedPipeline:
         self._lock = threading.Lock()
         self._clock = clock
         self._convs: dict[str, _Conversation] = {}
+        self.faces = faces
 
     @classmethod
     def from_config(cls, config: PipelineConfig, parser: str | None = None) -> "GroundedPipeline":
@@ -86,6 +90,7 @@ class GroundedPipeline:
         # imported here: the reader brings torch and transformers (seconds), which the registry
         # should not load for a profile that is never built
         from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
+        from chatpose_ros.perception.face_attributes import FaceGenderModel
 
         t0 = time.perf_counter()
         base = ReaderPipeline.from_config(config)
@@ -95,10 +100,11 @@ class GroundedPipeline:
             question_parser = LlmQuestionParser.load()
         else:
             question_parser = QuestionParser()
-        grounder = Grounder(question_parser.colours)
+        grounder = Grounder(question_parser.colours, Lexicon.shipped())
+        faces = FaceGenderModel.load(threads=max(1, int(config.cpu_threads)))
         model_id = "grounded:" + base.model_id.split(":", 1)[-1]
         log.info("grounded model %s loaded in %.1f s", model_id, time.perf_counter() - t0)
-        return cls(config, base, question_parser, grounder, model_id)
+        return cls(config, base, question_parser, grounder, model_id, faces=faces)
 
     def close(self) -> None:
         if self.base is not None:
@@ -152,6 +158,18 @@ class GroundedPipeline:
                     raise
                 raise InferenceError(f"grounded pipeline failed: {exc}") from exc
 
+    def _asks_gender(self, request: Request) -> bool:
+        """Does the question name a gender anywhere (its reference, its predicate, a related person)."""
+        todo = [request.ref or Reference(), Reference(constraints=tuple(request.predicate))]
+        while todo:
+            ref = todo.pop()
+            for c in ref.constraints:
+                if self.grounder.gender(c):
+                    return True
+                if c.ref is not None:
+                    todo.append(c.ref)
+        return False
+
     def _delegate(self, image, query: str, on_pose, on_text) -> PoseResult:
         """Imagined poses and chat: the LLM, from the words alone."""
         result = self.base.estimate(None, query, on_pose, on_text)
@@ -171,7 +189,12 @@ class GroundedPipeline:
         stage("grounding")
         t = time.perf_counter()
         over_time = [gesture_flags(gestures.for_box(p.box)) for p in scene.people] if gestures is not None else None
-        facts = measure(image, scene, [p.translation for p in people], over_time)
+        faces = None
+        if self.faces is not None and self._asks_gender(request):  # only then: the face model costs time
+            t_faces = time.perf_counter()
+            faces = {i: (fg.p_male, fg.face_px) for i, fg in self.faces.read(image, scene).items()}
+            timings["faces"] = (time.perf_counter() - t_faces) * 1e3
+        facts = measure(image, scene, [p.translation for p in people], over_time, faces)
         timings["measure"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         now = self._clock()
