@@ -129,9 +129,18 @@ def test_gender_alone_never_rules_everyone_out(parser, grounder):
     assert none_read.kind == "clarify" and "can't check \"man\"" in none_read.answer
 
 
+def test_a_negated_gender_never_rules_everyone_out(parser, grounder):
+    all_men = grounder.answer(parser.parse("not the man in navy trousers"), _facts(SURE_MAN, SURE_MAN, SURE_MAN))
+    assert all_men.kind == "clarify" and set(all_men.candidates) == {0, 2}, all_men.answer
+    one_woman = grounder.answer(parser.parse("not the man in navy trousers"), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
+    assert (one_woman.kind, one_woman.selected) == ("person", 0) and "not man" in one_woman.checked
+
+
 def test_counts_among_a_gender_only_when_every_face_says(parser, grounder):
     all_said = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_WOMAN, SURE_MAN, SURE_WOMAN))
-    assert all_said.count == 2 and "can't check" not in all_said.answer
+    assert all_said.count == 2 and all_said.answer == "I see 2 women."
+    girl = grounder.answer(parser.parse("how many girls are there?"), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
+    assert girl.count == 1 and girl.answer == "I see 1 woman."
     one_unsure = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_WOMAN, UNSURE, SURE_WOMAN))
     assert one_unsure.count == 3 and "can't check \"women\"" in one_unsure.answer
 

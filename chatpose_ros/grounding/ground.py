@@ -160,8 +160,8 @@ class Grounder:
             seen = np.full(n, anywhere)
         elif c.kind == "relation":
             s, seen = self._relation(c, facts, context)
-        elif self.gender(c):
-            s, seen = self._gender(self.gender(c), facts)
+        elif self.gender(c):  # "not the man": the faces that say "man" score low; never everyone ruled out
+            return self._gender(self.gender(c), facts, c.negated)
         else:
             raise ValueError(f"constraint kind {c.kind!r} is not scored")
         s = np.clip(np.asarray(s, np.float64), 0.0, 1.0)
@@ -190,22 +190,23 @@ class Grounder:
         if c.kind in CHECKABLE:
             return True
         g = self.gender(c)
-        return bool(g) and bool(self._gender(g, facts)[1].any())
+        return bool(g) and bool(self._gender(g, facts, c.negated)[1].any())
 
     @staticmethod
-    def _gender(want: str, facts: list[PersonFacts]) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) GENDER_MATCH / GENDER_OTHER where the face says, GENDER_UNSURE elsewhere, and (N,)
-        bool: did the face say. When every face says "the other", nobody is ruled out by gender
-        alone: every score is GENDER_UNSURE and nothing counts as seen."""
+    def _gender(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) GENDER_MATCH / GENDER_OTHER where the face says `want` (or, `negated`, anything but
+        `want`), GENDER_UNSURE elsewhere, and (N,) bool: did the face say. When every face says "the
+        other", nobody is ruled out by gender alone: every score is GENDER_UNSURE and nothing counts
+        as seen."""
         s, seen = [], []
         for f in facts:
             p = None
             if f.face is not None and f.face[1] >= GENDER_MIN_FACE_PX:
                 p = f.face[0] if want == "male" else 1.0 - f.face[0]
             if p is not None and p >= GENDER_SURE:
-                s.append(GENDER_MATCH)
+                s.append(GENDER_OTHER if negated else GENDER_MATCH)
             elif p is not None and p <= 1.0 - GENDER_SURE:
-                s.append(GENDER_OTHER)
+                s.append(GENDER_MATCH if negated else GENDER_OTHER)
             else:
                 s.append(GENDER_UNSURE)
             seen.append(s[-1] != GENDER_UNSURE)
@@ -459,13 +460,13 @@ class Grounder:
     def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
         holds = np.ones(n, bool)
-        checked, unchecked, genders, rest = [], [], set(), []
+        checked, unchecked, genders, rest = [], [], {}, []
         for c in ref.constraints + req.predicate:
-            if c.kind in CHECKABLE or (self.gender(c) and self._gender(self.gender(c), facts)[1].all()):
+            if c.kind in CHECKABLE or (self.gender(c) and self._gender(self.gender(c), facts, c.negated)[1].all()):
                 holds &= self.holds(c, facts, context)[0]  # gender: only when every face said which
                 checked.append(("not " if c.negated else "") + c.words)
                 if self.gender(c) and not c.negated:
-                    genders.add(self.gender(c))
+                    genders[self.gender(c)] = c.words
                 else:
                     rest.append(checked[-1])
             elif c.kind in ("unchecked", "motion", "garment"):
@@ -473,8 +474,10 @@ class Grounder:
         k = int(holds.sum())
         what = f" {_words(checked)}" if checked else ""
         who = "person" if k == 1 else "people"
-        if len(genders) == 1:  # "I see 2 women in red", not "2 people women, red"
-            who = {"male": ("man", "men"), "female": ("woman", "women")}[genders.pop()][k != 1]
+        if len(genders) == 1:  # "I see 2 women (in red)", not "2 people women, red"
+            (gender, word), = genders.items()
+            plural = word.endswith("men") or (word.endswith("s") and not word.endswith("ss"))
+            who = word if (k != 1) == plural else {"male": ("man", "men"), "female": ("woman", "women")}[gender][k != 1]
             what = f" ({_words(rest)})" if rest else ""
         if "exists" in req.notes:
             text = (f"Yes, {k} {who}{what}." if k else f"No, nobody{what}.")
