@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 2
 PY := .venv/bin/python
 
 .PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth \
-	eval-parse train-parser eval-tracking
+	eval-parse train-parser eval-tracking eval-faces
 setup:
 	@bash scripts/setup.sh
 
@@ -46,6 +46,10 @@ eval-perception: setup
 # clarifying questions, follow-ups, self-contradictions, speed; the grounded profile's ablations; JSON in build/.
 eval-grounding: setup
 	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.tools.eval_grounding --threads 2 --failures --json build/eval_grounding.json
+
+# The face gender model against by-eye labels (tests/data/face_gender_labels.json), per label set.
+eval-faces: setup
+	$(PY) -m chatpose_ros.perception.offline.eval_faces --sets 1,2,3 --grid --json build/eval_faces.json
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json
