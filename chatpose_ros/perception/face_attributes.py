@@ -86,13 +86,12 @@ def face_box(p: ScenePerson) -> tuple[tuple[float, float, float, float], float] 
     return (float(centre[0] - half), float(centre[1] - half), float(centre[0] + half), float(centre[1] + half)), width
 
 
-def face_crop(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-    """(INPUT, INPUT) uint8 grey crop of `image` ((H, W, 3) uint8 RGB) inside `box` (px; the
-    part outside the image is filled by replicating the border)."""
-    h, w = image.shape[:2]
+def face_crop(grey: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """(INPUT, INPUT) uint8 crop of `grey` ((H, W) uint8) inside `box` (px; the part outside the
+    image is filled by replicating the border)."""
+    h, w = grey.shape[:2]
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     pad = max(0, -x0, -y0, x1 - w, y1 - h)
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     if pad:
         grey = cv2.copyMakeBorder(grey, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     crop = grey[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
@@ -144,5 +143,6 @@ class FaceGenderModel:
         found = [(i, fb) for i in wanted if (fb := face_box(scene.people[i])) is not None]
         if not found:
             return {}
-        p = self.p_male(np.stack([face_crop(image, box) for _, (box, _) in found]))
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        p = self.p_male(np.stack([face_crop(grey, box) for _, (box, _) in found]))
         return {i: FaceGender(float(pm), width, box) for (i, (box, width)), pm in zip(found, p, strict=True)}
