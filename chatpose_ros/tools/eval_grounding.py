@@ -54,11 +54,13 @@ log = logging.getLogger(__name__)
 SETS = {
     "held_out": (REPO_ROOT / "tests/data/real_questions2.json", REPO_ROOT / "tests/data/perception_labels2.json"),
     "held_out3": (REPO_ROOT / "tests/data/real_questions3.json", REPO_ROOT / "tests/data/perception_labels3.json"),
+    "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
 FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
-              "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256"}
+              "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
+              "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256"}
 
 
 def frozen_sha(set_name: str) -> str:
