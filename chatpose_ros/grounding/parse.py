@@ -187,7 +187,7 @@ class QuestionParser:
             body = re.sub(r"\b(?:doing|wearing|holding|look like|up to)\b.*$", "", body)
             return Request("describe", self.reference(body), (), text, active, corrected)
         ref = self.reference(active)
-        if ref.not_person and not ref.constraints:
+        if ref.not_person and (not ref.constraints or not ref.head):  # "the cat on the sofa": about a cat
             return Request("not_person", ref, (), text, active, corrected)
         if not ref.constraints and not ref.head and not ref.pronoun and not ref.other:
             return Request("chat", ref, (), text, active, corrected)
