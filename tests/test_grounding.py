@@ -74,6 +74,8 @@ def test_wordnet_nouns(parser):
     ("what pose would a sleepy person take?", "imagine"),
     ("the one with her back to the camera", "person [one: facing=away]"),
     ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+    ("does the girl on the left have her arms folded?",
+     "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])
 def test_parser_fills_typed_slots(parser, question, expected):
     assert parser.parse(question).describe() == expected

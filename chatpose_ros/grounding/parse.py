@@ -230,7 +230,8 @@ class QuestionParser:
                 break
         verbs = set(POSTURES) | MOTIONS | {"wearing", "dressed", "holding", "carrying", "facing", "raising",
                                            "pointing", "waving", "turned", "looking", "wears", "holds", "waves",
-                                           "lifting", "crossing", "showing", "sitting", "standing"}
+                                           "lifting", "crossing", "showing", "sitting", "standing",
+                                           "have", "has", "got"}  # "does the man on the block have both arms up?"
         split = -1
         for i in range(len(toks) - 1, head_at, -1):  # the last verb-like word after the head noun
             if toks[i] in verbs:
