@@ -74,6 +74,9 @@ def test_wordnet_nouns(parser):
     ("what pose would a sleepy person take?", "imagine"),
     ("the one with her back to the camera", "person [one: facing=away]"),
     ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+    ("the girl who isn't wearing any green or denim",
+     "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
+    ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),
     ("does the girl on the left have her arms folded?",
      "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])

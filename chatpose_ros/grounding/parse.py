@@ -150,6 +150,11 @@ def clean(text: str) -> str:
     return " ".join(t.split()).strip(" ,")
 
 
+# words after a colour that end its phrase: the colour waits for no garment after them
+COLOUR_ENDS = {"with", "holding", "carrying", "wearing", "on", "at", "near", "by", "next", "beside", "behind", "who",
+               "that", "which", "sitting", "standing", "walking"}
+
+
 class QuestionParser:
     """Question -> Request (thread-safe; vocabularies loaded once)."""
 
@@ -427,7 +432,9 @@ class QuestionParser:
                              or words.endswith("ish"))
                 if plausible and not (w in POSITION_WORDS and not garment_after) and w not in DISTANCE_WORDS:
                     pending_colours.append((colour, words, negate))
-                    negate = False if after != "and" else negate
+                    negate = negate if after in {"and", "or", "nor"} else False  # "not green or denim": neither
+                    if after in COLOUR_ENDS:  # "all in black with white trainers": black is on no garment
+                        flush("any", "")
                     i += n
                     continue
             if w in PATTERNS and not (w == "print" and prev not in COLOUR_CONTEXT):
