@@ -183,10 +183,21 @@ def test_a_person_whose_pose_was_not_seen_could_be_the_one(parser, grounder, thr
     out = grounder.answer(parser.parse("who is sitting?"), facts)
     assert (out.kind, set(out.candidates)) == ("clarify", {0, 1}), out.answer
     assert grounder.answer(parser.parse("who is sitting?"), three).selected == 1  # all seen: chosen
+    facts[0] = dataclasses.replace(facts[0], posture=("standing", 0.9))  # seen not sitting; the middle one unseen
+    out = grounder.answer(parser.parse("who is sitting?"), facts)
+    assert out.kind == "clarify" and 1 in out.candidates and "can't see" in out.answer, out.answer
     nobody_seen = [dataclasses.replace(f, posture=None) for f in three]
     out = grounder.answer(parser.parse("the one in burgundy who is lying down"), nobody_seen)
     assert (out.kind, out.selected) == ("person", 0) and "lying down" in out.unchecked, out.answer
     assert "on anyone" in out.answer
+
+
+def test_one_person_in_view_and_words_that_place_someone_among_others(parser, grounder, three):
+    one = [three[2]]
+    for q in ("the pedestrian at the far right", "the second one from the left", "the one closest to the camera"):
+        out = grounder.answer(parser.parse(q), one)
+        assert (out.kind, out.candidates) == ("clarify", (0,)) and "only one person" in out.answer, (q, out.answer)
+    assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
 
 
 SKIN = (224, 172, 140)
