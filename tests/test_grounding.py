@@ -77,6 +77,9 @@ def test_wordnet_nouns(parser):
     ("the girl who isn't wearing any green or denim",
      "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
     ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),
+    ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
+    ("the man closest to the bus", "person [man: unchecked=gender, object=near]"),
+    ("the person closest to the camera", "person [person: distance=near]"),
     ("does the girl on the left have her arms folded?",
      "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])

@@ -109,6 +109,9 @@ DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "neare
                   "foreground": "near", "farthest": "far", "furthest": "far", "farther": "far", "further": "far",
                   "background": "far", "back": "far", "distant": "far", "far": "far", "deepest": "far",
                   "remotest": "far"}
+# what "closest to ..." may be measured from: the camera (a distance), not a thing in the scene
+CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front", "foreground", "robot", "you", "picture",
+                "photo", "image", "shot"}
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
     (r"\b(?:to the left of|left of|on the left of)\b", "left_of"),
@@ -475,6 +478,13 @@ class QuestionParser:
                     ["the", "left"], ["the", "right"]))):  # "furthest to the left": a position
                 i += 1
                 continue
+            if w in {"closest", "nearest", "closer", "nearer"}:  # "nearest the wooden crate": near a thing
+                j = i + 1 + (nxt == "to")
+                ahead = toks[j:j + 4]
+                if ahead[:1] and ahead[0] in {"the", "a", "an", "that", "this"} and CAMERA_WORDS.isdisjoint(ahead):
+                    object_mode = "near"
+                    i = j + 1
+                    continue
             if w in DISTANCE_WORDS and not (w == "back" and nxt in {"to", "turned"}) and not (
                     w == "front" and prev == "in" and nxt == "of") and not (
                     nxt in {"left", "right"} or (nxt == "to" and toks[i + 2:i + 4] in (["the", "left"], ["the", "right"]))):
