@@ -80,6 +80,9 @@ def test_wordnet_nouns(parser):
     ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
     ("the man closest to the bus", "person [man: unchecked=gender, object=near]"),
     ("the person closest to the camera", "person [person: distance=near]"),
+    ("the person in front of the grey armchairs", "person [person: unchecked=object, object=near]"),
+    ("the woman half hidden behind the shirtless man",
+     "person [woman: relation=behind(man: skin=bare_torso, unchecked=gender), unchecked=gender, unchecked=adjective]"),
     ("does the girl on the left have her arms folded?",
      "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])

@@ -317,7 +317,9 @@ class QuestionParser:
         with the words it used; None when it does not start with a person noun phrase."""
         toks = rest.split()
         for i, w in enumerate(toks[:4]):
-            if w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"} or self._person_noun(w):
+            colour = w not in GENDERED and self._is_colour_at(toks, i)[0]  # "the grey armchairs": grey is no person
+            if w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"} or (
+                    not colour and self._person_noun(w)):
                 # the other person's description runs to the end, or to a clause word
                 end = len(toks)
                 for j in range(i + 1, len(toks)):
@@ -326,9 +328,9 @@ class QuestionParser:
                         break
                 used = " ".join(toks[:end])
                 return self.reference(used) if w not in PRONOUNS else Reference(head=w, pronoun=True), used
-            if w not in {"the", "a", "an", "that", "this", "one", "other", "two", "tall", "short"} and \
-                    not self._is_colour_at(toks, i)[0]:
-                return None
+            if w not in {"the", "a", "an", "that", "this", "one", "other", "two", "tall", "short"} and not colour \
+                    and not (w in SKIN_WORDS or self.lex.is_adjective(w) and not self.lex.is_noun(w)):
+                return None  # a thing ("near the car"), not a person; adjectives ("the shirtless man") pass
         return None
 
     @staticmethod
@@ -395,6 +397,10 @@ class QuestionParser:
             if w == "with":
                 object_mode = "holding"
                 i += 1
+                continue
+            if w == "front" and prev == "in" and nxt == "of":  # "in front of the armchairs": near them
+                object_mode = object_mode or "near"
+                i += 2
                 continue
             if w in NEAR_WORDS and w not in {"back"}:
                 object_mode = object_mode or "near"
@@ -557,6 +563,9 @@ class QuestionParser:
                 not_person = words
             elif info.kind in {"object", "animal", "other"} and (object_mode or info.kind != "other"):
                 rel = "near" if object_mode == "near" else "holding"
+                for _name, cw, neg in pending_colours:  # "the grey armchairs": the thing's colour, not checked
+                    out.append(Constraint("unchecked", "object", cw + " " + words, negated=neg))
+                pending_colours.clear()
                 if info.coco:
                     out.append(Constraint("object", rel, words, coco=info.coco, negated=negate))
                 else:
