@@ -2,6 +2,8 @@
 the scorers and decisions on hand-built scenes, and the profile end to end on a real photo."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -68,9 +70,21 @@ def test_wordnet_nouns(parser):
     ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
     ("someone who is not wearing black", "person [someone: not colour=black@any]"),
     ("the cat", "not_person [not_person=cat -: ]"),
+    ("the cat curled up on the sofa", "not_person [not_person=cat -: unchecked=adjective, object=near]"),
     ("what pose would a sleepy person take?", "imagine"),
     ("the one with her back to the camera", "person [one: facing=away]"),
     ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+    ("the girl who isn't wearing any green or denim",
+     "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
+    ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),
+    ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
+    ("the man closest to the bus", "person [man: unchecked=gender, object=near]"),
+    ("the person closest to the camera", "person [person: distance=near]"),
+    ("the person in front of the grey armchairs", "person [person: unchecked=object, object=near]"),
+    ("the woman half hidden behind the shirtless man",
+     "person [woman: relation=behind(man: skin=bare_torso, unchecked=gender), unchecked=gender, unchecked=adjective]"),
+    ("does the girl on the left have her arms folded?",
+     "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])
 def test_parser_fills_typed_slots(parser, question, expected):
     assert parser.parse(question).describe() == expected
@@ -164,6 +178,32 @@ def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, t
     other = grounder.answer(parser.parse("the other one in navy"), three, ctx)
     assert (other.kind, other.selected) == ("person", 0)
     assert grounder.answer(parser.parse("is he waving?"), three).kind == "clarify"  # nobody chosen before
+
+
+def test_a_person_whose_pose_was_not_seen_could_be_the_one(parser, grounder, three):
+    """Precision first: "who is sitting?" with the middle person's posture unseen does not choose
+    the one seen sitting elsewhere over them; a constraint seen on nobody is said, not scored."""
+    facts = list(three)
+    facts[1] = dataclasses.replace(facts[1], posture=None)  # the middle person's legs were not seen
+    facts[0] = dataclasses.replace(facts[0], posture=("sitting", 0.9))
+    out = grounder.answer(parser.parse("who is sitting?"), facts)
+    assert (out.kind, set(out.candidates)) == ("clarify", {0, 1}), out.answer
+    assert grounder.answer(parser.parse("who is sitting?"), three).selected == 1  # all seen: chosen
+    facts[0] = dataclasses.replace(facts[0], posture=("standing", 0.9))  # seen not sitting; the middle one unseen
+    out = grounder.answer(parser.parse("who is sitting?"), facts)
+    assert out.kind == "clarify" and 1 in out.candidates and "can't see" in out.answer, out.answer
+    nobody_seen = [dataclasses.replace(f, posture=None) for f in three]
+    out = grounder.answer(parser.parse("the one in burgundy who is lying down"), nobody_seen)
+    assert (out.kind, out.selected) == ("person", 0) and "lying down" in out.unchecked, out.answer
+    assert "on anyone" in out.answer
+
+
+def test_one_person_in_view_and_words_that_place_someone_among_others(parser, grounder, three):
+    one = [three[2]]
+    for q in ("the pedestrian at the far right", "the second one from the left", "the one closest to the camera"):
+        out = grounder.answer(parser.parse(q), one)
+        assert (out.kind, out.candidates) == ("clarify", (0,)) and "only one person" in out.answer, (q, out.answer)
+    assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
 
 
 SKIN = (224, 172, 140)

@@ -5,10 +5,13 @@
     outcome.selected, outcome.kind, outcome.answer
 
 Decisions (all from the same scores, so a count, a choice and a yes/no never disagree):
-- person: the best-scoring person when it stands out (its runner-up under MARGIN of its score);
-  otherwise, when several fit what could be checked, a clarifying question naming them
+- person: the best-scoring person when it stands out (its runner-up under MARGIN of its score,
+  the runner-up scored as if what was not seen on them held) and something checked was seen on
+  them; otherwise, when several fit what could be checked, a clarifying question naming them
   (`kind` "clarify", `selected` -1). "Nobody here matches" only when the checked evidence rules
-  out everyone (every score under NOBODY) and says why; a constraint that cannot be checked (a
+  out everyone (every score under NOBODY) and says why. With one person in view, a word that
+  places someone among others ("at the far right", "the second", "higher up") is asked back:
+  perception may have missed the others. A constraint that cannot be checked (a
   hat, a beard, a garment type) never rules anyone out and is said in the answer.
 - count: the people whose every checkable constraint holds (score >= HOLDS).
 - yes/no: the predicate's score on the referred person (>= HOLDS: yes).
@@ -38,6 +41,9 @@ NO_PERSON_ANSWER = "I see no person in the image."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
+RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
+# kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
+COULD_BE = ("posture", "gesture", "facing")
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -253,13 +259,31 @@ class Grounder:
         """(N,) combined score per person over the checkable constraints, with the words checked,
         the words not checked, checkable words that were not seen on somebody, and colour words
         that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
+        s, _, _, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
+        return s, checked, unchecked, unseen, weak
+
+    def _rank(self, ref: Reference, facts: list[PersonFacts], context: Context
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], list[str], list[str]]:
+        """`rank`, plus (N,) "could be" scores: each person's score with every constraint that was
+        not seen on them taken as holding (what they could score if the unseen part were seen), and
+        (N,) bool: was any checked constraint seen on that person (evidence, not only "unknown").
+        A checkable constraint seen on nobody (an object found nowhere, a posture nobody's joints
+        show) cannot tell anyone apart: it is counted with the words not checked."""
         n = len(facts)
         s = np.ones(n)
+        could = np.ones(n)
+        self_evidence = np.zeros(n, bool)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
             if c.kind in CHECKABLE:
                 sc, seen = self.score(c, facts, context)
+                if not seen.any():
+                    unseen.append(c.words)
+                    unchecked.append(c.words)
+                    continue
                 s = s * sc
+                could = could * (np.where(seen, sc, 1.0) if c.kind in COULD_BE else sc)
+                self_evidence |= seen
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
@@ -272,14 +296,16 @@ class Grounder:
             if j >= 0:
                 mask = np.zeros(n)
                 mask[j] = 1.0
-                s = s * (mask if ref.pronoun else 1.0 - mask)
-        return s, checked, unchecked, unseen, weak
+                keep = mask if ref.pronoun else 1.0 - mask
+                s, could = s * keep, could * keep
+        return s, could, self_evidence, checked, unchecked, unseen, weak
 
     # -- decisions and answers ---------------------------------------------------------------
     def answer(self, req: Request, facts: list[PersonFacts], context: Context = Context()) -> Outcome:
         if req.intent in ("imagine", "chat"):
             return Outcome(req.intent)
-        if req.intent == "not_person" or (req.ref is not None and req.ref.not_person and not req.ref.constraints):
+        if req.intent == "not_person" or (req.ref is not None and req.ref.not_person
+                                          and (not req.ref.constraints or not req.ref.head)):
             word = req.ref.not_person if req.ref is not None else ""
             if word in ("nobody", "none", "no one"):
                 return Outcome("not_person", answer="OK, nobody.")
@@ -312,13 +338,17 @@ class Grounder:
 
     def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
-        s, checked, unchecked, unseen, weak = self.rank(ref, facts, context)
+        s, could, evidence, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
         if ref.pronoun and context.previous_box is None:
             return self._clarify(range(n), facts, s, checked, unchecked,
                                  "I don't know who you mean yet: nobody was chosen before.")
         cannot = _cannot(unchecked)
         if unseen:
             cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
+        relative = [c.words for c in ref.constraints if c.kind in RELATIVE and not c.negated]
+        if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
+            return self._clarify([0], facts, s, checked, unchecked,
+                                 (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
             if len(pool) == 1:
@@ -342,15 +372,19 @@ class Grounder:
             return self._clarify(pool, facts, s, checked, unchecked,
                                  f"I can't tell {_words(counted_among)} from others, so I can't count "
                                  f"\"{o.words}\" among them.")
-        others = np.delete(s, best)
+        others = np.delete(could, best)  # the others as they could score where a constraint was not seen on them
         runner = float(others.max()) if others.size else 0.0
         if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
             return self._clarify([best], facts, s, checked, unchecked,
                                  f"Nobody wears clearly \"{_words(weak)}\"; the closest I see is "
                                  f"{self.colour_name(facts[best].palettes.get('upper')) or 'unclear'}.")
+        if runner < MARGIN * s[best] and not evidence[best]:  # chosen on "unknown" alone: nothing seen fits
+            return self._clarify([best] + [int(i) for i in np.argsort(-could) if i != best][:2], facts, s, checked,
+                                 unchecked, (f"I can't see \"{_words(checked)}\" on {self.who(facts[best], facts)}. "
+                                             + _cannot(unchecked)).strip())
         if runner < MARGIN * s[best]:
             return self._chosen(best, s, facts, checked, unchecked, cannot)
-        pool = [int(i) for i in np.argsort(-s) if s[i] >= MARGIN * s[best]][:3]
+        pool = [best] + [int(i) for i in np.argsort(-could) if i != best and could[i] >= MARGIN * s[best]][:2]
         return self._clarify(pool, facts, s, checked, unchecked, cannot)
 
     def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
