@@ -204,6 +204,8 @@ def test_one_person_in_view_and_words_that_place_someone_among_others(parser, gr
         out = grounder.answer(parser.parse(q), one)
         assert (out.kind, out.candidates) == ("clarify", (0,)) and "only one person" in out.answer, (q, out.answer)
     assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
+    bike = grounder.answer(parser.parse("the kid on the bicycle"), one)  # no bicycle found anywhere: asked, not chosen
+    assert bike.kind == "clarify" and "don't see a bicycle" in bike.answer and bike.answer.count("bicycle") == 2
 
 
 SKIN = (224, 172, 140)

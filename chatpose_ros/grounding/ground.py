@@ -342,7 +342,7 @@ class Grounder:
         if ref.pronoun and context.previous_box is None:
             return self._clarify(range(n), facts, s, checked, unchecked,
                                  "I don't know who you mean yet: nobody was chosen before.")
-        cannot = _cannot(unchecked)
+        cannot = _cannot([u for u in unchecked if u not in unseen])  # the unseen are said below
         if unseen:
             cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
         relative = [c.words for c in ref.constraints if c.kind in RELATIVE and not c.negated]
@@ -351,7 +351,8 @@ class Grounder:
                                  (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
-            if len(pool) == 1:
+            absent = [c for c in ref.constraints if c.kind == "object" and not c.negated and c.words in unseen]
+            if len(pool) == 1 and not absent:  # (the one person in view, unless the thing asked about is nowhere)
                 i = pool[0]
                 return self._chosen(i, s, facts, checked, unchecked, cannot)
             return self._clarify(pool, facts, s, checked, unchecked, cannot)
