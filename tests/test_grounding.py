@@ -198,6 +198,23 @@ def test_a_person_whose_pose_was_not_seen_could_be_the_one(parser, grounder, thr
     assert "on anyone" in out.answer
 
 
+def test_a_black_and_white_picture_has_grey_levels_but_no_hues(parser, grounder, three):
+    from chatpose_ros.grounding.colours import is_monochrome
+    img, scene = _scene([((60, 60, 60), (30, 30, 30), "standing", False), ((170, 170, 170), (90, 90, 90), "standing", False),
+                         ((110, 110, 110), (100, 100, 100), "sitting", False)])
+    assert is_monochrome(img) and not is_monochrome(_scene([(BURGUNDY, NAVY, "standing", False)])[0])
+    facts = measure(img, scene)
+    assert all(f.monochrome for f in facts) and not any(f.monochrome for f in three)
+    white = grounder.answer(parser.parse("the man in the white coat"), facts)  # the lightest coat: film has no true white
+    assert (white.kind, white.selected) == ("person", 1), white.answer
+    assert grounder.answer(parser.parse("the person in the dark top"), facts).selected == 0
+    red = grounder.answer(parser.parse("the person in the red top"), facts)
+    assert red.kind == "clarify" and "black and white" in red.answer and red.selected == -1, red.answer
+    assert "red" not in grounder.who(facts[0], facts) and "grey" in grounder.who(facts[1], facts)
+    count = grounder.answer(parser.parse("how many people in blue are sitting?"), facts)
+    assert count.count == 1 and "black and white" in count.answer
+
+
 def test_one_person_in_view_and_words_that_place_someone_among_others(parser, grounder, three):
     one = [three[2]]
     for q in ("the pedestrian at the far right", "the second one from the left", "the one closest to the camera"):

@@ -25,7 +25,8 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, lightness_score
+from .colours import (ACHROMATIC_CHROMA, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, colour_score, delta_e, grey_level_score,
+                      lightness_score)
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 
@@ -38,6 +39,7 @@ COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the col
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 NO_PERSON_ANSWER = "I see no person in the image."
+BLACK_AND_WHITE = "The picture is black and white: I can't see colours, only black, white and greys."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
@@ -103,6 +105,8 @@ class Grounder:
     def __init__(self, colours: ColourNames | None = None) -> None:
         self.colours = colours or ColourNames.shipped()
         self._describe_labs = np.stack([self.colours.lab(n) for n in DESCRIBE_COLOURS])
+        self._grey_levels = np.array([i for i, n in enumerate(DESCRIBE_COLOURS)
+                                      if n in ("black", "dark grey", "grey", "light grey", "white")])
 
     # -- scores ------------------------------------------------------------------------------
     def score(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -162,12 +166,31 @@ class Grounder:
             s = np.where(seen, 1.0 - s, UNKNOWN)
         return s, seen
 
+    def checkable(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+        """Can constraint `c` be checked on these people? Its kind is scored, and a colour with a hue
+        ("red", "navy") is not asked of a black-and-white picture (black, white, greys and bare
+        lightness words are: by lightness)."""
+        if c.kind not in CHECKABLE:
+            return False
+        return not (c.kind == "colour" and self.hueless(c, facts))
+
+    def hueless(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+        """A colour with a hue asked of a black-and-white picture (nothing to measure it on)."""
+        return (c.kind == "colour" and bool(facts) and facts[0].monochrome and c.value not in LIGHTNESS_WORDS
+                and chroma(self.colours.lab(c.value)) >= ACHROMATIC_CHROMA)
+
     def colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
         """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`, or
         `lightness_score` for a bare "dark" / "light" / "pale"; a "full" region is the mean of upper
         and lower, any other the best of its regions)."""
         if c.value in LIGHTNESS_WORDS:
             fits = [[lightness_score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
+        elif facts and facts[0].monochrome:  # a black-and-white picture: black, white and greys by lightness
+            lab = self.colours.lab(c.value)
+            ls = [float(v) for f in facts for pal in f.palettes.values() if pal is not None
+                  for v in pal.lab[pal.shares >= MIN_SHARE, 0]]
+            span = (min(ls), max(ls)) if ls else (0.0, 100.0)
+            fits = [[grey_level_score(f.palettes.get(r), lab, span) for r in _regions(c.region)] for f in facts]
         else:
             lab = self.colours.lab(c.value)
             fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
@@ -275,7 +298,7 @@ class Grounder:
         self_evidence = np.zeros(n, bool)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
-            if c.kind in CHECKABLE:
+            if self.checkable(c, facts):
                 sc, seen = self.score(c, facts, context)
                 if not seen.any():
                     unseen.append(c.words)
@@ -289,7 +312,7 @@ class Grounder:
                     unseen.append(c.words)
                 if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, facts).max() < COLOUR_SEEN:
                     weak.append(c.words)
-            elif c.kind in ("unchecked", "motion", "garment"):
+            elif c.kind in ("unchecked", "motion", "garment", "colour"):  # a colour: of a black-and-white picture
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
             j = self._previous(facts, context)
@@ -343,6 +366,8 @@ class Grounder:
             return self._clarify(range(n), facts, s, checked, unchecked,
                                  "I don't know who you mean yet: nobody was chosen before.")
         cannot = _cannot([u for u in unchecked if u not in unseen])  # the unseen are said below
+        if any(self.hueless(c, facts) for c in ref.constraints):
+            cannot = f"{BLACK_AND_WHITE} {cannot}"
         if unseen:
             cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
         relative = [c.words for c in ref.constraints if c.kind in RELATIVE and not c.negated]
@@ -378,7 +403,7 @@ class Grounder:
         if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
             return self._clarify([best], facts, s, checked, unchecked,
                                  f"Nobody wears clearly \"{_words(weak)}\"; the closest I see is "
-                                 f"{self.colour_name(facts[best].palettes.get('upper')) or 'unclear'}.")
+                                 f"{self.colour_name(facts[best].palettes.get('upper'), facts[best].monochrome) or 'unclear'}.")
         if runner < MARGIN * s[best] and not evidence[best]:  # chosen on "unknown" alone: nothing seen fits
             return self._clarify([best] + [int(i) for i in np.argsort(-could) if i != best][:2], facts, s, checked,
                                  unchecked, (f"I can't see \"{_words(checked)}\" on {self.who(facts[best], facts)}. "
@@ -415,7 +440,7 @@ class Grounder:
         joints were not seen on some of the people."""
         out = []
         for c in ref.constraints:
-            if c.kind not in CHECKABLE:
+            if not self.checkable(c, facts):
                 continue
             _, seen = self.score(c, facts, context)
             if seen.all():
@@ -429,13 +454,13 @@ class Grounder:
     def _why_nobody(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
         worst, why = 1.0, "what I checked fits nobody"
         for c in ref.constraints:
-            if c.kind not in CHECKABLE:
+            if not self.checkable(c, facts):
                 continue
             sc, _ = self.score(c, facts, context)
             if sc.max() < worst:
                 worst = float(sc.max())
                 if c.kind == "colour" and not c.negated:
-                    seen = sorted({self.colour_name(f.palettes.get(r)) for f in facts for r in _regions(c.region)
+                    seen = sorted({self.colour_name(f.palettes.get(r), f.monochrome) for f in facts for r in _regions(c.region)
                                    if f.palettes.get(r) is not None} - {""})
                     why = f"nobody wears {c.value}" + (f" (I see {', '.join(seen[:5])})" if seen else "")
                 elif c.kind == "object":
@@ -449,10 +474,10 @@ class Grounder:
         holds = np.ones(n, bool)
         checked, unchecked = [], []
         for c in ref.constraints + req.predicate:
-            if c.kind in CHECKABLE:
+            if self.checkable(c, facts):
                 holds &= self.holds(c, facts, context)[0]
                 checked.append(("not " if c.negated else "") + c.words)
-            elif c.kind in ("unchecked", "motion", "garment"):
+            elif c.kind in ("unchecked", "motion", "garment", "colour"):
                 unchecked.append(c.words)
         k = int(holds.sum())
         what = f" {_words(checked)}" if checked else ""
@@ -461,6 +486,8 @@ class Grounder:
         else:
             text = f"I see {k} {'person' if k == 1 else 'people'}{what}."
         cannot = _cannot(unchecked)
+        if any(self.hueless(c, facts) for c in ref.constraints + req.predicate):
+            cannot = f"{BLACK_AND_WHITE} {cannot}"
         if cannot:
             text += f" {cannot} I counted everyone who fits the rest."
         return Outcome("count", count=k, candidates=tuple(int(i) for i in np.flatnonzero(holds)), answer=text,
@@ -471,7 +498,7 @@ class Grounder:
         f = facts[i]
         who = self.who(f, facts)
         pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
-        checkable = [c for c in pred if c.kind in CHECKABLE]
+        checkable = [c for c in pred if self.checkable(c, facts)]
         if not checkable:
             words = _words([c.words for c in pred]) or "that"
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
@@ -497,9 +524,14 @@ class Grounder:
                        checked=tuple(c.words for c in checkable))
 
     # -- words about a person ----------------------------------------------------------------
-    def colour_name(self, pal) -> str:
+    def colour_name(self, pal, grey_only: bool = False) -> str:
+        """The describing colour nearest the palette's main colour ("navy blue"); with `grey_only`
+        (a black-and-white picture) the nearest grey level by lightness ("dark grey")."""
         if pal is None:
             return ""
+        if grey_only:
+            d = np.abs(self._describe_labs[self._grey_levels, 0] - pal.lab[0][0])
+            return DESCRIBE_COLOURS[int(self._grey_levels[int(np.argmin(d))])]
         d = delta_e(self._describe_labs, pal.lab[0][None])
         return DESCRIBE_COLOURS[int(np.argmin(d))]
 
@@ -518,7 +550,7 @@ class Grounder:
             where = f"the person {ordinal(f.rank_left + 1)} from the left"
         if f.skin.get("torso", 0.0) >= SKIN_BARE:
             return f"{where}, shirtless"
-        upper = self.colour_name(f.palettes.get("upper"))
+        upper = self.colour_name(f.palettes.get("upper"), grey_only=f.monochrome)
         return f"{where} in {upper}" if upper else where
 
     @staticmethod
