@@ -8,7 +8,7 @@ Sets: `held_out4` is tests/data/real_questions4.json (new images, tests/data/per
 written and frozen before the third round of the grounded design, which was not tuned on it; its
 hash is checked); `held_out3` is tests/data/real_questions3.json (frozen before the second round,
 run once at its end, then read: diagnosis since); `held_out` is tests/data/real_questions2.json over
-tests/data/perception_labels2.json (frozen before the first round; its failures were read after that round, so it is diagnosis now);
+tests/data/perception_labels2.json (frozen before the first round; its failures were read after that round: diagnosis now);
 `diagnosis` is tests/data/real_questions.json (the project's older hand-written set, looked at
 while building). `grounded+llm` is the grounded profile with the LLM question parser
 (models/grounded/llm_parse.py) instead of the grammar.
