@@ -83,6 +83,9 @@ def test_wordnet_nouns(parser):
     ("the person in front of the grey armchairs", "person [person: unchecked=object, object=near]"),
     ("the woman half hidden behind the shirtless man",
      "person [woman: relation=behind(man: skin=bare_torso, unchecked=gender), unchecked=gender, unchecked=adjective]"),
+    ("the other one, not the man in the dark t-shirt",
+     "person [other -: relation=not(man: unchecked=gender, colour=dark@upper, skin=bare_arms@upper)]"),
+    ("everyone except the man in red", "person [everyone: relation=not(man: unchecked=gender, colour=red@any)]"),
     ("does the girl on the left have her arms folded?",
      "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])
@@ -144,6 +147,7 @@ def three():
     ("who is sitting?", 1), ("the person waving", 2), ("the second one from the right", 1),
     ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
     ("the person in the dark top", 0), ("the one in the pale top", 1),
+    ("the one in navy, not the man in the burgundy top", 2),
 ])
 def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
     out = grounder.answer(parser.parse(question), three)

@@ -244,6 +244,8 @@ class Grounder:
             scored = self.rank(ref, facts, context)[0]
             if not scored.size or scored.max() <= 0:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
+            if c.value == "not":  # "not the man in the dark t-shirt": everyone as unlike that person as they are
+                return np.clip(1.0 - scored / scored.max(), 0.02, 1.0), np.ones(n, bool)
             w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
             w = w / w.sum()
         s = np.zeros(n)

@@ -131,6 +131,7 @@ PATTERNS = {"striped": "striped", "stripes": "striped", "stripy": "striped", "st
             "camo": "patterned", "camouflage": "patterned", "plain": "plain", "solid": "plain",
             "flowered": "patterned", "hawaiian": "patterned", "paisley": "patterned", "stripe": "striped"}
 NEGATORS = {"not", "no", "without", "never", "nor", "non", "except", "excluding"}
+NOT_THE = re.compile(r"\b(?:but not|not|except|except for|other than|apart from)\s+(?=(?:the|that|this)\b)")
 # colour names that are everyday words too: they name a colour only right after "in", "wearing", ...
 # or right before a garment noun.
 COLOUR_CONTEXT = {"in", "wearing", "wears", "dressed", "all", "and", "or", "the", "a", "an", "her", "his",
@@ -285,6 +286,15 @@ class QuestionParser:
                     constraints.append(Constraint(kind, value, m.group(0), negated=neg))
                     text = text[:m.start()] + " " + text[m.end():]
                     break
+        # "not the man in the dark t-shirt": not that person (the whole description, not each word)
+        while (m := NOT_THE.search(text)) is not None:
+            rest = text[m.end():].strip()
+            sub = self._sub_reference(rest)
+            if sub is None or sub[0].pronoun:
+                break
+            sub_ref, used = sub
+            constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
+            text = (text[:m.start()] + " " + rest[len(used):]).strip()
         # a relation to another person: "the man next to the woman in red"
         for pattern, rel in RELATIONS:
             m = re.search(pattern, text)
