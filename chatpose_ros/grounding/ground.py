@@ -346,7 +346,7 @@ class Grounder:
         if req.intent == "yes_no" and chosen.kind == "clarify":
             verdicts = {self._yes_no(req, replace(chosen, kind="person", selected=i), facts, context).kind
                         for i in chosen.candidates}
-            if len(verdicts) == 1 and verdicts <= {"yes", "no"}:  # the same for everyone it could be
+            if len(verdicts) == 1 and verdicts <= {"yes", "no"} and len(chosen.candidates) > 1:  # the same for all it could be
                 v = verdicts.pop()
                 words = _words([c.words for c in req.predicate])
                 who = " and ".join(self.who(facts[i], facts) for i in chosen.candidates)
