@@ -297,7 +297,7 @@ class Grounder:
         n = len(facts)
         s = np.ones(n)
         could = np.ones(n)
-        self_evidence = np.zeros(n, bool)
+        evidence = np.zeros(n, bool)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
             if self.checkable(c, facts):
@@ -308,7 +308,7 @@ class Grounder:
                     continue
                 s = s * sc
                 could = could * (np.where(seen, sc, 1.0) if c.kind in COULD_BE else sc)
-                self_evidence |= seen
+                evidence |= seen
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
@@ -323,7 +323,7 @@ class Grounder:
                 mask[j] = 1.0
                 keep = mask if ref.pronoun else 1.0 - mask
                 s, could = s * keep, could * keep
-        return s, could, self_evidence, checked, unchecked, unseen, weak
+        return s, could, evidence, checked, unchecked, unseen, weak
 
     # -- decisions and answers ---------------------------------------------------------------
     def answer(self, req: Request, facts: list[PersonFacts], context: Context = Context()) -> Outcome:
