@@ -130,9 +130,10 @@ def test_gender_alone_never_rules_everyone_out(parser, grounder):
 
 
 def test_a_negated_gender_never_rules_everyone_out(parser, grounder):
-    all_men = grounder.answer(parser.parse("not the man in navy trousers"), _facts(SURE_MAN, SURE_MAN, SURE_MAN))
+    question = "the person in navy trousers who is not a man"
+    all_men = grounder.answer(parser.parse(question), _facts(SURE_MAN, SURE_MAN, SURE_MAN))
     assert all_men.kind == "clarify" and set(all_men.candidates) == {0, 2}, all_men.answer
-    one_woman = grounder.answer(parser.parse("not the man in navy trousers"), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
+    one_woman = grounder.answer(parser.parse(question), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
     assert (one_woman.kind, one_woman.selected) == ("person", 0) and "not man" in one_woman.checked
 
 

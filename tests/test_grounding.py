@@ -2,6 +2,8 @@
 the scorers and decisions on hand-built scenes, and the profile end to end on a real photo."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -68,9 +70,24 @@ def test_wordnet_nouns(parser):
     ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
     ("someone who is not wearing black", "person [someone: not colour=black@any]"),
     ("the cat", "not_person [not_person=cat -: ]"),
+    ("the cat curled up on the sofa", "not_person [not_person=cat -: unchecked=adjective, object=near]"),
     ("what pose would a sleepy person take?", "imagine"),
     ("the one with her back to the camera", "person [one: facing=away]"),
     ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+    ("the girl who isn't wearing any green or denim",
+     "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
+    ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),
+    ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
+    ("the man closest to the bus", "person [man: unchecked=gender, object=near]"),
+    ("the person closest to the camera", "person [person: distance=near]"),
+    ("the person in front of the grey armchairs", "person [person: unchecked=object, object=near]"),
+    ("the woman half hidden behind the shirtless man",
+     "person [woman: relation=behind(man: skin=bare_torso, unchecked=gender), unchecked=gender, unchecked=adjective]"),
+    ("the other one, not the man in the dark t-shirt",
+     "person [other -: relation=not(man: unchecked=gender, colour=dark@upper, skin=bare_arms@upper)]"),
+    ("everyone except the man in red", "person [everyone: relation=not(man: unchecked=gender, colour=red@any)]"),
+    ("does the girl on the left have her arms folded?",
+     "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
 ])
 def test_parser_fills_typed_slots(parser, question, expected):
     assert parser.parse(question).describe() == expected
@@ -130,6 +147,7 @@ def three():
     ("who is sitting?", 1), ("the person waving", 2), ("the second one from the right", 1),
     ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
     ("the person in the dark top", 0), ("the one in the pale top", 1),
+    ("the one in navy, not the man in the burgundy top", 2),
 ])
 def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
     out = grounder.answer(parser.parse(question), three)
@@ -164,6 +182,51 @@ def test_follow_ups_resolve_against_the_person_chosen_before(parser, grounder, t
     other = grounder.answer(parser.parse("the other one in navy"), three, ctx)
     assert (other.kind, other.selected) == ("person", 0)
     assert grounder.answer(parser.parse("is he waving?"), three).kind == "clarify"  # nobody chosen before
+
+
+def test_a_person_whose_pose_was_not_seen_could_be_the_one(parser, grounder, three):
+    """Precision first: "who is sitting?" with the middle person's posture unseen does not choose
+    the one seen sitting elsewhere over them; a constraint seen on nobody is said, not scored."""
+    facts = list(three)
+    facts[1] = dataclasses.replace(facts[1], posture=None)  # the middle person's legs were not seen
+    facts[0] = dataclasses.replace(facts[0], posture=("sitting", 0.9))
+    out = grounder.answer(parser.parse("who is sitting?"), facts)
+    assert (out.kind, set(out.candidates)) == ("clarify", {0, 1}), out.answer
+    assert grounder.answer(parser.parse("who is sitting?"), three).selected == 1  # all seen: chosen
+    facts[0] = dataclasses.replace(facts[0], posture=("standing", 0.9))  # seen not sitting; the middle one unseen
+    out = grounder.answer(parser.parse("who is sitting?"), facts)
+    assert out.kind == "clarify" and 1 in out.candidates and "can't see" in out.answer, out.answer
+    nobody_seen = [dataclasses.replace(f, posture=None) for f in three]
+    out = grounder.answer(parser.parse("the one in burgundy who is lying down"), nobody_seen)
+    assert (out.kind, out.selected) == ("person", 0) and "lying down" in out.unchecked, out.answer
+    assert "on anyone" in out.answer
+
+
+def test_a_black_and_white_picture_has_grey_levels_but_no_hues(parser, grounder, three):
+    from chatpose_ros.grounding.colours import is_monochrome
+    img, scene = _scene([((60, 60, 60), (30, 30, 30), "standing", False), ((170, 170, 170), (90, 90, 90), "standing", False),
+                         ((110, 110, 110), (100, 100, 100), "sitting", False)])
+    assert is_monochrome(img) and not is_monochrome(_scene([(BURGUNDY, NAVY, "standing", False)])[0])
+    facts = measure(img, scene)
+    assert all(f.monochrome for f in facts) and not any(f.monochrome for f in three)
+    white = grounder.answer(parser.parse("the man in the white coat"), facts)  # the lightest coat: film has no true white
+    assert (white.kind, white.selected) == ("person", 1), white.answer
+    assert grounder.answer(parser.parse("the person in the dark top"), facts).selected == 0
+    red = grounder.answer(parser.parse("the person in the red top"), facts)
+    assert red.kind == "clarify" and "black and white" in red.answer and red.selected == -1, red.answer
+    assert "red" not in grounder.who(facts[0], facts) and "grey" in grounder.who(facts[1], facts)
+    count = grounder.answer(parser.parse("how many people in blue are sitting?"), facts)
+    assert count.count == 1 and "black and white" in count.answer
+
+
+def test_one_person_in_view_and_words_that_place_someone_among_others(parser, grounder, three):
+    one = [three[2]]
+    for q in ("the pedestrian at the far right", "the second one from the left", "the one closest to the camera"):
+        out = grounder.answer(parser.parse(q), one)
+        assert (out.kind, out.candidates) == ("clarify", (0,)) and "only one person" in out.answer, (q, out.answer)
+    assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
+    bike = grounder.answer(parser.parse("the kid on the bicycle"), one)  # no bicycle found anywhere: asked, not chosen
+    assert bike.kind == "clarify" and "don't see a bicycle" in bike.answer and bike.answer.count("bicycle") == 2
 
 
 SKIN = (224, 172, 140)

@@ -30,6 +30,13 @@ MIN_SHARE = 0.12            # a palette colour covering less of the region does 
 DE_SCALE = 16.0             # CIEDE2000 (textiles) units at which a colour's fit falls to exp(-1)
 
 
+# A picture whose hues do not vary (the std of CIELAB a* and b* over the image under this) is black
+# and white (or one tint, sepia): the 1906 film frames of the diagnosis set measure 0.6-1.0, the
+# greyscale basketball photo 0; colour photos and videos 3.8-24 in the larger of the two.
+MONOCHROME_AB_STD = 2.5
+ACHROMATIC_CHROMA = 12.0  # a named colour with less CIELAB chroma than this is a grey level (black, white, grey)
+
+
 @dataclass(frozen=True)
 class Palette:
     """A region's main colours.
@@ -172,5 +179,32 @@ def colour_score(pal: Palette | None, lab: np.ndarray) -> float:
         return 0.0
     keep = pal.shares >= MIN_SHARE
     d = delta_e(pal.lab[keep], np.asarray(lab)[None])
+    fit = np.exp(-(d / DE_SCALE) ** 2) * (0.6 + 0.4 * np.minimum(1.0, pal.shares[keep] / 0.4))
+    return float(fit.max()) if fit.size else 0.0
+
+
+def is_monochrome(image_rgb: np.ndarray) -> bool:
+    """True when the (H, W, 3) uint8 RGB image has no colours to tell apart (black and white, or
+    one tint): the larger std of its CIELAB a* and b* is under MONOCHROME_AB_STD (every 4th pixel)."""
+    lab = rgb_to_lab(np.ascontiguousarray(np.asarray(image_rgb)[::4, ::4]))
+    return float(max(lab[..., 1].std(), lab[..., 2].std())) < MONOCHROME_AB_STD
+
+
+def chroma(lab: np.ndarray) -> float:
+    """CIELAB chroma sqrt(a*^2 + b*^2) of one (3,) colour."""
+    return float(np.hypot(lab[1], lab[2]))
+
+
+def grey_level_score(pal: Palette | None, lab: np.ndarray, l_range: tuple[float, float] = (0.0, 100.0)) -> float:
+    """How well an achromatic colour (black, white, grey) names a region of a black-and-white
+    picture: `colour_score` on lightness alone (|dL*| in place of CIEDE2000), in [0, 1], with the
+    region's L* first stretched from `l_range` (the darkest and lightest garment colours in view)
+    to 0-100: film and old photos have no true white or black, so "white" is the lightest there."""
+    if pal is None:
+        return 0.0
+    keep = pal.shares >= MIN_SHARE
+    lo, hi = l_range
+    light = (pal.lab[keep, 0] - lo) * (100.0 / max(hi - lo, 1.0))
+    d = np.abs(light - float(lab[0]))
     fit = np.exp(-(d / DE_SCALE) ** 2) * (0.6 + 0.4 * np.minimum(1.0, pal.shares[keep] / 0.4))
     return float(fit.max()) if fit.size else 0.0

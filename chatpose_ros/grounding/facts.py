@@ -22,7 +22,7 @@ import numpy as np
 
 from chatpose_ros.core.scene import Scene, ScenePerson
 
-from .colours import Palette, delta_e, palette, rgb_to_lab
+from .colours import Palette, delta_e, is_monochrome, palette, rgb_to_lab
 
 SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
@@ -54,6 +54,8 @@ class PersonFacts:
         holding / near: COCO class -> confidence of the objects perception related to this person.
         skin: body part ("arms": forearms, "legs": shins, "torso") -> share of its pixels that are
             bare skin, in [0, 1]; absent when the part was not seen.
+        monochrome: the whole picture is black and white (colours.is_monochrome): hues cannot be
+            told, only grey levels.
         face: (p_male, face width px) read by a face model, or None when no face was read (not
             asked for, not seen, facing away).
     """
@@ -71,6 +73,7 @@ class PersonFacts:
     holding: dict[str, float] = field(default_factory=dict)
     near: dict[str, float] = field(default_factory=dict)
     skin: dict[str, float] = field(default_factory=dict)
+    monochrome: bool = False
     face: tuple[float, float] | None = None
 
     @property
@@ -278,6 +281,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
     if n == 0:
         return []
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    mono = is_monochrome(image)
     order = np.argsort([0.5 * (p.box[0] + p.box[2]) for p in scene.people], kind="stable")
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
@@ -314,5 +318,5 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
-            skin=skin, face=None if faces is None else faces.get(i)))
+            skin=skin, face=None if faces is None else faces.get(i), monochrome=mono))
     return out

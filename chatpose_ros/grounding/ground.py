@@ -5,10 +5,13 @@
     outcome.selected, outcome.kind, outcome.answer
 
 Decisions (all from the same scores, so a count, a choice and a yes/no never disagree):
-- person: the best-scoring person when it stands out (its runner-up under MARGIN of its score);
-  otherwise, when several fit what could be checked, a clarifying question naming them
+- person: the best-scoring person when it stands out (its runner-up under MARGIN of its score,
+  the runner-up scored as if what was not seen on them held) and something checked was seen on
+  them; otherwise, when several fit what could be checked, a clarifying question naming them
   (`kind` "clarify", `selected` -1). "Nobody here matches" only when the checked evidence rules
-  out everyone (every score under NOBODY) and says why; a constraint that cannot be checked (a
+  out everyone (every score under NOBODY) and says why. With one person in view, a word that
+  places someone among others ("at the far right", "the second", "higher up") is asked back:
+  perception may have missed the others. A constraint that cannot be checked (a
   hat, a beard, a garment type) never rules anyone out and is said in the answer.
 - count: the people whose every checkable constraint holds (score >= HOLDS).
 - yes/no: the predicate's score on the referred person (>= HOLDS: yes).
@@ -26,7 +29,8 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import LIGHTNESS_WORDS, ColourNames, colour_score, delta_e, lightness_score
+from .colours import (ACHROMATIC_CHROMA, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, colour_score, delta_e, grey_level_score,
+                      lightness_score)
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 from .words import Lexicon, gender_of
@@ -40,12 +44,16 @@ COLOUR_WEAK = 0.1   # under this absolute fit for everyone, nobody wears the col
 UNKNOWN = 0.5     # score of a constraint whose evidence was not seen on that person
 MENTION_OBJECT = 0.4  # an object held is named in a description at this relation confidence
 NO_PERSON_ANSWER = "I see no person in the image."
+BLACK_AND_WHITE = "The picture is black and white: I can't see colours, only black, white and greys."
 POSITION_DECAY = 0.4  # "on the left": the leftmost scores 1, each next person this factor less
 SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the part is bare
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
 GENDER_MIN_FACE_PX = 16.0  # a face narrower than this (px) is not read for gender
 GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which (else: cannot check)
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
+RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
+# kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
+COULD_BE = ("posture", "gesture", "facing")
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
 DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", "dark red", "maroon", "orange",
@@ -108,6 +116,8 @@ class Grounder:
         self.colours = colours or ColourNames.shipped()
         self.lexicon = lexicon
         self._describe_labs = np.stack([self.colours.lab(n) for n in DESCRIBE_COLOURS])
+        self._grey_levels = np.array([i for i, n in enumerate(DESCRIBE_COLOURS)
+                                      if n in ("black", "dark grey", "grey", "light grey", "white")])
 
     # -- scores ------------------------------------------------------------------------------
     def score(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
@@ -169,12 +179,33 @@ class Grounder:
             s = np.where(seen, 1.0 - s, UNKNOWN)
         return s, seen
 
+    def checkable(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+        """Can constraint `c` be checked on these people? Its kind is scored, and a colour with a hue
+        ("red", "navy") is not asked of a black-and-white picture (black, white, greys and bare
+        lightness words are: by lightness); a gender word is when at least one face says which."""
+        if self.gender(c):
+            return bool(self._gender(self.gender(c), facts, c.negated)[1].any())
+        if c.kind not in CHECKABLE:
+            return False
+        return not (c.kind == "colour" and self.hueless(c, facts))
+
+    def hueless(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+        """A colour with a hue asked of a black-and-white picture (nothing to measure it on)."""
+        return (c.kind == "colour" and bool(facts) and facts[0].monochrome and c.value not in LIGHTNESS_WORDS
+                and chroma(self.colours.lab(c.value)) >= ACHROMATIC_CHROMA)
+
     def colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
         """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`, or
         `lightness_score` for a bare "dark" / "light" / "pale"; a "full" region is the mean of upper
         and lower, any other the best of its regions)."""
         if c.value in LIGHTNESS_WORDS:
             fits = [[lightness_score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
+        elif facts and facts[0].monochrome:  # a black-and-white picture: black, white and greys by lightness
+            lab = self.colours.lab(c.value)
+            ls = [float(v) for f in facts for pal in f.palettes.values() if pal is not None
+                  for v in pal.lab[pal.shares >= MIN_SHARE, 0]]
+            span = (min(ls), max(ls)) if ls else (0.0, 100.0)
+            fits = [[grey_level_score(f.palettes.get(r), lab, span) for r in _regions(c.region)] for f in facts]
         else:
             lab = self.colours.lab(c.value)
             fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
@@ -183,14 +214,6 @@ class Grounder:
     def gender(self, c: Constraint) -> str:
         """"male" / "female" when `c` is a gender word (parse's unchecked "gender"), else ""."""
         return gender_of(c.words, self.lexicon) if c.kind == "unchecked" and c.value == "gender" else ""
-
-    def checkable(self, c: Constraint, facts: list[PersonFacts]) -> bool:
-        """Can `c` be scored on these people: a CHECKABLE kind, or a gender word with at least one
-        face that says which."""
-        if c.kind in CHECKABLE:
-            return True
-        g = self.gender(c)
-        return bool(g) and bool(self._gender(g, facts, c.negated)[1].any())
 
     @staticmethod
     def _gender(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +286,8 @@ class Grounder:
             scored = self.rank(ref, facts, context)[0]
             if not scored.size or scored.max() <= 0:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
+            if c.value == "not":  # "not the man in the dark t-shirt": everyone as unlike that person as they are
+                return np.clip(1.0 - scored / scored.max(), 0.02, 1.0), np.ones(n, bool)
             w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
             w = w / w.sum()
         s = np.zeros(n)
@@ -301,33 +326,53 @@ class Grounder:
         """(N,) combined score per person over the checkable constraints, with the words checked,
         the words not checked, checkable words that were not seen on somebody, and colour words
         that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
+        s, _, _, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
+        return s, checked, unchecked, unseen, weak
+
+    def _rank(self, ref: Reference, facts: list[PersonFacts], context: Context
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], list[str], list[str]]:
+        """`rank`, plus (N,) "could be" scores: each person's score with every constraint that was
+        not seen on them taken as holding (what they could score if the unseen part were seen), and
+        (N,) bool: was any checked constraint seen on that person (evidence, not only "unknown").
+        A checkable constraint seen on nobody (an object found nowhere, a posture nobody's joints
+        show) cannot tell anyone apart: it is counted with the words not checked."""
         n = len(facts)
         s = np.ones(n)
+        could = np.ones(n)
+        evidence = np.zeros(n, bool)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
             if self.checkable(c, facts):
                 sc, seen = self.score(c, facts, context)
+                if not seen.any():
+                    unseen.append(c.words)
+                    unchecked.append(c.words)
+                    continue
                 s = s * sc
+                could = could * (np.where(seen, sc, 1.0) if c.kind in COULD_BE else sc)
+                evidence |= seen
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
                 if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, facts).max() < COLOUR_SEEN:
                     weak.append(c.words)
-            elif c.kind in ("unchecked", "motion", "garment"):
+            elif c.kind in ("unchecked", "motion", "garment", "colour"):  # a colour: of a black-and-white picture
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
             j = self._previous(facts, context)
             if j >= 0:
                 mask = np.zeros(n)
                 mask[j] = 1.0
-                s = s * (mask if ref.pronoun else 1.0 - mask)
-        return s, checked, unchecked, unseen, weak
+                keep = mask if ref.pronoun else 1.0 - mask
+                s, could = s * keep, could * keep
+        return s, could, evidence, checked, unchecked, unseen, weak
 
     # -- decisions and answers ---------------------------------------------------------------
     def answer(self, req: Request, facts: list[PersonFacts], context: Context = Context()) -> Outcome:
         if req.intent in ("imagine", "chat"):
             return Outcome(req.intent)
-        if req.intent == "not_person" or (req.ref is not None and req.ref.not_person and not req.ref.constraints):
+        if req.intent == "not_person" or (req.ref is not None and req.ref.not_person
+                                          and (not req.ref.constraints or not req.ref.head)):
             word = req.ref.not_person if req.ref is not None else ""
             if word in ("nobody", "none", "no one"):
                 return Outcome("not_person", answer="OK, nobody.")
@@ -343,7 +388,7 @@ class Grounder:
         if req.intent == "yes_no" and chosen.kind == "clarify":
             verdicts = {self._yes_no(req, replace(chosen, kind="person", selected=i), facts, context).kind
                         for i in chosen.candidates}
-            if len(verdicts) == 1 and verdicts <= {"yes", "no"}:  # the same for everyone it could be
+            if len(verdicts) == 1 and verdicts <= {"yes", "no"} and len(chosen.candidates) > 1:  # the same for all it could be
                 v = verdicts.pop()
                 words = _words([c.words for c in req.predicate])
                 who = " and ".join(self.who(facts[i], facts) for i in chosen.candidates)
@@ -360,16 +405,23 @@ class Grounder:
 
     def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
-        s, checked, unchecked, unseen, weak = self.rank(ref, facts, context)
+        s, could, evidence, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
         if ref.pronoun and context.previous_box is None:
             return self._clarify(range(n), facts, s, checked, unchecked,
                                  "I don't know who you mean yet: nobody was chosen before.")
-        cannot = _cannot(unchecked)
+        cannot = _cannot([u for u in unchecked if u not in unseen])  # the unseen are said below
+        if any(self.hueless(c, facts) for c in ref.constraints):
+            cannot = f"{BLACK_AND_WHITE} {cannot}"
         if unseen:
             cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
+        relative = [c.words for c in ref.constraints if c.kind in RELATIVE and not c.negated]
+        if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
+            return self._clarify([0], facts, s, checked, unchecked,
+                                 (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
-            if len(pool) == 1:
+            absent = [c for c in ref.constraints if c.kind == "object" and not c.negated and c.words in unseen]
+            if len(pool) == 1 and not absent:  # (the one person in view, unless the thing asked about is nowhere)
                 i = pool[0]
                 return self._chosen(i, s, facts, checked, unchecked, cannot)
             return self._clarify(pool, facts, s, checked, unchecked, cannot)
@@ -390,15 +442,19 @@ class Grounder:
             return self._clarify(pool, facts, s, checked, unchecked,
                                  f"I can't tell {_words(counted_among)} from others, so I can't count "
                                  f"\"{o.words}\" among them.")
-        others = np.delete(s, best)
+        others = np.delete(could, best)  # the others as they could score where a constraint was not seen on them
         runner = float(others.max()) if others.size else 0.0
         if runner < MARGIN * s[best] and weak:  # the closest colour is not close: offer, don't choose
             return self._clarify([best], facts, s, checked, unchecked,
                                  f"Nobody wears clearly \"{_words(weak)}\"; the closest I see is "
-                                 f"{self.colour_name(facts[best].palettes.get('upper')) or 'unclear'}.")
+                                 f"{self.colour_name(facts[best].palettes.get('upper'), facts[best].monochrome) or 'unclear'}.")
+        if runner < MARGIN * s[best] and not evidence[best]:  # chosen on "unknown" alone: nothing seen fits
+            return self._clarify([best] + [int(i) for i in np.argsort(-could) if i != best][:2], facts, s, checked,
+                                 unchecked, (f"I can't see \"{_words(checked)}\" on {self.who(facts[best], facts)}. "
+                                             + _cannot(unchecked)).strip())
         if runner < MARGIN * s[best]:
             return self._chosen(best, s, facts, checked, unchecked, cannot)
-        pool = [int(i) for i in np.argsort(-s) if s[i] >= MARGIN * s[best]][:3]
+        pool = [best] + [int(i) for i in np.argsort(-could) if i != best and could[i] >= MARGIN * s[best]][:2]
         return self._clarify(pool, facts, s, checked, unchecked, cannot)
 
     def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
@@ -448,7 +504,7 @@ class Grounder:
             if sc.max() < worst:
                 worst = float(sc.max())
                 if c.kind == "colour" and not c.negated:
-                    seen = sorted({self.colour_name(f.palettes.get(r)) for f in facts for r in _regions(c.region)
+                    seen = sorted({self.colour_name(f.palettes.get(r), f.monochrome) for f in facts for r in _regions(c.region)
                                    if f.palettes.get(r) is not None} - {""})
                     why = f"nobody wears {c.value}" + (f" (I see {', '.join(seen[:5])})" if seen else "")
                 elif c.kind == "object":
@@ -462,14 +518,14 @@ class Grounder:
         holds = np.ones(n, bool)
         checked, unchecked, genders, rest = [], [], {}, []
         for c in ref.constraints + req.predicate:
-            if c.kind in CHECKABLE or (self.gender(c) and self._gender(self.gender(c), facts, c.negated)[1].all()):
+            if self.checkable(c, facts) and (not self.gender(c) or self._gender(self.gender(c), facts, c.negated)[1].all()):
                 holds &= self.holds(c, facts, context)[0]  # gender: only when every face said which
                 checked.append(("not " if c.negated else "") + c.words)
                 if self.gender(c) and not c.negated:
                     genders[self.gender(c)] = c.words
                 else:
                     rest.append(checked[-1])
-            elif c.kind in ("unchecked", "motion", "garment"):
+            elif c.kind in ("unchecked", "motion", "garment", "colour"):
                 unchecked.append(c.words)
         k = int(holds.sum())
         what = f" {_words(checked)}" if checked else ""
@@ -484,6 +540,8 @@ class Grounder:
         else:
             text = f"I see {k} {who}{what}."
         cannot = _cannot(unchecked)
+        if any(self.hueless(c, facts) for c in ref.constraints + req.predicate):
+            cannot = f"{BLACK_AND_WHITE} {cannot}"
         if cannot:
             text += f" {cannot} I counted everyone who fits the rest."
         return Outcome("count", count=k, candidates=tuple(int(i) for i in np.flatnonzero(holds)), answer=text,
@@ -520,9 +578,14 @@ class Grounder:
                        checked=tuple(c.words for c in checkable))
 
     # -- words about a person ----------------------------------------------------------------
-    def colour_name(self, pal) -> str:
+    def colour_name(self, pal, grey_only: bool = False) -> str:
+        """The describing colour nearest the palette's main colour ("navy blue"); with `grey_only`
+        (a black-and-white picture) the nearest grey level by lightness ("dark grey")."""
         if pal is None:
             return ""
+        if grey_only:
+            d = np.abs(self._describe_labs[self._grey_levels, 0] - pal.lab[0][0])
+            return DESCRIBE_COLOURS[int(self._grey_levels[int(np.argmin(d))])]
         d = delta_e(self._describe_labs, pal.lab[0][None])
         return DESCRIBE_COLOURS[int(np.argmin(d))]
 
@@ -541,7 +604,7 @@ class Grounder:
             where = f"the person {ordinal(f.rank_left + 1)} from the left"
         if f.skin.get("torso", 0.0) >= SKIN_BARE:
             return f"{where}, shirtless"
-        upper = self.colour_name(f.palettes.get("upper"))
+        upper = self.colour_name(f.palettes.get("upper"), grey_only=f.monochrome)
         return f"{where} in {upper}" if upper else where
 
     @staticmethod

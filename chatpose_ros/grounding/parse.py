@@ -109,6 +109,9 @@ DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "neare
                   "foreground": "near", "farthest": "far", "furthest": "far", "farther": "far", "further": "far",
                   "background": "far", "back": "far", "distant": "far", "far": "far", "deepest": "far",
                   "remotest": "far"}
+# what "closest to ..." may be measured from: the camera (a distance), not a thing in the scene
+CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front", "foreground", "robot", "you", "picture",
+                "photo", "image", "shot"}
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
     (r"\b(?:to the left of|left of|on the left of)\b", "left_of"),
@@ -128,6 +131,7 @@ PATTERNS = {"striped": "striped", "stripes": "striped", "stripy": "striped", "st
             "camo": "patterned", "camouflage": "patterned", "plain": "plain", "solid": "plain",
             "flowered": "patterned", "hawaiian": "patterned", "paisley": "patterned", "stripe": "striped"}
 NEGATORS = {"not", "no", "without", "never", "nor", "non", "except", "excluding"}
+NOT_THE = re.compile(r"\b(?:but not|not|except|except for|other than|apart from)\s+(?=(?:the|that|this)\b)")
 # colour names that are everyday words too: they name a colour only right after "in", "wearing", ...
 # or right before a garment noun.
 COLOUR_CONTEXT = {"in", "wearing", "wears", "dressed", "all", "and", "or", "the", "a", "an", "her", "his",
@@ -148,6 +152,11 @@ def clean(text: str) -> str:
     t = re.sub(r"[?!\"()]|\.(?=\s|$)", " ", t)
     t = re.sub(r"\s*,\s*", " , ", t)
     return " ".join(t.split()).strip(" ,")
+
+
+# words after a colour that end its phrase: the colour waits for no garment after them
+COLOUR_ENDS = {"with", "holding", "carrying", "wearing", "on", "at", "near", "by", "next", "beside", "behind", "who",
+               "that", "which", "sitting", "standing", "walking"}
 
 
 class QuestionParser:
@@ -187,7 +196,7 @@ class QuestionParser:
             body = re.sub(r"\b(?:doing|wearing|holding|look like|up to)\b.*$", "", body)
             return Request("describe", self.reference(body), (), text, active, corrected)
         ref = self.reference(active)
-        if ref.not_person and not ref.constraints:
+        if ref.not_person and (not ref.constraints or not ref.head):  # "the cat on the sofa": about a cat
             return Request("not_person", ref, (), text, active, corrected)
         if not ref.constraints and not ref.head and not ref.pronoun and not ref.other:
             return Request("chat", ref, (), text, active, corrected)
@@ -230,7 +239,8 @@ class QuestionParser:
                 break
         verbs = set(POSTURES) | MOTIONS | {"wearing", "dressed", "holding", "carrying", "facing", "raising",
                                            "pointing", "waving", "turned", "looking", "wears", "holds", "waves",
-                                           "lifting", "crossing", "showing", "sitting", "standing"}
+                                           "lifting", "crossing", "showing", "sitting", "standing",
+                                           "have", "has", "got"}  # "does the man on the block have both arms up?"
         split = -1
         for i in range(len(toks) - 1, head_at, -1):  # the last verb-like word after the head noun
             if toks[i] in verbs:
@@ -276,6 +286,15 @@ class QuestionParser:
                     constraints.append(Constraint(kind, value, m.group(0), negated=neg))
                     text = text[:m.start()] + " " + text[m.end():]
                     break
+        # "not the man in the dark t-shirt": not that person (the whole description, not each word)
+        while (m := NOT_THE.search(text)) is not None:
+            rest = text[m.end():].strip()
+            sub = self._sub_reference(rest)
+            if sub is None or sub[0].pronoun:
+                break
+            sub_ref, used = sub
+            constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
+            text = (text[:m.start()] + " " + rest[len(used):]).strip()
         # a relation to another person: "the man next to the woman in red"
         for pattern, rel in RELATIONS:
             m = re.search(pattern, text)
@@ -308,7 +327,9 @@ class QuestionParser:
         with the words it used; None when it does not start with a person noun phrase."""
         toks = rest.split()
         for i, w in enumerate(toks[:4]):
-            if w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"} or self._person_noun(w):
+            colour = w not in GENDERED and self._is_colour_at(toks, i)[0]  # "the grey armchairs": grey is no person
+            if w in PRONOUNS or w in GENDERED or w in GENERIC_PEOPLE - {"who", "whoever"} or (
+                    not colour and self._person_noun(w)):
                 # the other person's description runs to the end, or to a clause word
                 end = len(toks)
                 for j in range(i + 1, len(toks)):
@@ -317,9 +338,9 @@ class QuestionParser:
                         break
                 used = " ".join(toks[:end])
                 return self.reference(used) if w not in PRONOUNS else Reference(head=w, pronoun=True), used
-            if w not in {"the", "a", "an", "that", "this", "one", "other", "two", "tall", "short"} and \
-                    not self._is_colour_at(toks, i)[0]:
-                return None
+            if w not in {"the", "a", "an", "that", "this", "one", "other", "two", "tall", "short"} and not colour \
+                    and not (w in SKIN_WORDS or self.lex.is_adjective(w) and not self.lex.is_noun(w)):
+                return None  # a thing ("near the car"), not a person; adjectives ("the shirtless man") pass
         return None
 
     @staticmethod
@@ -387,6 +408,10 @@ class QuestionParser:
                 object_mode = "holding"
                 i += 1
                 continue
+            if w == "front" and prev == "in" and nxt == "of":  # "in front of the armchairs": near them
+                object_mode = object_mode or "near"
+                i += 2
+                continue
             if w in NEAR_WORDS and w not in {"back"}:
                 object_mode = object_mode or "near"
             # ordinals: "second from the left", "the third one from the right", "last on the right"
@@ -426,7 +451,9 @@ class QuestionParser:
                              or words.endswith("ish"))
                 if plausible and not (w in POSITION_WORDS and not garment_after) and w not in DISTANCE_WORDS:
                     pending_colours.append((colour, words, negate))
-                    negate = False if after != "and" else negate
+                    negate = negate if after in {"and", "or", "nor"} else False  # "not green or denim": neither
+                    if after in COLOUR_ENDS:  # "all in black with white trainers": black is on no garment
+                        flush("any", "")
                     i += n
                     continue
             if w in PATTERNS and not (w == "print" and prev not in COLOUR_CONTEXT):
@@ -467,6 +494,13 @@ class QuestionParser:
                     ["the", "left"], ["the", "right"]))):  # "furthest to the left": a position
                 i += 1
                 continue
+            if w in {"closest", "nearest", "closer", "nearer"}:  # "nearest the wooden crate": near a thing
+                j = i + 1 + (nxt == "to")
+                ahead = toks[j:j + 4]
+                if ahead[:1] and ahead[0] in {"the", "a", "an", "that", "this"} and CAMERA_WORDS.isdisjoint(ahead):
+                    object_mode = "near"
+                    i = j + 1
+                    continue
             if w in DISTANCE_WORDS and not (w == "back" and nxt in {"to", "turned"}) and not (
                     w == "front" and prev == "in" and nxt == "of") and not (
                     nxt in {"left", "right"} or (nxt == "to" and toks[i + 2:i + 4] in (["the", "left"], ["the", "right"]))):
@@ -542,6 +576,9 @@ class QuestionParser:
                 not_person = words
             elif info.kind in {"object", "animal", "other"} and (object_mode or info.kind != "other"):
                 rel = "near" if object_mode == "near" else "holding"
+                for _name, cw, neg in pending_colours:  # "the grey armchairs": the thing's colour, not checked
+                    out.append(Constraint("unchecked", "object", cw + " " + words, negated=neg))
+                pending_colours.clear()
                 if info.coco:
                     out.append(Constraint("object", rel, words, coco=info.coco, negated=negate))
                 else:

@@ -27,7 +27,8 @@ Constraint kinds and their values:
   "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
 - "facing": "camera", "away", "side";
 - "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
-- "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`);
+- "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`), or "not"
+  that person ("not the man in the dark t-shirt": the whole description negated);
 - "unchecked": something perception cannot see (`value` says what: "gender", "age", "hair", a
   garment worn on the head / face / feet, an object with no COCO class, an adjective);
 - "motion": a movement (walking, running, waving...) read from one frame (reported, not scored).

@@ -71,6 +71,7 @@ EXTRA_GARMENTS: dict[str, str] = {
     "pants": "lower", "jeans": "lower", "shorts": "lower", "outfit": "any", "clothes": "any", "clothing": "any",
     "romper": "full", "onesie": "full", "puffer": "upper", "parka": "upper", "fleece": "upper",
     "jumper": "upper", "jumpers": "upper",  # British for sweater (WordNet's first sense is a person who jumps)
+    "trainers": "feet",  # British for sneakers (WordNet's first sense is a person who trains)
 }
 # What a garment leaves bare or covers, where the skin measure can see it (forearms, shins, torso):
 # the first synset of the garment's closure found here decides ("shorts" are trousers too).

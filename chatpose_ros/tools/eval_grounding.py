@@ -1,13 +1,14 @@
 """Real questions, every embedded profile side by side: right / wrong / asked / refused per category.
 
     python -m chatpose_ros.tools.eval_grounding [--profiles default,reader,grounded,grounded+llm]
-        [--sets held_out3,held_out,diagnosis]
+        [--sets held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out3` is tests/data/real_questions3.json (new images, tests/data/perception_labels3.json;
-written and frozen before the second round of the grounded design, which was not tuned on it; its
-hash is checked); `held_out` is tests/data/real_questions2.json over tests/data/perception_labels2.json
-(frozen before the first round; its failures were read after that round, so it is diagnosis now);
+Sets: `held_out4` is tests/data/real_questions4.json (new images, tests/data/perception_labels4.json;
+written and frozen before the third round of the grounded design, which was not tuned on it; its
+hash is checked); `held_out3` is tests/data/real_questions3.json (frozen before the second round,
+run once at its end, then read: diagnosis since); `held_out` is tests/data/real_questions2.json over
+tests/data/perception_labels2.json (frozen before the first round; its failures were read after that round: diagnosis now);
 `diagnosis` is tests/data/real_questions.json (the project's older hand-written set, looked at
 while building). `grounded+llm` is the grounded profile with the LLM question parser
 (models/grounded/llm_parse.py) instead of the grammar.
@@ -54,11 +55,13 @@ log = logging.getLogger(__name__)
 SETS = {
     "held_out": (REPO_ROOT / "tests/data/real_questions2.json", REPO_ROOT / "tests/data/perception_labels2.json"),
     "held_out3": (REPO_ROOT / "tests/data/real_questions3.json", REPO_ROOT / "tests/data/perception_labels3.json"),
+    "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
 FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
-              "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256"}
+              "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
+              "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256"}
 
 
 def frozen_sha(set_name: str) -> str:
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", default="default,reader,grounded,grounded+llm",
                     help="profiles side by side; grounded+llm: the grounded profile with the LLM question parser")
-    ap.add_argument("--sets", default="held_out3,held_out,diagnosis")
+    ap.add_argument("--sets", default="held_out4,held_out3,held_out,diagnosis")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=Path("build/eval_grounding.json"))
     ap.add_argument("--failures", action="store_true", help="print every answer that is not right")
