@@ -121,6 +121,17 @@ def test_an_uncertain_face_keeps_asking(parser, grounder, faces):
     assert out.kind == "clarify" and out.selected == -1 and set(out.candidates) == {0, 2}, out.answer
 
 
+def test_a_gender_everyone_shares_is_no_evidence(parser, grounder):
+    """Two sure men, neither seen sitting or not (no joints): 'the man who is sitting' is not chosen on
+    the gender they share and a posture seen on nobody-but-one."""
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "sitting", False)])
+    people = list(scene.people)
+    people[1] = replace(people[1], attributes={"facing": Attribute("camera", 0.8)})  # posture not seen on the right
+    facts = measure(img, replace(scene, people=tuple(people)), faces={0: SURE_MAN, 1: SURE_MAN})
+    out = grounder.answer(parser.parse("the man who is sitting"), facts)
+    assert out.kind == "clarify" and out.selected == -1, out.answer
+
+
 def test_gender_alone_never_rules_everyone_out(parser, grounder):
     out = grounder.answer(parser.parse("the man"), _facts(SURE_WOMAN, SURE_WOMAN, SURE_WOMAN))
     assert out.kind == "clarify" and "man" in out.answer

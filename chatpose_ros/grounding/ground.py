@@ -350,7 +350,8 @@ class Grounder:
                     continue
                 s = s * sc
                 could = could * (np.where(seen, sc, 1.0) if c.kind in COULD_BE else sc)
-                evidence |= seen
+                if not (self.gender(c) and np.ptp(sc) == 0):  # a gender every face shares tells nobody apart
+                    evidence |= seen
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
