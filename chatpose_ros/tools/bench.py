@@ -453,16 +453,65 @@ def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
             "answer_p50_ms_in_process": _pct(whole, 50), "tracking_hz_in_process": hz}
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (the model worker, multiprocessing's resource tracker), from
+    /proc/*/stat (some kernels have no /proc/PID/task/TID/children)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
 def _family_rss(pid: int) -> tuple[float, float]:
     """(RSS of `pid`, summed RSS of its child processes: the model worker) in MB."""
-    children = []
+    return rss_mb(pid), float(sum(rss_mb(c) for c in _children(pid)))
+
+
+def cpu_s(pid: int, tid: int | None = None) -> float:
+    """CPU time (user + system, s) of process `pid` (or of its thread `tid`) so far; 0 when gone."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                children += [int(c) for c in f.read().split()]
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        pass
-    return rss_mb(pid), float(sum(rss_mb(c) for c in children))
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent between `start()` and `stop()` by named processes and by each thread of
+    process `threads_of` (the node's: they have no names outside Python, so listed busiest first)."""
+
+    def __init__(self, pids: dict[str, int], threads_of: int | None = None) -> None:
+        self.pids, self.threads_of = pids, threads_of
+        self._t0: dict = {}
+
+    def _sample(self) -> dict:
+        out = {name: cpu_s(pid) for name, pid in self.pids.items()}
+        if self.threads_of is not None:
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{self.threads_of}/task")]
+            except OSError:
+                tids = []
+            out.update({("thread", t): cpu_s(self.threads_of, t) for t in tids})
+        return out
+
+    def start(self) -> None:
+        self._t0 = self._sample()
+
+    def stop(self) -> tuple[dict[str, float], list[float]]:
+        """({name: CPU s}, the node's threads' CPU s, busiest first) since `start()`."""
+        t1 = self._sample()
+        spent = {k: v - self._t0.get(k, 0.0) for k, v in t1.items()}
+        procs = {k: v for k, v in spent.items() if not isinstance(k, tuple)}
+        threads = sorted((v for k, v in spent.items() if isinstance(k, tuple)), reverse=True)
+        return procs, threads
 
 
 def bench_e2e(args, seconds: float | None = None) -> dict:
@@ -683,8 +732,8 @@ class _Recorder:
         return [(tf_at[st] - t) * 1000 for t, st in list(self.pose) if t0 <= t <= t1 and st in tf_at]
 
 
-def _executor_run(args, layout: str, img_path: str) -> dict:
-    """One node process spun by `layout`: see bench_executors."""
+def _executor_run(args, layout: str, img_path: str, busy_pids: tuple[int, ...] = ()) -> dict:
+    """One node process spun by `layout`: see bench_executors (`busy_pids`: the busy processes, whose CPU is counted)."""
     from rclpy.action import ActionClient
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
@@ -755,11 +804,22 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             ms, st = ask_action(f"the person on the left {layout} #{i}")
             act.append(ms)
             stages[" > ".join(dict.fromkeys(s.split(":")[0] for s in st))] += 1
-        # tracking alone: pose messages per second against the camera's frames
+        # tracking alone: pose messages per second against the camera's frames, and the CPU each process spent
+        kids = _children(proc.pid)  # the model worker, multiprocessing's resource tracker (and the Anny mesh's)
+        meter = CpuMeter({"camera": cam.pid, "node": proc.pid, "client": os.getpid(),
+                          **{f"node_child_{k}": k for k in kids}, **{f"busy_{i}": b for i, b in enumerate(busy_pids)}},
+                         threads_of=proc.pid)
+        meter.start()
         t_track = time.monotonic()
         time.sleep(args.track_seconds)
         t_end = time.monotonic()
+        cpu, node_threads = meter.stop()
         track = [t for t, _q in rec.pose if t_track <= t <= t_end]
+        children = sorted((v for k, v in cpu.items() if k.startswith("node_child_")), reverse=True)
+        # per tracked frame: ms of CPU; the node's busiest child is the model worker
+        per_frame = {name: 1000.0 * v / max(len(track), 1) for name, v in
+                     {"camera": cpu["camera"], "node": cpu["node"], "worker": children[0] if children else 0.0,
+                      "client": cpu["client"], "busy": sum(v for k, v in cpu.items() if k.startswith("busy_"))}.items()}
         tf_ms = rec.tf_delays_ms(t_q, t_end)
         # the camera pauses: the stop reported, /diagnostics keeps its period, answers and TF keep coming
         cam.send_signal(signal.SIGUSR1)
@@ -788,6 +848,9 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             **{f"action_{k}_ms_p50": _pct(v, 50) for k, v in parts.items()},
             "tracking_hz": len(track) / (t_end - t_track), "camera_hz": cam_hz,
             "tracking_to_camera": len(track) / (t_end - t_track) / max(cam_hz, 1e-6),
+            "cpu_ms_per_tracked_frame": per_frame,
+            "cpu_share_of_a_core": {k: v * len(track) / 1000.0 / (t_end - t_track) for k, v in per_frame.items()},
+            "node_threads_cpu_ms_per_tracked_frame": [1000.0 * v / max(len(track), 1) for v in node_threads[:6]],
             "tf_after_pose_ms_p50": _pct(tf_ms, 50), "tf_after_pose_ms_p95": _pct(tf_ms, 95),
             "tf_after_pose_ms_max": float(np.max(tf_ms)) if tf_ms else float("nan"), "tf_matched": len(tf_ms),
             "pause_stall_on_status_s": float("nan") if stall_status is None else stall_status - t_pause,
@@ -824,7 +887,7 @@ def bench_executors(args) -> dict:
         for r in range(args.rounds):
             layouts = args.layouts.split(",")
             for layout in layouts if r % 2 == 0 else layouts[::-1]:
-                runs.append({"round": r, **_executor_run(args, layout, args.image)})
+                runs.append({"round": r, **_executor_run(args, layout, args.image, tuple(b.pid for b in busy))})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
         rclpy.shutdown()
@@ -838,6 +901,8 @@ def bench_executors(args) -> dict:
                      f"({run['action_to_topic_p50']:.2f}x), p95 {run['action_ms_p95']:.0f} / {run['topic_ms_p95']:.0f}; "
                      f"tracking {run['tracking_hz']:.1f} Hz ({run['tracking_to_camera']:.2f}x camera); "
                      f"tf after pose p95 {run['tf_after_pose_ms_p95']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms; "
+                     "CPU ms per tracked frame " + ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_ms_per_tracked_frame"].items())
+                     + "; node threads " + " / ".join(f"{v:.1f}" for v in run["node_threads_cpu_ms_per_tracked_frame"]) + "; "
                      f"paused: stall on status {run['pause_stall_on_status_s']:.2f} s, diagnostics "
                      f"{run['pause_stall_on_diagnostics_s']:.2f} s, "
                      f"diagnostics gap {run['pause_diagnostics_max_gap_ms']:.0f} ms, "
