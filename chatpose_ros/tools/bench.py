@@ -725,7 +725,8 @@ class _Recorder:
         return next((t for t, c, _q in list(self.status) if c == code and t >= after), None)
 
     def tf_delays_ms(self, t0: float, t1: float) -> list[float]:
-        """For each ~/pose received in [t0, t1], how long after it the /tf of the same stamp came."""
+        """For each ~/pose received in [t0, t1], how long after it the first /tf of the same stamp
+        came (negative: before it), as this client's callbacks saw them."""
         tf_at: dict[int, float] = {}
         for t, st in list(self.tf):
             tf_at.setdefault(st, t)
@@ -853,6 +854,8 @@ def _executor_run(args, layout: str, img_path: str, busy_pids: tuple[int, ...] =
             "node_threads_cpu_ms_per_tracked_frame": [1000.0 * v / max(len(track), 1) for v in node_threads[:6]],
             "tf_after_pose_ms_p50": _pct(tf_ms, 50), "tf_after_pose_ms_p95": _pct(tf_ms, 95),
             "tf_after_pose_ms_max": float(np.max(tf_ms)) if tf_ms else float("nan"), "tf_matched": len(tf_ms),
+            "tf_after_pose_ms_min": float(np.min(tf_ms)) if tf_ms else float("nan"),
+            "tf_before_pose_share": float(np.mean([d <= 0 for d in tf_ms])) if tf_ms else float("nan"),
             "pause_stall_on_status_s": float("nan") if stall_status is None else stall_status - t_pause,
             "pause_stall_on_diagnostics_s": float("nan") if stall_diag is None else stall_diag - t_pause,
             "pause_diagnostics_max_gap_ms": float(diag_gap),
@@ -900,7 +903,9 @@ def bench_executors(args) -> dict:
                      f"action / topic p50 {run['action_ms_p50']:.0f} / {run['topic_ms_p50']:.0f} ms "
                      f"({run['action_to_topic_p50']:.2f}x), p95 {run['action_ms_p95']:.0f} / {run['topic_ms_p95']:.0f}; "
                      f"tracking {run['tracking_hz']:.1f} Hz ({run['tracking_to_camera']:.2f}x camera); "
-                     f"tf after pose p95 {run['tf_after_pose_ms_p95']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms; "
+                     f"tf after pose p50 {run['tf_after_pose_ms_p50']:.1f} p95 {run['tf_after_pose_ms_p95']:.1f} "
+                     f"min {run['tf_after_pose_ms_min']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms "
+                     f"(before it: {100 * run['tf_before_pose_share']:.0f} %); "
                      "CPU ms per tracked frame " + ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_ms_per_tracked_frame"].items())
                      + "; node threads " + " / ".join(f"{v:.1f}" for v in run["node_threads_cpu_ms_per_tracked_frame"]) + "; "
                      f"paused: stall on status {run['pause_stall_on_status_s']:.2f} s, diagnostics "
