@@ -12,8 +12,9 @@
                                          the camera also sends an aligned 16UC1 depth image and its
                                          camera_info in the second run), side by side
     chatpose-bench executors [--rounds 2] [--busy 1]   the node's executors side by side: action vs topic
-                                         latency, feedback stages, tracking rate, /tf after ~/pose,
-                                         outputs while the camera pauses
+                                         latency, feedback stages, tracking rate and the CPU per tracked
+                                         frame of each process, /tf after ~/pose, outputs while the
+                                         camera pauses
     chatpose-bench all
 
 Every ROS process here stays on loopback (chatpose_ros.ros.netsafe). Figures depend on the
