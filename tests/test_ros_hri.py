@@ -4,6 +4,7 @@
 loopback only (tests/conftest.py)."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
@@ -19,12 +20,17 @@ from tf2_msgs.msg import TFMessage
 
 from chatpose_ros.core.body import SMPL_JOINT_NAMES
 from chatpose_ros.core.camera import CameraIntrinsics
+from chatpose_ros.core.config import NodeConfig
+from chatpose_ros.core.images import RgbImage
 from chatpose_ros.core.follow import SEEN_SIGMA_M
 from chatpose_ros.core.placement import DEFAULT15
+from chatpose_ros.core.session import Frame, Output
 from chatpose_ros.core.rep155 import REP155_JOINT_NAMES, body_id, body_origin
 from chatpose_ros.core.types import PersonPose, PoseResult
 from chatpose_ros.msg import PipelineStatus
 from chatpose_ros.ros import hri
+from chatpose_ros.ros.outputs import NodeOutputs
+from chatpose_ros.ros.robot_io import RobotIO
 from chatpose_ros.ros.tf import camera_info_topic_for
 from conftest import load_photo
 from fakes import make_person
@@ -384,6 +390,36 @@ def test_roi_skeleton_crop_and_joint_state_conversions():
     assert hri.cropped_msg(_image(), (W + 10, 0, W + 20, 10), header) is None
     js = hri.joint_state_msg(person.theta, "b7", header)
     assert js.name[0] == "waist_b7" and len(js.name) == len(js.position) == 20
+
+
+class _Recorded:
+    """A publisher (or TF broadcaster) double that writes its name into a shared list per message."""
+
+    def __init__(self, name: str, sent: list) -> None:
+        self.name, self.sent = name, sent
+
+    def publish(self, *_msg, **_kw) -> None:
+        self.sent.append(self.name)
+
+    send = publish
+
+
+def test_tf_goes_out_before_the_poses_that_refer_to_its_frame():
+    """Per result: /tf and the target pose first, then ~/poses, ~/pose, ~/markers, then ROS4HRI and
+    the hooks (a consumer that looks a pose's frame up finds its transform already there)."""
+    sent: list[str] = []
+    robot = RobotIO(None, NodeConfig(), 10**6, lambda *a: None, lambda *a: None)
+    robot._tf, robot._hri = _Recorded("/tf", sent), _Recorded("hri", sent)
+    robot._target_pub, robot._target_cov_pub = _Recorded("target_pose", sent), _Recorded("target_pose_cov", sent)
+    robot._intrinsics = CAM
+    pubs = {k: _Recorded(k, sent) for k in ("poses", "pose", "markers", "answer", "answer_stream", "status")}
+    outputs = NodeOutputs(None, NodeConfig(), pubs, collections.Counter(), None, robot, None,
+                          [lambda out, header: sent.append("hook")])
+    people = (_placed_person(1, PLACES[0]), _placed_person(2, PLACES[1]))
+    result = PoseResult(query="q", answer="", people=people, selected=1, image_size=(W, H))
+    outputs.publish(Output(result=result, frame=Frame(image=RgbImage(_image()), header=Header(frame_id=FRAME)),
+                           answer=False))
+    assert sent == ["/tf", "target_pose", "target_pose_cov", "poses", "pose", "markers", "hri", "hook"]
 
 
 def test_body_ids_follow_tracks_and_overlapping_boxes():

@@ -74,8 +74,10 @@ class PipelineConfig:
     seed: int = _f(0, "Random seed for sampling-free decoding ties and any stochastic step.")
     cpu_threads: int = _f(0, "CPU threads torch may use for inference (process-wide); 0 = torch's default. "
                           "On small machines, fewer threads than cores leave room for the image callbacks.")
-    worker_nice: int = _f(5, "Niceness added to the model's worker process (POSIX, 0..19; 0 = as the node): the "
-                          "node's image callbacks and the camera driver keep their CPU while the model answers.")
+    worker_nice: int = _f(0, "Niceness added to the model's worker process (POSIX, 0..19; 0 = as the node). A "
+                          "nicer worker leaves the node's callbacks more CPU but loses it to every other job on "
+                          "the machine: with one busy process it tracked at 0.33-0.44x of the camera against "
+                          "0.59-0.66x at 0 (docs/benchmarks.md, issue 21).")
 
     def __post_init__(self) -> None:
         from .onnx_providers import parse_providers

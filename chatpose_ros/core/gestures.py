@@ -151,6 +151,9 @@ class _Sample:
     joints: np.ndarray | None  # (24, 3) m, camera optical axes (+ translation when known), or None
     metric: bool              # joints include the translation
     seen3d: np.ndarray | None  # (24,) bool: the joint was seen (joint_confidence >= SEEN_3D), None = unknown
+    # what the rules read from this sample alone, computed once (a sample stays in the history
+    # for history_s: read again at every frame); key -> value
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
@@ -410,19 +413,31 @@ class GestureRecogniser:
             down = np.array([0.0, 1.0])  # image down
         return pts[0], pts[1], pts[2], down
 
+    def _arm_pointing(self, smp: _Sample, side: str) -> tuple[bool, np.ndarray] | None:
+        """(the arm of `side` points in this sample: straight and raised enough, its unit shoulder-to-wrist
+        direction), None when the arm was not seen."""
+        cfg = self.config
+        arm = self._arm(smp, side)
+        if arm is None:
+            return None
+        sh, el, wr, down = arm
+        straight = _angle_deg(sh - el, wr - el)
+        elevation = _angle_deg(wr - sh, down)
+        ok = bool(straight >= cfg.point_elbow_deg and cfg.point_min_elevation_deg <= elevation <= cfg.point_max_elevation_deg)
+        return ok, (wr - sh) / max(1e-9, float(np.linalg.norm(wr - sh)))
+
     def _pointing(self, samples: list[_Sample], side: str, unit: float) -> Gesture | None:
         cfg = self.config
         flags, dirs = [], []
         for smp in samples:
-            arm = self._arm(smp, side)
-            if arm is None:
+            key = ("pointing", side)
+            if key not in smp.memo:
+                smp.memo[key] = self._arm_pointing(smp, side)
+            if smp.memo[key] is None:
                 continue
-            sh, el, wr, down = arm
-            straight = _angle_deg(sh - el, wr - el)
-            elevation = _angle_deg(wr - sh, down)
-            ok = bool(straight >= cfg.point_elbow_deg and cfg.point_min_elevation_deg <= elevation <= cfg.point_max_elevation_deg)
+            ok, direction = smp.memo[key]
             flags.append((smp.t, ok))
-            dirs.append((wr - sh) / max(1e-9, float(np.linalg.norm(wr - sh))))
+            dirs.append(direction)
         start = self._held(flags)
         if start is None or samples[-1].t - flags[-1][0] > cfg.max_gap_s:
             return None

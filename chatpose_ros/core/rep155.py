@@ -98,7 +98,8 @@ def _to_rep(R: np.ndarray) -> np.ndarray:
 def body_rotation(theta: np.ndarray) -> np.ndarray:
     """(72,) SMPL theta -> (3, 3) orientation of the REP body frame in the camera optical frame
     (columns: body x forward, y left, z up, in camera axes)."""
-    return _rotations(theta)[_PELVIS] @ SMPL_TO_REP.T
+    pelvis = np.asarray(theta, dtype=np.float64).reshape(24, 3)[_PELVIS]  # only its rotation: not all 24
+    return axis_angle_to_matrix(pelvis) @ SMPL_TO_REP.T
 
 
 def body_origin(translation: np.ndarray, joints: np.ndarray) -> np.ndarray:

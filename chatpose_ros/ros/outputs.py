@@ -2,6 +2,8 @@
 published (NodeOutputs: pose / marker / answer messages of one result, streamed answer pieces,
 ~/status, TF and ROS4HRI through the robot's outputs, the Anny mesh thread, output hooks,
 /diagnostics), and the log lines of the session's reports (throttled) and of publishing errors.
+Per result: /tf (and ~/target_pose) first, so that a transform arrives before the poses that
+refer to its frame, then ~/poses, ~/pose, ~/markers, then ROS4HRI (its crops decode the image).
 
 ~/status conventions: `level` OK / WARN / ERROR (chatpose_ros/PipelineStatus), `code` a short
 snake_case word (``ok``, ``no_match``, ``stale_image``, an error class's code, ...), `query` the
@@ -94,13 +96,16 @@ class NodeOutputs:
         if out.only == WORDS:  # the poses went out when the model chose the person
             publish_answer(out, self._pubs, self._log)
             return
-        if self._robot is not None:  # translations from camera_info (or unknown) before anything is published
-            out = self._robot.place(out)
+        robot, bodies = self._robot, []
+        if robot is not None:  # translations from camera_info (or unknown) before anything is published,
+            out = robot.place(out)  # then TF: a transform comes before the messages that refer to its frame
+            bodies = robot.bodies(out.result)
+            robot.publish_tf(out, header, bodies)
         out = publish_result(out, header, self._pubs, self.cfg, self._mesh, self._log)
         if self.meshes is not None:  # the Anny mesh marker follows when the mesh process answers (never waited for)
             self.meshes.submit(out, header, None if out.answer else self.track_ms())
-        if self._robot is not None:
-            self._robot.publish(out, header)
+        if robot is not None:
+            robot.publish_hri(out, header, bodies)
         for hook in self._hooks:
             hook(out, header)
 

@@ -9,7 +9,7 @@ One object per node (``ChatPoseNode.robot``), with the node's lifecycle:
   ``depth_enabled``, the depth image and its camera_info (ros/depth_input.py);
 - every output of the node: ``place(output)`` BEFORE the poses are published (translations from
   the camera's real intrinsics, or unknown; then from the depth image where it can be read),
-  ``publish(output, header)`` after;
+  ``publish_tf(output, header, bodies)`` (TF, target pose) before them too, ``publish_hri`` after;
 - follow-me (core.follow): each time the chosen person is published, ``~/target_pose`` (PoseStamped) and
   ``~/target_pose_with_covariance`` (PoseWithCovarianceStamped, the fresh-sighting covariance) with the
   frame's header; for each tracking update that did not publish them (``hold(TargetHidden)``), their last
@@ -204,32 +204,43 @@ class RobotIO:
         except ChatPoseError:
             return None, 0  # the model decoded it; a failure here only loses the crops
 
-    def publish(self, out: Output, header: Header) -> None:
-        """TF frames, the target pose and the ROS4HRI body topics of one (placed) output (TF first:
-        the crops of ROS4HRI decode the image, and a robot follows TF)."""
+    def bodies(self, result) -> list[tuple[str, int]]:
+        """(ROS4HRI body id, index in `result.people`) of each body of one output (ids follow the
+        tracks: call once per output, then pass to publish_tf and publish_hri)."""
         if self._hri is None and self._tf is None:
+            return []
+        idx = [i for i, p in enumerate(result.people) if hri.is_body(p)]
+        return list(zip(self._ids.assign([result.people[i] for i in idx]), idx))
+
+    def publish_tf(self, out: Output, header: Header, bodies: list[tuple[str, int]]) -> None:
+        """TF frames and the target pose of one (placed) output: before its poses (a transform
+        arrives before the messages that refer to its frame; a robot follows TF)."""
+        if self._tf is None:
             return
         result = out.result
-        bodies = list(zip(self._ids.assign([p for p in result.people if hri.is_body(p)]),
-                          [i for i, p in enumerate(result.people) if hri.is_body(p)]))
-        if self._tf is not None:
-            transforms = []
-            for bid, i in bodies:
-                person = result.people[i]
-                suffix = bid if self.cfg.tf_joint_frames else ""
-                transforms += tf.person_transforms(person, person.translation, header, tf.body_frame(bid), suffix)
-            chosen = result.selected_person
-            if chosen is not None and chosen.translation is not None:
-                transforms += tf.person_transforms(chosen, chosen.translation, header, tf.TARGET_FRAME)
-                pose = tf.target_pose(chosen, chosen.translation, header)
-                self._target_pub.publish(pose)
-                self._target_cov_pub.publish(_with_covariance(pose, covariance(0.0)))
-                self._memory.seen(chosen, self._clock())
-                self._seen_header = header
-            self._tf.send(transforms)
-        if self._hri is not None:
-            rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
-            self._hri.publish(result, header, rgb, bodies, rgb_top=top, gestures=not out.answer)
+        transforms = []
+        for bid, i in bodies:
+            person = result.people[i]
+            suffix = bid if self.cfg.tf_joint_frames else ""
+            transforms += tf.person_transforms(person, person.translation, header, tf.body_frame(bid), suffix)
+        chosen = result.selected_person
+        if chosen is not None and chosen.translation is not None:
+            transforms += tf.person_transforms(chosen, chosen.translation, header, tf.TARGET_FRAME)
+        self._tf.send(transforms)
+        if chosen is not None and chosen.translation is not None:
+            pose = tf.target_pose(chosen, chosen.translation, header)
+            self._target_pub.publish(pose)
+            self._target_cov_pub.publish(_with_covariance(pose, covariance(0.0)))
+            self._memory.seen(chosen, self._clock())
+            self._seen_header = header
+
+    def publish_hri(self, out: Output, header: Header, bodies: list[tuple[str, int]]) -> None:
+        """The ROS4HRI body topics of one (placed) output: after its poses (the crops decode the image)."""
+        if self._hri is None:
+            return
+        result = out.result
+        rgb, top = self._crop_source(out, [result.people[i].box for _, i in bodies]) if bodies else (None, 0)
+        self._hri.publish(result, header, rgb, bodies, rgb_top=top, gestures=not out.answer)
 
     def hold(self, hidden: TargetHidden) -> None:
         """A tracking update without the chosen person: their last known pose again (module docstring), or

@@ -12,8 +12,9 @@
                                          the camera also sends an aligned 16UC1 depth image and its
                                          camera_info in the second run), side by side
     chatpose-bench executors [--rounds 2] [--busy 1]   the node's executors side by side: action vs topic
-                                         latency, feedback stages, tracking rate, /tf after ~/pose,
-                                         outputs while the camera pauses
+                                         latency, feedback stages, tracking rate and the CPU per tracked
+                                         frame of each process, /tf after ~/pose, outputs while the
+                                         camera pauses
     chatpose-bench all
 
 Every ROS process here stays on loopback (chatpose_ros.ros.netsafe). Figures depend on the
@@ -453,16 +454,65 @@ def bench_in_process(args, img: np.ndarray, queries: list[str]) -> dict:
             "answer_p50_ms_in_process": _pct(whole, 50), "tracking_hz_in_process": hz}
 
 
+def _children(pid: int) -> list[int]:
+    """The child processes of `pid` (the model worker, multiprocessing's resource tracker), from
+    /proc/*/stat (some kernels have no /proc/PID/task/TID/children)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        kids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
 def _family_rss(pid: int) -> tuple[float, float]:
     """(RSS of `pid`, summed RSS of its child processes: the model worker) in MB."""
-    children = []
+    return rss_mb(pid), float(sum(rss_mb(c) for c in _children(pid)))
+
+
+def cpu_s(pid: int, tid: int | None = None) -> float:
+    """CPU time (user + system, s) of process `pid` (or of its thread `tid`) so far; 0 when gone."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                children += [int(c) for c in f.read().split()]
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        pass
-    return rss_mb(pid), float(sum(rss_mb(c) for c in children))
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent between `start()` and `stop()` by named processes and by each thread of
+    process `threads_of` (the node's: they have no names outside Python, so listed busiest first)."""
+
+    def __init__(self, pids: dict[str, int], threads_of: int | None = None) -> None:
+        self.pids, self.threads_of = pids, threads_of
+        self._t0: dict = {}
+
+    def _sample(self) -> dict:
+        out = {name: cpu_s(pid) for name, pid in self.pids.items()}
+        if self.threads_of is not None:
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{self.threads_of}/task")]
+            except OSError:
+                tids = []
+            out.update({("thread", t): cpu_s(self.threads_of, t) for t in tids})
+        return out
+
+    def start(self) -> None:
+        self._t0 = self._sample()
+
+    def stop(self) -> tuple[dict[str, float], list[float]]:
+        """({name: CPU s}, the node's threads' CPU s, busiest first) since `start()`."""
+        t1 = self._sample()
+        spent = {k: v - self._t0.get(k, 0.0) for k, v in t1.items()}
+        procs = {k: v for k, v in spent.items() if not isinstance(k, tuple)}
+        threads = sorted((v for k, v in spent.items() if isinstance(k, tuple)), reverse=True)
+        return procs, threads
 
 
 def bench_e2e(args, seconds: float | None = None) -> dict:
@@ -676,21 +726,25 @@ class _Recorder:
         return next((t for t, c, _q in list(self.status) if c == code and t >= after), None)
 
     def tf_delays_ms(self, t0: float, t1: float) -> list[float]:
-        """For each ~/pose received in [t0, t1], how long after it the /tf of the same stamp came."""
-        tf_at: dict[int, float] = {}
+        """For each ~/pose received in [t0, t1], how long after it the /tf of the same stamp came
+        (negative: before it), as this client's callbacks saw them. A frame can have several
+        outputs (an answer and a tracking update on the same frame): each ~/pose is paired with
+        the /tf of its stamp nearest to it in time."""
+        tf_at: dict[int, list[float]] = collections.defaultdict(list)
         for t, st in list(self.tf):
-            tf_at.setdefault(st, t)
-        return [(tf_at[st] - t) * 1000 for t, st in list(self.pose) if t0 <= t <= t1 and st in tf_at]
+            tf_at[st].append(t)
+        return [min((u - t for u in tf_at[st]), key=abs) * 1000 for t, st in list(self.pose)
+                if t0 <= t <= t1 and st in tf_at]
 
 
-def _executor_run(args, layout: str, img_path: str) -> dict:
-    """One node process spun by `layout`: see bench_executors."""
+def _executor_run(args, layout: str, img_path: str, busy_pids: tuple[int, ...] = ()) -> dict:
+    """One node process spun by `layout`: see bench_executors (`busy_pids`: the busy processes, whose CPU is counted)."""
     from rclpy.action import ActionClient
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from std_msgs.msg import String
 
     from chatpose_ros.action import EstimatePose
+    from chatpose_ros.ros.main import make_executor
 
     state = Path.cwd() / "build" / "bench_state"
     executor, _, params = layout.partition(":")  # e.g. "multi:model.worker_nice:=0"
@@ -699,7 +753,9 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
     rec = _Recorder(client)
     qpub = client.create_publisher(String, "/chatpose_node/query", 10)
     action = ActionClient(client, EstimatePose, "/chatpose_node/estimate")
-    ex = MultiThreadedExecutor(num_threads=2)
+    # the events executor (one thread, its loop in C++): callbacks in the order the messages arrive, and
+    # about 1/4 of the CPU of a MultiThreadedExecutor's (8 ms per tracked frame): the client is no second busy process
+    ex = make_executor("events")
     ex.add_node(client)
     spinner = Spinner(ex)
     cam = subprocess.Popen([sys.executable, "-m", "chatpose_ros.tools.bench", "camera", "--hz", str(args.hz),
@@ -755,11 +811,22 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             ms, st = ask_action(f"the person on the left {layout} #{i}")
             act.append(ms)
             stages[" > ".join(dict.fromkeys(s.split(":")[0] for s in st))] += 1
-        # tracking alone: pose messages per second against the camera's frames
+        # tracking alone: pose messages per second against the camera's frames, and the CPU each process spent
+        kids = _children(proc.pid)  # the model worker, multiprocessing's resource tracker (and the Anny mesh's)
+        meter = CpuMeter({"camera": cam.pid, "node": proc.pid, "client": os.getpid(),
+                          **{f"node_child_{k}": k for k in kids}, **{f"busy_{i}": b for i, b in enumerate(busy_pids)}},
+                         threads_of=proc.pid)
+        meter.start()
         t_track = time.monotonic()
         time.sleep(args.track_seconds)
         t_end = time.monotonic()
+        cpu, node_threads = meter.stop()
         track = [t for t, _q in rec.pose if t_track <= t <= t_end]
+        children = sorted((v for k, v in cpu.items() if k.startswith("node_child_")), reverse=True)
+        # per tracked frame: ms of CPU; the node's busiest child is the model worker
+        per_frame = {name: 1000.0 * v / max(len(track), 1) for name, v in
+                     {"camera": cpu["camera"], "node": cpu["node"], "worker": children[0] if children else 0.0,
+                      "client": cpu["client"], "busy": sum(v for k, v in cpu.items() if k.startswith("busy_"))}.items()}
         tf_ms = rec.tf_delays_ms(t_q, t_end)
         # the camera pauses: the stop reported, /diagnostics keeps its period, answers and TF keep coming
         cam.send_signal(signal.SIGUSR1)
@@ -784,12 +851,20 @@ def _executor_run(args, layout: str, img_path: str) -> dict:
             "topic_ms_p50": _pct(topic, 50), "topic_ms_p95": _pct(topic, 95),
             "action_ms_p50": _pct(act, 50), "action_ms_p95": _pct(act, 95),
             "action_to_topic_p50": _pct(act, 50) / _pct(topic, 50), "action_answered": int(np.isfinite(act).sum()),
+            # each question's goal against the same question on the topic just before it (the load
+            # of the moment shared): the median of these ratios
+            "action_to_topic_paired_p50": _pct([a / t for a, t in zip(act, topic)], 50),
             "feedback_stages": dict(stages), "status_after_poses_ms_p95": _pct(status_lag, 95),
             **{f"action_{k}_ms_p50": _pct(v, 50) for k, v in parts.items()},
             "tracking_hz": len(track) / (t_end - t_track), "camera_hz": cam_hz,
             "tracking_to_camera": len(track) / (t_end - t_track) / max(cam_hz, 1e-6),
+            "cpu_ms_per_tracked_frame": per_frame,
+            "cpu_share_of_a_core": {k: v * len(track) / 1000.0 / (t_end - t_track) for k, v in per_frame.items()},
+            "node_threads_cpu_ms_per_tracked_frame": [1000.0 * v / max(len(track), 1) for v in node_threads[:6]],
             "tf_after_pose_ms_p50": _pct(tf_ms, 50), "tf_after_pose_ms_p95": _pct(tf_ms, 95),
             "tf_after_pose_ms_max": float(np.max(tf_ms)) if tf_ms else float("nan"), "tf_matched": len(tf_ms),
+            "tf_after_pose_ms_min": float(np.min(tf_ms)) if tf_ms else float("nan"),
+            "tf_before_pose_share": float(np.mean([d <= 0 for d in tf_ms])) if tf_ms else float("nan"),
             "pause_stall_on_status_s": float("nan") if stall_status is None else stall_status - t_pause,
             "pause_stall_on_diagnostics_s": float("nan") if stall_diag is None else stall_diag - t_pause,
             "pause_diagnostics_max_gap_ms": float(diag_gap),
@@ -824,7 +899,7 @@ def bench_executors(args) -> dict:
         for r in range(args.rounds):
             layouts = args.layouts.split(",")
             for layout in layouts if r % 2 == 0 else layouts[::-1]:
-                runs.append({"round": r, **_executor_run(args, layout, args.image)})
+                runs.append({"round": r, **_executor_run(args, layout, args.image, tuple(b.pid for b in busy))})
                 print(json.dumps(runs[-1]), flush=True)
     finally:
         rclpy.shutdown()
@@ -835,9 +910,14 @@ def bench_executors(args) -> dict:
     for run in runs:
         rows.append((f"{run['layout']} (round {run['round']})",
                      f"action / topic p50 {run['action_ms_p50']:.0f} / {run['topic_ms_p50']:.0f} ms "
-                     f"({run['action_to_topic_p50']:.2f}x), p95 {run['action_ms_p95']:.0f} / {run['topic_ms_p95']:.0f}; "
+                     f"({run['action_to_topic_p50']:.2f}x; paired {run['action_to_topic_paired_p50']:.2f}x), "
+                     f"p95 {run['action_ms_p95']:.0f} / {run['topic_ms_p95']:.0f}; "
                      f"tracking {run['tracking_hz']:.1f} Hz ({run['tracking_to_camera']:.2f}x camera); "
-                     f"tf after pose p95 {run['tf_after_pose_ms_p95']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms; "
+                     f"tf after pose p50 {run['tf_after_pose_ms_p50']:.1f} p95 {run['tf_after_pose_ms_p95']:.1f} "
+                     f"min {run['tf_after_pose_ms_min']:.1f} max {run['tf_after_pose_ms_max']:.1f} ms "
+                     f"(before it: {100 * run['tf_before_pose_share']:.0f} %); "
+                     "CPU ms per tracked frame " + ", ".join(f"{k} {v:.1f}" for k, v in run["cpu_ms_per_tracked_frame"].items())
+                     + "; node threads " + " / ".join(f"{v:.1f}" for v in run["node_threads_cpu_ms_per_tracked_frame"]) + "; "
                      f"paused: stall on status {run['pause_stall_on_status_s']:.2f} s, diagnostics "
                      f"{run['pause_stall_on_diagnostics_s']:.2f} s, "
                      f"diagnostics gap {run['pause_diagnostics_max_gap_ms']:.0f} ms, "
