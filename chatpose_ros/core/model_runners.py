@@ -215,7 +215,7 @@ class TrackerHost:
         else:
             people = self.gestures.observe(stamp, people)
         return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
-                           box=tracker.last_box)
+                           box=tracker.last_box, doubt=str(getattr(tracker, "doubt", "")))
 
 
 def run_callback(callback: Callable | None, value: Any) -> None:

@@ -98,6 +98,8 @@ class Tracker(Protocol):
     lost: bool
     last_box: Box | None
     track_id: int
+    # optional: `doubt`, why the last update matched nobody although someone could have been the person
+
 
     def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
         """Begin tracking `person` (under `track_id`, else a new id); returns it with its track id set."""
@@ -271,12 +273,15 @@ class TrackRequest:
 @dataclass(frozen=True)
 class TrackUpdate:
     """The tracker's answer for one frame: `person` (track_id set) or None when missed; `people`
-    everyone found (only when asked); `lost` the tracker gave up; `box` where to search next."""
+    everyone found (only when asked); `lost` the tracker gave up; `box` where to search next; `doubt`
+    why the tracker matched nobody although someone could have been the person (a tracker's `doubt`
+    attribute, e.g. two candidates alike: reported as ``target_uncertain``), "" otherwise."""
 
     person: PersonPose | None
     people: tuple[PersonPose, ...] = ()
     lost: bool = False
     box: Box | None = None
+    doubt: str = ""
 
 
 @dataclass(frozen=True)
@@ -649,23 +654,27 @@ class Session:
             doubt = ""
             if track.lost_since is not None and work.request.reacquire:
                 return self._search(track, work, update, model_id, image_size)
+            doubted_box: Box | None = None
             if person is None:
                 track.check.missed()
                 track.box = update.box if update.box is not None else track.box
+                if update.doubt:  # the tracker itself would not choose (it counts a miss)
+                    self.stats["target_uncertain"] += 1
+                    doubt = update.doubt
             else:
                 doubt = track.check.verify(person)
                 if doubt:
                     self.stats["target_uncertain"] += 1
-                    doubted, person = person, None
-                    # the tracker follows someone else: restart it on the last verified person
-                    track.seed, track.keep, track.box = track.check.last, False, track.check.last.box
+                    doubted_box, person = person.box, None
+                    # the tracker follows someone else: restart it (same track) on the last verified person
+                    track.seed, track.keep, track.box = track.check.last, True, track.check.last.box
                 else:
                     track.box = update.box if update.box is not None else track.box
             query, failures, lost = track.query, track.check.failures, False
-            if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
+            if (person is None and update.lost and doubted_box is None) or failures >= TARGET_MAX_FAILURES:
                 lost = True
                 if self.config.reacquire_s > 0:  # search for them anywhere, from the last verified person
-                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
+                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, True
                     track.check.failures = 0
                 else:
                     self._track = None
@@ -683,10 +692,11 @@ class Session:
         with self._cv:  # a track that ended (reacquire_s 0) holds nothing
             events += self._hidden(track, work, published=person is not None) if self._track is track else []
         if doubt:
-            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
-                              f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
-                              f"({failures}/{TARGET_MAX_FAILURES})", query=query,
-                              throttle_key="target_uncertain", source="tracking")
+            what = (f"may have become someone else ({doubt}; box {_box_text(doubted_box)}): not published as them "
+                    f"({failures}/{TARGET_MAX_FAILURES})" if doubted_box is not None
+                    else f"is not told apart from the people near them ({doubt}): nobody published as them")
+            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' {what}",
+                              query=query, throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
             then = (f"looking for them in the whole image for {self.config.reacquire_s:g} s (target_reacquired when found)"
@@ -713,7 +723,7 @@ class Session:
                               source="tracking")
             return [Output(result=result, frame=work.frame, answer=False), rep] + self._hidden(track, work, True)
         if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
-            track.seed, track.keep = track.check.last, False
+            track.seed, track.keep = track.check.last, True
             track.check.failures = 0
         if self._clock() - track.lost_since > self.config.reacquire_s:
             self._track = None

@@ -289,7 +289,7 @@ def _variants() -> list[Variant]:
     from chatpose_ros.profiles import tracker_factory
 
     default = NodeConfig().reacquire_s
-    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1"), 0.0),
+    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1", verify=False), 0.0),
             Variant("after", "region_histograms", tracker_factory("default"), default),
             Variant("after+reacquire", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
 
