@@ -20,7 +20,8 @@ rather than guess when
   person in front, whose box is then matched),
 - it looks at least as much like a neighbour seen before as like the target (NEIGHBOUR_MARGIN),
 - a second candidate costs nearly as much (AMBIGUOUS_COST: two people close together, alike), or, when
-  reacquiring, someone else in view is nearly as alike (REACQUIRE_MARGIN).
+  reacquiring, someone else in view is nearly as alike (REACQUIRE_MARGIN) or the person was matched too
+  few times to be known by appearance (REACQUIRE_MIN_MATCHES).
 A doubt counts as a miss: after `max_misses` of them in a row the track is lost.
 """
 from __future__ import annotations
@@ -50,7 +51,8 @@ GALLERY_SIZE = 30  # distinct descriptors kept of the target, and of their neigh
 GALLERY_NOVELTY = 0.97  # a descriptor at least this alike to one of its gallery is not added
 NEIGHBOUR_MARGIN = 0.05  # a match must be this much more alike the target's gallery than the neighbours'
 AMBIGUOUS_COST = 0.2  # a second candidate within this cost of the cheapest: ambiguous, no match
-REACQUIRE_MARGIN = 0.05  # reacquire only when nobody else in view is within this cosine of the best
+REACQUIRE_MARGIN = 0.1  # reacquire only when nobody else in view is within this cosine of the best
+REACQUIRE_MIN_MATCHES = 5  # reacquire only a person matched at least this often (one look is too little to tell them by)
 NEIGHBOUR_OVERLAP = 0.5  # a candidate with this much of its box inside the match's is not a neighbour (a fragment)
 
 
@@ -92,6 +94,7 @@ class PersonTracker:
         self.doubt = ""  # why the last update / reacquire gave no match although someone was there ("" = it did not doubt)
         self._gallery: list[np.ndarray] = []  # the target's descriptors (accepted matches)
         self._neighbours: list[np.ndarray] = []  # descriptors of others seen beside the target
+        self.matches = 0  # accepted matches of this track (across restarts of the same track)
 
     @property
     def active(self) -> bool:
@@ -111,7 +114,7 @@ class PersonTracker:
         same = track_id is not None and int(track_id) == self.track_id
         self.track_id = int(track_id) if track_id is not None else next(_ids)
         if not same:
-            self._gallery, self._neighbours = [], []
+            self._gallery, self._neighbours, self.matches = [], [], 0
         self._remember(self._gallery, person.appearance)
         self.misses = 0
         self.doubt = ""
@@ -182,7 +185,9 @@ class PersonTracker:
         cos, best = max(fits, key=lambda s: s[0])
         if self.verify:
             rival = max((c for c, p in scored if c is not None and p is not best), default=None)
-            if rival is not None and rival > cos - REACQUIRE_MARGIN:
+            if self.matches < REACQUIRE_MIN_MATCHES:
+                self.doubt = f"seen too little to be told by appearance ({self.matches} matches)"
+            elif rival is not None and rival > cos - REACQUIRE_MARGIN:
                 self.doubt = f"someone else in view is as alike (cosine {rival:.2f} vs {cos:.2f})"
             else:
                 self.doubt = self._neighbour_doubt(best, cos)
@@ -190,6 +195,7 @@ class PersonTracker:
                 self.misses += 1
                 return None
             self._remember(self._gallery, best.appearance)
+        self.matches += 1
         self._velocity[:] = 0
         self.misses = 0
         self._last = dataclasses.replace(best, track_id=self.track_id)
@@ -271,6 +277,7 @@ class PersonTracker:
         step = np.array([(new[0] + new[2] - old[0] - old[2]) / 2, (new[1] + new[3] - old[1] - old[3]) / 2],
                         np.float32) / (1 + self.misses)
         self._velocity = 0.5 * self._velocity + 0.5 * step
+        self.matches += 1
         if best.appearance is not None:
             self._appearance = blend_appearance(self._appearance, best.appearance, self.momentum)
         self.misses = 0
