@@ -18,7 +18,8 @@ search region (the neighbours). An update or a reacquisition gives no match, and
 rather than guess when
 - the cheapest candidate's appearance cannot be read (no torso seen: often the target hidden behind the
   person in front, whose box is then matched),
-- it looks at least as much like a neighbour seen before as like the target (NEIGHBOUR_MARGIN),
+- it looks at least as much like a neighbour seen before as like the target (NEIGHBOUR_MARGIN), and
+  no other candidate of the frame is that neighbour,
 - a second candidate costs nearly as much (AMBIGUOUS_COST: two people close together, alike), or, when
   reacquiring, someone else in view is nearly as alike (REACQUIRE_MARGIN) or the person was matched too
   few times to be known by appearance (REACQUIRE_MIN_MATCHES).
@@ -32,7 +33,7 @@ import itertools
 import numpy as np
 
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.core.target_check import appearance_cosine, blend_appearance, gallery_cosine
+from chatpose_ros.core.target_check import appearance_cosine, blend_appearance, gallery_cosine, gallery_cosines
 from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
@@ -190,7 +191,7 @@ class PersonTracker:
             elif rival is not None and rival > cos - REACQUIRE_MARGIN:
                 self.doubt = f"someone else in view is as alike (cosine {rival:.2f} vs {cos:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, cos)
+                self.doubt = self._neighbour_doubt(best, cos, [p for p in people if p is not best])
             if self.doubt:
                 self.misses += 1
                 return None
@@ -208,15 +209,25 @@ class PersonTracker:
             return gallery_cosine(person.appearance, np.stack(self._gallery))
         return appearance_cosine(person.appearance, self._appearance)
 
-    def _neighbour_doubt(self, person: PersonPose, likeness: float | None) -> str:
-        """Why `person` may be a neighbour rather than the target ("" = no reason)."""
+    def _neighbour_doubt(self, person: PersonPose, likeness: float | None, others: list[PersonPose] = ()) -> str:
+        """Why `person` may be a neighbour rather than the target ("" = no reason): its appearance cannot
+        be read, or it is at least as alike (within NEIGHBOUR_MARGIN) to a neighbour's descriptor as to
+        the target's, unless one of `others` (the other candidates of this frame) is at least as alike to
+        that descriptor (the neighbour is there, beside them)."""
         if likeness is None:
             return "appearance not seen" if self._gallery else ""  # nothing to compare with: not doubted
         if not self._neighbours:
             return ""
-        other = gallery_cosine(person.appearance, np.stack(self._neighbours))
-        if other is not None and other > likeness - NEIGHBOUR_MARGIN:
-            return f"looks like a neighbour seen before (cosine {other:.2f} vs {likeness:.2f} with the target)"
+        gallery = np.stack(self._neighbours)
+        cos = gallery_cosines(person.appearance, gallery)
+        alike = np.nan_to_num(cos, nan=-1.0) > likeness - NEIGHBOUR_MARGIN
+        for other in others:
+            if alike.any() and other.appearance is not None:
+                theirs = gallery_cosines(other.appearance, gallery)
+                if theirs is not None:
+                    alike &= ~(np.nan_to_num(theirs, nan=-1.0) >= cos)
+        if alike.any():
+            return f"looks like a neighbour seen before (cosine {np.nanmax(cos[alike]):.2f} vs {likeness:.2f} with the target)"
         return ""
 
     @staticmethod
@@ -263,7 +274,7 @@ class PersonTracker:
             if len(order) > 1 and costs[int(order[1])] - costs[int(order[0])] < AMBIGUOUS_COST:
                 self.doubt = f"two candidates alike (costs {costs[int(order[0])]:.2f}, {costs[int(order[1])]:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, self._likeness(best))
+                self.doubt = self._neighbour_doubt(best, self._likeness(best), [p for p in people if p is not best])
             if self.doubt:
                 self.misses += 1
                 return None
