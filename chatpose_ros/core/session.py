@@ -98,7 +98,8 @@ class Tracker(Protocol):
     lost: bool
     last_box: Box | None
     track_id: int
-    # optional: `doubt`, why the last update matched nobody although someone could have been the person
+    # optional: `doubt`, why the last update matched nobody although someone could have been the person;
+    # `add_others(people)`, people known not to be the person (the others in view at the query)
 
 
     def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
@@ -257,6 +258,8 @@ class TrackRequest:
     near: search near this box (xyxy px), None = the whole frame.
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
+    others: with `seed`, the other people in view when the query chose them (not the person: a tracker
+        with `add_others` remembers what they look like, to tell the person from them).
     everyone: return every person found too (`track_all_bodies`).
     reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion.
     stamp: when the frame arrived (s, the session's clock): the time gestures are read at (None:
@@ -265,6 +268,7 @@ class TrackRequest:
     near: Box | None = None
     seed: PersonPose | None = None
     keep: bool = False
+    others: tuple[PersonPose, ...] = ()
     everyone: bool = False
     reacquire: bool = False
     stamp: float | None = None
@@ -304,6 +308,7 @@ class _TrackState:
     box: Box | None
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
+    others: tuple[PersonPose, ...]  # the other people in view at the query (sent with the next seed)
     check: TargetCheck  # is each update's match still the chosen person?
     lost_since: float | None = None  # when the person was lost (then searched for anywhere, config.reacquire_s long)
     hidden_since: float | None = None  # since when no update published them (None: published in the last one)
@@ -506,6 +511,7 @@ class Session:
                     searching = track.lost_since is not None
                     request = TrackRequest(near=None if self.config.track_all_bodies or searching else track.box,
                                            seed=track.seed, keep=track.keep, everyone=self.config.track_all_bodies,
+                                           others=track.others if track.seed is not None else (),
                                            reacquire=searching, stamp=frame.received)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
@@ -619,8 +625,9 @@ class Session:
             tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
             # the tracker's state is this person's only if the old track's own seed reached it (or was kept)
             keep_state = keep and (old.seed is None or old.keep)
+            others = tuple(p for i, p in enumerate(result.people) if i != result.selected and p.box is not None)
             self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked,
-                                      keep=keep_state, check=TargetCheck(tracked))
+                                      keep=keep_state, others=others, check=TargetCheck(tracked))
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
@@ -649,7 +656,7 @@ class Session:
             if track is None or (track.seed is not None and work.request.seed is not track.seed):
                 return []  # the track was dropped, or replaced by one this frame did not start
             if work.request.seed is not None:
-                track.seed, track.keep = None, False  # the tracker has it now
+                track.seed, track.keep, track.others = None, False, ()  # the tracker has them now
             person, people = update.person, list(update.people)
             doubt = ""
             if track.lost_since is not None and work.request.reacquire:

@@ -14,8 +14,8 @@ constant-velocity model of its centre.
 
 Verification (`verify`, on by default): the tracker keeps a gallery of the target's descriptors (its
 accepted matches, up to GALLERY_SIZE distinct ones) and one of the other people seen beside them in the
-search region (the neighbours). An update or a reacquisition gives no match, and says why in `doubt`,
-rather than guess when
+search region or in view when the query chose them (`add_others`): the neighbours. An update or a
+reacquisition gives no match, and says why in `doubt`, rather than guess when
 - the cheapest candidate's appearance cannot be read (no torso seen: often the target hidden behind the
   person in front, whose box is then matched),
 - it looks at least as much like a neighbour seen before as like the target (NEIGHBOUR_MARGIN), and
@@ -95,6 +95,7 @@ class PersonTracker:
         self.doubt = ""  # why the last update / reacquire gave no match although someone was there ("" = it did not doubt)
         self._gallery: list[np.ndarray] = []  # the target's descriptors (accepted matches)
         self._neighbours: list[np.ndarray] = []  # descriptors of others seen beside the target
+        self._others: list[np.ndarray] = []  # descriptors of people known not to be the target (add_others)
         self.matches = 0  # accepted matches of this track (across restarts of the same track)
 
     @property
@@ -115,7 +116,7 @@ class PersonTracker:
         same = track_id is not None and int(track_id) == self.track_id
         self.track_id = int(track_id) if track_id is not None else next(_ids)
         if not same:
-            self._gallery, self._neighbours, self.matches = [], [], 0
+            self._gallery, self._neighbours, self._others, self.matches = [], [], [], 0
         self._remember(self._gallery, person.appearance)
         self.misses = 0
         self.doubt = ""
@@ -123,6 +124,14 @@ class PersonTracker:
         self._appearance = None if person.appearance is None else np.asarray(person.appearance, np.float32).copy()
         self._last = dataclasses.replace(person, track_id=self.track_id)
         return self._last
+
+    def add_others(self, people: list[PersonPose]) -> None:
+        """Remember what `people` look like: people known not to be the target (e.g. the others in view
+        when the query chose them), neighbours to `reacquire` (not to `update`, where the search region
+        shows who is beside the target). Nothing without `verify`."""
+        if self.verify:
+            for p in people:
+                self._remember(self._others, p.appearance)
 
     def reset(self) -> None:
         self._last = None
@@ -191,7 +200,8 @@ class PersonTracker:
             elif rival is not None and rival > cos - REACQUIRE_MARGIN:
                 self.doubt = f"someone else in view is as alike (cosine {rival:.2f} vs {cos:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, cos, [p for p in people if p is not best])
+                self.doubt = self._neighbour_doubt(best, cos, [p for p in people if p is not best],
+                                                   self._neighbours + self._others)
             if self.doubt:
                 self.misses += 1
                 return None
@@ -209,16 +219,17 @@ class PersonTracker:
             return gallery_cosine(person.appearance, np.stack(self._gallery))
         return appearance_cosine(person.appearance, self._appearance)
 
-    def _neighbour_doubt(self, person: PersonPose, likeness: float | None, others: list[PersonPose] = ()) -> str:
+    def _neighbour_doubt(self, person: PersonPose, likeness: float | None, others: list[PersonPose],
+                         neighbours: list[np.ndarray]) -> str:
         """Why `person` may be a neighbour rather than the target ("" = no reason): its appearance cannot
-        be read, or it is at least as alike (within NEIGHBOUR_MARGIN) to a neighbour's descriptor as to
+        be read, or it is at least as alike (within NEIGHBOUR_MARGIN) to one of `neighbours` as to
         the target's, unless one of `others` (the other candidates of this frame) is at least as alike to
         that descriptor (the neighbour is there, beside them)."""
         if likeness is None:
             return "appearance not seen" if self._gallery else ""  # nothing to compare with: not doubted
-        if not self._neighbours:
+        if not neighbours:
             return ""
-        gallery = np.stack(self._neighbours)
+        gallery = np.stack(neighbours)
         cos = gallery_cosines(person.appearance, gallery)
         alike = np.nan_to_num(cos, nan=-1.0) > likeness - NEIGHBOUR_MARGIN
         for other in others:
@@ -274,7 +285,8 @@ class PersonTracker:
             if len(order) > 1 and costs[int(order[1])] - costs[int(order[0])] < AMBIGUOUS_COST:
                 self.doubt = f"two candidates alike (costs {costs[int(order[0])]:.2f}, {costs[int(order[1])]:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, self._likeness(best), [p for p in people if p is not best])
+                self.doubt = self._neighbour_doubt(best, self._likeness(best), [p for p in people if p is not best],
+                                                   self._neighbours)
             if self.doubt:
                 self.misses += 1
                 return None

@@ -12,7 +12,8 @@ say which stretches there are.
 
 How a target is run (as the node runs it, without ROS): for each labelled person, at their first labelled
 frame of the stretch where the default pipeline, observing the whole frame, detects them (a box that is
-theirs: IoU >= MATCH_IOU, more than with anyone else), that detection is the query's answer; the node's Session
+theirs: IoU >= MATCH_IOU, more than with anyone else), the query's answer chooses that detection among
+everyone detected; the node's Session
 (core.session) starts the track, and every later frame goes through Session.take -> TrackerHost.track
 (the profile's tracker beside the model, `observe(near=...)`) -> Session.finish_track, whose target check
 decides what is published under the track's id. Frames arrive every `step` video frames (10 fps / step),
@@ -178,19 +179,22 @@ def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], 
         gt = truth.get(first, {})
         if target not in gt or gt[target].hidden:
             continue
-        found = [p for p in pipeline.observe(frames[first]) if whose(p.box, gt) == target]
+        everyone = list(pipeline.observe(frames[first]))
+        found = [p for p in everyone if whose(p.box, gt) == target]
         if found:
             chosen = max(found, key=lambda p: box_iou(p.box, gt[target].box))
             break
     if chosen is None:
         return None
+    selected = next(i for i, p in enumerate(everyone) if p is chosen)
     clock = _Clock()
     session = Session(NodeConfig(tracking_rate_hz=FPS, reacquire_s=reacquire_s), max_query_chars=100,
                       can_track=True, clock=clock)
     host = TrackerHost(make_tracker)
     session.put_frame(Frame(image=first))
     session.submit("the labelled person")
-    events = session.finish_answer(session.take(), PoseResult(query="q", answer="a", people=(chosen,), selected=0))
+    events = session.finish_answer(session.take(), PoseResult(query="q", answer="a", people=tuple(everyone),
+                                                                    selected=selected))
     track_id = next(e for e in events if isinstance(e, Output)).tracked[0].track_id
     run = Run(target, [], [], track_id, [])
     for f in range(first + step, last + 1, step):
