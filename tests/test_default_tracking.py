@@ -110,6 +110,9 @@ def test_an_update_matches_nobody_rather_than_guess():
     unread = dataclasses.replace(_person(102, 0.2), appearance=np.full(24, np.nan, np.float32))
     assert tr.update([unread]) is None and tr.doubt == "appearance not seen"
     assert tr.update([_person(101, 0.2)]).track_id == tid and tr.doubt == "" and tr.misses == 0
+    blind = PersonTracker()  # chosen while their appearance could not be read: nothing to doubt by
+    blind.start(unread)
+    assert blind.update([unread]) is not None and blind.update([_person(103, 0.2)]) is not None
 
 
 def test_a_candidate_looking_like_a_neighbour_seen_before_is_doubted():

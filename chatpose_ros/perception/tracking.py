@@ -247,8 +247,8 @@ class PersonTracker:
         if descriptor is None:
             return
         d = np.asarray(descriptor, np.float32)
-        if gallery and (np.shape(gallery[0]) != d.shape or not np.isfinite(d).any()):
-            return
+        if not np.isfinite(d).any() or (gallery and np.shape(gallery[0]) != d.shape):
+            return  # nothing seen (e.g. no torso), or another kind of descriptor
         near = gallery_cosine(d, np.stack(gallery)) if gallery else None
         if near is None or near < GALLERY_NOVELTY:
             gallery.append(d.copy())
@@ -290,9 +290,12 @@ class PersonTracker:
             if self.doubt:
                 self.misses += 1
                 return None
+            likeness = self._likeness(best)
             self._remember(self._gallery, best.appearance)
-            for p in people:
-                if p is not best and p.box is not None \
+            for p in people:  # the others beside them, told apart from them (not a look-alike box of theirs)
+                theirs = self._likeness(p)
+                if p is not best and p.box is not None and theirs is not None and likeness is not None \
+                        and theirs < likeness - NEIGHBOUR_MARGIN \
                         and max(_inside(p.box, best.box), _inside(best.box, p.box)) < NEIGHBOUR_OVERLAP:
                     self._remember(self._neighbours, p.appearance)
         old = self._last.box
