@@ -1,12 +1,14 @@
 """Default profile: the single-target PersonTracker (pure, no model)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from chatpose_ros.core.types import PersonPose
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.perception.tracking import PersonTracker
+from chatpose_ros.perception.tracking import REACQUIRE_MIN_MATCHES, PersonTracker
 
 
 def _person(x: float, colour: float, w: float = 60.0, h: float = 180.0) -> PersonPose:
@@ -66,6 +68,12 @@ def test_a_lost_person_is_reacquired_by_appearance_within_walking_reach():
     tid = tr.start(_person(100, 0.2)).track_id
     for _ in range(3):
         tr.update([])
+    assert tr.lost and tr.reacquire([_person(110, 0.2)]) is None and "seen too little" in tr.doubt
+    tr.start(_person(100, 0.2), track_id=tid)
+    for _ in range(REACQUIRE_MIN_MATCHES):
+        assert tr.update([_person(100, 0.2)]) is not None
+    for _ in range(3):
+        tr.update([])
     assert tr.lost
     assert tr.reacquire([_person(200, 0.9)]) is None, "someone dressed otherwise is not them"
     assert tr.reacquire([_person(1000, 0.2)]) is None, "too far to have walked there"
@@ -73,6 +81,51 @@ def test_a_lost_person_is_reacquired_by_appearance_within_walking_reach():
     got = tr.reacquire([_person(200, 0.9), _person(230, 0.21)])  # back 130 px (0.7 heights) away, no IoU
     assert got is not None and got.track_id == tid and got.box[0] == 230 and not tr.lost
     assert tr.update([_person(235, 0.2)]).track_id == tid  # and followed on from there
+
+
+def _known(x: float = 100.0) -> PersonTracker:
+    """A tracker that has followed a person (colour 0.2) at `x` long enough to reacquire them."""
+    tr = PersonTracker(max_misses=1)
+    tr.start(_person(x, 0.2))
+    for _ in range(REACQUIRE_MIN_MATCHES):
+        tr.update([_person(x, 0.2)])
+    return tr
+
+
+def test_no_reacquisition_while_someone_else_in_view_is_nearly_as_alike():
+    tr = _known()
+    for _ in range(3):
+        tr.update([])
+    assert tr.reacquire([_person(150, 0.2), _person(400, 0.205)]) is None, "two alike: neither is taken"
+    assert "as alike" in tr.doubt and tr.lost
+    assert tr.reacquire([_person(150, 0.2), _person(400, 0.7)]) is not None and tr.doubt == ""
+
+
+def test_an_update_matches_nobody_rather_than_guess():
+    tr = _known()
+    tid = tr.track_id
+    # two candidates about as close and as alike: no match, the tracker says why, a miss is counted
+    assert tr.update([_person(96, 0.2), _person(104, 0.2)]) is None and "two candidates" in tr.doubt
+    assert tr.misses == 1
+    unread = dataclasses.replace(_person(102, 0.2), appearance=np.full(24, np.nan, np.float32))
+    assert tr.update([unread]) is None and tr.doubt == "appearance not seen"
+    assert tr.update([_person(101, 0.2)]).track_id == tid and tr.doubt == "" and tr.misses == 0
+    blind = PersonTracker()  # chosen while their appearance could not be read: nothing to doubt by
+    blind.start(unread)
+    assert blind.update([unread]) is not None and blind.update([_person(103, 0.2)]) is not None
+
+
+def test_a_candidate_looking_like_a_neighbour_seen_before_is_doubted():
+    tr = PersonTracker()
+    tr.start(_person(100, 0.2))
+    neighbour = 0.45  # cosine with the target's colour 0.2: about 0.88, under the reacquisition bar
+    for t in range(1, 4):  # walking beside a neighbour (in the search region, not overlapping)
+        assert tr.update([_person(100 + 2 * t, 0.2), _person(180, neighbour)]) is not None
+    # the target hidden: the neighbour steps into their place, cheap enough by box and keypoints
+    assert tr.update([_person(108, neighbour)]) is None and "neighbour" in tr.doubt
+    before = PersonTracker(verify=False)  # the tracker before these checks took them
+    before.start(_person(100, 0.2))
+    assert before.update([_person(108, neighbour)]) is not None
 
 
 def test_appearance_compares_what_both_saw():

@@ -6,13 +6,15 @@ sleeves), 0.38 and 0.25 at 590 and 600 once they have crossed. Limit: at 560, wh
 behind her, his visible pixels are partly hers (0.92)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from chatpose_ros.core.target_check import MIN_APPEARANCE_COSINE, appearance_cosine
 from chatpose_ros.perception.appearance import REGION_BINS, colour_histogram, region_histograms
-from chatpose_ros.tools.eval_tracking import (LABELS, VIDEO, GroundTruth, Run, load_tracks, mot_figures, read_frames,
-                                              target_figures, whose)
+from chatpose_ros.tools.eval_tracking import (LABELS, VIDEO, GroundTruth, Run, label_stretches, load_tracks, mot_figures,
+                                              read_frames, target_figures, whose)
 
 RED_NAVY, BLACK_COAT = 7, 6
 
@@ -26,6 +28,18 @@ def test_labels_cover_300_frames_with_a_frozen_tuning_and_held_out_split():
     a, b, mid = truth[550][RED_NAVY].box, truth[560][RED_NAVY].box, truth[555][RED_NAVY].box
     assert np.allclose(mid, (np.asarray(a) + np.asarray(b)) / 2)
     assert truth[660][4].hidden and not truth[640][4].hidden
+
+
+def test_label_stretches_of_another_file_with_no_tuning_stretch(tmp_path):
+    assert label_stretches(LABELS) == {"tuning": (480, 639), "held_out": (640, 790)}
+    assert label_stretches(LABELS, "held_out") == {"held_out": (640, 790)}
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"keyframe_step": 10, "tuning": [], "held_out": [150, 170], "keyframes": {
+        "150": [{"id": 1, "box": [0, 0, 10, 40]}], "160": [{"id": 1, "box": [2, 0, 12, 40]}]}}))
+    assert label_stretches(other) == {"held_out": (150, 170)}
+    assert label_stretches(other, "tuning") == {}
+    _, truth = load_tracks(other)
+    assert truth[155][1].box == pytest.approx((1, 0, 11, 40))
 
 
 def test_target_figures_count_a_slide_onto_a_neighbour_and_the_time_to_reacquire():

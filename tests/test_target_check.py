@@ -40,9 +40,10 @@ def _person(seed: int, x: float, look: np.ndarray, y: float = 0.0):
 
 def _session(clock, make_tracker=None, **cfg):
     """A session whose tracker is, by default, one that slides onto a neighbour dressed alike (the L1
-    appearance cost of the tracker before the region histograms): what the target check guards against."""
+    appearance cost of the tracker before the region histograms, without its own checks): what the target
+    check guards against."""
     s = Session(NodeConfig(tracking_rate_hz=10.0, **cfg), max_query_chars=50, can_track=True, clock=clock)
-    s.host = TrackerHost(make_tracker or functools.partial(PersonTracker, appearance_metric="l1"))
+    s.host = TrackerHost(make_tracker or functools.partial(PersonTracker, appearance_metric="l1", verify=False))
     return s
 
 
@@ -160,3 +161,48 @@ def test_with_track_all_bodies_a_doubted_match_is_published_untracked():
     out = [e for e in events if isinstance(e, Output)][0]
     assert out.tracked == [] and out.result.selected == -1 and len(out.result.people) == 1
     assert _codes(events) == ["target_uncertain"]
+
+
+def test_the_others_in_view_at_the_query_reach_the_tracker_once_with_the_seed():
+    clock = FakeClock()
+    s = _session(clock, tracker_factory("default"))
+    _choose_target(s, [_person(1, 0.0, TARGET_LOOK), _person(2, 60.0, NEIGHBOUR_LOOK)])
+    clock.t += 0.2
+    s.put_frame(Frame(image="f"))
+    first = s.take()
+    assert first.request.seed is not None and [p.box for p in first.request.others] == [_person(2, 60.0, NEIGHBOUR_LOOK).box]
+    s.finish_track(first, s.host.track(Seen([_person(1, 1.0, TARGET_LOOK)]), None, first.request))
+    clock.t += 0.2
+    s.put_frame(Frame(image="f"))
+    assert s.take().request.others == ()
+
+
+def test_a_lost_target_is_not_reacquired_as_someone_in_view_at_the_query():
+    tr = PersonTracker(max_misses=1)
+    tr.start(_person(1, 0.0, TARGET_LOOK))
+    for _ in range(5):
+        tr.update([_person(1, 0.0, TARGET_LOOK)])
+    for _ in range(3):
+        tr.update([])
+    lookalike = TARGET_LOOK + np.array([0.0, 0.0, 0.012, 0.0], np.float32)  # cosine 0.97 with the target
+    assert tr.reacquire([_person(3, 4.0, lookalike)]) is not None, "taken when nothing is known of them"
+    tr.start(_person(1, 0.0, TARGET_LOOK), track_id=tr.track_id)
+    tr.add_others([_person(3, 80.0, lookalike)])  # in view when the query chose the target
+    for _ in range(3):
+        tr.update([])
+    assert tr.reacquire([_person(3, 4.0, lookalike)]) is None and "neighbour" in tr.doubt
+
+
+def test_a_tracker_that_will_not_choose_is_reported_uncertain_then_lost():
+    clock = FakeClock()
+    s = _session(clock, tracker_factory("default"))
+    _choose_target(s, [_person(1, 0.0, TARGET_LOOK)])
+    codes, published = [], []
+    for _ in range(8):  # the target and a twin side by side: the shipped tracker matches neither
+        events = _update(s, clock, [_person(1, 0.5, TARGET_LOOK), _person(2, 1.5, TARGET_LOOK)])
+        codes += _codes(events)
+        published += [e for e in events if isinstance(e, Output)]
+        if not s.tracking:
+            break
+    assert set(codes[:-1]) == {"target_uncertain"} and codes[-1] == "track_lost" and not published
+    assert s.stats["target_uncertain"] >= 1 and not s.tracking

@@ -91,6 +91,8 @@ def test_ids_stay_stable_when_pedestrians_cross(pipeline, who):
             assert check.verify(got) == "", "the node's target check doubts the right person"
         else:
             check.missed()
-    assert not tracker.lost and matched >= 0.8 * (len(frames) - 1)
+    # he is hidden behind her around 563-575: there the tracker matches nobody rather than a box whose
+    # appearance it cannot read or that looks like her (10 of the 48 updates for him)
+    assert not tracker.lost and matched >= 0.75 * (len(frames) - 1)
     assert box_iou(tracker.last_box, end_box) > 0.5, (who, tracker.last_box)
     assert box_iou(tracker.last_box, other_end) < 0.2

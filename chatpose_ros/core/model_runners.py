@@ -199,6 +199,9 @@ class TrackerHost:
             if not (request.keep and self._tracker is not None):
                 self._tracker = self._factory()
             self._tracker.start(seed, track_id=seed.track_id)
+            add_others = getattr(self._tracker, "add_others", None)
+            if add_others is not None and request.others:
+                add_others(list(request.others))
         people = list(pipeline.observe(rgb, near=request.near))
         stamp = time.monotonic() if request.stamp is None else request.stamp
         tracker = self._tracker
@@ -215,7 +218,7 @@ class TrackerHost:
         else:
             people = self.gestures.observe(stamp, people)
         return TrackUpdate(person=person, people=tuple(people) if request.everyone else (), lost=bool(tracker.lost),
-                           box=tracker.last_box)
+                           box=tracker.last_box, doubt=str(getattr(tracker, "doubt", "")))
 
 
 def run_callback(callback: Callable | None, value: Any) -> None:

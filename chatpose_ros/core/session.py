@@ -98,6 +98,9 @@ class Tracker(Protocol):
     lost: bool
     last_box: Box | None
     track_id: int
+    # optional: `doubt`, why the last update matched nobody although someone could have been the person;
+    # `add_others(people)`, people known not to be the person (the others in view at the query)
+
 
     def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
         """Begin tracking `person` (under `track_id`, else a new id); returns it with its track id set."""
@@ -255,6 +258,8 @@ class TrackRequest:
     near: search near this box (xyxy px), None = the whole frame.
     seed: (re)start tracking this person (its track_id set) before matching, None = go on.
     keep: with `seed`, the person already tracked: keep the tracker's state (and its id).
+    others: with `seed`, the other people in view when the query chose them (not the person: a tracker
+        with `add_others` remembers what they look like, to tell the person from them).
     everyone: return every person found too (`track_all_bodies`).
     reacquire: the person was lost: look for them anywhere by appearance (Tracker.reacquire), not by motion.
     stamp: when the frame arrived (s, the session's clock): the time gestures are read at (None:
@@ -263,6 +268,7 @@ class TrackRequest:
     near: Box | None = None
     seed: PersonPose | None = None
     keep: bool = False
+    others: tuple[PersonPose, ...] = ()
     everyone: bool = False
     reacquire: bool = False
     stamp: float | None = None
@@ -271,12 +277,15 @@ class TrackRequest:
 @dataclass(frozen=True)
 class TrackUpdate:
     """The tracker's answer for one frame: `person` (track_id set) or None when missed; `people`
-    everyone found (only when asked); `lost` the tracker gave up; `box` where to search next."""
+    everyone found (only when asked); `lost` the tracker gave up; `box` where to search next; `doubt`
+    why the tracker matched nobody although someone could have been the person (a tracker's `doubt`
+    attribute, e.g. two candidates alike: reported as ``target_uncertain``), "" otherwise."""
 
     person: PersonPose | None
     people: tuple[PersonPose, ...] = ()
     lost: bool = False
     box: Box | None = None
+    doubt: str = ""
 
 
 @dataclass(frozen=True)
@@ -299,6 +308,7 @@ class _TrackState:
     box: Box | None
     seed: PersonPose | None  # not yet handed to the tracker (sent with the next Track)
     keep: bool
+    others: tuple[PersonPose, ...]  # the other people in view at the query (sent with the next seed)
     check: TargetCheck  # is each update's match still the chosen person?
     lost_since: float | None = None  # when the person was lost (then searched for anywhere, config.reacquire_s long)
     hidden_since: float | None = None  # since when no update published them (None: published in the last one)
@@ -501,6 +511,7 @@ class Session:
                     searching = track.lost_since is not None
                     request = TrackRequest(near=None if self.config.track_all_bodies or searching else track.box,
                                            seed=track.seed, keep=track.keep, everyone=self.config.track_all_bodies,
+                                           others=track.others if track.seed is not None else (),
                                            reacquire=searching, stamp=frame.received)
                     return Track(frame=frame, request=request, started=now)
                 left = deadline - time.monotonic()
@@ -614,8 +625,9 @@ class Session:
             tracked = dataclasses.replace(chosen, track_id=old.track_id if keep else next(_TRACK_IDS))
             # the tracker's state is this person's only if the old track's own seed reached it (or was kept)
             keep_state = keep and (old.seed is None or old.keep)
+            others = tuple(p for i, p in enumerate(result.people) if i != result.selected and p.box is not None)
             self._track = _TrackState(track_id=tracked.track_id, query=result.query, box=chosen.box, seed=tracked,
-                                      keep=keep_state, check=TargetCheck(tracked))
+                                      keep=keep_state, others=others, check=TargetCheck(tracked))
             self._last_track_seq = frame.seq
         people = list(result.people)
         people[result.selected] = tracked
@@ -644,28 +656,32 @@ class Session:
             if track is None or (track.seed is not None and work.request.seed is not track.seed):
                 return []  # the track was dropped, or replaced by one this frame did not start
             if work.request.seed is not None:
-                track.seed, track.keep = None, False  # the tracker has it now
+                track.seed, track.keep, track.others = None, False, ()  # the tracker has them now
             person, people = update.person, list(update.people)
             doubt = ""
             if track.lost_since is not None and work.request.reacquire:
                 return self._search(track, work, update, model_id, image_size)
+            doubted_box: Box | None = None
             if person is None:
                 track.check.missed()
                 track.box = update.box if update.box is not None else track.box
+                if update.doubt:  # the tracker itself would not choose (it counts a miss)
+                    self.stats["target_uncertain"] += 1
+                    doubt = update.doubt
             else:
                 doubt = track.check.verify(person)
                 if doubt:
                     self.stats["target_uncertain"] += 1
-                    doubted, person = person, None
-                    # the tracker follows someone else: restart it on the last verified person
-                    track.seed, track.keep, track.box = track.check.last, False, track.check.last.box
+                    doubted_box, person = person.box, None
+                    # the tracker follows someone else: restart it (same track) on the last verified person
+                    track.seed, track.keep, track.box = track.check.last, True, track.check.last.box
                 else:
                     track.box = update.box if update.box is not None else track.box
             query, failures, lost = track.query, track.check.failures, False
-            if (person is None and update.lost and not doubt) or failures >= TARGET_MAX_FAILURES:
+            if (person is None and update.lost and doubted_box is None) or failures >= TARGET_MAX_FAILURES:
                 lost = True
                 if self.config.reacquire_s > 0:  # search for them anywhere, from the last verified person
-                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, False
+                    track.lost_since, track.seed, track.keep = self._clock(), track.check.last, True
                     track.check.failures = 0
                 else:
                     self._track = None
@@ -683,10 +699,11 @@ class Session:
         with self._cv:  # a track that ended (reacquire_s 0) holds nothing
             events += self._hidden(track, work, published=person is not None) if self._track is track else []
         if doubt:
-            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' may have "
-                              f"become someone else ({doubt}; box {_box_text(doubted.box)}): not published as them "
-                              f"({failures}/{TARGET_MAX_FAILURES})", query=query,
-                              throttle_key="target_uncertain", source="tracking")
+            what = (f"may have become someone else ({doubt}; box {_box_text(doubted_box)}): not published as them "
+                    f"({failures}/{TARGET_MAX_FAILURES})" if doubted_box is not None
+                    else f"is not told apart from the people near them ({doubt}): nobody published as them")
+            rep = self.report(WARN, "target_uncertain", f"the tracked person chosen by '{clip(query)}' {what}",
+                              query=query, throttle_key="target_uncertain", source="tracking")
             events += [rep] if rep else []
         if lost:
             then = (f"looking for them in the whole image for {self.config.reacquire_s:g} s (target_reacquired when found)"
@@ -713,7 +730,7 @@ class Session:
                               source="tracking")
             return [Output(result=result, frame=work.frame, answer=False), rep] + self._hidden(track, work, True)
         if person is not None:  # the tracker took someone the check doubts: search on from the last verified person
-            track.seed, track.keep = track.check.last, False
+            track.seed, track.keep = track.check.last, True
             track.check.failures = 0
         if self._clock() - track.lost_since > self.config.reacquire_s:
             self._track = None

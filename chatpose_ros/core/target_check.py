@@ -53,6 +53,33 @@ def appearance_cosine(a: np.ndarray | None, b: np.ndarray | None) -> float | Non
     return _cosine(a[both], b[both])
 
 
+def gallery_cosine(a: np.ndarray | None, gallery: np.ndarray | None) -> float | None:
+    """How alike descriptor `a` is to the most alike of a gallery of descriptors (stacked: (N, R, D) for
+    (R, D) ones, (N, D) for (D,) ones): the highest `appearance_cosine` of `a` with an entry, None when no
+    entry can be compared."""
+    cos = gallery_cosines(a, gallery)
+    return None if cos is None or np.isnan(cos).all() else float(np.nanmax(cos))
+
+
+def gallery_cosines(a: np.ndarray | None, gallery: np.ndarray | None) -> np.ndarray | None:
+    """`appearance_cosine` of `a` with each entry of a stacked gallery (see gallery_cosine): (N,) float64,
+    NaN where an entry cannot be compared; None when `a` or the gallery is missing or of another shape.
+    Vectorised for per-region descriptors (a tracker compares every candidate with every entry at each
+    update)."""
+    if a is None or gallery is None or len(gallery) == 0 or np.shape(gallery)[1:] != np.shape(a):
+        return None
+    a, g = np.asarray(a, np.float64), np.asarray(gallery, np.float64)
+    if a.ndim != 2:
+        return np.array([np.nan if v is None else v for v in (appearance_cosine(a, e) for e in g)], np.float64)
+    seen = np.isfinite(a).all(-1)[None] & np.isfinite(g).all(-1)  # (N, R): regions both saw
+    a0, g0 = np.nan_to_num(a), np.nan_to_num(g)
+    na, ng = np.linalg.norm(a0, axis=-1)[None], np.linalg.norm(g0, axis=-1)
+    seen &= (na >= _MIN_NORM) & (ng >= _MIN_NORM)
+    cos = np.einsum("rd,nrd->nr", a0, g0) / np.maximum(na * ng, _MIN_NORM)
+    per_entry = np.where(seen, cos, np.inf).min(-1)  # the least alike region of each entry
+    return np.where(seen.any(-1), per_entry, np.nan)
+
+
 def _cosine(a: np.ndarray, b: np.ndarray) -> float | None:
     na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
     if na < _MIN_NORM or nb < _MIN_NORM:

@@ -11,6 +11,19 @@ distance in units of the box height, plus the appearance distance (`appearance_m
 COSINE_SCALE * (1 - cosine) of the descriptors, or "l1", 4 x the mean absolute difference, the cost
 before issue 23); the cheapest candidate under `max_cost` wins. The box is predicted with a
 constant-velocity model of its centre.
+
+Verification (`verify`, on by default): the tracker keeps a gallery of the target's descriptors (its
+accepted matches, up to GALLERY_SIZE distinct ones) and one of the other people seen beside them in the
+search region or in view when the query chose them (`add_others`): the neighbours. An update or a
+reacquisition gives no match, and says why in `doubt`, rather than guess when
+- the cheapest candidate's appearance cannot be read (no torso seen: often the target hidden behind the
+  person in front, whose box is then matched),
+- it looks at least as much like a neighbour seen before as like the target (NEIGHBOUR_MARGIN), and
+  no other candidate of the frame is that neighbour,
+- a second candidate costs nearly as much (AMBIGUOUS_COST: two people close together, alike), or, when
+  reacquiring, someone else in view is nearly as alike (REACQUIRE_MARGIN) or the person was matched too
+  few times to be known by appearance (REACQUIRE_MIN_MATCHES).
+A doubt counts as a miss: after `max_misses` of them in a row the track is lost.
 """
 from __future__ import annotations
 
@@ -20,7 +33,7 @@ import itertools
 import numpy as np
 
 from chatpose_ros.core.geometry import box_iou
-from chatpose_ros.core.target_check import appearance_cosine, blend_appearance
+from chatpose_ros.core.target_check import appearance_cosine, blend_appearance, gallery_cosine, gallery_cosines
 from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
@@ -35,6 +48,13 @@ REACQUIRE_HEIGHT_RATIO = 1.4  # a reacquired box is at most this much taller or 
 REACQUIRE_REACH = 1.0  # ... and its centre within this many (lost box) heights of the lost box's centre,
 REACQUIRE_SPEED = 0.1  # ... plus this many per update since the loss (a walker: about one height a second at 10 Hz)
 APPEARANCE_METRICS = ("cosine", "l1")
+GALLERY_SIZE = 30  # distinct descriptors kept of the target, and of their neighbours
+GALLERY_NOVELTY = 0.97  # a descriptor at least this alike to one of its gallery is not added
+NEIGHBOUR_MARGIN = 0.05  # a match must be this much more alike the target's gallery than the neighbours'
+AMBIGUOUS_COST = 0.2  # a second candidate within this cost of the cheapest: ambiguous, no match
+REACQUIRE_MARGIN = 0.1  # reacquire only when nobody else in view is within this cosine of the best
+REACQUIRE_MIN_MATCHES = 5  # reacquire only a person matched at least this often (one look is too little to tell them by)
+NEIGHBOUR_OVERLAP = 0.5  # a candidate with this much of its box inside the match's is not a neighbour (a fragment)
 
 
 
@@ -50,11 +70,14 @@ class PersonTracker:
         appearance_momentum: how much of the stored appearance is kept at each match.
         appearance_metric: "cosine" or "l1" (see the module docstring).
         reacquire_cosine, reacquire_speed: see REACQUIRE_COSINE, REACQUIRE_SPEED (`reacquire`).
+        verify: check each match against the galleries and the other candidates (module docstring);
+            False = the tracker before this check (every cheapest candidate under max_cost is taken).
     """
 
     def __init__(self, max_misses: int = 5, max_cost: float = 1.0, w_iou: float = 1.0, w_keypoints: float = 1.0,
                  w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine",
-                 reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED) -> None:
+                 reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED,
+                 verify: bool = True) -> None:
         if appearance_metric not in APPEARANCE_METRICS:
             raise ValueError(f"unknown appearance_metric {appearance_metric!r}: expected one of {APPEARANCE_METRICS}")
         self.metric = appearance_metric
@@ -68,6 +91,12 @@ class PersonTracker:
         self._last: PersonPose | None = None
         self._velocity = np.zeros(2, np.float32)
         self._appearance: np.ndarray | None = None
+        self.verify = bool(verify)
+        self.doubt = ""  # why the last update / reacquire gave no match although someone was there ("" = it did not doubt)
+        self._gallery: list[np.ndarray] = []  # the target's descriptors (accepted matches)
+        self._neighbours: list[np.ndarray] = []  # descriptors of others seen beside the target
+        self._others: list[np.ndarray] = []  # descriptors of people known not to be the target (add_others)
+        self.matches = 0  # accepted matches of this track (across restarts of the same track)
 
     @property
     def active(self) -> bool:
@@ -80,15 +109,29 @@ class PersonTracker:
         return self._last is not None and self.misses > self.max_misses
 
     def start(self, person: PersonPose, track_id: int | None = None) -> PersonPose:
-        """Begin tracking `person` (needs a box); returns it with its new track id."""
+        """Begin tracking `person` (needs a box); returns it with its new track id. Restarting the
+        same track (its `track_id` again, e.g. from its last verified match) keeps the galleries."""
         if person.box is None:
             raise ValueError("cannot track a person without a box (text-only pose)")
+        same = track_id is not None and int(track_id) == self.track_id
         self.track_id = int(track_id) if track_id is not None else next(_ids)
+        if not same:
+            self._gallery, self._neighbours, self._others, self.matches = [], [], [], 0
+        self._remember(self._gallery, person.appearance)
         self.misses = 0
+        self.doubt = ""
         self._velocity[:] = 0
         self._appearance = None if person.appearance is None else np.asarray(person.appearance, np.float32).copy()
         self._last = dataclasses.replace(person, track_id=self.track_id)
         return self._last
+
+    def add_others(self, people: list[PersonPose]) -> None:
+        """Remember what `people` look like: people known not to be the target (e.g. the others in view
+        when the query chose them), neighbours to `reacquire` (not to `update`, where the search region
+        shows who is beside the target). Nothing without `verify`."""
+        if self.verify:
+            for p in people:
+                self._remember(self._others, p.appearance)
 
     def reset(self) -> None:
         self._last = None
@@ -137,21 +180,79 @@ class PersonTracker:
     def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
         """Find the person again among `people` (e.g. the whole frame, after they were lost or hidden):
         the candidate whose appearance is most like theirs, if its cosine is at least reacquire_cosine
-        and it could be them (`_plausible`: size, and how far they may have walked). Returns the match
-        with `track_id` set (the track goes on from it, speed unknown), or None (counted as a miss)."""
+        and it could be them (`_plausible`: size, and how far they may have walked); with `verify`, the
+        cosine is with the target's gallery, and nobody else in view may be within REACQUIRE_MARGIN of
+        it nor the candidate look like a neighbour (else `doubt` says so). Returns the match with
+        `track_id` set (the track goes on from it, speed unknown), or None (counted as a miss)."""
         if self._last is None:
             return None
-        scored = [(appearance_cosine(p.appearance, self._appearance), p) for p in people
-                  if p.box is not None and self._plausible(p.box)]
-        scored = [(c, p) for c, p in scored if c is not None and c >= self.reacquire_cosine]
-        if not scored:
+        self.doubt = ""
+        scored = [(self._likeness(p), p) for p in people if p.box is not None]
+        fits = [(c, p) for c, p in scored if c is not None and c >= self.reacquire_cosine and self._plausible(p.box)]
+        if not fits:
             self.misses += 1
             return None
-        best = max(scored, key=lambda s: s[0])[1]
+        cos, best = max(fits, key=lambda s: s[0])
+        if self.verify:
+            rival = max((c for c, p in scored if c is not None and p is not best), default=None)
+            if self.matches < REACQUIRE_MIN_MATCHES:
+                self.doubt = f"seen too little to be told by appearance ({self.matches} matches)"
+            elif rival is not None and rival > cos - REACQUIRE_MARGIN:
+                self.doubt = f"someone else in view is as alike (cosine {rival:.2f} vs {cos:.2f})"
+            else:
+                self.doubt = self._neighbour_doubt(best, cos, [p for p in people if p is not best],
+                                                   self._neighbours + self._others)
+            if self.doubt:
+                self.misses += 1
+                return None
+            self._remember(self._gallery, best.appearance)
+        self.matches += 1
         self._velocity[:] = 0
         self.misses = 0
         self._last = dataclasses.replace(best, track_id=self.track_id)
         return self._last
+
+    def _likeness(self, person: PersonPose) -> float | None:
+        """Cosine of `person`'s descriptor with the target's: the most alike entry of the gallery with
+        `verify`, else the running appearance."""
+        if self.verify and self._gallery:
+            return gallery_cosine(person.appearance, np.stack(self._gallery))
+        return appearance_cosine(person.appearance, self._appearance)
+
+    def _neighbour_doubt(self, person: PersonPose, likeness: float | None, others: list[PersonPose],
+                         neighbours: list[np.ndarray]) -> str:
+        """Why `person` may be a neighbour rather than the target ("" = no reason): its appearance cannot
+        be read, or it is at least as alike (within NEIGHBOUR_MARGIN) to one of `neighbours` as to
+        the target's, unless one of `others` (the other candidates of this frame) is at least as alike to
+        that descriptor (the neighbour is there, beside them)."""
+        if likeness is None:
+            return "appearance not seen" if self._gallery else ""  # nothing to compare with: not doubted
+        if not neighbours:
+            return ""
+        gallery = np.stack(neighbours)
+        cos = gallery_cosines(person.appearance, gallery)
+        alike = np.nan_to_num(cos, nan=-1.0) > likeness - NEIGHBOUR_MARGIN
+        for other in others:
+            if alike.any() and other.appearance is not None:
+                theirs = gallery_cosines(other.appearance, gallery)
+                if theirs is not None:
+                    alike &= ~(np.nan_to_num(theirs, nan=-1.0) >= cos)
+        if alike.any():
+            return f"looks like a neighbour seen before (cosine {np.nanmax(cos[alike]):.2f} vs {likeness:.2f} with the target)"
+        return ""
+
+    @staticmethod
+    def _remember(gallery: list[np.ndarray], descriptor: np.ndarray | None) -> None:
+        """Add `descriptor` to `gallery` unless it is missing or nearly one already there (oldest out)."""
+        if descriptor is None:
+            return
+        d = np.asarray(descriptor, np.float32)
+        if not np.isfinite(d).any() or (gallery and np.shape(gallery[0]) != d.shape):
+            return  # nothing seen (e.g. no torso), or another kind of descriptor
+        near = gallery_cosine(d, np.stack(gallery)) if gallery else None
+        if near is None or near < GALLERY_NOVELTY:
+            gallery.append(d.copy())
+            del gallery[:-GALLERY_SIZE]
 
     def _plausible(self, box: tuple[float, float, float, float]) -> bool:
         """Could the person lost at the last box be at `box` now? About as tall (within
@@ -173,18 +274,45 @@ class PersonTracker:
         within `max_cost` still recovers the track."""
         if self._last is None:
             return None
+        self.doubt = ""
         costs = [self.cost(p) for p in people]
         if not costs or min(costs) > self.max_cost:
             self.misses += 1
             return None
-        best = people[int(np.argmin(costs))]
+        order = np.argsort(costs)
+        best = people[int(order[0])]
+        if self.verify:
+            if len(order) > 1 and costs[int(order[1])] - costs[int(order[0])] < AMBIGUOUS_COST:
+                self.doubt = f"two candidates alike (costs {costs[int(order[0])]:.2f}, {costs[int(order[1])]:.2f})"
+            else:
+                self.doubt = self._neighbour_doubt(best, self._likeness(best), [p for p in people if p is not best],
+                                                   self._neighbours)
+            if self.doubt:
+                self.misses += 1
+                return None
+            likeness = self._likeness(best)
+            self._remember(self._gallery, best.appearance)
+            for p in people:  # the others beside them, told apart from them (not a look-alike box of theirs)
+                theirs = self._likeness(p)
+                if p is not best and p.box is not None and theirs is not None and likeness is not None \
+                        and theirs < likeness - NEIGHBOUR_MARGIN \
+                        and max(_inside(p.box, best.box), _inside(best.box, p.box)) < NEIGHBOUR_OVERLAP:
+                    self._remember(self._neighbours, p.appearance)
         old = self._last.box
         new = best.box
         step = np.array([(new[0] + new[2] - old[0] - old[2]) / 2, (new[1] + new[3] - old[1] - old[3]) / 2],
                         np.float32) / (1 + self.misses)
         self._velocity = 0.5 * self._velocity + 0.5 * step
+        self.matches += 1
         if best.appearance is not None:
             self._appearance = blend_appearance(self._appearance, best.appearance, self.momentum)
         self.misses = 0
         self._last = dataclasses.replace(best, track_id=self.track_id)
         return self._last
+
+
+def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of box `a`'s area (xyxy px) inside box `b`."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-6)

@@ -2,15 +2,18 @@
 multi-object tracking figures (IDF1, ID switches, MOTA, with motmetrics), tracker variants side by side.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m chatpose_ros.tools.eval_tracking [--json build/eval_tracking.json]
-        [--stretch tuning|held_out|all] [--step N]
+        [--stretch tuning|held_out|all] [--step N] [--labels PATH]
 
-Labels: ``tests/data/vtest_tracks.json`` (every person's box in vtest.avi frames 480-790, keyframes every 10
-frames by hand, interpolated between; protocol in tests/data/README.md). Its tuning stretch (480-639) chose
-the thresholds; the held-out stretch (640-790) is reported apart.
+Labels: ``tests/data/vtest_tracks.json`` by default (every person's box in vtest.avi frames 480-790, keyframes
+every 10 frames by hand, interpolated between; protocol in tests/data/README.md). Its tuning stretch (480-639)
+chose the thresholds; the held-out stretch (640-790) is reported apart. ``--labels`` evaluates another file of
+the same format: its ``tuning`` and ``held_out`` fields ([first, last] frames; an empty list: no such stretch)
+say which stretches there are.
 
 How a target is run (as the node runs it, without ROS): for each labelled person, at their first labelled
 frame of the stretch where the default pipeline, observing the whole frame, detects them (a box that is
-theirs: IoU >= MATCH_IOU, more than with anyone else), that detection is the query's answer; the node's Session
+theirs: IoU >= MATCH_IOU, more than with anyone else), the query's answer chooses that detection among
+everyone detected; the node's Session
 (core.session) starts the track, and every later frame goes through Session.take -> TrackerHost.track
 (the profile's tracker beside the model, `observe(near=...)`) -> Session.finish_track, whose target check
 decides what is published under the track's id. Frames arrive every `step` video frames (10 fps / step),
@@ -40,6 +43,7 @@ import argparse
 import functools
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +101,21 @@ def load_tracks(path: Path = LABELS) -> tuple[dict, dict[int, dict[int, GroundTr
                 near = rows[k][i] if a <= 0.5 else rows[nxt][i]
                 frames[f][i] = GroundTruth(tuple(float(v) for v in (1 - a) * b0 + a * b1), bool(near.get("hidden", False)))
     return {k: v for k, v in data.items() if k != "keyframes"}, frames
+
+
+def label_stretches(path: Path, which: str = "all") -> dict[str, tuple[int, int]]:
+    """The stretches of a label file to evaluate: {"tuning" / "held_out": (first, last)} for `which`
+    ("tuning", "held_out" or "all"), leaving out a stretch whose field is an empty list (none)."""
+    header, _ = load_tracks(path)
+    out = {}
+    for k in ("tuning", "held_out"):
+        span = header.get(k) or []
+        if which not in (k, "all") or not span:
+            continue
+        if len(span) != 2 or int(span[0]) > int(span[1]):
+            raise ValueError(f"{path}: {k} must be [first, last] frames or [], got {span}")
+        out[k] = (int(span[0]), int(span[1]))
+    return out
 
 
 def read_frames(first: int, last: int, video: Path = VIDEO) -> dict[int, np.ndarray]:
@@ -160,19 +179,22 @@ def run_target(pipeline, make_tracker: Callable, frames: dict[int, np.ndarray], 
         gt = truth.get(first, {})
         if target not in gt or gt[target].hidden:
             continue
-        found = [p for p in pipeline.observe(frames[first]) if whose(p.box, gt) == target]
+        everyone = list(pipeline.observe(frames[first]))
+        found = [p for p in everyone if whose(p.box, gt) == target]
         if found:
             chosen = max(found, key=lambda p: box_iou(p.box, gt[target].box))
             break
     if chosen is None:
         return None
+    selected = next(i for i, p in enumerate(everyone) if p is chosen)
     clock = _Clock()
     session = Session(NodeConfig(tracking_rate_hz=FPS, reacquire_s=reacquire_s), max_query_chars=100,
                       can_track=True, clock=clock)
     host = TrackerHost(make_tracker)
     session.put_frame(Frame(image=first))
     session.submit("the labelled person")
-    events = session.finish_answer(session.take(), PoseResult(query="q", answer="a", people=(chosen,), selected=0))
+    events = session.finish_answer(session.take(), PoseResult(query="q", answer="a", people=tuple(everyone),
+                                                                    selected=selected))
     track_id = next(e for e in events if isinstance(e, Output)).tracked[0].track_id
     run = Run(target, [], [], track_id, [])
     for f in range(first + step, last + 1, step):
@@ -271,7 +293,7 @@ def _variants() -> list[Variant]:
     from chatpose_ros.profiles import tracker_factory
 
     default = NodeConfig().reacquire_s
-    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1"), 0.0),
+    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1", verify=False), 0.0),
             Variant("after", "region_histograms", tracker_factory("default"), default),
             Variant("after+reacquire", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
 
@@ -347,20 +369,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stretch", choices=("tuning", "held_out", "all"), default="all")
     ap.add_argument("--step", type=int, default=1, help="use every step-th video frame (10 fps / step)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads of the pipeline")
+    ap.add_argument("--labels", type=Path, default=LABELS,
+                    help="label file (tests/data/README.md); its tuning / held_out fields name the stretches")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from chatpose_ros.profiles import build_pipeline
 
-    header, _ = load_tracks()
-    stretches = {k: tuple(header[k]) for k in ("tuning", "held_out") if args.stretch in (k, "all")}
+    stretches = label_stretches(args.labels, args.stretch)
+    if not stretches:
+        ap.error(f"{args.labels} has no {args.stretch} stretch")
     pipeline = build_pipeline(PipelineConfig(profile="default", cpu_threads=args.threads))  # its observe + tracker
     try:
-        results = evaluate(pipeline, _variants(), stretches, args.step)
+        results = evaluate(pipeline, _variants(), stretches, args.step, path=args.labels)
     finally:
         pipeline.close()
-    cmd = "python -m chatpose_ros.tools.eval_tracking " + " ".join(argv if argv is not None else [])
+    cmd = "python -m chatpose_ros.tools.eval_tracking " + " ".join(argv if argv is not None else sys.argv[1:])
     held = results.get("held_out") or next(iter(results.values()))
-    summary = {"command": cmd.strip(), "labels": str(LABELS.name), "step": args.step, "fps": FPS / args.step,
+    summary = {"command": cmd.strip(), "labels": str(args.labels.name), "step": args.step, "fps": FPS / args.step,
                "headline_stretch": "held_out" if "held_out" in results else next(iter(results)),
                "target_id_switches": held["after"]["target_id_switches"],
                "target_reacquire_s": held["after"]["target_reacquire_s"],
