@@ -130,12 +130,18 @@ def test_tracker_keeps_id_across_real_frames(pipe):
     res = pipe.estimate(load_photo("basketball1.png"), "the person on the right")
     tracker = PersonTracker()
     start = tracker.start(res.selected_person)
+    matched = 0
     for name in ("basketball2.png", "basketball1.png", "basketball2.png"):
         people = pipe.observe(load_photo(name))
         assert all(p.appearance is not None for p in people)
         got = tracker.update(people)
-        assert got is not None and got.track_id == start.track_id
+        if got is None:  # the tracker may doubt (issue 23: the right man's appearance is unreadable in
+            assert tracker.doubt  # basketball1.png's pixels): it says why and publishes nobody, never the other man
+            continue
+        matched += 1
+        assert got.track_id == start.track_id
         assert _cx(got) > 320  # still the person on the right
+    assert matched >= 2 and not tracker.lost
 
 
 def test_missing_and_corrupt_weights(tmp_path):
