@@ -49,12 +49,17 @@ def _texts(q: dict) -> list[str]:
     return [t["question"] for t in q["turns"]] if q["category"] == "follow_up" else [q["question"]]
 
 
+def check_frozen(path: Path, hash_file: Path) -> None:
+    """`path` is the file frozen beside it: its SHA-256 is the one recorded in `hash_file`."""
+    recorded = hash_file.read_text().split()[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", recorded)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == recorded, \
+        f"{path.name} changed after it was frozen: add a new file instead"
+
+
 def test_the_file_is_the_frozen_one():
     """real_questions2.json is frozen: its SHA-256 is recorded beside it (and in the model card)."""
-    recorded = HASH.read_text().split()[0]
-    assert re.fullmatch(r"[0-9a-f]{64}", recorded)
-    assert hashlib.sha256(QUESTIONS.read_bytes()).hexdigest() == recorded, \
-        "real_questions2.json changed after it was frozen: add a new set instead"
+    check_frozen(QUESTIONS, HASH)
 
 
 def test_every_image_loads_and_is_held_out(labels):

@@ -3,13 +3,11 @@ tests/data/perception_labels3.json, stored in tests/data/people3/) is well-forme
 was written, held out from the first two sets, and not made of generator questions. No model is run."""
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from pathlib import Path
 
 import pytest
-from test_real_questions2 import (LABELS as LABELS2, MINIMUM as MINIMUM2, PERSON_CATEGORIES, check_images,
+from test_real_questions2 import (LABELS as LABELS2, MINIMUM as MINIMUM2, PERSON_CATEGORIES, check_frozen, check_images,
                                   check_not_generator_questions, check_questions, training_question_set)
 
 from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
@@ -43,10 +41,7 @@ def labels():
 
 def test_the_file_is_the_frozen_one():
     """real_questions3.json is frozen: its SHA-256 is recorded beside it (and in docs/grounded.md)."""
-    recorded = HASH.read_text().split()[0]
-    assert re.fullmatch(r"[0-9a-f]{64}", recorded)
-    assert hashlib.sha256(QUESTIONS.read_bytes()).hexdigest() == recorded, \
-        "real_questions3.json changed after it was frozen: add a new set instead"
+    check_frozen(QUESTIONS, HASH)
 
 
 def test_every_image_loads_and_is_held_out(labels):
