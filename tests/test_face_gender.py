@@ -183,3 +183,21 @@ def test_the_profile_reads_faces_only_for_gender_words(parser, grounder):
     assert out.selected == 1 and faces.calls == 1 and "faces" in out.timings_ms
     pipe.estimate(img, "is the person next to the man in cream sitting?")
     assert faces.calls == 2
+
+
+def test_the_profile_runs_without_the_face_model(tmp_path, monkeypatch, caplog):
+    """The gender model is optional (its licence note says why one may delete it): without the file
+    the profile loads, says so once, and gender words stay "cannot check"."""
+    import chatpose_ros.perception.face_attributes as fa
+    from chatpose_ros.core.config import PipelineConfig
+    from chatpose_ros.models.default import reader_pipeline
+    from chatpose_ros.models.grounded.pipeline import GroundedPipeline
+
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (CREAM, DENIM, "sitting", False)])
+    monkeypatch.setattr(fa, "GENDER_MODEL", tmp_path / "gender.onnx")
+    monkeypatch.setattr(reader_pipeline.ReaderPipeline, "from_config", classmethod(lambda cls, config: _FakeBase(scene)))
+    with caplog.at_level("WARNING"):
+        pipe = GroundedPipeline.from_config(PipelineConfig(profile="grounded"))
+    assert pipe.faces is None and any("gender words" in r.getMessage() for r in caplog.records)
+    out = pipe.estimate(img, "the man")
+    assert out.selected == -1 and out.clarify and "man" in out.answer  # "man" cannot tell the two apart

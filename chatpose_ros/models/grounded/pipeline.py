@@ -90,7 +90,7 @@ class GroundedPipeline:
         # imported here: the reader brings torch and transformers (seconds), which the registry
         # should not load for a profile that is never built
         from chatpose_ros.models.default.reader_pipeline import ReaderPipeline
-        from chatpose_ros.perception.face_attributes import FaceGenderModel
+        from chatpose_ros.perception.face_attributes import GENDER_MODEL, FaceGenderModel
 
         t0 = time.perf_counter()
         base = ReaderPipeline.from_config(config)
@@ -101,7 +101,11 @@ class GroundedPipeline:
         else:
             question_parser = QuestionParser()
         grounder = Grounder(question_parser.colours, Lexicon.shipped())
-        faces = FaceGenderModel.load(threads=max(1, int(config.cpu_threads)))
+        faces = None
+        if GENDER_MODEL.is_file():  # optional (its licence note says why one may remove it): without it
+            faces = FaceGenderModel.load(threads=max(1, int(config.cpu_threads)))  # gender words stay unchecked
+        else:
+            log.warning("face gender model %s not installed: gender words ('the man') stay unchecked", GENDER_MODEL)
         model_id = "grounded:" + base.model_id.split(":", 1)[-1]
         log.info("grounded model %s loaded in %.1f s", model_id, time.perf_counter() - t0)
         return cls(config, base, question_parser, grounder, model_id, faces=faces)
