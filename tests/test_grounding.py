@@ -74,6 +74,8 @@ def test_wordnet_nouns(parser):
     ("what pose would a sleepy person take?", "imagine"),
     ("the one with her back to the camera", "person [one: facing=away]"),
     ("the person with both hands up", "person [person: gesture=both_arms_raised]"),
+    ("the kid who isn't wearing red, blue or green",
+     "person [kid: unchecked=age, not colour=red@any, not colour=blue@any, not colour=green@any]"),
     ("the girl who isn't wearing any green or denim",
      "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
     ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),

@@ -391,7 +391,8 @@ class QuestionParser:
                 scoped = False
             negate = negate or scoped
             if w in {",", ";", ".", "?", "!", "but", "who", "that", "which", "and"} and w != "and":
-                negate = False if w in {",", ";", "but"} else negate
+                colour_list = w == "," and bool(self._is_colour_at(toks, i + 1)[0])  # "not red, blue or green"
+                negate = False if w in {",", ";", "but"} and not colour_list else negate
                 object_mode = "" if w in {",", ";", "but", "who", "which", "that"} else object_mode
                 i += 1
                 continue
@@ -451,7 +452,8 @@ class QuestionParser:
                              or words.endswith("ish"))
                 if plausible and not (w in POSITION_WORDS and not garment_after) and w not in DISTANCE_WORDS:
                     pending_colours.append((colour, words, negate))
-                    negate = negate if after in {"and", "or", "nor"} else False  # "not green or denim": neither
+                    listed = after in {"and", "or", "nor"} or (after == "," and bool(self._is_colour_at(toks, i + n + 1)[0]))
+                    negate = negate if listed else False  # "not green or denim", "not red, blue or green": none
                     if after in COLOUR_ENDS:  # "all in black with white trainers": black is on no garment
                         flush("any", "")
                     i += n
