@@ -60,6 +60,15 @@ def matrix_to_quaternion(R: np.ndarray) -> np.ndarray:
     return np.concatenate((q[..., 1:], q[..., :1]), axis=-1)
 
 
+def box_inside_fraction(box: tuple[float, float, float, float], region: tuple[float, float, float, float]) -> float:
+    """The share of `box`'s area inside `region` (both (x_min, y_min, x_max, y_max), pixels); 0 when
+    `box` is empty."""
+    ix = max(0.0, min(box[2], region[2]) - max(box[0], region[0]))
+    iy = max(0.0, min(box[3], region[3]) - max(box[1], region[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return float(ix * iy / area) if area > 0 else 0.0
+
+
 def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two (x_min, y_min, x_max, y_max) boxes (pixels); 0 when
     either is empty."""

@@ -32,7 +32,7 @@ import itertools
 
 import numpy as np
 
-from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.geometry_np import box_inside_fraction, box_iou
 from chatpose_ros.core.target_check import appearance_cosine, blend_appearance, gallery_cosine, gallery_cosines
 from chatpose_ros.core.types import PersonPose
 
@@ -282,21 +282,21 @@ class PersonTracker:
         order = np.argsort(costs)
         best = people[int(order[0])]
         if self.verify:
+            likeness = self._likeness(best)  # before `_remember` adds this match to the gallery
             if len(order) > 1 and costs[int(order[1])] - costs[int(order[0])] < AMBIGUOUS_COST:
                 self.doubt = f"two candidates alike (costs {costs[int(order[0])]:.2f}, {costs[int(order[1])]:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, self._likeness(best), [p for p in people if p is not best],
+                self.doubt = self._neighbour_doubt(best, likeness, [p for p in people if p is not best],
                                                    self._neighbours)
             if self.doubt:
                 self.misses += 1
                 return None
-            likeness = self._likeness(best)
             self._remember(self._gallery, best.appearance)
             for p in people:  # the others beside them, told apart from them (not a look-alike box of theirs)
                 theirs = self._likeness(p)
                 if p is not best and p.box is not None and theirs is not None and likeness is not None \
                         and theirs < likeness - NEIGHBOUR_MARGIN \
-                        and max(_inside(p.box, best.box), _inside(best.box, p.box)) < NEIGHBOUR_OVERLAP:
+                        and max(box_inside_fraction(p.box, best.box), box_inside_fraction(best.box, p.box)) < NEIGHBOUR_OVERLAP:
                     self._remember(self._neighbours, p.appearance)
         old = self._last.box
         new = best.box
@@ -310,9 +310,3 @@ class PersonTracker:
         self._last = dataclasses.replace(best, track_id=self.track_id)
         return self._last
 
-
-def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """The share of box `a`'s area (xyxy px) inside box `b`."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-6)

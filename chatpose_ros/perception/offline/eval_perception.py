@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from chatpose_ros.core.errors import ChatPoseError, InvalidImageError
-from chatpose_ros.core.geometry import box_iou
+from chatpose_ros.core.geometry_np import box_inside_fraction, box_iou
 from chatpose_ros.core.image_files import read_image
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,6 @@ class MatchResult:
     ignored: list[int] = field(default_factory=list)
 
 
-def _inside_fraction(box: Box, region: Box) -> float:
-    """Fraction of `box`'s area inside `region`."""
-    ix = max(0.0, min(box[2], region[2]) - max(box[0], region[0]))
-    iy = max(0.0, min(box[3], region[3]) - max(box[1], region[1]))
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return float(ix * iy / area) if area > 0 else 0.0
-
-
 def match(labels: Sequence[Box], predictions: Sequence[Box], scores: Sequence[float] | None = None,
           iou_threshold: float = MATCH_IOU, ignore: Sequence[Box] = ()) -> MatchResult:
     """Match predictions to labels greedily: predictions in descending score order (given order when
@@ -203,7 +195,7 @@ def match(labels: Sequence[Box], predictions: Sequence[Box], scores: Sequence[fl
         if best >= 0:
             free.discard(best)
             res.pairs.append((i, best))
-        elif any(_inside_fraction(tuple(predictions[i]), r) >= IGNORE_MIN_INSIDE for r in ignore):
+        elif any(box_inside_fraction(tuple(predictions[i]), r) >= IGNORE_MIN_INSIDE for r in ignore):
             res.ignored.append(i)
         else:
             res.false_positives.append(i)
