@@ -125,6 +125,7 @@ GENDER_SYNSETS: tuple[tuple[str, str], ...] = (  # a person noun under one of th
 NOT_GENDERED = frozenset({"human", "humans", "shaman", "layman", "ottoman", "caiman", "german", "germans"})
 
 
+@functools.lru_cache(maxsize=4096)  # the grounder asks it of every gender word several times per question
 def gender_of(word: str, lex: "Lexicon | None" = None) -> str:
     """"male" / "female" for a word that names a man or a woman ("guy", "ladies", "policeman",
     "sportswoman", and with `lex` any WordNet noun under man.n.01 / woman.n.01 / male.n.02 /
