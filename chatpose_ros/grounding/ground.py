@@ -29,8 +29,8 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import (ACHROMATIC_CHROMA, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, colour_score, delta_e, grey_level_score,
-                      lightness_score)
+from .colours import (ACHROMATIC_CHROMA, BASIC_COLOURS, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, delta_e,
+                      grey_level_score, lightness_score)
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 from .words import Lexicon, gender_of
@@ -207,8 +207,7 @@ class Grounder:
             span = (min(ls), max(ls)) if ls else (0.0, 100.0)
             fits = [[grey_level_score(f.palettes.get(r), lab, span) for r in _regions(c.region)] for f in facts]
         else:
-            lab = self.colours.lab(c.value)
-            fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
+            fits = [[self.colours.score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
         return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
 
     def gender(self, c: Constraint) -> str:
@@ -322,6 +321,13 @@ class Grounder:
             if w2 is None:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
             return self._between(w, w2, facts), np.ones(n, bool)
+        return self._beside(c.value, w, facts), np.ones(n, bool)
+
+    @staticmethod
+    def _beside(value: str, w: np.ndarray, facts: list[PersonFacts]) -> np.ndarray:
+        """(N,) score of standing `value` ("next_to", "left_of", "right_of", "behind", "in_front_of")
+        the people of weights `w`."""
+        n = len(facts)
         s = np.zeros(n)
         for j in np.flatnonzero(w):
             fj = facts[j]
@@ -330,20 +336,20 @@ class Grounder:
                 if i == j:
                     continue
                 gap = abs(f.cx - fj.cx) / (0.5 * (f.height + fj.height))
-                if c.value == "next_to":
+                if value == "next_to":
                     sj[i] = np.exp(-2.0 * gap)
-                elif c.value == "left_of":
+                elif value == "left_of":
                     sj[i] = np.exp(-0.5 * gap) if f.cx < fj.cx else 0.02
-                elif c.value == "right_of":
+                elif value == "right_of":
                     sj[i] = np.exp(-0.5 * gap) if f.cx > fj.cx else 0.02
-                elif c.value == "behind":
+                elif value == "behind":
                     sj[i] = (0.9 if f.depth > fj.depth else 0.05) * np.exp(-0.5 * gap)
-                elif c.value == "in_front_of":
+                elif value == "in_front_of":
                     sj[i] = (0.9 if f.depth < fj.depth else 0.05) * np.exp(-0.5 * gap)
             if sj.max() > 0:
                 sj = sj / sj.max()
             s += w[j] * sj
-        return np.clip(s, 0.02, 1.0), np.ones(n, bool)
+        return np.clip(s, 0.02, 1.0)
 
     @staticmethod
     def _previous(facts: list[PersonFacts], context: Context) -> int:
@@ -633,7 +639,15 @@ class Grounder:
             d = np.abs(self._describe_labs[self._grey_levels, 0] - pal.lab[0][0])
             return DESCRIBE_COLOURS[int(self._grey_levels[int(np.argmin(d))])]
         d = delta_e(self._describe_labs, pal.lab[0][None])
-        return DESCRIBE_COLOURS[int(np.argmin(d))]
+        name = DESCRIBE_COLOURS[int(np.argmin(d))]
+        if self.colours.category_votes(pal.lab[0], self.colours.category(name))[0] < 0.5:
+            # the nearest word is of another basic colour than most names near the colour ("tan" for
+            # a yellow tee in shade): say the basic colour the names agree on
+            votes = {b: self.colours.category_votes(pal.lab[0], b)[0] for b in BASIC_COLOURS}
+            best = max(votes, key=votes.get)
+            if votes[best] >= 0.5:
+                return best
+        return name
 
     def who(self, f: PersonFacts, facts: list[PersonFacts]) -> str:
         """'the person on the left in a red top' / 'the person 2nd from the left in navy blue'."""
