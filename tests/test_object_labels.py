@@ -110,5 +110,10 @@ def test_nanodet_letterbox_boxes_in_image_pixels():
     assert [o.label for o in a] == [o.label for o in b]
     for oa, ob in zip(a, b):
         assert np.allclose(oa.box, np.minimum(ob.box, [w, h, w, h]), atol=1.0) and oa.box[2] <= w and oa.box[3] <= h
+    # the config option reaches NanoDet through see()
+    from chatpose_ros.perception.perception import Perception, parse_variant
+
+    seen = Perception(parse_variant("movenet256:object_resize=letterbox")[1]).see(img).objects
+    assert [(o.label, o.score) for o in seen] == [(o.label, o.score) for o in a]
     with pytest.raises(ConfigError):
         replace(PerceptionConfig(), object_resize="crop")
