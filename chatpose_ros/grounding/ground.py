@@ -18,7 +18,8 @@ Decisions (all from the same scores, so a count, a choice and a yes/no never dis
 Gender words ("the man", "ladies", "policeman") are checked on the faces a face model read
 (`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) or p(female) is at
 least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
-gender alone never rules everyone out.
+gender alone never rules everyone out. Words for children (boy, girl, lad) are not read off faces
+(CHILD_WORDS: the face model learnt from adults).
 No ROS, no model.
 """
 from __future__ import annotations
@@ -50,6 +51,10 @@ SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
 GENDER_MIN_FACE_PX = 16.0  # a face narrower than this (px) is not read for gender
 GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which (else: cannot check)
+# words for children are not checked on faces: the face model learnt from adults' photos (IMDB-WIKI),
+# and on the five children of the fourth question set it called both boys female at p(female) >= 0.9
+CHILD_WORDS = frozenset({"boy", "boys", "girl", "girls", "lad", "lads", "lass", "lasses", "schoolboy", "schoolboys",
+                         "schoolgirl", "schoolgirls", "son", "sons", "daughter", "daughters"})
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
@@ -212,7 +217,9 @@ class Grounder:
 
     def gender(self, c: Constraint) -> str:
         """"male" / "female" when `c` is a gender word (parse's unchecked "gender"), else ""."""
-        return gender_of(c.words, self.lexicon) if c.kind == "unchecked" and c.value == "gender" else ""
+        if c.kind != "unchecked" or c.value != "gender" or c.words.lower() in CHILD_WORDS:
+            return ""
+        return gender_of(c.words, self.lexicon)
 
     @staticmethod
     def _gender(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
