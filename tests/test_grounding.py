@@ -196,6 +196,20 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
     assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
 
 
+def test_cut_off_by_the_edge(parser, grounder, three):
+    """"Cut off by the left edge" asks for a box that touches the image's side; when nobody's does
+    (perception missed that person), it is said and asked back, never the nearest one chosen."""
+    req = parser.parse("the man cut off by the left edge")
+    assert [(c.kind, c.value) for c in req.ref.constraints if c.kind == "position"] == [("position", "edge"),
+                                                                                        ("position", "left")]
+    assert [c.value for c in parser.parse("the one in the top right corner").ref.constraints] == ["top", "right"]
+    out = grounder.answer(parser.parse("the person cut off by the left edge"), three)
+    assert out.kind == "clarify" and "cut off" in out.answer, out.answer
+    cut = [dataclasses.replace(three[0], edges=("left",)), *three[1:]]
+    out = grounder.answer(parser.parse("the person half out of the shot on the left"), cut)
+    assert (out.kind, out.selected) == ("person", 0), out.answer
+
+
 def test_between_two_people(parser, grounder):
     """"Between X and Y" names two other people: the one between them, not the middle of the picture."""
     rel = parser.parse("the kid between the blue one and the green one").ref.constraints[0]

@@ -29,6 +29,7 @@ SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
 # shoulders are about 2.5-3 head widths apart and their line about 1.5 below the nose)
 EYES_TO_HEAD = 2.2          # head width / distance between the eyes
 CHEST_HALF_WIDTH, CHEST_TOP, CHEST_BOTTOM = 1.0, 1.7, 3.2
+EDGE_SHARE = 0.01           # a box this close (share of the image size) to an image side touches it
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
 RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
 HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ears: hand at the head
@@ -62,6 +63,8 @@ class PersonFacts:
             told, only grey levels.
         face: (p_male, face width px) read by a face model, or None when no face was read (not
             asked for, not seen, facing away).
+        edges: the image sides ("left", "right", "top", "bottom") the box touches (the person is
+            cut off there).
     """
 
     index: int
@@ -78,6 +81,7 @@ class PersonFacts:
     near: dict[str, float] = field(default_factory=dict)
     skin: dict[str, float] = field(default_factory=dict)
     monochrome: bool = False
+    edges: tuple[str, ...] = ()
     face: tuple[float, float] | None = None
 
     @property
@@ -121,6 +125,13 @@ def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
     if width < 4.0:
         return None
     return (nose if nose is not None else mid), width
+
+
+def _edges(box, width: int, height: int) -> tuple[str, ...]:
+    """The image sides a box (xyxy px) touches, within EDGE_SHARE of the image's size."""
+    mx, my = max(2.0, EDGE_SHARE * width), max(2.0, EDGE_SHARE * height)
+    return tuple(side for side, cut in (("left", box[0] <= mx), ("right", box[2] >= width - mx),
+                                         ("top", box[1] <= my), ("bottom", box[3] >= height - my)) if cut)
 
 
 def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
@@ -349,5 +360,6 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
-            skin=skin, face=None if faces is None else faces.get(i), monochrome=mono))
+            skin=skin, face=None if faces is None else faces.get(i), monochrome=mono,
+            edges=_edges(p.box, image.shape[1], image.shape[0])))
     return out

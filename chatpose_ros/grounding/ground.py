@@ -148,7 +148,7 @@ class Grounder:
             s = np.array([UNKNOWN if not ok else 0.95 if (v >= SKIN_BARE) == (want == "bare") else 0.05
                           for v, ok in zip(shares, seen)])
         elif c.kind == "position":
-            s = self._position(c.value, facts)
+            s, seen = self._position(c.value, facts)
         elif c.kind == "ordinal":
             k = c.k if c.k > 0 else 1
             s = np.array([1.0 if (f.rank_left if c.value == "left" else f.rank_right) == k - 1 else 0.02
@@ -254,7 +254,17 @@ class Grounder:
         return sc >= HOLDS, seen
 
     @staticmethod
-    def _position(value: str, facts: list[PersonFacts]) -> np.ndarray:
+    def _position(value: str, facts: list[PersonFacts]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) score of a position word and (N,) bool seen (all, but for "edge" when nobody's box
+        touches the image's left or right side: perception missed whoever is cut off there)."""
+        n = len(facts)
+        if value == "edge":
+            cut = np.array([bool({"left", "right"} & set(f.edges)) for f in facts])
+            return np.where(cut, 1.0, 0.05), np.full(n, bool(cut.any()))
+        return Grounder._place(value, facts), np.ones(n, bool)
+
+    @staticmethod
+    def _place(value: str, facts: list[PersonFacts]) -> np.ndarray:
         n = len(facts)
         if n == 1:
             return np.ones(1)
@@ -464,6 +474,9 @@ class Grounder:
         if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
             return self._clarify([0], facts, s, checked, unchecked,
                                  (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
+        if any(c.kind == "position" and c.value == "edge" and not c.negated and c.words in unseen
+               for c in ref.constraints):  # nobody found cut off there: perception missed whoever is
+            return self._clarify([int(i) for i in np.argsort(-s) if s[i] > 0], facts, s, checked, unchecked, cannot)
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
             absent = [c for c in ref.constraints if c.kind == "object" and not c.negated and c.words in unseen]

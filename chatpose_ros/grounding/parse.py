@@ -113,6 +113,9 @@ DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "neare
 # what "closest to ..." may be measured from: the camera (a distance), not a thing in the scene
 CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front", "foreground", "robot", "you", "picture",
                 "photo", "image", "shot"}
+# cut off by the image's edge: "the man cut off by the left edge", "half out of the shot on the left"
+EDGE = re.compile(r"\b(?:cut off|cut by|(?:half|partly|partially) out of (?:the )?(?:shot|frame|picture|image|photo)|"
+                  r"out of (?:the )?(?:shot|frame))\b|\bedges?\b(?: of (?:the )?(?:shot|frame|picture|image|photo))?")
 BETWEEN = re.compile(r"\b(?:in between|between)\b")
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
@@ -297,6 +300,10 @@ class QuestionParser:
             sub_ref, used = sub
             constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
+        m = EDGE.search(text)
+        if m is not None:
+            constraints.append(Constraint("position", "edge", m.group(0), negated=self._negated_before(text, m.start())))
+            text = text[:m.start()] + " " + text[m.end():]
         # between two others: "the kid between the blue one and the green one"
         m = BETWEEN.search(text)
         if m is not None and (pair := self._two_references(text[m.end():].strip())) is not None:
@@ -504,7 +511,8 @@ class QuestionParser:
                 i += 1
                 continue
             if w in ("left", "right") and prev in {"the", "far", "on", "to", "most", "from", "furthest", "farthest",
-                                                   "further", "farther", "extreme"} or w in (
+                                                   "further", "farther", "extreme", "top", "bottom", "upper",
+                                                   "lower"} or w in (
                     "leftmost", "rightmost", "middle", "center", "centre", "central", "highest", "lowest",
                     "between", "left-hand", "right-hand", "lefthand", "righthand", "uppermost") or (
                     w in ("higher", "lower") and nxt in {"up", "down", "in", "than"}) or (
