@@ -116,6 +116,9 @@ CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front",
 # cut off by the image's edge: "the man cut off by the left edge", "half out of the shot on the left"
 EDGE = re.compile(r"\b(?:cut off|cut by|(?:half|partly|partially) out of (?:the )?(?:shot|frame|picture|image|photo)|"
                   r"out of (?:the )?(?:shot|frame))\b|\bedges?\b(?: of (?:the )?(?:shot|frame|picture|image|photo))?")
+# one colour over the whole body: "dressed all in black", "in white from head to toe"
+HEAD_TO_TOE = re.compile(r"\b(?:from )?head[ -]to[ -](?:toe|foot|feet)\b")
+ALL_OVER = re.compile(r"\b(?:all|entirely|completely|totally|wholly)(?: dressed)? in\b|" + HEAD_TO_TOE.pattern)
 BETWEEN = re.compile(r"\b(?:in between|between)\b")
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
@@ -325,7 +328,9 @@ class QuestionParser:
             constraints.append(Constraint("relation", rel, m.group(0) + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
             break
-        head, not_person, rest = self._scan(TOKEN.findall(text), constraints)
+        all_over = ALL_OVER.search(text) is not None  # "all in black", "in white from head to toe"
+        text = HEAD_TO_TOE.sub(" ", text)
+        head, not_person, rest = self._scan(TOKEN.findall(text), constraints, "full" if all_over else "any")
         generic = head in GENERIC_PEOPLE or not head
         pronoun = any(s in text for s in SAME_PERSON) or (generic and not other and bool(
             re.search(r"(?<!of )\b(?:he|she|him|they|them)\b|\bher\b(?!\s+[a-z]+\b)", text)))
@@ -389,10 +394,11 @@ class QuestionParser:
                 return self.colours.normalise(phrase[:-4]), 1
         return "", 0
 
-    def _scan(self, toks: list[str], out: list[Constraint]) -> tuple[str, str, list[Constraint]]:
+    def _scan(self, toks: list[str], out: list[Constraint], bare: str = "any") -> tuple[str, str, list[Constraint]]:
         """One pass over a description's tokens: colours (attached to the garment that follows),
         patterns, garments, head noun, positions, ordinals, distances, postures, objects, words
-        perception cannot check. Returns (head noun, not-a-person noun, constraints)."""
+        perception cannot check. `bare`: the region of a colour on no garment ("full" for "all in
+        black"). Returns (head noun, not-a-person noun, constraints)."""
         head, not_person = "", ""
         pending_colours: list[tuple[str, str, bool]] = []  # (colour, words, negated) waiting for a garment
         pending_pattern: tuple[str, str, bool] | None = None
@@ -484,7 +490,7 @@ class QuestionParser:
                     listed = after in {"and", "or", "nor"} or (after == "," and bool(self._is_colour_at(toks, i + n + 1)[0]))
                     negate = negate if listed else False  # "not green or denim", "not red, blue or green": none
                     if after in COLOUR_ENDS:  # "all in black with white trainers": black is on no garment
-                        flush("any", "")
+                        flush(bare, "")
                     i += n
                     continue
             if w in PATTERNS and not (w == "print" and prev not in COLOUR_CONTEXT):
@@ -619,7 +625,7 @@ class QuestionParser:
                 object_mode = ""
             i += used
         if pending_colours or pending_pattern is not None:
-            flush("any", "")
+            flush(bare, "")
         return head, not_person, out
 
     def _garment(self, word: str) -> bool:
