@@ -10,7 +10,7 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import measure, region_quads
+from chatpose_ros.grounding.facts import _behind, measure, region_quads
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -197,6 +197,19 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
     scores[COCO17.index("left_shoulder")] = 0.9  # one shoulder: the other mirrored about the face
     quad = region_quads(dataclasses.replace(p, keypoint_scores=scores))["upper"][0]
     assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
+
+
+def test_a_garment_behind_a_nearer_person_is_not_read(parser, grounder, three):
+    """A region covered by a nearer person's face or chest (a wider head) is hidden: its colour is not
+    known (scored UNKNOWN, not seen), so a colour found on nobody else asks back instead of "nobody"."""
+    chest = np.array([[10, 50], [40, 50], [40, 90], [10, 90]], np.float32)
+    nearer = (20.0, [(0.0, 40.0, 50.0, 100.0)])  # head 20 px wide; its chest covers this one
+    assert _behind(chest, 12.0, [nearer]) and not _behind(chest, 19.0, [nearer])  # 19 px: not nearer
+    assert not _behind(chest, 12.0, [(20.0, [(100.0, 0.0, 150.0, 50.0)])])  # elsewhere
+    req = parser.parse("the person in the bright orange sweatshirt")
+    assert grounder.answer(req, three).kind == "no_match"
+    out = grounder.answer(req, [dataclasses.replace(three[1], hidden=("upper",)), three[0], three[2]])
+    assert out.kind == "clarify" and out.selected == -1, out.answer
 
 
 def test_cut_off_by_the_edge(parser, grounder, three):

@@ -131,12 +131,14 @@ class Grounder:
         seen = np.ones(n, bool)
         if c.kind == "colour":
             s = self.colour_fit(c, facts)
-            seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
+            seen = np.array([any(f.palettes.get(r) is not None and r not in f.hidden for r in _regions(c.region))
+                             for f in facts])
             best = s.max() if n else 0.0
             if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
                 s = 0.4 * s + 0.6 * s / best
             else:  # nobody's colours come close: the colour rules everyone out
                 s = s * 0.25
+            s = np.where(seen, s, UNKNOWN)  # a garment behind someone else: its colour is not known
         elif c.kind == "pattern":
             raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
             rel = raw / max(1e-6, raw.max()) if n else raw
