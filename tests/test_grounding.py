@@ -93,6 +93,8 @@ def test_wordnet_nouns(parser):
      "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
     ("the one dressed all in black with white trainers", "person [one: colour=black@full, unchecked=feet, unchecked=feet]"),
     ("the man in black from head to toe", "person [man: unchecked=gender, colour=black@full]"),
+    ("the one with both hands over his head", "person [one: gesture=both_arms_raised]"),
+    ("the one with a hand up at her chin", "person [one: gesture=hand_at_head]"),
     ("the kid between the blue one and the green one",
      "person [kid: relation=between(one: colour=blue@any | one: colour=green@any), unchecked=age]"),
     ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
@@ -210,6 +212,17 @@ def test_a_garment_behind_a_nearer_person_is_not_read(parser, grounder, three):
     assert grounder.answer(req, three).kind == "no_match"
     out = grounder.answer(req, [dataclasses.replace(three[1], hidden=("upper",)), three[0], three[2]])
     assert out.kind == "clarify" and out.selected == -1, out.answer
+
+
+def test_a_part_that_fits_nobody_offers_who_fits_the_rest(parser, grounder, three):
+    """"In the green top with a bright orange shirt underneath": orange fits nobody, green fits one:
+    asked back about that one, not "nobody"; the garment's own skin word ("raincoat": arms covered)
+    is no other part, so "the bright orange raincoat" is still nobody. Two people have no middle one."""
+    out = grounder.answer(parser.parse("the one in the green top with a bright orange shirt underneath"), three)
+    assert out.kind == "clarify" and out.candidates[0] == 2 and "orange" in out.answer, out.answer
+    assert grounder.answer(parser.parse("the person in the bright orange raincoat"), three).kind == "no_match"
+    two = grounder.answer(parser.parse("the one in the middle"), [three[0], three[2]])
+    assert two.kind == "clarify", two.answer
 
 
 def test_cut_off_by_the_edge(parser, grounder, three):

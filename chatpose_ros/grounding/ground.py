@@ -56,6 +56,8 @@ GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which
 CHILD_WORDS = frozenset({"boy", "boys", "girl", "girls", "lad", "lads", "lass", "lasses", "schoolboy", "schoolboys",
                          "schoolgirl", "schoolgirls", "son", "sons", "daughter", "daughters"})
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
+FITS_NOBODY = 0.15  # a constraint scoring under this on everyone fits nobody
+APPEARANCE = ("colour", "pattern", "skin", "posture", "gesture", "facing", "object")  # what a person wears or does
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
 COULD_BE = ("posture", "gesture", "facing")
@@ -271,6 +273,8 @@ class Grounder:
         if n == 1:
             return np.ones(1)
         x = np.array([f.cx if value in ("left", "right", "middle") else f.box[1] for f in facts])
+        if value == "middle" and n == 2:  # two people have no middle one: it tells nobody apart
+            return np.full(2, 0.5)
         if value == "middle":
             u = (x - x.min()) / max(1e-9, x.max() - x.min())
             return np.clip(1.0 - 2.0 * np.abs(u - 0.5), 0.05, 1.0) ** 2
@@ -487,6 +491,11 @@ class Grounder:
                 return self._chosen(i, s, facts, checked, unchecked, cannot)
             return self._clarify(pool, facts, s, checked, unchecked, cannot)
         best = int(np.argmax(s))
+        if s[best] < NOBODY and (rest := self._rest_holds(ref, facts, context)) is not None:
+            # one part fits nobody ("a red shirt underneath"), the rest fits someone: offer them
+            why = self._why_nobody(ref, facts, context)
+            return self._clarify([int(i) for i in np.argsort(-rest) if rest[i] >= HOLDS], facts, rest, checked, unchecked,
+                                 f"I see nobody who fits all of it: {why}.")
         if s[best] < NOBODY:
             why = self._why_nobody(ref, facts, context)
             return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
@@ -517,6 +526,22 @@ class Grounder:
             return self._chosen(best, s, facts, checked, unchecked, cannot)
         pool = [best] + [int(i) for i in np.argsort(-could) if i != best and could[i] >= MARGIN * s[best]][:2]
         return self._clarify(pool, facts, s, checked, unchecked, cannot)
+
+    def _rest_holds(self, ref: Reference, facts: list[PersonFacts], context: Context) -> np.ndarray | None:
+        """When some constraints of a description fit nobody but the others (what a person wears,
+        holds or does) fit someone, the (N,) score of those others; else None."""
+        scored = [(c, self.score(c, facts, context)) for c in ref.constraints if self.checkable(c, facts)]
+        scored = [(c, sc) for c, (sc, seen) in scored if seen.any()]
+        fail = [c.words for c, sc in scored if sc.max() < FITS_NOBODY]
+        rest, described = np.ones(len(facts)), False
+        for c, sc in scored:
+            if sc.max() < FITS_NOBODY:
+                continue
+            rest = rest * sc
+            # what the garment that fits nobody leaves bare or covers ("raincoat" of "the yellow raincoat") is no other part
+            own = c.kind == "skin" and any(c.words in words for words in fail)
+            described |= c.kind in APPEARANCE and not c.negated and not own and bool((sc >= HOLDS).any())
+        return rest if fail and described and rest.max() >= HOLDS else None
 
     def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
         f = facts[i]

@@ -73,9 +73,12 @@ MOTIONS = {"walking", "running", "jumping", "dancing", "jogging", "moving", "wal
            "playing", "throwing", "catching", "kicking", "dribbling", "shooting", "climbing", "talking",
            "laughing", "smiling", "looking", "waiting", "posing", "leaning", "skating", "riding"}
 GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most specific first
-    (r"\bboth (?:arms|hands) (?:up|raised|in the air|above)|\b(?:arms|hands) (?:up|raised|in the air)\b|"
+    (r"\bboth (?:arms|hands) (?:up|raised|in the air|above|over)(?: (?:the |his |her |their )?heads?\b)?|"
+     r"\b(?:arms|hands) (?:up|raised|in the air)\b|"
+     r"\b(?:arms|hands) (?:above|over) (?:the |his |her |their )?heads?\b|"
      r"\braising both\b|\bboth hands up\b", "both_arms_raised"),
-    (r"\bhands? (?:on|behind|at|over|to|near) (?:the |his |her |their )?head\b|\bhands? behind\b", "hand_at_head"),
+    (r"\bhands? (?:up )?(?:on|behind|at|to|near|under|against) (?:the |his |her |their )?"
+     r"(?:head|chin|face|cheek|mouth|ear|forehead)s?\b|\bhands? behind\b", "hand_at_head"),
     (r"\b(?:arms|hands) (?:are )?(?:crossed|folded)\b|\bcrossed arms\b|\bfolded arms\b|"
      r"\b(?:crossing|folding) (?:his |her |their )?arms\b",
      "arms_crossed"),
@@ -83,7 +86,8 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
     (r"\bwaving\b|\bwaves\b|\bwave\b", "waving"),
     (r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
-     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bhand up\b|\barm up\b",
+     r"\b(?:arm|hand) (?:up|raised|in the air|above|over)\b(?: (?:the |his |her |their )?head\b)?|\bhand up\b|"
+     r"\barm up\b",
      "arm_raised"),
 )
 FACING: tuple[tuple[str, str], ...] = (
