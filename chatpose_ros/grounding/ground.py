@@ -609,12 +609,13 @@ class Grounder:
                 checked.append(("not " if c.negated else "") + c.words)
                 if self.gender(c) and not c.negated:
                     genders[self.gender(c)] = c.words
-                else:
-                    rest.append(checked[-1])
+                elif not (c.kind == "skin" and any(c.words in o.words for o in ref.constraints + req.predicate
+                                                      if o is not c and o.kind == "colour")):  # "red t-shirts": once
+                    rest.append(_phrase(c) if c.kind in APPEARANCE else checked[-1])
             elif c.kind in ("unchecked", "motion", "garment", "colour"):
                 unchecked.append(c.words)
         k = int(holds.sum())
-        what = f" {_words(checked)}" if checked else ""
+        what = f" {_words(rest)}" if rest else ""
         who = "person" if k == 1 else "people"
         if len(genders) == 1:  # "I see 2 women (in red)", not "2 people women, red"
             (gender, word), = genders.items()
@@ -743,7 +744,11 @@ def _unseen_why(c: Constraint) -> str:
 def _phrase(c: Constraint) -> str:
     """A constraint as words after "is" ("wearing a light blue shirt", "sitting", "holding a cup")."""
     words = c.words
-    if c.kind in ("colour", "pattern", "skin", "garment") and not words.startswith(("wearing", "in ", "dressed")):
+    if c.kind == "skin" and words.endswith(("less", "chested", "sleeved", "legged")):
+        pass  # "shirtless", "bare-chested": an adjective, not a garment
+    elif c.kind == "gesture" and words.split()[0] in ("both", "hands", "arms", "hand", "arm", "his", "her", "their", "a"):
+        words = f"with {words}"  # "with both arms above their head"
+    elif c.kind in ("colour", "pattern", "skin", "garment") and not words.startswith(("wearing", "in ", "dressed")):
         garment = c.kind != "colour" or words != c.value  # "red" alone: "wearing red"
         words = f"wearing {_article(words) if garment and c.kind != 'skin' else ''}{words}"
     elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
