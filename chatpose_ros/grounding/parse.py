@@ -91,7 +91,8 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
      "arm_raised"),
 )
 FACING: tuple[tuple[str, str], ...] = (
-    (r"\bback (?:is )?(?:turned )?to (?:the (?:camera|lens|viewer|photographer)\b|the |us|me)|\bfacing away\b|\bfrom behind\b|\bturned away\b|"
+    (r"\bback (?:is )?(?:turned )?to (?:the (?:camera|lens|viewer|photographer)\b|the |us|me)|"
+     r"\bfacing away\b|\bfrom behind\b|\bturned away\b|"
      r"\blooking away\b|\b(?:riding|walking|cycling|heading|going|moving) away\b|"
      r"\bwith (?:his |her |their )?back\b|\bback towards?\b|\bshowing (?:his |her )?back\b",
      "away"),
