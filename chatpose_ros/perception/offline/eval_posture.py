@@ -13,9 +13,10 @@ every person found is matched to a labelled box (eval_perception.match, IoU >= 0
   people labelled "unclear" are counted apart.
 - depth order: over the labelled pairs of different rank (and the label file's "closer" pairs)
   with both people found: the share that a depth proxy orders like the labels (a tie is wrong).
-  Proxies side by side: `facts` (PersonFacts.depth: what the grounding reads), `box` (1 / box
-  height) and `fit_or_box` (the 3D fit's pelvis depth where placed, else 1 / box height: what
-  `measure` read before the scale cues).
+  Proxies side by side: `facts` (PersonFacts.depth, where the person meets the ground: what the
+  grounding reads), `box` (1 / box height), `head` (1 / the widest spread of the face keypoints)
+  and `fit_or_box` (the regressor's 3D fit's pelvis depth where placed, else 1 / box height: what
+  `measure` read before).
 
 Sets 3 and 4 are spent (the posture and depth rules were tuned on them); set 2 is the check.
 """
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 LABELS = REPO_ROOT / "tests" / "data" / "posture_depth_labels.json"
 SETS = {"2": "perception_labels2.json", "3": "perception_labels3.json", "4": "perception_labels4.json"}
 POSTURES = ("standing", "sitting", "crouching", "lying", "unclear")
-PROXIES = ("facts", "box", "fit_or_box")
+PROXIES = ("facts", "box", "head", "fit_or_box")
+FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,17 @@ def closer_pairs(marks: dict) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def depth_proxies(fact, translation: np.ndarray | None) -> dict[str, float]:
-    """Each proxy's depth of one person (larger: further): see the module docstring."""
+def depth_proxies(fact, person, translation: np.ndarray | None) -> dict[str, float]:
+    """Each proxy's depth of one person (larger: further; `fact` PersonFacts, `person` its ScenePerson,
+    `translation` (3,) m or None): see the module docstring. `head` is +inf without two face keypoints."""
+    from chatpose_ros.grounding.facts import _kp
+
     box = 1.0 / fact.height
     placed = translation is not None and bool(np.all(np.isfinite(translation))) and float(translation[2]) > 0
-    return {"facts": float(fact.depth), "box": box, "fit_or_box": float(translation[2]) if placed else box}
+    face = [v for v in (_kp(person, n) for n in FACE) if v is not None]
+    spread = max((float(np.linalg.norm(a - b)) for a in face for b in face), default=0.0)
+    return {"facts": float(fact.depth), "box": box, "head": 1.0 / spread if spread > 0 else float("inf"),
+            "fit_or_box": float(translation[2]) if placed else box}
 
 
 def measure_set(pipe, set_file: str, marks: dict) -> list[dict]:
@@ -76,14 +84,14 @@ def measure_set(pipe, set_file: str, marks: dict) -> list[dict]:
             raise ValueError(f"{set_file} {item.id}: {len(m['posture'])} postures for {len(item.people)} boxes")
         image = load_image(item)
         scene, people = pipe.base.scene_and_people(image)
-        facts = measure(image, scene, [p.translation for p in people])
+        facts = measure(image, scene)
         res = match([p.box for p in item.people], [p.box for p in scene.people], [p.score for p in scene.people])
         found = {j: i for i, j in res.pairs}
         for j, post in enumerate(m["posture"]):
             if post not in POSTURES:
                 raise ValueError(f"{set_file} {item.id}: unknown posture {post!r}")
             i = found.get(j)
-            f = None if i is None else Found(facts[i].posture, depth_proxies(facts[i], people[i].translation))
+            f = None if i is None else Found(facts[i].posture, depth_proxies(facts[i], scene.people[i], people[i].translation))
             rows.append({"image": item.id, "label": j, "posture": post, "found": f})
         for a, b in closer_pairs(m):
             rows.append({"image": item.id, "pair": (a, b)})
