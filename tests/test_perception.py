@@ -305,6 +305,8 @@ def test_posture_of_seated_and_half_seen_people():
     one_side = {k: v for k, v in facing_seated.items() if k not in ("left_shoulder", "right_hip")}
     assert pa.posture(*_skeleton(one_side), box).value == "sitting"
     assert pa.posture(*_skeleton({k: v for k, v in STANDING.items() if "hip" not in k}), box) is None
+    leaning = dict(STANDING, left_shoulder=(30, 95))  # one shoulder seen far to the side of the hips
+    assert pa.posture(*_skeleton({k: v for k, v in leaning.items() if k != "right_shoulder"}), box) is None
     hanging = dict(STANDING, left_ankle=(0, 0), right_ankle=(0, 0))
     kp, sc = _skeleton(hanging)
     sc[[pa.L_AN, pa.R_AN]] = 0.0

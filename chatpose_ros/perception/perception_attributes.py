@@ -161,11 +161,12 @@ def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, 
 
     kp: (17, 2) px COCO-17; scores: (17,); box: (x_min, y_min, x_max, y_max) px. Read in torso
     lengths (mid-shoulder to mid-hip, from the shoulders and hips seen): a torso far from vertical
-    is lying; hip-knee-ankle seen: a bent knee with the hips low is crouching, a straight leg with
-    an upright thigh standing; knees seen level with the hips (thighs level or pointing at the
-    camera) or a thigh far from vertical is sitting, a knee hanging below the hips standing; knees
-    unseen but ankles close below the hips is sitting. Confidence: the mean confidence of the
-    joints read, lowered for the weaker cues (SITTING_CONFIDENCE, SITTING_ANKLES_CONFIDENCE,
+    is lying (both shoulders and hips seen; else no call); hip-knee-ankle seen: a bent knee with
+    the hips low is crouching, a straight leg with an upright thigh standing; knees seen level with
+    the hips (thighs level or pointing at the camera) or a thigh far from vertical is sitting, a
+    knee hanging below the hips standing; knees unseen but ankles close below the hips is sitting.
+    Confidence: the mean confidence of the joints read, lowered for the weaker cues
+    (SITTING_CONFIDENCE, SITTING_ANKLES_CONFIDENCE,
     STANDING_NO_SHINS_CONFIDENCE)."""
     shoulders = [i for i in (L_SH, R_SH) if scores[i] >= SEEN_SCORE]
     hips = [i for i in (L_HIP, R_HIP) if scores[i] >= SEEN_SCORE]
@@ -175,7 +176,8 @@ def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, 
     torso = float(np.linalg.norm(sh - hip)) + 1e-6
     torso_conf = float(np.mean(scores[[L_SH, R_SH, L_HIP, R_HIP]]))
     if _angle_from_vertical(sh, hip) > LYING_TORSO_DEG:
-        return Attribute("lying", round(torso_conf, 3))
+        # lying is read from the whole torso only: one shoulder against the mid-hip leans with the arm
+        return Attribute("lying", round(torso_conf, 3)) if len(shoulders) == len(hips) == 2 else None
     knees = [k for k in (L_KN, R_KN) if scores[k] >= KNEE_WEAK_SCORE]
     full = [(h, k, a) for h, k, a in ((L_HIP, L_KN, L_AN), (R_HIP, R_KN, R_AN))
             if k in knees and scores[h] >= SEEN_SCORE and scores[a] >= SEEN_SCORE]
