@@ -150,6 +150,7 @@ def three():
     ("the person next to the one in green", 1), ("not the one in burgundy and not the one on the right", 1),
     ("the person in the dark top", 0), ("the one in the pale top", 1),
     ("the one in navy, not the man in the burgundy top", 2),
+    ("the one between the burgundy one and the green one", 1), ("who is in between the lady in maroon and the guy in green?", 1),
 ])
 def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question, index):
     out = grounder.answer(parser.parse(question), three)
@@ -163,6 +164,36 @@ def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
     no = grounder.answer(parser.parse("Is the person in the cream top standing?"), three)
     assert (yes.kind, yes.selected, no.kind, no.selected) == ("yes", 1, "no", 1)
     assert yes.answer.startswith("Yes") and no.answer.startswith("No")
+
+
+def test_between_two_people(parser, grounder):
+    """"Between X and Y" names two other people: the one between them, not the middle of the picture."""
+    rel = parser.parse("the kid between the blue one and the green one").ref.constraints[0]
+    assert (rel.kind, rel.value) == ("relation", "between")
+    assert rel.ref.constraints[0].value == "blue" and rel.ref2.constraints[0].value == "green"
+    img, scene = _scene([(BURGUNDY, NAVY, "standing", False), (GREEN, NAVY, "standing", False),
+                         (CREAM, DENIM, "standing", False), (DENIM, NAVY, "standing", False)])
+    facts = measure(img, scene)
+    out = grounder.answer(parser.parse("the person between the one in green and the one in blue"), facts)
+    assert (out.kind, out.selected) == ("person", 2), out.answer
+    assert parser.parse("the one between the two men").ref.constraints[0].kind == "position"  # no pair: the middle
+
+
+def test_yes_no_answers_say_what_was_seen_instead(parser, grounder, three):
+    no = grounder.answer(parser.parse("Is the person in the cream top wearing a green shirt?"), three)
+    assert no.kind == "no" and "not wearing a green shirt: I see cream" in no.answer, no.answer
+    facts = list(three)
+    facts[1] = dataclasses.replace(facts[1], posture=None)
+    unknown = grounder.answer(parser.parse("Is the person in the cream top sitting?"), facts)
+    assert unknown.kind == "unknown" and "can't see whether" in unknown.answer and "legs" in unknown.answer
+
+
+def test_a_clarifying_question_keeps_everyone_it_could_be(parser, grounder):
+    """The question names three people; the outcome keeps all of them (a yes/no answered for "all it
+    could be" must have asked all of them)."""
+    img, scene = _scene([(GREEN, NAVY, "standing", False)] * 5)
+    out = grounder.answer(parser.parse("the man in the red hat"), measure(img, scene))
+    assert out.kind == "clarify" and len(out.candidates) == 5 and out.answer.count("the person") == 3, out.answer
 
 
 def test_grounder_asks_instead_of_guessing_and_refuses_with_a_reason(parser, grounder, three):

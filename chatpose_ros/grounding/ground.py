@@ -84,7 +84,7 @@ class Outcome:
         kind: "person", "clarify", "no_match", "count", "yes", "no", "unknown" (a yes/no it cannot
             check), "describe", "no_person" (nobody in view), "not_person", "imagine", "chat".
         selected: index into the facts (scene people) of the chosen person, -1 if none.
-        candidates: for "clarify", the people it asks about.
+        candidates: for "clarify", everyone it could be (best first; the question names the first three).
         count: for "count", how many people fit.
         scores: (N,) combined score per person (empty when not scored).
         confidence: selected person's share of the scores, in [0, 1], or None.
@@ -271,25 +271,57 @@ class Grounder:
                 seen.append(True)
         return np.array(s), np.array(seen)
 
-    def _relation(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+    def _weights(self, ref: Reference, facts: list[PersonFacts], context: Context) -> np.ndarray | None:
+        """(N,) who the other person of a relation is, weights summing to 1 (the person of the
+        conversation for a pronoun; else those scoring within MARGIN of the best); None when unknown."""
         n = len(facts)
-        ref = c.ref
-        if ref is None:
-            return np.full(n, UNKNOWN), np.zeros(n, bool)
         if ref.pronoun:
             j = self._previous(facts, context)
             if j < 0:
-                return np.full(n, UNKNOWN), np.zeros(n, bool)
+                return None
             w = np.zeros(n)
             w[j] = 1.0
-        else:
-            scored = self.rank(ref, facts, context)[0]
+            return w
+        scored = self.rank(ref, facts, context)[0]
+        if not scored.size or scored.max() <= 0:
+            return None
+        w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
+        return w / w.sum()
+
+    @staticmethod
+    def _between(wa: np.ndarray, wb: np.ndarray, facts: list[PersonFacts]) -> np.ndarray:
+        """(N,) score of standing between the people of weights `wa` and `wb` (left to right in the
+        image): 1 for the only person between them, less for each other person also between."""
+        n = len(facts)
+        cx = np.array([f.cx for f in facts])
+        s = np.zeros(n)
+        for j in np.flatnonzero(wa):
+            for k in np.flatnonzero(wb):
+                if j == k:
+                    continue
+                lo, hi = sorted((cx[j], cx[k]))
+                inside = (cx > lo) & (cx < hi)
+                inside[[j, k]] = False
+                s += wa[j] * wb[k] * np.where(inside, 0.7 ** max(0, int(inside.sum()) - 1), 0.0)
+        return np.clip(s / s.max() if s.max() > 0 else s, 0.02, 1.0)
+
+    def _relation(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+        n = len(facts)
+        if c.ref is None:
+            return np.full(n, UNKNOWN), np.zeros(n, bool)
+        if c.value == "not" and not c.ref.pronoun:  # "not the man in the dark t-shirt": as unlike that person as they are
+            scored = self.rank(c.ref, facts, context)[0]
             if not scored.size or scored.max() <= 0:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
-            if c.value == "not":  # "not the man in the dark t-shirt": everyone as unlike that person as they are
-                return np.clip(1.0 - scored / scored.max(), 0.02, 1.0), np.ones(n, bool)
-            w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
-            w = w / w.sum()
+            return np.clip(1.0 - scored / scored.max(), 0.02, 1.0), np.ones(n, bool)
+        w = self._weights(c.ref, facts, context)
+        if w is None:
+            return np.full(n, UNKNOWN), np.zeros(n, bool)
+        if c.value == "between":
+            w2 = None if c.ref2 is None else self._weights(c.ref2, facts, context)
+            if w2 is None:
+                return np.full(n, UNKNOWN), np.zeros(n, bool)
+            return self._between(w, w2, facts), np.ones(n, bool)
         s = np.zeros(n)
         for j in np.flatnonzero(w):
             fj = facts[j]
@@ -391,11 +423,11 @@ class Grounder:
                         for i in chosen.candidates}
             if len(verdicts) == 1 and verdicts <= {"yes", "no"} and len(chosen.candidates) > 1:  # the same for all it could be
                 v = verdicts.pop()
-                words = _words([c.words for c in req.predicate])
-                who = " and ".join(self.who(facts[i], facts) for i in chosen.candidates)
+                words = _words([_phrase(c) for c in req.predicate])
+                who = (" and ".join(self.who(facts[i], facts) for i in chosen.candidates) if len(chosen.candidates) <= 3
+                       else f"all {len(chosen.candidates)} people it could be")
                 return replace(chosen, kind=v, answer=f"{'Yes' if v == 'yes' else 'No'}: I am not sure which person "
-                               f"you mean, but {who} {'are' if len(chosen.candidates) > 1 else 'is'}"
-                               f"{'' if v == 'yes' else ' not'} {words}.")
+                               f"you mean, but {who} are{'' if v == 'yes' else ' not'} {words}.")
         if req.intent == "yes_no" and chosen.kind == "person":
             return self._yes_no(req, chosen, facts, context)
         if req.intent == "describe" and chosen.kind == "person":
@@ -472,8 +504,8 @@ class Grounder:
                        checked=tuple(checked), unchecked=tuple(unchecked))
 
     def _clarify(self, pool, facts, s, checked, unchecked, lead: str) -> Outcome:
-        pool = [int(i) for i in pool][:3] or list(range(min(3, len(facts))))
-        options = [self.who(facts[i], facts) for i in sorted(pool, key=lambda i: facts[i].rank_left)]
+        pool = [int(i) for i in pool] or list(range(min(3, len(facts))))  # all it could be; the first 3 are named
+        options = [self.who(facts[i], facts) for i in sorted(pool[:3], key=lambda i: facts[i].rank_left)]
         ask = "Do you mean " + (", ".join(options[:-1]) + ", or " + options[-1] if len(options) > 1 else options[0]) + "?"
         if not lead and checked:
             lead = f"More than one person fits \"{_words(checked)}\"."
@@ -559,24 +591,37 @@ class Grounder:
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
                            answer=f"I can't check \"{words}\" for {who}.", unchecked=tuple(c.words for c in pred))
         verdict = True
-        unseen = []
+        unseen, failed = [], []
         for c in checkable:
             ok, seen = self.holds(c, facts, context)
             if not seen[i]:
-                unseen.append(c.words)
+                unseen.append(c)
+            elif not ok[i]:
+                failed.append(c)
             verdict &= bool(ok[i])
         if unseen:
+            why = "; ".join(dict.fromkeys(_unseen_why(c) for c in unseen))
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
-                           answer=f"I can't see whether {who} is {_words(unseen)}: {self.pose_words(f)}.",
+                           answer=f"I can't see whether {who} is {_words([_phrase(c) for c in unseen])}: {why}.",
                            checked=tuple(c.words for c in checkable))
         state = self.pose_words(f)
-        words = _words([c.words for c in checkable])
+        words = _words([_phrase(c) for c in checkable])
         if verdict:
             text = f"Yes, {who} is {words} ({state})."
         else:
-            text = f"No, {who} is not {words}: {state}."
+            text = f"No, {who} is not {_words([_phrase(c) for c in failed])}: {self._instead(failed[0], f) or state}."
         return Outcome("yes" if verdict else "no", i, scores=chosen.scores, confidence=chosen.confidence, answer=text,
                        checked=tuple(c.words for c in checkable))
+
+    def _instead(self, c: Constraint, f: PersonFacts) -> str:
+        """What was seen instead of a constraint that does not hold ("in dark grey", "sitting"), or ""."""
+        if c.kind == "colour" and not c.negated:
+            names = [self.colour_name(f.palettes.get(r), f.monochrome) for r in _regions(c.region)]
+            names = [x for x in dict.fromkeys(names) if x]
+            return f"I see {' and '.join(names)}" if names else ""
+        if c.kind == "posture" and f.posture is not None:
+            return f"I see them {f.posture[0]}"
+        return ""
 
     # -- words about a person ----------------------------------------------------------------
     def colour_name(self, pal, grey_only: bool = False) -> str:
@@ -622,6 +667,36 @@ class Grounder:
             if conf >= MENTION_OBJECT:
                 words.append(f"holding a {label}")
         return ", ".join(words) if words else "pose not clearly seen"
+
+
+def _unseen_why(c: Constraint) -> str:
+    """Why a yes/no could not be checked on the person asked about ("I can't see their legs clearly")."""
+    if c.kind in ("colour", "pattern", "skin"):
+        part = c.value.split("_")[-1] if c.kind == "skin" else {"upper": "upper body", "lower": "legs"}.get(c.region, "clothes")
+        return f"I can't see their {part} clearly"
+    return {"posture": "I can't see their hips and legs clearly", "gesture": "I can't see their arms clearly",
+            "facing": "I can't see their shoulders and face clearly", "object": "I don't see that object in the image",
+            "relation": "I can't tell who the other person is"}.get(c.kind, "I can't see it clearly")
+
+
+def _phrase(c: Constraint) -> str:
+    """A constraint as words after "is" ("wearing a light blue shirt", "sitting", "holding a cup")."""
+    words = c.words
+    if c.kind in ("colour", "pattern", "skin", "garment") and not words.startswith(("wearing", "in ", "dressed")):
+        garment = c.kind != "colour" or words != c.value  # "red" alone: "wearing red"
+        words = f"wearing {_article(words) if garment and c.kind != 'skin' else ''}{words}"
+    elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
+        words = f"{'holding' if c.value == 'holding' else 'near'} {_article(words)}{words}"
+    return f"not {words}" if c.negated else words
+
+
+def _article(words: str) -> str:
+    """"a " / "an " before a singular noun phrase, "" before a plural or one that has its own."""
+    first = words.split()[0] if words.split() else ""
+    if not first or first in ("a", "an", "the", "his", "her", "their", "some") or (
+            words.endswith("s") and not words.endswith("ss")):
+        return ""
+    return "an " if first[0] in "aeiou" else "a "
 
 
 def _regions(region: str) -> tuple[str, ...]:

@@ -88,7 +88,7 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
 )
 FACING: tuple[tuple[str, str], ...] = (
     (r"\bback (?:is )?(?:turned )?to (?:the |us|me)|\bfacing away\b|\bfrom behind\b|\bturned away\b|"
-     r"\blooking away\b|\bwith (?:his |her |their )?back\b|\bback towards?\b|\bshowing (?:his |her )?back\b",
+     r"\blooking away\b|\b(?:riding|walking|cycling|heading|going|moving) away\b|\bwith (?:his |her |their )?back\b|\bback towards?\b|\bshowing (?:his |her )?back\b",
      "away"),
     (r"\bfacing (?:the camera|us|me|forward|the front)\b|\blooking (?:at|into) (?:the camera|us|me)\b|"
      r"\bfaces the camera\b", "camera"),
@@ -112,6 +112,7 @@ DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "neare
 # what "closest to ..." may be measured from: the camera (a distance), not a thing in the scene
 CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front", "foreground", "robot", "you", "picture",
                 "photo", "image", "shot"}
+BETWEEN = re.compile(r"\b(?:in between|between)\b")
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
     (r"\b(?:to the left of|left of|on the left of)\b", "left_of"),
@@ -295,6 +296,12 @@ class QuestionParser:
             sub_ref, used = sub
             constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
+        # between two others: "the kid between the blue one and the green one"
+        m = BETWEEN.search(text)
+        if m is not None and (pair := self._two_references(text[m.end():].strip())) is not None:
+            first, second, used = pair
+            constraints.append(Constraint("relation", "between", m.group(0) + " " + used, ref=first, ref2=second))
+            text = (text[:m.start()] + " " + text[m.end():].strip()[len(used):]).strip()
         # a relation to another person: "the man next to the woman in red"
         for pattern, rel in RELATIONS:
             m = re.search(pattern, text)
@@ -317,6 +324,20 @@ class QuestionParser:
         if head in {"nobody", "no one", "none"}:
             return Reference((), "", False, False, head)
         return Reference(tuple(rest), head, pronoun, other, not_person)
+
+    def _two_references(self, rest: str) -> tuple[Reference, Reference, str] | None:
+        """Two people's descriptions joined by "and" at the start of `rest` ("the blue one and the
+        green one"), with the words they used; None unless both are people."""
+        first = self._sub_reference(rest)
+        if first is None:
+            return None
+        after = rest[len(first[1]):].strip()
+        if not after.startswith("and "):
+            return None
+        second = self._sub_reference(after[4:].strip())
+        if second is None:
+            return None
+        return first[0], second[0], f"{first[1]} and {second[1]}"
 
     def _has_own_head(self, text: str) -> bool:
         """True when `text` names its own person with a noun that is not generic ("the girl")."""

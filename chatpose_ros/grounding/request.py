@@ -27,8 +27,9 @@ Constraint kinds and their values:
   "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
 - "facing": "camera", "away", "side";
 - "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
-- "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`), or "not"
-  that person ("not the man in the dark t-shirt": the whole description negated);
+- "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`), "between"
+  two others (`ref` and `ref2`: "the kid between the blue one and the green one"), or "not" that person
+  ("not the man in the dark t-shirt": the whole description negated);
 - "unchecked": something perception cannot see (`value` says what: "gender", "age", "hair", a
   garment worn on the head / face / feet, an object with no COCO class, an adjective);
 - "motion": a movement (walking, running, waving...) read from one frame (reported, not scored).
@@ -55,6 +56,7 @@ class Constraint:
         coco: object classes for "object".
         negated: True when the question says "not" / "without".
         ref: the other person of a "relation".
+        ref2: the second other person of a "between" relation (None otherwise).
     """
 
     kind: str
@@ -65,6 +67,7 @@ class Constraint:
     coco: tuple[str, ...] = ()
     negated: bool = False
     ref: "Reference | None" = None
+    ref2: "Reference | None" = None
 
     def __post_init__(self) -> None:
         if self.kind not in CONSTRAINT_KINDS:
@@ -123,7 +126,7 @@ class Request:
             if c.k:
                 s += f"#{c.k}"
             if c.ref is not None:
-                s += "(" + ref_str(c.ref) + ")"
+                s += "(" + ref_str(c.ref) + (" | " + ref_str(c.ref2) if c.ref2 is not None else "") + ")"
             return s
 
         def ref_str(r: Reference) -> str:

@@ -166,7 +166,7 @@ def without(req: Request, kinds: set[str]) -> Request:
             return None
         return replace(ref, constraints=tuple(
             Constraint("unchecked", "ablated", c.words) if c.kind in kinds else
-            (replace(c, ref=strip(c.ref)) if c.ref is not None else c) for c in ref.constraints))
+            (replace(c, ref=strip(c.ref), ref2=strip(c.ref2)) if c.ref is not None else c) for c in ref.constraints))
     return replace(req, ref=strip(req.ref), predicate=tuple(
         Constraint("unchecked", "ablated", c.words) if c.kind in kinds else c for c in req.predicate))
 

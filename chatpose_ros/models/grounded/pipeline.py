@@ -170,8 +170,7 @@ class GroundedPipeline:
             for c in ref.constraints:
                 if self.grounder.gender(c):
                     return True
-                if c.ref is not None:
-                    todo.append(c.ref)
+                todo.extend(r for r in (c.ref, c.ref2) if r is not None)
         return False
 
     def _delegate(self, image, query: str, on_pose, on_text) -> PoseResult:
