@@ -45,14 +45,15 @@ KNEE_WEAK_SCORE = 0.2          # a knee counts for the knee-height cue at this c
                                # clothes score low); its confidence scales the posture's
 LEG_BELOW_KNEE = 0.3           # the box goes on this far below a knee level with the hips (the shins): else
                                # the knee may be a guess at a cut image edge, and says nothing
-SITTING_ANKLE_DROP = 1.0       # knees unseen, ankles seen less than this below the hips: sitting (standing
-                               # ankles lie 1.3-1.8 below, seated ones 0.7-1.4: above this, no call)
+SITTING_ANKLE_DROP = 1.0       # thighs pointing at the camera (image length under SITTING_THIGH_RATIO) and ankles
+                               # less than this below the hips: a low seat or a squat (facing the camera, seated
+                               # on chairs 1.1-1.4, squatting 0.9): no call
+SITTING_THIGH_RATIO = 0.45     # thigh image length under this fraction of the torso length: pointing at the camera
 CROUCH_KNEE_DEG = 110.0        # knee angle (hip-knee-ankle) under this with hips low: crouching
 CROUCH_HIP_ANKLE_RATIO = 0.6   # hip-to-ankle height under this fraction of the torso length (seated people
                                # facing the camera come down to 0.7)
 STANDING_KNEE_DEG = 150.0      # knee angle over this with the thigh upright: standing
 SITTING_CONFIDENCE = 0.8       # thigh geometry alone (foreshortening also looks like sitting)
-SITTING_ANKLES_CONFIDENCE = 0.6  # ankles alone (knees unseen)
 STANDING_NO_SHINS_CONFIDENCE = 0.6  # upright thighs, shins unseen
 
 # Relations to objects (distances in units of the person's torso length, or box height / 3).
@@ -164,10 +165,9 @@ def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, 
     is lying (both shoulders and hips seen; else no call); hip-knee-ankle seen: a bent knee with
     the hips low is crouching, a straight leg with an upright thigh standing; knees seen level with
     the hips (thighs level or pointing at the camera) or a thigh far from vertical is sitting, a
-    knee hanging below the hips standing; knees unseen but ankles close below the hips is sitting.
-    Confidence: the mean confidence of the joints read, lowered for the weaker cues
-    (SITTING_CONFIDENCE, SITTING_ANKLES_CONFIDENCE,
-    STANDING_NO_SHINS_CONFIDENCE)."""
+    knee hanging below the hips standing; thighs pointing at the camera with the ankles close below
+    the hips is a low seat or a squat (no call). Confidence: the mean confidence of the joints read, lowered
+    for the weaker cues (SITTING_CONFIDENCE, STANDING_NO_SHINS_CONFIDENCE)."""
     shoulders = [i for i in (L_SH, R_SH) if scores[i] >= SEEN_SCORE]
     hips = [i for i in (L_HIP, R_HIP) if scores[i] >= SEEN_SCORE]
     if not shoulders or not hips:
@@ -199,13 +199,15 @@ def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, 
             # the shins must go on below the knees inside the box: a knee guessed at a cut image edge says nothing
             if box[3] - float(kp[knees, 1].max()) < LEG_BELOW_KNEE * torso:
                 return None
+            ankles = [a for a in (L_AN, R_AN) if scores[a] >= SEEN_SCORE]
+            side_hip = {L_KN: L_HIP, R_KN: R_HIP}
+            thigh = max(float(np.linalg.norm(kp[k] - (kp[side_hip[k]] if side_hip[k] in hips else hip)))
+                        for k in knees) / torso
+            if ankles and thigh < SITTING_THIGH_RATIO and float(kp[ankles, 1].max() - hip[1]) / torso < SITTING_ANKLE_DROP:
+                return None  # a low seat or a squat: they look alike from the front
             return Attribute("sitting", round(SITTING_CONFIDENCE * conf, 3))
         # thighs hanging below the hips without a straight leg seen: most likely standing
         return Attribute("standing", round(STANDING_NO_SHINS_CONFIDENCE * conf, 3))
-    ankles = [a for a in (L_AN, R_AN) if scores[a] >= SEEN_SCORE]
-    if ankles and 0.0 < float(kp[ankles, 1].max() - hip[1]) / torso < SITTING_ANKLE_DROP:
-        conf = min(torso_conf, float(np.mean(scores[ankles])))
-        return Attribute("sitting", round(SITTING_ANKLES_CONFIDENCE * conf, 3))
     return None
 
 
