@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 2
 PY := .venv/bin/python
 
 .PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth \
-	eval-parse train-parser eval-tracking eval-faces eval-posture
+	eval-parse train-parser eval-tracking eval-faces eval-objects eval-posture
 setup:
 	@bash scripts/setup.sh
 
@@ -46,6 +46,13 @@ eval-perception: setup
 # clarifying questions, follow-ups, self-contradictions, speed; the grounded profile's ablations; JSON in build/.
 eval-grounding: setup
 	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.tools.eval_grounding --threads 2 --failures --json build/eval_grounding.json
+
+# COCO objects (every class but person) against by-eye labels (tests/data/object_labels.json): recall, recall of
+# held objects, false detections per image and ms per image on 2 threads, every detector side by side (NanoDet
+# stretch / letterbox, CenterNet when scripts/convert_perception_models.py has converted it); tuning images and the
+# held-out check apart; JSON in build/.
+eval-objects: setup
+	OMP_NUM_THREADS=2 $(PY) -m chatpose_ros.perception.offline.eval_objects --threads 2 --misses --json build/eval_objects.json
 
 # The face gender model against by-eye labels (tests/data/face_gender_labels.json), per label set.
 eval-faces: setup

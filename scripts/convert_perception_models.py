@@ -10,7 +10,8 @@ Stage 1 (any python3 >= 3.10, stdlib only): `npm pack` the pinned package into
 build/perception-convert/, make a throwaway venv there with pinned tf2onnx + tensorflow-cpu,
 and re-run this file inside it. Stage 2 (in that venv): patch the installed tf2onnx copy's
 TF.js reader (three fixes, below), convert each model in `MODELS` to ONNX and compare its
-checksums with those recorded in chatpose_ros/assets/default/MODEL_CARD.md. tf2onnx 1.17 is not
+checksums with those recorded in chatpose_ros/assets/default/MODEL_CARD.md (`EVAL_ONLY` models: with the graph
+checksum recorded below; they stay in build/perception-convert/onnx/, never installed). tf2onnx 1.17 is not
 byte-deterministic (tensor names and node order change between runs), so the check passes on
 identical bytes or on the same `graph_checksum` (initializer values + op types, names and order
 excluded; stable across runs); a mismatch exits non-zero and names the file. Each converted
@@ -62,6 +63,14 @@ MODELS: dict[str, tuple[str, str | None]] = {
     # Gender from a face (oarriaga/face_classification mini-Xception, IMDB): grey float
     # [N, 64, 64, 1] in [-1, 1] -> softmax [N, 2] (woman, man). perception/face_attributes.py.
     "gender.onnx": ("gender", "input_1:0[-1,64,64,1]"),
+}
+
+# Converted for the evaluations only, never installed (not redistributable): file name -> (TF.js model,
+# --inputs override or None, graph checksum of the converted file).
+# CenterNet MobileNetV3 (610265158/mobilenetv3_centernet, COCO-80; its repository states no licence): compared
+# with NanoDet by `make eval-objects` (perception/offline/eval_objects.py reads build/perception-convert/onnx/).
+EVAL_ONLY: dict[str, tuple[str, str | None, str]] = {
+    "centernet.onnx": ("centernet", None, "123879561b16964fe0d3bc83ee742e0835dfd265e77484ad980e4b22955cc6be"),
 }
 
 PATCH_MARK = "# chatpose-patch"
@@ -206,7 +215,8 @@ def stage_inside(install: bool, only: list[str]) -> int:
     out_dir.mkdir(exist_ok=True)
     expected = recorded_checksums()
     failures = 0
-    for fname, (tfjs, inputs) in MODELS.items():
+    todo = {**{f: (t, i, False) for f, (t, i) in MODELS.items()}, **{f: (t, i, True) for f, (t, i, _) in EVAL_ONLY.items()}}
+    for fname, (tfjs, inputs, eval_only) in todo.items():
         if only and fname not in only:
             continue
         raw = out_dir / (fname + ".float32")
@@ -220,7 +230,10 @@ def stage_inside(install: bool, only: list[str]) -> int:
         halved, kept = store_float16(raw, out)
         digest, graph = sha256(out), graph_checksum(out)
         want = expected.get(fname)
-        if want is None:
+        if eval_only:
+            status = ("ok: same graph checksum (evaluation only, not installed)" if graph == EVAL_ONLY[fname][2]
+                      else "MISMATCH (evaluation only)")
+        elif want is None:
             status = "NOT IN MODEL CARD"
         elif digest == want[0]:
             status = "ok: identical bytes"
@@ -231,7 +244,7 @@ def stage_inside(install: bool, only: list[str]) -> int:
         failures += not status.startswith("ok")
         print(f"{fname}: {out.stat().st_size} bytes ({halved} initializers as float16, {kept} kept) "
               f"sha256 {digest} graph {graph} [{status}]")
-        if install:
+        if install and not eval_only:
             ASSET_DIR.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(out, ASSET_DIR / fname)
     return 1 if failures else 0

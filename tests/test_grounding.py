@@ -10,7 +10,7 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import EYES_TO_SOLES, SEATED_EYES_SHARE, ground_contact, measure
+from chatpose_ros.grounding.facts import EYES_TO_SOLES, SEATED_EYES_SHARE, ground_contact, measure, region_quads
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -48,6 +48,19 @@ def test_colour_vocabulary_is_open_and_palettes_keep_both_colours():
     assert colour_score(pal, names.lab("red")) > 0.5 and colour_score(pal, names.lab("navy blue")) > 0.5
     assert colour_score(pal, names.lab("yellow")) < 0.1
     assert palette(px[:5]) is None
+
+
+def test_colour_names_belong_to_basic_colours():
+    """A specific name fits a region of its basic colour ("cobalt blue" on an azure tee) less than its
+    own colour would, and a hue is never read off a colourless one (a near-black top is not "purple")."""
+    names = ColourNames.shipped()
+    assert (names.category("cobalt blue"), names.category("burgundy"), names.category("grass green")) == (
+        "blue", "red", "green")
+    azure = palette(np.tile(np.array([[60, 150, 230]], np.uint8), (200, 1)))
+    black = palette(np.tile(np.array([[20, 22, 28]], np.uint8), (200, 1)))
+    assert 0.5 <= names.score(azure, "cobalt blue") < names.score(azure, "azure")
+    assert names.score(black, "purple") == colour_score(black, names.lab("purple"))  # own colour only
+    assert names.category_votes(black.lab, "purple")[0] < 0.5
 
 
 def test_wordnet_nouns(parser):
@@ -164,6 +177,23 @@ def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
     no = grounder.answer(parser.parse("Is the person in the cream top standing?"), three)
     assert (yes.kind, yes.selected, no.kind, no.selected) == ("yes", 1, "no", 1)
     assert yes.answer.startswith("Yes") and no.answer.startswith("No")
+
+
+def test_the_chest_of_a_close_up_is_found_below_the_face():
+    """Shoulders unseen (a close-up, a crowd): the upper garment is read below the face, scaled by the
+    head, not at a fixed share of the box (on a close-up cut by the image edge, that was the face)."""
+    p, _ = _person(0, None, None)
+    scores = np.zeros(17, np.float32)
+    for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):
+        scores[COCO17.index(name)] = 0.9
+    p = dataclasses.replace(p, keypoint_scores=scores, box=(0.0, 15.0, 60.0, 80.0))
+    quad = region_quads(p)["upper"][0]
+    ear_gap = 12.0  # _person's ears are 12 px apart, the nose at y = 35
+    assert 35 + 1.5 * ear_gap <= quad[:, 1].min() < quad[:, 1].max() <= 35 + 3.5 * ear_gap  # below the face
+    assert abs(quad[:, 0].mean() - 30.0) < 1.0
+    scores[COCO17.index("left_shoulder")] = 0.9  # one shoulder: the other mirrored about the face
+    quad = region_quads(dataclasses.replace(p, keypoint_scores=scores))["upper"][0]
+    assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
 
 
 def test_between_two_people(parser, grounder):

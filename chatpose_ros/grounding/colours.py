@@ -35,6 +35,18 @@ DE_SCALE = 16.0             # CIEDE2000 (textiles) units at which a colour's fit
 # greyscale basketball photo 0; colour photos and videos 3.8-24 in the larger of the two.
 MONOCHROME_AB_STD = 2.5
 ACHROMATIC_CHROMA = 12.0  # a named colour with less CIELAB chroma than this is a grey level (black, white, grey)
+# Basic colour terms (Berlin & Kay's eleven): every name belongs to one, by its last basic word ("cobalt
+# blue", "grass green") or an everyday synonym, else by the nearest of the eleven (CIEDE2000). A measured
+# colour's category is the vote of its CATEGORY_VOTERS nearest names: "azure, water blue, cerulean..."
+# say blue where the one nearest name ("azure") would not match "cobalt blue" by distance.
+BASIC_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey")
+BASIC_SYNONYMS = {"gray": "grey", "violet": "purple", "navy": "blue", "maroon": "red", "beige": "brown",
+                  "tan": "brown", "magenta": "pink", "cyan": "blue", "aqua": "blue", "teal": "blue", "olive": "green",
+                  "lime": "green", "khaki": "brown", "cream": "white", "lilac": "purple", "lavender": "purple",
+                  "turquoise": "blue", "indigo": "blue", "gold": "yellow", "silver": "grey", "burgundy": "red",
+                  "crimson": "red", "scarlet": "red", "denim": "blue"}
+CATEGORY_VOTERS = 9
+CATEGORY_WEIGHT = 0.55  # a colour of the word's basic category fits this much (under MARGIN: a name's own colour wins)
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,45 @@ class ColourNames:
         if n.replace(" ", "") in self._index:  # CSS spellings: "navyblue", "darkred"
             return n.replace(" ", "")
         return n
+
+    @functools.cached_property
+    def categories(self) -> np.ndarray:
+        """(len(names),) the basic colour term (BASIC_COLOURS) each name belongs to."""
+        focal = np.stack([self.labs[self._index[b]] for b in BASIC_COLOURS])
+        out = []
+        for name, lab in zip(self.names, self.labs):
+            words = [BASIC_SYNONYMS.get(w, w) for w in name.split()]
+            basic = [w for w in words if w in BASIC_COLOURS]
+            out.append(basic[-1] if basic else BASIC_COLOURS[int(np.argmin(delta_e(focal, lab[None])))])
+        return np.array(out)
+
+    def category(self, name: str) -> str:
+        """The basic colour term of a colour name ("cobalt blue" -> "blue", "burgundy" -> "red")."""
+        return str(self.categories[self._index[self.normalise(name)]])
+
+    def category_votes(self, labs: np.ndarray, category: str) -> np.ndarray:
+        """(K,) share of each (K, 3) CIELAB colour's CATEGORY_VOTERS nearest names in `category`."""
+        labs = np.asarray(labs, np.float64).reshape(-1, 3)
+        d = delta_e(self.labs[None], labs[:, None])            # (K, names)
+        near = np.argsort(d, axis=1)[:, :CATEGORY_VOTERS]
+        return (self.categories[near] == category).mean(axis=1)
+
+    def score(self, pal: "Palette | None", name: str) -> float:
+        """How well colour name `name` fits a region: the best of its own colour's fit
+        (`colour_score`) and CATEGORY_WEIGHT x how surely a main colour of the region is of the
+        name's basic category (a "cobalt blue" tee that measures azure is still blue), in [0, 1]."""
+        if pal is None:
+            return 0.0
+        category = self.category(name)
+        keep = pal.shares >= MIN_SHARE
+        votes = self.category_votes(pal.lab[keep], category)
+        bonus = 0.6 + 0.4 * np.minimum(1.0, pal.shares[keep] / 0.4)
+        hued = np.hypot(pal.lab[keep, 1], pal.lab[keep, 2]) >= ACHROMATIC_CHROMA
+        if category not in ("black", "white", "grey"):  # a hue is only read off a colour that has one
+            cat = float((votes * bonus * hued).max()) if keep.any() else 0.0
+        else:
+            cat = float((votes * bonus).max()) if keep.any() else 0.0
+        return max(colour_score(pal, self.lab(name)), CATEGORY_WEIGHT * cat)
 
     def lab(self, name: str) -> np.ndarray:
         """(3,) CIELAB of a colour name (KeyError when it is not one)."""

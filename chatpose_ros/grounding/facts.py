@@ -29,6 +29,10 @@ from chatpose_ros.core.scene import Scene, ScenePerson
 from .colours import Palette, delta_e, is_monochrome, palette, rgb_to_lab
 
 SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
+# the chest of a person whose shoulders were not seen, in head widths from the face centre (an adult's
+# shoulders are about 2.5-3 head widths apart and their line about 1.5 below the nose)
+EYES_TO_HEAD = 2.2          # head width / distance between the eyes
+CHEST_HALF_WIDTH, CHEST_TOP, CHEST_BOTTOM = 1.0, 1.7, 3.2
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
 RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
 HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ears: hand at the head
@@ -163,6 +167,21 @@ def behind_hiders(people: tuple[ScenePerson, ...] | list[ScenePerson], contacts:
     return out
 
 
+def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
+    """The face's centre ((2,) px: the nose, else between the eyes / ears) and the head's width (px:
+    the ears apart, else EYES_TO_HEAD x the eyes apart); None when neither pair was seen."""
+    nose, le, re_, lear, rear = (_kp(p, n) for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
+    if lear is not None and rear is not None:
+        width, mid = float(np.linalg.norm(lear - rear)), 0.5 * (lear + rear)
+    elif le is not None and re_ is not None:
+        width, mid = EYES_TO_HEAD * float(np.linalg.norm(le - re_)), 0.5 * (le + re_)
+    else:
+        return None
+    if width < 4.0:
+        return None
+    return (nose if nose is not None else mid), width
+
+
 def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
     x_min, y_min, x_max, y_max = box
     h, w, cx = y_max - y_min, x_max - x_min, 0.5 * (x_min + x_max)
@@ -178,11 +197,23 @@ def region_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
                                 "right_knee", "left_ankle", "right_ankle")}
     quads: dict[str, list[np.ndarray]] = {"upper": [], "lower": []}
     ls, rs, lh, rh = g["left_shoulder"], g["right_shoulder"], g["left_hip"], g["right_hip"]
+    head = _head(p)
+    if (ls is None) != (rs is None) and head is not None:  # one shoulder: the other mirrored about the face
+        seen = ls if ls is not None else rs
+        mirror = np.array([2.0 * head[0][0] - seen[0], seen[1]], np.float32)
+        if abs(float(mirror[0] - seen[0])) >= 0.5 * head[1]:
+            ls, rs = (seen, mirror) if ls is not None else (mirror, seen)
     if ls is not None and rs is not None and lh is not None and rh is not None:
         quads["upper"].append(np.stack([ls, rs, rh, lh]))
     elif ls is not None and rs is not None:
         down = np.array([0.0, 0.8 * max(8.0, float(np.linalg.norm(ls - rs)))], np.float32)
         quads["upper"].append(np.stack([ls, rs, rs + down, ls + down]))
+    elif head is not None:  # shoulders unseen (a close-up, a crowd): the chest below the face
+        (cx, cy), w = head
+        quads["upper"].append(np.array([[cx - CHEST_HALF_WIDTH * w, cy + CHEST_TOP * w],
+                                        [cx + CHEST_HALF_WIDTH * w, cy + CHEST_TOP * w],
+                                        [cx + CHEST_HALF_WIDTH * w, cy + CHEST_BOTTOM * w],
+                                        [cx - CHEST_HALF_WIDTH * w, cy + CHEST_BOTTOM * w]], np.float32))
     else:
         quads["upper"].append(_box_quad(p.box, 0.2, 0.45))
     for side in ("left", "right"):

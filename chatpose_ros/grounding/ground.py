@@ -18,7 +18,8 @@ Decisions (all from the same scores, so a count, a choice and a yes/no never dis
 Gender words ("the man", "ladies", "policeman") are checked on the faces a face model read
 (`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) or p(female) is at
 least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
-gender alone never rules everyone out.
+gender alone never rules everyone out. Words for children (boy, girl, lad) are not read off faces
+(CHILD_WORDS: the face model learnt from adults).
 No ROS, no model.
 """
 from __future__ import annotations
@@ -29,8 +30,8 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import (ACHROMATIC_CHROMA, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, colour_score, delta_e, grey_level_score,
-                      lightness_score)
+from .colours import (ACHROMATIC_CHROMA, BASIC_COLOURS, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, delta_e,
+                      grey_level_score, lightness_score)
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
 from .words import Lexicon, gender_of
@@ -50,6 +51,10 @@ SKIN_BARE = 0.55  # share of a part's pixels that are skin at or above which the
 SKIN_COVERED = 0.2  # at or under which it is covered (between the two: not clear, scored UNKNOWN)
 GENDER_MIN_FACE_PX = 16.0  # a face narrower than this (px) is not read for gender
 GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which (else: cannot check)
+# words for children are not checked on faces: the face model learnt from adults' photos (IMDB-WIKI),
+# and on the five children of the fourth question set it called both boys female at p(female) >= 0.9
+CHILD_WORDS = frozenset({"boy", "boys", "girl", "girls", "lad", "lads", "lass", "lasses", "schoolboy", "schoolboys",
+                         "schoolgirl", "schoolgirls", "son", "sons", "daughter", "daughters"})
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
@@ -207,13 +212,14 @@ class Grounder:
             span = (min(ls), max(ls)) if ls else (0.0, 100.0)
             fits = [[grey_level_score(f.palettes.get(r), lab, span) for r in _regions(c.region)] for f in facts]
         else:
-            lab = self.colours.lab(c.value)
-            fits = [[colour_score(f.palettes.get(r), lab) for r in _regions(c.region)] for f in facts]
+            fits = [[self.colours.score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
         return np.array([np.mean(v) if c.region == "full" else max(v) for v in fits], np.float64)
 
     def gender(self, c: Constraint) -> str:
         """"male" / "female" when `c` is a gender word (parse's unchecked "gender"), else ""."""
-        return gender_of(c.words, self.lexicon) if c.kind == "unchecked" and c.value == "gender" else ""
+        if c.kind != "unchecked" or c.value != "gender" or c.words.lower() in CHILD_WORDS:
+            return ""
+        return gender_of(c.words, self.lexicon)
 
     @staticmethod
     def _gender(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -322,6 +328,13 @@ class Grounder:
             if w2 is None:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
             return self._between(w, w2, facts), np.ones(n, bool)
+        return self._beside(c.value, w, facts), np.ones(n, bool)
+
+    @staticmethod
+    def _beside(value: str, w: np.ndarray, facts: list[PersonFacts]) -> np.ndarray:
+        """(N,) score of standing `value` ("next_to", "left_of", "right_of", "behind", "in_front_of")
+        the people of weights `w`."""
+        n = len(facts)
         s = np.zeros(n)
         for j in np.flatnonzero(w):
             fj = facts[j]
@@ -330,20 +343,20 @@ class Grounder:
                 if i == j:
                     continue
                 gap = abs(f.cx - fj.cx) / (0.5 * (f.height + fj.height))
-                if c.value == "next_to":
+                if value == "next_to":
                     sj[i] = np.exp(-2.0 * gap)
-                elif c.value == "left_of":
+                elif value == "left_of":
                     sj[i] = np.exp(-0.5 * gap) if f.cx < fj.cx else 0.02
-                elif c.value == "right_of":
+                elif value == "right_of":
                     sj[i] = np.exp(-0.5 * gap) if f.cx > fj.cx else 0.02
-                elif c.value == "behind":
+                elif value == "behind":
                     sj[i] = (0.9 if f.depth > fj.depth else 0.05) * np.exp(-0.5 * gap)
-                elif c.value == "in_front_of":
+                elif value == "in_front_of":
                     sj[i] = (0.9 if f.depth < fj.depth else 0.05) * np.exp(-0.5 * gap)
             if sj.max() > 0:
                 sj = sj / sj.max()
             s += w[j] * sj
-        return np.clip(s, 0.02, 1.0), np.ones(n, bool)
+        return np.clip(s, 0.02, 1.0)
 
     @staticmethod
     def _previous(facts: list[PersonFacts], context: Context) -> int:
@@ -633,7 +646,15 @@ class Grounder:
             d = np.abs(self._describe_labs[self._grey_levels, 0] - pal.lab[0][0])
             return DESCRIBE_COLOURS[int(self._grey_levels[int(np.argmin(d))])]
         d = delta_e(self._describe_labs, pal.lab[0][None])
-        return DESCRIBE_COLOURS[int(np.argmin(d))]
+        name = DESCRIBE_COLOURS[int(np.argmin(d))]
+        if self.colours.category_votes(pal.lab[0], self.colours.category(name))[0] < 0.5:
+            # the nearest word is of another basic colour than most names near the colour ("tan" for
+            # a yellow tee in shade): say the basic colour the names agree on
+            votes = {b: self.colours.category_votes(pal.lab[0], b)[0] for b in BASIC_COLOURS}
+            best = max(votes, key=votes.get)
+            if votes[best] >= 0.5:
+                return best
+        return name
 
     def who(self, f: PersonFacts, facts: list[PersonFacts]) -> str:
         """'the person on the left in a red top' / 'the person 2nd from the left in navy blue'."""

@@ -88,7 +88,8 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
 )
 FACING: tuple[tuple[str, str], ...] = (
     (r"\bback (?:is )?(?:turned )?to (?:the |us|me)|\bfacing away\b|\bfrom behind\b|\bturned away\b|"
-     r"\blooking away\b|\b(?:riding|walking|cycling|heading|going|moving) away\b|\bwith (?:his |her |their )?back\b|\bback towards?\b|\bshowing (?:his |her )?back\b",
+     r"\blooking away\b|\b(?:riding|walking|cycling|heading|going|moving) away\b|"
+     r"\bwith (?:his |her |their )?back\b|\bback towards?\b|\bshowing (?:his |her )?back\b",
      "away"),
     (r"\bfacing (?:the camera|us|me|forward|the front)\b|\blooking (?:at|into) (?:the camera|us|me)\b|"
      r"\bfaces the camera\b", "camera"),

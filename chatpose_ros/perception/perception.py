@@ -67,6 +67,7 @@ NANODET_SIZE = 416            # NanoDet-m input side (square, NCHW)
 NANODET_STRIDES = (8, 16, 32)
 NANODET_MEAN_BGR = (103.53, 116.28, 123.675)
 NANODET_STD_BGR = (57.375, 57.12, 58.395)
+OBJECT_RESIZES = ("stretch", "letterbox")  # PerceptionConfig.object_resize
 BLAZEPOSE_SIZE = 256
 BLAZEPOSE_LANDMARKS = 33      # of the 39 rows (6 are auxiliary ROI points)
 BLAZEPOSE_ROWS = 39
@@ -138,6 +139,9 @@ class PerceptionConfig:
     """Run NanoDet for COCO objects."""
     object_score: float = 0.35
     """Minimum NanoDet class score."""
+    object_resize: str = "stretch"
+    """How the image becomes NanoDet's 416 x 416 input: "stretch" (each side resized to 416) or
+    "letterbox" (the long side resized to 416, aspect kept, the rest black)."""
     object_nms_iou: float = 0.5
     """Objects of one class with boxes overlapping more than this are one object."""
     max_objects: int = 20
@@ -181,6 +185,8 @@ class PerceptionConfig:
         if self.person_scores and len(self.person_scores) != len(self.person_sizes):
             raise ConfigError(f"person_scores needs one score per person_sizes entry ({len(self.person_sizes)}), "
                               f"got {len(self.person_scores)}")
+        if self.object_resize not in OBJECT_RESIZES:
+            raise ConfigError(f"unknown object_resize {self.object_resize!r}: expected one of {OBJECT_RESIZES}")
         if self.refine not in ("none", "blazepose_full"):
             raise ConfigError(f"unknown refine {self.refine!r}: expected 'none' or 'blazepose_full'")
         if self.threads < 1:
@@ -333,11 +339,21 @@ class NanoDet:
         self.inv_std = (1.0 / np.array(NANODET_STD_BGR, np.float64)).astype(np.float32)
 
     def run(self, image: np.ndarray, min_score: float, nms_iou: float, max_objects: int,
-            skip: frozenset[str] = frozenset({"person"})) -> list[SceneObject]:
+            skip: frozenset[str] = frozenset({"person"}), resize: str = "stretch") -> list[SceneObject]:
+        """Objects of every class but `skip`, highest score first; `resize` is
+        PerceptionConfig.object_resize."""
         import cv2
 
         h, w = image.shape[:2]
-        rgb = cv2.resize(image, (NANODET_SIZE, NANODET_SIZE), interpolation=cv2.INTER_LINEAR)
+        if resize == "letterbox":
+            k = NANODET_SIZE / max(h, w)
+            nw, nh = max(1, round(w * k)), max(1, round(h * k))
+            rgb = np.zeros((NANODET_SIZE, NANODET_SIZE, 3), np.uint8)
+            rgb[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            sx = sy = 1.0 / k
+        else:
+            rgb = cv2.resize(image, (NANODET_SIZE, NANODET_SIZE), interpolation=cv2.INTER_LINEAR)
+            sx, sy = w / NANODET_SIZE, h / NANODET_SIZE
         # (1, 3, S, S) BGR float32 normalised, written channel by channel in float32 (the
         # float64 broadcast of a mean tuple over the whole image cost about 10 ms)
         x = np.empty((1, 3, NANODET_SIZE, NANODET_SIZE), np.float32)
@@ -362,7 +378,7 @@ class NanoDet:
             cx = (keep % side + 0.5) * stride  # NanoDet-m centres: (i + 0.5) * stride
             cy = (keep // side + 0.5) * stride
             b = np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], 1)
-            b *= [w / NANODET_SIZE, h / NANODET_SIZE, w / NANODET_SIZE, h / NANODET_SIZE]
+            b *= [sx, sy, sx, sy]
             boxes.append(b)
             scores.append(best_score[keep])
             labels.append(best[keep])
@@ -375,6 +391,8 @@ class NanoDet:
             if label in skip:
                 continue
             bx = tuple(float(v) for v in np.clip(boxes_a[i], 0, [w, h, w, h]))
+            if bx[2] <= bx[0] or bx[3] <= bx[1]:
+                continue  # wholly in the letterbox's black band
             if any(o.label == label and box_iou(o.box, bx) > nms_iou for o in out):
                 continue
             out.append(SceneObject(label, bx, round(float(scores_a[i]), 3)))
@@ -610,7 +628,8 @@ class Perception:
                 jobs.append(_Job("people", ph * pw / 1000.0, run_tile))
         if objects:
             jobs.append(_Job("objects", NANODET_COST_KPX,
-                             lambda mn, nd: nd.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects)))
+                             lambda mn, nd: nd.run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects,
+                                                   resize=cfg.object_resize)))
         return jobs
 
     def _run_jobs(self, jobs: list[_Job]) -> None:
@@ -760,7 +779,8 @@ class Perception:
             found = tuple(objs)
         elif objects:
             t0 = self.clock()
-            found = tuple(self._nanodet(cfg.threads).run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects))
+            found = tuple(self._nanodet(cfg.threads).run(image, cfg.object_score, cfg.object_nms_iou, cfg.max_objects,
+                                                                resize=cfg.object_resize))
             timings["objects"] = self._ms(t0)
         objs = found
 

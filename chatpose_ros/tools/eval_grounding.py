@@ -4,9 +4,11 @@
         [--sets held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out4` is tests/data/real_questions4.json (new images, tests/data/perception_labels4.json;
-written and frozen before the third round of the grounded design, which was not tuned on it; its
-hash is checked); `held_out3` is tests/data/real_questions3.json (frozen before the second round,
+Sets: `held_out5` is tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; frozen and
+not yet run by any profile, so not in the default --sets: name it to run it); `held_out4` is
+tests/data/real_questions4.json (new images, tests/data/perception_labels4.json; written and frozen before
+the third round of the grounded design, which was not tuned on it; its hash is checked); `held_out3` is
+tests/data/real_questions3.json (frozen before the second round,
 run once at its end, then read: diagnosis since); `held_out` is tests/data/real_questions2.json over
 tests/data/perception_labels2.json (frozen before the first round; its failures were read after that round: diagnosis now);
 `diagnosis` is tests/data/real_questions.json (the project's older hand-written set, looked at
@@ -56,12 +58,14 @@ SETS = {
     "held_out": (REPO_ROOT / "tests/data/real_questions2.json", REPO_ROOT / "tests/data/perception_labels2.json"),
     "held_out3": (REPO_ROOT / "tests/data/real_questions3.json", REPO_ROOT / "tests/data/perception_labels3.json"),
     "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
+    "held_out5": (REPO_ROOT / "tests/data/real_questions5.json", REPO_ROOT / "tests/data/perception_labels5.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
 FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
               "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
-              "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256"}
+              "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256",
+              "held_out5": REPO_ROOT / "tests/data/real_questions5.sha256"}
 
 
 def frozen_sha(set_name: str) -> str:

@@ -1,0 +1,100 @@
+"""Issue 24's fifth frozen held-out question set (tests/data/real_questions5.json over the images of
+tests/data/perception_labels5.json, stored in tests/data/people5/) is well-formed, unchanged since it
+was written, held out from the first four sets (images and questions), and not made of generator
+questions (the default profile's scene generator and grounding templates, and the grounded parser's
+training generator). No model is run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_real_questions2 import (LABELS as LABELS2, MINIMUM as MINIMUM2, PERSON_CATEGORIES, QUESTIONS as QUESTIONS2,
+                                  _normalised, _texts, check_frozen, check_images, check_not_generator_questions,
+                                  check_questions,
+                                  training_question_set)
+from test_real_questions3 import LABELS as LABELS3, QUESTIONS as QUESTIONS3
+from test_real_questions4 import LABELS as LABELS4, QUESTIONS as QUESTIONS4
+
+from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
+
+DATA = Path(__file__).parent / "data"
+QUESTIONS = DATA / "real_questions5.json"
+LABELS = DATA / "perception_labels5.json"
+HASH = DATA / "real_questions5.sha256"
+EARLIER_QUESTIONS = (DATA / "real_questions.json", QUESTIONS2, QUESTIONS3, QUESTIONS4)
+
+# the least each kind of question the set must hold (issue 24's brief for the fifth set): set 2's,
+# with at least 10 counting, 10 no-match, 12 yes/no and 7 clarify questions, 65 "which person" and 100 in all
+MINIMUM = dict(MINIMUM2, counting=10, no_match=10, yes_no=12, clarify=7)
+MIN_WHERE = 12
+MIN_PERSON = 65
+MIN_QUESTIONS = 100
+# 8-10 new images with at least 40 labelled people in all
+MIN_IMAGES = 8
+MIN_PEOPLE = 40
+# grounded-parser training questions drawn to stand for its generator (the whole training split's size)
+GROUNDED_TRAIN = 30000
+
+
+@pytest.fixture(scope="module")
+def doc() -> dict:
+    return json.loads(QUESTIONS.read_text())
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return {im.id: im for im in load_labels(LABELS)}
+
+
+def test_the_file_is_the_frozen_one():
+    """real_questions5.json is frozen: its SHA-256 is recorded beside it."""
+    check_frozen(QUESTIONS, HASH)
+
+
+def test_every_image_loads_and_is_held_out(labels):
+    """Every labelled image loads, has two or more people, and is none of the first four sets' images."""
+    check_images(labels, [DEFAULT_LABELS, LABELS2, LABELS3, LABELS4], max_side=1280, max_bytes=1_500_000,
+                 min_images=MIN_IMAGES, min_people=MIN_PEOPLE)
+    assert all(2 <= len(im.people) <= 7 for im in labels.values())
+
+
+def test_question_file_is_well_formed(doc, labels):
+    check_questions(doc, labels, MINIMUM, MIN_WHERE, MIN_QUESTIONS)
+    assert sum(q["category"] in PERSON_CATEGORIES for q in doc["questions"]) >= MIN_PERSON
+
+
+def test_no_question_is_from_an_earlier_set(doc):
+    """No question (nor a follow-up turn) repeats one of the first four sets' wordings."""
+    earlier = {_normalised(t) for path in EARLIER_QUESTIONS for q in json.loads(path.read_text())["questions"]
+               for t in _texts(q)}
+    assert {"how many people are in this photo"} <= earlier  # the check can fail
+    repeated = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in earlier)
+    assert not repeated, f"held out means new wordings: {repeated}"
+
+
+def test_no_question_is_a_generator_question(doc):
+    check_not_generator_questions(doc, training_question_set())
+
+
+def test_no_question_is_a_grounded_training_question(doc):
+    """No question is among the grounded parser's generated training questions (generate.py, seed 0)."""
+    from chatpose_ros.models.grounded.offline.generate import generate
+
+    generated = {_normalised(e.question) for e in generate(seed=0, n_train=GROUNDED_TRAIN, n_held=0).train}
+    assert len(generated) > GROUNDED_TRAIN // 2  # the check can fail
+    copied = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in generated)
+    assert not copied, f"hand-written means not a generator's question: {copied}"
+
+
+def test_eval_grounding_knows_the_set_and_checks_its_hash(monkeypatch, tmp_path):
+    """eval_grounding's `held_out5` is this file, and the tool refuses a changed copy (no model is run)."""
+    from chatpose_ros.tools import eval_grounding as eg
+
+    assert [p.resolve() for p in eg.SETS["held_out5"]] == [QUESTIONS.resolve(), LABELS.resolve()]
+    assert eg.frozen_sha("held_out5") == HASH.read_text().split()[0]
+    changed = tmp_path / "real_questions5.json"
+    changed.write_bytes(QUESTIONS.read_bytes() + b" ")
+    monkeypatch.setitem(eg.SETS, "held_out5", (changed, LABELS))
+    with pytest.raises(SystemExit, match="held_out5 set changed"):
+        eg.frozen_sha("held_out5")
