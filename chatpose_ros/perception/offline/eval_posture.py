@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, load_image, load_labels, match
+from chatpose_ros.perception.perception_attributes import SEEN_SCORE
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,9 @@ def closer_pairs(marks: dict) -> list[tuple[int, int]]:
 def depth_proxies(fact, person, translation: np.ndarray | None) -> dict[str, float]:
     """Each proxy's depth of one person (larger: further; `fact` PersonFacts, `person` its ScenePerson,
     `translation` (3,) m or None): see the module docstring. `head` is +inf without two face keypoints."""
-    from chatpose_ros.grounding.facts import _kp
-
     box = 1.0 / fact.height
     placed = translation is not None and bool(np.all(np.isfinite(translation))) and float(translation[2]) > 0
-    face = [v for v in (_kp(person, n) for n in FACE) if v is not None]
+    face = [np.asarray(xy, np.float64) for xy, c in (person.keypoint(n) for n in FACE) if c >= SEEN_SCORE]
     spread = max((float(np.linalg.norm(a - b)) for a in face for b in face), default=0.0)
     return {"facts": float(fact.depth), "box": box, "head": 1.0 / spread if spread > 0 else float("inf"),
             "fit_or_box": float(translation[2]) if placed else box}
