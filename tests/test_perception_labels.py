@@ -312,8 +312,7 @@ def test_posture_and_depth_tally():
     from chatpose_ros.perception.offline.eval_posture import Found, closer_pairs, tally
 
     assert closer_pairs({"depth_rank": [1, 0, None, 1], "closer": [[2, 0]]}) == [(1, 0), (1, 3), (2, 0)]
-    near, far = {"facts": 0.1, "box": 0.3, "head": 0.2, "fit_or_box": 2.0}, {"facts": 0.5, "box": 0.2, "head": 0.2,
-                                                                              "fit_or_box": 1.0}
+    near, far = {"facts": 0.1, "box": 0.3, "head": 0.2}, {"facts": 0.5, "box": 0.2, "head": 0.2}
     rows = [{"image": "a", "label": 0, "posture": "sitting", "found": Found(("sitting", 0.8), near)},
             {"image": "a", "label": 1, "posture": "standing", "found": Found(None, far)},
             {"image": "a", "label": 2, "posture": "unclear", "found": Found(("standing", 0.5), far)},

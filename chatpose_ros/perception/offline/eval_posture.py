@@ -4,9 +4,10 @@
     python -m chatpose_ros.perception.offline.eval_posture [--sets 2,3,4] [--failures] [--json OUT]
                                                                               (make eval-posture)
 
-Each labelled image goes through what the grounded profile runs (perception, default preset, and
-the regressor's 3D placement: the pipeline's `scene_and_people`, then `grounding.facts.measure`);
-every person found is matched to a labelled box (eval_perception.match, IoU >= 0.5).
+Each labelled image goes through what the grounded profile runs before its grounding (perception,
+default preset, everything on: the scene of the pipeline's `scene_and_people`; then
+`grounding.facts.measure`); every person found is matched to a labelled box (eval_perception.match,
+IoU >= 0.5).
 
 - posture: over the labelled people with a clear posture (not "unclear") that perception found:
   coverage (the share given a posture at all) and accuracy (right / answered); postures given to
@@ -14,9 +15,10 @@ every person found is matched to a labelled box (eval_perception.match, IoU >= 0
 - depth order: over the labelled pairs of different rank (and the label file's "closer" pairs)
   with both people found: the share that a depth proxy orders like the labels (a tie is wrong).
   Proxies side by side: `facts` (PersonFacts.depth, where the person meets the ground: what the
-  grounding reads), `box` (1 / box height), `head` (1 / the widest spread of the face keypoints)
-  and `fit_or_box` (the regressor's 3D fit's pelvis depth where placed, else 1 / box height: what
-  `measure` read before).
+  grounding reads), `box` (1 / box height: what `measure` read for people the regressor's 3D fit
+  could not place) and `head` (1 / the widest spread of the face keypoints). The 3D fit itself
+  (the regressor is a profile's part, not perception's) was measured on the branch point:
+  docs/grounded.md.
 
 Sets 3 and 4 are spent (the posture and depth rules were tuned on them); set 2 is the check.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, load_image, load_labels, match
+from chatpose_ros.perception.perception import DEFAULT_PRESET, Perception
 from chatpose_ros.perception.perception_attributes import SEEN_SCORE
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 LABELS = REPO_ROOT / "tests" / "data" / "posture_depth_labels.json"
 SETS = {"2": "perception_labels2.json", "3": "perception_labels3.json", "4": "perception_labels4.json"}
 POSTURES = ("standing", "sitting", "crouching", "lying", "unclear")
-PROXIES = ("facts", "box", "head", "fit_or_box")
+PROXIES = ("facts", "box", "head")
 FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
 
@@ -61,18 +64,15 @@ def closer_pairs(marks: dict) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def depth_proxies(fact, person, translation: np.ndarray | None) -> dict[str, float]:
-    """Each proxy's depth of one person (larger: further; `fact` PersonFacts, `person` its ScenePerson,
-    `translation` (3,) m or None): see the module docstring. `head` is +inf without two face keypoints."""
-    box = 1.0 / fact.height
-    placed = translation is not None and bool(np.all(np.isfinite(translation))) and float(translation[2]) > 0
+def depth_proxies(fact, person) -> dict[str, float]:
+    """Each proxy's depth of one person (larger: further; `fact` PersonFacts, `person` its ScenePerson):
+    see the module docstring. `head` is +inf without two face keypoints."""
     face = [np.asarray(xy, np.float64) for xy, c in (person.keypoint(n) for n in FACE) if c >= SEEN_SCORE]
     spread = max((float(np.linalg.norm(a - b)) for a in face for b in face), default=0.0)
-    return {"facts": float(fact.depth), "box": box, "head": 1.0 / spread if spread > 0 else float("inf"),
-            "fit_or_box": float(translation[2]) if placed else box}
+    return {"facts": float(fact.depth), "box": 1.0 / fact.height, "head": 1.0 / spread if spread > 0 else float("inf")}
 
 
-def measure_set(pipe, set_file: str, marks: dict) -> list[dict]:
+def measure_set(perception, set_file: str, marks: dict) -> list[dict]:
     """One row per labelled person of the set: its labels and what was found (Found or None)."""
     from chatpose_ros.grounding.facts import measure
 
@@ -82,7 +82,7 @@ def measure_set(pipe, set_file: str, marks: dict) -> list[dict]:
         if len(m["posture"]) != len(item.people):
             raise ValueError(f"{set_file} {item.id}: {len(m['posture'])} postures for {len(item.people)} boxes")
         image = load_image(item)
-        scene, people = pipe.base.scene_and_people(image)
+        scene = perception.see(image)
         facts = measure(image, scene)
         res = match([p.box for p in item.people], [p.box for p in scene.people], [p.score for p in scene.people])
         found = {j: i for i, j in res.pairs}
@@ -90,7 +90,7 @@ def measure_set(pipe, set_file: str, marks: dict) -> list[dict]:
             if post not in POSTURES:
                 raise ValueError(f"{set_file} {item.id}: unknown posture {post!r}")
             i = found.get(j)
-            f = None if i is None else Found(facts[i].posture, depth_proxies(facts[i], scene.people[i], people[i].translation))
+            f = None if i is None else Found(facts[i].posture, depth_proxies(facts[i], scene.people[i]))
             rows.append({"image": item.id, "label": j, "posture": post, "found": f})
         for a, b in closer_pairs(m):
             rows.append({"image": item.id, "pair": (a, b)})
@@ -152,15 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write each set's tally here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    from chatpose_ros.core.config import PipelineConfig
-    from chatpose_ros.profiles import build_pipeline
-
     marks = json.loads(LABELS.read_text())["sets"]
-    pipe = build_pipeline(PipelineConfig(profile="grounded", cpu_threads=args.threads))
+    perception = Perception.from_preset(DEFAULT_PRESET, threads=args.threads)
     out = {}
     try:
         for key in args.sets.split(","):
-            rows = measure_set(pipe, SETS[key], marks[SETS[key]])
+            rows = measure_set(perception, SETS[key], marks[SETS[key]])
             t = tally(rows)
             out[key] = t
             p = t["posture"]
@@ -174,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 for line in failures(rows):
                     print("   ", line)
     finally:
-        pipe.close()
+        perception.close()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1))
