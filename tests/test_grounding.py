@@ -10,7 +10,8 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import EYES_TO_SOLES, SEATED_EYES_SHARE, ground_contact, measure, region_quads
+from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, ground_contact, measure,
+                                          region_quads)
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -91,7 +92,12 @@ def test_wordnet_nouns(parser):
      "person [kid: unchecked=age, not colour=red@any, not colour=blue@any, not colour=green@any]"),
     ("the girl who isn't wearing any green or denim",
      "person [girl: unchecked=gender, not colour=green@any, not colour=denim@any]"),
-    ("the one dressed all in black with white trainers", "person [one: colour=black@any, unchecked=feet, unchecked=feet]"),
+    ("the one dressed all in black with white trainers", "person [one: colour=black@full, unchecked=feet, unchecked=feet]"),
+    ("the man in black from head to toe", "person [man: unchecked=gender, colour=black@full]"),
+    ("the one with both hands over his head", "person [one: gesture=both_arms_raised]"),
+    ("the one with a hand up at her chin", "person [one: gesture=hand_at_head]"),
+    ("the kid between the blue one and the green one",
+     "person [kid: relation=between(one: colour=blue@any | one: colour=green@any), unchecked=age]"),
     ("the one nearest the wooden crate", "person [one: unchecked=adjective, unchecked=object]"),
     ("the man closest to the bus", "person [man: unchecked=gender, object=near]"),
     ("the person closest to the camera", "person [person: distance=near]"),
@@ -194,6 +200,44 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
     scores[COCO17.index("left_shoulder")] = 0.9  # one shoulder: the other mirrored about the face
     quad = region_quads(dataclasses.replace(p, keypoint_scores=scores))["upper"][0]
     assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
+
+
+def test_a_garment_behind_a_nearer_person_is_not_read(parser, grounder, three):
+    """A region covered by a nearer person's face or chest (a wider head) is hidden: its colour is not
+    known (scored UNKNOWN, not seen), so a colour found on nobody else asks back instead of "nobody"."""
+    chest = np.array([[10, 50], [40, 50], [40, 90], [10, 90]], np.float32)
+    nearer = (20.0, [(0.0, 40.0, 50.0, 100.0)])  # head 20 px wide; its chest covers this one
+    assert _behind(chest, 12.0, [nearer]) and not _behind(chest, 19.0, [nearer])  # 19 px: not nearer
+    assert not _behind(chest, 12.0, [(20.0, [(100.0, 0.0, 150.0, 50.0)])])  # elsewhere
+    req = parser.parse("the person in the bright orange sweatshirt")
+    assert grounder.answer(req, three).kind == "no_match"
+    out = grounder.answer(req, [dataclasses.replace(three[1], hidden=("upper",)), three[0], three[2]])
+    assert out.kind == "clarify" and out.selected == -1, out.answer
+
+
+def test_a_part_that_fits_nobody_offers_who_fits_the_rest(parser, grounder, three):
+    """"In the green top with a bright orange shirt underneath": orange fits nobody, green fits one:
+    asked back about that one, not "nobody"; the garment's own skin word ("raincoat": arms covered)
+    is no other part, so "the bright orange raincoat" is still nobody. Two people have no middle one."""
+    out = grounder.answer(parser.parse("the one in the green top with a bright orange shirt underneath"), three)
+    assert out.kind == "clarify" and out.candidates[0] == 2 and "orange" in out.answer, out.answer
+    assert grounder.answer(parser.parse("the person in the bright orange raincoat"), three).kind == "no_match"
+    two = grounder.answer(parser.parse("the one in the middle"), [three[0], three[2]])
+    assert two.kind == "clarify", two.answer
+
+
+def test_cut_off_by_the_edge(parser, grounder, three):
+    """"Cut off by the left edge" asks for a box that touches the image's side; when nobody's does
+    (perception missed that person), it is said and asked back, never the nearest one chosen."""
+    req = parser.parse("the man cut off by the left edge")
+    assert [(c.kind, c.value) for c in req.ref.constraints if c.kind == "position"] == [("position", "edge"),
+                                                                                        ("position", "left")]
+    assert [c.value for c in parser.parse("the one in the top right corner").ref.constraints] == ["top", "right"]
+    out = grounder.answer(parser.parse("the person cut off by the left edge"), three)
+    assert out.kind == "clarify" and "cut off" in out.answer, out.answer
+    cut = [dataclasses.replace(three[0], edges=("left",)), *three[1:]]
+    out = grounder.answer(parser.parse("the person half out of the shot on the left"), cut)
+    assert (out.kind, out.selected) == ("person", 0), out.answer
 
 
 def test_between_two_people(parser, grounder):

@@ -33,6 +33,9 @@ SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
 # shoulders are about 2.5-3 head widths apart and their line about 1.5 below the nose)
 EYES_TO_HEAD = 2.2          # head width / distance between the eyes
 CHEST_HALF_WIDTH, CHEST_TOP, CHEST_BOTTOM = 1.0, 1.7, 3.2
+HIDDEN_SHARE = 0.3          # a region this much covered by a nearer person's face or chest is hidden
+NEARER = 1.15               # a person whose head is this much wider is taken to stand in front
+EDGE_SHARE = 0.01           # a box this close (share of the image size) to an image side touches it
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
 RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
 HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ears: hand at the head
@@ -74,6 +77,10 @@ class PersonFacts:
             told, only grey levels.
         face: (p_male, face width px) read by a face model, or None when no face was read (not
             asked for, not seen, facing away).
+        edges: the image sides ("left", "right", "top", "bottom") the box touches (the person is
+            cut off there).
+        hidden: the regions on which another person's face was found: someone stands in front of
+            them, and their colours may be that person's.
     """
 
     index: int
@@ -90,6 +97,8 @@ class PersonFacts:
     near: dict[str, float] = field(default_factory=dict)
     skin: dict[str, float] = field(default_factory=dict)
     monochrome: bool = False
+    edges: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
     face: tuple[float, float] | None = None
 
     @property
@@ -180,6 +189,41 @@ def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
     if width < 4.0:
         return None
     return (nose if nose is not None else mid), width
+
+
+def _front_rects(p: ScenePerson) -> tuple[float, list[tuple[float, float, float, float]]]:
+    """The person's size (head width px, else a third of the box height: larger is nearer) and the
+    rectangles (xyxy px) of what of them hides people behind: the face and the chest."""
+    head = _head(p)
+    size = head[1] if head is not None else (p.box[3] - p.box[1]) / 3.0
+    rects = [tuple(float(v) for v in (*q.min(axis=0), *q.max(axis=0))) for q in region_quads(p)["upper"]]
+    if head is not None:
+        (cx, cy), w = head
+        rects.append((cx - 0.5 * w, cy - 0.7 * w, cx + 0.5 * w, cy + 0.7 * w))
+    return size, rects
+
+
+def _behind(quad: np.ndarray, size: float, others: list[tuple[float, list[tuple[float, float, float, float]]]]) -> bool:
+    """Is the region of points `quad` ((K, 2) px) of a person of `size` covered, over HIDDEN_SHARE of
+    its bounding box, by the face or chest of a nearer person (size over NEARER x this one's)?"""
+    x0, y0 = quad.min(axis=0)
+    x1, y1 = quad.max(axis=0)
+    area = max(1.0, float((x1 - x0) * (y1 - y0)))
+    for other_size, rects in others:
+        if other_size <= NEARER * size:
+            continue
+        for a0, b0, a1, b1 in rects:
+            inter = max(0.0, min(x1, a1) - max(x0, a0)) * max(0.0, min(y1, b1) - max(y0, b0))
+            if inter / area > HIDDEN_SHARE:
+                return True
+    return False
+
+
+def _edges(box, width: int, height: int) -> tuple[str, ...]:
+    """The image sides a box (xyxy px) touches, within EDGE_SHARE of the image's size."""
+    mx, my = max(2.0, EDGE_SHARE * width), max(2.0, EDGE_SHARE * height)
+    return tuple(side for side, cut in (("left", box[0] <= mx), ("right", box[2] >= width - mx),
+                                         ("top", box[1] <= my), ("bottom", box[3] >= height - my)) if cut)
 
 
 def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
@@ -376,14 +420,18 @@ def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | 
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     out = []
+    fronts = [_front_rects(q) for q in scene.people]
     for i, p in enumerate(scene.people):
         quads = region_quads(p)
         pals: dict[str, Palette | None] = {}
         pattern: dict[str, float] = {}
+        hidden = []
         for region, qs in quads.items():
             if not qs:
                 pals[region], pattern[region] = None, 0.0
                 continue
+            if _behind(np.concatenate(qs), fronts[i][0], [f for j, f in enumerate(fronts) if j != i]):
+                hidden.append(region)  # a nearer person's face or chest covers this garment
             mask = region_mask(image.shape[:2], qs)
             pals[region] = palette(image[mask])
             pattern[region] = stripe_share(grey, mask)
@@ -406,5 +454,6 @@ def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | 
             palettes=pals, pattern=pattern, gestures=_with_time(gestures(p), over_time[i] if over_time else {}),
             posture=None if post is None else (post.value, float(post.confidence)),
             facing=None if facing is None else (facing.value, float(facing.confidence)), holding=holding, near=near,
-            skin=skin, face=None if faces is None else faces.get(i), monochrome=mono))
+            skin=skin, face=None if faces is None else faces.get(i), monochrome=mono,
+            edges=_edges(p.box, image.shape[1], image.shape[0]), hidden=tuple(hidden)))
     return out

@@ -56,6 +56,8 @@ GENDER_SURE = 0.8   # p(male) or p(female) at or above which the face says which
 CHILD_WORDS = frozenset({"boy", "boys", "girl", "girls", "lad", "lads", "lass", "lasses", "schoolboy", "schoolboys",
                          "schoolgirl", "schoolgirls", "son", "sons", "daughter", "daughters"})
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
+FITS_NOBODY = 0.15  # a constraint scoring under this on everyone fits nobody
+APPEARANCE = ("colour", "pattern", "skin", "posture", "gesture", "facing", "object")  # what a person wears or does
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
 COULD_BE = ("posture", "gesture", "facing")
@@ -131,12 +133,14 @@ class Grounder:
         seen = np.ones(n, bool)
         if c.kind == "colour":
             s = self.colour_fit(c, facts)
-            seen = np.array([any(f.palettes.get(r) is not None for r in _regions(c.region)) for f in facts])
+            seen = np.array([any(f.palettes.get(r) is not None and r not in f.hidden for r in _regions(c.region))
+                             for f in facts])
             best = s.max() if n else 0.0
             if best >= COLOUR_WEAK:  # relative to the others in view as well as absolute: video colours are dull
                 s = 0.4 * s + 0.6 * s / best
             else:  # nobody's colours come close: the colour rules everyone out
                 s = s * 0.25
+            s = np.where(seen, s, UNKNOWN)  # a garment behind someone else: its colour is not known
         elif c.kind == "pattern":
             raw = np.array([max(f.pattern.get(r, 0.0) for r in _regions(c.region)) for f in facts])
             rel = raw / max(1e-6, raw.max()) if n else raw
@@ -148,7 +152,7 @@ class Grounder:
             s = np.array([UNKNOWN if not ok else 0.95 if (v >= SKIN_BARE) == (want == "bare") else 0.05
                           for v, ok in zip(shares, seen)])
         elif c.kind == "position":
-            s = self._position(c.value, facts)
+            s, seen = self._position(c.value, facts)
         elif c.kind == "ordinal":
             k = c.k if c.k > 0 else 1
             s = np.array([1.0 if (f.rank_left if c.value == "left" else f.rank_right) == k - 1 else 0.02
@@ -254,11 +258,23 @@ class Grounder:
         return sc >= HOLDS, seen
 
     @staticmethod
-    def _position(value: str, facts: list[PersonFacts]) -> np.ndarray:
+    def _position(value: str, facts: list[PersonFacts]) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) score of a position word and (N,) bool seen (all, but for "edge" when nobody's box
+        touches the image's left or right side: perception missed whoever is cut off there)."""
+        n = len(facts)
+        if value == "edge":
+            cut = np.array([bool({"left", "right"} & set(f.edges)) for f in facts])
+            return np.where(cut, 1.0, 0.05), np.full(n, bool(cut.any()))
+        return Grounder._place(value, facts), np.ones(n, bool)
+
+    @staticmethod
+    def _place(value: str, facts: list[PersonFacts]) -> np.ndarray:
         n = len(facts)
         if n == 1:
             return np.ones(1)
         x = np.array([f.cx if value in ("left", "right", "middle") else f.box[1] for f in facts])
+        if value == "middle" and n == 2:  # two people have no middle one: it tells nobody apart
+            return np.full(2, 0.5)
         if value == "middle":
             u = (x - x.min()) / max(1e-9, x.max() - x.min())
             return np.clip(1.0 - 2.0 * np.abs(u - 0.5), 0.05, 1.0) ** 2
@@ -464,6 +480,9 @@ class Grounder:
         if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
             return self._clarify([0], facts, s, checked, unchecked,
                                  (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
+        if any(c.kind == "position" and c.value == "edge" and not c.negated and c.words in unseen
+               for c in ref.constraints):  # nobody found cut off there: perception missed whoever is
+            return self._clarify([int(i) for i in np.argsort(-s) if s[i] > 0], facts, s, checked, unchecked, cannot)
         if not checked:
             pool = [i for i in range(n) if s[i] > 0]
             absent = [c for c in ref.constraints if c.kind == "object" and not c.negated and c.words in unseen]
@@ -472,6 +491,11 @@ class Grounder:
                 return self._chosen(i, s, facts, checked, unchecked, cannot)
             return self._clarify(pool, facts, s, checked, unchecked, cannot)
         best = int(np.argmax(s))
+        if s[best] < NOBODY and (rest := self._rest_holds(ref, facts, context)) is not None:
+            # one part fits nobody ("a red shirt underneath"), the rest fits someone: offer them
+            why = self._why_nobody(ref, facts, context)
+            return self._clarify([int(i) for i in np.argsort(-rest) if rest[i] >= HOLDS], facts, rest, checked, unchecked,
+                                 f"I see nobody who fits all of it: {why}.")
         if s[best] < NOBODY:
             why = self._why_nobody(ref, facts, context)
             return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
@@ -502,6 +526,22 @@ class Grounder:
             return self._chosen(best, s, facts, checked, unchecked, cannot)
         pool = [best] + [int(i) for i in np.argsort(-could) if i != best and could[i] >= MARGIN * s[best]][:2]
         return self._clarify(pool, facts, s, checked, unchecked, cannot)
+
+    def _rest_holds(self, ref: Reference, facts: list[PersonFacts], context: Context) -> np.ndarray | None:
+        """When some constraints of a description fit nobody but the others (what a person wears,
+        holds or does) fit someone, the (N,) score of those others; else None."""
+        scored = [(c, self.score(c, facts, context)) for c in ref.constraints if self.checkable(c, facts)]
+        scored = [(c, sc) for c, (sc, seen) in scored if seen.any()]
+        fail = [c.words for c, sc in scored if sc.max() < FITS_NOBODY]
+        rest, described = np.ones(len(facts)), False
+        for c, sc in scored:
+            if sc.max() < FITS_NOBODY:
+                continue
+            rest = rest * sc
+            # what the garment that fits nobody leaves bare or covers ("raincoat" of "the yellow raincoat") is no other part
+            own = c.kind == "skin" and any(c.words in words for words in fail)
+            described |= c.kind in APPEARANCE and not c.negated and not own and bool((sc >= HOLDS).any())
+        return rest if fail and described and rest.max() >= HOLDS else None
 
     def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
         f = facts[i]

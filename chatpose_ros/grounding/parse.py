@@ -73,9 +73,12 @@ MOTIONS = {"walking", "running", "jumping", "dancing", "jogging", "moving", "wal
            "playing", "throwing", "catching", "kicking", "dribbling", "shooting", "climbing", "talking",
            "laughing", "smiling", "looking", "waiting", "posing", "leaning", "skating", "riding"}
 GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most specific first
-    (r"\bboth (?:arms|hands) (?:up|raised|in the air|above)|\b(?:arms|hands) (?:up|raised|in the air)\b|"
+    (r"\bboth (?:arms|hands) (?:up|raised|in the air|above|over)(?: (?:the |his |her |their )?heads?\b)?|"
+     r"\b(?:arms|hands) (?:up|raised|in the air)\b|"
+     r"\b(?:arms|hands) (?:above|over) (?:the |his |her |their )?heads?\b|"
      r"\braising both\b|\bboth hands up\b", "both_arms_raised"),
-    (r"\bhands? (?:on|behind|at|over|to|near) (?:the |his |her |their )?head\b|\bhands? behind\b", "hand_at_head"),
+    (r"\bhands? (?:up )?(?:on|behind|at|to|near|under|against) (?:the |his |her |their )?"
+     r"(?:head|chin|face|cheek|mouth|ear|forehead)s?\b|\bhands? behind\b", "hand_at_head"),
     (r"\b(?:arms|hands) (?:are )?(?:crossed|folded)\b|\bcrossed arms\b|\bfolded arms\b|"
      r"\b(?:crossing|folding) (?:his |her |their )?arms\b",
      "arms_crossed"),
@@ -83,7 +86,8 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
     (r"\bwaving\b|\bwaves\b|\bwave\b", "waving"),
     (r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
-     r"\b(?:arm|hand) (?:up|raised|in the air|above)\b|\bhand up\b|\barm up\b",
+     r"\b(?:arm|hand) (?:up|raised|in the air|above|over)\b(?: (?:the |his |her |their )?head\b)?|\bhand up\b|"
+     r"\barm up\b",
      "arm_raised"),
 )
 FACING: tuple[tuple[str, str], ...] = (
@@ -113,6 +117,12 @@ DISTANCE_WORDS = {"closest": "near", "nearest": "near", "closer": "near", "neare
 # what "closest to ..." may be measured from: the camera (a distance), not a thing in the scene
 CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front", "foreground", "robot", "you", "picture",
                 "photo", "image", "shot"}
+# cut off by the image's edge: "the man cut off by the left edge", "half out of the shot on the left"
+EDGE = re.compile(r"\b(?:cut off|cut by|(?:half|partly|partially) out of (?:the )?(?:shot|frame|picture|image|photo)|"
+                  r"out of (?:the )?(?:shot|frame))\b|\bedges?\b(?: of (?:the )?(?:shot|frame|picture|image|photo))?")
+# one colour over the whole body: "dressed all in black", "in white from head to toe"
+HEAD_TO_TOE = re.compile(r"\b(?:from )?head[ -]to[ -](?:toe|foot|feet)\b")
+ALL_OVER = re.compile(r"\b(?:all|entirely|completely|totally|wholly)(?: dressed)? in\b|" + HEAD_TO_TOE.pattern)
 BETWEEN = re.compile(r"\b(?:in between|between)\b")
 RELATIONS: tuple[tuple[str, str], ...] = (
     (r"\b(?:next to|beside|besides|alongside|near|close to|by the side of)\b", "next_to"),
@@ -297,6 +307,10 @@ class QuestionParser:
             sub_ref, used = sub
             constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
+        m = EDGE.search(text)
+        if m is not None:
+            constraints.append(Constraint("position", "edge", m.group(0), negated=self._negated_before(text, m.start())))
+            text = text[:m.start()] + " " + text[m.end():]
         # between two others: "the kid between the blue one and the green one"
         m = BETWEEN.search(text)
         if m is not None and (pair := self._two_references(text[m.end():].strip())) is not None:
@@ -318,7 +332,9 @@ class QuestionParser:
             constraints.append(Constraint("relation", rel, m.group(0) + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
             break
-        head, not_person, rest = self._scan(TOKEN.findall(text), constraints)
+        all_over = ALL_OVER.search(text) is not None  # "all in black", "in white from head to toe"
+        text = HEAD_TO_TOE.sub(" ", text)
+        head, not_person, rest = self._scan(TOKEN.findall(text), constraints, "full" if all_over else "any")
         generic = head in GENERIC_PEOPLE or not head
         pronoun = any(s in text for s in SAME_PERSON) or (generic and not other and bool(
             re.search(r"(?<!of )\b(?:he|she|him|they|them)\b|\bher\b(?!\s+[a-z]+\b)", text)))
@@ -382,10 +398,11 @@ class QuestionParser:
                 return self.colours.normalise(phrase[:-4]), 1
         return "", 0
 
-    def _scan(self, toks: list[str], out: list[Constraint]) -> tuple[str, str, list[Constraint]]:
+    def _scan(self, toks: list[str], out: list[Constraint], bare: str = "any") -> tuple[str, str, list[Constraint]]:
         """One pass over a description's tokens: colours (attached to the garment that follows),
         patterns, garments, head noun, positions, ordinals, distances, postures, objects, words
-        perception cannot check. Returns (head noun, not-a-person noun, constraints)."""
+        perception cannot check. `bare`: the region of a colour on no garment ("full" for "all in
+        black"). Returns (head noun, not-a-person noun, constraints)."""
         head, not_person = "", ""
         pending_colours: list[tuple[str, str, bool]] = []  # (colour, words, negated) waiting for a garment
         pending_pattern: tuple[str, str, bool] | None = None
@@ -477,7 +494,7 @@ class QuestionParser:
                     listed = after in {"and", "or", "nor"} or (after == "," and bool(self._is_colour_at(toks, i + n + 1)[0]))
                     negate = negate if listed else False  # "not green or denim", "not red, blue or green": none
                     if after in COLOUR_ENDS:  # "all in black with white trainers": black is on no garment
-                        flush("any", "")
+                        flush(bare, "")
                     i += n
                     continue
             if w in PATTERNS and not (w == "print" and prev not in COLOUR_CONTEXT):
@@ -504,7 +521,8 @@ class QuestionParser:
                 i += 1
                 continue
             if w in ("left", "right") and prev in {"the", "far", "on", "to", "most", "from", "furthest", "farthest",
-                                                   "further", "farther", "extreme"} or w in (
+                                                   "further", "farther", "extreme", "top", "bottom", "upper",
+                                                   "lower"} or w in (
                     "leftmost", "rightmost", "middle", "center", "centre", "central", "highest", "lowest",
                     "between", "left-hand", "right-hand", "lefthand", "righthand", "uppermost") or (
                     w in ("higher", "lower") and nxt in {"up", "down", "in", "than"}) or (
@@ -611,7 +629,7 @@ class QuestionParser:
                 object_mode = ""
             i += used
         if pending_colours or pending_pattern is not None:
-            flush("any", "")
+            flush(bare, "")
         return head, not_person, out
 
     def _garment(self, word: str) -> bool:

@@ -81,20 +81,20 @@ class GroundTruth:
 def load_tracks(path: Path = LABELS) -> tuple[dict, dict[int, dict[int, GroundTruth]]]:
     """(the label file's header, {frame: {person id: GroundTruth}}) for every frame from first to last:
     keyframe boxes as labelled, boxes in between linearly interpolated between the two keyframes around
-    them when the person is labelled in both. A keyframe's `hidden` flag holds for the frames nearer to it
-    than to the other keyframe."""
+    them when the person is labelled in both. Keyframes are `keyframe_step` frames apart, the last one possibly
+    nearer (a stretch that ends between two steps, e.g. 0-149). A keyframe's `hidden` flag holds for the frames
+    nearer to it than to the other keyframe."""
     data = json.loads(Path(path).read_text())
     step = int(data["keyframe_step"])
     keys = sorted(int(k) for k in data["keyframes"])
     rows = {k: {r["id"]: r for r in data["keyframes"][str(k)]} for k in keys}
     frames: dict[int, dict[int, GroundTruth]] = {}
-    for k in keys:
+    for k, nxt in zip(keys, [*keys[1:], None]):
         frames[k] = {i: GroundTruth(tuple(r["box"]), bool(r.get("hidden", False))) for i, r in rows[k].items()}
-        nxt = k + step
-        if nxt not in rows:
+        if nxt is None or nxt - k > step:
             continue
         for f in range(k + 1, nxt):
-            a = (f - k) / step
+            a = (f - k) / (nxt - k)
             frames[f] = {}
             for i in rows[k].keys() & rows[nxt].keys():
                 b0, b1 = np.asarray(rows[k][i]["box"], float), np.asarray(rows[nxt][i]["box"], float)
