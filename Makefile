@@ -9,7 +9,7 @@ export OMP_NUM_THREADS ?= 2
 PY := .venv/bin/python
 
 .PHONY: setup demo test bench train-default eval-default eval-reader eval-perception eval-questions eval-grounding eval-gestures eval-depth \
-	eval-parse train-parser eval-tracking eval-faces eval-objects
+	eval-parse train-parser eval-tracking eval-faces eval-objects eval-posture
 setup:
 	@bash scripts/setup.sh
 
@@ -57,6 +57,11 @@ eval-objects: setup
 # The face gender model against by-eye labels (tests/data/face_gender_labels.json), per label set.
 eval-faces: setup
 	$(PY) -m chatpose_ros.perception.offline.eval_faces --sets 1,2,3 --grid --json build/eval_faces.json
+
+# Perception's posture and the grounding's depth proxy against by-eye labels (tests/data/posture_depth_labels.json), per label
+# set: posture accuracy / coverage, depth-order pairwise accuracy of each proxy; set 2 the check (sets 3, 4 tuned on).
+eval-posture: setup
+	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.perception.offline.eval_posture --failures --json build/eval_posture.json
 
 eval-questions: setup
 	OMP_NUM_THREADS=1 $(PY) -m chatpose_ros.models.default.offline.eval_questions --threads 1 --failures --lines --json build/eval_questions.json

@@ -10,7 +10,8 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import _behind, measure, region_quads
+from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, ground_contact, measure,
+                                          region_quads)
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -333,6 +334,57 @@ def test_one_person_in_view_and_words_that_place_someone_among_others(parser, gr
     assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
     bike = grounder.answer(parser.parse("the kid on the bicycle"), one)  # no bicycle found anywhere: asked, not chosen
     assert bike.kind == "clarify" and "don't see a bicycle" in bike.answer and bike.answer.count("bicycle") == 2
+
+
+def _part(points: dict[str, tuple[float, float]], box, posture: str | None = None) -> ScenePerson:
+    """A person with only the named COCO keypoints seen (0.9), the others unseen (0)."""
+    kp, sc = np.zeros((17, 2), np.float32), np.zeros(17, np.float32)
+    for name, xy in points.items():
+        kp[COCO17.index(name)], sc[COCO17.index(name)] = xy, 0.9
+    return ScenePerson(box=tuple(float(v) for v in box), score=0.9, layout="coco17", keypoints=kp, keypoint_scores=sc,
+                       attributes={} if posture is None else {"posture": Attribute(posture, 0.8)})
+
+
+def _head_and_shoulders(cx: float, eye_y: float, width: float) -> dict[str, tuple[float, float]]:
+    """Eyes, nose and shoulders of a person facing the camera; `width` the shoulder width (px)."""
+    return {"left_eye": (cx + 0.08 * width, eye_y), "right_eye": (cx - 0.08 * width, eye_y),
+            "nose": (cx, eye_y + 0.08 * width), "left_shoulder": (cx + 0.5 * width, eye_y + 0.45 * width),
+            "right_shoulder": (cx - 0.5 * width, eye_y + 0.45 * width)}
+
+
+def test_ground_contact_from_the_feet_or_the_size_seen():
+    """Feet seen: the lowest of ankles and box; else the soles of a person of the size seen (shorter when
+    seated); neither face nor shoulders: the box bottom."""
+    upper = _head_and_shoulders(100, 50, 40)
+    hidden = _part(upper, (70, 30, 130, 90))
+    assert ground_contact(hidden) == pytest.approx(50 + EYES_TO_SOLES["shoulders"] * 40)
+    seated = _part(upper, (70, 30, 130, 90), posture="sitting")
+    assert ground_contact(seated) == pytest.approx(50 + SEATED_EYES_SHARE * EYES_TO_SOLES["shoulders"] * 40)
+    feet = _part(dict(upper, left_ankle=(110, 240)), (70, 30, 130, 245))
+    assert ground_contact(feet) == 245.0  # the shoes below the ankle, inside the box
+    assert ground_contact(_part({"left_hip": (100, 150)}, (70, 100, 130, 200))) == 200.0
+
+
+def test_depth_order_of_a_group_portrait_and_the_closest_and_furthest(parser, grounder):
+    """A seated front row (feet seen), a middle row hidden below the chest by it and a back row hidden by
+    the middle row, then a small pedestrian further up the street: depth follows where each meets the
+    ground, a hidden person behind whoever hides them (box height would put the small back row nearest
+    of all but the pedestrian)."""
+    seated = dict(_head_and_shoulders(100, 130, 50), left_hip=(115, 190), right_hip=(85, 190),
+                  left_knee=(118, 195), right_knee=(82, 195), left_ankle=(118, 250), right_ankle=(82, 250))
+    front = _part(seated, (65, 115, 135, 255), posture="sitting")
+    middle = _part(_head_and_shoulders(120, 80, 45), (90, 65, 150, 150))
+    back = _part(_head_and_shoulders(90, 40, 44), (62, 25, 118, 100))
+    walker = _part(dict(_head_and_shoulders(250, 60, 12), left_ankle=(253, 110), right_ankle=(247, 110)),
+                   (240, 55, 260, 112), posture="standing")
+    img = np.full((260, 300, 3), 128, np.uint8)
+    facts = measure(img, Scene(image_size=(300, 260), people=(front, middle, back, walker)))
+    d = [f.depth for f in facts]
+    assert d[0] < d[1] < d[2] and d[0] < d[3], d
+    assert grounder.answer(parser.parse("the person furthest back"), facts).selected == 3
+    rows = measure(img, Scene(image_size=(300, 260), people=(front, middle, back)))
+    assert grounder.answer(parser.parse("who is closest to the camera?"), rows).selected == 0
+    assert grounder.answer(parser.parse("the person furthest back"), rows).selected == 2
 
 
 SKIN = (224, 172, 140)

@@ -281,6 +281,39 @@ def test_posture_and_facing_from_keypoint_geometry():
     assert pa.posture(*_skeleton(upper_only), box) is None
 
 
+def test_posture_of_seated_and_half_seen_people():
+    """Seated people facing the camera (thighs pointing at it, knees level with the hips and often
+    scored low), knees guessed at a cut image edge, ankles close below the hips with the knees
+    unseen, one shoulder seen: each read or left unread, never guessed."""
+    from chatpose_ros.perception import perception_attributes as pa
+
+    box = (60.0, 10.0, 140.0, 280.0)
+    facing_seated = dict(STANDING, left_knee=(118, 150), right_knee=(82, 150), left_ankle=(118, 240),
+                         right_ankle=(82, 240))
+    kp, sc = _skeleton(facing_seated)
+    got = pa.posture(kp, sc, box)
+    assert got.value == "sitting" and 0 < got.confidence < 0.9
+    sc[[pa.L_KN, pa.R_KN]] = 0.25  # knees in dark trousers: weakly seen still count for the knee height
+    sc[[pa.L_AN, pa.R_AN]] = 0.0
+    weak = pa.posture(kp, sc, box)
+    assert weak.value == "sitting" and weak.confidence < got.confidence
+    assert pa.posture(kp, sc, (60.0, 10.0, 140.0, 160.0)) is None  # the box ends at the knees: a guess at the edge
+    low = dict(facing_seated, left_ankle=(118, 200), right_ankle=(82, 200))  # ankles 0.9 torso below the hips
+    assert pa.posture(*_skeleton(low), box) is None  # a low seat or a squat: alike from the front
+    no_knees = {k: v for k, v in STANDING.items() if "knee" not in k}
+    assert pa.posture(*_skeleton(no_knees), box) is None  # ankles 1.75 torso below: standing or seated, unknown
+    assert pa.posture(*_skeleton(dict(no_knees, left_ankle=(118, 200), right_ankle=(82, 200))), box) is None
+    one_side = {k: v for k, v in facing_seated.items() if k not in ("left_shoulder", "right_hip")}
+    assert pa.posture(*_skeleton(one_side), box).value == "sitting"
+    assert pa.posture(*_skeleton({k: v for k, v in STANDING.items() if "hip" not in k}), box) is None
+    leaning = dict(STANDING, left_shoulder=(30, 95))  # one shoulder seen far to the side of the hips
+    assert pa.posture(*_skeleton({k: v for k, v in leaning.items() if k != "right_shoulder"}), box) is None
+    hanging = dict(STANDING, left_ankle=(0, 0), right_ankle=(0, 0))
+    kp, sc = _skeleton(hanging)
+    sc[[pa.L_AN, pa.R_AN]] = 0.0
+    assert pa.posture(kp, sc, box).value == "standing"  # knees hang below the hips: standing, less sure
+
+
 def test_holding_and_next_to():
     from chatpose_ros.core.scene import SceneObject
     from chatpose_ros.perception import perception_attributes as pa

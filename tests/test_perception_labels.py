@@ -289,3 +289,38 @@ def test_pass_config_cost_counts_padded_input_pixels():
     # 640x480 at long side 480 -> 480 x 360, padded to 480 x 384
     assert ep.PassConfig((480,), (0.15,)).kpx() == pytest.approx(480 * 384 / 1000)
     assert ep.PassConfig((256, 480), (0.2, 0.15)).kpx() == pytest.approx((256 * 192 + 480 * 384) / 1000)
+
+
+def test_posture_depth_labels_cover_every_box():
+    """tests/data/posture_depth_labels.json: one posture and one depth rank per labelled box of each set."""
+    from chatpose_ros.perception.offline.eval_posture import LABELS, POSTURES, SETS, closer_pairs
+
+    data = json.loads(LABELS.read_text())
+    assert "spent" in data["protocol"] and "check" in data["protocol"]
+    for name in SETS.values():
+        marks = data["sets"][name]
+        items = ep.load_labels(ep.REPO_ROOT / "tests" / "data" / name)
+        assert {i.id for i in items} == set(marks)
+        for item in items:
+            m = marks[item.id]
+            assert len(m["posture"]) == len(m["depth_rank"]) == len(item.people), item.id
+            assert set(m["posture"]) <= set(POSTURES)
+            assert all(0 <= a < len(item.people) and 0 <= b < len(item.people) for a, b in closer_pairs(m))
+
+
+def test_posture_and_depth_tally():
+    from chatpose_ros.perception.offline.eval_posture import Found, closer_pairs, tally
+
+    assert closer_pairs({"depth_rank": [1, 0, None, 1], "closer": [[2, 0]]}) == [(1, 0), (1, 3), (2, 0)]
+    near, far = {"facts": 0.1, "box": 0.3, "head": 0.2}, {"facts": 0.5, "box": 0.2, "head": 0.2}
+    rows = [{"image": "a", "label": 0, "posture": "sitting", "found": Found(("sitting", 0.8), near)},
+            {"image": "a", "label": 1, "posture": "standing", "found": Found(None, far)},
+            {"image": "a", "label": 2, "posture": "unclear", "found": Found(("standing", 0.5), far)},
+            {"image": "a", "label": 3, "posture": "standing", "found": None},
+            {"image": "a", "pair": (0, 1)}, {"image": "a", "pair": (0, 3)}]
+    t = tally(rows)
+    p = t["posture"]
+    assert (p["clear"], p["found"], p["answered"], p["right"], p["answered_on_unclear"]) == (3, 2, 1, 1, 1)
+    assert p["coverage"] == 0.5 and p["accuracy"] == 1.0
+    assert t["labelled_pairs"] == 2 and t["depth"]["facts"] == {"right": 1, "pairs": 1, "accuracy": 1.0}
+    assert t["depth"]["box"]["right"] == 0 and t["depth"]["head"]["right"] == 0  # a tie is wrong

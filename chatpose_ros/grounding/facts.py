@@ -1,6 +1,6 @@
 """What can be measured of each person in view: the facts the scorers read (no ROS, no model).
 
-    facts = measure(image, scene, translations)   # one PersonFacts per scene person, same order
+    facts = measure(image, scene)   # one PersonFacts per scene person, same order
 
 Regions follow the keypoints (COCO names; BlazePose layouts carry the same names): the torso quad
 (shoulders, hips) is "upper", the legs (hips, knees, ankles) "lower"; where the keypoints were not
@@ -12,6 +12,10 @@ tells a tee from a jacket, shorts from trousers, a bare chest from a shirt): the
 pixels close (CIEDE2000) to the person's own face colour, or inside a generic YCrCb skin range when
 the face was not seen (then only a mostly bare part is reported: a grey image or odd light hides skin
 from the generic range, and "covered" must not be read from that).
+Distance to the camera is read from where each person meets the ground (`ground_contact`): lower in
+the image is closer, for people on one floor seen from about head height. Box height, head or
+shoulder size and the 3D fit's depth order people worse on the labelled photos (seated front rows,
+standing back rows, people cut by the image edge: python -m chatpose_ros.perception.offline.eval_posture).
 """
 from __future__ import annotations
 
@@ -42,6 +46,14 @@ SKIN_DE = 13.0             # CIEDE2000 (textiles) from the face colour under whi
 SKIN_MIN_PIXELS = 12       # fewer pixels on a part: its skin was not measured
 FACE_MIN_PIXELS = 6        # fewer face pixels: the generic skin range stands in
 GENERIC_SKIN_TRUSTED = 0.55  # without a face colour, a part is only reported when at least this share is skin
+# A standing person's height from the eyes to the soles, in units of what is seen of them: the widest
+# spread of the face keypoints (nose, eyes, ears; about 0.15 m), the shoulder width (about 0.38 m), the
+# torso length (about 0.5 m); the largest of these heights is used (turning and leaning only shorten them).
+EYES_TO_SOLES = {"face": 10.0, "shoulders": 4.0, "torso": 3.0}
+SEATED_EYES_SHARE = 0.7    # a seated or crouching person's eyes are this share of the standing height above the floor
+HIDDEN_OVERLAP = 0.5       # a box ending inside another's, overlapping this share of its width: hidden behind it
+BEHIND_SHARE = 0.1         # a hidden person meets the ground at least this share of the hider's box height above the
+                           # hider's contact (about 0.5 m behind, for a camera at head height 5 m away)
 
 
 @dataclass(frozen=True)
@@ -52,8 +64,8 @@ class PersonFacts:
         index: index into Scene.people (and the pipeline's people list).
         box: (x_min, y_min, x_max, y_max) px.
         rank_left: 0 for the leftmost person (by box centre).
-        depth: distance to the camera (m) when placed in 3D, else a proxy (1 / box height):
-            larger is farther (only compared between people of one frame).
+        depth: a distance proxy, larger is farther: how far above the image bottom the person meets the
+            ground (`ground_contact`), in image heights (only compared between people of one frame).
         palettes: region ("upper", "lower") -> Palette, or None when the region was not seen.
         pattern: region -> strong, aligned edge share in [0, 1] (stripes, prints).
         gestures: gesture name -> True / False, absent when the joints were not seen.
@@ -115,6 +127,53 @@ def _torso(p: ScenePerson) -> float:
     if ls is not None and rs is not None and lh is not None and rh is not None:
         return float(np.linalg.norm(0.5 * (ls + rs) - 0.5 * (lh + rh))) or 1.0
     return max(1.0, (p.box[3] - p.box[1]) / 3.0)
+
+
+def ground_contact(p: ScenePerson) -> float:
+    """Image y (px) where the person meets the ground: the lowest of the ankles seen and the box bottom
+    when an ankle is seen; else the lowest of the box bottom and the soles of a person of the size seen
+    (the eye line plus EYES_TO_SOLES of the face spread, shoulder width or torso length; a SEATED_EYES_SHARE
+    of it when the posture is sitting or crouching), so that a back row hidden below the chest by the row
+    in front is placed behind it. The box bottom alone when neither face nor shoulders were seen."""
+    ankles = [a for a in (_kp(p, "left_ankle"), _kp(p, "right_ankle")) if a is not None]
+    if ankles:
+        return max(float(p.box[3]), max(float(a[1]) for a in ankles))
+    face = [v for v in (_kp(p, n) for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")) if v is not None]
+    ls, rs, lh, rh = (_kp(p, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip"))
+    heights = []
+    if len(face) >= 2:
+        heights.append(EYES_TO_SOLES["face"] * max(float(np.linalg.norm(a - b)) for a in face for b in face))
+    if ls is not None and rs is not None:
+        heights.append(EYES_TO_SOLES["shoulders"] * float(np.linalg.norm(ls - rs)))
+        if lh is not None and rh is not None:
+            heights.append(EYES_TO_SOLES["torso"] * float(np.linalg.norm(0.5 * (ls + rs) - 0.5 * (lh + rh))))
+    if not face or not heights:
+        return float(p.box[3])
+    post = p.attribute("posture")
+    share = SEATED_EYES_SHARE if post is not None and post.value in ("sitting", "crouching") else 1.0
+    eyes = min(float(v[1]) for v in face)
+    return max(float(p.box[3]), eyes + share * max(heights))
+
+
+def behind_hiders(people: tuple[ScenePerson, ...] | list[ScenePerson], contacts: list[float]) -> list[float]:
+    """Ground contacts (px, `ground_contact` of each person) moved up behind whoever hides the person's
+    lower body: no ankle seen, and the box ends inside another person's box (overlapping at least
+    HIDDEN_OVERLAP of its width) whose ground contact is lower: then at least BEHIND_SHARE of the hider's
+    box height above the hider's contact. Hiders are settled nearest first, so a back row ends behind
+    the middle row that ends behind the front row."""
+    out = list(contacts)
+    for a in sorted(range(len(people)), key=lambda i: -contacts[i]):
+        ax0, ay0, ax1, ay1 = people[a].box
+        behind = out[a] - BEHIND_SHARE * (ay1 - ay0)
+        for b, p in enumerate(people):
+            bx0, _, bx1, by1 = p.box
+            if b == a or not ay0 < by1 < ay1 or out[b] <= behind:
+                continue
+            if any(_kp(p, n) is not None for n in ("left_ankle", "right_ankle")):
+                continue
+            if min(ax1, bx1) - max(ax0, bx0) >= HIDDEN_OVERLAP * max(1.0, bx1 - bx0):
+                out[b] = behind
+    return out
 
 
 def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
@@ -342,12 +401,10 @@ def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, 
     return out
 
 
-def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | None] | None = None,
-            over_time: list[dict[str, bool]] | None = None,
+def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | None = None,
             faces: dict[int, tuple[float, float]] | None = None) -> list[PersonFacts]:
     """Facts of every person of `scene` measured on `image` ((H, W, 3) uint8 RGB).
 
-    `translations[i]`: the person's (3,) pelvis position in the camera frame (m) when known.
     `over_time[i]`: gestures read over time by tracking ("waving", "hand_raised", "pointing" ->
     made now; core.gestures.gesture_flags), {} when the person was not watched: they replace the
     one-frame codes (a hand raised is "arm_raised"; waving exists only over time).
@@ -358,6 +415,8 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     mono = is_monochrome(image)
     order = np.argsort([0.5 * (p.box[0] + p.box[2]) for p in scene.people], kind="stable")
+    height = scene.image_size[1]
+    contacts = behind_hiders(scene.people, [ground_contact(p) for p in scene.people])
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     out = []
@@ -376,9 +435,7 @@ def measure(image: np.ndarray, scene: Scene, translations: list[np.ndarray | Non
             mask = region_mask(image.shape[:2], qs)
             pals[region] = palette(image[mask])
             pattern[region] = stripe_share(grey, mask)
-        t = None if translations is None else translations[i]
-        metric = t is not None and bool(np.all(np.isfinite(t))) and float(t[2]) > 0
-        depth = float(t[2]) if metric else 1.0 / max(1.0, p.box[3] - p.box[1])
+        depth = (height - contacts[i]) / max(1, height)
         holding: dict[str, float] = {}
         near: dict[str, float] = {}
         for obj, rel in scene.objects_of(i):

@@ -35,12 +35,23 @@ FACING_PROFILE_NOSE = 0.15     # profile: nose offset from the shoulder midpoint
 FACE_CUE_WEIGHT = 0.5          # share of the facing confidence from the face / ear cue
 EAR_ONLY_CONFIDENCE = 0.5      # profile read from one ear only (nose unseen)
 
-# Posture from 2D geometry (angles in degrees from the image vertical).
+# Posture from 2D geometry (angles in degrees from the image vertical; drops are how far a joint lies
+# below the hips, in torso lengths).
 LYING_TORSO_DEG = 60.0         # torso (mid-shoulder -> mid-hip) further from vertical: lying
-SITTING_THIGH_DEG = 55.0       # thigh (hip -> knee) further from vertical, shin upright: sitting
-SITTING_THIGH_RATIO = 0.45     # or thigh image length under this fraction of the torso length
+SITTING_THIGH_DEG = 55.0       # thigh (hip -> knee) further from vertical: sitting
+SITTING_KNEE_DROP = 0.45       # knees less than this below the hips (thighs level or pointing at the camera):
+                               # sitting; standing knees lie 0.6-1.0 below them
+KNEE_WEAK_SCORE = 0.2          # a knee counts for the knee-height cue at this confidence (seated knees in dark
+                               # clothes score low); its confidence scales the posture's
+LEG_BELOW_KNEE = 0.3           # the box goes on this far below a knee level with the hips (the shins): else
+                               # the knee may be a guess at a cut image edge, and says nothing
+SITTING_ANKLE_DROP = 1.0       # thighs pointing at the camera (image length under SITTING_THIGH_RATIO) and ankles
+                               # less than this below the hips: a low seat or a squat (facing the camera, seated
+                               # on chairs 1.1-1.4, squatting 0.9): no call
+SITTING_THIGH_RATIO = 0.45     # thigh image length under this fraction of the torso length: pointing at the camera
 CROUCH_KNEE_DEG = 110.0        # knee angle (hip-knee-ankle) under this with hips low: crouching
-CROUCH_HIP_ANKLE_RATIO = 0.8   # hip-to-ankle height under this fraction of the torso length
+CROUCH_HIP_ANKLE_RATIO = 0.6   # hip-to-ankle height under this fraction of the torso length (seated people
+                               # facing the camera come down to 0.7)
 STANDING_KNEE_DEG = 150.0      # knee angle over this with the thigh upright: standing
 SITTING_CONFIDENCE = 0.8       # thigh geometry alone (foreshortening also looks like sitting)
 STANDING_NO_SHINS_CONFIDENCE = 0.6  # upright thighs, shins unseen
@@ -146,33 +157,58 @@ def facing(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, f
 
 
 def posture(kp: np.ndarray, scores: np.ndarray, box: tuple[float, float, float, float]) -> Attribute | None:
-    """"standing", "sitting", "lying" or "crouching" from 2D keypoint geometry; None when the
-    hips and at least one leg (hip, knee, ankle) are not seen (e.g. a half-body close-up)."""
-    if not _seen(scores, L_SH, R_SH, L_HIP, R_HIP):
+    """"standing", "sitting", "lying" or "crouching" from 2D keypoint geometry, or None when it
+    cannot be told (the hips or a shoulder unseen, the legs unseen or ambiguous: no guess).
+
+    kp: (17, 2) px COCO-17; scores: (17,); box: (x_min, y_min, x_max, y_max) px. Read in torso
+    lengths (mid-shoulder to mid-hip, from the shoulders and hips seen): a torso far from vertical
+    is lying (both shoulders and hips seen; else no call); hip-knee-ankle seen: a bent knee with
+    the hips low is crouching, a straight leg with an upright thigh standing; knees seen level with
+    the hips (thighs level or pointing at the camera) or a thigh far from vertical is sitting, a
+    knee hanging below the hips standing; thighs pointing at the camera with the ankles close below
+    the hips is a low seat or a squat (no call). Confidence: the mean confidence of the joints read, lowered
+    for the weaker cues (SITTING_CONFIDENCE, STANDING_NO_SHINS_CONFIDENCE)."""
+    shoulders = [i for i in (L_SH, R_SH) if scores[i] >= SEEN_SCORE]
+    hips = [i for i in (L_HIP, R_HIP) if scores[i] >= SEEN_SCORE]
+    if not shoulders or not hips:
         return None
-    sh, hip = _mid(kp, L_SH, R_SH), _mid(kp, L_HIP, R_HIP)
+    sh, hip = kp[shoulders].mean(0), kp[hips].mean(0)
     torso = float(np.linalg.norm(sh - hip)) + 1e-6
     torso_conf = float(np.mean(scores[[L_SH, R_SH, L_HIP, R_HIP]]))
     if _angle_from_vertical(sh, hip) > LYING_TORSO_DEG:
-        return Attribute("lying", round(torso_conf, 3))
-    legs = [(h, k, a) for h, k, a in ((L_HIP, L_KN, L_AN), (R_HIP, R_KN, R_AN)) if _seen(scores, h, k)]
-    if not legs:
-        return None
-    thigh_deg = np.mean([_angle_from_vertical(kp[h], kp[k]) for h, k, _ in legs])
-    thigh_ratio = np.mean([np.linalg.norm(kp[k] - kp[h]) for h, k, _ in legs]) / torso
-    full = [(h, k, a) for h, k, a in legs if scores[a] >= SEEN_SCORE]
-    leg_conf = float(np.mean([scores[i] for leg in legs for i in leg[:2]]))
-    if full:
-        knee_deg = float(np.mean([_joint_angle(kp[h], kp[k], kp[a]) for h, k, a in full]))
-        hip_ankle = float(np.mean([kp[a, 1] - kp[h, 1] for h, _, a in full])) / torso
-        if knee_deg < CROUCH_KNEE_DEG and hip_ankle < CROUCH_HIP_ANKLE_RATIO:
-            return Attribute("crouching", round(min(torso_conf, leg_conf), 3))
-        if knee_deg > STANDING_KNEE_DEG and thigh_deg < SITTING_THIGH_DEG and thigh_ratio >= SITTING_THIGH_RATIO:
-            return Attribute("standing", round(min(torso_conf, leg_conf), 3))
-    if thigh_deg > SITTING_THIGH_DEG or thigh_ratio < SITTING_THIGH_RATIO:
-        return Attribute("sitting", round(SITTING_CONFIDENCE * min(torso_conf, leg_conf), 3))
-    # upright thighs without both shins seen: most likely standing, with less confidence
-    return Attribute("standing", round(STANDING_NO_SHINS_CONFIDENCE * min(torso_conf, leg_conf), 3))
+        # lying is read from the whole torso only: one shoulder against the mid-hip leans with the arm
+        return Attribute("lying", round(torso_conf, 3)) if len(shoulders) == len(hips) == 2 else None
+    knees = [k for k in (L_KN, R_KN) if scores[k] >= KNEE_WEAK_SCORE]
+    full = [(h, k, a) for h, k, a in ((L_HIP, L_KN, L_AN), (R_HIP, R_KN, R_AN))
+            if k in knees and scores[h] >= SEEN_SCORE and scores[a] >= SEEN_SCORE]
+    if knees:
+        leg_conf = float(np.mean(scores[knees]))
+        conf = min(torso_conf, leg_conf)
+        if full:
+            knee_deg = float(np.mean([_joint_angle(kp[h], kp[k], kp[a]) for h, k, a in full]))
+            hip_ankle = float(np.mean([kp[a, 1] - kp[h, 1] for h, _, a in full])) / torso
+            thigh_up = all(_angle_from_vertical(kp[h], kp[k]) < SITTING_THIGH_DEG for h, k, _ in full)
+            if knee_deg < CROUCH_KNEE_DEG and hip_ankle < CROUCH_HIP_ANKLE_RATIO:
+                return Attribute("crouching", round(conf, 3))
+            drop = float(np.mean([kp[k, 1] - kp[h, 1] for h, k, _ in full])) / torso
+            if knee_deg > STANDING_KNEE_DEG and thigh_up and drop >= SITTING_KNEE_DROP:
+                return Attribute("standing", round(conf, 3))
+        drop = float(kp[knees, 1].mean() - hip[1]) / torso
+        thigh_deg = max(_angle_from_vertical(hip, kp[k]) for k in knees)
+        if drop < SITTING_KNEE_DROP or thigh_deg > SITTING_THIGH_DEG:
+            # the shins must go on below the knees inside the box: a knee guessed at a cut image edge says nothing
+            if box[3] - float(kp[knees, 1].max()) < LEG_BELOW_KNEE * torso:
+                return None
+            ankles = [a for a in (L_AN, R_AN) if scores[a] >= SEEN_SCORE]
+            side_hip = {L_KN: L_HIP, R_KN: R_HIP}
+            thigh = max(float(np.linalg.norm(kp[k] - (kp[side_hip[k]] if side_hip[k] in hips else hip)))
+                        for k in knees) / torso
+            if ankles and thigh < SITTING_THIGH_RATIO and float(kp[ankles, 1].max() - hip[1]) / torso < SITTING_ANKLE_DROP:
+                return None  # a low seat or a squat: they look alike from the front
+            return Attribute("sitting", round(SITTING_CONFIDENCE * conf, 3))
+        # thighs hanging below the hips without a straight leg seen: most likely standing
+        return Attribute("standing", round(STANDING_NO_SHINS_CONFIDENCE * conf, 3))
+    return None
 
 
 def _box_distance(p: np.ndarray, box: tuple[float, float, float, float]) -> float:

@@ -181,7 +181,7 @@ def ablations(pipe, questions, images, labels) -> dict[str, dict]:
     for iid, img in images.items():
         scene, people = pipe.base.scene_and_people(img)
         faces = None if pipe.faces is None else {i: (f.p_male, f.face_px) for i, f in pipe.faces.read(img, scene).items()}
-        facts[iid] = (measure(img, scene, [p.translation for p in people], faces=faces), people)
+        facts[iid] = (measure(img, scene, faces=faces), people)
     out = {}
     for name, kinds in {"full": set(), **ABLATIONS}.items():
         tally = collections.Counter()

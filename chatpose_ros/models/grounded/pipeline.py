@@ -197,7 +197,7 @@ class GroundedPipeline:
             t_faces = time.perf_counter()
             faces = {i: (fg.p_male, fg.face_px) for i, fg in self.faces.read(image, scene).items()}
             timings["faces"] = (time.perf_counter() - t_faces) * 1e3
-        facts = measure(image, scene, [p.translation for p in people], over_time, faces)
+        facts = measure(image, scene, over_time, faces)
         timings["measure"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
         now = self._clock()
