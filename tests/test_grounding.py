@@ -203,12 +203,12 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
 
 
 def test_a_garment_behind_a_nearer_person_is_not_read(parser, grounder, three):
-    """A region covered by a nearer person's face or chest (a wider head) is hidden: its colour is not
+    """A region covered by a nearer person's face or chest (feet lower in the image) is hidden: its colour is not
     known (scored UNKNOWN, not seen), so a colour found on nobody else asks back instead of "nobody"."""
     chest = np.array([[10, 50], [40, 50], [40, 90], [10, 90]], np.float32)
-    nearer = (20.0, [(0.0, 40.0, 50.0, 100.0)])  # head 20 px wide; its chest covers this one
-    assert _behind(chest, 12.0, [nearer]) and not _behind(chest, 19.0, [nearer])  # 19 px: not nearer
-    assert not _behind(chest, 12.0, [(20.0, [(100.0, 0.0, 150.0, 50.0)])])  # elsewhere
+    nearer = (0.6, [(0.0, 40.0, 50.0, 100.0)])  # feet at 60 % of the image height; its chest covers this one
+    assert _behind(chest, 0.5, [nearer]) and not _behind(chest, 0.58, [nearer])  # 2 % lower: not nearer
+    assert not _behind(chest, 0.5, [(0.6, [(100.0, 0.0, 150.0, 50.0)])])  # elsewhere
     req = parser.parse("the person in the bright orange sweatshirt")
     assert grounder.answer(req, three).kind == "no_match"
     out = grounder.answer(req, [dataclasses.replace(three[1], hidden=("upper",)), three[0], three[2]])

@@ -34,7 +34,7 @@ SEEN = 0.3                 # keypoint confidence at which a joint counts as seen
 EYES_TO_HEAD = 2.2          # head width / distance between the eyes
 CHEST_HALF_WIDTH, CHEST_TOP, CHEST_BOTTOM = 1.0, 1.7, 3.2
 HIDDEN_SHARE = 0.3          # a region this much covered by a nearer person's face or chest is hidden
-NEARER = 1.15               # a person whose head is this much wider is taken to stand in front
+NEARER = 0.03               # a person whose ground contact is this much lower (share of the image height) is in front
 EDGE_SHARE = 0.01           # a box this close (share of the image size) to an image side touches it
 SHRINK = 0.2               # region quads shrink towards their centre by this share (skin, background)
 RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
@@ -191,26 +191,25 @@ def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
     return (nose if nose is not None else mid), width
 
 
-def _front_rects(p: ScenePerson) -> tuple[float, list[tuple[float, float, float, float]]]:
-    """The person's size (head width px, else a third of the box height: larger is nearer) and the
-    rectangles (xyxy px) of what of them hides people behind: the face and the chest."""
+def _front_rects(p: ScenePerson) -> list[tuple[float, float, float, float]]:
+    """The rectangles (xyxy px) of what of a person hides people behind them: the face and the chest."""
     head = _head(p)
-    size = head[1] if head is not None else (p.box[3] - p.box[1]) / 3.0
     rects = [tuple(float(v) for v in (*q.min(axis=0), *q.max(axis=0))) for q in region_quads(p)["upper"]]
     if head is not None:
         (cx, cy), w = head
         rects.append((cx - 0.5 * w, cy - 0.7 * w, cx + 0.5 * w, cy + 0.7 * w))
-    return size, rects
+    return rects
 
 
-def _behind(quad: np.ndarray, size: float, others: list[tuple[float, list[tuple[float, float, float, float]]]]) -> bool:
-    """Is the region of points `quad` ((K, 2) px) of a person of `size` covered, over HIDDEN_SHARE of
-    its bounding box, by the face or chest of a nearer person (size over NEARER x this one's)?"""
+def _behind(quad: np.ndarray, near: float, others: list[tuple[float, list[tuple[float, float, float, float]]]]) -> bool:
+    """Is the region of points `quad` ((K, 2) px) of a person whose ground contact is at `near`
+    (share of the image height: lower is nearer) covered, over HIDDEN_SHARE of its bounding box, by
+    the face or chest of a person nearer by NEARER of the image height?"""
     x0, y0 = quad.min(axis=0)
     x1, y1 = quad.max(axis=0)
     area = max(1.0, float((x1 - x0) * (y1 - y0)))
-    for other_size, rects in others:
-        if other_size <= NEARER * size:
+    for other_near, rects in others:
+        if other_near <= near + NEARER:
             continue
         for a0, b0, a1, b1 in rects:
             inter = max(0.0, min(x1, a1) - max(x0, a0)) * max(0.0, min(y1, b1) - max(y0, b0))
@@ -420,7 +419,7 @@ def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | 
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     out = []
-    fronts = [_front_rects(q) for q in scene.people]
+    fronts = [(float(contacts[j]) / max(1, height), _front_rects(q)) for j, q in enumerate(scene.people)]
     for i, p in enumerate(scene.people):
         quads = region_quads(p)
         pals: dict[str, Palette | None] = {}
