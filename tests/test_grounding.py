@@ -95,6 +95,7 @@ def test_wordnet_nouns(parser):
     ("the one dressed all in black with white trainers", "person [one: colour=black@full, unchecked=feet, unchecked=feet]"),
     ("the man in black from head to toe", "person [man: unchecked=gender, colour=black@full]"),
     ("the one with both hands over his head", "person [one: gesture=both_arms_raised]"),
+    ("who is furthest back?", "person [-: distance=far]"),
     ("the one with a hand up at her chin", "person [one: gesture=hand_at_head]"),
     ("the kid between the blue one and the green one",
      "person [kid: relation=between(one: colour=blue@any | one: colour=green@any), unchecked=age]"),
@@ -226,6 +227,12 @@ def test_a_part_that_fits_nobody_offers_who_fits_the_rest(parser, grounder, thre
     assert two.kind == "clarify", two.answer
 
 
+def test_a_pose_seen_on_nobody_is_no_match_for_the_least_sure(parser, grounder, three):
+    """Everyone's posture seen and nobody crouching: the least sure "standing" is not chosen."""
+    out = grounder.answer(parser.parse("the one crouching"), three)
+    assert out.kind == "clarify" and "Nobody here looks \"crouching\"" in out.answer, out.answer
+
+
 def test_cut_off_by_the_edge(parser, grounder, three):
     """"Cut off by the left edge" asks for a box that touches the image's side; when nobody's does
     (perception missed that person), it is said and asked back, never the nearest one chosen."""
@@ -302,7 +309,7 @@ def test_a_person_whose_pose_was_not_seen_could_be_the_one(parser, grounder, thr
     assert grounder.answer(parser.parse("who is sitting?"), three).selected == 1  # all seen: chosen
     facts[0] = dataclasses.replace(facts[0], posture=("standing", 0.9))  # seen not sitting; the middle one unseen
     out = grounder.answer(parser.parse("who is sitting?"), facts)
-    assert out.kind == "clarify" and 1 in out.candidates and "can't see" in out.answer, out.answer
+    assert out.kind == "clarify" and 1 in out.candidates and "Of those whose pose I can see" in out.answer, out.answer
     nobody_seen = [dataclasses.replace(f, posture=None) for f in three]
     out = grounder.answer(parser.parse("the one in burgundy who is lying down"), nobody_seen)
     assert (out.kind, out.selected) == ("person", 0) and "lying down" in out.unchecked, out.answer

@@ -405,7 +405,9 @@ class Grounder:
         for c in ref.constraints:
             if self.checkable(c, facts):
                 sc, seen = self.score(c, facts, context)
-                if not seen.any():
+                if not seen.any() or (c.kind in COULD_BE and not c.negated and not (sc[seen] >= HOLDS).any()):
+                    # seen on nobody, or a pose seen on nobody that reads as asked: the least sure
+                    # mismatch is no match (the man on a stool is not "squatting on his heels")
                     unseen.append(c.words)
                     unchecked.append(c.words)
                     continue
@@ -572,7 +574,11 @@ class Grounder:
         for c in ref.constraints:
             if not self.checkable(c, facts):
                 continue
-            _, seen = self.score(c, facts, context)
+            sc, seen = self.score(c, facts, context)
+            if c.kind in COULD_BE and not c.negated and seen.any() and not (sc[seen] >= HOLDS).any():
+                out.append(f"Nobody here looks \"{c.words}\" to me." if seen.all() else
+                           f"Of those whose pose I can see, nobody looks \"{c.words}\".")
+                continue
             if seen.all():
                 continue
             if c.kind == "object":

@@ -550,9 +550,10 @@ class QuestionParser:
                 if w in {"closest", "nearest", "closer", "nearer", "farthest", "furthest", "farther", "further",
                          "deepest", "remotest"} or \
                         prev in {"the", "in", "at", "far", "very"} or nxt in {"row", "of"}:
-                    out.append(Constraint("distance", DISTANCE_WORDS[w], w, negated=negate))
+                    tail = nxt in {"back", "away", "off", "forward", "front", "behind"}  # "furthest back": one distance
+                    out.append(Constraint("distance", DISTANCE_WORDS[w], f"{w} {nxt}" if tail else w, negated=negate))
                     negate = False
-                    i += 1
+                    i += 2 if tail else 1
                     continue
             if w in GENDERED:
                 if not head:
