@@ -269,6 +269,15 @@ def test_yes_no_answers_say_what_was_seen_instead(parser, grounder, three):
     assert unknown.kind == "unknown" and "can't see whether" in unknown.answer and "legs" in unknown.answer
 
 
+def test_yes_no_with_a_part_not_seen(parser, grounder, three):
+    """"Is she sitting on a chair?" with no chair found: what was seen holds, so yes, saying what was not
+    checked; a part seen not to hold is a no whatever else was not seen."""
+    yes = grounder.answer(parser.parse("Is the person in the cream top sitting on a chair?"), three)
+    assert yes.kind == "yes" and "as far as I can see" in yes.answer and "chair" in yes.answer, yes.answer
+    no = grounder.answer(parser.parse("Is the person in the cream top standing on a chair?"), three)
+    assert no.kind == "no" and no.answer.startswith("No"), no.answer
+
+
 def test_a_clarifying_question_keeps_everyone_it_could_be(parser, grounder):
     """The question names three people; the outcome keeps all of them (a yes/no answered for "all it
     could be" must have asked all of them)."""

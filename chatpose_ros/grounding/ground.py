@@ -659,11 +659,17 @@ class Grounder:
             elif not ok[i]:
                 failed.append(c)
             verdict &= bool(ok[i])
-        if unseen:
-            why = "; ".join(dict.fromkeys(_unseen_why(c) for c in unseen))
+        seen_ok = [c for c in checkable if c not in unseen and c not in failed]
+        why = "; ".join(dict.fromkeys(_unseen_why(c) for c in unseen))
+        if unseen and not failed and not seen_ok:  # nothing asked was seen ("no" needs one part seen not to hold)
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
                            answer=f"I can't see whether {who} is {_words([_phrase(c) for c in unseen])}: {why}.",
                            checked=tuple(c.words for c in checkable))
+        if unseen and not failed:  # what was seen holds; the rest is said
+            return Outcome("yes", i, scores=chosen.scores, confidence=chosen.confidence,
+                           answer=f"Yes, {who} is {_words([_phrase(c) for c in seen_ok])}, as far as I can see: I can't "
+                                  f"check whether they are {_words([_phrase(c) for c in unseen])} ({why}).",
+                           checked=tuple(c.words for c in seen_ok), unchecked=tuple(c.words for c in unseen))
         state = self.pose_words(f)
         words = _words([_phrase(c) for c in checkable])
         if verdict:
