@@ -96,6 +96,8 @@ def test_wordnet_nouns(parser):
     ("the man in black from head to toe", "person [man: unchecked=gender, colour=black@full]"),
     ("the one with both hands over his head", "person [one: gesture=both_arms_raised]"),
     ("who is furthest back?", "person [-: distance=far]"),
+    ("second one in from the right-hand side", "person [-: ordinal=right#2]"),
+    ("the third one along counting from the left", "person [-: ordinal=left#3]"),
     ("the one with a hand up at her chin", "person [one: gesture=hand_at_head]"),
     ("the kid between the blue one and the green one",
      "person [kid: relation=between(one: colour=blue@any | one: colour=green@any), unchecked=age]"),

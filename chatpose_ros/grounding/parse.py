@@ -100,6 +100,8 @@ FACING: tuple[tuple[str, str], ...] = (
      r"\bfaces the camera\b", "camera"),
     (r"\bin profile\b|\bsideways\b|\bside view\b|\bfacing (?:left|right|sideways)\b", "side"),
 )
+SIDE_WORDS = {"left": "left", "right": "right", "left-hand": "left", "right-hand": "right", "lefthand": "left",
+              "righthand": "right"}  # the side an ordinal counts from
 ORDINALS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3, "fourth": 4, "4th": 4, "fifth": 5,
             "5th": 5, "sixth": 6, "6th": 6, "seventh": 7, "7th": 7, "last": -1, "penultimate": -2}
 POSITION_WORDS = {"left": "left", "leftmost": "left", "right": "right", "rightmost": "right", "middle": "middle",
@@ -458,9 +460,9 @@ class QuestionParser:
             # ordinals: "second from the left", "the third one from the right", "last on the right"
             if w in ORDINALS:
                 side = ""
-                for j in range(i + 1, min(len(toks), i + 6)):
-                    if toks[j] in {"left", "right"}:
-                        side = toks[j]
+                for j in range(i + 1, min(len(toks), i + 9)):  # "third one along counting from the left"
+                    if toks[j] in SIDE_WORDS:
+                        side = SIDE_WORDS[toks[j]]
                         break
                     if toks[j] in {"top", "bottom"}:
                         side = ""
@@ -480,7 +482,9 @@ class QuestionParser:
                             head = head or noun
                             out.append(Constraint("unchecked", GENDERED[noun], noun))
                     negate = False
-                    i = (j + 1) if (j < len(toks) and toks[j] in {"left", "right"}) else i + 1
+                    i = (j + 1) if (j < len(toks) and toks[j] in SIDE_WORDS) else i + 1
+                    if i < len(toks) and toks[i] == "side":  # "from the right-hand side"
+                        i += 1
                     continue
             colour, n = self._is_colour_at(toks, i)
             if n:
@@ -527,7 +531,7 @@ class QuestionParser:
                     "leftmost", "rightmost", "middle", "center", "centre", "central", "highest", "lowest",
                     "between", "left-hand", "right-hand", "lefthand", "righthand", "uppermost") or (
                     w in ("higher", "lower") and nxt in {"up", "down", "in", "than"}) or (
-                    w in ("top", "bottom") and prev in {"the", "at", "on"} and not self._garment(nxt)):
+                    w in ("top", "bottom") and prev in {"the", "at", "on", "very"} and not self._garment(nxt)):
                 if not (w in ("left", "right") and prev == "from"):
                     out.append(Constraint("position", POSITION_WORDS[w], w, negated=negate))
                     negate = False
