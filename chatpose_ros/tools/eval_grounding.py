@@ -1,11 +1,11 @@
 """Real questions, every embedded profile side by side: right / wrong / asked / refused per category.
 
     python -m chatpose_ros.tools.eval_grounding [--profiles default,reader,grounded,grounded+llm]
-        [--sets held_out4,held_out3,held_out,diagnosis]
+        [--sets held_out5,held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out5` is tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; frozen and
-not yet run by any profile, so not in the default --sets: name it to run it); `held_out4` is
+Sets: `held_out5` is tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
+and frozen before the fifth round's changes were measured on it, run once at its end; its hash is checked); `held_out4` is
 tests/data/real_questions4.json (new images, tests/data/perception_labels4.json; written and frozen before
 the third round of the grounded design, which was not tuned on it; its hash is checked); `held_out3` is
 tests/data/real_questions3.json (frozen before the second round,
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", default="default,reader,grounded,grounded+llm",
                     help="profiles side by side; grounded+llm: the grounded profile with the LLM question parser")
-    ap.add_argument("--sets", default="held_out4,held_out3,held_out,diagnosis")
+    ap.add_argument("--sets", default="held_out5,held_out4,held_out3,held_out,diagnosis")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=Path("build/eval_grounding.json"))
     ap.add_argument("--failures", action="store_true", help="print every answer that is not right")
