@@ -161,8 +161,16 @@ class ColourNames:
         """(K,) share of each (K, 3) CIELAB colour's CATEGORY_VOTERS nearest names in `category`."""
         labs = np.asarray(labs, np.float64).reshape(-1, 3)
         d = delta_e(self.labs[None], labs[:, None])            # (K, names)
-        near = np.argsort(d, axis=1)[:, :CATEGORY_VOTERS]
+        near = np.argpartition(d, CATEGORY_VOTERS - 1, axis=1)[:, :CATEGORY_VOTERS]
         return (self.categories[near] == category).mean(axis=1)
+
+    def basic_colour(self, lab: np.ndarray) -> tuple[str, float]:
+        """The basic colour most of a (3,) CIELAB colour's CATEGORY_VOTERS nearest names belong to,
+        and their share."""
+        d = delta_e(self.labs, np.asarray(lab, np.float64)[None])
+        names, counts = np.unique(self.categories[np.argpartition(d, CATEGORY_VOTERS - 1)[:CATEGORY_VOTERS]],
+                                  return_counts=True)
+        return str(names[int(np.argmax(counts))]), float(counts.max()) / CATEGORY_VOTERS
 
     def score(self, pal: "Palette | None", name: str) -> float:
         """How well colour name `name` fits a region: the best of its own colour's fit

@@ -30,7 +30,7 @@ import numpy as np
 
 from chatpose_ros.core.geometry_np import box_iou
 
-from .colours import (ACHROMATIC_CHROMA, BASIC_COLOURS, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, delta_e,
+from .colours import (ACHROMATIC_CHROMA, LIGHTNESS_WORDS, MIN_SHARE, ColourNames, chroma, delta_e,
                       grey_level_score, lightness_score)
 from .facts import PersonFacts
 from .request import Constraint, Reference, Request
@@ -700,13 +700,11 @@ class Grounder:
             return DESCRIBE_COLOURS[int(self._grey_levels[int(np.argmin(d))])]
         d = delta_e(self._describe_labs, pal.lab[0][None])
         name = DESCRIBE_COLOURS[int(np.argmin(d))]
-        if self.colours.category_votes(pal.lab[0], self.colours.category(name))[0] < 0.5:
+        basic, share = self.colours.basic_colour(pal.lab[0])
+        if basic != self.colours.category(name) and share >= 0.5:
             # the nearest word is of another basic colour than most names near the colour ("tan" for
             # a yellow tee in shade): say the basic colour the names agree on
-            votes = {b: self.colours.category_votes(pal.lab[0], b)[0] for b in BASIC_COLOURS}
-            best = max(votes, key=votes.get)
-            if votes[best] >= 0.5:
-                return best
+            return basic
         return name
 
     def who(self, f: PersonFacts, facts: list[PersonFacts]) -> str:
