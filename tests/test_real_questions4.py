@@ -62,11 +62,7 @@ def test_question_file_is_well_formed(doc, labels):
 
 def test_no_question_is_from_an_earlier_set(doc):
     """No question (nor a follow-up turn) repeats one of the first three sets' wordings."""
-    earlier = {_normalised(t) for path in EARLIER_QUESTIONS for q in json.loads(path.read_text())["questions"]
-               for t in _texts(q)}
-    assert {"how many people are in this photo"} <= earlier  # the check can fail
-    repeated = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in earlier)
-    assert not repeated, f"held out means new wordings: {repeated}"
+    check_not_earlier(doc, EARLIER_QUESTIONS)
 
 
 def test_no_question_is_a_generator_question(doc):
@@ -75,6 +71,25 @@ def test_no_question_is_a_generator_question(doc):
 
 def test_no_question_is_a_grounded_training_question(doc):
     """No question is among the grounded parser's generated training questions (generate.py, seed 0)."""
+    check_not_grounded_training(doc)
+
+
+def test_eval_grounding_knows_the_set_and_checks_its_hash(monkeypatch, tmp_path):
+    """eval_grounding's `held_out4` is this file, and the tool refuses a changed copy (no model is run)."""
+    check_eval_grounding_set("held_out4", QUESTIONS, LABELS, HASH, monkeypatch, tmp_path)
+
+
+def check_not_earlier(doc: dict, earlier_files) -> None:
+    """No question (nor a follow-up turn) of `doc` repeats a wording of the question files `earlier_files`."""
+    earlier = {_normalised(t) for path in earlier_files for q in json.loads(path.read_text())["questions"]
+               for t in _texts(q)}
+    assert {"how many people are in this photo"} <= earlier  # the check can fail
+    repeated = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in earlier)
+    assert not repeated, f"held out means new wordings: {repeated}"
+
+
+def check_not_grounded_training(doc: dict) -> None:
+    """No question of `doc` is among the grounded parser's generated training questions (seed 0)."""
     from chatpose_ros.models.grounded.offline.generate import generate
 
     generated = {_normalised(e.question) for e in generate(seed=0, n_train=GROUNDED_TRAIN, n_held=0).train}
@@ -83,14 +98,14 @@ def test_no_question_is_a_grounded_training_question(doc):
     assert not copied, f"hand-written means not a generator's question: {copied}"
 
 
-def test_eval_grounding_knows_the_set_and_checks_its_hash(monkeypatch, tmp_path):
-    """eval_grounding's `held_out4` is this file, and the tool refuses a changed copy (no model is run)."""
+def check_eval_grounding_set(name: str, questions: Path, labels: Path, hash_file: Path, monkeypatch, tmp_path) -> None:
+    """eval_grounding's set `name` is these files, and the tool refuses a changed copy."""
     from chatpose_ros.tools import eval_grounding as eg
 
-    assert [p.resolve() for p in eg.SETS["held_out4"]] == [QUESTIONS.resolve(), LABELS.resolve()]
-    assert eg.frozen_sha("held_out4") == HASH.read_text().split()[0]
-    changed = tmp_path / "real_questions4.json"
-    changed.write_bytes(QUESTIONS.read_bytes() + b" ")
-    monkeypatch.setitem(eg.SETS, "held_out4", (changed, LABELS))
-    with pytest.raises(SystemExit, match="held_out4 set changed"):
-        eg.frozen_sha("held_out4")
+    assert [p.resolve() for p in eg.SETS[name]] == [questions.resolve(), labels.resolve()]
+    assert eg.frozen_sha(name) == hash_file.read_text().split()[0]
+    changed = tmp_path / questions.name
+    changed.write_bytes(questions.read_bytes() + b" ")
+    monkeypatch.setitem(eg.SETS, name, (changed, labels))
+    with pytest.raises(SystemExit, match=f"{name} set changed"):
+        eg.frozen_sha(name)

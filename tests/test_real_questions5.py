@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from test_real_questions2 import (LABELS as LABELS2, MINIMUM as MINIMUM2, PERSON_CATEGORIES, QUESTIONS as QUESTIONS2,
-                                  _normalised, _texts, check_frozen, check_images, check_not_generator_questions,
-                                  check_questions,
+                                  check_frozen, check_images, check_not_generator_questions, check_questions,
                                   training_question_set)
 from test_real_questions3 import LABELS as LABELS3, QUESTIONS as QUESTIONS3
-from test_real_questions4 import LABELS as LABELS4, QUESTIONS as QUESTIONS4
+from test_real_questions4 import (LABELS as LABELS4, QUESTIONS as QUESTIONS4, check_eval_grounding_set, check_not_earlier,
+                                  check_not_grounded_training)
 
 from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
 
@@ -33,8 +33,6 @@ MIN_QUESTIONS = 100
 # 8-10 new images with at least 40 labelled people in all
 MIN_IMAGES = 8
 MIN_PEOPLE = 40
-# grounded-parser training questions drawn to stand for its generator (the whole training split's size)
-GROUNDED_TRAIN = 30000
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +64,7 @@ def test_question_file_is_well_formed(doc, labels):
 
 def test_no_question_is_from_an_earlier_set(doc):
     """No question (nor a follow-up turn) repeats one of the first four sets' wordings."""
-    earlier = {_normalised(t) for path in EARLIER_QUESTIONS for q in json.loads(path.read_text())["questions"]
-               for t in _texts(q)}
-    assert {"how many people are in this photo"} <= earlier  # the check can fail
-    repeated = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in earlier)
-    assert not repeated, f"held out means new wordings: {repeated}"
+    check_not_earlier(doc, EARLIER_QUESTIONS)
 
 
 def test_no_question_is_a_generator_question(doc):
@@ -79,22 +73,9 @@ def test_no_question_is_a_generator_question(doc):
 
 def test_no_question_is_a_grounded_training_question(doc):
     """No question is among the grounded parser's generated training questions (generate.py, seed 0)."""
-    from chatpose_ros.models.grounded.offline.generate import generate
-
-    generated = {_normalised(e.question) for e in generate(seed=0, n_train=GROUNDED_TRAIN, n_held=0).train}
-    assert len(generated) > GROUNDED_TRAIN // 2  # the check can fail
-    copied = sorted(t for q in doc["questions"] for t in _texts(q) if _normalised(t) in generated)
-    assert not copied, f"hand-written means not a generator's question: {copied}"
+    check_not_grounded_training(doc)
 
 
 def test_eval_grounding_knows_the_set_and_checks_its_hash(monkeypatch, tmp_path):
     """eval_grounding's `held_out5` is this file, and the tool refuses a changed copy (no model is run)."""
-    from chatpose_ros.tools import eval_grounding as eg
-
-    assert [p.resolve() for p in eg.SETS["held_out5"]] == [QUESTIONS.resolve(), LABELS.resolve()]
-    assert eg.frozen_sha("held_out5") == HASH.read_text().split()[0]
-    changed = tmp_path / "real_questions5.json"
-    changed.write_bytes(QUESTIONS.read_bytes() + b" ")
-    monkeypatch.setitem(eg.SETS, "held_out5", (changed, LABELS))
-    with pytest.raises(SystemExit, match="held_out5 set changed"):
-        eg.frozen_sha("held_out5")
+    check_eval_grounding_set("held_out5", QUESTIONS, LABELS, HASH, monkeypatch, tmp_path)
