@@ -43,6 +43,12 @@ def test_header_and_keyframes_every_10_frames(doc):
 
 
 def test_boxes_inside_the_image_and_people_described(doc):
+    check_boxes(doc)
+
+
+def check_boxes(doc: dict) -> None:
+    """One box per person per keyframe, inside the image, tall enough, of a described person, with
+    its source and occlusion flags; every described person labelled."""
     seen = set()
     for key, rows in doc["keyframes"].items():
         ids = [r["id"] for r in rows]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from test_real_questions2 import check_frozen
-from test_vtest_tracks2 import HEIGHT, MIN_HEIGHT_PX, SOURCES, STEP, WIDTH
+from test_vtest_tracks2 import STEP, check_boxes
 
 from chatpose_ros.tools.eval_tracking import label_stretches, load_tracks
 
@@ -41,21 +41,7 @@ def test_header_and_keyframes_every_10_frames_and_the_last(doc):
 
 
 def test_boxes_inside_the_image_and_people_described(doc):
-    seen = set()
-    for key, rows in doc["keyframes"].items():
-        ids = [r["id"] for r in rows]
-        assert len(ids) == len(set(ids)), f"keyframe {key}: one box per person"
-        for r in rows:
-            x0, y0, x1, y1 = r["box"]
-            assert 0 <= x0 < x1 <= WIDTH and 0 <= y0 < y1 <= HEIGHT, (key, r)
-            assert y1 - y0 >= MIN_HEIGHT_PX, (key, r)
-            assert str(r["id"]) in doc["people"], (key, r)
-            assert r["source"] in SOURCES, (key, r)
-            assert isinstance(r["occluded"], bool) and isinstance(r.get("hidden", False), bool), (key, r)
-            assert not r.get("hidden", False) or r["occluded"], (key, r)
-            seen.add(str(r["id"]))
-    assert seen == set(doc["people"]), "every described person is labelled, every labelled person described"
-    assert all(len(text) >= 10 for text in doc["people"].values())
+    check_boxes(doc)
 
 
 def test_does_not_overlap_the_earlier_label_files(doc):
