@@ -342,18 +342,8 @@ class NanoDet:
             skip: frozenset[str] = frozenset({"person"}), resize: str = "stretch") -> list[SceneObject]:
         """Objects of every class but `skip`, highest score first; `resize` is
         PerceptionConfig.object_resize."""
-        import cv2
-
         h, w = image.shape[:2]
-        if resize == "letterbox":
-            k = NANODET_SIZE / max(h, w)
-            nw, nh = max(1, round(w * k)), max(1, round(h * k))
-            rgb = np.zeros((NANODET_SIZE, NANODET_SIZE, 3), np.uint8)
-            rgb[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            sx = sy = 1.0 / k
-        else:
-            rgb = cv2.resize(image, (NANODET_SIZE, NANODET_SIZE), interpolation=cv2.INTER_LINEAR)
-            sx, sy = w / NANODET_SIZE, h / NANODET_SIZE
+        rgb, sx, sy = square_input(image, NANODET_SIZE, resize)
         # (1, 3, S, S) BGR float32 normalised, written channel by channel in float32 (the
         # float64 broadcast of a mean tuple over the whole image cost about 10 ms)
         x = np.empty((1, 3, NANODET_SIZE, NANODET_SIZE), np.float32)
@@ -462,6 +452,21 @@ def _merge(cands: list[_Candidate], cfg: PerceptionConfig) -> list[_Candidate]:
         if not any(_same_person(c, k, cfg) for k in kept):
             kept.append(c)
     return kept
+
+
+def square_input(image: np.ndarray, size: int, resize: str) -> tuple[np.ndarray, float, float]:
+    """A detector's square input ((size, size, 3) uint8) from an (H, W, 3) image: "stretch" resizes
+    it, "letterbox" keeps its aspect (zeros right and below); and (sx, sy), the input-to-image scale."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if resize == "letterbox":
+        k = size / max(h, w)
+        nw, nh = max(1, round(w * k)), max(1, round(h * k))
+        out = np.zeros((size, size, 3), np.uint8)
+        out[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return out, 1.0 / k, 1.0 / k
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR), w / size, h / size
 
 
 def _cut_by_edge(box: np.ndarray, sc: np.ndarray, w: int, h: int, margin: float) -> bool:

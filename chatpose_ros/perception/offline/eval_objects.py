@@ -45,7 +45,7 @@ import numpy as np
 from chatpose_ros.core.errors import ChatPoseError, ModelLoadError
 from chatpose_ros.core.geometry_np import box_inside_fraction, box_iou
 from chatpose_ros.core.scene import SceneObject
-from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, LabelledImage, load_image, load_labels
+from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, LabelledImage, _box, load_image, load_labels
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,6 @@ class ObjectLabels:
     check_set: str
 
 
-def _box(v: Sequence[float], what: str) -> Box:
-    if len(v) != 4 or not all(isinstance(x, (int, float)) for x in v):
-        raise ValueError(f"{what}: a box is 4 numbers (x_min, y_min, x_max, y_max), got {v!r}")
-    x0, y0, x1, y1 = (float(x) for x in v)
-    if not (x1 > x0 and y1 > y0):
-        raise ValueError(f"{what}: empty box {v!r}")
-    return (x0, y0, x1, y1)
 
 
 def load_object_labels(path: Path | str = DEFAULT_LABELS) -> ObjectLabels:
@@ -259,20 +252,11 @@ class CenterNetRunner:
     def run(self, image: np.ndarray, min_score: float, nms_iou: float = NMS_IOU,
             max_objects: int = MAX_OBJECTS, resize: str = "stretch") -> list[SceneObject]:
         """`resize` as PerceptionConfig.object_resize ("stretch" or "letterbox")."""
-        import cv2
-
-        from chatpose_ros.perception.perception import COCO80
+        from chatpose_ros.perception.perception import COCO80, square_input
 
         h, w = image.shape[:2]
-        if resize == "letterbox":
-            k = CENTERNET_SIZE / max(h, w)
-            nw, nh = max(1, round(w * k)), max(1, round(h * k))
-            x = np.zeros((CENTERNET_SIZE, CENTERNET_SIZE, 3), np.float32)
-            x[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            sx = sy = 1.0 / k
-        else:
-            x = cv2.resize(image, (CENTERNET_SIZE, CENTERNET_SIZE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            sx, sy = w / CENTERNET_SIZE, h / CENTERNET_SIZE
+        x, sx, sy = square_input(image, CENTERNET_SIZE, resize)
+        x = x.astype(np.float32)
         heat, wh = self.session.run([self.heat, self.wh], {self.input_name: x[None]})
         heat, wh = heat[0], wh[0]  # (S, S, 80), (S, S, 4)
         ys, xs, cs = np.nonzero(heat >= min_score)
