@@ -9,12 +9,16 @@ Decisions (all from the same scores, so a count, a choice and a yes/no never dis
   the runner-up scored as if what was not seen on them held) and something checked was seen on
   them; otherwise, when several fit what could be checked, a clarifying question naming them
   (`kind` "clarify", `selected` -1). "Nobody here matches" only when the checked evidence rules
-  out everyone (every score under NOBODY) and says why. With one person in view, a word that
-  places someone among others ("at the far right", "the second", "higher up") is asked back:
-  perception may have missed the others. A constraint that cannot be checked (a
-  hat, a beard, a garment type) never rules anyone out and is said in the answer.
+  out everyone (every score under NOBODY) and says why; when only a part of the description
+  fits nobody and what else a person wears or does fits someone, it asks about them instead.
+  With one person in view, a word that places someone among others ("at the far right", "the
+  second", "higher up") is asked back: perception may have missed the others. A constraint that
+  cannot be checked (a hat, a beard, a garment type) never rules anyone out and is said in the
+  answer; nor does a garment region that was not seen or is hidden behind a nearer person (its
+  colour scores UNKNOWN), nor a pose seen on nobody (said, not given to the least sure mismatch).
 - count: the people whose every checkable constraint holds (score >= HOLDS).
-- yes/no: the predicate's score on the referred person (>= HOLDS: yes).
+- yes/no: the predicate's score on the referred person (>= HOLDS: yes); a part seen not to hold
+  is a no, and what was seen holding with the rest unseen is a yes that says what it could not check.
 Gender words ("the man", "ladies", "policeman") are checked on the faces a face model read
 (`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) or p(female) is at
 least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
