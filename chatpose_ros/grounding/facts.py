@@ -79,8 +79,8 @@ class PersonFacts:
             asked for, not seen, facing away).
         edges: the image sides ("left", "right", "top", "bottom") the box touches (the person is
             cut off there).
-        hidden: the regions on which another person's face was found: someone stands in front of
-            them, and their colours may be that person's.
+        hidden: the regions covered by the face or chest of a nearer person (`_behind`): their
+            colours may be that person's.
     """
 
     index: int
