@@ -242,6 +242,7 @@ def test_cut_off_by_the_edge(parser, grounder, three):
     assert [(c.kind, c.value) for c in req.ref.constraints if c.kind == "position"] == [("position", "edge"),
                                                                                         ("position", "left")]
     assert [c.value for c in parser.parse("the one in the top right corner").ref.constraints] == ["top", "right"]
+    assert all(c.value != "edge" for c in parser.parse("the man at the edge of the pool").ref.constraints)
     out = grounder.answer(parser.parse("the person cut off by the left edge"), three)
     assert out.kind == "clarify" and "cut off" in out.answer, out.answer
     cut = [dataclasses.replace(three[0], edges=("left",)), *three[1:]]

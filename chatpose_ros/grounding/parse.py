@@ -122,7 +122,8 @@ CAMERA_WORDS = {"camera", "lens", "us", "me", "viewer", "photographer", "front",
                 "photo", "image", "shot"}
 # cut off by the image's edge: "the man cut off by the left edge", "half out of the shot on the left"
 EDGE = re.compile(r"\b(?:cut off|cut by|(?:half|partly|partially) out of (?:the )?(?:shot|frame|picture|image|photo)|"
-                  r"out of (?:the )?(?:shot|frame))\b|\bedges?\b(?: of (?:the )?(?:shot|frame|picture|image|photo))?")
+                  r"out of (?:the )?(?:shot|frame))\b|\bedges?\b(?: of (?:the )?(?:shot|frame|picture|image|photo)\b|"
+                  r"(?! of (?:the |a )?(?!(?:shot|frame|picture|image|photo)\b)\w))")  # not "the edge of the pool"
 # one colour over the whole body: "dressed all in black", "in white from head to toe"
 HEAD_TO_TOE = re.compile(r"\b(?:from )?head[ -]to[ -](?:toe|foot|feet)\b")
 ALL_OVER = re.compile(r"\b(?:all|entirely|completely|totally|wholly)(?: dressed)? in\b|" + HEAD_TO_TOE.pattern)
