@@ -42,6 +42,9 @@ UNKNOWN_KEYPOINT_COST = 0.5  # keypoint term of a candidate whose keypoints cann
 # small person's own match (cosine ~0.87), so that a half-hidden neighbour is not cheaper than the target seen
 UNKNOWN_APPEARANCE_COST = 0.5
 COSINE_SCALE = 4.0  # appearance term per unit of (1 - cosine)
+# ... times the candidate's box height over this (px), at most 1: a person 60 px tall is read off so few pixels that
+# their own descriptors frame to frame are at cosine 0.73-0.77 (vtest.avi frames 150-160), a cost above max_cost
+APPEARANCE_FULL_HEIGHT = 120.0
 # A lost person is found again (reacquire) by appearance alone when a candidate's descriptor has at least this
 # cosine with theirs: on vtest.avi's tuning stretch (frames 480-639, region histograms) a person's own
 # descriptors within 3 s are at >= 0.80 in 95 % of pairs, neighbours (within two box heights) at a median
@@ -81,7 +84,7 @@ class PersonTracker:
     def __init__(self, max_misses: int = 5, max_cost: float = 1.0, w_iou: float = 1.0, w_keypoints: float = 1.0,
                  w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine",
                  reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED,
-                 verify: bool = True) -> None:
+                 verify: bool = True, appearance_full_height: float = APPEARANCE_FULL_HEIGHT) -> None:
         if appearance_metric not in APPEARANCE_METRICS:
             raise ValueError(f"unknown appearance_metric {appearance_metric!r}: expected one of {APPEARANCE_METRICS}")
         self.metric = appearance_metric
@@ -90,6 +93,7 @@ class PersonTracker:
         self.max_cost = float(max_cost)
         self.w = (float(w_iou), float(w_keypoints), float(w_appearance))
         self.momentum = float(appearance_momentum)
+        self.appearance_full_height = float(appearance_full_height)
         self.track_id = -1
         self.misses = 0
         self._last: PersonPose | None = None
@@ -184,9 +188,11 @@ class PersonTracker:
             if self.metric == "l1":
                 d = np.abs(np.asarray(person.appearance) - self._appearance)
                 c += w_app * float(d[np.isfinite(d)].mean() * 4.0) if np.isfinite(d).any() else 0.0
-            else:
+            else:  # a small person's colours are read off few pixels: their cosine wavers (0.73-0.77 frame to frame at 60 px)
                 cos = appearance_cosine(person.appearance, self._appearance)
-                c += w_app * (COSINE_SCALE * (1.0 - cos) if cos is not None else UNKNOWN_APPEARANCE_COST)
+                trust = min(1.0, (person.box[3] - person.box[1]) / self.appearance_full_height) \
+                    if self.appearance_full_height > 0 else 1.0
+                c += w_app * trust * (COSINE_SCALE * (1.0 - cos) if cos is not None else UNKNOWN_APPEARANCE_COST)
         return c
 
     def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
