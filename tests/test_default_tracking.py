@@ -172,6 +172,11 @@ def test_the_search_box_moves_on_while_the_person_is_missed():
     tr.update([])
     assert tr.last_box[0] > seen[0] + 10 and tr.last_box[1] == pytest.approx(seen[1])
     assert tr.update([_person(160, 0.2)]) is not None and tr.last_box[0] == pytest.approx(160)
+    still = PersonTracker(search_ahead=False)  # the tracker before: looks where they were last matched
+    still.start(_person(100, 0.2))
+    still.update([_person(110, 0.2)])
+    still.update([])
+    assert still.last_box[0] == pytest.approx(110)
 
 
 def test_one_box_where_a_neighbour_was_is_doubted_until_the_two_are_apart():

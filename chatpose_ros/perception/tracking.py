@@ -79,12 +79,16 @@ class PersonTracker:
         reacquire_cosine, reacquire_speed: see REACQUIRE_COSINE, REACQUIRE_SPEED (`reacquire`).
         verify: check each match against the galleries and the other candidates (module docstring);
             False = the tracker before this check (every cheapest candidate under max_cost is taken).
+        appearance_full_height: see APPEARANCE_FULL_HEIGHT (0: appearance weighs the same at every height).
+        search_ahead: while the person is missed, `last_box` moves along their velocity (False: it stays
+            at the last match, the tracker before issue 23's third round).
     """
 
     def __init__(self, max_misses: int = 5, max_cost: float = 1.0, w_iou: float = 1.0, w_keypoints: float = 1.0,
                  w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine",
                  reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED,
-                 verify: bool = True, appearance_full_height: float = APPEARANCE_FULL_HEIGHT) -> None:
+                 verify: bool = True, appearance_full_height: float = APPEARANCE_FULL_HEIGHT,
+                 search_ahead: bool = True) -> None:
         if appearance_metric not in APPEARANCE_METRICS:
             raise ValueError(f"unknown appearance_metric {appearance_metric!r}: expected one of {APPEARANCE_METRICS}")
         self.metric = appearance_metric
@@ -94,6 +98,7 @@ class PersonTracker:
         self.w = (float(w_iou), float(w_keypoints), float(w_appearance))
         self.momentum = float(appearance_momentum)
         self.appearance_full_height = float(appearance_full_height)
+        self.search_ahead = bool(search_ahead)
         self.track_id = -1
         self.misses = 0
         self._last: PersonPose | None = None
@@ -154,7 +159,7 @@ class PersonTracker:
         """Where to look for the person next (xyxy px): the box of the last match (a search region
         around it is more stable than the velocity prediction on noisy detections), moved along its
         velocity for each update missed since (a walker behind a sign comes out further on)."""
-        if self._last is None or self._last.box is None or self.misses == 0:
+        if self._last is None or self._last.box is None or self.misses == 0 or not self.search_ahead:
             return None if self._last is None else self._last.box
         x0, y0, x1, y1 = self._last.box
         dx, dy = self._velocity * self.misses
