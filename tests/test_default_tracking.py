@@ -137,3 +137,59 @@ def test_appearance_compares_what_both_saw():
     blended = blend_appearance(full, legs_hidden, 0.5)
     assert np.allclose(blended, full), "an unseen region keeps the running one"
     assert np.allclose(blend_appearance(legs_hidden, full, 0.5), full)
+
+
+def test_an_unreadable_candidate_is_not_cheaper_than_the_target_seen():
+    from chatpose_ros.perception.tracking import UNKNOWN_APPEARANCE_COST
+
+    tr = PersonTracker()
+    tr.start(_person(100, 0.2))
+    seen, unread = _person(100, 0.2), dataclasses.replace(_person(100, 0.2), appearance=np.full(24, np.nan, np.float32))
+    assert tr.cost(unread) == pytest.approx(tr.cost(seen) + UNKNOWN_APPEARANCE_COST)
+
+
+def test_a_small_persons_appearance_weighs_less():
+    from chatpose_ros.perception.tracking import APPEARANCE_FULL_HEIGHT
+
+    def app_cost(h: float, trust_height: float) -> float:
+        tr = PersonTracker(appearance_full_height=trust_height)
+        tr.start(_person(100, 0.2, w=h / 3, h=h))
+        return tr.cost(_person(100, 0.5, w=h / 3, h=h)) - tr.cost(_person(100, 0.2, w=h / 3, h=h))
+
+    full = app_cost(APPEARANCE_FULL_HEIGHT * 1.5, APPEARANCE_FULL_HEIGHT)
+    assert full > 0 and app_cost(APPEARANCE_FULL_HEIGHT / 2, APPEARANCE_FULL_HEIGHT) == pytest.approx(full / 2, rel=1e-3)
+    assert app_cost(APPEARANCE_FULL_HEIGHT / 2, 0.0) == pytest.approx(full, rel=1e-3), "0: every height trusted"
+
+
+def test_the_search_box_moves_on_while_the_person_is_missed():
+    tr = PersonTracker()
+    tr.start(_person(100, 0.2))
+    for t in range(1, 4):
+        tr.update([_person(100 + 10 * t, 0.2)])
+    seen = tr.last_box
+    assert seen[0] == pytest.approx(130)
+    tr.update([])  # behind a sign: where to look next moves along their walk
+    tr.update([])
+    assert tr.last_box[0] > seen[0] + 10 and tr.last_box[1] == pytest.approx(seen[1])
+    assert tr.update([_person(160, 0.2)]) is not None and tr.last_box[0] == pytest.approx(160)
+    still = PersonTracker(search_ahead=False)  # the tracker before: looks where they were last matched
+    still.start(_person(100, 0.2))
+    still.update([_person(110, 0.2)])
+    still.update([])
+    assert still.last_box[0] == pytest.approx(110)
+
+
+def test_one_box_where_a_neighbour_was_is_doubted_until_the_two_are_apart():
+    tr = PersonTracker()
+    tr.start(_person(100, 0.2))
+    # a neighbour dressed alike walks in from the left, just beside the target
+    assert tr.update([_person(101, 0.2), _person(40, 0.2)]).box[0] == 101
+    # one detection left, nearer where the neighbour was heading than the target: which one is it?
+    assert tr.update([_person(70, 0.2)]) is None and "where a neighbour was" in tr.doubt
+    assert tr.update([_person(72, 0.2)]) is None and "where a neighbour was" in tr.doubt, "still one box for two"
+    before = PersonTracker(verify=False)  # without the checks the lone box is cheap enough to be taken
+    before.start(_person(100, 0.2))
+    before.update([_person(101, 0.2), _person(40, 0.2)])
+    assert before.update([_person(70, 0.2)]) is not None
+    got = tr.update([_person(104, 0.2), _person(40, 0.2)])  # apart again: the target is where they were
+    assert got is not None and got.box[0] == 104 and tr.doubt == ""

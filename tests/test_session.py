@@ -182,9 +182,9 @@ def test_throttle_table_stays_small():
     assert len(s._throttle) <= 257
 
 
-def test_by_default_a_lost_track_ends():
+def test_without_reacquisition_a_lost_track_ends():
     clock = Clock()
-    s = _session(clock, tracking_rate_hz=10.0)
+    s = _session(clock, tracking_rate_hz=10.0, reacquire_s=0.0)
     host = TrackerHost(StubTracker)
     s.put_frame(Frame(image="f1"))
     s.submit("the person on the right")

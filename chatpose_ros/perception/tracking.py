@@ -38,7 +38,13 @@ from chatpose_ros.core.types import PersonPose
 
 _ids = itertools.count(1)
 UNKNOWN_KEYPOINT_COST = 0.5  # keypoint term of a candidate whose keypoints cannot be compared
+# appearance term of a candidate whose appearance cannot be read (no torso seen) while the target's can: about a
+# small person's own match (cosine ~0.87), so that a half-hidden neighbour is not cheaper than the target seen
+UNKNOWN_APPEARANCE_COST = 0.5
 COSINE_SCALE = 4.0  # appearance term per unit of (1 - cosine)
+# ... times the candidate's box height over this (px), at most 1: a person 60 px tall is read off so few pixels that
+# their own descriptors frame to frame are at cosine 0.73-0.77 (vtest.avi frames 150-160), a cost above max_cost
+APPEARANCE_FULL_HEIGHT = 120.0
 # A lost person is found again (reacquire) by appearance alone when a candidate's descriptor has at least this
 # cosine with theirs: on vtest.avi's tuning stretch (frames 480-639, region histograms) a person's own
 # descriptors within 3 s are at >= 0.80 in 95 % of pairs, neighbours (within two box heights) at a median
@@ -54,6 +60,7 @@ NEIGHBOUR_MARGIN = 0.05  # a match must be this much more alike the target's gal
 AMBIGUOUS_COST = 0.2  # a second candidate within this cost of the cheapest: ambiguous, no match
 REACQUIRE_MARGIN = 0.1  # reacquire only when nobody else in view is within this cosine of the best
 REACQUIRE_MIN_MATCHES = 5  # reacquire only a person matched at least this often (one look is too little to tell them by)
+MERGED_IOU = 0.5  # a box doubted as a neighbour's stays doubted while the one found overlaps it this much, alone
 NEIGHBOUR_OVERLAP = 0.5  # a candidate with this much of its box inside the match's is not a neighbour (a fragment)
 
 
@@ -72,12 +79,16 @@ class PersonTracker:
         reacquire_cosine, reacquire_speed: see REACQUIRE_COSINE, REACQUIRE_SPEED (`reacquire`).
         verify: check each match against the galleries and the other candidates (module docstring);
             False = the tracker before this check (every cheapest candidate under max_cost is taken).
+        appearance_full_height: see APPEARANCE_FULL_HEIGHT (0: appearance weighs the same at every height).
+        search_ahead: while the person is missed, `last_box` moves along their velocity (False: it stays
+            at the last match, the tracker before issue 23's third round).
     """
 
     def __init__(self, max_misses: int = 5, max_cost: float = 1.0, w_iou: float = 1.0, w_keypoints: float = 1.0,
                  w_appearance: float = 1.0, appearance_momentum: float = 0.8, appearance_metric: str = "cosine",
                  reacquire_cosine: float = REACQUIRE_COSINE, reacquire_speed: float = REACQUIRE_SPEED,
-                 verify: bool = True) -> None:
+                 verify: bool = True, appearance_full_height: float = APPEARANCE_FULL_HEIGHT,
+                 search_ahead: bool = True) -> None:
         if appearance_metric not in APPEARANCE_METRICS:
             raise ValueError(f"unknown appearance_metric {appearance_metric!r}: expected one of {APPEARANCE_METRICS}")
         self.metric = appearance_metric
@@ -86,6 +97,8 @@ class PersonTracker:
         self.max_cost = float(max_cost)
         self.w = (float(w_iou), float(w_keypoints), float(w_appearance))
         self.momentum = float(appearance_momentum)
+        self.appearance_full_height = float(appearance_full_height)
+        self.search_ahead = bool(search_ahead)
         self.track_id = -1
         self.misses = 0
         self._last: PersonPose | None = None
@@ -97,6 +110,8 @@ class PersonTracker:
         self._neighbours: list[np.ndarray] = []  # descriptors of others seen beside the target
         self._others: list[np.ndarray] = []  # descriptors of people known not to be the target (add_others)
         self.matches = 0  # accepted matches of this track (across restarts of the same track)
+        self._beside: list[tuple[float, float, float, float]] = []  # boxes of the others found in the last update
+        self._merged: tuple[float, float, float, float] | None = None  # the box doubted as a neighbour's in the last update
 
     @property
     def active(self) -> bool:
@@ -120,6 +135,7 @@ class PersonTracker:
         self._remember(self._gallery, person.appearance)
         self.misses = 0
         self.doubt = ""
+        self._beside, self._merged = [], None
         self._velocity[:] = 0
         self._appearance = None if person.appearance is None else np.asarray(person.appearance, np.float32).copy()
         self._last = dataclasses.replace(person, track_id=self.track_id)
@@ -140,9 +156,14 @@ class PersonTracker:
 
     @property
     def last_box(self) -> tuple[float, float, float, float] | None:
-        """The box of the last match (xyxy px): where to look for the person next (a search
-        region around it is more stable than the velocity prediction on noisy detections)."""
-        return None if self._last is None else self._last.box
+        """Where to look for the person next (xyxy px): the box of the last match (a search region
+        around it is more stable than the velocity prediction on noisy detections), moved along its
+        velocity for each update missed since (a walker behind a sign comes out further on)."""
+        if self._last is None or self._last.box is None or self.misses == 0 or not self.search_ahead:
+            return None if self._last is None else self._last.box
+        x0, y0, x1, y1 = self._last.box
+        dx, dy = self._velocity * self.misses
+        return (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
 
     def predicted_box(self) -> tuple[float, float, float, float] | None:
         if self._last is None or self._last.box is None:
@@ -172,9 +193,11 @@ class PersonTracker:
             if self.metric == "l1":
                 d = np.abs(np.asarray(person.appearance) - self._appearance)
                 c += w_app * float(d[np.isfinite(d)].mean() * 4.0) if np.isfinite(d).any() else 0.0
-            else:
+            else:  # a small person's colours are read off few pixels: their cosine wavers (0.73-0.77 frame to frame at 60 px)
                 cos = appearance_cosine(person.appearance, self._appearance)
-                c += w_app * COSINE_SCALE * (1.0 - cos) if cos is not None else 0.0
+                trust = min(1.0, (person.box[3] - person.box[1]) / self.appearance_full_height) \
+                    if self.appearance_full_height > 0 else 1.0
+                c += w_app * trust * (COSINE_SCALE * (1.0 - cos) if cos is not None else UNKNOWN_APPEARANCE_COST)
         return c
 
     def reacquire(self, people: list[PersonPose]) -> PersonPose | None:
@@ -241,6 +264,20 @@ class PersonTracker:
             return f"looks like a neighbour seen before (cosine {np.nanmax(cos[alike]):.2f} vs {likeness:.2f} with the target)"
         return ""
 
+    def _where_a_neighbour_was(self, person: PersonPose, others: list[PersonPose],
+                               beside: list[tuple[float, float, float, float]]) -> str:
+        """Why `person` may be a neighbour who hides the target ("" = no reason): their box overlaps the box
+        of someone found beside the target in the last update more than the target's predicted box, and
+        nobody else of this frame is there (two people crossing, one detection left: which is it?)."""
+        on_target = box_iou(person.box, self.predicted_box())
+        merged = [] if self._merged is None else [self._merged]
+        for box in beside + merged:
+            there = box_iou(person.box, box)
+            if (there > on_target or (box in merged and there >= MERGED_IOU)) \
+                    and not any(p.box is not None and box_iou(p.box, box) >= there for p in others):
+                return f"where a neighbour was (box overlap {there:.2f} vs {on_target:.2f} with the target's)"
+        return ""
+
     @staticmethod
     def _remember(gallery: list[np.ndarray], descriptor: np.ndarray | None) -> None:
         """Add `descriptor` to `gallery` unless it is missing or nearly one already there (oldest out)."""
@@ -283,11 +320,15 @@ class PersonTracker:
         best = people[int(order[0])]
         if self.verify:
             likeness = self._likeness(best)  # before `_remember` adds this match to the gallery
+            beside, self._beside = self._beside, [p.box for p in people if p is not best and p.box is not None]
             if len(order) > 1 and costs[int(order[1])] - costs[int(order[0])] < AMBIGUOUS_COST:
                 self.doubt = f"two candidates alike (costs {costs[int(order[0])]:.2f}, {costs[int(order[1])]:.2f})"
             else:
-                self.doubt = self._neighbour_doubt(best, likeness, [p for p in people if p is not best],
-                                                   self._neighbours)
+                self.doubt = self._where_a_neighbour_was(best, [p for p in people if p is not best], beside)
+                self._merged = best.box if self.doubt else None  # one box for two people: until they are apart
+                if not self.doubt:
+                    self.doubt = self._neighbour_doubt(best, likeness, [p for p in people if p is not best],
+                                                       self._neighbours)
             if self.doubt:
                 self.misses += 1
                 return None

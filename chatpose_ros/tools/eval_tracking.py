@@ -32,8 +32,9 @@ Figures per variant (one row each; the same frames and seeds):
   box: IDF1, ID switches, MOTA, misses, false positives (motmetrics, IoU >= MATCH_IOU).
 
 Variants (`_variants`): ``before`` = the tracker as it was (the pipeline's colour-statistics descriptor, L1
-appearance cost), ``after`` = as shipped, ``after+reacquire`` = as shipped with reacquisition by appearance
-on. How the figures can mislead: boxes between keyframes are interpolated (a walker's box wobbles by a few
+appearance cost), ``after`` = as shipped (reacquisition by appearance for the node's default reacquire_s),
+``after+reacquire`` = as shipped with reacquisition for REACQUIRE_S.
+How the figures can mislead: boxes between keyframes are interpolated (a walker's box wobbles by a few
 px around the line); a person is labelled only between the keyframes they are seen in; the single-target
 runs are not a multi-object tracker (two runs on one person count a false positive); one video, one camera.
 """
@@ -287,13 +288,14 @@ class Variant:
 
 def _variants() -> list[Variant]:
     """before: the colour statistics and the L1 appearance cost (main before issue 23's re-identification
-    work); after: as shipped (chroma-aware region histograms, cosine cost; reacquisition off, the node's
-    default); after+reacquire: the same with reacquisition by appearance for REACQUIRE_S (reacquire_s)."""
+    work); after: as shipped (chroma-aware region histograms, cosine cost; reacquisition for the node's
+    default reacquire_s); after+reacquire: the same with reacquisition by appearance for REACQUIRE_S."""
     from chatpose_ros.perception.tracking import PersonTracker
     from chatpose_ros.profiles import tracker_factory
 
     default = NodeConfig().reacquire_s
-    return [Variant("before", "colour_stats", functools.partial(PersonTracker, appearance_metric="l1", verify=False), 0.0),
+    before = functools.partial(PersonTracker, appearance_metric="l1", verify=False, search_ahead=False)
+    return [Variant("before", "colour_stats", before, 0.0),
             Variant("after", "region_histograms", tracker_factory("default"), default),
             Variant("after+reacquire", "region_histograms", tracker_factory("default"), REACQUIRE_S)]
 
