@@ -122,6 +122,15 @@ class ScenePerson:
         i = KEYPOINT_LAYOUTS[self.layout].index(name)
         return self.keypoints[i], float(self.keypoint_scores[i])
 
+    def seen_keypoint(self, name: str, min_score: float) -> np.ndarray | None:
+        """(2,) float32 px of the named keypoint when its confidence is at least `min_score`; None
+        when it is lower or the layout has no such keypoint."""
+        try:
+            xy, score = self.keypoint(name)
+        except ValueError:
+            return None
+        return np.asarray(xy, np.float32) if score >= min_score else None
+
     def attribute(self, name: str) -> Attribute | None:
         return self.attributes.get(name)
 

@@ -115,11 +115,7 @@ class PersonFacts:
 
 
 def _kp(p: ScenePerson, name: str) -> np.ndarray | None:
-    try:
-        xy, c = p.keypoint(name)
-    except ValueError:
-        return None
-    return np.asarray(xy, np.float32) if c >= SEEN else None
+    return p.seen_keypoint(name, SEEN)
 
 
 def _torso(p: ScenePerson) -> float:

@@ -55,11 +55,7 @@ class FaceGender:
 
 
 def _seen(p: ScenePerson, name: str) -> np.ndarray | None:
-    try:
-        xy, c = p.keypoint(name)
-    except ValueError:
-        return None
-    return np.asarray(xy, np.float32) if c >= FACE_SEEN else None
+    return p.seen_keypoint(name, FACE_SEEN)
 
 
 def face_box(p: ScenePerson) -> tuple[tuple[float, float, float, float], float] | None:

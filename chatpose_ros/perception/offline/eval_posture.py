@@ -67,7 +67,7 @@ def closer_pairs(marks: dict) -> list[tuple[int, int]]:
 def depth_proxies(fact, person) -> dict[str, float]:
     """Each proxy's depth of one person (larger: further; `fact` PersonFacts, `person` its ScenePerson):
     see the module docstring. `head` is +inf without two face keypoints."""
-    face = [np.asarray(xy, np.float64) for xy, c in (person.keypoint(n) for n in FACE) if c >= SEEN_SCORE]
+    face = [xy.astype(np.float64) for xy in (person.seen_keypoint(n, SEEN_SCORE) for n in FACE) if xy is not None]
     spread = max((float(np.linalg.norm(a - b)) for a in face for b in face), default=0.0)
     return {"facts": float(fact.depth), "box": 1.0 / fact.height, "head": 1.0 / spread if spread > 0 else float("inf")}
 
