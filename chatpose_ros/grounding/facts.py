@@ -187,10 +187,11 @@ def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
     return (nose if nose is not None else mid), width
 
 
-def _front_rects(p: ScenePerson) -> list[tuple[float, float, float, float]]:
-    """The rectangles (xyxy px) of what of a person hides people behind them: the face and the chest."""
+def _front_rects(p: ScenePerson, chest: list[np.ndarray]) -> list[tuple[float, float, float, float]]:
+    """The rectangles (xyxy px) of what of a person hides people behind them: the face and the chest
+    (`chest`: their upper-region quads, region_quads(p)["upper"])."""
     head = _head(p)
-    rects = [tuple(float(v) for v in (*q.min(axis=0), *q.max(axis=0))) for q in region_quads(p)["upper"]]
+    rects = [tuple(float(v) for v in (*q.min(axis=0), *q.max(axis=0))) for q in chest]
     if head is not None:
         (cx, cy), w = head
         rects.append((cx - 0.5 * w, cy - 0.7 * w, cx + 0.5 * w, cy + 0.7 * w))
@@ -415,9 +416,11 @@ def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | 
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     out = []
-    fronts = [(float(contacts[j]) / max(1, height), _front_rects(q)) for j, q in enumerate(scene.people)]
+    all_quads = [region_quads(q) for q in scene.people]
+    fronts = [(float(contacts[j]) / max(1, height), _front_rects(q, all_quads[j]["upper"]))
+              for j, q in enumerate(scene.people)]
     for i, p in enumerate(scene.people):
-        quads = region_quads(p)
+        quads = all_quads[i]
         pals: dict[str, Palette | None] = {}
         pattern: dict[str, float] = {}
         hidden = []
