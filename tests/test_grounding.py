@@ -112,6 +112,13 @@ def test_wordnet_nouns(parser):
     ("everyone except the man in red", "person [everyone: relation=not(man: unchecked=gender, colour=red@any)]"),
     ("does the girl on the left have her arms folded?",
      "yes_no [girl: unchecked=gender, position=left] ? gesture=arms_crossed"),
+    # roles: one that names a COCO object is checked by it, any other is said as not checked
+    ("the cyclist on the left", "person [cyclist: object=near, position=left]"),
+    ("the drummer", "person [drummer: unchecked=role]"),
+    ("the bloke in red", "person [bloke: unchecked=gender, colour=red@any]"),
+    ("the pedestrian in grey", "person [pedestrian: colour=grey@any]"),
+    ("the man riding a horse", "person [man: unchecked=gender, motion=riding, object=holding]"),
+    ("the girl in the car", "person [girl: unchecked=gender, object=near]"),
 ])
 def test_parser_fills_typed_slots(parser, question, expected):
     assert parser.parse(question).describe() == expected
@@ -186,6 +193,18 @@ def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
     no = grounder.answer(parser.parse("Is the person in the cream top standing?"), three)
     assert (yes.kind, yes.selected, no.kind, no.selected) == ("yes", 1, "no", 1)
     assert yes.answer.startswith("Yes") and no.answer.startswith("No")
+
+
+def test_counts_say_whom_they_could_not_check(parser, grounder, three):
+    """A person whose posture is not seen is counted and said; a small thing seen nowhere counts
+    everyone who fits the rest and says so; a large one seen nowhere counts nobody."""
+    hidden_legs = [dataclasses.replace(three[0], posture=None)] + list(three[1:])
+    count = grounder.answer(parser.parse("How many people are standing?"), hidden_legs)
+    assert count.count == 2 and "includes 1 I can't be sure of" in count.answer, count.answer
+    cups = grounder.answer(parser.parse("how many people are holding a mug?"), three)
+    assert cups.count == 3 and "don't see a cup" in cups.answer and "counted everyone" in cups.answer, cups.answer
+    bikes = grounder.answer(parser.parse("how many people are on a bike?"), three)
+    assert bikes.count == 0, bikes.answer
 
 
 def test_the_chest_of_a_close_up_is_found_below_the_face():
@@ -351,8 +370,13 @@ def test_one_person_in_view_and_words_that_place_someone_among_others(parser, gr
         out = grounder.answer(parser.parse(q), one)
         assert (out.kind, out.candidates) == ("clarify", (0,)) and "only one person" in out.answer, (q, out.answer)
     assert grounder.answer(parser.parse("the one in the emerald top"), one).selected == 0
-    bike = grounder.answer(parser.parse("the kid on the bicycle"), one)  # no bicycle found anywhere: asked, not chosen
-    assert bike.kind == "clarify" and "don't see a bicycle" in bike.answer and bike.answer.count("bicycle") == 2
+    cup = grounder.answer(parser.parse("the kid with the mug"), one)  # no cup found anywhere: asked, not chosen
+    assert cup.kind == "clarify" and "don't see a cup" in cup.answer and cup.answer.count("cup") == 1, cup.answer
+    # a bicycle would have been found: nobody is on one
+    bike = grounder.answer(parser.parse("the kid on the bicycle"), one)
+    assert bike.kind == "no_match" and bike.selected == -1 and "no bicycle" in bike.answer, bike.answer
+    cyclist = grounder.answer(parser.parse("the cyclist"), one)  # a role that names its object
+    assert cyclist.kind == "no_match" and "no bicycle (for \"cyclist\")" in cyclist.answer, cyclist.answer
 
 
 def _part(points: dict[str, tuple[float, float]], box, posture: str | None = None) -> ScenePerson:

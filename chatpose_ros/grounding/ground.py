@@ -64,6 +64,11 @@ FITS_NOBODY = 0.15  # a constraint scoring under this on everyone fits nobody
 APPEARANCE = ("colour", "pattern", "skin", "posture", "gesture", "facing", "object")  # what a person wears or does
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
+# COCO classes as big as a person or bigger, that the detector finds when they are in view: found
+# nowhere, nobody is with one (smaller things, often held or half hidden, are "not seen" instead).
+LARGE_OBJECTS = frozenset({"bicycle", "motorcycle", "horse", "car", "bus", "truck", "train", "boat", "airplane",
+                           "surfboard", "cow", "elephant", "bear", "zebra", "giraffe", "sheep", "dog"})
+ABSENT = 0.02  # score of a large object found with nobody (under NOBODY: it rules everyone out)
 COULD_BE = ("posture", "gesture", "facing")
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
@@ -179,8 +184,10 @@ class Grounder:
             table = [f.holding if c.value == "holding" else {**f.near, **f.holding} for f in facts]
             found = [max((v for k, v in t.items() if k in c.coco), default=0.0) for t in table]
             anywhere = any(found)
-            s = np.array([0.3 + 0.7 * v if v > 0 else 0.1 for v in found]) if anywhere else np.full(n, UNKNOWN)
-            seen = np.full(n, anywhere)
+            big = set(c.coco) <= LARGE_OBJECTS  # found nowhere: a horse or a bicycle would have been seen
+            s = (np.array([0.3 + 0.7 * v if v > 0 else 0.1 for v in found]) if anywhere
+                 else np.full(n, ABSENT) if big else np.full(n, UNKNOWN))
+            seen = np.full(n, anywhere or big)
         elif c.kind == "relation":
             s, seen = self._relation(c, facts, context)
         elif self.gender(c):  # "not the man": the faces that say "man" score low; never everyone ruled out
@@ -586,7 +593,7 @@ class Grounder:
             if seen.all():
                 continue
             if c.kind == "object":
-                out.append(f"I don't see a {c.coco[0]} (for \"{c.words}\") anywhere in the image.")
+                out.append(f"I don't see {_thing(c)} (for \"{c.words}\") anywhere in the image.")
             else:
                 out.append(f"I can't see \"{c.words}\" on {'anyone' if not seen.any() else 'everyone'}.")
         return " ".join(out)
@@ -603,6 +610,8 @@ class Grounder:
                     seen = sorted({self.colour_name(f.palettes.get(r), f.monochrome) for f in facts for r in _regions(c.region)
                                    if f.palettes.get(r) is not None} - {""})
                     why = f"nobody wears {c.value}" + (f" (I see {', '.join(seen[:5])})" if seen else "")
+                elif c.kind == "object" and not c.negated and sc.max() <= ABSENT:
+                    why = f"I see no {' or '.join(c.coco)} (for \"{c.words}\") with anyone"
                 elif c.kind == "object":
                     why = f"nobody is {c.value} {'a' if not c.words.endswith('s') else ''} {c.coco[0]}".replace("  ", " ")
                 else:
@@ -612,10 +621,21 @@ class Grounder:
     def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
         holds = np.ones(n, bool)
-        checked, unchecked, genders, rest = [], [], {}, []
+        unsure = np.zeros(n, bool)  # a constraint not seen on them: neither counted nor ruled out
+        ruled_out = np.zeros(n, bool)
+        checked, unchecked, genders, rest, nowhere, why = [], [], {}, [], [], []
         for c in ref.constraints + req.predicate:
             if self.checkable(c, facts) and (not self.gender(c) or self._gender(self.gender(c), facts, c.negated)[1].all()):
-                holds &= self.holds(c, facts, context)[0]  # gender: only when every face said which
+                ok, seen = self.holds(c, facts, context)  # gender: only when every face said which
+                if c.kind == "object" and not seen.any():  # a small thing found nowhere: everyone who fits the rest
+                    nowhere.append(f"I don't see {_thing(c)} (for \"{c.words}\") anywhere in the "
+                                   "image, so I counted everyone who fits the rest.")
+                    ok = np.ones(n, bool)
+                elif not seen.all():
+                    why.append(c)
+                    unsure |= ~seen
+                holds &= ok | ~seen  # not seen on them: counted, and said
+                ruled_out |= seen & ~ok
                 checked.append(("not " if c.negated else "") + c.words)
                 if self.gender(c) and not c.negated:
                     genders[self.gender(c)] = c.words
@@ -625,6 +645,7 @@ class Grounder:
             elif c.kind in ("unchecked", "motion", "garment", "colour"):
                 unchecked.append(c.words)
         k = int(holds.sum())
+        unsure &= ~ruled_out
         what = f" {_words(rest)}" if rest else ""
         who = "person" if k == 1 else "people"
         if len(genders) == 1:  # "I see 2 women (in red)", not "2 people women, red"
@@ -636,6 +657,11 @@ class Grounder:
             text = (f"Yes, {k} {who}{what}." if k else f"No, nobody{what}.")
         else:
             text = f"I see {k} {who}{what}."
+        text = " ".join([text] + nowhere)
+        if unsure.any():  # counted though not seen: said, with why
+            m = int(unsure.sum())
+            text += (f" That includes {m} I can't be sure of ({_words([_phrase(c) for c in why])}): "
+                     f"{'; '.join(dict.fromkeys(_unseen_why(c) for c in why))}.")
         cannot = _cannot(unchecked)
         if any(self.hueless(c, facts) for c in ref.constraints + req.predicate):
             cannot = f"{BLACK_AND_WHITE} {cannot}"
@@ -768,6 +794,11 @@ def _phrase(c: Constraint) -> str:
     elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
         words = f"{'holding' if c.value == 'holding' else 'near'} {_article(words)}{words}"
     return f"not {words}" if c.negated else words
+
+
+def _thing(c: Constraint) -> str:
+    """The COCO classes an object constraint names, with an article ("a motorcycle or bicycle")."""
+    return _article(c.coco[0]) + " or ".join(c.coco)
 
 
 def _article(words: str) -> str:

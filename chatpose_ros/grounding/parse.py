@@ -19,7 +19,7 @@ import re
 
 from .colours import ColourNames
 from .request import Constraint, Reference, Request
-from .words import Lexicon, gender_of
+from .words import ORDINARY_PEOPLE, ROLE_OBJECTS, Lexicon, gender_of
 
 CORRECTION = re.compile(r"\b(?:no wait|no no|wait|i mean|i meant|sorry|actually|correction|rather|scratch that|"
                         r"make that|not that one|no,)\b[,:]?", re.I)
@@ -64,6 +64,9 @@ STOP = {"the", "a", "an", "in", "on", "at", "of", "to", "and", "or", "with", "wh
         "about", "let", "us", "would", "could", "should", "will", "whats", "shown", "seen", "visible", "camera",
         "lens", "viewer", "side", "edge", "counting", "around", "up", "down", "over", "into", "out", "off", "far",
         "is", "are", "was", "were", "am"}
+ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
+RIDE_WORDS = {"on", "riding", "rides", "ride", "astride", "aboard", "cycling", "pushing", "wheeling"}
+RIDEABLE = {"bicycle", "motorcycle", "horse", "skateboard", "surfboard", "snowboard", "skis"}
 POSTURES = {"sitting": "sitting", "seated": "sitting", "sits": "sitting", "sat": "sitting", "sitting down": "sitting",
             "standing": "standing", "stands": "standing", "upright": "standing", "standing up": "standing",
             "lying": "lying", "laying": "lying", "lies": "lying", "lying down": "lying",
@@ -611,9 +614,15 @@ class QuestionParser:
                 negate = False
             elif info.kind == "person":
                 head = head or words
+                base = (self.lex.lemma(w) or w) if used == 1 else words
                 if gender_of(w, self.lex):  # "the policeman", "the sportswoman": a gender, checked on faces
                     out.append(Constraint("unchecked", "gender", words, negated=negate))
-                    negate = False
+                if base in ROLE_OBJECTS:  # "the cyclist": the person with a bicycle
+                    out.append(Constraint("object", "near", words, coco=ROLE_OBJECTS[base], negated=negate))
+                elif base not in ORDINARY_PEOPLE and w not in ORDINARY_PEOPLE:
+                    # "the drummer", "the grandma", "the police officer": a role, said as not checked
+                    out.append(Constraint("unchecked", "role", words, negated=negate))
+                negate = False
                 if object_mode:
                     object_mode = ""
             elif info.kind == "body":
@@ -624,7 +633,10 @@ class QuestionParser:
             elif info.kind == "animal" and not object_mode and not head:
                 not_person = words
             elif info.kind in {"object", "animal", "other"} and (object_mode or info.kind != "other"):
-                rel = "near" if object_mode == "near" else "holding"
+                # riding a horse, on a bike: hands on it (a wrist at its box); in the car, by the bench: with it
+                before = set(toks[max(0, i - 3):i])
+                ridden = bool(RIDE_WORDS & before) and set(info.coco) <= RIDEABLE
+                rel = "near" if object_mode == "near" or (ON_WORDS & before and not ridden) else "holding"
                 for _name, cw, neg in pending_colours:  # "the grey armchairs": the thing's colour, not checked
                     out.append(Constraint("unchecked", "object", cw + " " + words, negated=neg))
                 pending_colours.clear()

@@ -110,6 +110,24 @@ COCO_SYNSETS: dict[str, tuple[str, ...]] = {
 }
 
 
+# People named by what they ride or carry, where that is a COCO object perception looks for: the
+# object is checked ("the cyclist" is the person with a bicycle, "the surfer" the one with a board).
+ROLE_OBJECTS: dict[str, tuple[str, ...]] = {
+    "cyclist": ("bicycle",), "bicyclist": ("bicycle",), "biker": ("bicycle", "motorcycle"),
+    "motorcyclist": ("motorcycle",), "motorbiker": ("motorcycle",), "rider": ("horse", "bicycle", "motorcycle"),
+    "horseman": ("horse",), "horsewoman": ("horse",), "equestrian": ("horse",), "jockey": ("horse",),
+    "surfer": ("surfboard",), "skier": ("skis",), "snowboarder": ("snowboard",), "skateboarder": ("skateboard",),
+    "batter": ("baseball bat",), "batsman": ("baseball bat",),
+}
+# Person nouns that say no more than "a person" (not a role, age or gender to check).
+ORDINARY_PEOPLE = frozenset({
+    "pedestrian", "passerby", "passer-by", "folk", "folks", "member", "friend", "individual", "human", "figure",
+    "character", "guest", "bystander", "onlooker", "citizen", "people", "persons", "person", "one",
+    # a gender and nothing more (the gender is checked on faces)
+    "man", "woman", "guy", "lady", "gentleman", "boy", "girl", "male", "female", "dude", "gal", "bloke", "chap",
+    "lad", "lass", "fella", "fellow", "gent", "sir", "madam", "mister", "schoolboy", "schoolgirl"})
+
+
 MALE_WORDS = frozenset({
     "man", "men", "guy", "guys", "gentleman", "gentlemen", "boy", "boys", "male", "males", "dude", "dudes", "fellow",
     "fellows", "bloke", "blokes", "chap", "chaps", "lad", "lads", "husband", "father", "dad", "grandpa",
