@@ -1,10 +1,12 @@
 """Real questions, every embedded profile side by side: right / wrong / asked / refused per category.
 
     python -m chatpose_ros.tools.eval_grounding [--profiles default,reader,grounded,grounded+llm]
-        [--sets held_out5,held_out4,held_out3,held_out,diagnosis]
+        [--sets held_out6,held_out5,held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out5` is tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
+Sets: `held_out6` is tests/data/real_questions6.json (new images, tests/data/perception_labels6.json; written
+blind and frozen during the fifth round, to be run once at its end; its hash is checked); `held_out5` is
+tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
 and frozen before the fifth round's changes were measured on it, run once at its end; its hash is checked); `held_out4` is
 tests/data/real_questions4.json (new images, tests/data/perception_labels4.json; written and frozen before
 the third round of the grounded design, which was not tuned on it; its hash is checked); `held_out3` is
@@ -59,13 +61,15 @@ SETS = {
     "held_out3": (REPO_ROOT / "tests/data/real_questions3.json", REPO_ROOT / "tests/data/perception_labels3.json"),
     "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
     "held_out5": (REPO_ROOT / "tests/data/real_questions5.json", REPO_ROOT / "tests/data/perception_labels5.json"),
+    "held_out6": (REPO_ROOT / "tests/data/real_questions6.json", REPO_ROOT / "tests/data/perception_labels6.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
 FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
               "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
               "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256",
-              "held_out5": REPO_ROOT / "tests/data/real_questions5.sha256"}
+              "held_out5": REPO_ROOT / "tests/data/real_questions5.sha256",
+              "held_out6": REPO_ROOT / "tests/data/real_questions6.sha256"}
 
 
 def frozen_sha(set_name: str) -> str:
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", default="default,reader,grounded,grounded+llm",
                     help="profiles side by side; grounded+llm: the grounded profile with the LLM question parser")
-    ap.add_argument("--sets", default="held_out5,held_out4,held_out3,held_out,diagnosis")
+    ap.add_argument("--sets", default="held_out6,held_out5,held_out4,held_out3,held_out,diagnosis")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=Path("build/eval_grounding.json"))
     ap.add_argument("--failures", action="store_true", help="print every answer that is not right")
