@@ -10,7 +10,7 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, ground_contact, measure,
+from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, gestures, ground_contact, measure,
                                           region_quads)
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
@@ -386,6 +386,27 @@ def _part(points: dict[str, tuple[float, float]], box, posture: str | None = Non
         kp[COCO17.index(name)], sc[COCO17.index(name)] = xy, 0.9
     return ScenePerson(box=tuple(float(v) for v in box), score=0.9, layout="coco17", keypoints=kp, keypoint_scores=sc,
                        attributes={} if posture is None else {"posture": Attribute(posture, 0.8)})
+
+
+def test_hand_on_the_chest_hands_in_the_lap_and_an_arm_held_out(parser):
+    """Pose codes from the keypoints: a wrist on the torso's midline, both wrists together at the hips'
+    centre, an arm held out straight; and the phrases that ask for them."""
+    body = {"left_shoulder": (120.0, 60.0), "right_shoulder": (80.0, 60.0), "left_hip": (112.0, 140.0),
+            "right_hip": (88.0, 140.0), "left_elbow": (128.0, 100.0), "right_elbow": (72.0, 100.0)}
+    hanging = gestures(_part(dict(body, left_wrist=(132.0, 140.0), right_wrist=(68.0, 140.0)), (60, 20, 140, 240)))
+    belly = gestures(_part(dict(body, left_wrist=(132.0, 140.0), right_wrist=(102.0, 110.0)), (60, 20, 140, 240)))
+    lap = gestures(_part(dict(body, left_wrist=(104.0, 142.0), right_wrist=(96.0, 144.0)), (60, 20, 140, 240)))
+    out = gestures(_part(dict(body, right_elbow=(40.0, 62.0), right_wrist=(0.0, 64.0), left_wrist=(132.0, 140.0)),
+                         (0, 20, 140, 240)))
+    assert not hanging["hand_at_chest"] and not hanging["hands_in_lap"] and not hanging["arm_out"]
+    assert belly["hand_at_chest"] and not belly["hands_in_lap"]
+    assert lap["hands_in_lap"] and not lap["hands_on_hips"]
+    assert out["arm_out"] and not out["hand_at_chest"]
+    for q, code in (("the man with his hand on his belly", "hand_at_chest"), ("the one with her hands in her lap", "hands_in_lap"),
+                    ("the seated man with his hands clasped", "hands_in_lap"), ("the guy reaching out to her", "arm_out"),
+                    ("the kid holding a thumb up above his head", "arm_raised")):
+        assert f"gesture={code}" in parser.parse(q).describe(), q
+    assert "crouching" not in parser.parse("the one bent over the table").describe()
 
 
 def _head_and_shoulders(cx: float, eye_y: float, width: float) -> dict[str, tuple[float, float]]:

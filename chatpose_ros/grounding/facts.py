@@ -40,6 +40,8 @@ SHRINK = 0.2               # region quads shrink towards their centre by this sh
 RAISED_MARGIN = 0.10       # wrist above the shoulder by this share of the torso: arm raised
 HEAD_REACH = 0.45          # wrist within this share of the torso from nose / ears: hand at the head
 HIP_REACH = 0.35           # wrist within this share of the torso from a hip: hand on the hip
+LAP_REACH = 0.3            # both wrists this near (share of the torso) the hips' centre and each other: hands in the lap
+CHEST_REACH = 0.2          # wrist this near (share of the torso) the torso's midline: a hand on the chest or belly
 POINT_ELBOW_DEG = 150.0    # elbow straighter than this and the arm held out: pointing
 POINT_REACH = 0.75         # wrist this far (share of the torso) sideways from the shoulder
 SKIN_DE = 13.0             # CIEDE2000 (textiles) from the face colour under which a pixel is skin
@@ -385,9 +387,28 @@ def gestures(p: ScenePerson) -> dict[str, bool]:
         out["arms_crossed"] = bool(float(np.linalg.norm(lw - re_)) < 0.4 * t and float(np.linalg.norm(rw - le)) < 0.4 * t)
     lh, rh = k["left_hip"], k["right_hip"]
     if lw is not None and rw is not None and lh is not None and rh is not None:
+        hips = 0.5 * (lh + rh)  # both hands together at the hips' centre: in the lap (seated) or clasped in front
+        out["hands_in_lap"] = bool(float(np.linalg.norm(lw - hips)) < LAP_REACH * t
+                                   and float(np.linalg.norm(rw - hips)) < LAP_REACH * t
+                                   and float(np.linalg.norm(lw - rw)) < LAP_REACH * t)
         out["hands_on_hips"] = bool(float(np.linalg.norm(lw - lh)) < HIP_REACH * t
-                                    and float(np.linalg.norm(rw - rh)) < HIP_REACH * t)
+                                    and float(np.linalg.norm(rw - rh)) < HIP_REACH * t and not out["hands_in_lap"])
+    ls, rs = k["left_shoulder"], k["right_shoulder"]
+    if wrists and ls is not None and rs is not None and lh is not None and rh is not None:
+        top, bottom = 0.5 * (ls + rs), 0.5 * (lh + rh)  # a hand on the chest or belly: on the torso's midline
+        out["hand_at_chest"] = any(_on_midline(w, top, bottom, t) for w in wrists)
+    if "pointing" in out:  # an arm held out straight: pointing, reaching out (one measure, two words)
+        out["arm_out"] = out["pointing"]
     return out
+
+
+def _on_midline(w: np.ndarray, top: np.ndarray, bottom: np.ndarray, torso: float) -> bool:
+    """Is point `w` (px) on the torso, within CHEST_REACH torsos of the shoulder-to-hip midline and
+    between the shoulders and the hips?"""
+    axis = bottom - top
+    u = float((w - top) @ axis) / max(1e-6, float(axis @ axis))
+    off = float(np.linalg.norm(w - (top + u * axis)))
+    return 0.1 <= u <= 1.0 and off < CHEST_REACH * torso
 
 
 def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, bool]:

@@ -77,7 +77,8 @@ DESCRIBE_COLOURS = ("black", "white", "grey", "dark grey", "light grey", "red", 
                     "light blue", "navy blue", "purple", "pink", "cream", "khaki")
 GESTURE_WORDS = {"waving": "waving", "arm_raised": "an arm raised", "both_arms_raised": "both arms raised",
                  "pointing": "pointing", "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed",
-                 "hands_on_hips": "hands on hips"}
+                 "hands_on_hips": "hands on hips", "hands_in_lap": "hands together in the lap",
+                 "hand_at_chest": "a hand on the chest", "arm_out": "an arm held out"}
 UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
                    "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
                    "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
@@ -762,8 +763,9 @@ class Grounder:
         words = []
         if f.posture is not None:
             words.append(f.posture[0])
-        g = [GESTURE_WORDS[k] for k, v in f.gestures.items() if v and k != "arm_raised" or
-             (k == "arm_raised" and v and not f.gestures.get("both_arms_raised"))]
+        said_by = {"arm_raised": "both_arms_raised", "arm_out": "pointing", "hand_at_chest": "arms_crossed"}
+        g = [GESTURE_WORDS[k] for k, v in f.gestures.items()  # not twice: "an arm held out" is said as "pointing"
+             if v and not (k in said_by and f.gestures.get(said_by[k]))]
         words.extend(g)
         if f.facing is not None and f.facing[0] == "away":
             words.append("back to the camera")

@@ -71,7 +71,7 @@ POSTURES = {"sitting": "sitting", "seated": "sitting", "sits": "sitting", "sat":
             "standing": "standing", "stands": "standing", "upright": "standing", "standing up": "standing",
             "lying": "lying", "laying": "lying", "lies": "lying", "lying down": "lying",
             "crouching": "crouching", "squatting": "crouching", "kneeling": "crouching", "crouched": "crouching",
-            "squats": "crouching", "kneels": "crouching", "bending": "crouching", "bent": "crouching"}
+            "squats": "crouching", "kneels": "crouching"}  # "bent over the table": not a crouch
 MOTIONS = {"walking", "running", "jumping", "dancing", "jogging", "moving", "walks", "runs", "jumps", "dances",
            "playing", "throwing", "catching", "kicking", "dribbling", "shooting", "climbing", "talking",
            "laughing", "smiling", "looking", "waiting", "posing", "leaning", "skating", "riding"}
@@ -86,9 +86,17 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
      r"\b(?:crossing|folding) (?:his |her |their )?arms\b",
      "arms_crossed"),
     (r"\bhands? on (?:the |his |her |their )?hips?\b", "hands_on_hips"),
+    (r"\bhands? (?:\w+ )?(?:in|on) (?:the |his |her |their )?laps?\b|\bhands? clasped\b|\bclasped hands\b",
+     "hands_in_lap"),
+    (r"\bhands? (?:\w+ )?(?:on|over|to|across|against) (?:the |his |her |their )?"
+     r"(?:chest|belly|stomach|tummy|heart|tum|front|middle|waist)\b", "hand_at_chest"),
+    (r"\breach(?:es|ing)? out\b|\breaching (?:his |her |their |an? |the )?(?:left |right )?(?:arm|hand)\b|"
+     r"\b(?:arm|hand)s? (?:held |stretched )?out\b|\boutstretched\b|\bstretch(?:es|ing)? out\b|"
+     r"\barm extended\b|\bextended arm\b", "arm_out"),
     (r"\bpointing\b|\bpoints\b|\bpointed\b", "pointing"),
     (r"\bwaving\b|\bwaves\b|\bwave\b", "waving"),
-    (r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
+    (r"\bthumbs? up (?:above|over) (?:the |his |her |their )?heads?\b|"
+     r"\b(?:raised|raising|lifted|lifting|up) (?:an? |one |his |her |their |the )?(?:left |right )?(?:arm|hand)\b|"
      r"\b(?:arm|hand) (?:up|raised|in the air|above|over)\b(?: (?:the |his |her |their )?head\b)?|\bhand up\b|"
      r"\barm up\b",
      "arm_raised"),

@@ -24,7 +24,8 @@ Constraint kinds and their values:
 - "distance": "near" or "far" (to the camera);
 - "posture": "standing", "sitting", "lying", "crouching";
 - "gesture": "waving" (over time; from a raised arm where tracking did not watch), "arm_raised",
-  "both_arms_raised", "pointing", "hand_at_head", "arms_crossed", "hands_on_hips";
+  "both_arms_raised", "pointing", "arm_out" (reaching out: pointing's measure), "hand_at_head", "hand_at_chest",
+  "arms_crossed", "hands_on_hips", "hands_in_lap";
 - "facing": "camera", "away", "side";
 - "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
 - "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`), "between"
