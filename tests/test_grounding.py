@@ -403,7 +403,8 @@ def test_hand_on_the_chest_hands_in_the_lap_and_an_arm_held_out(parser):
     assert lap["hands_in_lap"] and not lap["hands_on_hips"]
     assert out["arm_out"] and not out["hand_at_chest"]
     for q, code in (("the man with his hand on his belly", "hand_at_chest"),
-                    ("the one with her hands in her lap", "hands_in_lap"), ("the seated man with his hands clasped", "hands_in_lap"), ("the guy reaching out to her", "arm_out"),
+                    ("the one with her hands in her lap", "hands_in_lap"),
+                    ("the seated man with his hands clasped", "hands_in_lap"), ("the guy reaching out to her", "arm_out"),
                     ("the kid holding a thumb up above his head", "arm_raised")):
         assert f"gesture={code}" in parser.parse(q).describe(), q
     assert "crouching" not in parser.parse("the one bent over the table").describe()
