@@ -2,13 +2,15 @@
 multi-object tracking figures (IDF1, ID switches, MOTA, with motmetrics), tracker variants side by side.
 
     OMP_NUM_THREADS=1 .venv/bin/python -m chatpose_ros.tools.eval_tracking [--json build/eval_tracking.json]
-        [--stretch tuning|held_out|all] [--step N] [--labels PATH]
+        [--stretch tuning|held_out|all] [--step N] [--labels PATH] [--video PATH]
 
 Labels: ``tests/data/vtest_tracks.json`` by default (every person's box in vtest.avi frames 480-790, keyframes
 every 10 frames by hand, interpolated between; protocol in tests/data/README.md). Its tuning stretch (480-639)
 chose the thresholds; the held-out stretch (640-790) is reported apart. ``--labels`` evaluates another file of
 the same format: its ``tuning`` and ``held_out`` fields ([first, last] frames; an empty list: no such stretch)
-say which stretches there are.
+say which stretches there are; its ``video_path`` field (a path relative to the repository root, e.g.
+``tests/data/market_street_tracks.mp4``) names the video it labels, vtest.avi (VIDEO) when absent; ``--video``
+overrides both. Frame numbers are the video's own, read in order from its first frame, at FPS.
 
 How a target is run (as the node runs it, without ROS): for each labelled person, at their first labelled
 frame of the stretch where the default pipeline, observing the whole frame, detects them (a box that is
@@ -60,7 +62,8 @@ from chatpose_ros.core.types import PoseResult
 
 log = logging.getLogger(__name__)
 
-LABELS = Path(__file__).resolve().parents[2] / "tests" / "data" / "vtest_tracks.json"
+REPO = Path(__file__).resolve().parents[2]
+LABELS = REPO / "tests" / "data" / "vtest_tracks.json"
 VIDEO = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 FPS = 10.0
 SEED_FRAMES = 30  # a target not found by the detector within this many frames of their first labelled one is skipped
@@ -119,12 +122,25 @@ def label_stretches(path: Path, which: str = "all") -> dict[str, tuple[int, int]
     return out
 
 
+def label_video(path: Path = LABELS) -> Path:
+    """The video a label file labels: its ``video_path`` field resolved against the repository root (an
+    absolute path kept as is), else VIDEO (vtest.avi, the first label files' video)."""
+    header, _ = load_tracks(path)
+    video = header.get("video_path")
+    if video is None:
+        return VIDEO
+    if not isinstance(video, str) or not video:
+        raise ValueError(f"{path}: video_path must be a path, got {video!r}")
+    return REPO / video  # an absolute video_path stays absolute (pathlib)
+
+
 def read_frames(first: int, last: int, video: Path = VIDEO) -> dict[int, np.ndarray]:
     """Frames first..last of `video` as (H, W, 3) uint8 RGB."""
     import cv2
 
     if not video.exists():
-        raise FileNotFoundError(f"{video} missing (apt-get install opencv-doc)")
+        hint = " (apt-get install opencv-doc)" if video == VIDEO else ""
+        raise FileNotFoundError(f"{video} missing{hint}")
     cap = cv2.VideoCapture(str(video))
     out = {}
     try:
@@ -301,12 +317,14 @@ def _variants() -> list[Variant]:
 
 
 def evaluate(pipeline, variants: list[Variant], stretches: dict[str, tuple[int, int]], step: int = 1,
-             path: Path = LABELS) -> dict:
-    """Every labelled person of every stretch followed with every variant: {stretch: {variant: figures}}."""
+             path: Path = LABELS, video: Path | None = None) -> dict:
+    """Every labelled person of every stretch followed with every variant: {stretch: {variant: figures}}.
+    `video`: the labelled video, the label file's own (`label_video`) when None."""
     _, truth = load_tracks(path)
+    video = label_video(path) if video is None else video
     out: dict = {}
     for sname, (first, last) in stretches.items():
-        frames = read_frames(first, last)
+        frames = read_frames(first, last, video)
         out[sname] = {}
         starts = {}
         for f in range(first, last + 1):
@@ -373,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=1, help="CPU threads of the pipeline")
     ap.add_argument("--labels", type=Path, default=LABELS,
                     help="label file (tests/data/README.md); its tuning / held_out fields name the stretches")
+    ap.add_argument("--video", type=Path, default=None,
+                    help="the labelled video (default: the label file's video_path, else vtest.avi)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from chatpose_ros.profiles import build_pipeline
@@ -380,14 +400,16 @@ def main(argv: list[str] | None = None) -> None:
     stretches = label_stretches(args.labels, args.stretch)
     if not stretches:
         ap.error(f"{args.labels} has no {args.stretch} stretch")
+    video = label_video(args.labels) if args.video is None else args.video
     pipeline = build_pipeline(PipelineConfig(profile="default", cpu_threads=args.threads))  # its observe + tracker
     try:
-        results = evaluate(pipeline, _variants(), stretches, args.step, path=args.labels)
+        results = evaluate(pipeline, _variants(), stretches, args.step, path=args.labels, video=video)
     finally:
         pipeline.close()
     cmd = "python -m chatpose_ros.tools.eval_tracking " + " ".join(argv if argv is not None else sys.argv[1:])
     held = results.get("held_out") or next(iter(results.values()))
-    summary = {"command": cmd.strip(), "labels": str(args.labels.name), "step": args.step, "fps": FPS / args.step,
+    summary = {"command": cmd.strip(), "labels": str(args.labels.name), "video": video.name, "step": args.step,
+               "fps": FPS / args.step,
                "headline_stretch": "held_out" if "held_out" in results else next(iter(results)),
                "target_id_switches": held["after"]["target_id_switches"],
                "target_reacquire_s": held["after"]["target_reacquire_s"],
