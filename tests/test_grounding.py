@@ -258,8 +258,9 @@ def test_cut_off_by_the_edge(parser, grounder, three):
     """"Cut off by the left edge" asks for a box that touches the image's side; when nobody's does
     (perception missed that person), it is said and asked back, never the nearest one chosen."""
     req = parser.parse("the man cut off by the left edge")
-    assert [(c.kind, c.value) for c in req.ref.constraints if c.kind == "position"] == [("position", "edge"),
+    assert [(c.kind, c.value) for c in req.ref.constraints if c.kind == "position"] == [("position", "edge_left"),
                                                                                         ("position", "left")]
+    assert [c.value for c in parser.parse("the one at the edge").ref.constraints] == ["edge"]
     assert [c.value for c in parser.parse("the one in the top right corner").ref.constraints] == ["top", "right"]
     assert all(c.value != "edge" for c in parser.parse("the man at the edge of the pool").ref.constraints)
     out = grounder.answer(parser.parse("the person cut off by the left edge"), three)
@@ -267,6 +268,9 @@ def test_cut_off_by_the_edge(parser, grounder, three):
     cut = [dataclasses.replace(three[0], edges=("left",)), *three[1:]]
     out = grounder.answer(parser.parse("the person half out of the shot on the left"), cut)
     assert (out.kind, out.selected) == ("person", 0), out.answer
+    # the side counts: cut off on the left is not "cut off on the right side" (held_out6 chose them)
+    out = grounder.answer(parser.parse("the one cut off on the right side"), cut)
+    assert out.selected != 0 and out.kind == "clarify", out.answer
 
 
 def test_between_two_people(parser, grounder):

@@ -274,8 +274,9 @@ class Grounder:
         """(N,) score of a position word and (N,) bool seen (all, but for "edge" when nobody's box
         touches the image's left or right side: perception missed whoever is cut off there)."""
         n = len(facts)
-        if value == "edge":
-            cut = np.array([bool({"left", "right"} & set(f.edges)) for f in facts])
+        if value.startswith("edge"):  # "edge_left": cut off by the image's left side
+            sides = {value[5:]} if value != "edge" else {"left", "right"}
+            cut = np.array([bool(sides & set(f.edges)) for f in facts])
             return np.where(cut, 1.0, 0.05), np.full(n, bool(cut.any()))
         return Grounder._place(value, facts), np.ones(n, bool)
 
@@ -496,7 +497,7 @@ class Grounder:
         if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
             return self._clarify([0], facts, s, checked, unchecked,
                                  (f"I see only one person, so I can't tell \"{_words(relative)}\". " + cannot).strip())
-        if any(c.kind == "position" and c.value == "edge" and not c.negated and c.words in unseen
+        if any(c.kind == "position" and c.value.startswith("edge") and not c.negated and c.words in unseen
                for c in ref.constraints):  # nobody found cut off there: perception missed whoever is
             return self._clarify([int(i) for i in np.argsort(-s) if s[i] > 0], facts, s, checked, unchecked, cannot)
         if not checked:

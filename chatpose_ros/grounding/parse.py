@@ -323,8 +323,11 @@ class QuestionParser:
             constraints.append(Constraint("relation", "not", m.group(0).strip() + " " + used, ref=sub_ref))
             text = (text[:m.start()] + " " + rest[len(used):]).strip()
         m = EDGE.search(text)
-        if m is not None:
-            constraints.append(Constraint("position", "edge", m.group(0), negated=self._negated_before(text, m.start())))
+        if m is not None:  # "cut off on the right side", "the left edge": the side it is cut off on
+            near = text[:m.start()].split()[-2:] + text[m.end():].split()[:5]
+            side = next((SIDE_WORDS[w] for w in near if w in SIDE_WORDS), "")
+            constraints.append(Constraint("position", f"edge_{side}" if side else "edge", m.group(0),
+                                          negated=self._negated_before(text, m.start())))
             text = text[:m.start()] + " " + text[m.end():]
         # between two others: "the kid between the blue one and the green one"
         m = BETWEEN.search(text)

@@ -19,7 +19,8 @@ Constraint kinds and their values:
 - "skin": what a garment word leaves bare or covers, which is measured (`value` "bare_arms" for a
   tee, "covered_arms" for a jacket, "bare_legs" for shorts, "covered_legs" for jeans, "bare_torso"
   for "shirtless"; `words` the user's garment words);
-- "position": "left", "right", "middle", "top", "bottom", "edge" (cut off by the image's left or right side);
+- "position": "left", "right", "middle", "top", "bottom", "edge" (cut off by the image's left or right side),
+  "edge_left" / "edge_right" (cut off by that side);
 - "ordinal": `k`-th (1-based; -1 = last) from `value` "left" or "right";
 - "distance": "near" or "far" (to the camera);
 - "posture": "standing", "sitting", "lying", "crouching";
