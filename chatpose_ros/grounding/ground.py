@@ -428,8 +428,6 @@ class Grounder:
                 could = could * (np.where(seen, sc, 1.0) if c.kind in COULD_BE else sc)
                 if not (self.gender(c) and np.ptp(sc) == 0):  # a gender every face shares tells nobody apart
                     evidence |= seen
-                if self.gender(c) and n > 1 and (~seen).sum() == 1 and (sc[seen] <= GENDER_OTHER).all():
-                    evidence |= ~seen  # "the man" when every other face says woman: him, by elimination
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
