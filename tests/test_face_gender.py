@@ -109,8 +109,6 @@ def test_a_sure_face_makes_gender_a_real_check(parser, grounder):
     facts2 = _facts(SURE_WOMAN, SURE_WOMAN, None)
     guy = grounder.answer(parser.parse("the guy in navy trousers"), facts2)
     assert (guy.kind, guy.selected) == ("person", 2), guy.answer
-    alone = grounder.answer(parser.parse("the man"), facts2)  # on gender alone, too
-    assert (alone.kind, alone.selected) == ("person", 2), alone.answer
 
 
 @pytest.mark.parametrize("faces", [
