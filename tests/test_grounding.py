@@ -205,6 +205,9 @@ def test_counts_say_whom_they_could_not_check(parser, grounder, three):
     assert cups.count == 3 and "don't see a cup" in cups.answer and "counted everyone" in cups.answer, cups.answer
     bikes = grounder.answer(parser.parse("how many people are on a bike?"), three)
     assert bikes.count == 0, bikes.answer
+    # in a car: a picture taken inside it shows no car (held_out6's car interior), so not "nobody"
+    car = grounder.answer(parser.parse("how many are in the car"), three)
+    assert car.count == 3 and "counted everyone" in car.answer, car.answer
 
 
 def test_the_chest_of_a_close_up_is_found_below_the_face():

@@ -185,7 +185,8 @@ class Grounder:
             table = [f.holding if c.value == "holding" else {**f.near, **f.holding} for f in facts]
             found = [max((v for k, v in t.items() if k in c.coco), default=0.0) for t in table]
             anywhere = any(found)
-            big = set(c.coco) <= LARGE_OBJECTS  # found nowhere: a horse or a bicycle would have been seen
+            # found nowhere: a horse or a bicycle would have been seen (not a car the picture is taken in)
+            big = set(c.coco) <= LARGE_OBJECTS and c.value != "inside"
             s = (np.array([0.3 + 0.7 * v if v > 0 else 0.1 for v in found]) if anywhere
                  else np.full(n, ABSENT) if big else np.full(n, UNKNOWN))
             seen = np.full(n, anywhere or big)
@@ -795,7 +796,7 @@ def _phrase(c: Constraint) -> str:
         garment = c.kind != "colour" or words != c.value  # "red" alone: "wearing red"
         words = f"wearing {_article(words) if garment and c.kind != 'skin' else ''}{words}"
     elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
-        words = f"{'holding' if c.value == 'holding' else 'near'} {_article(words)}{words}"
+        words = f"{ {'holding': 'holding', 'inside': 'in'}.get(c.value, 'near')} {_article(words)}{words}"
     return f"not {words}" if c.negated else words
 
 

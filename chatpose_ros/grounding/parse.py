@@ -66,6 +66,7 @@ STOP = {"the", "a", "an", "in", "on", "at", "of", "to", "and", "or", "with", "wh
         "is", "are", "was", "were", "am"}
 ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
 RIDE_WORDS = {"on", "riding", "rides", "ride", "astride", "aboard", "cycling", "pushing", "wheeling"}
+VEHICLES = {"car", "bus", "train", "truck", "boat", "airplane"}
 RIDEABLE = {"bicycle", "motorcycle", "horse", "skateboard", "surfboard", "snowboard", "skis"}
 POSTURES = {"sitting": "sitting", "seated": "sitting", "sits": "sitting", "sat": "sitting", "sitting down": "sitting",
             "standing": "standing", "stands": "standing", "upright": "standing", "standing up": "standing",
@@ -648,6 +649,8 @@ class QuestionParser:
                 before = set(toks[max(0, i - 3):i])
                 ridden = bool(RIDE_WORDS & before) and set(info.coco) <= RIDEABLE
                 rel = "near" if object_mode == "near" or (ON_WORDS & before and not ridden) else "holding"
+                if {"in", "inside", "aboard"} & before and set(info.coco) <= VEHICLES:
+                    rel = "inside"  # in the car: seen from inside, a car is no object in view
                 for _name, cw, neg in pending_colours:  # "the grey armchairs": the thing's colour, not checked
                     out.append(Constraint("unchecked", "object", cw + " " + words, negated=neg))
                 pending_colours.clear()

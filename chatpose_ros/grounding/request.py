@@ -28,7 +28,9 @@ Constraint kinds and their values:
   "both_arms_raised", "pointing", "arm_out" (reaching out: pointing's measure), "hand_at_head", "hand_at_chest",
   "arms_crossed", "hands_on_hips", "hands_in_lap";
 - "facing": "camera", "away", "side";
-- "object": a COCO class in `coco` the person holds ("holding") or is next to ("near") (`value`);
+- "object": a COCO class in `coco` the person holds ("holding"), is next to ("near") or is in (a vehicle:
+  "inside"; scored as "near", but a vehicle found nowhere is not taken as absent: the picture may be
+  taken from inside it) (`value`);
 - "relation": "next_to", "left_of", "right_of", "behind", "in_front_of" another person (`ref`), "between"
   two others (`ref` and `ref2`: "the kid between the blue one and the green one"), or "not" that person
   ("not the man in the dark t-shirt": the whole description negated);
