@@ -118,7 +118,7 @@ def test_wordnet_nouns(parser):
     ("the bloke in red", "person [bloke: unchecked=gender, colour=red@any]"),
     ("the pedestrian in grey", "person [pedestrian: colour=grey@any]"),
     ("the man riding a horse", "person [man: unchecked=gender, motion=riding, object=holding]"),
-    ("the girl in the car", "person [girl: unchecked=gender, object=near]"),
+    ("the girl in the car", "person [girl: unchecked=gender, object=inside]"),
 ])
 def test_parser_fills_typed_slots(parser, question, expected):
     assert parser.parse(question).describe() == expected
