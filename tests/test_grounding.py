@@ -186,6 +186,17 @@ def test_grounder_chooses_by_checked_evidence(parser, grounder, three, question,
     assert (out.kind, out.selected) == ("person", index), out.answer
 
 
+def test_a_yes_no_whose_question_is_all_description(parser, grounder, three):
+    """"Is the person on the left in a red top?": what is worn or done is asked of the one the rest
+    names (before, nothing was left to ask and the answer was "I can't check that")."""
+    no = grounder.answer(parser.parse("Is the person on the left in a cream top?"), three)
+    yes = grounder.answer(parser.parse("Is the one in the middle in a cream top?"), three)
+    assert (no.kind, no.selected, yes.kind, yes.selected) == ("no", 0, "yes", 1), (no.answer, yes.answer)
+    assert "hand_at_head" in parser.parse("Is the man on the far right touching his chin?").describe()
+    assert parser.parse("the one smoking a cigar").describe() == "person [one: unchecked=word, unchecked=word]"
+    assert "unchecked=gender" in parser.parse("the mum in pink").describe()  # WordNet's first "mum" is a flower
+
+
 def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
     count = grounder.answer(parser.parse("How many people in navy trousers are standing?"), three)
     assert count.count == 2 and set(count.candidates) == {0, 2}

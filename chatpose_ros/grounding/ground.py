@@ -459,6 +459,13 @@ class Grounder:
             if req.intent == "count":
                 return Outcome("count", count=0, answer=NO_PERSON_ANSWER)
             return Outcome("no_person", answer=NO_PERSON_ANSWER)
+        if req.intent == "yes_no" and not req.predicate and req.ref is not None:
+            # "Is the man in a red jumper?", "Is the man on the right touching his chin?": what he wears or
+            # does is asked of the man (the rest of the description says who)
+            asked = tuple(c for c in req.ref.constraints if c.kind in APPEARANCE + ("garment",))
+            who = tuple(c for c in req.ref.constraints if c not in asked)
+            if asked and who:
+                req = replace(req, ref=replace(req.ref, constraints=who), predicate=asked)
         ref = req.ref or Reference()
         if req.intent == "count":
             return self._count(req, ref, facts, context)

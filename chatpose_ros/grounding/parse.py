@@ -64,6 +64,14 @@ STOP = {"the", "a", "an", "in", "on", "at", "of", "to", "and", "or", "with", "wh
         "about", "let", "us", "would", "could", "should", "will", "whats", "shown", "seen", "visible", "camera",
         "lens", "viewer", "side", "edge", "counting", "around", "up", "down", "over", "into", "out", "off", "far",
         "is", "are", "was", "were", "am"}
+# Nouns that name no property of a person (kept out of "I can't check ...").
+FILLER_NOUNS = {"way", "time", "bit", "lot", "kind", "sort", "thing", "things", "stuff", "part", "group", "lineup",
+                "line", "row", "shot", "crop", "view", "background", "foreground", "middle", "centre", "center",
+                "corner", "end", "place", "spot", "area", "bunch", "couple", "pair", "set", "one", "ones", "lens",
+                "family", "crowd", "team", "party", "scene", "photograph", "snapshot", "still", "clip", "video",
+                "moment", "turn", "rest", "others", "lot", "lots", "number", "total", "altogether", "half", "two",
+                "three", "four", "five", "six", "er", "erm", "um", "uh", "oh", "hang", "sorry", "wait", "hmm", "light",
+                "high", "low", "top", "bottom", "side", "sides", "front", "back"}
 ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
 RIDE_WORDS = {"on", "riding", "rides", "ride", "astride", "aboard", "cycling", "pushing", "wheeling"}
 VEHICLES = {"car", "bus", "train", "truck", "boat", "airplane"}
@@ -82,7 +90,9 @@ GESTURES: tuple[tuple[str, str], ...] = (  # regex on the description, most spec
      r"\b(?:arms|hands) (?:above|over) (?:the |his |her |their )?heads?\b|"
      r"\braising both\b|\bboth hands up\b", "both_arms_raised"),
     (r"\bhands? (?:up )?(?:on|behind|at|to|near|under|against) (?:the |his |her |their )?"
-     r"(?:head|chin|face|cheek|mouth|ear|forehead)s?\b|\bhands? behind\b", "hand_at_head"),
+     r"(?:head|chin|face|cheek|mouth|ear|forehead)s?\b|\bhands? behind\b|"
+     r"\b(?:touching|touches|stroking|strokes|scratching|scratches|rubbing|rubs|holding|cupping|resting) "
+     r"(?:his |her |their |the )?(?:head|chin|face|cheek|forehead|ear|beard|temple)s?\b", "hand_at_head"),
     (r"\b(?:arms|hands) (?:are )?(?:crossed|folded)\b|\bcrossed arms\b|\bfolded arms\b|"
      r"\b(?:crossing|folding) (?:his |her |their )?arms\b",
      "arms_crossed"),
@@ -624,7 +634,7 @@ class QuestionParser:
                                               negated=negate))
                 object_mode = ""
                 negate = False
-            elif info.kind == "person":
+            elif info.kind == "person" or (gender_of(w) and info.kind == "other"):  # "mum" (WordNet: a flower first)
                 head = head or words
                 base = (self.lex.lemma(w) or w) if used == 1 else words
                 if gender_of(w, self.lex):  # "the policeman", "the sportswoman": a gender, checked on faces
@@ -660,6 +670,11 @@ class QuestionParser:
                     out.append(Constraint("unchecked", "object", words, negated=negate))
                 negate = False
                 object_mode = ""
+            elif info.kind == "other" and w not in FILLER_NOUNS and w not in POSITION_WORDS and w not in SIDE_WORDS \
+                    and w not in DISTANCE_WORDS and w not in ORDINALS and w not in ORDINARY_PEOPLE:
+                # "smoking", "a cigar": kept, as not checked
+                out.append(Constraint("unchecked", "word", words, negated=negate))
+                negate = False
             i += used
         if pending_colours or pending_pattern is not None:
             flush(bare, "")
