@@ -111,6 +111,15 @@ def test_a_sure_face_makes_gender_a_real_check(parser, grounder):
     assert (guy.kind, guy.selected) == ("person", 2), guy.answer
 
 
+def test_the_bar_for_men_is_lower_than_for_women(parser, grounder):
+    """The model leans to "woman": p(male) 0.75 says "man", p(female) 0.75 does not say "woman"."""
+    man = grounder.answer(parser.parse("the man in navy trousers"), _facts((0.75, 40.0), None, SURE_WOMAN))
+    assert (man.kind, man.selected) == ("person", 0), man.answer
+    # p(female) 0.75 is not sure enough to rule the left one out of "the man"
+    other = grounder.answer(parser.parse("the man in navy trousers"), _facts((0.25, 40.0), None, SURE_MAN))
+    assert other.kind == "clarify" and set(other.candidates) == {0, 2}, other.answer
+
+
 @pytest.mark.parametrize("faces", [
     (UNSURE, None, SURE_MAN),                     # p(woman) 0.4: cannot tell
     (None, None, SURE_MAN),                       # no face read on the left

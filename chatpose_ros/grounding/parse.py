@@ -71,7 +71,7 @@ FILLER_NOUNS = {"way", "time", "bit", "lot", "kind", "sort", "thing", "things", 
                 "family", "crowd", "team", "party", "scene", "photograph", "snapshot", "still", "clip", "video",
                 "moment", "turn", "rest", "others", "lot", "lots", "number", "total", "altogether", "half", "two",
                 "three", "four", "five", "six", "er", "erm", "um", "uh", "oh", "hang", "sorry", "wait", "hmm", "light",
-                "high", "low", "top", "bottom", "side", "sides", "front", "back"}
+                "high", "low", "top", "bottom", "side", "sides", "front", "back", "well"}
 ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
 RIDE_WORDS = {"on", "riding", "rides", "ride", "astride", "aboard", "cycling", "pushing", "wheeling"}
 VEHICLES = {"car", "bus", "train", "truck", "boat", "airplane"}

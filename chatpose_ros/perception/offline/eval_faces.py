@@ -6,7 +6,7 @@ For each labelled image: the shipped perception (default preset) finds the peopl
 person is matched to a labelled box (eval_perception.match, IoU >= 0.5), and the face model reads
 every matched person whose face keypoints were seen. Per set: how many labelled people of a known
 gender were found, how many faces were read, and, at the grounding thresholds (face width >=
-GENDER_MIN_FACE_PX, p(male) or p(female) >= GENDER_SURE), how many calls were made (coverage) and
+GENDER_MIN_FACE_PX, p(male) >= GENDER_SURE_MALE or p(female) >= GENDER_SURE), how many calls were made (coverage) and
 how many were right (accuracy). `--grid` prints the same for a grid of thresholds (choose them on
 sets 1 and 2 only: sets 3 to 6 are held out).
 """
@@ -17,7 +17,7 @@ import json
 import logging
 from pathlib import Path
 
-from chatpose_ros.grounding.ground import GENDER_MIN_FACE_PX, GENDER_SURE
+from chatpose_ros.grounding.ground import GENDER_MIN_FACE_PX, GENDER_SURE, GENDER_SURE_MALE
 from chatpose_ros.perception.face_attributes import FaceGenderModel
 from chatpose_ros.perception.offline.eval_perception import REPO_ROOT, load_image, load_labels, match
 from chatpose_ros.perception.perception import DEFAULT_PRESET, Perception
@@ -50,18 +50,22 @@ def read_set(name: str, perception: Perception, faces: FaceGenderModel, labels: 
     return rows
 
 
-def tally(rows: list[dict], min_px: float, sure: float) -> dict:
+def _calls(r: dict, min_px: float, sure: float, sure_male: float) -> bool:
+    """Does the face say which (p(male) >= sure_male or p(female) >= sure), at least min_px wide?"""
+    return r["p_male"] is not None and r["face_px"] >= min_px and (r["p_male"] >= sure_male or 1 - r["p_male"] >= sure)
+
+
+def tally(rows: list[dict], min_px: float, sure: float, sure_male: float | None = None) -> dict:
+    """Coverage and accuracy of the calls at these thresholds (`sure_male` None: `sure` for both)."""
+    sure_male = sure if sure_male is None else sure_male
     known = [r for r in rows if r["gender"] in "mf"]
-    calls = [r for r in known if r["p_male"] is not None and r["face_px"] >= min_px
-             and max(r["p_male"], 1 - r["p_male"]) >= sure]
+    calls = [r for r in known if _calls(r, min_px, sure, sure_male)]
     right = sum((r["p_male"] >= 0.5) == (r["gender"] == "m") for r in calls)
     return {"known": len(known), "found": sum(r["found"] for r in known),
             "read": sum(r["p_male"] is not None for r in known), "calls": len(calls), "right": right,
             "accuracy": round(right / len(calls), 3) if calls else None,
             "coverage": round(len(calls) / len(known), 3) if known else None,
-            "calls_on_unknown": sum(r["p_male"] is not None and r["face_px"] >= min_px
-                                    and max(r["p_male"], 1 - r["p_male"]) >= sure
-                                    for r in rows if r["gender"] == "?")}
+            "calls_on_unknown": sum(_calls(r, min_px, sure, sure_male) for r in rows if r["gender"] == "?")}
 
 
 def main(argv=None) -> None:
@@ -78,9 +82,10 @@ def main(argv=None) -> None:
     out = {}
     for key in args.sets.split(","):
         rows = read_set(SETS[key], perception, faces, labels)
-        t = tally(rows, GENDER_MIN_FACE_PX, GENDER_SURE)
+        t = tally(rows, GENDER_MIN_FACE_PX, GENDER_SURE, GENDER_SURE_MALE)
         out[key] = {"rows": rows, "tally": t}
-        print(f"set {key} ({SETS[key]}), face >= {GENDER_MIN_FACE_PX:g} px, p >= {GENDER_SURE:g}: {t}")
+        print(f"set {key} ({SETS[key]}), face >= {GENDER_MIN_FACE_PX:g} px, p(male) >= {GENDER_SURE_MALE:g} "
+              f"or p(female) >= {GENDER_SURE:g}: {t}")
         if args.grid:
             for px in GRID_PX:
                 print(f"  px >= {px:4.0f}: " + "  ".join(
