@@ -16,12 +16,16 @@ Decisions (all from the same scores, so a count, a choice and a yes/no never dis
   cannot be checked (a hat, a beard, a garment type) never rules anyone out and is said in the
   answer; nor does a garment region that was not seen or is hidden behind a nearer person (its
   colour scores UNKNOWN), nor a pose seen on nobody (said, not given to the least sure mismatch).
-- count: the people whose every checkable constraint holds (score >= HOLDS).
+- count: the people whose every checkable constraint holds (score >= HOLDS); a person on whom a
+  constraint was not seen is counted and the answer says how many such; a small object found nowhere
+  counts everyone who fits the rest (said), a large one (LARGE_OBJECTS) nobody.
+- a large object (a bicycle, a horse) found with nobody rules everyone out; a smaller one found nowhere
+  is not seen (the detector misses held things).
 - yes/no: the predicate's score on the referred person (>= HOLDS: yes); a part seen not to hold
   is a no, and what was seen holding with the rest unseen is a yes that says what it could not check.
 Gender words ("the man", "ladies", "policeman") are checked on the faces a face model read
-(`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) or p(female) is at
-least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
+(`PersonFacts.face`): a face at least GENDER_MIN_FACE_PX wide whose p(male) is at least
+GENDER_SURE_MALE or p(female) at least GENDER_SURE says which; any other face, or none, stays "cannot check" for that person, and
 gender alone never rules everyone out. Words for children (boy, girl, lad) are not read off faces
 (CHILD_WORDS: the face model learnt from adults).
 No ROS, no model.
@@ -67,12 +71,12 @@ GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face sa
 FITS_NOBODY = 0.15  # a constraint scoring under this on everyone fits nobody
 APPEARANCE = ("colour", "pattern", "skin", "posture", "gesture", "facing", "object")  # what a person wears or does
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
-# kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
 # COCO classes as big as a person or bigger, that the detector finds when they are in view: found
 # nowhere, nobody is with one (smaller things, often held or half hidden, are "not seen" instead).
 LARGE_OBJECTS = frozenset({"bicycle", "motorcycle", "horse", "car", "bus", "truck", "train", "boat", "airplane",
                            "surfboard", "cow", "elephant", "bear", "zebra", "giraffe", "sheep", "dog"})
 ABSENT = 0.02  # score of a large object found with nobody (under NOBODY: it rules everyone out)
+# kinds whose "not seen" means the evidence is missing (joints out of view), so an unseen person could be the one
 COULD_BE = ("posture", "gesture", "facing")
 CHECKABLE = ("colour", "pattern", "skin", "position", "ordinal", "distance", "posture", "gesture", "facing", "object",
              "relation")
@@ -636,7 +640,7 @@ class Grounder:
     def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
         n = len(facts)
         holds = np.ones(n, bool)
-        unsure = np.zeros(n, bool)  # a constraint not seen on them: neither counted nor ruled out
+        unsure = np.zeros(n, bool)  # a constraint not seen on them: counted (not ruled out), and said
         ruled_out = np.zeros(n, bool)
         checked, unchecked, genders, rest, nowhere, why = [], [], {}, [], [], []
         for c in ref.constraints + req.predicate:
@@ -808,7 +812,8 @@ def _phrase(c: Constraint) -> str:
         garment = c.kind != "colour" or words != c.value  # "red" alone: "wearing red"
         words = f"wearing {_article(words) if garment and c.kind != 'skin' else ''}{words}"
     elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
-        words = f"{ {'holding': 'holding', 'inside': 'in'}.get(c.value, 'near')} {_article(words)}{words}"
+        verb = {"holding": "holding", "inside": "in"}.get(c.value, "near")
+        words = f"{verb} {_article(words)}{words}"
     return f"not {words}" if c.negated else words
 
 

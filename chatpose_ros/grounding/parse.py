@@ -69,7 +69,7 @@ FILLER_NOUNS = {"way", "time", "bit", "lot", "kind", "sort", "thing", "things", 
                 "line", "row", "shot", "crop", "view", "background", "foreground", "middle", "centre", "center",
                 "corner", "end", "place", "spot", "area", "bunch", "couple", "pair", "set", "one", "ones", "lens",
                 "family", "crowd", "team", "party", "scene", "photograph", "snapshot", "still", "clip", "video",
-                "moment", "turn", "rest", "others", "lot", "lots", "number", "total", "altogether", "half", "two",
+                "moment", "turn", "rest", "others", "lots", "number", "total", "altogether", "half", "two",
                 "three", "four", "five", "six", "er", "erm", "um", "uh", "oh", "hang", "sorry", "wait", "hmm", "light",
                 "high", "low", "top", "bottom", "side", "sides", "front", "back", "well"}
 ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
