@@ -115,6 +115,8 @@ def test_wordnet_nouns(parser):
     # roles: one that names a COCO object is checked by it, any other is said as not checked
     ("the cyclist on the left", "person [cyclist: object=near, position=left]"),
     ("the drummer", "person [drummer: unchecked=role]"),
+    ("the lad in the stripy polo", "person [lad: unchecked=gender, pattern=striped@upper, garment=polo@upper]"),
+    ("the one in the navy cardi", "person [one: colour=navy@upper, skin=covered_arms@upper]"),
     ("the bloke in red", "person [bloke: unchecked=gender, colour=red@any]"),
     ("the pedestrian in grey", "person [pedestrian: colour=grey@any]"),
     ("the man riding a horse", "person [man: unchecked=gender, motion=riding, object=holding]"),

@@ -72,6 +72,14 @@ EXTRA_GARMENTS: dict[str, str] = {
     "romper": "full", "onesie": "full", "puffer": "upper", "parka": "upper", "fleece": "upper",
     "jumper": "upper", "jumpers": "upper",  # British for sweater (WordNet's first sense is a person who jumps)
     "trainers": "feet",  # British for sneakers (WordNet's first sense is a person who trains)
+    # everyday garment words WordNet lacks or places elsewhere (WordNet's "polo" is Marco Polo, "slip" no
+    # garment; "flannel", "tuxedo", "nightie" any region)
+    "polo": "upper", "cardi": "upper", "cardie": "upper", "v-neck": "upper", "button-down": "upper",
+    "zip-up": "upper", "gilet": "upper", "cami": "upper", "camisole": "upper", "singlet": "upper", "flannel": "upper",
+    "tracksuit": "full", "pjs": "full", "bodysuit": "full", "slip": "full", "nightie": "full", "leotard": "full",
+    "dungarees": "full", "tux": "full", "tuxedo": "full", "sweats": "full",
+    "trackies": "lower", "trackie": "lower", "trackpants": "lower", "jeggings": "lower", "khakis": "lower",
+    "capris": "lower", "skort": "lower", "hotpants": "lower",
 }
 # What a garment leaves bare or covers, where the skin measure can see it (forearms, shins, torso):
 # the first synset of the garment's closure found here decides ("shorts" are trousers too).
@@ -86,7 +94,11 @@ EXTRA_SKIN: dict[str, str] = {
     "hoody": "covered_arms", "puffer": "covered_arms", "parka": "covered_arms", "fleece": "covered_arms",
     "jumper": "covered_arms", "jumpers": "covered_arms", "leggings": "covered_legs", "joggers": "covered_legs",
     "sweatpants": "covered_legs", "trousers": "covered_legs", "pants": "covered_legs", "jeans": "covered_legs",
-    "shorts": "bare_legs",
+    "shorts": "bare_legs", "cardi": "covered_arms", "cardie": "covered_arms", "zip-up": "covered_arms",
+    "cami": "bare_arms", "camisole": "bare_arms", "singlet": "bare_arms", "tracksuit": "covered_arms",
+    "tux": "covered_arms", "tuxedo": "covered_arms", "trackies": "covered_legs", "trackie": "covered_legs",
+    "trackpants": "covered_legs", "jeggings": "covered_legs", "khakis": "covered_legs", "skort": "bare_legs",
+    "hotpants": "bare_legs",
 }
 # COCO classes (perception's object detector) and the WordNet synsets under which a noun names them.
 COCO_SYNSETS: dict[str, tuple[str, ...]] = {
