@@ -428,7 +428,7 @@ class Grounder:
         for c in ref.constraints:
             if self.checkable(c, facts):
                 sc, seen = self.score(c, facts, context)
-                if not seen.any() or (c.kind in COULD_BE and not c.negated and not (sc[seen] >= HOLDS).any()):
+                if not seen.any() or _posed_by_nobody(c, sc, seen):
                     # seen on nobody, or a pose seen on nobody that reads as asked: the least sure
                     # mismatch is no match (the man on a stool is not "squatting on his heels")
                     unseen.append(c.words)
@@ -605,7 +605,7 @@ class Grounder:
             if not self.checkable(c, facts):
                 continue
             sc, seen = self.score(c, facts, context)
-            if c.kind in COULD_BE and not c.negated and seen.any() and not (sc[seen] >= HOLDS).any():
+            if _posed_by_nobody(c, sc, seen):
                 out.append(f"Nobody here looks \"{c.words}\" to me." if seen.all() else
                            f"Of those whose pose I can see, nobody looks \"{c.words}\".")
                 continue
@@ -789,6 +789,12 @@ class Grounder:
             if conf >= MENTION_OBJECT:
                 words.append(f"holding a {label}")
         return ", ".join(words) if words else "pose not clearly seen"
+
+
+def _posed_by_nobody(c: Constraint, sc: np.ndarray, seen: np.ndarray) -> bool:
+    """A posture, gesture or facing asked for (not negated) that was seen on somebody and holds of
+    none of those it was seen on ("squatting" when everyone seen stands)."""
+    return c.kind in COULD_BE and not c.negated and bool(seen.any()) and not (sc[seen] >= HOLDS).any()
 
 
 def _unseen_why(c: Constraint) -> str:
