@@ -157,15 +157,23 @@ def test_a_negated_gender_never_rules_everyone_out(parser, grounder):
     assert (one_woman.kind, one_woman.selected) == ("person", 0) and "not man" in one_woman.checked
 
 
-def test_counts_among_a_gender_only_when_every_face_says(parser, grounder):
+def test_counts_among_a_gender_count_the_faces_that_say_and_name_the_others(parser, grounder):
     all_said = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_WOMAN, SURE_MAN, SURE_WOMAN))
     assert all_said.count == 2 and all_said.answer == "I see 2 women."
     ladies = grounder.answer(parser.parse("how many ladies are there?"), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
     assert ladies.count == 1 and ladies.answer == "I see 1 woman."
     girls = grounder.answer(parser.parse("how many girls are there?"), _facts(SURE_WOMAN, SURE_MAN, SURE_MAN))
     assert girls.count == 3 and "can't check \"girls\"" in girls.answer  # children's words: not read off faces
-    one_unsure = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_WOMAN, UNSURE, SURE_WOMAN))
-    assert one_unsure.count == 3 and "can't check \"women\"" in one_unsure.answer
+    # a face that does not say: counted (not ruled out), and said; a sure man is not counted among women
+    one_unsure = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_WOMAN, UNSURE, SURE_MAN))
+    assert one_unsure.count == 2 and one_unsure.candidates == (0, 1), one_unsure.answer
+    assert "includes 1 I can't be sure of (women): I can't read their faces clearly" in one_unsure.answer
+    assert "can't check" not in one_unsure.answer
+    # every face a man: no women (a count may say 0; choosing "the woman" would ask instead)
+    no_women = grounder.answer(parser.parse("how many women are there?"), _facts(SURE_MAN, SURE_MAN, SURE_MAN))
+    assert no_women.count == 0, no_women.answer
+    none_read = grounder.answer(parser.parse("how many men are there?"), _facts(None, UNSURE, None))
+    assert none_read.count == 3 and "can't check \"men\"" in none_read.answer
 
 
 class _CountingFaces:

@@ -246,12 +246,19 @@ class Grounder:
             return ""
         return gender_of(c.words, self.lexicon)
 
+    @classmethod
+    def _gender(cls, want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """_faces_say, except that when every face says "the other", nobody is ruled out by gender
+        alone (choosing someone): every score is GENDER_UNSURE and nothing counts as seen."""
+        s_arr, seen_arr = cls._faces_say(want, facts, negated)
+        if seen_arr.any() and not (s_arr == GENDER_MATCH).any() and seen_arr.all():
+            return np.full(len(facts), GENDER_UNSURE), np.zeros(len(facts), bool)
+        return s_arr, seen_arr
+
     @staticmethod
-    def _gender(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def _faces_say(want: str, facts: list[PersonFacts], negated: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """(N,) GENDER_MATCH / GENDER_OTHER where the face says `want` (or, `negated`, anything but
-        `want`), GENDER_UNSURE elsewhere, and (N,) bool: did the face say. When every face says "the
-        other", nobody is ruled out by gender alone: every score is GENDER_UNSURE and nothing counts
-        as seen."""
+        `want`), GENDER_UNSURE elsewhere, and (N,) bool: did the face say."""
         s, seen = [], []
         for f in facts:
             says = ""
@@ -265,10 +272,7 @@ class Grounder:
             else:
                 s.append(GENDER_OTHER)
             seen.append(s[-1] != GENDER_UNSURE)
-        s_arr, seen_arr = np.array(s), np.array(seen)
-        if seen_arr.any() and not (s_arr == GENDER_MATCH).any() and seen_arr.all():
-            return np.full(len(facts), GENDER_UNSURE), np.zeros(len(facts), bool)
-        return s_arr, seen_arr
+        return np.array(s), np.array(seen, bool)
 
     def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
         """(N,) bool: does checkable constraint `c` hold of each person (a colour: worn, absolute fit
@@ -644,25 +648,32 @@ class Grounder:
         ruled_out = np.zeros(n, bool)
         checked, unchecked, genders, rest, nowhere, why = [], [], {}, [], [], []
         for c in ref.constraints + req.predicate:
-            if self.checkable(c, facts) and (not self.gender(c) or self._gender(self.gender(c), facts, c.negated)[1].all()):
-                ok, seen = self.holds(c, facts, context)  # gender: only when every face said which
-                if c.kind == "object" and not seen.any():  # a small thing found nowhere: everyone who fits the rest
-                    nowhere.append(f"I don't see {_thing(c)} (for \"{c.words}\") anywhere in the "
-                                   "image, so I counted everyone who fits the rest.")
-                    ok = np.ones(n, bool)
-                elif not seen.all():
-                    why.append(c)
-                    unsure |= ~seen
-                holds &= ok | ~seen  # not seen on them: counted, and said
-                ruled_out |= seen & ~ok
-                checked.append(("not " if c.negated else "") + c.words)
-                if self.gender(c) and not c.negated:
-                    genders[self.gender(c)] = c.words
-                elif not (c.kind == "skin" and any(c.words in o.words for o in ref.constraints + req.predicate
-                                                      if o is not c and o.kind == "colour")):  # "red t-shirts": once
-                    rest.append(_phrase(c) if c.kind in APPEARANCE else checked[-1])
-            elif c.kind in ("unchecked", "motion", "garment", "colour"):
-                unchecked.append(c.words)
+            gender = self.gender(c)
+            said = self._faces_say(gender, facts, c.negated) if gender else None
+            if said is not None and said[1].any():
+                # a gender: the faces that say which count or rule out; the others are counted, and said
+                ok, seen = said[0] == GENDER_MATCH, said[1]
+            elif self.checkable(c, facts) and not gender:
+                ok, seen = self.holds(c, facts, context)
+            else:
+                if c.kind in ("unchecked", "motion", "garment", "colour"):
+                    unchecked.append(c.words)
+                continue
+            if c.kind == "object" and not seen.any():  # a small thing found nowhere: everyone who fits the rest
+                nowhere.append(f"I don't see {_thing(c)} (for \"{c.words}\") anywhere in the "
+                               "image, so I counted everyone who fits the rest.")
+                ok = np.ones(n, bool)
+            elif not seen.all():
+                why.append(c)
+                unsure |= ~seen
+            holds &= ok | ~seen  # not seen on them: counted, and said
+            ruled_out |= seen & ~ok
+            checked.append(("not " if c.negated else "") + c.words)
+            if gender and not c.negated:
+                genders[gender] = c.words
+            elif not (c.kind == "skin" and any(c.words in o.words for o in ref.constraints + req.predicate
+                                                  if o is not c and o.kind == "colour")):  # "red t-shirts": once
+                rest.append(_phrase(c) if c.kind in APPEARANCE else checked[-1])
         k = int(holds.sum())
         unsure &= ~ruled_out
         what = f" {_words(rest)}" if rest else ""
@@ -804,7 +815,8 @@ def _unseen_why(c: Constraint) -> str:
         return f"I can't see their {part} clearly"
     return {"posture": "I can't see their hips and legs clearly", "gesture": "I can't see their arms clearly",
             "facing": "I can't see their shoulders and face clearly", "object": "I don't see that object in the image",
-            "relation": "I can't tell who the other person is"}.get(c.kind, "I can't see it clearly")
+            "relation": "I can't tell who the other person is"}.get(
+        c.kind, "I can't read their faces clearly" if c.kind == "unchecked" and c.value == "gender" else "I can't see it clearly")
 
 
 def _phrase(c: Constraint) -> str:
