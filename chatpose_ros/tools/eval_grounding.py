@@ -4,7 +4,10 @@
         [--sets held_out6,held_out5,held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out6` is tests/data/real_questions6.json (new images, tests/data/perception_labels6.json; written
+Sets: `held_out7` is tests/data/real_questions7.json (new images, tests/data/perception_labels7.json; written
+blind and frozen for a later round, not in the default --sets: name it to run it; each count lists the
+labelled people it counts in `members`; its hash is checked); `held_out6` is tests/data/real_questions6.json
+(new images, tests/data/perception_labels6.json; written
 blind and frozen during the fifth round, to be run once at its end; its hash is checked); `held_out5` is
 tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
 and frozen before the fifth round's changes were measured on it, run once at its end; its hash is checked); `held_out4` is
@@ -70,6 +73,7 @@ SETS = {
     "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
     "held_out5": (REPO_ROOT / "tests/data/real_questions5.json", REPO_ROOT / "tests/data/perception_labels5.json"),
     "held_out6": (REPO_ROOT / "tests/data/real_questions6.json", REPO_ROOT / "tests/data/perception_labels6.json"),
+    "held_out7": (REPO_ROOT / "tests/data/real_questions7.json", REPO_ROOT / "tests/data/perception_labels7.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
@@ -77,7 +81,8 @@ FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
               "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
               "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256",
               "held_out5": REPO_ROOT / "tests/data/real_questions5.sha256",
-              "held_out6": REPO_ROOT / "tests/data/real_questions6.sha256"}
+              "held_out6": REPO_ROOT / "tests/data/real_questions6.sha256",
+              "held_out7": REPO_ROOT / "tests/data/real_questions7.sha256"}
 
 
 # the labelled people each counting item counts (by eye): "given found" counts
