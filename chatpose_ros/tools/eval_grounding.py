@@ -149,12 +149,15 @@ def count_members(set_name: str, questions: list[dict], n_people: dict[str, int]
                   path: Path = COUNT_MEMBERS) -> dict[str, list[int] | None]:
     """The labelled people each counting item of `set_name` counts: item id -> label indices (None where
     the count is not a set of labelled people; the file's "notes" says why), {} (and a warning) when the
-    file has no such set. `questions` is the set's question list, `n_people` image id -> number of
+    file has no such set and its counting items carry no `members` of their own (held_out7 writes them
+    in the question file). `questions` is the set's question list, `n_people` image id -> number of
     labelled people. ValueError when the file has no entry for a counting item, an entry for any other
     item, a list that is not exactly `expected` distinct indices into the image's people, or a null
     without a note."""
     doc = json.loads(Path(path).read_text())
     members = doc["sets"].get(set_name)
+    if members is None and any("members" in q for q in questions):
+        members = {q["id"]: q.get("members") for q in questions if q["category"] == "counting"}
     if members is None:
         log.warning("%s has no set %r: no 'given found' count for it", path, set_name)
         return {}
