@@ -10,8 +10,8 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, gestures, ground_contact, measure,
-                                          region_quads)
+from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, _head, gestures, ground_contact,
+                                          measure, region_quads)
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -231,12 +231,13 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
     for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):
         scores[COCO17.index(name)] = 0.9
     p = dataclasses.replace(p, keypoint_scores=scores, box=(0.0, 15.0, 60.0, 80.0))
-    quad = region_quads(p)["upper"][0]
+    quad = region_quads(p, _head(p))["upper"][0]
     ear_gap = 12.0  # _person's ears are 12 px apart, the nose at y = 35
     assert 35 + 1.5 * ear_gap <= quad[:, 1].min() < quad[:, 1].max() <= 35 + 3.5 * ear_gap  # below the face
     assert abs(quad[:, 0].mean() - 30.0) < 1.0
     scores[COCO17.index("left_shoulder")] = 0.9  # one shoulder: the other mirrored about the face
-    quad = region_quads(dataclasses.replace(p, keypoint_scores=scores))["upper"][0]
+    p = dataclasses.replace(p, keypoint_scores=scores)
+    quad = region_quads(p, _head(p))["upper"][0]
     assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
 
 
