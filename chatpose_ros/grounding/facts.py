@@ -396,8 +396,6 @@ def gestures(p: ScenePerson) -> dict[str, bool]:
     if wrists and ls is not None and rs is not None and lh is not None and rh is not None:
         top, bottom = 0.5 * (ls + rs), 0.5 * (lh + rh)  # a hand on the chest or belly: on the torso's midline
         out["hand_at_chest"] = any(_on_midline(w, top, bottom, t) for w in wrists)
-    if "pointing" in out:  # an arm held out straight: pointing, reaching out (one measure, two words)
-        out["arm_out"] = out["pointing"]
     return out
 
 
@@ -412,6 +410,11 @@ def _on_midline(w: np.ndarray, top: np.ndarray, bottom: np.ndarray, torso: float
 
 def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, bool]:
     out = dict(one_frame)
+    if "pointing" in flags and "pointing" in one_frame:
+        # an arm held out straight in this frame is "pointing" and "arm_out" (one measure, two words: the
+        # grounder reads "arm_out" as "pointing", ground.READ_AS); where tracking's pointing replaces it,
+        # the frame's own measure stays under "arm_out"
+        out["arm_out"] = one_frame["pointing"]
     for name, made in flags.items():
         out["arm_raised" if name == "hand_raised" else name] = made
     return out

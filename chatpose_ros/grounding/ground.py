@@ -87,6 +87,9 @@ GESTURE_WORDS = {"waving": "waving", "arm_raised": "an arm raised", "both_arms_r
                  "pointing": "pointing", "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed",
                  "hands_on_hips": "hands on hips", "hands_in_lap": "hands together in the lap",
                  "hand_at_chest": "a hand on the chest", "arm_out": "an arm held out"}
+# a gesture with no entry of its own on a person is read from another: waving (read over time) where nobody
+# watched from a raised arm; an arm held out ("reaching out") from pointing's one-frame measure (facts.gestures)
+READ_AS = {"waving": "arm_raised", "arm_out": "pointing"}
 UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
                    "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
                    "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
@@ -184,8 +187,8 @@ class Grounder:
         elif c.kind == "facing":
             want = {"left", "right"} if c.value == "side" else {c.value}
             s, seen = self._attribute([f.facing for f in facts], want)
-        elif c.kind == "gesture":  # waving is read over time; where nobody watched, from a raised arm
-            keys = [c.value if c.value in f.gestures or c.value != "waving" else "arm_raised" for f in facts]
+        elif c.kind == "gesture":
+            keys = [c.value if c.value in f.gestures else READ_AS.get(c.value, c.value) for f in facts]
             s = np.array([UNKNOWN if k not in f.gestures else (0.95 if f.gestures[k] else 0.05)
                           for k, f in zip(keys, facts)])
             seen = np.array([k in f.gestures for k, f in zip(keys, facts)])
