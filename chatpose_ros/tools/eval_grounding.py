@@ -4,7 +4,10 @@
         [--sets held_out6,held_out5,held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
-Sets: `held_out6` is tests/data/real_questions6.json (new images, tests/data/perception_labels6.json; written
+Sets: `held_out7` is tests/data/real_questions7.json (new images, tests/data/perception_labels7.json; written
+blind and frozen for a later round, not in the default --sets: name it to run it; each count lists the
+labelled people it counts in `members`; its hash is checked); `held_out6` is tests/data/real_questions6.json
+(new images, tests/data/perception_labels6.json; written
 blind and frozen during the fifth round, to be run once at its end; its hash is checked); `held_out5` is
 tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
 and frozen before the fifth round's changes were measured on it, run once at its end; its hash is checked); `held_out4` is
@@ -22,7 +25,15 @@ Scoring (the chosen person's box is matched to the labelled boxes at IoU >= 0.5)
   question: `clarify`, nobody selected), refused (nobody selected otherwise);
 - no_match: right when nobody is selected and the answer is not a question; asked when it asks;
 - counting: the first number of the answer equals the expected count;
-- yes_no / pose: the answer starts with the expected "yes" / "no";
+- counting, given found (issue 24's "counts exact, given the people perception found"): the labelled
+  people each counting item counts are in tests/data/count_members.json; perception's people in the
+  scene are matched to the labelled boxes with the same matcher (each found box to the label it overlaps
+  most, IoU >= 0.5), and the expected count becomes the number of the item's members found; the first
+  number of the answer must equal that (printed beside the plain figure: `2/13 (given found 5/13)`).
+  Perception's extra people (false or unlabelled) are not members, so an answer that counts them is
+  wrong on both figures; a member found with a box off by more than the IoU is counted as not found;
+- yes_no / pose: the answer starts with the expected "yes" / "no"; beside it, how many of these items
+  had the person asked about ('about') found by perception (same matcher), and the score on those;
 - clarify: right when nobody is selected and the answer asks or says what it cannot see;
 - follow_up: each turn's chosen person, the second resolved against the first (the conversation is
   reset between items where the profile keeps one);
@@ -62,6 +73,7 @@ SETS = {
     "held_out4": (REPO_ROOT / "tests/data/real_questions4.json", REPO_ROOT / "tests/data/perception_labels4.json"),
     "held_out5": (REPO_ROOT / "tests/data/real_questions5.json", REPO_ROOT / "tests/data/perception_labels5.json"),
     "held_out6": (REPO_ROOT / "tests/data/real_questions6.json", REPO_ROOT / "tests/data/perception_labels6.json"),
+    "held_out7": (REPO_ROOT / "tests/data/real_questions7.json", REPO_ROOT / "tests/data/perception_labels7.json"),
     "diagnosis": (REPO_ROOT / "tests/data/real_questions.json", REPO_ROOT / "tests/data/perception_labels.json"),
 }
 # the frozen sets: each question file's SHA-256 as recorded when it was written
@@ -69,7 +81,12 @@ FROZEN_SHA = {"held_out": REPO_ROOT / "tests/data/real_questions2.sha256",
               "held_out3": REPO_ROOT / "tests/data/real_questions3.sha256",
               "held_out4": REPO_ROOT / "tests/data/real_questions4.sha256",
               "held_out5": REPO_ROOT / "tests/data/real_questions5.sha256",
-              "held_out6": REPO_ROOT / "tests/data/real_questions6.sha256"}
+              "held_out6": REPO_ROOT / "tests/data/real_questions6.sha256",
+              "held_out7": REPO_ROOT / "tests/data/real_questions7.sha256"}
+
+
+# the labelled people each counting item counts (by eye): "given found" counts
+COUNT_MEMBERS = REPO_ROOT / "tests/data/count_members.json"
 
 
 def frozen_sha(set_name: str) -> str:
@@ -126,6 +143,62 @@ def outcome(q: dict, res, labels, expected=None) -> str:
             return "wrong"
         return "right" if asked or "can't" in res.answer or "cannot" in res.answer else "refused"
     raise ValueError(f"unknown category {cat!r}")
+
+
+def count_members(set_name: str, questions: list[dict], n_people: dict[str, int],
+                  path: Path = COUNT_MEMBERS) -> dict[str, list[int] | None]:
+    """The labelled people each counting item of `set_name` counts: item id -> label indices (None where
+    the count is not a set of labelled people; the file's "notes" says why), {} (and a warning) when the
+    file has no such set. `questions` is the set's question list, `n_people` image id -> number of
+    labelled people. ValueError when the file has no entry for a counting item, an entry for any other
+    item, a list that is not exactly `expected` distinct indices into the image's people, or a null
+    without a note."""
+    doc = json.loads(Path(path).read_text())
+    members = doc["sets"].get(set_name)
+    if members is None:
+        log.warning("%s has no set %r: no 'given found' count for it", path, set_name)
+        return {}
+    notes = doc.get("notes", {}).get(set_name, {})
+    counting = {q["id"]: q for q in questions if q["category"] == "counting"}
+    if set(members) != set(counting):
+        raise ValueError(f"{path}: {set_name} entries {sorted(set(members) ^ set(counting))} are not exactly the "
+                         "counting items")
+    for qid, m in members.items():
+        q = counting[qid]
+        if m is None:
+            if not notes.get(qid):
+                raise ValueError(f"{path}: {set_name} {qid} is null without a note")
+            continue
+        n = n_people[q["image"]]
+        if (not isinstance(m, list) or len(set(m)) != len(m) or len(m) != q["expected"]
+                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in m)):
+            raise ValueError(f"{path}: {set_name} {qid} members {m!r} are not {q['expected']} distinct indices "
+                             f"of the {n} people of {q['image']}")
+    return dict(members)
+
+
+def found_labels(pipe, images: dict, labels: dict) -> dict[str, set[int]]:
+    """Image id -> the labelled people perception found there: each person perception finds in the
+    scene (the pipeline's own perception pass, `see`) matched to the label its box overlaps most at
+    IoU >= 0.5 (chosen_label, the matcher used for chosen people)."""
+    see = (getattr(pipe, "base", None) or pipe).see
+    out = {}
+    for iid, img in images.items():
+        out[iid] = {j for j in (chosen_label(p.box, labels[iid]) for p in see(img).people) if j >= 0}
+    return out
+
+
+def given_found(q: dict, answer: str, members: dict[str, list[int] | None], found: set[int]) -> dict:
+    """The row fields for the figures given the people perception found (`found`: the labels found in
+    q's image): a counting item with members gets `expected_given_found` (its members found) and
+    `outcome_given_found` (right when the answer's first number equals it); a yes/no or pose item gets
+    `about_found`; any other item nothing."""
+    if q["category"] == "counting" and members.get(q["id"]) is not None:
+        n = len(set(members[q["id"]]) & found)
+        return {"expected_given_found": n, "outcome_given_found": "right" if answer_count(answer) == n else "wrong"}
+    if q["category"] in ("yes_no", "pose"):
+        return {"about_found": q["about"] in found}
+    return {}
 
 
 def run_profile(pipe, questions, images, labels) -> list[dict]:
@@ -215,16 +288,32 @@ def summarise(rows: list[dict]) -> dict:
     n_p = sum(person.values())
     chose = person["right"] + person["wrong"]
     times = [r["to_pose_ms"] for r in rows if r["to_pose_ms"]]
+    counted = [r for r in rows if "outcome_given_found" in r]
+    about = {c: [r for r in rows if r["category"] == c and "about_found" in r] for c in ("yes_no", "pose")}
     return {"categories": {c: dict(t) for c, t in sorted(cats.items())}, "person": dict(person),
             "person_right_rate": person["right"] / n_p if n_p else None,
             "precision_when_choosing": person["right"] / chose if chose else None,
             "person_refused_rate": person["refused"] / n_p if n_p else None,
             "contradictions": sum(r["contradiction"] for r in rows),
+            "counting_given_found": {"right": sum(r["outcome_given_found"] == "right" for r in counted),
+                                     "n": len(counted)},
+            "about_found": {c: {"n": len(rs), "found": sum(r["about_found"] for r in rs),
+                                "right": sum(r["about_found"] and r["outcome"] == "right" for r in rs)}
+                            for c, rs in about.items() if rs},
             "to_pose_ms_p50": statistics.median(times) if times else None}
 
 
 def fmt(v) -> str:
     return "-" if v is None else f"{100 * v:.0f} %" if isinstance(v, float) and v <= 1 else f"{v:.0f}"
+
+
+def given(summary: dict, category: str) -> str:
+    """The figure given the people perception found, for a table cell: counting " (given found R/N)",
+    yes_no / pose " (about found F/N: R/F right)"; "" for other categories (or summaries without it)."""
+    if category == "counting" and summary.get("counting_given_found", {}).get("n"):
+        return " (given found {right}/{n})".format_map(summary["counting_given_found"])
+    a = summary.get("about_found", {}).get(category)
+    return " (about found {found}/{n}: {right}/{found} right)".format_map(a) if a else ""
 
 
 def table(results: dict) -> str:
@@ -245,7 +334,8 @@ def table(results: dict) -> str:
         for c in cats:
             lines.append(f"| {c} | " + " | ".join(
                 "{right}/{n}".format(right=s[p]["categories"].get(c, {}).get("right", 0),
-                                     n=sum(s[p]["categories"].get(c, {}).values())) for p in profiles) + " |")
+                                     n=sum(s[p]["categories"].get(c, {}).values())) + given(s[p], c)
+                for p in profiles) + " |")
         lines.append("| self-contradicting answers | " + " | ".join(str(s[p]["contradictions"]) for p in profiles) + " |")
         lines.append("| to the pose p50 (ms) | " + " | ".join(fmt(s[p]["to_pose_ms_p50"]) for p in profiles) + " |")
         for prof in profiles:
@@ -287,8 +377,13 @@ def main(argv: list[str] | None = None) -> int:
                 labelled = {li.id: li for li in load_labels(lfile)}
                 images = {iid: load_image(li) for iid, li in labelled.items()}
                 boxes = {iid: [p.box for p in li.people] for iid, li in labelled.items()}
+                members = count_members(set_name, questions, {iid: len(b) for iid, b in boxes.items()})
                 rows = run_profile(pipe, questions, images, boxes)
-                entry = {"summary": summarise(rows), "rows": rows}
+                found = found_labels(pipe, images, boxes)
+                for q, r in zip(questions, rows):
+                    r.update(given_found(q, r["answer"], members, found[q["image"]]))
+                entry = {"summary": summarise(rows), "rows": rows,
+                         "found_labels": {iid: sorted(f) for iid, f in found.items()}}
                 if prof == "grounded" and not args.no_ablations:  # the LLM parser's ablation: make eval-parse
                     entry["ablations"] = ablations(pipe, questions, images, boxes)
                 results.setdefault(set_name, {})[prof] = entry
