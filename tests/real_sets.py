@@ -1,6 +1,6 @@
 """What the frozen real-image question sets are checked with (a helper module of the tests, not a
 test file): the checks themselves, and `SetChecks`, the tests every held-out set from the second on
-passes (`NewWordingChecks` adds those asked from the fourth on), which each set's file
+passes (`NewWordingChecks` adds those asked from the fourth on, `NewSourceChecks` those from the sixth on), which each set's file
 (tests/test_real_questions2.py ... 6.py) runs with its own `HeldOutSet`. No model is run."""
 from __future__ import annotations
 
@@ -187,6 +187,8 @@ class HeldOutSet:
         max_side / max_bytes / min_images / min_people: the images' long side (px), their stored size
             in all, how many images and labelled people at the least.
         max_people: at most this many labelled people an image (0: not asked).
+        earlier_source: a photo's path (`source`) an earlier set took, that the new-source check must
+            find among the earlier sets' (so that the check can fail); NewSourceChecks only.
     """
 
     k: int
@@ -200,6 +202,7 @@ class HeldOutSet:
     min_images: int
     min_people: int
     max_people: int = 0
+    earlier_source: str = ""
 
     @property
     def questions(self) -> Path:
@@ -264,3 +267,13 @@ class NewWordingChecks(SetChecks):
     def test_no_question_is_a_grounded_training_question(self, doc):
         """No question is among the grounded parser's generated training questions (generate.py, seed 0)."""
         check_not_grounded_training(doc)
+
+
+class NewSourceChecks(NewWordingChecks):
+    """A set's tests from the sixth set on: also no photo from a package path an earlier set took."""
+
+    def test_no_source_is_an_earlier_sets_source(self, labels):
+        """No image comes from a package path an earlier set took its photos from."""
+        earlier = {im.source.get("path") for k in range(1, self.SET.k) for im in load_labels(labels_file(k))}
+        assert self.SET.earlier_source in earlier  # the check can fail
+        assert not {im.source["path"] for im in labels.values()} & earlier
