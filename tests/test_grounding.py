@@ -10,8 +10,8 @@ import pytest
 
 from chatpose_ros.core.scene import COCO17, Attribute, ObjectRelation, Scene, SceneObject, ScenePerson
 from chatpose_ros.grounding.colours import ColourNames, colour_score, delta_e, palette
-from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, gestures, ground_contact, measure,
-                                          region_quads)
+from chatpose_ros.grounding.facts import (EYES_TO_SOLES, SEATED_EYES_SHARE, _behind, _head, _with_time, gestures,
+                                          ground_contact, measure, region_quads)
 from chatpose_ros.grounding.ground import Context, Grounder
 from chatpose_ros.grounding.parse import QuestionParser
 
@@ -231,12 +231,13 @@ def test_the_chest_of_a_close_up_is_found_below_the_face():
     for name in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"):
         scores[COCO17.index(name)] = 0.9
     p = dataclasses.replace(p, keypoint_scores=scores, box=(0.0, 15.0, 60.0, 80.0))
-    quad = region_quads(p)["upper"][0]
+    quad = region_quads(p, _head(p))["upper"][0]
     ear_gap = 12.0  # _person's ears are 12 px apart, the nose at y = 35
     assert 35 + 1.5 * ear_gap <= quad[:, 1].min() < quad[:, 1].max() <= 35 + 3.5 * ear_gap  # below the face
     assert abs(quad[:, 0].mean() - 30.0) < 1.0
     scores[COCO17.index("left_shoulder")] = 0.9  # one shoulder: the other mirrored about the face
-    quad = region_quads(dataclasses.replace(p, keypoint_scores=scores))["upper"][0]
+    p = dataclasses.replace(p, keypoint_scores=scores)
+    quad = region_quads(p, _head(p))["upper"][0]
     assert abs((quad[0, 0] + quad[1, 0]) / 2 - 30.0) < 1.0
 
 
@@ -418,16 +419,33 @@ def test_hand_on_the_chest_hands_in_the_lap_and_an_arm_held_out(parser):
     lap = gestures(_part(dict(body, left_wrist=(104.0, 142.0), right_wrist=(96.0, 144.0)), (60, 20, 140, 240)))
     out = gestures(_part(dict(body, right_elbow=(40.0, 62.0), right_wrist=(0.0, 64.0), left_wrist=(132.0, 140.0)),
                          (0, 20, 140, 240)))
-    assert not hanging["hand_at_chest"] and not hanging["hands_in_lap"] and not hanging["arm_out"]
+    assert not hanging["hand_at_chest"] and not hanging["hands_in_lap"] and not hanging["pointing"]
     assert belly["hand_at_chest"] and not belly["hands_in_lap"]
     assert lap["hands_in_lap"] and not lap["hands_on_hips"]
-    assert out["arm_out"] and not out["hand_at_chest"]
+    assert out["pointing"] and not out["hand_at_chest"] and "arm_out" not in out  # one measure: read as both
     for q, code in (("the man with his hand on his belly", "hand_at_chest"),
                     ("the one with her hands in her lap", "hands_in_lap"),
                     ("the seated man with his hands clasped", "hands_in_lap"), ("the guy reaching out to her", "arm_out"),
                     ("the kid holding a thumb up above his head", "arm_raised")):
         assert f"gesture={code}" in parser.parse(q).describe(), q
     assert "crouching" not in parser.parse("the one bent over the table").describe()
+
+
+def test_an_arm_held_out_is_read_from_pointing(parser, grounder, three):
+    """"Reaching out" reads pointing's one-frame measure (stored once, as "pointing"); where tracking's
+    pointing replaces that measure, the frame's own stays under "arm_out" and is read from there."""
+    facts = [dataclasses.replace(f, gestures={**f.gestures, "pointing": i == 2}) for i, f in enumerate(three)]
+    out = grounder.answer(parser.parse("the person with an extended arm"), facts)
+    assert (out.kind, out.selected) == ("person", 2), out.answer
+    assert grounder.answer(parser.parse("is the person on the left reaching out?"), facts).kind == "no"
+    unseen = [dataclasses.replace(f, gestures={}) for f in facts]
+    assert grounder.answer(parser.parse("is the person on the left reaching out?"), unseen).kind == "unknown"
+    tracked = _with_time({"pointing": True, "arm_raised": False}, {"waving": False, "hand_raised": False, "pointing": False})
+    assert tracked == {"pointing": False, "arm_out": True, "arm_raised": False, "waving": False}
+    assert _with_time({"pointing": True}, {}) == {"pointing": True}
+    facts[2] = dataclasses.replace(facts[2], gestures=tracked)
+    out = grounder.answer(parser.parse("the person with an extended arm"), facts)
+    assert (out.kind, out.selected) == ("person", 2), out.answer
 
 
 def _head_and_shoulders(cx: float, eye_y: float, width: float) -> dict[str, tuple[float, float]]:

@@ -7,6 +7,7 @@ import math
 import re
 
 import pytest
+from real_sets import normalised, training_question_set
 
 from chatpose_ros.models.default.offline import eval_questions as eq
 from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
@@ -14,9 +15,6 @@ from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load
 MIN_QUESTIONS = 60
 # words no training question of offline/scene_questions.py has, which the set must use (issue 12)
 SYNONYMS = ("denim", "hoodie", "the guy with the ball")
-# training questions drawn per category to stand for the generator's training split (it has no
-# finite list: referring expressions combine words, templates and scenes)
-TRAINING_DRAWS_PER_CATEGORY = 600
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +28,9 @@ def questions(labels):
 
 
 @pytest.fixture(scope="module")
-def training_questions() -> set[str]:
-    """Questions of the synthetic generator's training split (offline/scene_questions.py, split
-    "train"), TRAINING_DRAWS_PER_CATEGORY per category, fixed seed; normalised (lower case, no
-    punctuation)."""
-    import numpy as np
-
-    from chatpose_ros.models.default.offline import scene_questions as sq
-
-    rng = np.random.default_rng(0)
-    categories = sorted({f[0] for f in sq.FAMILIES if not f[2]})
-    return {_normalised(sq.make_qa(rng, "train", c).question) for c in categories
-            for _ in range(TRAINING_DRAWS_PER_CATEGORY)}
+def training_questions() -> frozenset[str]:
+    """The synthetic generator's training questions (real_sets.training_question_set), normalised."""
+    return training_question_set()
 
 
 def test_question_file_is_well_formed(questions, labels):
@@ -58,20 +47,16 @@ def test_question_file_is_well_formed(questions, labels):
 
 
 def test_question_set_uses_words_training_never_shows(questions, training_questions):
-    text = " ".join(_normalised(q.question) for q in questions)
+    text = " ".join(normalised(q.question) for q in questions)
     for word in SYNONYMS:
         assert re.search(rf"\b{word}\b", text), word
         shown = [t for t in training_questions if re.search(rf"\b{word}\b", t)]
         assert not shown, f"{word!r} appears in training questions: {shown[:3]}"
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
-
-
 def test_no_question_is_a_training_question(questions, training_questions):
     assert {"count the people", "hello"} <= training_questions  # the check can fail
-    copied = sorted(q.question for q in questions if _normalised(q.question) in training_questions)
+    copied = sorted(q.question for q in questions if normalised(q.question) in training_questions)
     assert not copied, f"written by hand means not among the generator's training questions: {copied}"
 
 

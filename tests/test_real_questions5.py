@@ -5,77 +5,13 @@ questions (the default profile's scene generator and grounding templates, and th
 training generator). No model is run."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pytest
-from test_real_questions2 import (LABELS as LABELS2, MINIMUM as MINIMUM2, PERSON_CATEGORIES, QUESTIONS as QUESTIONS2,
-                                  check_frozen, check_images, check_not_generator_questions, check_questions,
-                                  training_question_set)
-from test_real_questions3 import LABELS as LABELS3, QUESTIONS as QUESTIONS3
-from test_real_questions4 import (LABELS as LABELS4, QUESTIONS as QUESTIONS4, check_eval_grounding_set, check_not_earlier,
-                                  check_not_grounded_training)
-
-from chatpose_ros.perception.offline.eval_perception import DEFAULT_LABELS, load_labels
-
-DATA = Path(__file__).parent / "data"
-QUESTIONS = DATA / "real_questions5.json"
-LABELS = DATA / "perception_labels5.json"
-HASH = DATA / "real_questions5.sha256"
-EARLIER_QUESTIONS = (DATA / "real_questions.json", QUESTIONS2, QUESTIONS3, QUESTIONS4)
-
-# the least each kind of question the set must hold (issue 24's brief for the fifth set): set 2's,
-# with at least 10 counting, 10 no-match, 12 yes/no and 7 clarify questions, 65 "which person" and 100 in all
-MINIMUM = dict(MINIMUM2, counting=10, no_match=10, yes_no=12, clarify=7)
-MIN_WHERE = 12
-MIN_PERSON = 65
-MIN_QUESTIONS = 100
-# 8-10 new images with at least 40 labelled people in all
-MIN_IMAGES = 8
-MIN_PEOPLE = 40
+from real_sets import MINIMUM, HeldOutSet, NewWordingChecks
 
 
-@pytest.fixture(scope="module")
-def doc() -> dict:
-    return json.loads(QUESTIONS.read_text())
-
-
-@pytest.fixture(scope="module")
-def labels():
-    return {im.id: im for im in load_labels(LABELS)}
-
-
-def test_the_file_is_the_frozen_one():
-    """real_questions5.json is frozen: its SHA-256 is recorded beside it."""
-    check_frozen(QUESTIONS, HASH)
-
-
-def test_every_image_loads_and_is_held_out(labels):
-    """Every labelled image loads, has two or more people, and is none of the first four sets' images."""
-    check_images(labels, [DEFAULT_LABELS, LABELS2, LABELS3, LABELS4], max_side=1280, max_bytes=1_500_000,
-                 min_images=MIN_IMAGES, min_people=MIN_PEOPLE)
-    assert all(2 <= len(im.people) <= 7 for im in labels.values())
-
-
-def test_question_file_is_well_formed(doc, labels):
-    check_questions(doc, labels, MINIMUM, MIN_WHERE, MIN_QUESTIONS)
-    assert sum(q["category"] in PERSON_CATEGORIES for q in doc["questions"]) >= MIN_PERSON
-
-
-def test_no_question_is_from_an_earlier_set(doc):
-    """No question (nor a follow-up turn) repeats one of the first four sets' wordings."""
-    check_not_earlier(doc, EARLIER_QUESTIONS)
-
-
-def test_no_question_is_a_generator_question(doc):
-    check_not_generator_questions(doc, training_question_set())
-
-
-def test_no_question_is_a_grounded_training_question(doc):
-    """No question is among the grounded parser's generated training questions (generate.py, seed 0)."""
-    check_not_grounded_training(doc)
-
-
-def test_eval_grounding_knows_the_set_and_checks_its_hash(monkeypatch, tmp_path):
-    """eval_grounding's `held_out5` is this file, and the tool refuses a changed copy (no model is run)."""
-    check_eval_grounding_set("held_out5", QUESTIONS, LABELS, HASH, monkeypatch, tmp_path)
+class TestHeldOut5(NewWordingChecks):
+    # the least each kind of question the set must hold (issue 24's brief for the fifth set): set 2's,
+    # with at least 10 counting, 10 no-match, 12 yes/no and 7 clarify questions, 65 "which person" and 100
+    # in all; 8-10 new images with at least 40 labelled people in all
+    SET = HeldOutSet(5, "held_out5", dict(MINIMUM, counting=10, no_match=10, yes_no=12, clarify=7), min_where=12,
+                     min_questions=100, min_person=65, max_side=1280, max_bytes=1_500_000, min_images=8, min_people=40,
+                     max_people=7)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_real_questions2 import check_frozen
+from real_sets import check_frozen
 
 from chatpose_ros.tools.eval_tracking import load_tracks
 

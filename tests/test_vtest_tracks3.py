@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_real_questions2 import check_frozen
+from real_sets import check_frozen
 from test_vtest_tracks2 import STEP, check_boxes
 
 from chatpose_ros.tools.eval_tracking import label_stretches, load_tracks

@@ -189,10 +189,10 @@ def _head(p: ScenePerson) -> tuple[np.ndarray, float] | None:
     return (nose if nose is not None else mid), width
 
 
-def _front_rects(p: ScenePerson, chest: list[np.ndarray]) -> list[tuple[float, float, float, float]]:
-    """The rectangles (xyxy px) of what of a person hides people behind them: the face and the chest
-    (`chest`: their upper-region quads, region_quads(p)["upper"])."""
-    head = _head(p)
+def _front_rects(head: tuple[np.ndarray, float] | None,
+                 chest: list[np.ndarray]) -> list[tuple[float, float, float, float]]:
+    """The rectangles (xyxy px) of what of a person hides people behind them: the face (`head`:
+    their `_head`) and the chest (`chest`: their upper-region quads, region_quads(p, head)["upper"])."""
     rects = [tuple(float(v) for v in (*q.min(axis=0), *q.max(axis=0))) for q in chest]
     if head is not None:
         (cx, cy), w = head
@@ -232,14 +232,13 @@ def _box_quad(box, y0: float, y1: float, x_share: float = 0.4) -> np.ndarray:
     return np.array([[cx - half, a], [cx + half, a], [cx + half, b], [cx - half, b]], np.float32)
 
 
-def region_quads(p: ScenePerson) -> dict[str, list[np.ndarray]]:
+def region_quads(p: ScenePerson, head: tuple[np.ndarray, float] | None) -> dict[str, list[np.ndarray]]:
     """Region name -> quads ((4, 2) px) covering it; a fixed part of the box where the keypoints
-    were not seen."""
+    were not seen. `head`: the person's `_head(p)` (it places the chest when the shoulders were not seen)."""
     g = {n: _kp(p, n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee",
                                 "right_knee", "left_ankle", "right_ankle")}
     quads: dict[str, list[np.ndarray]] = {"upper": [], "lower": []}
     ls, rs, lh, rh = g["left_shoulder"], g["right_shoulder"], g["left_hip"], g["right_hip"]
-    head = _head(p)
     if (ls is None) != (rs is None) and head is not None:  # one shoulder: the other mirrored about the face
         seen = ls if ls is not None else rs
         mirror = np.array([2.0 * head[0][0] - seen[0], seen[1]], np.float32)
@@ -397,8 +396,6 @@ def gestures(p: ScenePerson) -> dict[str, bool]:
     if wrists and ls is not None and rs is not None and lh is not None and rh is not None:
         top, bottom = 0.5 * (ls + rs), 0.5 * (lh + rh)  # a hand on the chest or belly: on the torso's midline
         out["hand_at_chest"] = any(_on_midline(w, top, bottom, t) for w in wrists)
-    if "pointing" in out:  # an arm held out straight: pointing, reaching out (one measure, two words)
-        out["arm_out"] = out["pointing"]
     return out
 
 
@@ -413,6 +410,11 @@ def _on_midline(w: np.ndarray, top: np.ndarray, bottom: np.ndarray, torso: float
 
 def _with_time(one_frame: dict[str, bool], flags: dict[str, bool]) -> dict[str, bool]:
     out = dict(one_frame)
+    if "pointing" in flags and "pointing" in one_frame:
+        # an arm held out straight in this frame is "pointing" and "arm_out" (one measure, two words: the
+        # grounder reads "arm_out" as "pointing", ground.READ_AS); where tracking's pointing replaces it,
+        # the frame's own measure stays under "arm_out"
+        out["arm_out"] = one_frame["pointing"]
     for name, made in flags.items():
         out["arm_raised" if name == "hand_raised" else name] = made
     return out
@@ -437,9 +439,10 @@ def measure(image: np.ndarray, scene: Scene, over_time: list[dict[str, bool]] | 
     rank = np.empty(n, int)
     rank[order] = np.arange(n)
     out = []
-    all_quads = [region_quads(q) for q in scene.people]
-    fronts = [(float(contacts[j]) / max(1, height), _front_rects(q, all_quads[j]["upper"]))
-              for j, q in enumerate(scene.people)]
+    heads = [_head(q) for q in scene.people]
+    all_quads = [region_quads(q, head) for q, head in zip(scene.people, heads)]
+    fronts = [(float(contacts[j]) / max(1, height), _front_rects(heads[j], all_quads[j]["upper"]))
+              for j in range(n)]
     for i, p in enumerate(scene.people):
         quads = all_quads[i]
         pals: dict[str, Palette | None] = {}

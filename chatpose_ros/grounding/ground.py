@@ -87,6 +87,9 @@ GESTURE_WORDS = {"waving": "waving", "arm_raised": "an arm raised", "both_arms_r
                  "pointing": "pointing", "hand_at_head": "a hand at the head", "arms_crossed": "arms crossed",
                  "hands_on_hips": "hands on hips", "hands_in_lap": "hands together in the lap",
                  "hand_at_chest": "a hand on the chest", "arm_out": "an arm held out"}
+# a gesture with no entry of its own on a person is read from another: waving (read over time) where nobody
+# watched from a raised arm; an arm held out ("reaching out") from pointing's one-frame measure (facts.gestures)
+READ_AS = {"waving": "arm_raised", "arm_out": "pointing"}
 UNCHECKED_WORDS = {"gender": "whether someone is a man or a woman", "age": "age", "hair": "hair",
                    "body": "faces, hair or other body details", "head": "hats or anything worn on the head",
                    "face": "glasses or anything on the face", "feet": "shoes", "hands": "gloves",
@@ -128,6 +131,18 @@ class Outcome:
     unchecked: tuple[str, ...] = ()
 
 
+@dataclass
+class _Table:
+    """One request's people, its conversation, and each constraint's scores on them (`Grounder.score`,
+    `Grounder.colour_fit`), computed once: the choice, a count, a yes/no and the words that explain
+    them all read the same numbers. Made per request (`Grounder.answer`), never shared."""
+
+    facts: list[PersonFacts]
+    context: Context
+    scores: dict[Constraint, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    fits: dict[Constraint, np.ndarray] = field(default_factory=dict)
+
+
 def ordinal(k: int) -> str:
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
@@ -145,12 +160,19 @@ class Grounder:
                                       if n in ("black", "dark grey", "grey", "light grey", "white")])
 
     # -- scores ------------------------------------------------------------------------------
-    def score(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
-        """(N,) score in [0, 1] of constraint `c` on each person, and (N,) bool: was it seen."""
+    def score(self, c: Constraint, t: _Table) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) score in [0, 1] of constraint `c` (a CHECKABLE kind or a gender word) on each person of
+        `t`, and (N,) bool: was it seen. Measured once per request, then read from `t` (read-only)."""
+        if c not in t.scores:
+            t.scores[c] = _frozen(*self._score(c, t))
+        return t.scores[c]
+
+    def _score(self, c: Constraint, t: _Table) -> tuple[np.ndarray, np.ndarray]:
+        facts = t.facts
         n = len(facts)
         seen = np.ones(n, bool)
         if c.kind == "colour":
-            s = self.colour_fit(c, facts)
+            s = self.colour_fit(c, t)
             seen = np.array([any(f.palettes.get(r) is not None and r not in f.hidden for r in _regions(c.region))
                              for f in facts])
             best = s.max() if n else 0.0
@@ -184,8 +206,8 @@ class Grounder:
         elif c.kind == "facing":
             want = {"left", "right"} if c.value == "side" else {c.value}
             s, seen = self._attribute([f.facing for f in facts], want)
-        elif c.kind == "gesture":  # waving is read over time; where nobody watched, from a raised arm
-            keys = [c.value if c.value in f.gestures or c.value != "waving" else "arm_raised" for f in facts]
+        elif c.kind == "gesture":
+            keys = [c.value if c.value in f.gestures else READ_AS.get(c.value, c.value) for f in facts]
             s = np.array([UNKNOWN if k not in f.gestures else (0.95 if f.gestures[k] else 0.05)
                           for k, f in zip(keys, facts)])
             seen = np.array([k in f.gestures for k, f in zip(keys, facts)])
@@ -199,7 +221,7 @@ class Grounder:
                  else np.full(n, ABSENT) if big else np.full(n, UNKNOWN))
             seen = np.full(n, anywhere or big)
         elif c.kind == "relation":
-            s, seen = self._relation(c, facts, context)
+            s, seen = self._relation(c, t)
         elif self.gender(c):  # "not the man": the faces that say "man" score low; never everyone ruled out
             return self._gender(self.gender(c), facts, c.negated)
         else:
@@ -209,25 +231,30 @@ class Grounder:
             s = np.where(seen, 1.0 - s, UNKNOWN)
         return s, seen
 
-    def checkable(self, c: Constraint, facts: list[PersonFacts]) -> bool:
+    def checkable(self, c: Constraint, t: _Table) -> bool:
         """Can constraint `c` be checked on these people? Its kind is scored, and a colour with a hue
         ("red", "navy") is not asked of a black-and-white picture (black, white, greys and bare
         lightness words are: by lightness); a gender word is when at least one face says which."""
         if self.gender(c):
-            return bool(self._gender(self.gender(c), facts, c.negated)[1].any())
+            return bool(self.score(c, t)[1].any())
         if c.kind not in CHECKABLE:
             return False
-        return not (c.kind == "colour" and self.hueless(c, facts))
+        return not (c.kind == "colour" and self.hueless(c, t.facts))
 
     def hueless(self, c: Constraint, facts: list[PersonFacts]) -> bool:
         """A colour with a hue asked of a black-and-white picture (nothing to measure it on)."""
         return (c.kind == "colour" and bool(facts) and facts[0].monochrome and c.value not in LIGHTNESS_WORDS
                 and chroma(self.colours.lab(c.value)) >= ACHROMATIC_CHROMA)
 
-    def colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
+    def colour_fit(self, c: Constraint, t: _Table) -> np.ndarray:
         """(N,) absolute fit of colour constraint `c` on each person's region (`colour_score`, or
         `lightness_score` for a bare "dark" / "light" / "pale"; a "full" region is the mean of upper
-        and lower, any other the best of its regions)."""
+        and lower, any other the best of its regions); measured once per request, then read from `t`."""
+        if c not in t.fits:
+            t.fits[c], = _frozen(self._colour_fit(c, t.facts))
+        return t.fits[c]
+
+    def _colour_fit(self, c: Constraint, facts: list[PersonFacts]) -> np.ndarray:
         if c.value in LIGHTNESS_WORDS:
             fits = [[lightness_score(f.palettes.get(r), c.value) for r in _regions(c.region)] for f in facts]
         elif facts and facts[0].monochrome:  # a black-and-white picture: black, white and greys by lightness
@@ -274,13 +301,13 @@ class Grounder:
             seen.append(s[-1] != GENDER_UNSURE)
         return np.array(s), np.array(seen, bool)
 
-    def holds(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+    def holds(self, c: Constraint, t: _Table) -> tuple[np.ndarray, np.ndarray]:
         """(N,) bool: does checkable constraint `c` hold of each person (a colour: worn, absolute fit
         >= COLOUR_HOLDS; anything else: score >= HOLDS), and (N,) bool: was it seen. Counts and
         yes/no answers read this."""
-        sc, seen = self.score(c, facts, context)
+        sc, seen = self.score(c, t)
         if c.kind == "colour" and not c.negated:
-            return self.colour_fit(c, facts) >= COLOUR_HOLDS, seen
+            return self.colour_fit(c, t) >= COLOUR_HOLDS, seen
         return sc >= HOLDS, seen
 
     @staticmethod
@@ -320,18 +347,18 @@ class Grounder:
                 seen.append(True)
         return np.array(s), np.array(seen)
 
-    def _weights(self, ref: Reference, facts: list[PersonFacts], context: Context) -> np.ndarray | None:
+    def _weights(self, ref: Reference, t: _Table) -> np.ndarray | None:
         """(N,) who the other person of a relation is, weights summing to 1 (the person of the
         conversation for a pronoun; else those scoring within MARGIN of the best); None when unknown."""
-        n = len(facts)
+        n = len(t.facts)
         if ref.pronoun:
-            j = self._previous(facts, context)
+            j = self._previous(t.facts, t.context)
             if j < 0:
                 return None
             w = np.zeros(n)
             w[j] = 1.0
             return w
-        scored = self.rank(ref, facts, context)[0]
+        scored = self._rank(ref, t)[0]
         if not scored.size or scored.max() <= 0:
             return None
         w = np.where(scored >= MARGIN * scored.max(), scored, 0.0)
@@ -354,20 +381,21 @@ class Grounder:
                 s += wa[j] * wb[k] * np.where(inside, 0.7 ** max(0, int(inside.sum()) - 1), 0.0)
         return np.clip(s / s.max() if s.max() > 0 else s, 0.02, 1.0)
 
-    def _relation(self, c: Constraint, facts: list[PersonFacts], context: Context) -> tuple[np.ndarray, np.ndarray]:
+    def _relation(self, c: Constraint, t: _Table) -> tuple[np.ndarray, np.ndarray]:
+        facts = t.facts
         n = len(facts)
         if c.ref is None:
             return np.full(n, UNKNOWN), np.zeros(n, bool)
         if c.value == "not" and not c.ref.pronoun:  # "not the man in the dark t-shirt": as unlike that person as they are
-            scored = self.rank(c.ref, facts, context)[0]
+            scored = self._rank(c.ref, t)[0]
             if not scored.size or scored.max() <= 0:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
             return np.clip(1.0 - scored / scored.max(), 0.02, 1.0), np.ones(n, bool)
-        w = self._weights(c.ref, facts, context)
+        w = self._weights(c.ref, t)
         if w is None:
             return np.full(n, UNKNOWN), np.zeros(n, bool)
         if c.value == "between":
-            w2 = None if c.ref2 is None else self._weights(c.ref2, facts, context)
+            w2 = None if c.ref2 is None else self._weights(c.ref2, t)
             if w2 is None:
                 return np.full(n, UNKNOWN), np.zeros(n, bool)
             return self._between(w, w2, facts), np.ones(n, bool)
@@ -409,29 +437,24 @@ class Grounder:
         j = int(np.argmax(ious))
         return j if ious[j] >= 0.3 else -1
 
-    def rank(self, ref: Reference, facts: list[PersonFacts],
-             context: Context) -> tuple[np.ndarray, list[str], list[str], list[str], list[str]]:
-        """(N,) combined score per person over the checkable constraints, with the words checked,
-        the words not checked, checkable words that were not seen on somebody, and colour words
-        that fit nobody well (the closest person only comes near: COLOUR_WEAK..COLOUR_SEEN)."""
-        s, _, _, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
-        return s, checked, unchecked, unseen, weak
-
-    def _rank(self, ref: Reference, facts: list[PersonFacts], context: Context
+    def _rank(self, ref: Reference, t: _Table
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], list[str], list[str], list[str]]:
-        """`rank`, plus (N,) "could be" scores: each person's score with every constraint that was
-        not seen on them taken as holding (what they could score if the unseen part were seen), and
-        (N,) bool: was any checked constraint seen on that person (evidence, not only "unknown").
-        A checkable constraint seen on nobody (an object found nowhere, a posture nobody's joints
-        show) cannot tell anyone apart: it is counted with the words not checked."""
-        n = len(facts)
+        """(N,) combined score per person over the checkable constraints; (N,) "could be" scores: each
+        person's score with every constraint that was not seen on them taken as holding (what they
+        could score if the unseen part were seen); (N,) bool: was any checked constraint seen on that
+        person (evidence, not only "unknown"); the words checked, the words not checked, checkable
+        words that were not seen on somebody, and colour words that fit nobody well (the closest
+        person only comes near: COLOUR_WEAK..COLOUR_SEEN). A checkable constraint seen on nobody (an
+        object found nowhere, a posture nobody's joints show) cannot tell anyone apart: it is counted
+        with the words not checked."""
+        n = len(t.facts)
         s = np.ones(n)
         could = np.ones(n)
         evidence = np.zeros(n, bool)
         checked, unchecked, unseen, weak = [], [], [], []
         for c in ref.constraints:
-            if self.checkable(c, facts):
-                sc, seen = self.score(c, facts, context)
+            if self.checkable(c, t):
+                sc, seen = self.score(c, t)
                 if not seen.any() or _posed_by_nobody(c, sc, seen):
                     # seen on nobody, or a pose seen on nobody that reads as asked: the least sure
                     # mismatch is no match (the man on a stool is not "squatting on his heels")
@@ -445,12 +468,12 @@ class Grounder:
                 checked.append(("not " if c.negated else "") + c.words)
                 if not seen.all():
                     unseen.append(c.words)
-                if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, facts).max() < COLOUR_SEEN:
+                if c.kind == "colour" and not c.negated and COLOUR_WEAK <= self.colour_fit(c, t).max() < COLOUR_SEEN:
                     weak.append(c.words)
             elif c.kind in ("unchecked", "motion", "garment", "colour"):  # a colour: of a black-and-white picture
                 unchecked.append(c.words)
         if ref.pronoun or ref.other:
-            j = self._previous(facts, context)
+            j = self._previous(t.facts, t.context)
             if j >= 0:
                 mask = np.zeros(n)
                 mask[j] = 1.0
@@ -480,11 +503,12 @@ class Grounder:
             if asked and who:
                 req = replace(req, ref=replace(req.ref, constraints=who), predicate=asked)
         ref = req.ref or Reference()
+        t = _Table(facts, context)
         if req.intent == "count":
-            return self._count(req, ref, facts, context)
-        chosen = self._choose(ref, facts, context)
+            return self._count(req, ref, t)
+        chosen = self._choose(ref, t)
         if req.intent == "yes_no" and chosen.kind == "clarify":
-            verdicts = {self._yes_no(req, replace(chosen, kind="person", selected=i), facts, context).kind
+            verdicts = {self._yes_no(req, replace(chosen, kind="person", selected=i), t).kind
                         for i in chosen.candidates}
             if len(verdicts) == 1 and verdicts <= {"yes", "no"} and len(chosen.candidates) > 1:  # the same for all it could be
                 v = verdicts.pop()
@@ -494,16 +518,17 @@ class Grounder:
                 return replace(chosen, kind=v, answer=f"{'Yes' if v == 'yes' else 'No'}: I am not sure which person "
                                f"you mean, but {who} are{'' if v == 'yes' else ' not'} {words}.")
         if req.intent == "yes_no" and chosen.kind == "person":
-            return self._yes_no(req, chosen, facts, context)
+            return self._yes_no(req, chosen, t)
         if req.intent == "describe" and chosen.kind == "person":
             f = facts[chosen.selected]
             return Outcome("describe", chosen.selected, scores=chosen.scores, confidence=chosen.confidence,
                            answer=f"{self.who(f, facts).capitalize()}: {self.pose_words(f)}.")
         return chosen
 
-    def _choose(self, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
+    def _choose(self, ref: Reference, t: _Table) -> Outcome:
+        facts, context = t.facts, t.context
         n = len(facts)
-        s, could, evidence, checked, unchecked, unseen, weak = self._rank(ref, facts, context)
+        s, could, evidence, checked, unchecked, unseen, weak = self._rank(ref, t)
         if ref.pronoun and context.previous_box is None:
             return self._clarify(range(n), facts, s, checked, unchecked,
                                  "I don't know who you mean yet: nobody was chosen before.")
@@ -511,7 +536,7 @@ class Grounder:
         if any(self.hueless(c, facts) for c in ref.constraints):
             cannot = f"{BLACK_AND_WHITE} {cannot}"
         if unseen:
-            cannot = (self._unseen_words(ref, facts, context) + " " + cannot).strip()
+            cannot = (self._unseen_words(ref, t) + " " + cannot).strip()
         relative = [c.words for c in ref.constraints if c.kind in RELATIVE and not c.negated]
         if n == 1 and relative:  # "the one at the far right" presumes several people: perception may have missed some
             return self._clarify([0], facts, s, checked, unchecked,
@@ -527,13 +552,13 @@ class Grounder:
                 return self._chosen(i, s, facts, checked, unchecked, cannot)
             return self._clarify(pool, facts, s, checked, unchecked, cannot)
         best = int(np.argmax(s))
-        if s[best] < NOBODY and (rest := self._rest_holds(ref, facts, context)) is not None:
+        if s[best] < NOBODY and (rest := self._rest_holds(ref, t)) is not None:
             # one part fits nobody ("a red shirt underneath"), the rest fits someone: offer them
-            why = self._why_nobody(ref, facts, context)
+            why = self._why_nobody(ref, t)
             return self._clarify([int(i) for i in np.argsort(-rest) if rest[i] >= HOLDS], facts, rest, checked, unchecked,
                                  f"I see nobody who fits all of it: {why}.")
         if s[best] < NOBODY:
-            why = self._why_nobody(ref, facts, context)
+            why = self._why_nobody(ref, t)
             return Outcome("no_match", scores=s.astype(np.float32), answer=f"Nobody here matches \"{_words(checked)}\": {why}.",
                            checked=tuple(checked), unchecked=tuple(unchecked))
         counted_among = [c.words for c in ref.constraints if c.kind == "unchecked" and c.value in ("gender", "age")
@@ -563,13 +588,12 @@ class Grounder:
         pool = [best] + [int(i) for i in np.argsort(-could) if i != best and could[i] >= MARGIN * s[best]][:2]
         return self._clarify(pool, facts, s, checked, unchecked, cannot)
 
-    def _rest_holds(self, ref: Reference, facts: list[PersonFacts], context: Context) -> np.ndarray | None:
+    def _rest_holds(self, ref: Reference, t: _Table) -> np.ndarray | None:
         """When some constraints of a description fit nobody but the others (what a person wears,
         holds or does) fit someone, the (N,) score of those others; else None."""
-        scored = [(c, self.score(c, facts, context)) for c in ref.constraints if self.checkable(c, facts)]
-        scored = [(c, sc) for c, (sc, seen) in scored if seen.any()]
+        scored = [(c, sc) for c, sc, seen in self._scored(ref.constraints, t) if seen.any()]
         fail = [c.words for c, sc in scored if sc.max() < FITS_NOBODY]
-        rest, described = np.ones(len(facts)), False
+        rest, described = np.ones(len(t.facts)), False
         for c, sc in scored:
             if sc.max() < FITS_NOBODY:
                 continue
@@ -578,6 +602,10 @@ class Grounder:
             own = c.kind == "skin" and any(c.words in words for words in fail)
             described |= c.kind in APPEARANCE and not c.negated and not own and bool((sc >= HOLDS).any())
         return rest if fail and described and rest.max() >= HOLDS else None
+
+    def _scored(self, constraints, t: _Table) -> list[tuple[Constraint, np.ndarray, np.ndarray]]:
+        """The checkable constraints of `constraints`, each with its (N,) score and (N,) seen."""
+        return [(c, *self.score(c, t)) for c in constraints if self.checkable(c, t)]
 
     def _chosen(self, i: int, s: np.ndarray, facts, checked, unchecked, cannot: str) -> Outcome:
         f = facts[i]
@@ -601,14 +629,11 @@ class Grounder:
         return Outcome("clarify", candidates=tuple(pool), scores=np.asarray(s, np.float32),
                        answer=(lead + " " + ask).strip(), checked=tuple(checked), unchecked=tuple(unchecked))
 
-    def _unseen_words(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
+    def _unseen_words(self, ref: Reference, t: _Table) -> str:
         """What could not be seen: an object nobody was found with, a posture or gesture whose
         joints were not seen on some of the people."""
         out = []
-        for c in ref.constraints:
-            if not self.checkable(c, facts):
-                continue
-            sc, seen = self.score(c, facts, context)
+        for c, sc, seen in self._scored(ref.constraints, t):
             if _posed_by_nobody(c, sc, seen):
                 out.append(f"Nobody here looks \"{c.words}\" to me." if seen.all() else
                            f"Of those whose pose I can see, nobody looks \"{c.words}\".")
@@ -621,12 +646,10 @@ class Grounder:
                 out.append(f"I can't see \"{c.words}\" on {'anyone' if not seen.any() else 'everyone'}.")
         return " ".join(out)
 
-    def _why_nobody(self, ref: Reference, facts: list[PersonFacts], context: Context) -> str:
+    def _why_nobody(self, ref: Reference, t: _Table) -> str:
+        facts = t.facts
         worst, why = 1.0, "what I checked fits nobody"
-        for c in ref.constraints:
-            if not self.checkable(c, facts):
-                continue
-            sc, _ = self.score(c, facts, context)
+        for c, sc, _ in self._scored(ref.constraints, t):
             if sc.max() < worst:
                 worst = float(sc.max())
                 if c.kind == "colour" and not c.negated:
@@ -641,7 +664,8 @@ class Grounder:
                     why = f"nobody is \"{c.words}\""
         return why
 
-    def _count(self, req: Request, ref: Reference, facts: list[PersonFacts], context: Context) -> Outcome:
+    def _count(self, req: Request, ref: Reference, t: _Table) -> Outcome:
+        facts = t.facts
         n = len(facts)
         holds = np.ones(n, bool)
         unsure = np.zeros(n, bool)  # a constraint not seen on them: counted (not ruled out), and said
@@ -649,12 +673,12 @@ class Grounder:
         checked, unchecked, genders, rest, nowhere, why = [], [], {}, [], [], []
         for c in ref.constraints + req.predicate:
             gender = self.gender(c)
-            said = self._faces_say(gender, facts, c.negated) if gender else None
+            said = self._faces_say(gender, t.facts, c.negated) if gender else None
             if said is not None and said[1].any():
                 # a gender: the faces that say which count or rule out; the others are counted, and said
                 ok, seen = said[0] == GENDER_MATCH, said[1]
-            elif self.checkable(c, facts) and not gender:
-                ok, seen = self.holds(c, facts, context)
+            elif self.checkable(c, t) and not gender:
+                ok, seen = self.holds(c, t)
             else:
                 if c.kind in ("unchecked", "motion", "garment", "colour"):
                     unchecked.append(c.words)
@@ -700,12 +724,13 @@ class Grounder:
         return Outcome("count", count=k, candidates=tuple(int(i) for i in np.flatnonzero(holds)), answer=text,
                        checked=tuple(checked), unchecked=tuple(unchecked))
 
-    def _yes_no(self, req: Request, chosen: Outcome, facts, context) -> Outcome:
+    def _yes_no(self, req: Request, chosen: Outcome, t: _Table) -> Outcome:
+        facts = t.facts
         i = chosen.selected
         f = facts[i]
         who = self.who(f, facts)
         pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
-        checkable = [c for c in pred if self.checkable(c, facts)]
+        checkable = [c for c in pred if self.checkable(c, t)]
         if not checkable:
             words = _words([c.words for c in pred]) or "that"
             return Outcome("unknown", i, scores=chosen.scores, confidence=chosen.confidence,
@@ -713,7 +738,7 @@ class Grounder:
         verdict = True
         unseen, failed = [], []
         for c in checkable:
-            ok, seen = self.holds(c, facts, context)
+            ok, seen = self.holds(c, t)
             if not seen[i]:
                 unseen.append(c)
             elif not ok[i]:
@@ -800,6 +825,13 @@ class Grounder:
             if conf >= MENTION_OBJECT:
                 words.append(f"holding a {label}")
         return ", ".join(words) if words else "pose not clearly seen"
+
+
+def _frozen(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The arrays, made read-only (a request's table is shared by all that reads it)."""
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 def _posed_by_nobody(c: Constraint, sc: np.ndarray, seen: np.ndarray) -> bool:

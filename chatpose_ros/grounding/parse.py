@@ -72,7 +72,8 @@ FILLER_NOUNS = {"way", "time", "bit", "lot", "kind", "sort", "thing", "things", 
                 "moment", "turn", "rest", "others", "lots", "number", "total", "altogether", "half", "two",
                 "three", "four", "five", "six", "er", "erm", "um", "uh", "oh", "hang", "sorry", "wait", "hmm", "light",
                 "high", "low", "top", "bottom", "side", "sides", "front", "back", "well"}
-ON_WORDS = {"on", "in", "inside", "beside", "by", "aboard"}
+INSIDE_WORDS = {"in", "inside", "aboard"}  # "in the car": inside a vehicle (an object constraint "inside")
+ON_WORDS = {"on", "beside", "by"} | INSIDE_WORDS
 RIDE_WORDS = {"on", "riding", "rides", "ride", "astride", "aboard", "cycling", "pushing", "wheeling"}
 VEHICLES = {"car", "bus", "train", "truck", "boat", "airplane"}
 RIDEABLE = {"bicycle", "motorcycle", "horse", "skateboard", "surfboard", "snowboard", "skis"}
@@ -659,7 +660,7 @@ class QuestionParser:
                 before = set(toks[max(0, i - 3):i])
                 ridden = bool(RIDE_WORDS & before) and set(info.coco) <= RIDEABLE
                 rel = "near" if object_mode == "near" or (ON_WORDS & before and not ridden) else "holding"
-                if {"in", "inside", "aboard"} & before and set(info.coco) <= VEHICLES:
+                if INSIDE_WORDS & before and set(info.coco) <= VEHICLES:
                     rel = "inside"  # in the car: seen from inside, a car is no object in view
                 for _name, cw, neg in pending_colours:  # "the grey armchairs": the thing's colour, not checked
                     out.append(Constraint("unchecked", "object", cw + " " + words, negated=neg))
