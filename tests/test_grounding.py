@@ -208,6 +208,18 @@ def test_grounder_counts_and_yes_no_agree(parser, grounder, three):
     assert yes.answer.startswith("Yes") and no.answer.startswith("No")
 
 
+def test_a_yes_no_about_clothes_names_the_person_by_place_only(parser, grounder, three):
+    """Asked what someone wears, the answer names them by place, never by a colour of its own beside the one
+    asked about; asked what they do, by place and colour as elsewhere."""
+    yes = grounder.answer(parser.parse("Is the person on the left wearing navy trousers?"), three)
+    no = grounder.answer(parser.parse("Is the person on the left in a cream top?"), three)
+    assert (yes.kind, no.kind) == ("yes", "no"), (yes.answer, no.answer)
+    assert yes.answer.startswith("Yes, the person on the left is wearing navy trousers"), yes.answer
+    assert no.answer.startswith("No, the person on the left is not wearing a cream top"), no.answer
+    pose = grounder.answer(parser.parse("Is the person in the cream top sitting?"), three)
+    assert pose.answer.startswith("Yes, the person in the middle in "), pose.answer
+
+
 def test_counts_say_whom_they_could_not_check(parser, grounder, three):
     """A person whose posture is not seen is counted and said; a small thing seen nowhere counts
     everyone who fits the rest and says so; a large one seen nowhere counts nobody."""

@@ -728,8 +728,10 @@ class Grounder:
         facts = t.facts
         i = chosen.selected
         f = facts[i]
-        who = self.who(f, facts)
         pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
+        # asked about what they wear: named by place only, so that the answer never names a colour of its own
+        # beside the one asked about ("Yes, the person on the right in dark grey is wearing a white shirt")
+        who = self.who(f, facts, dress=not any(c.kind in ("colour", "pattern", "skin", "garment") for c in pred))
         checkable = [c for c in pred if self.checkable(c, t)]
         if not checkable:
             words = _words([c.words for c in pred]) or "that"
@@ -792,8 +794,9 @@ class Grounder:
             return basic
         return name
 
-    def who(self, f: PersonFacts, facts: list[PersonFacts]) -> str:
-        """'the person on the left in a red top' / 'the person 2nd from the left in navy blue'."""
+    def who(self, f: PersonFacts, facts: list[PersonFacts], dress: bool = True) -> str:
+        """'the person on the left in a red top' / 'the person 2nd from the left in navy blue'; without
+        `dress`, the place only ('the person on the left')."""
         n = len(facts)
         if n == 1:
             where = "the person"
@@ -805,6 +808,8 @@ class Grounder:
             where = "the person in the middle"
         else:
             where = f"the person {ordinal(f.rank_left + 1)} from the left"
+        if not dress:
+            return where
         if f.skin.get("torso", 0.0) >= SKIN_BARE:
             return f"{where}, shirtless"
         upper = self.colour_name(f.palettes.get("upper"), grey_only=f.monochrome)

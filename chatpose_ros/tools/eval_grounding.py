@@ -1,12 +1,12 @@
 """Real questions, every embedded profile side by side: right / wrong / asked / refused per category.
 
     python -m chatpose_ros.tools.eval_grounding [--profiles default,reader,grounded,grounded+llm]
-        [--sets held_out6,held_out5,held_out4,held_out3,held_out,diagnosis]
+        [--sets held_out7,held_out6,held_out5,held_out4,held_out3,held_out,diagnosis]
         [--threads N] [--json FILE] [--failures] [--no-ablations]        (make eval-grounding)
 
 Sets: `held_out7` is tests/data/real_questions7.json (new images, tests/data/perception_labels7.json; written
-blind and frozen for a later round, not in the default --sets: name it to run it; each count lists the
-labelled people it counts in `members`; its hash is checked); `held_out6` is tests/data/real_questions6.json
+blind and frozen during the seventh round, run once at its end; each count lists the labelled people it
+counts in `members`; its hash is checked); `held_out6` is tests/data/real_questions6.json
 (new images, tests/data/perception_labels6.json; written
 blind and frozen during the fifth round, to be run once at its end; its hash is checked); `held_out5` is
 tests/data/real_questions5.json (new images, tests/data/perception_labels5.json; written
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", default="default,reader,grounded,grounded+llm",
                     help="profiles side by side; grounded+llm: the grounded profile with the LLM question parser")
-    ap.add_argument("--sets", default="held_out6,held_out5,held_out4,held_out3,held_out,diagnosis")
+    ap.add_argument("--sets", default="held_out7,held_out6,held_out5,held_out4,held_out3,held_out,diagnosis")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=Path("build/eval_grounding.json"))
     ap.add_argument("--failures", action="store_true", help="print every answer that is not right")
