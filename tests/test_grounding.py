@@ -82,6 +82,7 @@ def test_wordnet_nouns(parser):
      "yes_no [kid: unchecked=age, colour=mustard@lower, skin=covered_legs@lower] ? posture=sitting"),
     ("How many people in khaki are crouching?", "count [people: colour=khaki@any] ? posture=crouching"),
     ("the pedestrian on the far left, no wait, the one in the middle", "person [one: position=middle]"),
+    ("the man at the back, no hang on, the one in the middle", "person [one: position=middle]"),
     ("someone who is not wearing black", "person [someone: not colour=black@any]"),
     ("the cat", "not_person [not_person=cat -: ]"),
     ("the cat curled up on the sofa", "not_person [not_person=cat -: unchecked=adjective, object=near]"),

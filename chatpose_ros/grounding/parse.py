@@ -22,7 +22,7 @@ from .request import Constraint, Reference, Request
 from .words import ORDINARY_PEOPLE, ROLE_OBJECTS, Lexicon, gender_of
 
 CORRECTION = re.compile(r"\b(?:no wait|no no|wait|i mean|i meant|sorry|actually|correction|rather|scratch that|"
-                        r"make that|not that one|no,)\b[,:]?", re.I)
+                        r"make that|not that one|hang on|hold on|oops|no,)\b[,:]?", re.I)
 CONTRACTIONS = (("isn't", "is not"), ("aren't", "are not"), ("doesn't", "does not"), ("don't", "do not"),
                 ("wasn't", "was not"), ("who's", "who is"), ("what's", "what is"), ("he's", "he is"),
                 ("she's", "she is"), ("they're", "they are"), ("i'm", "i am"), ("there's", "there is"),
