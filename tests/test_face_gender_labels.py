@@ -1,4 +1,4 @@
-"""The by-eye gender labels (tests/data/face_gender_labels.json) cover every labelled person of the six perception
+"""The by-eye gender labels (tests/data/face_gender_labels.json) cover every labelled person of the seven perception
 label sets exactly once, hold only known values, the per-set counts written in their description are the file's
 own, and eval_faces can read every set. No model is run and no image is read."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from chatpose_ros.perception.offline.eval_perception import load_labels
 DATA = Path(__file__).parent / "data"
 GENDER_LABELS = DATA / "face_gender_labels.json"
 SETS = ("perception_labels.json", "perception_labels2.json", "perception_labels3.json",
-        "perception_labels4.json", "perception_labels5.json", "perception_labels6.json")
+        "perception_labels4.json", "perception_labels5.json", "perception_labels6.json", "perception_labels7.json")
 LABEL = re.compile(r"[mf?][+-]")
 COUNTS = re.compile(r"(\S+) (\d+)/(\d+)/(\d+)/(\d+)[;.]")  # man/woman/cannot_tell/face_visible
 
