@@ -46,19 +46,22 @@ def test_boxes_inside_the_image_and_people_described(doc):
     check_boxes(doc)
 
 
-def check_boxes(doc: dict) -> None:
-    """One box per person per keyframe, inside the image, tall enough, of a described person, with
-    its source and occlusion flags; every described person labelled."""
+def check_boxes(doc: dict, size: tuple[int, int] = (WIDTH, HEIGHT), min_height: float = MIN_HEIGHT_PX,
+                sources: set[str] = SOURCES) -> None:
+    """One box per person per keyframe, inside the image (`size`: width, height), at least `min_height`
+    tall, of a described person, with a source in `sources` and its occlusion flags; every described
+    person labelled."""
+    width, height = size
     seen = set()
     for key, rows in doc["keyframes"].items():
         ids = [r["id"] for r in rows]
         assert len(ids) == len(set(ids)), f"keyframe {key}: one box per person"
         for r in rows:
             x0, y0, x1, y1 = r["box"]
-            assert 0 <= x0 < x1 <= WIDTH and 0 <= y0 < y1 <= HEIGHT, (key, r)
-            assert y1 - y0 >= MIN_HEIGHT_PX, (key, r)
+            assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, (key, r)
+            assert y1 - y0 >= min_height, (key, r)
             assert str(r["id"]) in doc["people"], (key, r)
-            assert r["source"] in SOURCES, (key, r)
+            assert r["source"] in sources, (key, r)
             assert isinstance(r["occluded"], bool) and isinstance(r.get("hidden", False), bool), (key, r)
             assert not r.get("hidden", False) or r["occluded"], (key, r)
             seen.add(str(r["id"]))
