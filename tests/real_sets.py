@@ -17,6 +17,17 @@ import pytest
 from chatpose_ros.perception.offline.eval_perception import load_image, load_labels
 
 DATA = Path(__file__).parent / "data"
+
+
+def check_one_entry_per_person(labels: dict[str, list], set_name: str) -> list:
+    """A by-eye label file's entries for one perception label set (`set_name`, a file in tests/data): one
+    entry per image in that file's order, each a list with one entry per labelled person. Returns the
+    set's images (load_labels)."""
+    images = load_labels(DATA / set_name)
+    assert [im.id for im in images] == list(labels), "one entry per image, in the label file's order"
+    for im in images:
+        assert len(labels[im.id]) == len(im.people), f"{set_name} {im.id}: one entry per person"
+    return images
 PERSON_CATEGORIES = ("attribute", "position", "ordinal", "distance", "posture", "object", "relation",
                      "negation", "correction")
 # the least each kind of question the second set must hold (issue 24's brief; position, ordinal and

@@ -9,8 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from real_sets import check_one_entry_per_person
 
-from chatpose_ros.perception.offline.eval_perception import load_labels
 
 DATA = Path(__file__).parent / "data"
 AGE_LABELS = DATA / "age_labels.json"
@@ -34,11 +34,7 @@ def test_the_file_has_its_parts(age_labels):
 
 @pytest.mark.parametrize("set_name", SETS)
 def test_every_labelled_person_has_exactly_one_entry(age_labels, set_name):
-    images = load_labels(DATA / set_name)
-    labels = age_labels["labels"][set_name]
-    assert [im.id for im in images] == list(labels), "one entry per image, in the label file's order"
-    for im in images:
-        assert len(labels[im.id]) == len(im.people), f"{set_name} {im.id}: one entry per person"
+    check_one_entry_per_person(age_labels["labels"][set_name], set_name)
 
 
 @pytest.mark.parametrize("set_name", SETS)
