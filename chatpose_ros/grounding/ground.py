@@ -70,6 +70,7 @@ CHILD_WORDS = frozenset({"boy", "boys", "girl", "girls", "lad", "lads", "lass", 
 GENDER_MATCH, GENDER_UNSURE, GENDER_OTHER = 1.0, 0.7, 0.1  # scores: the face says so / cannot tell / the other
 FITS_NOBODY = 0.15  # a constraint scoring under this on everyone fits nobody
 APPEARANCE = ("colour", "pattern", "skin", "posture", "gesture", "facing", "object")  # what a person wears or does
+WORN = ("colour", "pattern", "skin", "garment")  # what a person wears: said as "wearing ..."
 RELATIVE = ("position", "ordinal", "distance", "relation")  # words that place a person among others
 # COCO classes as big as a person or bigger, that the detector finds when they are in view: found
 # nowhere, nobody is with one (smaller things, often held or half hidden, are "not seen" instead).
@@ -731,7 +732,7 @@ class Grounder:
         pred = [c for c in req.predicate if not (c.kind == "relation" and c.ref is not None and c.ref.pronoun)]
         # asked about what they wear: named by place only, so that the answer never names a colour of its own
         # beside the one asked about ("Yes, the person on the right in dark grey is wearing a white shirt")
-        who = self.who(f, facts, dress=not any(c.kind in ("colour", "pattern", "skin", "garment") for c in pred))
+        who = self.who(f, facts, dress=not any(c.kind in WORN for c in pred))
         checkable = [c for c in pred if self.checkable(c, t)]
         if not checkable:
             words = _words([c.words for c in pred]) or "that"
@@ -863,7 +864,7 @@ def _phrase(c: Constraint) -> str:
         pass  # "shirtless", "bare-chested": an adjective, not a garment
     elif c.kind == "gesture" and words.split()[0] in ("both", "hands", "arms", "hand", "arm", "his", "her", "their", "a"):
         words = f"with {words}"  # "with both arms above their head"
-    elif c.kind in ("colour", "pattern", "skin", "garment") and not words.startswith(("wearing", "in ", "dressed")):
+    elif c.kind in WORN and not words.startswith(("wearing", "in ", "dressed")):
         garment = c.kind != "colour" or words != c.value  # "red" alone: "wearing red"
         words = f"wearing {_article(words) if garment and c.kind != 'skin' else ''}{words}"
     elif c.kind == "object" and not words.startswith(tuple(c.value.split())):
